@@ -1,0 +1,86 @@
+// The llama family (RMSNorm, RoPE, grouped-query attention, SwiGLU FFN), written once and lowered to the
+// prefill graph (T new tokens at positions P..P+T-1) and the decode graph (one token at position P).
+import { GraphBuilder, type Dim } from '../src/ir/builder.js';
+import type { Graph } from '../src/ir/types.js';
+
+export interface LlamaConfig {
+  readonly dim: number;
+  readonly hiddenDim: number;
+  readonly nLayers: number;
+  readonly nHeads: number;
+  readonly nKvHeads: number;
+  readonly vocabSize: number;
+  readonly seqLen: number;
+  readonly normEps: number;
+}
+
+export type GraphKind = 'prefill' | 'decode';
+
+/** Names and shapes of every weight the graphs read, in checkpoint order. */
+export function llamaWeightShapes(c: LlamaConfig): Map<string, number[]> {
+  const hs = c.dim / c.nHeads;
+  const kvDim = c.nKvHeads * hs;
+  const shapes = new Map<string, number[]>([['tok_embeddings', [c.vocabSize, c.dim]]]);
+  for (let l = 0; l < c.nLayers; l++) {
+    shapes.set(`layers.${l}.attention_norm`, [c.dim]);
+    shapes.set(`layers.${l}.wq`, [c.nHeads * hs, c.dim]);
+    shapes.set(`layers.${l}.wk`, [kvDim, c.dim]);
+    shapes.set(`layers.${l}.wv`, [kvDim, c.dim]);
+    shapes.set(`layers.${l}.wo`, [c.dim, c.nHeads * hs]);
+    shapes.set(`layers.${l}.ffn_norm`, [c.dim]);
+    shapes.set(`layers.${l}.w1`, [c.hiddenDim, c.dim]);
+    shapes.set(`layers.${l}.w2`, [c.dim, c.hiddenDim]);
+    shapes.set(`layers.${l}.w3`, [c.hiddenDim, c.dim]);
+  }
+  shapes.set('norm', [c.dim]);
+  shapes.set('output', [c.vocabSize, c.dim]);
+  shapes.set('rope_cos', [c.seqLen, hs / 2]);
+  shapes.set('rope_sin', [c.seqLen, hs / 2]);
+  return shapes;
+}
+
+export function llamaGraph(c: LlamaConfig, kind: GraphKind): Graph {
+  const hs = c.dim / c.nHeads;
+  const kvDim = c.nKvHeads * hs;
+  const T: Dim = kind === 'prefill' ? 'T' : 1;
+  const g = new GraphBuilder(kind, kind === 'prefill' ? ['T', 'P'] : ['P']);
+  const attn = { heads: c.nHeads, kvHeads: c.nKvHeads, headSize: hs };
+
+  const tokens = g.input('tokens', 'i32', [T]);
+  const w = new Map([...llamaWeightShapes(c)].map(([name, shape]) => [name, g.weight(name, shape)]));
+  const weight = (name: string): string => w.get(name)!;
+  const caches = Array.from({ length: c.nLayers }, (_, l) => ({
+    k: g.state(`layers.${l}.k_cache`, [c.seqLen, kvDim]),
+    v: g.state(`layers.${l}.v_cache`, [c.seqLen, kvDim]),
+  }));
+
+  let x = g.node('embed', 'x', [weight('tok_embeddings'), tokens], {});
+  for (let l = 0; l < c.nLayers; l++) {
+    const p = (n: string): string => `l${l}.${n}`;
+    const lw = (n: string): string => weight(`layers.${l}.${n}`);
+    const h = g.node('rmsnorm', p('attn_in'), [x, lw('attention_norm')], { eps: c.normEps });
+    const q = g.node('matmul', p('q'), [h, lw('wq')], {});
+    const k = g.node('matmul', p('k'), [h, lw('wk')], {});
+    const v = g.node('matmul', p('v'), [h, lw('wv')], {});
+    const qr = g.node('rope', p('q_rot'), [q, weight('rope_cos'), weight('rope_sin')], { headSize: hs });
+    const kr = g.node('rope', p('k_rot'), [k, weight('rope_cos'), weight('rope_sin')], { headSize: hs });
+    const keys = g.node('kv_write', p('keys'), [caches[l]!.k, kr], {});
+    const values = g.node('kv_write', p('values'), [caches[l]!.v, v], {});
+    const scores = g.node('attn_scores', p('scores'), [qr, keys], attn);
+    const probs = g.node('softmax', p('probs'), [scores], { causal: 1 });
+    const mixed = g.node('attn_mix', p('mixed'), [probs, values], attn);
+    const attnOut = g.node('matmul', p('attn_out'), [mixed, lw('wo')], {});
+    x = g.node('add', p('resid_attn'), [x, attnOut], {});
+    const f = g.node('rmsnorm', p('ffn_in'), [x, lw('ffn_norm')], { eps: c.normEps });
+    const gate = g.node('matmul', p('gate'), [f, lw('w1')], {});
+    const up = g.node('matmul', p('up'), [f, lw('w3')], {});
+    const act = g.node('silu', p('gate_act'), [gate], {});
+    const gated = g.node('mul', p('gated'), [act, up], {});
+    const down = g.node('matmul', p('down'), [gated, lw('w2')], {});
+    x = g.node('add', p('resid_ffn'), [x, down], {});
+  }
+  const xf = g.node('rmsnorm', 'final_norm', [x, weight('norm')], { eps: c.normEps });
+  const logits = g.node('matmul', 'logits', [xf, weight('output')], {});
+  g.output(logits);
+  return g.build();
+}

@@ -1,0 +1,300 @@
+// One WGSL kernel template per IR op. A template sees concrete constants for every static dim and
+// reads T and P from the uniform; it guards every index, so any size (not only tile multiples) is safe.
+import { match } from 'ts-pattern';
+import * as A from '../affine.js';
+import type { Affine } from '../affine.js';
+import type { Op, TensorType } from '../ir/types.js';
+import type { WorkgroupCount } from '../runtime/plan.js';
+import { f32Lit, header, u32Expr, type KernelBinding } from './wgsl.js';
+
+export interface KernelSource {
+  readonly wgsl: string;
+  readonly bindings: readonly KernelBinding[];
+  readonly workgroups: readonly [WorkgroupCount, WorkgroupCount, WorkgroupCount];
+}
+
+export interface KernelContext {
+  typeOf(value: string): TensorType;
+  /** the buffer that holds a value (a kv_write result lives in its cache) */
+  bufferOf(value: string): string;
+}
+
+const ROW_THREADS = 64;
+const TILE = 16;
+
+const wg = (of: Affine | number, per = 1): WorkgroupCount => ({ of: typeof of === 'number' ? A.constant(of) : of, per });
+const one = wg(1);
+
+function constDim(d: Affine, what: string): number {
+  if (!A.isConstant(d)) throw new Error(`${what} must be a constant dimension, is ${A.format(d)}`);
+  return d.c;
+}
+
+/** [rows, cols] view of a tensor: all leading dims folded into rows (a product of at most one symbolic dim). */
+function rowsCols(t: TensorType): { rows: Affine; cols: number } {
+  const cols = constDim(t.shape[t.shape.length - 1]!, 'last dimension');
+  let rows: Affine = A.constant(1);
+  let factor = 1;
+  for (const d of t.shape.slice(0, -1)) {
+    if (A.isConstant(d)) factor *= d.c;
+    else if (A.isConstant(rows)) rows = d;
+    else throw new Error(`more than one symbolic dimension in ${t.shape.map(A.format).join(', ')}`);
+  }
+  return { rows: A.scale(rows, factor), cols };
+}
+
+function kernel(bindings: KernelBinding[], body: string, workgroups: KernelSource['workgroups']): KernelSource {
+  return { wgsl: `${header(bindings)}\n\n${body.trim()}\n`, bindings, workgroups };
+}
+
+const read = (ctx: KernelContext, value: string, v: string, type: 'f32' | 'i32' = 'f32'): KernelBinding => ({
+  buffer: ctx.bufferOf(value),
+  access: 'read',
+  var: v,
+  type,
+});
+const write = (ctx: KernelContext, value: string, v = 'out'): KernelBinding => ({
+  buffer: ctx.bufferOf(value),
+  access: 'read_write',
+  var: v,
+  type: 'f32',
+});
+
+/** Tree reduction over ROW_THREADS lanes in workgroup memory; `combine` joins two partials. */
+function workgroupReduce(name: string, combine: (a: string, b: string) => string): string {
+  return `
+fn ${name}(lane: u32, value: f32) -> f32 {
+  red[lane] = value;
+  workgroupBarrier();
+  for (var k = ${ROW_THREADS / 2}u; k > 0u; k = k >> 1u) {
+    if (lane < k) { red[lane] = ${combine('red[lane]', 'red[lane + k]')}; }
+    workgroupBarrier();
+  }
+  let result = red[0];
+  workgroupBarrier();
+  return result;
+}`;
+}
+
+export function kernelFor(node: Op, ctx: KernelContext): KernelSource {
+  return match<Op, KernelSource>(node)
+    .with({ op: 'embed' }, (n) => {
+      const [rows] = n.type.shape;
+      const d = constDim(n.type.shape[1]!, 'embedding width');
+      return kernel(
+        [read(ctx, n.args[0], 'table'), read(ctx, n.args[1], 'ids', 'i32'), write(ctx, n.name)],
+        `
+@compute @workgroup_size(${ROW_THREADS})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let col = gid.x;
+  let row = gid.y;
+  if (col >= ${d}u || row >= ${u32Expr(rows!)}) { return; }
+  let id = u32(ids[row]);
+  out[row * ${d}u + col] = table[id * ${d}u + col];
+}`,
+        [wg(d, ROW_THREADS), wg(rows!), one],
+      );
+    })
+    .with({ op: 'rmsnorm' }, (n) => {
+      const { rows, cols } = rowsCols(n.type);
+      return kernel(
+        [read(ctx, n.args[0], 'x'), read(ctx, n.args[1], 'weight'), write(ctx, n.name)],
+        `
+var<workgroup> red: array<f32, ${ROW_THREADS}>;
+${workgroupReduce('sumAll', (a, b) => `${a} + ${b}`)}
+
+@compute @workgroup_size(${ROW_THREADS})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane: u32) {
+  let base = wid.x * ${cols}u;
+  var ss = 0.0;
+  for (var j = lane; j < ${cols}u; j += ${ROW_THREADS}u) { let v = x[base + j]; ss += v * v; }
+  ss = sumAll(lane, ss);
+  let scale = 1.0 / sqrt(ss / ${f32Lit(cols)} + ${f32Lit(n.attrs.eps)});
+  for (var j = lane; j < ${cols}u; j += ${ROW_THREADS}u) { out[base + j] = weight[j] * (scale * x[base + j]); }
+}`,
+        [wg(rows), one, one],
+      );
+    })
+    .with({ op: 'matmul' }, (n) => {
+      const [m, k] = ctx.typeOf(n.args[0]).shape;
+      const kk = constDim(k!, 'matmul inner dimension');
+      const nn = constDim(n.type.shape[1]!, 'matmul output width');
+      const M = u32Expr(m!);
+      return kernel(
+        [read(ctx, n.args[0], 'x'), read(ctx, n.args[1], 'w'), write(ctx, n.name)],
+        `
+var<workgroup> xs: array<array<f32, ${TILE}>, ${TILE}>;
+var<workgroup> ws: array<array<f32, ${TILE}>, ${TILE}>;
+
+@compute @workgroup_size(${TILE}, ${TILE})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
+  let rows = ${M};
+  let col = wid.x * ${TILE}u + lid.x;
+  let row = wid.y * ${TILE}u + lid.y;
+  let wRow = wid.x * ${TILE}u + lid.y;
+  var acc = 0.0;
+  for (var k0 = 0u; k0 < ${kk}u; k0 += ${TILE}u) {
+    let kx = k0 + lid.x;
+    var xv = 0.0;
+    if (row < rows && kx < ${kk}u) { xv = x[row * ${kk}u + kx]; }
+    xs[lid.y][lid.x] = xv;
+    var wv = 0.0;
+    if (wRow < ${nn}u && kx < ${kk}u) { wv = w[wRow * ${kk}u + kx]; }
+    ws[lid.y][lid.x] = wv;
+    workgroupBarrier();
+    for (var i = 0u; i < ${TILE}u; i++) { acc += xs[lid.y][i] * ws[lid.x][i]; }
+    workgroupBarrier();
+  }
+  if (row < rows && col < ${nn}u) { out[row * ${nn}u + col] = acc; }
+}`,
+        [wg(nn, TILE), wg(m!, TILE), one],
+      );
+    })
+    .with({ op: 'rope' }, (n) => {
+      const [rows, dd] = n.type.shape;
+      const d = constDim(dd!, 'rope width');
+      const half = n.attrs.headSize / 2;
+      return kernel(
+        [read(ctx, n.args[0], 'x'), read(ctx, n.args[1], 'cosT'), read(ctx, n.args[2], 'sinT'), write(ctx, n.name)],
+        `
+@compute @workgroup_size(${ROW_THREADS})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let pair = gid.x;
+  let row = gid.y;
+  if (pair >= ${d / 2}u || row >= ${u32Expr(rows!)}) { return; }
+  let at = (dims.P + row) * ${half}u + pair % ${half}u;
+  let c = cosT[at];
+  let s = sinT[at];
+  let i = row * ${d}u + 2u * pair;
+  let x0 = x[i];
+  let x1 = x[i + 1u];
+  out[i] = x0 * c - x1 * s;
+  out[i + 1u] = x0 * s + x1 * c;
+}`,
+        [wg(d / 2, ROW_THREADS), wg(rows!), one],
+      );
+    })
+    .with({ op: 'kv_write' }, (n) => {
+      const [rows, dd] = ctx.typeOf(n.args[1]).shape;
+      const d = constDim(dd!, 'cache width');
+      return kernel(
+        [read(ctx, n.args[1], 'x'), write(ctx, n.args[0], 'cache')],
+        `
+@compute @workgroup_size(${ROW_THREADS})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let col = gid.x;
+  let row = gid.y;
+  if (col >= ${d}u || row >= ${u32Expr(rows!)}) { return; }
+  cache[(dims.P + row) * ${d}u + col] = x[row * ${d}u + col];
+}`,
+        [wg(d, ROW_THREADS), wg(rows!), one],
+      );
+    })
+    .with({ op: 'attn_scores' }, (n) => {
+      const { heads, kvHeads, headSize } = n.attrs;
+      const [, rows, keys] = n.type.shape;
+      const qd = heads * headSize;
+      const kd = kvHeads * headSize;
+      return kernel(
+        [read(ctx, n.args[0], 'q'), read(ctx, n.args[1], 'k'), write(ctx, n.name)],
+        `
+@compute @workgroup_size(${ROW_THREADS})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let key = gid.x;
+  let row = gid.y;
+  let head = gid.z;
+  let rows = ${u32Expr(rows!)};
+  let keys = ${u32Expr(keys!)};
+  if (key >= keys || row >= rows) { return; }
+  let at = (head * rows + row) * keys + key;
+  if (key > keys - rows + row) { out[at] = 0.0; return; }
+  let qBase = row * ${qd}u + head * ${headSize}u;
+  let kBase = key * ${kd}u + (head / ${heads / kvHeads}u) * ${headSize}u;
+  var acc = 0.0;
+  for (var i = 0u; i < ${headSize}u; i++) { acc += q[qBase + i] * k[kBase + i]; }
+  out[at] = acc / ${f32Lit(Math.sqrt(headSize))};
+}`,
+        [wg(keys!, ROW_THREADS), wg(rows!), wg(heads)],
+      );
+    })
+    .with({ op: 'softmax' }, (n) => {
+      const shape = n.type.shape;
+      const cols = shape[shape.length - 1]!;
+      const rows = shape.length >= 2 ? shape[shape.length - 2]! : A.constant(1);
+      const lead = shape.slice(0, -2).reduce((p, d) => p * constDim(d, 'softmax batch dimension'), 1);
+      const C = u32Expr(cols);
+      const R = u32Expr(rows);
+      const valid = n.attrs.causal ? `${C} - ${R} + row + 1u` : C;
+      return kernel(
+        [read(ctx, n.args[0], 'x'), write(ctx, n.name)],
+        `
+var<workgroup> red: array<f32, ${ROW_THREADS}>;
+${workgroupReduce('maxAll', (a, b) => `max(${a}, ${b})`)}
+${workgroupReduce('sumAll', (a, b) => `${a} + ${b}`)}
+
+@compute @workgroup_size(${ROW_THREADS})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane: u32) {
+  let row = wid.x;
+  let cols = ${C};
+  let base = (wid.y * ${R} + row) * cols;
+  let n = ${valid};
+  var m = -3.402823e38;
+  for (var j = lane; j < n; j += ${ROW_THREADS}u) { m = max(m, x[base + j]); }
+  m = maxAll(lane, m);
+  var s = 0.0;
+  for (var j = lane; j < n; j += ${ROW_THREADS}u) { let e = exp(x[base + j] - m); out[base + j] = e; s += e; }
+  s = sumAll(lane, s);
+  for (var j = lane; j < n; j += ${ROW_THREADS}u) { out[base + j] = out[base + j] / s; }
+  for (var j = n + lane; j < cols; j += ${ROW_THREADS}u) { out[base + j] = 0.0; }
+}`,
+        [wg(rows), wg(lead), one],
+      );
+    })
+    .with({ op: 'attn_mix' }, (n) => {
+      const { heads, kvHeads, headSize } = n.attrs;
+      const [, rows, keys] = ctx.typeOf(n.args[0]).shape;
+      const qd = heads * headSize;
+      const kd = kvHeads * headSize;
+      return kernel(
+        [read(ctx, n.args[0], 'p'), read(ctx, n.args[1], 'v'), write(ctx, n.name)],
+        `
+@compute @workgroup_size(${ROW_THREADS})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let col = gid.x;
+  let row = gid.y;
+  let rows = ${u32Expr(rows!)};
+  let keys = ${u32Expr(keys!)};
+  if (col >= ${qd}u || row >= rows) { return; }
+  let head = col / ${headSize}u;
+  let vBase = (head / ${heads / kvHeads}u) * ${headSize}u + col % ${headSize}u;
+  let pBase = (head * rows + row) * keys;
+  let n = keys - rows + row + 1u;
+  var acc = 0.0;
+  for (var j = 0u; j < n; j++) { acc += p[pBase + j] * v[j * ${kd}u + vBase]; }
+  out[row * ${qd}u + col] = acc;
+}`,
+        [wg(qd, ROW_THREADS), wg(rows!), one],
+      );
+    })
+    .with({ op: 'add' }, { op: 'mul' }, { op: 'silu' }, (n) => {
+      const { rows, cols } = rowsCols(n.type);
+      const expr = match(n)
+        .with({ op: 'add' }, () => 'a[i] + b[i]')
+        .with({ op: 'mul' }, () => 'a[i] * b[i]')
+        .with({ op: 'silu' }, () => 'a[i] * (1.0 / (1.0 + exp(-a[i])))')
+        .exhaustive();
+      const inputs = n.args.map((arg, i) => read(ctx, arg, 'ab'[i]!));
+      return kernel(
+        [...inputs, write(ctx, n.name)],
+        `
+@compute @workgroup_size(${ROW_THREADS})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  if (gid.x >= ${cols}u || gid.y >= ${u32Expr(rows)}) { return; }
+  let i = gid.y * ${cols}u + gid.x;
+  out[i] = ${expr};
+}`,
+        [wg(cols, ROW_THREADS), wg(rows), one],
+      );
+    })
+    .exhaustive();
+}

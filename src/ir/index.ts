@@ -1,0 +1,6 @@
+// The IR in one import: node types and op signatures, shape rules, text printer and parser, verifier.
+export * from './types.js';
+export * from './shapes.js';
+export * from './print.js';
+export * from './parse.js';
+export * from './verify.js';

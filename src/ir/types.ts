@@ -1,0 +1,80 @@
+// The dataflow IR: a graph of SSA tensor values with symbolic dimensions. Nodes are plain readonly data,
+// discriminated on `op`; every value is defined once, before its uses.
+import type { Affine } from '../affine.js';
+
+export type DType = 'f32' | 'i32';
+
+export interface TensorType {
+  readonly dtype: DType;
+  readonly shape: readonly Affine[];
+}
+
+/** Values that exist outside the node list: per-run inputs, resident weights, resident state (KV cache). */
+export type DeclKind = 'input' | 'weight' | 'state';
+
+export interface Decl {
+  readonly kind: DeclKind;
+  readonly name: string;
+  readonly type: TensorType;
+}
+
+type Node<O extends string, A extends readonly string[], T extends object = Record<never, never>> = {
+  readonly op: O;
+  readonly name: string;
+  readonly args: Readonly<A>;
+  readonly attrs: Readonly<T>;
+  readonly type: TensorType;
+};
+
+/** rows of `table` [V, D] picked by `ids` i32[T] → [T, D] */
+export type Embed = Node<'embed', [table: string, ids: string]>;
+/** x / sqrt(mean(x²) + eps) · weight over the last axis */
+export type RmsNorm = Node<'rmsnorm', [x: string, weight: string], { eps: number }>;
+/** x [M, K] · wᵀ, w stored [N, K] (K contiguous) → [M, N] */
+export type Matmul = Node<'matmul', [x: string, w: string]>;
+/** rotates adjacent pairs (x[2i], x[2i+1]) of each head by the angle of row r at position P+r; tables [S, headSize/2] */
+export type Rope = Node<'rope', [x: string, cos: string, sin: string], { headSize: number }>;
+/** writes x [T, D] into rows P..P+T-1 of the state `cache` [S, D]; the result is rows 0..P+T-1 of the cache */
+export type KvWrite = Node<'kv_write', [cache: string, x: string]>;
+/** q [T, H·hs] · k [P+T, KV·hs] per head (query head h reads kv head h / (H/KV)), scaled by 1/sqrt(hs),
+ *  causal: row r sees keys 0..P+r → [H, T, P+T] */
+export type AttnScores = Node<'attn_scores', [q: string, k: string], { heads: number; kvHeads: number; headSize: number }>;
+/** softmax over the last axis; with causal=1 row r of [.., T, P+T] covers columns 0..P+r and the rest is 0 */
+export type Softmax = Node<'softmax', [x: string], { causal: number }>;
+/** p [H, T, P+T] · v [P+T, KV·hs] per head → [T, H·hs] */
+export type AttnMix = Node<'attn_mix', [p: string, v: string], { heads: number; kvHeads: number; headSize: number }>;
+export type Add = Node<'add', [a: string, b: string]>;
+export type Mul = Node<'mul', [a: string, b: string]>;
+/** x · sigmoid(x) */
+export type Silu = Node<'silu', [x: string]>;
+
+export type Op = Embed | RmsNorm | Matmul | Rope | KvWrite | AttnScores | Softmax | AttnMix | Add | Mul | Silu;
+export type OpName = Op['op'];
+
+export const elementwiseOps: ReadonlySet<OpName> = new Set(['add', 'mul', 'silu']);
+export const reduceOps: ReadonlySet<OpName> = new Set(['rmsnorm', 'softmax']);
+export const movementOps: ReadonlySet<OpName> = new Set(['embed', 'kv_write']);
+
+/** Arity and attribute names of every op: what the parser accepts and the printer writes. */
+export const opSignatures: { readonly [O in OpName]: { readonly args: readonly string[]; readonly attrs: readonly string[] } } = {
+  embed: { args: ['table', 'ids'], attrs: [] },
+  rmsnorm: { args: ['x', 'weight'], attrs: ['eps'] },
+  matmul: { args: ['x', 'w'], attrs: [] },
+  rope: { args: ['x', 'cos', 'sin'], attrs: ['headSize'] },
+  kv_write: { args: ['cache', 'x'], attrs: [] },
+  attn_scores: { args: ['q', 'k'], attrs: ['heads', 'kvHeads', 'headSize'] },
+  softmax: { args: ['x'], attrs: ['causal'] },
+  attn_mix: { args: ['p', 'v'], attrs: ['heads', 'kvHeads', 'headSize'] },
+  add: { args: ['a', 'b'], attrs: [] },
+  mul: { args: ['a', 'b'], attrs: [] },
+  silu: { args: ['x'], attrs: [] },
+};
+
+/** One graph: symbols (e.g. T new tokens, P cache position), declarations, nodes in order, outputs. */
+export interface Graph {
+  readonly name: string;
+  readonly symbols: readonly string[];
+  readonly decls: readonly Decl[];
+  readonly nodes: readonly Op[];
+  readonly outputs: readonly string[];
+}

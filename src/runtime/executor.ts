@@ -1,0 +1,202 @@
+// Executes plans on a device. Weights and state (the KV cache) are resident and shared by every plan of
+// a model; each plan owns its activation buffers, which grow to the largest run seen, and its pipelines.
+import * as A from '../affine.js';
+import type { Gpu } from './gpu.js';
+import { uniformSymbols, type Plan, type PlanBuffer } from './plan.js';
+
+const usage = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+
+function elements(b: PlanBuffer, env: A.Env): number {
+  return b.shape.reduce((p, d) => p * A.evaluate(d, env), 1);
+}
+
+/** Weights and state buffers, uploaded once and bound by every plan of the model. */
+export class ResidentBuffers {
+  private readonly buffers = new Map<string, GPUBuffer>();
+
+  constructor(
+    private readonly gpu: Gpu,
+    weights: ReadonlyMap<string, Float32Array>,
+  ) {
+    const uploaded = new Map<Float32Array, GPUBuffer>();
+    for (const [name, data] of weights) {
+      let buf = uploaded.get(data);
+      if (!buf) {
+        buf = this.allocate(name, data.byteLength);
+        gpu.device.queue.writeBuffer(buf, 0, data.buffer, data.byteOffset, data.byteLength);
+        uploaded.set(data, buf);
+      }
+      this.buffers.set(name, buf);
+    }
+  }
+
+  private allocate(name: string, bytes: number): GPUBuffer {
+    const max = Math.min(this.gpu.limits.maxBufferSize, this.gpu.limits.maxStorageBufferBindingSize);
+    if (bytes > max) throw new Error(`${name} needs ${bytes} bytes, the adapter's largest storage buffer is ${max}`);
+    return this.gpu.device.createBuffer({ label: name, size: Math.max(16, Math.ceil(bytes / 16) * 16), usage: usage() });
+  }
+
+  /** the buffer of a weight (must have been uploaded) or a state (created zeroed on first use) */
+  get(b: PlanBuffer): GPUBuffer {
+    const have = this.buffers.get(b.name);
+    if (have) return have;
+    if (b.role === 'weight') throw new Error(`weight ${b.name} is not in the checkpoint`);
+    const buf = this.allocate(b.name, elements(b, {}) * 4);
+    this.buffers.set(b.name, buf);
+    return buf;
+  }
+
+  destroy(): void {
+    for (const b of new Set(this.buffers.values())) b.destroy();
+    this.buffers.clear();
+  }
+}
+
+interface Pipeline {
+  readonly pipeline: GPUComputePipeline;
+  readonly layout: GPUBindGroupLayout;
+}
+
+export type InputData = Int32Array | Float32Array;
+
+export class PlanExecutor {
+  private readonly uniform: GPUBuffer;
+  private readonly local = new Map<string, { buffer: GPUBuffer; bytes: number }>();
+  private bindGroups: GPUBindGroup[] | undefined;
+  private readonly bufferSpecs: Map<string, PlanBuffer>;
+
+  private constructor(
+    private readonly gpu: Gpu,
+    readonly plan: Plan,
+    private readonly resident: ResidentBuffers,
+    private readonly pipelines: readonly Pipeline[],
+  ) {
+    this.uniform = gpu.device.createBuffer({ label: `${plan.graph}.dims`, size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    this.bufferSpecs = new Map(plan.buffers.map((b) => [b.name, b]));
+  }
+
+  static async create(gpu: Gpu, plan: Plan, resident: ResidentBuffers): Promise<PlanExecutor> {
+    const cache = new Map<string, Promise<Pipeline>>();
+    const build = async (wgsl: string, kernel: Plan['kernels'][number]): Promise<Pipeline> => {
+      const device = gpu.device;
+      // WGSL compile errors and layout mismatches both surface in this validation scope.
+      device.pushErrorScope('validation');
+      const module = device.createShaderModule({ label: kernel.name, code: wgsl });
+      const layout = device.createBindGroupLayout({
+        label: kernel.name,
+        entries: [
+          { binding: 0, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } },
+          ...kernel.bindings.map((b) => ({
+            binding: b.binding,
+            visibility: GPUShaderStage.COMPUTE,
+            buffer: { type: b.access === 'read' ? ('read-only-storage' as const) : ('storage' as const) },
+          })),
+        ],
+      });
+      const pipeline = device.createComputePipeline({
+        label: kernel.name,
+        layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+        compute: { module, entryPoint: 'main' },
+      });
+      const invalid = await device.popErrorScope();
+      if (invalid) throw new Error(`kernel ${kernel.name} (${kernel.op}) has no pipeline: ${invalid.message.split('\n')[0]}`);
+      return { pipeline, layout };
+    };
+    const pipelines = await Promise.all(
+      plan.kernels.map((k) => {
+        const key = `${k.wgsl}\u0000${k.bindings.map((b) => b.access).join(',')}`;
+        let p = cache.get(key);
+        if (!p) cache.set(key, (p = build(k.wgsl, k)));
+        return p;
+      }),
+    );
+    gpu.check();
+    return new PlanExecutor(gpu, plan, resident, pipelines);
+  }
+
+  private bufferFor(b: PlanBuffer): GPUBuffer {
+    if (b.role === 'weight' || b.role === 'state') return this.resident.get(b);
+    return this.local.get(b.name)!.buffer;
+  }
+
+  /** Grows per-run buffers to fit `env`; bind groups are rebuilt only when a buffer changed. */
+  private ensureBuffers(env: A.Env): void {
+    const max = Math.min(this.gpu.limits.maxBufferSize, this.gpu.limits.maxStorageBufferBindingSize);
+    for (const b of this.plan.buffers) {
+      if (b.role === 'weight' || b.role === 'state') continue;
+      const bytes = Math.max(16, Math.ceil((elements(b, env) * 4) / 16) * 16);
+      const have = this.local.get(b.name);
+      if (have && have.bytes >= bytes) continue;
+      if (bytes > max) throw new Error(`${this.plan.graph}: %${b.name} needs ${bytes} bytes, the adapter's largest storage buffer is ${max}`);
+      have?.buffer.destroy();
+      this.local.set(b.name, { buffer: this.gpu.device.createBuffer({ label: b.name, size: bytes, usage: usage() }), bytes });
+      this.bindGroups = undefined;
+    }
+    this.bindGroups ??= this.plan.kernels.map((k, i) =>
+      this.gpu.device.createBindGroup({
+        label: k.name,
+        layout: this.pipelines[i]!.layout,
+        entries: [
+          { binding: 0, resource: { buffer: this.uniform } },
+          ...k.bindings.map((b) => ({ binding: b.binding, resource: { buffer: this.bufferFor(this.bufferSpecs.get(b.buffer)!) } })),
+        ],
+      }),
+    );
+  }
+
+  /** Records every kernel of the plan into one compute pass and submits it. */
+  run(env: A.Env, inputs: Readonly<Record<string, InputData>>): void {
+    for (const s of this.plan.symbols) {
+      const v = env[s];
+      if (v === undefined || !Number.isInteger(v) || v < 0) throw new Error(`${this.plan.graph}: symbol ${s} needs a whole value`);
+    }
+    this.ensureBuffers(env);
+    const device = this.gpu.device;
+    device.queue.writeBuffer(this.uniform, 0, new Uint32Array([...uniformSymbols.map((s) => env[s] ?? 0), 0, 0]));
+    for (const name of this.plan.inputs) {
+      const data = inputs[name];
+      const spec = this.bufferSpecs.get(name)!;
+      if (!data) throw new Error(`${this.plan.graph}: input %${name} is missing`);
+      if (data.length !== elements(spec, env)) throw new Error(`${this.plan.graph}: input %${name} has ${data.length} elements, expected ${elements(spec, env)}`);
+      device.queue.writeBuffer(this.local.get(name)!.buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+    }
+    const maxGroups = this.gpu.limits.maxComputeWorkgroupsPerDimension;
+    const encoder = device.createCommandEncoder({ label: this.plan.graph });
+    const pass = encoder.beginComputePass({ label: this.plan.graph });
+    this.plan.kernels.forEach((k, i) => {
+      const counts = k.workgroups.map((w) => Math.ceil(A.evaluate(w.of, env) / w.per)) as [number, number, number];
+      const over = counts.findIndex((c) => c > maxGroups);
+      if (over >= 0) throw new Error(`kernel ${k.name} needs ${counts[over]} workgroups along ${'xyz'[over]}, the adapter allows ${maxGroups}`);
+      if (counts.some((c) => c === 0)) return;
+      pass.setPipeline(this.pipelines[i]!.pipeline);
+      pass.setBindGroup(0, this.bindGroups![i]!);
+      pass.dispatchWorkgroups(...counts);
+    });
+    pass.end();
+    device.queue.submit([encoder.finish()]);
+  }
+
+  /** Reads `count` float32 elements of a plan buffer from element `start`, after all submitted work. */
+  async read(name: string, start: number, count: number): Promise<Float32Array> {
+    const spec = this.bufferSpecs.get(name);
+    if (!spec) throw new Error(`${this.plan.graph}: no buffer %${name}`);
+    const src = this.bufferFor(spec);
+    const bytes = count * 4;
+    const staging = this.gpu.device.createBuffer({ size: Math.max(16, Math.ceil(bytes / 16) * 16), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const encoder = this.gpu.device.createCommandEncoder();
+    encoder.copyBufferToBuffer(src, start * 4, staging, 0, Math.ceil(bytes / 4) * 4);
+    this.gpu.device.queue.submit([encoder.finish()]);
+    await staging.mapAsync(GPUMapMode.READ);
+    const out = new Float32Array(staging.getMappedRange(0, bytes).slice(0));
+    staging.unmap();
+    staging.destroy();
+    this.gpu.check();
+    return out;
+  }
+
+  destroy(): void {
+    for (const { buffer } of this.local.values()) buffer.destroy();
+    this.local.clear();
+    this.uniform.destroy();
+  }
+}

@@ -1,0 +1,105 @@
+// Opens a Dawn device: picks the backend (asked for, hinted by WEBGPU_BACKEND, or the first that works),
+// requests the adapter's own limits, and turns validation errors and device loss into thrown errors.
+import { create, globals } from 'webgpu';
+
+Object.assign(globalThis, globals);
+
+export interface GpuOptions {
+  /** Dawn backend name: vulkan, opengles, opengl, metal, d3d12, null… */
+  readonly backend?: string;
+}
+
+export interface Gpu {
+  readonly instance: GPU;
+  readonly device: GPUDevice;
+  readonly backend: string;
+  readonly adapter: string;
+  readonly limits: GPUSupportedLimits;
+  readonly features: ReadonlySet<string>;
+  /** throws the first validation error or device loss seen since the last check */
+  check(): void;
+  destroy(): void;
+}
+
+const compatibilityBackends = new Set(['opengles', 'opengl']);
+
+function limitsOf(adapter: GPUAdapter): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const key in adapter.limits) {
+    const v = (adapter.limits as unknown as Record<string, unknown>)[key];
+    if (typeof v === 'number') out[key] = v;
+  }
+  return out;
+}
+
+interface Found {
+  readonly instance: GPU;
+  readonly adapter: GPUAdapter;
+  readonly backend: string;
+}
+
+async function tryBackend(backend: string | undefined): Promise<Found | string> {
+  let navigatorGpu: GPU;
+  try {
+    navigatorGpu = create(backend ? [`backend=${backend}`] : []);
+  } catch (e) {
+    return `${backend ?? 'default'}: ${(e as Error).message.split('\n')[0]}`;
+  }
+  const featureLevel = backend && compatibilityBackends.has(backend) ? 'compatibility' : 'core';
+  const adapter = await navigatorGpu.requestAdapter({ featureLevel } as GPURequestAdapterOptions).catch(() => null);
+  if (!adapter) return `${backend ?? 'default'}: no adapter`;
+  return { instance: navigatorGpu, adapter, backend: backend ?? 'default' };
+}
+
+export async function openGpu(options: GpuOptions = {}): Promise<Gpu> {
+  const hint = process.env.WEBGPU_BACKEND;
+  const candidates: (string | undefined)[] = options.backend ? [options.backend] : hint ? [hint] : [undefined, 'opengles'];
+  const tried: string[] = [];
+  let found: Found | undefined;
+  for (const b of candidates) {
+    const r = await tryBackend(b);
+    if (typeof r === 'string') tried.push(r);
+    else {
+      found = r;
+      break;
+    }
+  }
+  if (!found) {
+    throw new Error(
+      `no WebGPU adapter (${tried.join('; ')}); without a GPU, install Debian's chromium and libvulkan1 and set ` +
+        `VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json`,
+    );
+  }
+  const { instance, adapter, backend } = found;
+  const device = await adapter.requestDevice({ requiredLimits: limitsOf(adapter) });
+  let pending: string | undefined;
+  let destroyed = false;
+  device.onuncapturederror = (ev) => {
+    pending ??= `WebGPU error: ${(ev as GPUUncapturedErrorEvent).error.message.split('\n')[0]}`;
+  };
+  void device.lost.then((info) => {
+    if (!destroyed) pending ??= `WebGPU device lost: ${info.message || info.reason}`;
+  });
+  const info = adapter.info;
+  return {
+    // The instance must outlive the device: dawn.node tears Dawn down when it is collected.
+    instance,
+    device,
+    backend,
+    adapter: [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ') || 'unknown adapter',
+    limits: device.limits,
+    features: new Set([...adapter.features]),
+    check() {
+      if (pending) {
+        const p = pending;
+        pending = undefined;
+        throw new Error(p);
+      }
+    },
+    destroy() {
+      if (destroyed) return;
+      destroyed = true;
+      device.destroy();
+    },
+  };
+}

@@ -1,0 +1,46 @@
+// A compiled graph as the runtime sees it: buffers, WGSL kernels in dispatch order, and the symbolic
+// sizes of both. Plain data produced by codegen; the runtime needs nothing else (and never the IR).
+import type { Affine } from '../affine.js';
+
+export type BufferRole = 'input' | 'weight' | 'state' | 'activation';
+
+export interface PlanBuffer {
+  readonly name: string;
+  readonly role: BufferRole;
+  readonly dtype: 'f32' | 'i32';
+  /** elements = product of the dims evaluated at the run's symbol values */
+  readonly shape: readonly Affine[];
+}
+
+/** ceil(of / per) workgroups along one axis */
+export interface WorkgroupCount {
+  readonly of: Affine;
+  readonly per: number;
+}
+
+export interface PlanBinding {
+  readonly binding: number;
+  readonly buffer: string;
+  readonly access: 'read' | 'read_write';
+}
+
+export interface PlanKernel {
+  /** the IR value it computes, for errors and stats */
+  readonly name: string;
+  readonly op: string;
+  readonly wgsl: string;
+  readonly bindings: readonly PlanBinding[];
+  readonly workgroups: readonly [WorkgroupCount, WorkgroupCount, WorkgroupCount];
+}
+
+/** Symbols a kernel reads from the uniform at @group(0) @binding(0), one u32 each, in this order. */
+export const uniformSymbols = ['T', 'P'] as const;
+
+export interface Plan {
+  readonly graph: string;
+  readonly symbols: readonly string[];
+  readonly buffers: readonly PlanBuffer[];
+  readonly kernels: readonly PlanKernel[];
+  readonly inputs: readonly string[];
+  readonly outputs: readonly string[];
+}

@@ -1,0 +1,133 @@
+// CPU references for every op, written as plain loops in the order llama2.c's run.c computes them,
+// with float32 rounding at each step.
+const f = Math.fround;
+
+export function embed(table: Float32Array, ids: Int32Array, d: number): Float32Array {
+  const out = new Float32Array(ids.length * d);
+  ids.forEach((id, t) => out.set(table.subarray(id * d, (id + 1) * d), t * d));
+  return out;
+}
+
+export function rmsnorm(x: Float32Array, w: Float32Array, eps: number): Float32Array {
+  const d = w.length;
+  const out = new Float32Array(x.length);
+  for (let r = 0; r < x.length / d; r++) {
+    let ss = 0;
+    for (let j = 0; j < d; j++) ss = f(ss + f(x[r * d + j]! * x[r * d + j]!));
+    const scale = f(1 / f(Math.sqrt(f(f(ss / d) + f(eps)))));
+    for (let j = 0; j < d; j++) out[r * d + j] = f(w[j]! * f(scale * x[r * d + j]!));
+  }
+  return out;
+}
+
+/** x [m, k] · wᵀ with w [n, k] */
+export function matmul(x: Float32Array, w: Float32Array, k: number): Float32Array {
+  const m = x.length / k;
+  const n = w.length / k;
+  const out = new Float32Array(m * n);
+  for (let r = 0; r < m; r++)
+    for (let c = 0; c < n; c++) {
+      let acc = 0;
+      for (let i = 0; i < k; i++) acc = f(acc + f(x[r * k + i]! * w[c * k + i]!));
+      out[r * n + c] = acc;
+    }
+  return out;
+}
+
+export function rope(x: Float32Array, cos: Float32Array, sin: Float32Array, d: number, headSize: number, p: number): Float32Array {
+  const out = new Float32Array(x.length);
+  const half = headSize / 2;
+  for (let t = 0; t < x.length / d; t++)
+    for (let i = 0; i < d / 2; i++) {
+      const at = (p + t) * half + (i % half);
+      const [x0, x1] = [x[t * d + 2 * i]!, x[t * d + 2 * i + 1]!];
+      out[t * d + 2 * i] = f(f(x0 * cos[at]!) - f(x1 * sin[at]!));
+      out[t * d + 2 * i + 1] = f(f(x0 * sin[at]!) + f(x1 * cos[at]!));
+    }
+  return out;
+}
+
+export function kvWrite(cache: Float32Array, x: Float32Array, d: number, p: number): Float32Array {
+  const out = cache.slice();
+  out.set(x, p * d);
+  return out;
+}
+
+interface Heads {
+  heads: number;
+  kvHeads: number;
+  headSize: number;
+}
+
+/** [H, T, P+T]; masked entries are 0 */
+export function attnScores(q: Float32Array, k: Float32Array, a: Heads, t: number, keys: number): Float32Array {
+  const out = new Float32Array(a.heads * t * keys);
+  const g = a.heads / a.kvHeads;
+  for (let h = 0; h < a.heads; h++)
+    for (let r = 0; r < t; r++)
+      for (let j = 0; j <= keys - t + r; j++) {
+        let acc = 0;
+        for (let i = 0; i < a.headSize; i++) {
+          acc = f(acc + f(q[r * a.heads * a.headSize + h * a.headSize + i]! * k[j * a.kvHeads * a.headSize + Math.floor(h / g) * a.headSize + i]!));
+        }
+        out[(h * t + r) * keys + j] = f(acc / f(Math.sqrt(a.headSize)));
+      }
+  return out;
+}
+
+export function softmax(x: Float32Array, rows: number, cols: number, causal: boolean): Float32Array {
+  const out = new Float32Array(x.length);
+  for (let b = 0; b < x.length / cols; b++) {
+    const r = b % rows;
+    const n = causal ? cols - rows + r + 1 : cols;
+    const row = x.subarray(b * cols, b * cols + n);
+    const m = Math.max(...row);
+    let s = 0;
+    for (let j = 0; j < n; j++) {
+      out[b * cols + j] = f(Math.exp(f(row[j]! - m)));
+      s = f(s + out[b * cols + j]!);
+    }
+    for (let j = 0; j < n; j++) out[b * cols + j] = f(out[b * cols + j]! / s);
+  }
+  return out;
+}
+
+export function attnMix(p: Float32Array, v: Float32Array, a: Heads, t: number, keys: number): Float32Array {
+  const qd = a.heads * a.headSize;
+  const out = new Float32Array(t * qd);
+  const g = a.heads / a.kvHeads;
+  for (let h = 0; h < a.heads; h++)
+    for (let r = 0; r < t; r++)
+      for (let i = 0; i < a.headSize; i++) {
+        let acc = 0;
+        for (let j = 0; j <= keys - t + r; j++) {
+          acc = f(acc + f(p[(h * t + r) * keys + j]! * v[j * a.kvHeads * a.headSize + Math.floor(h / g) * a.headSize + i]!));
+        }
+        out[r * qd + h * a.headSize + i] = acc;
+      }
+  return out;
+}
+
+export const add = (a: Float32Array, b: Float32Array): Float32Array => a.map((v, i) => f(v + b[i]!));
+export const mul = (a: Float32Array, b: Float32Array): Float32Array => a.map((v, i) => f(v * b[i]!));
+export const silu = (a: Float32Array): Float32Array => a.map((v) => f(v * f(1 / f(1 + f(Math.exp(-v))))));
+
+/** A seeded generator of values in [-1, 1) (never all zeros), so failures reproduce. */
+export function randomArray(n: number, seed: number, scale = 1): Float32Array {
+  let s = seed >>> 0 || 1;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    out[i] = ((s >>> 0) / 4294967296 - 0.5) * 2 * scale;
+  }
+  return out;
+}
+
+export function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) throw new Error(`lengths differ: ${a.length} vs ${b.length}`);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
+  return m;
+}
