@@ -1,0 +1,133 @@
+// Reader for llama2.c legacy (version 0) checkpoints: a 7 x int32 header, then float32 tensors in run.c's order.
+// Every weight comes out as its own aligned Float32Array, row-major [out, in] as in the file; the file
+// size must match the header exactly. Also run.c's RoPE cos/sin tables, in the same float32 arithmetic.
+
+export interface Llama2cConfig {
+  dim: number;
+  hiddenDim: number;
+  nLayers: number;
+  nHeads: number;
+  nKvHeads: number;
+  vocabSize: number;
+  seqLen: number;
+  /** The classifier reuses the token embedding (a positive vocab_size in the header). */
+  sharedClassifier: boolean;
+}
+
+const HEADER_BYTES = 7 * 4;
+const LIMITS = {
+  dim: 65536,
+  hidden_dim: 1 << 20,
+  n_layers: 1024,
+  n_heads: 65536,
+  n_kv_heads: 65536,
+  vocab_size: 10_000_000,
+  seq_len: 1_048_576,
+} as const;
+
+export function readLlama2c(bytes: Uint8Array, source: string): { config: Llama2cConfig; weights: Map<string, Float32Array> } {
+  const config = readHeader(bytes, source);
+  const { dim, hiddenDim, nLayers, nHeads, nKvHeads, vocabSize, seqLen, sharedClassifier } = config;
+  const headSize = dim / nHeads;
+  const kvDim = headSize * nKvHeads;
+
+  const expectedBytes = HEADER_BYTES + 4 * checkpointFloats(config);
+  if (bytes.length !== expectedBytes) {
+    const problem = bytes.length < expectedBytes ? 'truncated' : 'has trailing bytes';
+    throw new Error(`${source}: ${problem}: expected ${expectedBytes} bytes for this header, got ${bytes.length}`);
+  }
+
+  let offset = HEADER_BYTES;
+  const take = (floats: number): Float32Array => {
+    const tensor = new Float32Array(bytes.buffer.slice(bytes.byteOffset + offset, bytes.byteOffset + offset + 4 * floats));
+    offset += 4 * floats;
+    return tensor;
+  };
+  const weights = new Map<string, Float32Array>();
+  const perLayer = (name: string, floats: number): void => {
+    for (let l = 0; l < nLayers; l++) weights.set(`layers.${l}.${name}`, take(floats));
+  };
+
+  const tokEmbeddings = take(vocabSize * dim);
+  weights.set('tok_embeddings', tokEmbeddings);
+  perLayer('attention_norm', dim);
+  perLayer('wq', dim * dim);
+  perLayer('wk', kvDim * dim);
+  perLayer('wv', kvDim * dim);
+  perLayer('wo', dim * dim);
+  perLayer('ffn_norm', dim);
+  perLayer('w1', hiddenDim * dim);
+  perLayer('w2', dim * hiddenDim);
+  perLayer('w3', hiddenDim * dim);
+  weights.set('norm', take(dim));
+  offset += 4 * seqLen * headSize; // freq_cis_real and freq_cis_imag, [seq_len, head_size / 2] each: unused
+  weights.set('output', sharedClassifier ? tokEmbeddings : take(vocabSize * dim));
+  return { config, weights };
+}
+
+/**
+ * run.c's RoPE rotation for each position and pair j, [seqLen, headSize / 2] row-major:
+ * freq = 1 / powf(theta, 2j / headSize), angle = pos * freq, all in float32.
+ */
+export function ropeTables(headSize: number, seqLen: number, theta = 10000): { cos: Float32Array; sin: Float32Array } {
+  if (!Number.isInteger(headSize) || headSize <= 0 || headSize % 2 !== 0) {
+    throw new Error(`ropeTables: head size must be a positive even integer, got ${headSize}`);
+  }
+  if (!Number.isInteger(seqLen) || seqLen <= 0) throw new Error(`ropeTables: seqLen must be a positive integer, got ${seqLen}`);
+  const pairs = headSize / 2;
+  const f32 = Math.fround;
+  const freqs = new Float32Array(pairs);
+  for (let j = 0; j < pairs; j++) freqs[j] = 1 / f32(Math.pow(f32(theta), f32((2 * j) / headSize)));
+  const cos = new Float32Array(seqLen * pairs);
+  const sin = new Float32Array(seqLen * pairs);
+  for (let pos = 0; pos < seqLen; pos++) {
+    for (let j = 0; j < pairs; j++) {
+      const angle = f32(f32(pos) * freqs[j]);
+      cos[pos * pairs + j] = Math.cos(angle);
+      sin[pos * pairs + j] = Math.sin(angle);
+    }
+  }
+  return { cos, sin };
+}
+
+function readHeader(bytes: Uint8Array, source: string): Llama2cConfig {
+  if (bytes.length < HEADER_BYTES) {
+    throw new Error(`${source}: too short for a llama2.c header (${bytes.length} bytes, need ${HEADER_BYTES})`);
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, HEADER_BYTES);
+  const names = Object.keys(LIMITS) as (keyof typeof LIMITS)[];
+  const header = Object.fromEntries(names.map((name, i) => [name, view.getInt32(4 * i, true)])) as Record<
+    keyof typeof LIMITS,
+    number
+  >;
+  const sharedClassifier = header.vocab_size > 0;
+  header.vocab_size = Math.abs(header.vocab_size);
+  for (const name of names) {
+    const value = header[name];
+    if (value <= 0 || value > LIMITS[name]) {
+      throw new Error(`${source}: header ${name} = ${value} is out of range (1..${LIMITS[name]})`);
+    }
+  }
+  const { dim, n_heads: nHeads, n_kv_heads: nKvHeads } = header;
+  if (dim % nHeads !== 0) throw new Error(`${source}: dim ${dim} is not divisible by n_heads ${nHeads}`);
+  if (nHeads % nKvHeads !== 0) throw new Error(`${source}: n_heads ${nHeads} is not divisible by n_kv_heads ${nKvHeads}`);
+  if ((dim / nHeads) % 2 !== 0) throw new Error(`${source}: head size ${dim / nHeads} (dim / n_heads) is odd`);
+  return {
+    dim,
+    hiddenDim: header.hidden_dim,
+    nLayers: header.n_layers,
+    nHeads,
+    nKvHeads,
+    vocabSize: header.vocab_size,
+    seqLen: header.seq_len,
+    sharedClassifier,
+  };
+}
+
+function checkpointFloats(c: Llama2cConfig): number {
+  const headSize = c.dim / c.nHeads;
+  const kvDim = headSize * c.nKvHeads;
+  const perLayer = 2 * c.dim + 2 * c.dim * c.dim + 2 * kvDim * c.dim + 3 * c.hiddenDim * c.dim;
+  const classifier = c.sharedClassifier ? 0 : c.vocabSize * c.dim;
+  return c.vocabSize * c.dim + c.nLayers * perLayer + c.dim + c.seqLen * headSize + classifier;
+}

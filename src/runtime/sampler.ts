@@ -1,0 +1,120 @@
+// run.c's sampler: greedy argmax at temperature 0, else softmax(logits / temperature) sampled with a coin
+// from its xorshift64* generator, from the whole distribution or from the top-p nucleus. Every arithmetic
+// step is rounded to float32 (Math.fround / Float32Array stores) so choices match C float code exactly.
+
+const U64 = (1n << 64n) - 1n;
+const XORSHIFT_MULTIPLIER = 0x2545f4914f6cdd1dn;
+
+/** run.c's random_u32 / random_f32 on a 64-bit unsigned state seeded with the -s value. */
+export class Xorshift64Star {
+  private state: bigint;
+
+  constructor(seed: number | bigint) {
+    this.state = BigInt(seed) & U64;
+  }
+
+  nextU32(): number {
+    let s = this.state;
+    s ^= s >> 12n;
+    s ^= (s << 25n) & U64;
+    s ^= s >> 27n;
+    this.state = s;
+    return Number(((s * XORSHIFT_MULTIPLIER) & U64) >> 32n);
+  }
+
+  /** A float32 in [0, 1): the top 24 bits of nextU32 over 2^24. */
+  nextF32(): number {
+    return (this.nextU32() >>> 8) / 16777216;
+  }
+}
+
+export class Sampler {
+  /** Stored as float32, as run.c keeps them. */
+  readonly temperature: number;
+  readonly topp: number;
+  private readonly rng: Xorshift64Star;
+
+  constructor(readonly vocabSize: number, temperature: number, topp: number, seed: number) {
+    if (!Number.isInteger(vocabSize) || vocabSize <= 0) {
+      throw new Error(`sampler: vocabulary size must be a positive integer, got ${vocabSize}`);
+    }
+    if (!(temperature >= 0) || !Number.isFinite(temperature)) {
+      throw new Error(`sampler: temperature must be a finite number >= 0, got ${temperature}`);
+    }
+    if (!(topp >= 0 && topp <= 1)) throw new Error(`sampler: top-p must be in [0, 1], got ${topp}`);
+    if (!Number.isSafeInteger(seed) || seed <= 0) {
+      throw new Error(`sampler: seed must be a positive integer (xorshift state 0 never changes), got ${seed}`);
+    }
+    this.temperature = Math.fround(temperature);
+    this.topp = Math.fround(topp);
+    this.rng = new Xorshift64Star(seed);
+  }
+
+  /** The next token for `logits` (length vocabSize); `logits` is left untouched. */
+  sample(logits: Float32Array): number {
+    if (logits.length !== this.vocabSize) {
+      throw new Error(`sampler: got ${logits.length} logits, vocabulary is ${this.vocabSize}`);
+    }
+    if (this.temperature === 0) return argmax(logits);
+    const probabilities = new Float32Array(this.vocabSize);
+    for (let i = 0; i < probabilities.length; i++) probabilities[i] = logits[i] / this.temperature;
+    softmaxInPlace(probabilities);
+    const coin = this.rng.nextF32();
+    if (this.topp <= 0 || this.topp >= 1) return sampleMultinomial(probabilities, coin);
+    return sampleTopP(probabilities, this.topp, coin);
+  }
+}
+
+/** The index of the first maximum. */
+export function argmax(values: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < values.length; i++) if (values[i] > values[best]) best = i;
+  return best;
+}
+
+function softmaxInPlace(x: Float32Array): void {
+  let max = x[0];
+  for (let i = 1; i < x.length; i++) if (x[i] > max) max = x[i];
+  let sum = 0;
+  for (let i = 0; i < x.length; i++) {
+    x[i] = Math.exp(Math.fround(x[i] - max));
+    sum = Math.fround(sum + x[i]);
+  }
+  for (let i = 0; i < x.length; i++) x[i] = x[i] / sum;
+}
+
+function sampleMultinomial(probabilities: Float32Array, coin: number): number {
+  let cdf = 0;
+  for (let i = 0; i < probabilities.length; i++) {
+    cdf = Math.fround(cdf + probabilities[i]);
+    if (coin < cdf) return i;
+  }
+  return probabilities.length - 1;
+}
+
+function sampleTopP(probabilities: Float32Array, topp: number, coin: number): number {
+  const n = probabilities.length;
+  const cutoff = Math.fround(Math.fround(1 - topp) / (n - 1));
+  const candidates: number[] = [];
+  for (let i = 0; i < n; i++) if (probabilities[i] >= cutoff) candidates.push(i);
+  if (candidates.length === 0) throw new Error(`sampler: no token has probability >= the top-p cutoff ${cutoff}`);
+  candidates.sort((a, b) => probabilities[b] - probabilities[a]); // stable, like glibc's merge-sort qsort
+
+  let cumulative = 0;
+  let last = candidates.length - 1;
+  for (let i = 0; i < candidates.length; i++) {
+    cumulative = Math.fround(cumulative + probabilities[candidates[i]]);
+    if (cumulative > topp) {
+      last = i;
+      break;
+    }
+  }
+
+  const r = Math.fround(coin * cumulative);
+  let cdf = 0;
+  for (let i = 0; i <= last; i++) {
+    cdf = Math.fround(cdf + probabilities[candidates[i]]);
+    if (r < cdf) return candidates[i];
+  }
+  return candidates[last];
+}

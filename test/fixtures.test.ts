@@ -1,0 +1,62 @@
+// Every llama2.c fixture case reproduced through the API on the GPU: token ids identical, logits at
+// every position within 1e-4 of run.c's, and for the aidreams cases the printed text byte for byte.
+import { readFileSync } from 'node:fs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadModel, type GeneratedToken, type Model } from '../src/api.js';
+import { maxAbsDiff } from './reference.js';
+
+const dir = new URL('../../shared/fixtures/llama2c/', import.meta.url).pathname;
+const LOGIT_TOLERANCE = 1e-4;
+
+interface Case {
+  name: string;
+  model: 'aidreams260K' | 'stories260K';
+  request: { prompt?: string; steps: number; temperature: number; topp?: number; seed?: number };
+  text: boolean;
+}
+
+const cases: Case[] = [
+  { name: 'aidreams-greedy', model: 'aidreams260K', request: { steps: 128, temperature: 0 }, text: true },
+  { name: 'aidreams-prompt', model: 'aidreams260K', request: { prompt: 'I dream of a quiet city', steps: 100, temperature: 0 }, text: true },
+  { name: 'aidreams-topp', model: 'aidreams260K', request: { steps: 128, temperature: 1, topp: 0.9, seed: 42 }, text: true },
+  { name: 'stories-greedy', model: 'stories260K', request: { steps: 200, temperature: 0 }, text: false },
+];
+
+const models = new Map<string, Promise<Model>>();
+function model(name: Case['model']): Promise<Model> {
+  let m = models.get(name);
+  if (!m) {
+    m = loadModel(`${dir}${name}.bin`, name === 'aidreams260K' ? { tokenizer: `${dir}tok512-aidreams.bin` } : {});
+    models.set(name, m);
+  }
+  return m;
+}
+afterAll(async () => {
+  for (const m of models.values()) (await m).release();
+});
+
+describe('llama2.c fixtures', () => {
+  for (const c of cases) {
+    it(c.name, async () => {
+      const m = await model(c.model);
+      const steps: GeneratedToken[] = [];
+      for await (const s of m.generate({ ...c.request, logits: true })) steps.push(s);
+
+      const expectedTokens = readFileSync(`${dir}${c.name}.tokens.txt`, 'utf8').trim().split('\n').map(Number);
+      expect(steps.map((s) => s.token)).toEqual(expectedTokens);
+
+      const ref = new Float32Array(readFileSync(`${dir}${c.name}.logits.f32`).buffer.slice(0));
+      const V = m.config.vocabSize;
+      expect(ref.length).toBe(expectedTokens.length * V);
+      steps.forEach((s, p) => {
+        const err = maxAbsDiff(s.logits!, ref.subarray(p * V, (p + 1) * V));
+        expect(err, `max |Δlogit| at position ${p}`).toBeLessThan(LOGIT_TOLERANCE);
+      });
+
+      if (c.text) {
+        const printed = Buffer.concat([...steps.map((s) => s.piece), Buffer.from('\n')]);
+        expect(printed.toString('latin1')).toBe(readFileSync(`${dir}${c.name}.stdout.txt`, 'latin1'));
+      }
+    });
+  }
+});
