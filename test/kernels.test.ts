@@ -1,5 +1,5 @@
 // Every kernel against its CPU reference on seeded random inputs, at sizes that are not multiples of the
-// workgroup (64) or matmul tile (16), with a nonzero cache position P where the op reads it.
+// workgroup size (64), with a nonzero cache position P where the op reads it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileGraph } from '../src/codegen/compile.js';
 import { GraphBuilder } from '../src/ir/builder.js';

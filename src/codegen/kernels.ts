@@ -20,7 +20,6 @@ export interface KernelContext {
 }
 
 const ROW_THREADS = 64;
-const TILE = 16;
 
 const wg = (of: Affine | number, per = 1): WorkgroupCount => ({ of: typeof of === 'number' ? A.constant(of) : of, per });
 const one = wg(1);
@@ -119,35 +118,21 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
       const [m, k] = ctx.typeOf(n.args[0]).shape;
       const kk = constDim(k!, 'matmul inner dimension');
       const nn = constDim(n.type.shape[1]!, 'matmul output width');
-      const M = u32Expr(m!);
       return kernel(
         [read(ctx, n.args[0], 'x'), read(ctx, n.args[1], 'w'), write(ctx, n.name)],
         `
-var<workgroup> xs: array<array<f32, ${TILE}>, ${TILE}>;
-var<workgroup> ws: array<array<f32, ${TILE}>, ${TILE}>;
-
-@compute @workgroup_size(${TILE}, ${TILE})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let rows = ${M};
-  let col = wid.x * ${TILE}u + lid.x;
-  let row = wid.y * ${TILE}u + lid.y;
-  let wRow = wid.x * ${TILE}u + lid.y;
+@compute @workgroup_size(${ROW_THREADS})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let col = gid.x;
+  let row = gid.y;
+  if (col >= ${nn}u || row >= ${u32Expr(m!)}) { return; }
+  let xBase = row * ${kk}u;
+  let wBase = col * ${kk}u;
   var acc = 0.0;
-  for (var k0 = 0u; k0 < ${kk}u; k0 += ${TILE}u) {
-    let kx = k0 + lid.x;
-    var xv = 0.0;
-    if (row < rows && kx < ${kk}u) { xv = x[row * ${kk}u + kx]; }
-    xs[lid.y][lid.x] = xv;
-    var wv = 0.0;
-    if (wRow < ${nn}u && kx < ${kk}u) { wv = w[wRow * ${kk}u + kx]; }
-    ws[lid.y][lid.x] = wv;
-    workgroupBarrier();
-    for (var i = 0u; i < ${TILE}u; i++) { acc += xs[lid.y][i] * ws[lid.x][i]; }
-    workgroupBarrier();
-  }
-  if (row < rows && col < ${nn}u) { out[row * ${nn}u + col] = acc; }
+  for (var i = 0u; i < ${kk}u; i++) { acc += x[xBase + i] * w[wBase + i]; }
+  out[row * ${nn}u + col] = acc;
 }`,
-        [wg(nn, TILE), wg(m!, TILE), one],
+        [wg(nn, ROW_THREADS), wg(m!), one],
       );
     })
     .with({ op: 'rope' }, (n) => {

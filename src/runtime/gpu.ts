@@ -1,5 +1,6 @@
 // Opens a Dawn device: picks the backend (asked for, hinted by WEBGPU_BACKEND, or the first that works),
 // requests the adapter's own limits, and turns validation errors and device loss into thrown errors.
+import { existsSync, readdirSync } from 'node:fs';
 import { create, globals } from 'webgpu';
 
 Object.assign(globalThis, globals);
@@ -22,6 +23,18 @@ export interface Gpu {
 }
 
 const compatibilityBackends = new Set(['opengles', 'opengl']);
+
+/** Chromium's SwiftShader Vulkan driver, the CPU fallback on machines without a GPU driver. */
+export const swiftShaderIcd = '/usr/lib/chromium/vk_swiftshader_icd.json';
+
+const systemIcdDirs = ['/usr/share/vulkan/icd.d', '/etc/vulkan/icd.d', '/usr/local/share/vulkan/icd.d'];
+
+/** Points the Vulkan loader at SwiftShader when nothing else names a driver and no system driver is installed. */
+function useSwiftShaderWithoutDriver(): void {
+  if (process.env.VK_ICD_FILENAMES || process.env.VK_DRIVER_FILES || !existsSync(swiftShaderIcd)) return;
+  const hasSystemDriver = systemIcdDirs.some((d) => existsSync(d) && readdirSync(d).some((f) => f.endsWith('.json')));
+  if (!hasSystemDriver) process.env.VK_ICD_FILENAMES = swiftShaderIcd;
+}
 
 function limitsOf(adapter: GPUAdapter): Record<string, number> {
   const out: Record<string, number> = {};
@@ -52,6 +65,7 @@ async function tryBackend(backend: string | undefined): Promise<Found | string> 
 }
 
 export async function openGpu(options: GpuOptions = {}): Promise<Gpu> {
+  useSwiftShaderWithoutDriver();
   const hint = process.env.WEBGPU_BACKEND;
   const candidates: (string | undefined)[] = options.backend ? [options.backend] : hint ? [hint] : [undefined, 'opengles'];
   const tried: string[] = [];
@@ -66,8 +80,8 @@ export async function openGpu(options: GpuOptions = {}): Promise<Gpu> {
   }
   if (!found) {
     throw new Error(
-      `no WebGPU adapter (${tried.join('; ')}); without a GPU, install Debian's chromium and libvulkan1 and set ` +
-        `VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json`,
+      `no WebGPU adapter (${tried.join('; ')}); without a GPU, install Debian's chromium and libvulkan1 ` +
+        `(SwiftShader, ${swiftShaderIcd})`,
     );
   }
   const { instance, adapter, backend } = found;
