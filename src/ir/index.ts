@@ -4,3 +4,4 @@ export * from './shapes.js';
 export * from './print.js';
 export * from './parse.js';
 export * from './verify.js';
+export { GraphBuilder, type Dim } from './builder.js';

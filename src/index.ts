@@ -1,0 +1,12 @@
+// The package's public API: load a model and generate; compile model definitions and read their IR.
+export { Model, loadModel, readCheckpoint, buildGraphs } from './api.js';
+export type { Checkpoint, LoadOptions, GenerateRequest, GeneratedToken } from './api.js';
+export type { GenerationStep } from './runtime/generate.js';
+export { Tokenizer } from './runtime/tokenizer.js';
+export { Sampler } from './runtime/sampler.js';
+export { openGpu, type Gpu, type GpuOptions } from './runtime/gpu.js';
+export { compileGraph } from './codegen/compile.js';
+export type { Plan } from './runtime/plan.js';
+export { llamaGraph, type LlamaConfig, type GraphKind } from '../models/llama.js';
+export { readLlama2c } from '../models/llama2c.js';
+export * as ir from './ir/index.js';
