@@ -8,7 +8,7 @@ import { compileGraph } from './codegen/compile.js';
 import type { Graph } from './ir/types.js';
 import { verifyGraph } from './ir/verify.js';
 import { PlanExecutor, ResidentBuffers } from './runtime/executor.js';
-import { BOS, generateSteps, type GenerationStep } from './runtime/generate.js';
+import { BOS, checkGenerateOptions, generateSteps, type GenerateOptions, type GenerationStep } from './runtime/generate.js';
 import { openGpu, type Gpu } from './runtime/gpu.js';
 import { Tokenizer } from './runtime/tokenizer.js';
 
@@ -68,6 +68,46 @@ export interface GenerateRequest {
   readonly logits?: boolean;
 }
 
+/** A checkpoint and its tokenizer, read and checked on the CPU: what Model.load uploads. */
+export interface ModelFiles extends Checkpoint {
+  readonly tokenizer: Tokenizer | undefined;
+}
+
+/** Reads a checkpoint and its tokenizer (options.tokenizer, else tokenizer.bin beside it when present); opens no GPU. */
+export function readModelFiles(path: string, options: LoadOptions = {}): ModelFiles {
+  const checkpoint = readCheckpoint(path);
+  const tokPath = options.tokenizer ?? join(dirname(path), 'tokenizer.bin');
+  const tokenizer =
+    options.tokenizer !== undefined || existsSync(tokPath)
+      ? Tokenizer.fromBytes(readBytes(tokPath, 'tokenizer'), checkpoint.config.vocabSize, tokPath)
+      : undefined;
+  return { ...checkpoint, tokenizer };
+}
+
+/** Encodes text as run.c does: BOS, the dummy-prefix space, BPE merges. */
+function encodePrompt(tokenizer: Tokenizer | undefined, text: string): number[] {
+  if (!tokenizer) throw new Error(`a text prompt needs a tokenizer (--tokenizer FILE), or give --prompt-ids`);
+  return tokenizer.encode(text, true, false);
+}
+
+/** The generation a request asks of a model: the prompt encoded, defaults filled in, every value checked. Opens no GPU. */
+export function resolveRequest(
+  model: { readonly config: LlamaConfig; readonly tokenizer: Tokenizer | undefined },
+  request: GenerateRequest = {},
+): GenerateOptions {
+  if (request.prompt !== undefined && request.promptIds !== undefined) throw new Error(`give a prompt or prompt ids, not both`);
+  const options: GenerateOptions = {
+    promptIds: request.promptIds ?? (request.prompt !== undefined ? encodePrompt(model.tokenizer, request.prompt) : [BOS]),
+    steps: request.steps ?? model.config.seqLen,
+    temperature: request.temperature ?? 1,
+    topp: request.topp ?? 0.9,
+    seed: request.seed ?? Math.floor(Date.now() / 1000),
+    logits: request.logits,
+  };
+  checkGenerateOptions(options, model.config.vocabSize, model.config.seqLen);
+  return options;
+}
+
 export interface GeneratedToken extends GenerationStep {
   /** the bytes run.c prints for `next` (empty for BOS and unprintable bytes) */
   readonly piece: Uint8Array;
@@ -83,13 +123,9 @@ export class Model {
     private readonly decode: PlanExecutor,
   ) {}
 
-  static async load(path: string, options: LoadOptions = {}): Promise<Model> {
-    const { config, weights } = readCheckpoint(path);
-    const tokPath = options.tokenizer ?? join(dirname(path), 'tokenizer.bin');
-    const tokenizer =
-      options.tokenizer !== undefined || existsSync(tokPath)
-        ? Tokenizer.fromBytes(readBytes(tokPath, 'tokenizer'), config.vocabSize, tokPath)
-        : undefined;
+  /** Uploads a checkpoint (a path, or files already read with readModelFiles) and compiles its plans. */
+  static async load(source: string | ModelFiles, options: LoadOptions = {}): Promise<Model> {
+    const { config, weights, tokenizer } = typeof source === 'string' ? readModelFiles(source, options) : source;
     const graphs = buildGraphs(config);
     const gpu = await openGpu({ backend: options.backend });
     try {
@@ -109,24 +145,13 @@ export class Model {
 
   /** Encodes text as run.c does: BOS, the dummy-prefix space, BPE merges. */
   encode(text: string): number[] {
-    if (!this.tokenizer) throw new Error(`a text prompt needs a tokenizer (--tokenizer FILE), or give --prompt-ids`);
-    return this.tokenizer.encode(text, true, false);
+    return encodePrompt(this.tokenizer, text);
   }
 
   async *generate(request: GenerateRequest = {}): AsyncGenerator<GeneratedToken> {
-    if (request.prompt !== undefined && request.promptIds !== undefined) throw new Error(`give a prompt or prompt ids, not both`);
-    const promptIds = request.promptIds ?? (request.prompt !== undefined ? this.encode(request.prompt) : [BOS]);
-    const steps = request.steps ?? this.config.seqLen;
     const steps$ = generateSteps(
       { prefill: this.prefill, decode: this.decode, vocabSize: this.config.vocabSize, contextLength: this.config.seqLen },
-      {
-        promptIds,
-        steps,
-        temperature: request.temperature ?? 1,
-        topp: request.topp ?? 0.9,
-        seed: request.seed ?? Math.floor(Date.now() / 1000),
-        logits: request.logits,
-      },
+      resolveRequest(this, request),
     );
     for await (const step of steps$) {
       const piece =
@@ -143,6 +168,6 @@ export class Model {
   }
 }
 
-export function loadModel(path: string, options?: LoadOptions): Promise<Model> {
-  return Model.load(path, options);
+export function loadModel(source: string | ModelFiles, options?: LoadOptions): Promise<Model> {
+  return Model.load(source, options);
 }

@@ -4,11 +4,11 @@
 import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { buildGraphs, loadModel, readCheckpoint } from './api.js';
+import { buildGraphs, loadModel, readCheckpoint, readModelFiles, resolveRequest, type GenerateRequest } from './api.js';
 import { printGraph, printModule } from './ir/print.js';
 
 function fail(message: string): never {
-  process.stderr.write(`weft: ${message}\n`);
+  process.stderr.write(`weft: ${message.trim().replace(/\s*\n\s*/g, ' ')}\n`);
   process.exit(1);
 }
 
@@ -47,8 +47,18 @@ interface RunArgs {
 
 async function run(a: RunArgs): Promise<void> {
   if (a.steps < 0 || !Number.isInteger(a.steps)) throw new Error(`--steps must be a whole number >= 0, got ${a.steps}`);
-  const promptIds = a.promptIds !== undefined ? parsePromptIds(a.promptIds) : undefined;
-  const model = await loadModel(a.model, { tokenizer: a.tokenizer, backend: a.backend });
+  const request: GenerateRequest = {
+    prompt: a.prompt,
+    promptIds: a.promptIds !== undefined ? parsePromptIds(a.promptIds) : undefined,
+    steps: a.steps === 0 ? undefined : a.steps,
+    temperature: a.temperature,
+    topp: a.topp,
+    seed: a.seed === 0 ? Math.floor(Date.now() / 1000) : a.seed,
+    logits: a.dumpLogits !== undefined,
+  };
+  const files = readModelFiles(a.model, { tokenizer: a.tokenizer });
+  resolveRequest(files, request); // every argument is checked before the GPU opens
+  const model = await loadModel(files, { backend: a.backend });
   try {
     const tokens: number[] = [];
     const logits: Float32Array[] = [];
@@ -57,15 +67,7 @@ async function run(a: RunArgs): Promise<void> {
     let prefillCount = 0;
     const start = performance.now();
     let prefillEnd = start;
-    for await (const step of model.generate({
-      prompt: a.prompt,
-      promptIds,
-      steps: a.steps === 0 ? undefined : a.steps,
-      temperature: a.temperature,
-      topp: a.topp,
-      seed: a.seed === 0 ? undefined : a.seed,
-      logits: a.dumpLogits !== undefined,
-    })) {
+    for await (const step of model.generate(request)) {
       if (tokens.length === 0) {
         prefillEnd = performance.now();
       }
@@ -97,6 +99,7 @@ async function run(a: RunArgs): Promise<void> {
         decode_tokens: decodeCount,
         prefill_tokens_per_s: prefillRate,
         decode_tokens_per_s: decodeRate,
+        seed: request.seed,
         backend: model.device.backend,
         adapter: model.device.adapter,
       };
@@ -131,7 +134,8 @@ async function main(): Promise<void> {
           .option('seed', { type: 'number', default: 0, describe: 'sampler seed (0: the current time)' })
           .option('json', { type: 'boolean', default: false, describe: 'print one JSON object instead of streaming text' })
           .option('dump-logits', { type: 'string', describe: 'write float32 [positions][vocab] logits to FILE' })
-          .option('backend', { type: 'string', describe: 'Dawn backend (vulkan, opengles, …); default: the first that works' }),
+          .option('backend', { type: 'string', describe: 'Dawn backend (vulkan, opengles, …); default: the first that works' })
+          .requiresArg(['tokenizer', 'prompt', 'prompt-ids', 'steps', 'temperature', 'topp', 'seed', 'dump-logits', 'backend']),
       async (argv) => run(argv as unknown as RunArgs),
     )
     .command(
@@ -148,6 +152,7 @@ async function main(): Promise<void> {
     )
     .demandCommand(1, 'name a command: run or inspect')
     .strict()
+    .strictCommands()
     .help()
     .fail((msg, err) => {
       fail(err ? err.message : msg);

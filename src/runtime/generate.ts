@@ -1,7 +1,7 @@
 // The generation loop of llama2.c's run.c: prefill the prompt in one run of the prefill plan, then one
 // decode run per position; a prompt token is forced until the prompt ends, then the sampler chooses.
 import type { PlanExecutor } from './executor.js';
-import { Sampler } from './sampler.js';
+import { checkSamplerSettings, Sampler } from './sampler.js';
 
 export const BOS = 1;
 
@@ -46,6 +46,7 @@ export function checkGenerateOptions(o: GenerateOptions, vocabSize: number, cont
   o.promptIds.forEach((id, i) => {
     if (!Number.isInteger(id) || id < 0 || id >= vocabSize) throw new Error(`prompt token ${i} is ${id}, outside the vocabulary 0..${vocabSize - 1}`);
   });
+  checkSamplerSettings(o.temperature, o.topp, o.seed);
 }
 
 export async function* generateSteps(g: GenerationGraphs, o: GenerateOptions): AsyncGenerator<GenerationStep> {

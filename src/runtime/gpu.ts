@@ -36,9 +36,13 @@ function useSwiftShaderWithoutDriver(): void {
   if (!hasSystemDriver) process.env.VK_ICD_FILENAMES = swiftShaderIcd;
 }
 
+/** Limits weft never uses; requesting the adapter's values only makes Dawn's GL backend warn. */
+const unusedLimits = new Set(['maxDynamicUniformBuffersPerPipelineLayout', 'maxDynamicStorageBuffersPerPipelineLayout']);
+
 function limitsOf(adapter: GPUAdapter): Record<string, number> {
   const out: Record<string, number> = {};
   for (const key in adapter.limits) {
+    if (unusedLimits.has(key)) continue;
     const v = (adapter.limits as unknown as Record<string, unknown>)[key];
     if (typeof v === 'number') out[key] = v;
   }

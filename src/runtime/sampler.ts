@@ -38,13 +38,7 @@ export class Sampler {
     if (!Number.isInteger(vocabSize) || vocabSize <= 0) {
       throw new Error(`sampler: vocabulary size must be a positive integer, got ${vocabSize}`);
     }
-    if (!(temperature >= 0) || !Number.isFinite(temperature)) {
-      throw new Error(`sampler: temperature must be a finite number >= 0, got ${temperature}`);
-    }
-    if (!(topp >= 0 && topp <= 1)) throw new Error(`sampler: top-p must be in [0, 1], got ${topp}`);
-    if (!Number.isSafeInteger(seed) || seed <= 0) {
-      throw new Error(`sampler: seed must be a positive integer (xorshift state 0 never changes), got ${seed}`);
-    }
+    checkSamplerSettings(temperature, topp, seed);
     this.temperature = Math.fround(temperature);
     this.topp = Math.fround(topp);
     this.rng = new Xorshift64Star(seed);
@@ -62,6 +56,17 @@ export class Sampler {
     const coin = this.rng.nextF32();
     if (this.topp <= 0 || this.topp >= 1) return sampleMultinomial(probabilities, coin);
     return sampleTopP(probabilities, this.topp, coin);
+  }
+}
+
+/** Throws unless the sampler can run with these settings. */
+export function checkSamplerSettings(temperature: number, topp: number, seed: number): void {
+  if (!(temperature >= 0) || !Number.isFinite(temperature)) {
+    throw new Error(`sampler: temperature must be a finite number >= 0, got ${temperature}`);
+  }
+  if (!(topp >= 0 && topp <= 1)) throw new Error(`sampler: top-p must be in [0, 1], got ${topp}`);
+  if (!Number.isSafeInteger(seed) || seed <= 0) {
+    throw new Error(`sampler: seed must be a positive integer (xorshift state 0 never changes), got ${seed}`);
   }
 }
 
