@@ -5,7 +5,7 @@ import * as A from '../affine.js';
 import type { Affine } from '../affine.js';
 import type { Op, TensorType } from '../ir/types.js';
 import type { WorkgroupCount } from '../runtime/plan.js';
-import { f32Lit, header, u32Expr, type KernelBinding } from './wgsl.js';
+import { f32Lit, header, preciseMath, u32Expr, type KernelBinding } from './wgsl.js';
 
 export interface KernelSource {
   readonly wgsl: string;
@@ -101,6 +101,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
         `
 var<workgroup> red: array<f32, ${ROW_THREADS}>;
 ${workgroupReduce('sumAll', (a, b) => `${a} + ${b}`)}
+${preciseMath}
 
 @compute @workgroup_size(${ROW_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane: u32) {
@@ -108,7 +109,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
   var ss = 0.0;
   for (var j = lane; j < ${cols}u; j += ${ROW_THREADS}u) { let v = x[base + j]; ss += v * v; }
   ss = sumAll(lane, ss);
-  let scale = 1.0 / sqrt(ss / ${f32Lit(cols)} + ${f32Lit(n.attrs.eps)});
+  let scale = preciseDiv(1.0, preciseSqrt(preciseDiv(ss, ${f32Lit(cols)}) + ${f32Lit(n.attrs.eps)}));
   for (var j = lane; j < ${cols}u; j += ${ROW_THREADS}u) { out[base + j] = weight[j] * (scale * x[base + j]); }
 }`,
         [wg(rows), one, one],
@@ -197,8 +198,9 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   let kBase = key * ${kd}u + (head / ${heads / kvHeads}u) * ${headSize}u;
   var acc = 0.0;
   for (var i = 0u; i < ${headSize}u; i++) { acc += q[qBase + i] * k[kBase + i]; }
-  out[at] = acc / ${f32Lit(Math.sqrt(headSize))};
-}`,
+  out[at] = preciseDiv(acc, ${f32Lit(Math.sqrt(headSize))});
+}
+${preciseMath}`,
         [wg(keys!, ROW_THREADS), wg(rows!), wg(heads)],
       );
     })
@@ -216,6 +218,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
 var<workgroup> red: array<f32, ${ROW_THREADS}>;
 ${workgroupReduce('maxAll', (a, b) => `max(${a}, ${b})`)}
 ${workgroupReduce('sumAll', (a, b) => `${a} + ${b}`)}
+${preciseMath}
 
 @compute @workgroup_size(${ROW_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane: u32) {
@@ -227,9 +230,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
   for (var j = lane; j < n; j += ${ROW_THREADS}u) { m = max(m, x[base + j]); }
   m = maxAll(lane, m);
   var s = 0.0;
-  for (var j = lane; j < n; j += ${ROW_THREADS}u) { let e = exp(x[base + j] - m); out[base + j] = e; s += e; }
+  for (var j = lane; j < n; j += ${ROW_THREADS}u) { let e = preciseExp(x[base + j] - m); out[base + j] = e; s += e; }
   s = sumAll(lane, s);
-  for (var j = lane; j < n; j += ${ROW_THREADS}u) { out[base + j] = out[base + j] / s; }
+  for (var j = lane; j < n; j += ${ROW_THREADS}u) { out[base + j] = preciseDiv(out[base + j], s); }
   for (var j = n + lane; j < cols; j += ${ROW_THREADS}u) { out[base + j] = 0.0; }
 }`,
         [wg(rows), wg(lead), one],
@@ -266,7 +269,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
       const expr = match(n)
         .with({ op: 'add' }, () => 'a[i] + b[i]')
         .with({ op: 'mul' }, () => 'a[i] * b[i]')
-        .with({ op: 'silu' }, () => 'a[i] * (1.0 / (1.0 + exp(-a[i])))')
+        .with({ op: 'silu' }, () => 'a[i] * preciseDiv(1.0, 1.0 + preciseExp(-a[i]))')
         .exhaustive();
       const inputs = n.args.map((arg, i) => read(ctx, arg, 'ab'[i]!));
       return kernel(
@@ -277,7 +280,8 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   if (gid.x >= ${cols}u || gid.y >= ${u32Expr(rows)}) { return; }
   let i = gid.y * ${cols}u + gid.x;
   out[i] = ${expr};
-}`,
+}
+${n.op === 'silu' ? preciseMath : ''}`,
         [wg(cols, ROW_THREADS), wg(rows), one],
       );
     })

@@ -39,3 +39,36 @@ export function header(bindings: readonly KernelBinding[]): string {
   });
   return lines.join('\n');
 }
+
+/**
+ * exp, division and square root within about one ulp on every adapter, as the CPU's libm computes them:
+ * GPU builtins are allowed several ulps (and drivers use fast approximations), which drifts from
+ * float32 references over many layers and positions.
+ */
+export const preciseMath = `
+fn preciseDiv(a: f32, b: f32) -> f32 {
+  let q = a / b;
+  return q + fma(-q, b, a) / b;
+}
+
+fn preciseSqrt(x: f32) -> f32 {
+  let s = sqrt(x);
+  if (s == 0.0) { return s; }
+  return s + fma(-s, s, x) / (2.0 * s);
+}
+
+fn preciseExp(v: f32) -> f32 {
+  let x = clamp(v, -104.0, 89.0);
+  let k = round(x * 1.442695041);
+  var r = fma(-k, 0.693145751953125, x);
+  r = fma(-k, 1.428606765330187e-6, r);
+  var p = 1.984126984126984e-4;
+  p = fma(p, r, 1.388888888888889e-3);
+  p = fma(p, r, 8.333333333333333e-3);
+  p = fma(p, r, 4.166666666666667e-2);
+  p = fma(p, r, 1.666666666666667e-1);
+  p = fma(p, r, 0.5);
+  p = fma(p, r, 1.0);
+  p = fma(p, r, 1.0);
+  return ldexp(p, i32(k));
+}`;
