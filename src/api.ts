@@ -56,7 +56,7 @@ export interface GenerateRequest {
   readonly prompt?: string;
   /** token ids fed exactly as given */
   readonly promptIds?: readonly number[];
-  /** positions to run, prompt included; defaults to the context length */
+  /** positions to run, prompt included; default 256 (as run.c), capped at the context length; 0 is the whole context */
   readonly steps?: number;
   /** 0 is greedy; default 1 */
   readonly temperature?: number;
@@ -67,6 +67,9 @@ export interface GenerateRequest {
   /** attach each position's logits */
   readonly logits?: boolean;
 }
+
+/** run.c's default -n */
+const defaultSteps = 256;
 
 /** A checkpoint and its tokenizer, read and checked on the CPU: what Model.load uploads. */
 export interface ModelFiles extends Checkpoint {
@@ -98,7 +101,7 @@ export function resolveRequest(
   if (request.prompt !== undefined && request.promptIds !== undefined) throw new Error(`give a prompt or prompt ids, not both`);
   const options: GenerateOptions = {
     promptIds: request.promptIds ?? (request.prompt !== undefined ? encodePrompt(model.tokenizer, request.prompt) : [BOS]),
-    steps: request.steps ?? model.config.seqLen,
+    steps: request.steps === undefined ? Math.min(defaultSteps, model.config.seqLen) : request.steps === 0 ? model.config.seqLen : request.steps,
     temperature: request.temperature ?? 1,
     topp: request.topp ?? 0.9,
     seed: request.seed ?? Math.floor(Date.now() / 1000),

@@ -36,7 +36,7 @@ interface RunArgs {
   tokenizer?: string;
   prompt?: string;
   promptIds?: string;
-  steps: number;
+  steps?: number;
   temperature: number;
   topp: number;
   seed: number;
@@ -46,11 +46,11 @@ interface RunArgs {
 }
 
 async function run(a: RunArgs): Promise<void> {
-  if (a.steps < 0 || !Number.isInteger(a.steps)) throw new Error(`--steps must be a whole number >= 0, got ${a.steps}`);
+  if (a.steps !== undefined && (a.steps < 0 || !Number.isInteger(a.steps))) throw new Error(`--steps must be a whole number >= 0, got ${a.steps}`);
   const request: GenerateRequest = {
     prompt: a.prompt,
     promptIds: a.promptIds !== undefined ? parsePromptIds(a.promptIds) : undefined,
-    steps: a.steps === 0 ? undefined : a.steps,
+    steps: a.steps,
     temperature: a.temperature,
     topp: a.topp,
     seed: a.seed === 0 ? Math.floor(Date.now() / 1000) : a.seed,
@@ -128,7 +128,7 @@ async function main(): Promise<void> {
           .option('prompt', { type: 'string', describe: 'prompt text, encoded with BOS as run.c does' })
           .option('prompt-ids', { type: 'string', describe: 'comma-separated token ids, fed exactly as given' })
           .conflicts('prompt', 'prompt-ids')
-          .option('steps', { type: 'number', default: 0, describe: 'positions to run, prompt included (0: the whole context)' })
+          .option('steps', { type: 'number', describe: 'positions to run, prompt included (default 256 capped at the context; 0: the whole context)' })
           .option('temperature', { type: 'number', default: 1.0, describe: '0 is greedy' })
           .option('topp', { type: 'number', default: 0.9, describe: 'top-p (nucleus) threshold; 0 or 1 samples the whole distribution' })
           .option('seed', { type: 'number', default: 0, describe: 'sampler seed (0: the current time)' })

@@ -55,8 +55,16 @@ export const elementwiseOps: ReadonlySet<OpName> = new Set(['add', 'mul', 'silu'
 export const reduceOps: ReadonlySet<OpName> = new Set(['rmsnorm', 'softmax']);
 export const movementOps: ReadonlySet<OpName> = new Set(['embed', 'kv_write']);
 
+type OpOf<O extends OpName> = Extract<Op, { op: O }>;
+
+/** Argument names (one per operand) and attribute names of an op, tied to its node type. */
+export interface OpSignature<O extends OpName> {
+  readonly args: OpOf<O>['args'];
+  readonly attrs: readonly (keyof OpOf<O>['attrs'])[];
+}
+
 /** Arity and attribute names of every op: what the parser accepts and the printer writes. */
-export const opSignatures: { readonly [O in OpName]: { readonly args: readonly string[]; readonly attrs: readonly string[] } } = {
+export const opSignatures: { readonly [O in OpName]: OpSignature<O> } = {
   embed: { args: ['table', 'ids'], attrs: [] },
   rmsnorm: { args: ['x', 'weight'], attrs: ['eps'] },
   matmul: { args: ['x', 'w'], attrs: [] },

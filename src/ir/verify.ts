@@ -84,7 +84,7 @@ export function verifyGraph(g: Graph): void {
 /** Attr names are exactly the signature's, values finite, and each in the range its op needs. */
 function checkAttrs(node: Op, fail: (msg: string) => never): void {
   const attrs = node.attrs as Readonly<Record<string, number>>;
-  const expected = opSignatures[node.op].attrs;
+  const expected: readonly string[] = opSignatures[node.op].attrs as readonly string[];
   for (const key of Object.keys(attrs)) if (!expected.includes(key)) fail(`unknown attr '${key}'`);
   for (const key of expected) {
     const v = attrs[key];
