@@ -5,6 +5,9 @@ import { dirname, join } from 'node:path';
 import { llamaGraph, type GraphKind, type LlamaConfig } from '../models/llama.js';
 import { readLlama2c, ropeTables } from '../models/llama2c.js';
 import { compileGraph } from './codegen/compile.js';
+import type { Pass } from './passes/pass.js';
+import { pipeline } from './passes/pipeline.js';
+import { runPipeline } from './passes/run-pipeline.js';
 import type { Graph } from './ir/types.js';
 import { verifyGraph } from './ir/verify.js';
 import { PlanExecutor, ResidentBuffers } from './runtime/executor.js';
@@ -36,7 +39,7 @@ export function readCheckpoint(path: string): Checkpoint {
   return { config, weights: all };
 }
 
-/** The prefill and decode graphs of a model, verified. */
+/** The prefill and decode graphs of a model as the model definition writes them, verified. */
 export function buildGraphs(config: LlamaConfig): Record<GraphKind, Graph> {
   const graphs = { prefill: llamaGraph(config, 'prefill'), decode: llamaGraph(config, 'decode') };
   verifyGraph(graphs.prefill);
@@ -44,11 +47,19 @@ export function buildGraphs(config: LlamaConfig): Record<GraphKind, Graph> {
   return graphs;
 }
 
+/** Both graphs after the passes (default: the whole pipeline), verified after each pass. */
+export function optimizeGraphs(config: LlamaConfig, passes: readonly Pass[] = pipeline): Record<GraphKind, Graph> {
+  const graphs = buildGraphs(config);
+  return { prefill: runPipeline(graphs.prefill, passes), decode: runPipeline(graphs.decode, passes) };
+}
+
 export interface LoadOptions {
   /** llama2.c tokenizer file; defaults to tokenizer.bin beside the checkpoint when present */
   readonly tokenizer?: string;
   /** Dawn backend; defaults to the first that works */
   readonly backend?: string;
+  /** the passes to compile with (default: the whole pipeline; [] runs one kernel per op) */
+  readonly passes?: readonly Pass[];
 }
 
 export interface GenerateRequest {
@@ -129,7 +140,7 @@ export class Model {
   /** Uploads a checkpoint (a path, or files already read with readModelFiles) and compiles its plans. */
   static async load(source: string | ModelFiles, options: LoadOptions = {}): Promise<Model> {
     const { config, weights, tokenizer } = typeof source === 'string' ? readModelFiles(source, options) : source;
-    const graphs = buildGraphs(config);
+    const graphs = optimizeGraphs(config, options.passes);
     const gpu = await openGpu({ backend: options.backend });
     try {
       const resident = new ResidentBuffers(gpu, weights);

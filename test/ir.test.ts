@@ -1,12 +1,15 @@
-// The IR text form round-trips (print(parse(s)) === s), and broken graphs are rejected by the parser or the
-// verifier with a one-line message naming what is wrong. Also the affine dimension text.
+// The IR text form round-trips (print(parse(s)) === s), scheduled and slotted graphs included, and broken graphs
+// are rejected by the parser or the verifier with a one-line message naming what is wrong. Also the JSON and
+// dot views and the affine dimension text.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import * as A from '../src/affine.js';
 import { opSignatures, parseGraph, parseModule, printGraph, printModule, verifyGraph } from '../src/ir/index.js';
 import type { Graph } from '../src/ir/index.js';
+import { printDot, printJson } from '../src/ir/formats.js';
 
 const everyOp = readFileSync(new URL('./ir/every-op.ir', import.meta.url), 'utf8');
+const scheduled = readFileSync(new URL('./ir/scheduled.ir', import.meta.url), 'utf8');
 
 describe('IR text', () => {
   it('prints every-op.ir back exactly', () => {
@@ -46,8 +49,8 @@ describe('IR text', () => {
         'graph g(T) {',
         '  input %x: f32[T, 16]',
         '  weight %n: f32[16]',
-        '  %h = rmsnorm(%x, %n) {eps=0.00001} : f32[T, 16]',
-        '  %t = rmsnorm(%x, %n) {eps=1e-7} : f32[T, 16]',
+        '  %h = rmsnorm(%x, %n) {eps=0.00001} : f32[T, 16]  # row-reduction',
+        '  %t = rmsnorm(%x, %n) {eps=1e-7} : f32[T, 16]  # row-reduction',
         '  output %h',
         '}',
         '',
@@ -56,14 +59,14 @@ describe('IR text', () => {
   });
 
   it('prints a graph without symbols as `graph name() {`', () => {
-    const text = 'graph decode_head() {\n  input %x: f32[1, 16]\n  %y = silu(%x) : f32[1, 16]\n  output %y\n}\n';
+    const text = 'graph decode_head() {\n  input %x: f32[1, 16]\n  %y = silu(%x) : f32[1, 16]  # token-parallel\n  output %y\n}\n';
     const g = parseGraph(text);
     expect(g.symbols).toEqual([]);
     expect(printGraph(g)).toBe(text);
   });
 
   it('round-trips a module of several graphs separated by blank lines', () => {
-    const second = 'graph tail(T) {\n  input %x: f32[T, 4]\n  %y = silu(%x) : f32[T, 4]\n  output %y\n}\n';
+    const second = 'graph tail(T) {\n  input %x: f32[T, 4]\n  %y = silu(%x) : f32[T, 4]  # token-parallel\n  output %y\n}\n';
     const text = `${everyOp}\n${second}`;
     const graphs = parseModule(text);
     expect(graphs.map((g) => g.name)).toEqual(['every_op', 'tail']);
@@ -72,12 +75,143 @@ describe('IR text', () => {
   });
 });
 
+describe('scheduled IR text', () => {
+  it('prints scheduled.ir back exactly, and it verifies', () => {
+    const g = parseGraph(scheduled);
+    expect(printGraph(g)).toBe(scheduled);
+    expect(() => verifyGraph(g)).not.toThrow();
+  });
+
+  it('rebuilds nodes in printed order, the schedule, slots and stacked weights', () => {
+    const g = parseGraph(scheduled);
+    expect(parseGraph(printGraph(g))).toEqual(g);
+    expect(g.decls.find((d) => d.name === 'layers.0.wqkv')?.from).toEqual(['layers.0.wq', 'layers.0.wk', 'layers.0.wv']);
+    expect(g.decls.find((d) => d.name === 'layers.0.wo')).not.toHaveProperty('from');
+    expect(g.schedule!.map((i) => (i.item === 'kernel' ? `${i.name}: ${i.template}` : '|'))).toEqual([
+      'embed: embed',
+      '|',
+      'l0.qkv: rmsnorm_matmul',
+      '|',
+      'l0.q: rope',
+      'l0.kv: rope_kv_write',
+      '|',
+      'l0.attn: attention',
+      '|',
+      'l0.out: matmul_add',
+    ]);
+    expect(g.nodes.map((n) => n.name)).toEqual(g.schedule!.flatMap((i) => (i.item === 'kernel' ? i.members : [])));
+    expect(g.slots).toEqual({ x: 's0', 'l0.qkv': 's1', 'l0.qr': 's2', 'l0.mix': 's1', 'x.1': 's2' });
+    expect(g.schedule![6]).toEqual({
+      item: 'barrier',
+      reason: 'attention reads the "k" and "v" cache rows of every position up to its own (#keys = P+T)',
+      producers: ['l0.q', 'l0.kv'],
+      consumers: ['l0.attn'],
+      buffers: ['s2', 'layers.0.k_cache', 'layers.0.v_cache', 's1'],
+      unfused: 'attn_scores is cross-token: row r needs keys 0..P+r, written by other invocations',
+    });
+  });
+
+  it('regenerates the parallelism comments and canonical spacing', () => {
+    const text = [
+      'graph g(T) {',
+      '  input %x: f32[T, 4]',
+      'kernel a:silu{',
+      '%y = silu(%x) : f32[T, 4]   @s.0   # stale comment',
+      '}',
+      '  barrier { reason = "a \\\\ b", producers = [ a ], consumers = [b], buffers = [ @s.0 ] , unfused = "" }',
+      '  kernel b: silu {',
+      '    %z = silu(%y) : f32[T, 4]',
+      '  }',
+      '  output %z',
+      '}',
+      '',
+    ].join('\n');
+    expect(printGraph(parseGraph(text))).toBe(
+      [
+        'graph g(T) {',
+        '  input %x: f32[T, 4]',
+        '  kernel a: silu {',
+        '    %y = silu(%x) : f32[T, 4] @s.0  # token-parallel',
+        '  }',
+        '  barrier {reason="a \\\\ b", producers=[a], consumers=[b], buffers=[@s.0], unfused=""}',
+        '  kernel b: silu {',
+        '    %z = silu(%y) : f32[T, 4]  # token-parallel',
+        '  }',
+        '  output %z',
+        '}',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('escapes quotes, backslashes and line breaks in barrier strings so they parse back', () => {
+    const g = parseGraph(scheduled);
+    const reason = 'say "hi" \\ # not a comment\nsecond line';
+    const schedule = g.schedule!.map((i) => (i.item === 'barrier' ? { ...i, reason, unfused: '' } : i));
+    const text = printGraph({ ...g, schedule });
+    expect(text).toContain(`barrier {reason="say \\"hi\\" \\\\ # not a comment\\nsecond line", producers=[embed]`);
+    expect(parseGraph(text).schedule).toEqual(schedule);
+    expect(printGraph(parseGraph(text))).toBe(text);
+  });
+
+  it('has no schedule or slots when the text has no kernel blocks or @slots', () => {
+    const g = parseGraph(everyOp);
+    expect(g).not.toHaveProperty('schedule');
+    expect(g).not.toHaveProperty('slots');
+  });
+});
+
+describe('JSON and dot views', () => {
+  const g = parseGraph(scheduled);
+
+  it('printJson is stable JSON with dims as strings and each node\'s parallelism', () => {
+    const text = printJson(g);
+    expect(printJson(parseGraph(printGraph(g)))).toBe(text);
+    const json = JSON.parse(text);
+    expect(Object.keys(json)).toEqual(['name', 'symbols', 'decls', 'nodes', 'schedule', 'slots', 'outputs']);
+    expect(json.decls[3]).toEqual({
+      kind: 'weight',
+      name: 'layers.0.wqkv',
+      type: { dtype: 'f32', shape: ['32', '16'] },
+      from: ['layers.0.wq', 'layers.0.wk', 'layers.0.wv'],
+    });
+    expect(json.nodes.find((n: { name: string }) => n.name === 'l0.scores')).toEqual({
+      name: 'l0.scores',
+      op: 'attn_scores',
+      args: ['l0.qr', 'l0.keys'],
+      attrs: { heads: 4, kvHeads: 2, headSize: 4 },
+      type: { dtype: 'f32', shape: ['4', 'T', 'P+T'] },
+      parallelism: 'cross-token',
+    });
+    expect(json.nodes[0]).toMatchObject({ name: 'x', slot: 's0', parallelism: 'token-parallel' });
+    expect(json.schedule).toHaveLength(g.schedule!.length);
+    expect(Object.keys(json.slots)).toEqual(['x', 'l0.qkv', 'l0.qr', 'l0.mix', 'x.1']);
+    expect(JSON.parse(printJson(parseGraph(everyOp)))).not.toHaveProperty('schedule');
+  });
+
+  it('printDot has one node per value, an edge per argument, a cluster per kernel and a note per barrier', () => {
+    const dot = printDot(g);
+    expect(dot.startsWith('digraph "layer0" {\n')).toBe(true);
+    expect(dot.endsWith('}\n')).toBe(true);
+    const defined = [...dot.matchAll(/^\s*"%([^"]+)" \[/gm)].map((m) => m[1]);
+    expect(defined).toEqual([...g.decls.map((d) => d.name), ...g.nodes.map((n) => n.name)]);
+    const edges = dot.split('\n').filter((l) => /^ {2}"%[^"]+" -> "%[^"]+";$/.test(l));
+    expect(edges).toHaveLength(g.nodes.reduce((sum, n) => sum + n.args.length, 0));
+    expect(dot).toContain('  subgraph "cluster_l0.qkv" {\n    label="kernel l0.qkv: rmsnorm_matmul";');
+    expect(dot.match(/\[shape=note/g)).toHaveLength(4);
+    expect(dot).toContain('"%l0.qkv" -> "barrier 1" [style=dashed, color=red, ltail="cluster_l0.qkv"];');
+    expect(dot).toContain('"barrier 1" -> "%l0.k" [style=dashed, color=red, lhead="cluster_l0.kv"];');
+    expect(dot).toContain('label="%x.1 = add\\nf32[T, 16] @s2\\ntoken-parallel", peripheries=2]');
+    expect(printDot(parseGraph(everyOp))).not.toContain('subgraph');
+  });
+});
+
 /** Graphs the parser rejects, with the line it names. */
 const syntaxErrors: [what: string, text: string, message: RegExp][] = [
   [
     'unknown op',
     'graph g(T) {\n  input %x: f32[T, 16]\n  %y = conv(%x) : f32[T, 16]\n  output %y\n}\n',
-    /^bad\.ir:3: unknown op 'conv' \(known: embed, rmsnorm, matmul, .*silu\)$/,
+    /^bad\.ir:3: unknown op 'conv' \(known: embed, rmsnorm, matmul, .*silu, slice\)$/,
   ],
   [
     'wrong arity',
@@ -125,7 +259,66 @@ const syntaxErrors: [what: string, text: string, message: RegExp][] = [
     /^bad\.ir:4: declarations must come before nodes$/,
   ],
   ['unclosed graph', 'graph g(T) {\n  input %x: f32[T, 16]\n  output %x\n', /^bad\.ir:1: graph g has no closing '}'$/],
-  ['garbage line', 'graph g(T) {\n  input x: f32[T]\n}\n', /^bad\.ir:2: expected a declaration, a node, an output or '}', got 'input x: f32\[T\]'$/],
+  [
+    'garbage line',
+    'graph g(T) {\n  input x: f32[T]\n}\n',
+    /^bad\.ir:2: expected a declaration, a node, a kernel, a barrier, an output or '}', got 'input x: f32\[T\]'$/,
+  ],
+  [
+    'a loose node line after a kernel block',
+    'graph g(T) {\n  input %x: f32[T, 4]\n  kernel a: silu {\n    %y = silu(%x) : f32[T, 4]\n  }\n  %z = silu(%y) : f32[T, 4]\n  output %z\n}\n',
+    /^bad\.ir:6: a graph cannot mix loose node lines \(line 6\) with kernel blocks and barriers \(line 3\)$/,
+  ],
+  [
+    'a kernel block after loose node lines',
+    'graph g(T) {\n  input %x: f32[T, 4]\n  %y = silu(%x) : f32[T, 4]\n  kernel a: silu {\n    %z = silu(%y) : f32[T, 4]\n  }\n  output %z\n}\n',
+    /^bad\.ir:4: a graph cannot mix loose node lines \(line 3\) with kernel blocks and barriers \(line 4\)$/,
+  ],
+  [
+    'an unclosed kernel block',
+    'graph g(T) {\n  input %x: f32[T, 4]\n  kernel a: silu {\n    %y = silu(%x) : f32[T, 4]\n  output %y\n}\n',
+    /^bad\.ir:5: kernel a \(line 3\) has no closing '}'$/,
+  ],
+  [
+    'a kernel block open at the end of the text',
+    'graph g(T) {\n  input %x: f32[T, 4]\n  kernel a: silu {\n    %y = silu(%x) : f32[T, 4]\n',
+    /^bad\.ir:3: kernel a has no closing '}'$/,
+  ],
+  [
+    'barrier fields out of order',
+    'graph g(T) {\n  input %x: f32[T, 4]\n  barrier {producers=[a], reason="", consumers=[], buffers=[], unfused=""}\n}\n',
+    /^bad\.ir:3: barrier fields are reason, producers, consumers, buffers, unfused in this order: expected 'reason', got 'producers'$/,
+  ],
+  [
+    'a barrier buffer without sigil',
+    'graph g(T) {\n  input %x: f32[T, 4]\n  barrier {reason="", producers=[], consumers=[], buffers=[x], unfused=""}\n}\n',
+    /^bad\.ir:3: malformed barrier: expected %value or @slot buffers at 'x\], unfused=""'$/,
+  ],
+  [
+    'a bad escape in a barrier string',
+    'graph g(T) {\n  input %x: f32[T, 4]\n  barrier {reason="\\q", producers=[], consumers=[], buffers=[], unfused=""}\n}\n',
+    /^bad\.ir:3: malformed barrier: bad escape in string "\\q"$/,
+  ],
+  [
+    'text after the last barrier field',
+    'graph g(T) {\n  input %x: f32[T, 4]\n  barrier {reason="", producers=[], consumers=[], buffers=[], unfused="", extra=1}\n}\n',
+    /^bad\.ir:3: malformed barrier: unexpected text after the last field at ', extra=1'$/,
+  ],
+  [
+    'a malformed slot',
+    'graph g(T) {\n  input %x: f32[T, 4]\n  %y = silu(%x) : f32[T, 4] @s-1\n  output %y\n}\n',
+    /^bad\.ir:3: malformed slot '@s-1': expected @name$/,
+  ],
+  [
+    'an empty from list',
+    'graph g(T) {\n  weight %w: f32[4] from \n  input %x: f32[T, 4]\n  output %x\n}\n',
+    /^bad\.ir:2: 'from' lists no checkpoint tensors$/,
+  ],
+  [
+    'a malformed checkpoint name',
+    'graph g(T) {\n  weight %w: f32[4] from a, , b\n  input %x: f32[T, 4]\n  output %x\n}\n',
+    /^bad\.ir:2: malformed checkpoint tensor name '' after 'from'$/,
+  ],
 ];
 
 /** Graphs that parse but break an invariant the verifier keeps. */
@@ -192,6 +385,26 @@ const invariantErrors: [what: string, text: string, message: RegExp][] = [
     'graph g(T) {\n  input %ids: f32[T]\n  weight %e: f32[32, 16]\n  %x = embed(%e, %ids) : f32[T, 16]\n  output %x\n}\n',
     /^graph g: %x = embed: ids must be i32\[N\], is f32\[T\]$/,
   ],
+  [
+    'slice past the last column',
+    'graph g(T) {\n  input %x: f32[T, 8]\n  %y = slice(%x) {start=6, size=4} : f32[T, 4]\n  output %y\n}\n',
+    /^graph g: %y = slice: columns 6\.\.9 are outside 0\.\.8-1$/,
+  ],
+  [
+    'slice with a fractional start',
+    'graph g(T) {\n  input %x: f32[T, 8]\n  %y = slice(%x) {start=0.5, size=4} : f32[T, 4]\n  output %y\n}\n',
+    /^graph g: %y = slice: attr 'start' must be a non-negative integer, is 0\.5$/,
+  ],
+  [
+    'an input stacked from checkpoint tensors',
+    'graph g(T) {\n  input %x: f32[T, 4] from a, b\n  output %x\n}\n',
+    /^graph g: input %x: only a weight can be stacked 'from' checkpoint tensors$/,
+  ],
+  [
+    'a slot named like a value',
+    'graph g(T) {\n  input %x: f32[T, 4]\n  %y = silu(%x) : f32[T, 4] @x\n  output %y\n}\n',
+    /^graph g: %y: slot @x has the name of a value; slots and values must not share names$/,
+  ],
 ];
 
 describe('parser errors', () => {
@@ -218,6 +431,18 @@ describe('verifier', () => {
     const node = { ...base.nodes[0]!, args: ['nope'] } as (typeof base.nodes)[number];
     expect(() => verifyGraph({ ...base, nodes: [node] })).toThrow(/^graph g: %y = silu: undefined value %nope$/);
     expect(() => verifyGraph({ ...base, outputs: ['z'] })).toThrow(/^graph g: output %z is not defined$/);
+  });
+
+  it('rejects an empty from list, a slot on a declaration and a slot on an undefined value', () => {
+    const withFrom: Graph = { ...base, decls: [...base.decls, { kind: 'weight', name: 'w', type: { dtype: 'f32', shape: [] }, from: [] }] };
+    expect(() => verifyGraph(withFrom)).toThrow(/^graph g: weight %w: 'from' lists no checkpoint tensors$/);
+    expect(() => verifyGraph({ ...base, slots: { x: 's0' } })).toThrow(/^graph g: slot @s0 is given to declaration %x; only nodes have slots$/);
+    expect(() => verifyGraph({ ...base, slots: { z: 's0' } })).toThrow(/^graph g: slot @s0 is given to undefined value %z; only nodes have slots$/);
+  });
+
+  it('checks the schedule too', () => {
+    const g = parseGraph(scheduled);
+    expect(() => verifyGraph({ ...g, schedule: g.schedule!.filter((i) => i.item === 'kernel') })).toThrow(/^graph layer0: kernel l0\.qkv reads @s0 written by embed/);
   });
 
   it('accepts the valid base graph', () => {

@@ -1,17 +1,93 @@
-// Lowers a verified graph to a Plan: one buffer per declaration and per node (a kv_write result is its
-// cache), one kernel per node in program order. The plan is all the runtime receives.
-import type { Graph, TensorType } from '../ir/types.js';
+// Lowers a verified graph to a Plan. Each kernel of the schedule (one per node when unscheduled) becomes
+// one or more dispatches from its template; only values used outside their kernel, and outputs, get a
+// buffer (a kv_write result lives in its cache, a planned value in its slot).
+import * as A from '../affine.js';
+import type { Affine } from '../affine.js';
+import type { Graph, KernelItem, Op, TensorType } from '../ir/types.js';
 import type { Plan, PlanBuffer, PlanKernel } from '../runtime/plan.js';
-import { kernelFor, type KernelContext } from './kernels.js';
+import { attentionKernels } from './attention.js';
+import { elementwiseKernel } from './elementwise.js';
+import { kernelFor, type KernelContext, type KernelSource } from './kernels.js';
+import { linearKernel, type LinearEpilogue } from './linear.js';
+
+/** The kernels of a graph: its schedule's, or one per node named after it. */
+export function scheduledKernels(g: Graph): KernelItem[] {
+  if (g.schedule) return g.schedule.filter((i): i is KernelItem => i.item === 'kernel');
+  return g.nodes.map((n) => ({ item: 'kernel', name: n.name, template: n.op, members: [n.name] }));
+}
+
+/** Values read outside the kernel that computes them, or returned: the ones that need a buffer. */
+export function materializedValues(g: Graph): Set<string> {
+  const kernelOf = new Map<string, string>();
+  for (const k of scheduledKernels(g)) for (const m of k.members) kernelOf.set(m, k.name);
+  const out = new Set(g.outputs);
+  for (const n of g.nodes) for (const a of n.args) if (kernelOf.has(a) && kernelOf.get(a) !== kernelOf.get(n.name)) out.add(a);
+  return out;
+}
+
+function constDim(d: Affine): number {
+  if (!A.isConstant(d)) throw new Error(`expected a constant dimension, got ${A.format(d)}`);
+  return d.c;
+}
+
+function linearSource(k: KernelItem, members: readonly Op[], ctx: KernelContext): KernelSource {
+  const find = <O extends Op['op']>(op: O): Extract<Op, { op: O }>[] => members.filter((m): m is Extract<Op, { op: O }> => m.op === op);
+  const [mm] = find('matmul');
+  const [norm] = find('rmsnorm');
+  if (!mm || find('matmul').length !== 1) throw new Error(`kernel ${k.name}: template linear needs exactly one matmul`);
+  const [add] = find('add');
+  const [mul] = find('mul');
+  const writes = find('kv_write');
+  const ropes = find('rope');
+  let epilogue: LinearEpilogue;
+  if (add) {
+    epilogue = { kind: 'residual', residual: ctx.bufferOf(add.args[0] === mm.name ? add.args[1] : add.args[0]), out: ctx.bufferOf(add.name) };
+  } else if (mul) {
+    epilogue = { kind: 'glu', out: ctx.bufferOf(mul.name) };
+  } else if (writes.length === 2 && ropes.length === 2) {
+    const slices = find('slice');
+    const qSlice = slices.find((s) => s.attrs.start === 0)!;
+    const qRope = ropes.find((r) => r.args[0] === qSlice.name)!;
+    const kRope = ropes.find((r) => r !== qRope)!;
+    const kWrite = writes.find((w) => w.args[1] === kRope.name)!;
+    const vWrite = writes.find((w) => w !== kWrite)!;
+    epilogue = {
+      kind: 'qkv',
+      q: ctx.bufferOf(qRope.name),
+      kCache: ctx.bufferOf(kWrite.name),
+      vCache: ctx.bufferOf(vWrite.name),
+      qSize: qSlice.attrs.size,
+      kvSize: constDim(ctx.typeOf(kRope.name).shape[1]!),
+      cos: ctx.bufferOf(qRope.args[1]),
+      sin: ctx.bufferOf(qRope.args[2]),
+      headSize: qRope.attrs.headSize,
+    };
+  } else if (members.length === (norm ? 2 : 1)) {
+    epilogue = { kind: 'store', out: ctx.bufferOf(mm.name) };
+  } else {
+    throw new Error(`kernel ${k.name}: template linear cannot emit ${members.map((m) => m.op).join(', ')}`);
+  }
+  const [rows, kk] = ctx.typeOf(mm.args[0]).shape;
+  return linearKernel({
+    x: ctx.bufferOf(norm ? norm.args[0] : mm.args[0]),
+    rows: rows!,
+    k: constDim(kk!),
+    n: constDim(mm.type.shape[1]!),
+    w: ctx.bufferOf(mm.args[1]),
+    ...(norm ? { norm: { weight: ctx.bufferOf(norm.args[1]), eps: norm.attrs.eps } } : {}),
+    epilogue,
+  });
+}
 
 export function compileGraph(graph: Graph): Plan {
   const types = new Map<string, TensorType>();
   const storage = new Map<string, string>();
   const buffers: PlanBuffer[] = [];
+  const materialized = materializedValues(graph);
   for (const d of graph.decls) {
     types.set(d.name, d.type);
     storage.set(d.name, d.name);
-    buffers.push({ name: d.name, role: d.kind, dtype: d.type.dtype, shape: d.type.shape });
+    buffers.push({ name: d.name, role: d.kind, dtype: d.type.dtype, shape: d.type.shape, ...(d.from ? { sources: d.from } : {}) });
   }
   for (const n of graph.nodes) {
     types.set(n.name, n.type);
@@ -19,23 +95,58 @@ export function compileGraph(graph: Graph): Plan {
       storage.set(n.name, storage.get(n.args[0])!);
     } else {
       storage.set(n.name, n.name);
-      buffers.push({ name: n.name, role: 'activation', dtype: n.type.dtype, shape: n.type.shape });
+      if (materialized.has(n.name)) {
+        const slot = graph.slots?.[n.name];
+        buffers.push({ name: n.name, role: 'activation', dtype: n.type.dtype, shape: n.type.shape, ...(slot ? { slot } : {}) });
+      }
     }
   }
   const ctx: KernelContext = {
     typeOf: (v) => types.get(v)!,
     bufferOf: (v) => storage.get(v)!,
   };
-  const kernels: PlanKernel[] = graph.nodes.map((n) => {
-    const k = kernelFor(n, ctx);
-    return {
-      name: n.name,
-      op: n.op,
+  const nodes = new Map(graph.nodes.map((n) => [n.name, n]));
+  const kernels: PlanKernel[] = [];
+  const emit = (name: string, op: string, k: KernelSource): void => {
+    kernels.push({
+      name,
+      op,
       wgsl: k.wgsl,
       bindings: k.bindings.map((b, i) => ({ binding: i + 1, buffer: b.buffer, access: b.access })),
       workgroups: k.workgroups,
-    };
-  });
+    });
+  };
+  for (const k of scheduledKernels(graph)) {
+    const members = k.members.map((m) => nodes.get(m)!);
+    if (k.template === 'linear') {
+      emit(k.name, 'linear', linearSource(k, members, ctx));
+    } else if (k.template === 'attention') {
+      const [scores, , mix] = members as [Extract<Op, { op: 'attn_scores' }>, Op, Extract<Op, { op: 'attn_mix' }>];
+      const [, rows, keys] = scores.type.shape;
+      const cache = graph.decls.find((d) => d.name === ctx.bufferOf(scores.args[1]))!;
+      const attn = attentionKernels({
+        name: mix.name,
+        q: ctx.bufferOf(scores.args[0]),
+        k: ctx.bufferOf(scores.args[1]),
+        v: ctx.bufferOf(mix.args[1]),
+        out: ctx.bufferOf(mix.name),
+        heads: mix.attrs.heads,
+        kvHeads: mix.attrs.kvHeads,
+        headSize: mix.attrs.headSize,
+        rows: rows!,
+        keys: keys!,
+        contextLength: constDim(cache.type.shape[0]!),
+      });
+      for (const s of attn.scratch) buffers.push({ name: s.name, role: 'activation', dtype: 'f32', shape: s.shape });
+      for (const part of attn.kernels) emit(`${k.name}${part.suffix}`, 'attention', part.source);
+    } else if (k.template === 'elementwise') {
+      emit(k.name, 'elementwise', elementwiseKernel(members, materialized, ctx));
+    } else if (members.length === 1 && members[0]!.op === k.template) {
+      emit(k.name, k.template, kernelFor(members[0]!, ctx));
+    } else {
+      throw new Error(`kernel ${k.name}: no template '${k.template}' for ${members.map((m) => m.op).join(', ')}`);
+    }
+  }
   return {
     graph: graph.name,
     symbols: graph.symbols,

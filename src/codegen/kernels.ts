@@ -30,7 +30,7 @@ function constDim(d: Affine, what: string): number {
 }
 
 /** [rows, cols] view of a tensor: all leading dims folded into rows (a product of at most one symbolic dim). */
-function rowsCols(t: TensorType): { rows: Affine; cols: number } {
+export function rowsCols(t: TensorType): { rows: Affine; cols: number } {
   const cols = constDim(t.shape[t.shape.length - 1]!, 'last dimension');
   let rows: Affine = A.constant(1);
   let factor = 1;
@@ -262,6 +262,21 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   out[row * ${qd}u + col] = acc;
 }`,
         [wg(qd, ROW_THREADS), wg(rows!), one],
+      );
+    })
+    .with({ op: 'slice' }, (n) => {
+      const [rows, cc] = ctx.typeOf(n.args[0]).shape;
+      const cols = constDim(cc!, 'slice input width');
+      const { start, size } = n.attrs;
+      return kernel(
+        [read(ctx, n.args[0], 'x'), write(ctx, n.name)],
+        `
+@compute @workgroup_size(${ROW_THREADS})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  if (gid.x >= ${size}u || gid.y >= ${u32Expr(rows!)}) { return; }
+  out[gid.y * ${size}u + gid.x] = x[gid.y * ${cols}u + ${start}u + gid.x];
+}`,
+        [wg(size, ROW_THREADS), wg(rows!), one],
       );
     })
     .with({ op: 'add' }, { op: 'mul' }, { op: 'silu' }, (n) => {

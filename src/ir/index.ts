@@ -5,3 +5,6 @@ export * from './print.js';
 export * from './parse.js';
 export * from './verify.js';
 export { GraphBuilder, type Dim } from './builder.js';
+export * from './parallelism.js';
+export * from './schedule.js';
+export * from './formats.js';

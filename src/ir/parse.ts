@@ -1,25 +1,37 @@
-// Reads the IR text form written by `print.ts`, one line at a time, into Graphs with node types as written.
-// Checks syntax, known ops and attrs, arity, unique names and that every used name is defined somewhere;
-// errors are one line, `source:line: what is wrong`. Type agreement and definition order are `verify.ts`'s job.
+// Reads the IR text form written by `print.ts` line by line into Graphs (types as written; kernel blocks, barriers
+// and `@slot`s rebuild `schedule` and `slots`). Checks syntax, ops, attrs, arity, unique and defined names; errors are
+// one line, `source:line: what is wrong`. Types, definition order and schedule soundness are `verify.ts`'s job.
 import * as A from '../affine.js';
 import type { Affine } from '../affine.js';
 import { opSignatures } from './types.js';
-import type { Decl, DeclKind, DType, Graph, Op, OpName, TensorType } from './types.js';
+import type { BarrierItem, Decl, DeclKind, DType, Graph, Op, OpName, ScheduleItem, TensorType } from './types.js';
 
 const NAME = '[A-Za-z0-9_.]+';
 const SYMBOL = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const NUMBER = /^-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
 const HEADER = new RegExp(`^graph\\s+(${NAME})\\s*\\(([^)]*)\\)\\s*\\{$`);
-const DECL = new RegExp(`^(input|weight|state)\\s+%(${NAME})\\s*:\\s*(.*)$`);
-const NODE = new RegExp(`^%(${NAME})\\s*=\\s*([A-Za-z_][A-Za-z0-9_]*)\\s*\\(([^)]*)\\)\\s*(?:\\{([^}]*)\\}\\s*)?:\\s*(.*)$`);
+const IDENT = new RegExp(`^${NAME}$`);
+const DECL = new RegExp(`^(input|weight|state)\\s+%(${NAME})\\s*:\\s*(.*?)(?:\\s+from\\b\\s*(.*))?$`);
+const NODE = new RegExp(
+  `^%(${NAME})\\s*=\\s*([A-Za-z_][A-Za-z0-9_]*)\\s*\\(([^)]*)\\)\\s*(?:\\{([^}]*)\\}\\s*)?:\\s*(.*?)(?:\\s*@(\\S*))?$`,
+);
+const KERNEL = new RegExp(`^kernel\\s+(${NAME})\\s*:\\s*(${NAME})\\s*\\{$`);
+const BARRIER = /^barrier\s*\{(.*)\}$/;
 const OUTPUT = new RegExp(`^output\\s+%(${NAME})$`);
 const VALUE = new RegExp(`^%(${NAME})$`);
 const TYPE = /^(\w+)\s*\[(.*)\]$/;
 
 const knownOps = Object.keys(opSignatures) as OpName[];
 
-/** Order of the parts of a graph body: declarations, then nodes, then outputs. */
+/** Order of the parts of a graph body: declarations, then nodes (loose or in kernel blocks), then outputs. */
 const SECTION = { decl: 0, node: 1, output: 2 } as const;
+
+interface OpenKernel {
+  readonly name: string;
+  readonly template: string;
+  readonly members: string[];
+  readonly line: number;
+}
 
 interface OpenGraph {
   readonly name: string;
@@ -28,9 +40,14 @@ interface OpenGraph {
   readonly decls: Decl[];
   readonly nodes: Op[];
   readonly outputs: string[];
+  readonly schedule: ScheduleItem[];
+  readonly slots: Record<string, string>;
   readonly defined: Map<string, number>;
   readonly uses: { readonly name: string; readonly line: number }[];
   section: number;
+  /** loose node lines or kernel blocks and barriers, whichever came first, and its line */
+  layout?: { readonly scheduled: boolean; readonly line: number };
+  kernel?: OpenKernel;
 }
 
 /** Parses text holding exactly one graph. */
@@ -86,12 +103,17 @@ function parseWithLines(text: string, source: string): { graph: Graph; line: num
     if (section < g.section) fail(`${what} must come before ${g.section === SECTION.output ? 'outputs' : 'nodes'}`);
     g.section = section;
   };
+  const layout = (g: OpenGraph, scheduled: boolean): void => {
+    g.layout ??= { scheduled, line: lineNo };
+    if (g.layout.scheduled === scheduled) return;
+    const [loose, blocks] = scheduled ? [g.layout.line, lineNo] : [lineNo, g.layout.line];
+    fail(`a graph cannot mix loose node lines (line ${loose}) with kernel blocks and barriers (line ${blocks})`);
+  };
 
   const lines = text.split('\n');
   for (const raw of lines) {
     lineNo++;
-    const hash = raw.indexOf('#');
-    const line = (hash < 0 ? raw : raw.slice(0, hash)).trim();
+    const line = stripComment(raw).trim();
     if (line === '') continue;
 
     if (open === undefined) {
@@ -104,6 +126,8 @@ function parseWithLines(text: string, source: string): { graph: Graph; line: num
         decls: [],
         nodes: [],
         outputs: [],
+        schedule: [],
+        slots: {},
         defined: new Map(),
         uses: [],
         section: SECTION.decl,
@@ -112,27 +136,45 @@ function parseWithLines(text: string, source: string): { graph: Graph; line: num
     }
 
     const g: OpenGraph = open;
+    if (line === '}' && g.kernel !== undefined) {
+      const { name, template, members } = g.kernel;
+      g.schedule.push({ item: 'kernel', name, template, members });
+      g.kernel = undefined;
+      continue;
+    }
     if (line === '}') {
       for (const use of g.uses) if (!g.defined.has(use.name)) fail(`undefined value %${use.name}`, use.line);
-      const graph: Graph = { name: g.name, symbols: g.symbols, decls: g.decls, nodes: g.nodes, outputs: g.outputs };
+      const graph: Graph = {
+        name: g.name,
+        symbols: g.symbols,
+        decls: g.decls,
+        nodes: g.nodes,
+        outputs: g.outputs,
+        ...(g.layout?.scheduled ? { schedule: g.schedule } : {}),
+        ...(Object.keys(g.slots).length > 0 ? { slots: g.slots } : {}),
+      };
       done.push({ graph, line: g.headerLine });
       open = undefined;
       continue;
     }
 
+    const node = NODE.exec(line);
+    if (g.kernel !== undefined && !node) fail(`kernel ${g.kernel.name} (line ${g.kernel.line}) has no closing '}'`);
+
     const decl = DECL.exec(line);
     if (decl) {
       enter(g, SECTION.decl, 'declarations');
-      const [, kind, name, type] = decl;
+      const [, kind, name, type, from] = decl;
       define(g, name!);
-      g.decls.push({ kind: kind as DeclKind, name: name!, type: attempt(() => parseType(type!)) });
+      const parsed: Decl = { kind: kind as DeclKind, name: name!, type: attempt(() => parseType(type!)) };
+      g.decls.push(from === undefined ? parsed : { ...parsed, from: parseCheckpointNames(from, fail) });
       continue;
     }
 
-    const node = NODE.exec(line);
     if (node) {
       enter(g, SECTION.node, 'nodes');
-      const [, name, op, argText, attrText, type] = node;
+      if (g.kernel === undefined) layout(g, false);
+      const [, name, op, argText, attrText, type, slot] = node;
       if (!Object.hasOwn(opSignatures, op!)) fail(`unknown op '${op}' (known: ${knownOps.join(', ')})`);
       const sig = opSignatures[op as OpName];
       const args = parseArgs(argText!, fail);
@@ -144,6 +186,27 @@ function parseWithLines(text: string, source: string): { graph: Graph; line: num
       for (const a of args) g.uses.push({ name: a, line: lineNo });
       const parsed = { op, name: name!, args, attrs, type: attempt(() => parseType(type!)) };
       g.nodes.push(parsed as unknown as Op); // op, arity and attr names were checked against opSignatures
+      if (slot !== undefined) {
+        if (!IDENT.test(slot)) fail(`malformed slot '@${slot}': expected @name`);
+        g.slots[name!] = slot;
+      }
+      g.kernel?.members.push(name!);
+      continue;
+    }
+
+    const kernel = KERNEL.exec(line);
+    if (kernel) {
+      enter(g, SECTION.node, 'kernels');
+      layout(g, true);
+      g.kernel = { name: kernel[1]!, template: kernel[2]!, members: [], line: lineNo };
+      continue;
+    }
+
+    const barrier = BARRIER.exec(line);
+    if (barrier) {
+      enter(g, SECTION.node, 'barriers');
+      layout(g, true);
+      g.schedule.push(parseBarrier(barrier[1]!, fail));
       continue;
     }
 
@@ -156,10 +219,23 @@ function parseWithLines(text: string, source: string): { graph: Graph; line: num
     }
 
     if (HEADER.test(line)) fail(`graph ${g.name} (line ${g.headerLine}) has no closing '}'`);
-    fail(`expected a declaration, a node, an output or '}', got '${line}'`);
+    fail(`expected a declaration, a node, a kernel, a barrier, an output or '}', got '${line}'`);
   }
+  if (open?.kernel !== undefined) fail(`kernel ${open.kernel.name} has no closing '}'`, open.kernel.line);
   if (open !== undefined) fail(`graph ${open.name} has no closing '}'`, open.headerLine);
   return done;
+}
+
+/** The line without its `#` comment; a `#` inside a double-quoted string is text. */
+function stripComment(raw: string): string {
+  let quoted = false;
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw[i];
+    if (quoted && c === '\\') i++;
+    else if (c === '"') quoted = !quoted;
+    else if (c === '#' && !quoted) return raw.slice(0, i);
+  }
+  return raw;
 }
 
 type Fail = (msg: string) => never;
@@ -200,4 +276,73 @@ function parseAttrs(text: string, op: string, expected: readonly string[], fail:
   }
   for (const key of expected) if (!attrs.has(key)) fail(`${op} is missing attr '${key}'`);
   return Object.fromEntries(expected.map((key) => [key, attrs.get(key)!]));
+}
+
+function parseCheckpointNames(text: string, fail: Fail): string[] {
+  if (text.trim() === '') fail(`'from' lists no checkpoint tensors`);
+  return text.split(',').map((part) => {
+    const name = part.trim();
+    if (!IDENT.test(name)) fail(`malformed checkpoint tensor name '${name}' after 'from'`);
+    return name;
+  });
+}
+
+const BARRIER_FIELDS = ['reason', 'producers', 'consumers', 'buffers', 'unfused'] as const;
+const FIELD_NAME = /[A-Za-z_]\w*/y;
+const STRING = /"(?:[^"\\]|\\.)*"/y;
+const KERNEL_NAME = new RegExp(`(${NAME})`, 'y');
+const BUFFER = new RegExp(`[%@](${NAME})`, 'y');
+
+/** The inside of `barrier {…}`: every field, in BARRIER_FIELDS order; strings are JSON string literals. */
+function parseBarrier(text: string, fail: Fail): BarrierItem {
+  let pos = 0;
+  const malformed = (what: string): never => fail(`malformed barrier: ${what} at '${text.slice(pos).trim()}'`);
+  const token = (re: RegExp): RegExpExecArray | undefined => {
+    while (pos < text.length && /\s/.test(text[pos]!)) pos++;
+    re.lastIndex = pos;
+    const m = re.exec(text);
+    if (m) pos = re.lastIndex;
+    return m ?? undefined;
+  };
+  const punct = (c: string): boolean => {
+    while (pos < text.length && /\s/.test(text[pos]!)) pos++;
+    if (text[pos] !== c) return false;
+    pos++;
+    return true;
+  };
+  const string = (): string => {
+    const m = token(STRING) ?? malformed('expected a "string"');
+    try {
+      return JSON.parse(m[0]) as string;
+    } catch {
+      return fail(`malformed barrier: bad escape in string ${m[0]}`);
+    }
+  };
+  const list = (item: RegExp, what: string) => (): string[] => {
+    if (!punct('[')) malformed(`expected '[' before the ${what}`);
+    const items: string[] = [];
+    if (punct(']')) return items;
+    do items.push((token(item) ?? malformed(`expected ${what}`))[1]!);
+    while (punct(','));
+    if (!punct(']')) malformed(`expected ',' or ']' in the ${what}`);
+    return items;
+  };
+  let fields = 0;
+  const field = <T>(name: (typeof BARRIER_FIELDS)[number], value: () => T): T => {
+    if (fields++ > 0 && !punct(',')) malformed(`expected ', ${name}=…'`);
+    const key = token(FIELD_NAME)?.[0];
+    if (key !== name) fail(`barrier fields are ${BARRIER_FIELDS.join(', ')} in this order: expected '${name}', got '${key ?? text.slice(pos).trim()}'`);
+    if (!punct('=')) malformed(`expected '=' after '${name}'`);
+    return value();
+  };
+  const barrier: BarrierItem = {
+    item: 'barrier',
+    reason: field('reason', string),
+    producers: field('producers', list(KERNEL_NAME, 'kernel names')),
+    consumers: field('consumers', list(KERNEL_NAME, 'kernel names')),
+    buffers: field('buffers', list(BUFFER, '%value or @slot buffers')),
+    unfused: field('unfused', string),
+  };
+  if (token(/$/y) === undefined) malformed('unexpected text after the last field');
+  return barrier;
 }

@@ -104,5 +104,13 @@ export function inferType(node: OpWithoutType, typeOf: (name: string) => TensorT
       if (x.dtype !== 'f32') fail(`x must be f32`);
       return x;
     })
+    .with({ op: 'slice' }, (n) => {
+      const [m, cols] = f32(0, 2);
+      const { start, size } = n.attrs;
+      if (!Number.isInteger(start) || !Number.isInteger(size) || start < 0 || size <= 0 || start + size > dim(cols!)) {
+        fail(`columns ${start}..${start + size - 1} are outside 0..${A.format(cols!)}-1`);
+      }
+      return t([m!, A.constant(size)]);
+    })
     .exhaustive();
 }

@@ -16,6 +16,8 @@ export interface Decl {
   readonly kind: DeclKind;
   readonly name: string;
   readonly type: TensorType;
+  /** a weight built from these checkpoint tensors stacked along the first axis (default: the tensor of its own name) */
+  readonly from?: readonly string[];
 }
 
 type Node<O extends string, A extends readonly string[], T extends object = Record<never, never>> = {
@@ -47,13 +49,23 @@ export type Add = Node<'add', [a: string, b: string]>;
 export type Mul = Node<'mul', [a: string, b: string]>;
 /** x · sigmoid(x) */
 export type Silu = Node<'silu', [x: string]>;
+/** columns start..start+size-1 of x [M, N] → [M, size] */
+export type Slice = Node<'slice', [x: string], { start: number; size: number }>;
 
-export type Op = Embed | RmsNorm | Matmul | Rope | KvWrite | AttnScores | Softmax | AttnMix | Add | Mul | Silu;
+export type Op = Embed | RmsNorm | Matmul | Rope | KvWrite | AttnScores | Softmax | AttnMix | Add | Mul | Silu | Slice;
 export type OpName = Op['op'];
 
 export const elementwiseOps: ReadonlySet<OpName> = new Set(['add', 'mul', 'silu']);
 export const reduceOps: ReadonlySet<OpName> = new Set(['rmsnorm', 'softmax']);
-export const movementOps: ReadonlySet<OpName> = new Set(['embed', 'kv_write']);
+export const movementOps: ReadonlySet<OpName> = new Set(['embed', 'kv_write', 'slice']);
+
+/**
+ * What an op needs of its inputs, which decides where kernel boundaries must fall:
+ * token-parallel ops compute each row from the same row of their inputs; row-reductions need a whole
+ * row (norms, softmax, and a matmul's dot products over the input row); cross-token ops need other
+ * rows (attention reads the K/V of every position up to the row's).
+ */
+export type Parallelism = 'token-parallel' | 'row-reduction' | 'cross-token';
 
 type OpOf<O extends OpName> = Extract<Op, { op: O }>;
 
@@ -76,13 +88,45 @@ export const opSignatures: { readonly [O in OpName]: OpSignature<O> } = {
   add: { args: ['a', 'b'], attrs: [] },
   mul: { args: ['a', 'b'], attrs: [] },
   silu: { args: ['x'], attrs: [] },
+  slice: { args: ['x'], attrs: ['start', 'size'] },
 };
 
-/** One graph: symbols (e.g. T new tokens, P cache position), declarations, nodes in order, outputs. */
+/** One dispatch group: the nodes one kernel template computes, in graph order. */
+export interface KernelItem {
+  readonly item: 'kernel';
+  readonly name: string;
+  /** the codegen template that emits it: an op name for a single node, or a fused template */
+  readonly template: string;
+  readonly members: readonly string[];
+}
+
+/**
+ * A dependency between kernels: everything before it completes before anything after it starts.
+ * `producers` wrote `buffers` that `consumers` read or overwrite; `reason` says which dependency it
+ * guards, `unfused` why the kernels on either side are not one.
+ */
+export interface BarrierItem {
+  readonly item: 'barrier';
+  readonly reason: string;
+  readonly producers: readonly string[];
+  readonly consumers: readonly string[];
+  readonly buffers: readonly string[];
+  readonly unfused: string;
+}
+
+export type ScheduleItem = KernelItem | BarrierItem;
+
+/**
+ * One graph: symbols (e.g. T new tokens, P cache position), declarations, nodes in order, outputs.
+ * After scheduling, `schedule` groups every node into kernels (in node order) separated by barriers;
+ * after buffer planning, `slots` maps each materialized node to the activation buffer it lives in.
+ */
 export interface Graph {
   readonly name: string;
   readonly symbols: readonly string[];
   readonly decls: readonly Decl[];
   readonly nodes: readonly Op[];
   readonly outputs: readonly string[];
+  readonly schedule?: readonly ScheduleItem[];
+  readonly slots?: Readonly<Record<string, string>>;
 }

@@ -1,10 +1,14 @@
 // Checks a Graph's invariants: unique names, definition before use, known symbols, constant resident shapes,
-// sane attrs, kv_write onto state, and every node's written type equal to `inferType`. Throws `graph <name>: ...`.
+// sane attrs, kv_write onto state, every node's written type equal to `inferType`, weights stacked `from`
+// checkpoint tensors, slots on nodes only, and the schedule (`schedule.ts`). Throws `graph <name>: ...`.
 import { match } from 'ts-pattern';
 import * as A from '../affine.js';
+import { verifySchedule } from './schedule.js';
 import { formatType, inferType } from './shapes.js';
 import { opSignatures } from './types.js';
 import type { DeclKind, Graph, Op, TensorType } from './types.js';
+
+const NAME = /^[A-Za-z0-9_.]+$/;
 
 export function verifyGraph(g: Graph): void {
   const fail = (msg: string): never => {
@@ -42,6 +46,11 @@ export function verifyGraph(g: Graph): void {
         if (!d.type.shape.every(A.isConstant)) fail(`${what} must have a constant shape, is ${formatType(d.type)}`);
       })
       .exhaustive();
+    if (d.from !== undefined) {
+      if (d.kind !== 'weight') fail(`${what}: only a weight can be stacked 'from' checkpoint tensors`);
+      if (d.from.length === 0) fail(`${what}: 'from' lists no checkpoint tensors`);
+      for (const t of d.from) if (!NAME.test(t)) fail(`${what}: malformed checkpoint tensor name '${t}'`);
+    }
     defined.set(d.name, { type: d.type, kind: d.kind });
   }
 
@@ -79,6 +88,16 @@ export function verifyGraph(g: Graph): void {
     if (outputs.has(o)) fail(`output %${o} is listed twice`);
     outputs.add(o);
   }
+
+  const nodes = new Set(g.nodes.map((n) => n.name));
+  for (const [value, slot] of Object.entries(g.slots ?? {})) {
+    const owner = names.has(value) ? `declaration %${value}` : `undefined value %${value}`;
+    if (!nodes.has(value)) fail(`slot @${slot} is given to ${owner}; only nodes have slots`);
+    if (!NAME.test(slot)) fail(`%${value}: malformed slot name '${slot}'`);
+    if (names.has(slot)) fail(`%${value}: slot @${slot} has the name of a value; slots and values must not share names`);
+  }
+
+  verifySchedule(g);
 }
 
 /** Attr names are exactly the signature's, values finite, and each in the range its op needs. */
@@ -105,6 +124,10 @@ function checkAttrs(node: Op, fail: (msg: string) => never): void {
     })
     .with({ op: 'softmax' }, (n) => {
       if (n.attrs.causal !== 0 && n.attrs.causal !== 1) fail(`attr 'causal' must be 0 or 1, is ${n.attrs.causal}`);
+    })
+    .with({ op: 'slice' }, (n) => {
+      if (!Number.isInteger(n.attrs.start) || n.attrs.start < 0) fail(`attr 'start' must be a non-negative integer, is ${n.attrs.start}`);
+      positiveInt('size', n.attrs.size);
     })
     .with({ op: 'embed' }, { op: 'matmul' }, { op: 'kv_write' }, { op: 'add' }, { op: 'mul' }, { op: 'silu' }, () => {})
     .exhaustive();

@@ -10,25 +10,19 @@ function elements(b: PlanBuffer, env: A.Env): number {
   return b.shape.reduce((p, d) => p * A.evaluate(d, env), 1);
 }
 
-/** Weights and state buffers, uploaded once and bound by every plan of the model. */
+/**
+ * Weights and state buffers, shared by every plan of a model. A weight is uploaded when a plan first
+ * binds it (stacked weights are stacked on the host first); one tensor bound under two names (a shared
+ * classifier) is uploaded once. States start zeroed unless given initial contents like a weight.
+ */
 export class ResidentBuffers {
   private readonly buffers = new Map<string, GPUBuffer>();
+  private readonly uploaded = new Map<Float32Array, GPUBuffer>();
 
   constructor(
     private readonly gpu: Gpu,
-    weights: ReadonlyMap<string, Float32Array>,
-  ) {
-    const uploaded = new Map<Float32Array, GPUBuffer>();
-    for (const [name, data] of weights) {
-      let buf = uploaded.get(data);
-      if (!buf) {
-        buf = this.allocate(name, data.byteLength);
-        gpu.device.queue.writeBuffer(buf, 0, data.buffer, data.byteOffset, data.byteLength);
-        uploaded.set(data, buf);
-      }
-      this.buffers.set(name, buf);
-    }
-  }
+    private readonly weights: ReadonlyMap<string, Float32Array>,
+  ) {}
 
   private allocate(name: string, bytes: number): GPUBuffer {
     const max = Math.min(this.gpu.limits.maxBufferSize, this.gpu.limits.maxStorageBufferBindingSize);
@@ -36,19 +30,52 @@ export class ResidentBuffers {
     return this.gpu.device.createBuffer({ label: name, size: Math.max(16, Math.ceil(bytes / 16) * 16), usage: usage() });
   }
 
-  /** the buffer of a weight (must have been uploaded) or a state (created zeroed on first use) */
+  private upload(name: string, data: Float32Array): GPUBuffer {
+    let buf = this.uploaded.get(data);
+    if (!buf) {
+      buf = this.allocate(name, data.byteLength);
+      this.gpu.device.queue.writeBuffer(buf, 0, data.buffer, data.byteOffset, data.byteLength);
+      this.uploaded.set(data, buf);
+    }
+    return buf;
+  }
+
+  private tensor(name: string, of: string): Float32Array {
+    const data = this.weights.get(name);
+    if (!data) throw new Error(`weight ${of} needs ${name}, which is not in the checkpoint`);
+    return data;
+  }
+
   get(b: PlanBuffer): GPUBuffer {
     const have = this.buffers.get(b.name);
     if (have) return have;
-    if (b.role === 'weight') throw new Error(`weight ${b.name} is not in the checkpoint`);
-    const buf = this.allocate(b.name, elements(b, {}) * 4);
+    const count = elements(b, {});
+    let buf: GPUBuffer;
+    if (b.role === 'state' && !this.weights.has(b.name)) {
+      buf = this.allocate(b.name, count * 4);
+    } else {
+      const parts = (b.sources ?? [b.name]).map((n) => this.tensor(n, b.name));
+      const total = parts.reduce((n, p) => n + p.length, 0);
+      if (total !== count) throw new Error(`weight ${b.name} has ${total} values, its shape needs ${count}`);
+      let data = parts[0]!;
+      if (parts.length > 1) {
+        data = new Float32Array(total);
+        let at = 0;
+        for (const p of parts) {
+          data.set(p, at);
+          at += p.length;
+        }
+      }
+      buf = this.upload(b.name, data);
+    }
     this.buffers.set(b.name, buf);
     return buf;
   }
 
   destroy(): void {
-    for (const b of new Set(this.buffers.values())) b.destroy();
+    for (const b of new Set([...this.buffers.values(), ...this.uploaded.values()])) b.destroy();
     this.buffers.clear();
+    this.uploaded.clear();
   }
 }
 
@@ -116,20 +143,25 @@ export class PlanExecutor {
 
   private bufferFor(b: PlanBuffer): GPUBuffer {
     if (b.role === 'weight' || b.role === 'state') return this.resident.get(b);
-    return this.local.get(b.name)!.buffer;
+    return this.local.get(b.slot ?? b.name)!.buffer;
   }
 
   /** Grows per-run buffers to fit `env`; bind groups are rebuilt only when a buffer changed. */
   private ensureBuffers(env: A.Env): void {
     const max = Math.min(this.gpu.limits.maxBufferSize, this.gpu.limits.maxStorageBufferBindingSize);
+    const needed = new Map<string, number>();
     for (const b of this.plan.buffers) {
       if (b.role === 'weight' || b.role === 'state') continue;
       const bytes = Math.max(16, Math.ceil((elements(b, env) * 4) / 16) * 16);
-      const have = this.local.get(b.name);
-      if (have && have.bytes >= bytes) continue;
       if (bytes > max) throw new Error(`${this.plan.graph}: %${b.name} needs ${bytes} bytes, the adapter's largest storage buffer is ${max}`);
+      const key = b.slot ?? b.name;
+      needed.set(key, Math.max(needed.get(key) ?? 0, bytes));
+    }
+    for (const [key, bytes] of needed) {
+      const have = this.local.get(key);
+      if (have && have.bytes >= bytes) continue;
       have?.buffer.destroy();
-      this.local.set(b.name, { buffer: this.gpu.device.createBuffer({ label: b.name, size: bytes, usage: usage() }), bytes });
+      this.local.set(key, { buffer: this.gpu.device.createBuffer({ label: key, size: bytes, usage: usage() }), bytes });
       this.bindGroups = undefined;
     }
     this.bindGroups ??= this.plan.kernels.map((k, i) =>
@@ -158,13 +190,13 @@ export class PlanExecutor {
       const spec = this.bufferSpecs.get(name)!;
       if (!data) throw new Error(`${this.plan.graph}: input %${name} is missing`);
       if (data.length !== elements(spec, env)) throw new Error(`${this.plan.graph}: input %${name} has ${data.length} elements, expected ${elements(spec, env)}`);
-      device.queue.writeBuffer(this.local.get(name)!.buffer, 0, data.buffer, data.byteOffset, data.byteLength);
+      device.queue.writeBuffer(this.bufferFor(spec), 0, data.buffer, data.byteOffset, data.byteLength);
     }
     const maxGroups = this.gpu.limits.maxComputeWorkgroupsPerDimension;
     const encoder = device.createCommandEncoder({ label: this.plan.graph });
     const pass = encoder.beginComputePass({ label: this.plan.graph });
     this.plan.kernels.forEach((k, i) => {
-      const counts = k.workgroups.map((w) => Math.ceil(A.evaluate(w.of, env) / w.per)) as [number, number, number];
+      const counts = k.workgroups.map((w) => Math.min(Math.ceil(A.evaluate(w.of, env) / w.per), w.max ?? Infinity)) as [number, number, number];
       const over = counts.findIndex((c) => c > maxGroups);
       if (over >= 0) throw new Error(`kernel ${k.name} needs ${counts[over]} workgroups along ${'xyz'[over]}, the adapter allows ${maxGroups}`);
       if (counts.some((c) => c === 0)) return;

@@ -10,12 +10,17 @@ export interface PlanBuffer {
   readonly dtype: 'f32' | 'i32';
   /** elements = product of the dims evaluated at the run's symbol values */
   readonly shape: readonly Affine[];
+  /** a weight stacked from these checkpoint tensors along the first axis (default: the tensor of its name) */
+  readonly sources?: readonly string[];
+  /** activations of one slot share one device buffer, sized for the largest of them */
+  readonly slot?: string;
 }
 
-/** ceil(of / per) workgroups along one axis */
+/** min(ceil(of / per), max) workgroups along one axis */
 export interface WorkgroupCount {
   readonly of: Affine;
   readonly per: number;
+  readonly max?: number;
 }
 
 export interface PlanBinding {

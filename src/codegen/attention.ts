@@ -1,0 +1,328 @@
+// Fused attention, replacing attn_scores → softmax → attn_mix: one flash-attention kernel for prefill and
+// split-K flash-decoding (partial, then combine) for a single row. Every index is guarded and every
+// workgroupBarrier sits in uniform control flow, so any rows, keys and headSize ≤ 256 are safe.
+import * as A from '../affine.js';
+import type { Affine } from '../affine.js';
+import type { WorkgroupCount } from '../runtime/plan.js';
+import type { KernelSource } from './kernels.js';
+import { f32Lit, header, preciseMath, u32Expr, type KernelBinding } from './wgsl.js';
+
+export interface AttentionSpec {
+  /** the IR value computed; scratch buffers are named after it (`${name}.partial_o`, …) */
+  readonly name: string;
+  /** [rows, heads*headSize], already RoPE'd */
+  readonly q: string;
+  /** the K cache [S, kvHeads*headSize]; rows 0..keys-1 are valid */
+  readonly k: string;
+  /** the V cache, same layout */
+  readonly v: string;
+  /** [rows, heads*headSize] */
+  readonly out: string;
+  readonly heads: number;
+  readonly kvHeads: number;
+  readonly headSize: number;
+  /** T (prefill) or the constant 1 (decode) */
+  readonly rows: Affine;
+  /** P+T (or P+1): row r sees keys 0..keys-rows+r */
+  readonly keys: Affine;
+  /** S, the cache length: an upper bound on keys */
+  readonly contextLength: number;
+}
+
+export interface AttentionKernels {
+  /** dispatched in order */
+  readonly kernels: readonly { readonly suffix: string; readonly source: KernelSource }[];
+  /** f32 activation buffers the kernels need */
+  readonly scratch: readonly { readonly name: string; readonly shape: readonly Affine[] }[];
+}
+
+const THREADS = 64;
+/** Workgroup memory for the prefill tiles (Q, K, V, scores): 8 KiB, half of WebGPU's default limit. */
+const TILE_FLOATS = 2048;
+/** The masked-score sentinel and the running max before any key: the most negative finite f32. */
+const NEG = '-3.402823e38';
+/** A reduction over the workgroup's lanes in `red`, in log2(THREADS) barrier steps; every lane gets the result. */
+function treeReduce(name: string, combine: (a: string, b: string) => string): string {
+  return `
+fn ${name}(lane: u32, value: f32) -> f32 {
+  red[lane] = value;
+  workgroupBarrier();
+  for (var k = ${THREADS / 2}u; k > 0u; k = k >> 1u) {
+    if (lane < k) { red[lane] = ${combine('red[lane]', 'red[lane + k]')}; }
+    workgroupBarrier();
+  }
+  let result = red[0];
+  workgroupBarrier();
+  return result;
+}`;
+}
+
+/** Decode splits: at most this many, and at least this many cache rows per split. */
+const MAX_SPLITS = 32;
+const KEYS_PER_SPLIT = 64;
+
+const wg = (of: Affine | number, per = 1): WorkgroupCount => ({ of: typeof of === 'number' ? A.constant(of) : of, per });
+const one = wg(1);
+const u = (n: number): string => `${n}u`;
+
+function kernel(bindings: KernelBinding[], body: string, workgroups: KernelSource['workgroups']): KernelSource {
+  return { wgsl: `${header(bindings)}\n\n${body.trim()}\n`, bindings, workgroups };
+}
+
+const read = (buffer: string, v: string): KernelBinding => ({ buffer, access: 'read', var: v, type: 'f32' });
+const write = (buffer: string, v: string): KernelBinding => ({ buffer, access: 'read_write', var: v, type: 'f32' });
+
+/** Query rows per workgroup and keys per tile for prefill: halves the larger (rows on a tie) from 16×16 until the tiles fit. */
+function prefillTiles(headSize: number): { rows: number; keys: number } {
+  let rows = 16;
+  let keys = 16;
+  const floats = () => (rows + 2 * keys) * headSize + rows * keys;
+  while (floats() > TILE_FLOATS && (rows > 1 || keys > 1)) {
+    if (rows >= keys && rows > 1) rows /= 2;
+    else keys /= 2;
+  }
+  if (floats() > TILE_FLOATS) throw new Error(`headSize ${headSize} does not fit attention's workgroup memory`);
+  return { rows, keys };
+}
+
+/** min(32, ceil(S / 64)) splits: short caches get few, so a split is never much less than one tile of keys. */
+function decodeSplits(contextLength: number): number {
+  return Math.max(1, Math.min(MAX_SPLITS, Math.ceil(contextLength / KEYS_PER_SPLIT)));
+}
+
+export function attentionKernels(spec: AttentionSpec): AttentionKernels {
+  const { heads, kvHeads, headSize, contextLength } = spec;
+  for (const [what, n] of [['heads', heads], ['kvHeads', kvHeads], ['headSize', headSize], ['contextLength', contextLength]] as const) {
+    if (!Number.isInteger(n) || n < 1) throw new Error(`attention ${spec.name}: ${what} must be a positive integer, is ${n}`);
+  }
+  if (heads % kvHeads !== 0) throw new Error(`attention ${spec.name}: ${heads} heads do not divide into ${kvHeads} kv heads`);
+  const decode = A.isConstant(spec.rows) && spec.rows.c === 1;
+  return decode ? decodeKernels(spec) : { kernels: [{ suffix: 'flash', source: prefillKernel(spec) }], scratch: [] };
+}
+
+/**
+ * One workgroup per (block of query rows, head). Per tile of keys: load K and V, score every (row, key)
+ * of the block, update each row's running max and sum and turn scores into probabilities, then rescale
+ * and accumulate each thread's outputs (fixed (row, dim) slots held in registers).
+ */
+function prefillKernel(spec: AttentionSpec): KernelSource {
+  const { heads, kvHeads, headSize: hs } = spec;
+  const { rows: br, keys: bc } = prefillTiles(hs);
+  const slots = Math.ceil((br * hs) / THREADS);
+  const [qd, kd] = [heads * hs, kvHeads * hs];
+  return kernel(
+    [read(spec.q, 'q'), read(spec.k, 'k'), read(spec.v, 'v'), write(spec.out, 'out')],
+    `
+var<workgroup> qTile: array<f32, ${br * hs}>;
+var<workgroup> kTile: array<f32, ${bc * hs}>;
+var<workgroup> vTile: array<f32, ${bc * hs}>;
+var<workgroup> pTile: array<f32, ${br * bc}>;
+var<workgroup> rowMax: array<f32, ${br}>;
+var<workgroup> rowSum: array<f32, ${br}>;
+var<workgroup> rowScale: array<f32, ${br}>;
+${preciseMath}
+
+@compute @workgroup_size(${THREADS})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane: u32) {
+  let rows = ${u32Expr(spec.rows)};
+  let keys = ${u32Expr(spec.keys)};
+  let row0 = wid.x * ${u(br)};
+  let qBase = wid.y * ${u(hs)};
+  let kvBase = (wid.y / ${u(heads / kvHeads)}) * ${u(hs)};
+  // the block's last row sees keys 0..kEnd-1
+  let kEnd = keys - rows + min(rows, row0 + ${u(br)});
+  for (var e = lane; e < ${u(br * hs)}; e += ${u(THREADS)}) {
+    let row = row0 + e / ${u(hs)};
+    var x = 0.0;
+    if (row < rows) { x = q[row * ${u(qd)} + qBase + e % ${u(hs)}]; }
+    qTile[e] = x;
+  }
+  for (var r = lane; r < ${u(br)}; r += ${u(THREADS)}) { rowMax[r] = ${NEG}; rowSum[r] = 0.0; }
+  var acc: array<f32, ${slots}>;
+  for (var k0 = 0u; k0 < kEnd; k0 += ${u(bc)}) {
+    for (var e = lane; e < ${u(bc * hs)}; e += ${u(THREADS)}) {
+      let key = k0 + e / ${u(hs)};
+      var kx = 0.0;
+      var vx = 0.0;
+      if (key < kEnd) {
+        let at = key * ${u(kd)} + kvBase + e % ${u(hs)};
+        kx = k[at];
+        vx = v[at];
+      }
+      kTile[e] = kx;
+      vTile[e] = vx;
+    }
+    workgroupBarrier();
+    for (var e = lane; e < ${u(br * bc)}; e += ${u(THREADS)}) {
+      let r = e / ${u(bc)};
+      let c = e % ${u(bc)};
+      let row = row0 + r;
+      var s = ${NEG};
+      if (row < rows && k0 + c <= keys - rows + row) {
+        var dot = 0.0;
+        for (var d = 0u; d < ${u(hs)}; d++) { dot += qTile[r * ${u(hs)} + d] * kTile[c * ${u(hs)} + d]; }
+        s = preciseDiv(dot, ${f32Lit(Math.sqrt(hs))});
+      }
+      pTile[e] = s;
+    }
+    workgroupBarrier();
+    for (var r = lane; r < ${u(br)}; r += ${u(THREADS)}) {
+      let mOld = rowMax[r];
+      var m = mOld;
+      for (var c = 0u; c < ${u(bc)}; c++) { m = max(m, pTile[r * ${u(bc)} + c]); }
+      var sum = 0.0;
+      for (var c = 0u; c < ${u(bc)}; c++) {
+        let s = pTile[r * ${u(bc)} + c];
+        var p = 0.0;
+        if (s > ${NEG}) { p = preciseExp(s - m); }
+        pTile[r * ${u(bc)} + c] = p;
+        sum += p;
+      }
+      let scale = preciseExp(mOld - m);
+      rowScale[r] = scale;
+      rowSum[r] = rowSum[r] * scale + sum;
+      rowMax[r] = m;
+    }
+    workgroupBarrier();
+    for (var i = 0u; i < ${u(slots)}; i++) {
+      let e = lane + i * ${u(THREADS)};
+      if (e < ${u(br * hs)}) {
+        let r = e / ${u(hs)};
+        let d = e % ${u(hs)};
+        var o = acc[i] * rowScale[r];
+        for (var c = 0u; c < ${u(bc)}; c++) { o += pTile[r * ${u(bc)} + c] * vTile[c * ${u(hs)} + d]; }
+        acc[i] = o;
+      }
+    }
+    workgroupBarrier();
+  }
+  for (var i = 0u; i < ${u(slots)}; i++) {
+    let e = lane + i * ${u(THREADS)};
+    let r = e / ${u(hs)};
+    let row = row0 + r;
+    if (e < ${u(br * hs)} && row < rows) { out[row * ${u(qd)} + qBase + e % ${u(hs)}] = preciseDiv(acc[i], rowSum[r]); }
+  }
+}`,
+    [wg(spec.rows, br), wg(heads), one],
+  );
+}
+
+/**
+ * Decode: only the splits that have keys run (one per 64 keys, at most `splits`); split s of each head
+ * scores a contiguous chunk of the keys (a whole number of 64-key tiles sized at run time from `keys`;
+ * a trailing split may still be empty and write m = -max, l = 0, o = 0), reading K straight from the
+ * cache, and writes its max m, sum l and unnormalized output o; the combine merges the splits that ran.
+ */
+function decodeKernels(spec: AttentionSpec): AttentionKernels {
+  const { name, heads, kvHeads, headSize: hs } = spec;
+  const splits = decodeSplits(spec.contextLength);
+  const slots = Math.ceil(hs / THREADS);
+  const kd = kvHeads * hs;
+  const scratch = {
+    max: { name: `${name}.partial_m`, shape: [A.constant(heads), A.constant(splits)] },
+    sum: { name: `${name}.partial_l`, shape: [A.constant(heads), A.constant(splits)] },
+    out: { name: `${name}.partial_o`, shape: [A.constant(heads), A.constant(splits), A.constant(hs)] },
+  };
+  const partial = kernel(
+    [
+      read(spec.q, 'q'),
+      read(spec.k, 'k'),
+      read(spec.v, 'v'),
+      write(scratch.max.name, 'partialMax'),
+      write(scratch.sum.name, 'partialSum'),
+      write(scratch.out.name, 'partialOut'),
+    ],
+    `
+var<workgroup> qRow: array<f32, ${hs}>;
+var<workgroup> probs: array<f32, ${THREADS}>;
+var<workgroup> red: array<f32, ${THREADS}>;
+${preciseMath}
+${treeReduce('reduceMax', (a, b) => `max(${a}, ${b})`)}
+${treeReduce('reduceSum', (a, b) => `${a} + ${b}`)}
+
+@compute @workgroup_size(${THREADS})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane: u32) {
+  let keys = ${u32Expr(spec.keys)};
+  let chunk = ((keys + ${u(splits - 1)}) / ${u(splits)} + ${u(THREADS - 1)}) / ${u(THREADS)} * ${u(THREADS)};
+  let first = min(keys, wid.x * chunk);
+  let last = min(keys, first + chunk);
+  let head = wid.y;
+  let kvBase = (head / ${u(heads / kvHeads)}) * ${u(hs)};
+  for (var d = lane; d < ${u(hs)}; d += ${u(THREADS)}) { qRow[d] = q[head * ${u(hs)} + d]; }
+  workgroupBarrier();
+  var m = ${NEG};
+  var l = 0.0;
+  var acc: array<f32, ${slots}>;
+  for (var t0 = first; t0 < last; t0 += ${u(THREADS)}) {
+    let key = t0 + lane;
+    var dot = 0.0;
+    if (key < last) {
+      let kBase = key * ${u(kd)} + kvBase;
+      for (var d = 0u; d < ${u(hs)}; d++) { dot += qRow[d] * k[kBase + d]; }
+    }
+    var s = ${NEG};
+    if (key < last) { s = preciseDiv(dot, ${f32Lit(Math.sqrt(hs))}); }
+    let n = min(${u(THREADS)}, last - t0);
+    let mNew = max(m, reduceMax(lane, s));
+    var p = 0.0;
+    if (key < last) { p = preciseExp(s - mNew); }
+    probs[lane] = p;
+    let scale = preciseExp(m - mNew);
+    let sum = reduceSum(lane, p);
+    l = l * scale + sum;
+    m = mNew;
+    for (var i = 0u; i < ${u(slots)}; i++) {
+      let d = lane + i * ${u(THREADS)};
+      if (d < ${u(hs)}) {
+        var o = acc[i] * scale;
+        for (var c = 0u; c < n; c++) { o += probs[c] * v[(t0 + c) * ${u(kd)} + kvBase + d]; }
+        acc[i] = o;
+      }
+    }
+  }
+  let at = head * ${u(splits)} + wid.x;
+  if (lane == 0u) {
+    partialMax[at] = m;
+    partialSum[at] = l;
+  }
+  for (var i = 0u; i < ${u(slots)}; i++) {
+    let d = lane + i * ${u(THREADS)};
+    if (d < ${u(hs)}) { partialOut[at * ${u(hs)} + d] = acc[i]; }
+  }
+}`,
+    // only splits that have keys: one per 64 keys, at most `splits`
+    [{ of: spec.keys, per: THREADS, max: splits }, wg(heads), one],
+  );
+  const combine = kernel(
+    [read(scratch.max.name, 'partialMax'), read(scratch.sum.name, 'partialSum'), read(scratch.out.name, 'partialOut'), write(spec.out, 'out')],
+    `
+${preciseMath}
+
+@compute @workgroup_size(${THREADS})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane: u32) {
+  let base = wid.x * ${u(splits)};
+  let used = min((${u32Expr(spec.keys)} + ${u(THREADS - 1)}) / ${u(THREADS)}, ${u(splits)});
+  var m = ${NEG};
+  for (var s = 0u; s < used; s++) { m = max(m, partialMax[base + s]); }
+  var weight: array<f32, ${splits}>;
+  var total = 0.0;
+  for (var s = 0u; s < used; s++) {
+    weight[s] = preciseExp(partialMax[base + s] - m);
+    total += weight[s] * partialSum[base + s];
+  }
+  for (var d = lane; d < ${u(hs)}; d += ${u(THREADS)}) {
+    var o = 0.0;
+    for (var s = 0u; s < used; s++) { o += weight[s] * partialOut[(base + s) * ${u(hs)} + d]; }
+    out[wid.x * ${u(hs)} + d] = preciseDiv(o, total);
+  }
+}`,
+    [wg(heads), one, one],
+  );
+  return {
+    kernels: [
+      { suffix: 'partial', source: partial },
+      { suffix: 'combine', source: combine },
+    ],
+    scratch: [scratch.max, scratch.sum, scratch.out],
+  };
+}

@@ -1,0 +1,41 @@
+// The elementwise template: any chain of add/mul/silu over one shape in one pass over its elements;
+// intermediate values stay in registers, values used outside the kernel are stored.
+import { match } from 'ts-pattern';
+import type { Op } from '../ir/types.js';
+import * as A from '../affine.js';
+import { rowsCols, type KernelContext, type KernelSource } from './kernels.js';
+import { header, preciseMath, u32Expr, type KernelBinding } from './wgsl.js';
+
+export function elementwiseKernel(members: readonly Op[], materialized: ReadonlySet<string>, ctx: KernelContext): KernelSource {
+  const produced = new Map(members.map((m, i) => [m.name, `v${i}`]));
+  const inputs = [...new Set(members.flatMap((m) => m.args.filter((a) => !produced.has(a))))];
+  const bindings: KernelBinding[] = inputs.map((a, i) => ({ buffer: ctx.bufferOf(a), access: 'read', var: `in${i}`, type: 'f32' }));
+  const stored = members.filter((m) => materialized.has(m.name));
+  stored.forEach((m, i) => bindings.push({ buffer: ctx.bufferOf(m.name), access: 'read_write', var: `out${i}`, type: 'f32' }));
+  const ref = (a: string): string => produced.get(a) ?? `in${inputs.indexOf(a)}[i]`;
+  const lines = members.map((m, i) =>
+    match(m)
+      .with({ op: 'add' }, (n) => `  let v${i} = ${ref(n.args[0])} + ${ref(n.args[1])};`)
+      .with({ op: 'mul' }, (n) => `  let v${i} = ${ref(n.args[0])} * ${ref(n.args[1])};`)
+      .with({ op: 'silu' }, (n) => `  let v${i} = ${ref(n.args[0])} * preciseDiv(1.0, 1.0 + preciseExp(-${ref(n.args[0])}));`)
+      .otherwise((n) => {
+        throw new Error(`the elementwise template cannot emit ${n.op} (%${n.name})`);
+      }),
+  );
+  const { rows, cols } = rowsCols(members[members.length - 1]!.type);
+  return {
+    wgsl: `${header(bindings)}
+${preciseMath}
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  if (gid.x >= ${cols}u || gid.y >= ${u32Expr(rows)}) { return; }
+  let i = gid.y * ${cols}u + gid.x;
+${lines.join('\n')}
+${stored.map((m, k) => `  out${k}[i] = ${produced.get(m.name)};`).join('\n')}
+}
+`,
+    bindings,
+    workgroups: [{ of: A.constant(cols), per: 64 }, { of: rows, per: 1 }, { of: A.constant(1), per: 1 }],
+  };
+}

@@ -1,0 +1,12 @@
+// The parallelism class of every op (see `Parallelism`): a property of the op alone, so every dump can
+// show it and the fusion and barrier passes can rely on it.
+import { match } from 'ts-pattern';
+import type { Op, Parallelism } from './types.js';
+
+export function parallelismOf(node: Op): Parallelism {
+  return match<Op, Parallelism>(node)
+    .with({ op: 'embed' }, { op: 'rope' }, { op: 'kv_write' }, { op: 'add' }, { op: 'mul' }, { op: 'silu' }, { op: 'slice' }, () => 'token-parallel')
+    .with({ op: 'rmsnorm' }, { op: 'softmax' }, { op: 'matmul' }, () => 'row-reduction')
+    .with({ op: 'attn_scores' }, { op: 'attn_mix' }, () => 'cross-token')
+    .exhaustive();
+}

@@ -1,0 +1,140 @@
+// Fused attention (flash prefill, split-K decode) against the CPU's attn_scores → softmax → attn_mix, on
+// seeded random caches filled past the valid keys, at sizes that are not multiples of the tiles.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as A from '../src/affine.js';
+import { attentionKernels, type AttentionSpec } from '../src/codegen/attention.js';
+import { PlanExecutor, ResidentBuffers } from '../src/runtime/executor.js';
+import { openGpu, type Gpu } from '../src/runtime/gpu.js';
+import type { Plan } from '../src/runtime/plan.js';
+import * as ref from './reference.js';
+
+let gpu: Gpu;
+beforeAll(async () => {
+  gpu = await openGpu();
+});
+afterAll(() => gpu?.destroy());
+
+const TOL = 2e-5;
+
+interface Case {
+  readonly heads: number;
+  readonly kvHeads: number;
+  readonly headSize: number;
+  readonly contextLength: number;
+  readonly P: number;
+  /** new rows; decode when absent */
+  readonly T?: number;
+}
+
+function specOf(c: Case): AttentionSpec {
+  const rows = c.T === undefined ? A.constant(1) : A.sym('T');
+  const { heads, kvHeads, headSize, contextLength } = c;
+  return { name: 'att', q: 'q', k: 'k', v: 'v', out: 'out', heads, kvHeads, headSize, rows, keys: A.add(A.sym('P'), rows), contextLength };
+}
+
+function planOf(spec: AttentionSpec): Plan {
+  const att = attentionKernels(spec);
+  const [qd, kd] = [spec.heads * spec.headSize, spec.kvHeads * spec.headSize].map((n) => A.constant(n));
+  const cache = [A.constant(spec.contextLength), kd!];
+  return {
+    graph: 'attention',
+    symbols: A.isConstant(spec.rows) ? ['P'] : ['T', 'P'],
+    buffers: [
+      { name: 'q', role: 'input', dtype: 'f32', shape: [spec.rows, qd!] },
+      { name: 'k', role: 'state', dtype: 'f32', shape: cache },
+      { name: 'v', role: 'state', dtype: 'f32', shape: cache },
+      { name: 'out', role: 'activation', dtype: 'f32', shape: [spec.rows, qd!] },
+      ...att.scratch.map((s) => ({ name: s.name, role: 'activation' as const, dtype: 'f32' as const, shape: s.shape })),
+    ],
+    kernels: att.kernels.map(({ suffix, source }) => ({
+      name: `${spec.name}.${suffix}`,
+      op: 'attention',
+      wgsl: source.wgsl,
+      bindings: source.bindings.map((b, i) => ({ binding: i + 1, buffer: b.buffer, access: b.access })),
+      workgroups: source.workgroups,
+    })),
+    inputs: ['q'],
+    outputs: ['out'],
+  };
+}
+
+/** Runs the case on the GPU; returns the max error against the reference and the per-split sums l (decode). */
+async function runCase(c: Case, seed: number): Promise<{ error: number; splitSums: Float32Array }> {
+  const spec = specOf(c);
+  const plan = planOf(spec);
+  const rows = c.T ?? 1;
+  const keys = c.P + rows;
+  const q = ref.randomArray(rows * c.heads * c.headSize, seed, 2);
+  const k = ref.randomArray(c.contextLength * c.kvHeads * c.headSize, seed + 1, 2);
+  const v = ref.randomArray(c.contextLength * c.kvHeads * c.headSize, seed + 2);
+  const buffers = new ResidentBuffers(gpu, new Map([['k', k], ['v', v]]));
+  const exec = await PlanExecutor.create(gpu, plan, buffers);
+  try {
+    exec.run({ T: rows, P: c.P }, { q });
+    const got = await exec.read('out', 0, rows * c.heads * c.headSize);
+    const sums = plan.buffers.find((b) => b.name === 'att.partial_l');
+    const splitSums = sums ? await exec.read(sums.name, 0, sums.shape.reduce((p, d) => p * d.c, 1)) : new Float32Array();
+    const scores = ref.attnScores(q, k, c, rows, keys);
+    const want = ref.attnMix(ref.softmax(scores, rows, keys, true), v, c, rows, keys);
+    return { error: ref.maxAbsDiff(got, want), splitSums };
+  } finally {
+    exec.destroy();
+    buffers.destroy();
+  }
+}
+
+/** Bytes of `var<workgroup>` arrays a kernel declares. */
+function workgroupBytes(wgsl: string): number {
+  return [...wgsl.matchAll(/var<workgroup>\s+\w+\s*:\s*array<f32,\s*(\d+)>/g)].reduce((s, m) => s + 4 * Number(m[1]), 0);
+}
+
+describe('fused attention against the three-op CPU reference', () => {
+  const prefill: Case[] = [
+    { heads: 4, kvHeads: 2, headSize: 6, T: 5, P: 3, contextLength: 16 },
+    { heads: 8, kvHeads: 8, headSize: 16, T: 70, P: 0, contextLength: 80 },
+    { heads: 2, kvHeads: 1, headSize: 80, T: 3, P: 130, contextLength: 140 },
+    { heads: 4, kvHeads: 4, headSize: 32, T: 1, P: 7, contextLength: 9 },
+    { heads: 2, kvHeads: 1, headSize: 256, T: 4, P: 9, contextLength: 20 },
+  ];
+  prefill.forEach((c, i) => {
+    it(`prefill: ${c.heads}/${c.kvHeads} heads of ${c.headSize}, T ${c.T}, P ${c.P}`, async () => {
+      const { error } = await runCase(c, 100 + 10 * i);
+      expect(error).toBeLessThan(TOL);
+    });
+  });
+
+  const decode: (Case & { busy?: 'all' | 'some' })[] = [
+    { heads: 4, kvHeads: 2, headSize: 6, P: 0, contextLength: 200 },
+    { heads: 4, kvHeads: 2, headSize: 6, P: 3, contextLength: 200 },
+    { heads: 8, kvHeads: 4, headSize: 8, P: 511, contextLength: 512, busy: 'all' },
+    { heads: 8, kvHeads: 4, headSize: 8, P: 40, contextLength: 512, busy: 'some' },
+    { heads: 8, kvHeads: 4, headSize: 8, P: 150, contextLength: 512, busy: 'some' },
+    { heads: 4, kvHeads: 1, headSize: 96, P: 257, contextLength: 300 },
+    { heads: 2, kvHeads: 2, headSize: 256, P: 129, contextLength: 130 },
+  ];
+  decode.forEach((c, i) => {
+    it(`decode: ${c.heads}/${c.kvHeads} heads of ${c.headSize}, P ${c.P} of ${c.contextLength}`, async () => {
+      const { error, splitSums } = await runCase(c, 200 + 10 * i);
+      expect(error).toBeLessThan(TOL);
+      const empty = splitSums.filter((l) => l === 0).length;
+      if (c.busy === 'all') expect(empty).toBe(0);
+      if (c.busy === 'some') expect(empty).toBeGreaterThan(0);
+    });
+  });
+
+  it('keeps workgroup memory within 8 KiB and workgroup counts within 65535 per dimension', () => {
+    for (const headSize of [1, 6, 16, 48, 64, 80, 96, 128, 200, 256]) {
+      for (const T of [undefined, 1]) {
+        const spec = specOf({ heads: 256, kvHeads: 8, headSize, contextLength: 1 << 20, P: 0, T });
+        for (const { source } of attentionKernels(spec).kernels) {
+          expect(workgroupBytes(source.wgsl)).toBeLessThanOrEqual(8192 + 256);
+          for (const w of source.workgroups) expect(Math.ceil(A.evaluate(w.of, { T: 65535, P: 0 }) / w.per)).toBeLessThanOrEqual(65535);
+        }
+      }
+    }
+  });
+
+  it('rejects heads that do not divide into kv heads', () => {
+    expect(() => attentionKernels(specOf({ heads: 6, kvHeads: 4, headSize: 8, contextLength: 8, P: 0 }))).toThrow(/kv heads/);
+  });
+});
