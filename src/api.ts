@@ -13,6 +13,7 @@ import { verifyGraph } from './ir/verify.js';
 import { PlanExecutor, ResidentBuffers } from './runtime/executor.js';
 import { BOS, checkGenerateOptions, generateSteps, type GenerateOptions, type GenerationStep } from './runtime/generate.js';
 import { openGpu, type Gpu } from './runtime/gpu.js';
+import { generatorState } from './runtime/sampler.js';
 import { Tokenizer } from './runtime/tokenizer.js';
 
 export interface Checkpoint {
@@ -73,7 +74,7 @@ export interface GenerateRequest {
   readonly temperature?: number;
   /** nucleus sampling threshold; default 0.9; 0 or 1 samples the whole distribution */
   readonly topp?: number;
-  /** seed of the sampler's generator; default: the current time in seconds */
+  /** run.c's -s: the generator starts from its low 32 bits sign-extended; default (and 0): the current time in seconds */
   readonly seed?: number;
   /** attach each position's logits */
   readonly logits?: boolean;
@@ -115,7 +116,7 @@ export function resolveRequest(
     steps: request.steps === undefined ? Math.min(defaultSteps, model.config.seqLen) : request.steps === 0 ? model.config.seqLen : request.steps,
     temperature: request.temperature ?? 1,
     topp: request.topp ?? 0.9,
-    seed: request.seed ?? Math.floor(Date.now() / 1000),
+    seed: request.seed === undefined || (Number.isSafeInteger(request.seed) && generatorState(request.seed) === 0n) ? Math.floor(Date.now() / 1000) : request.seed,
     logits: request.logits,
   };
   checkGenerateOptions(options, model.config.vocabSize, model.config.seqLen);

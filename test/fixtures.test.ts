@@ -35,6 +35,18 @@ afterAll(async () => {
   for (const m of models.values()) (await m).release();
 });
 
+describe('run.c generation rules', () => {
+  it('stops at a BOS inside the prompt ids, as run.c stops at any BOS it is about to feed', async () => {
+    const m = await model('aidreams260K');
+    const steps: GeneratedToken[] = [];
+    for await (const s of m.generate({ promptIds: [1, 319, 1, 459, 355], steps: 20, temperature: 0 })) steps.push(s);
+    expect(steps.map((s) => [s.token, s.next])).toEqual([
+      [1, 319],
+      [319, 1],
+    ]);
+  });
+});
+
 describe('llama2.c fixtures', () => {
   for (const c of cases) {
     it(c.name, async () => {

@@ -2,7 +2,7 @@
 // and the generator, multinomial and top-p paths must match values produced by run.c's C code.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { argmax, Sampler, Xorshift64Star } from '../src/runtime/sampler.js';
+import { argmax, generatorState, Sampler, Xorshift64Star } from '../src/runtime/sampler.js';
 
 const fixtures = new URL('../../shared/fixtures/llama2c/', import.meta.url);
 const fixtureTokens = (name: string): number[] =>
@@ -94,13 +94,21 @@ describe('Sampler paths', () => {
     expect(argmax(Float32Array.of(-1, -1))).toBe(0);
   });
 
+  it("seeds the generator as run.c's atoi does: low 32 bits, sign-extended to 64", () => {
+    expect(generatorState(42)).toBe(42n);
+    expect(generatorState(-5)).toBe(2n ** 64n - 5n);
+    expect(generatorState(4294967295)).toBe(2n ** 64n - 1n);
+    expect(generatorState(3000000000)).toBe(2n ** 64n - (2n ** 32n - 3000000000n));
+    expect(generatorState(2 ** 32)).toBe(0n);
+  });
+
   it('rejects bad settings and logits of the wrong length with one-line errors', () => {
     const bad = [
       () => new Sampler(4, -0.1, 0.9, 1),
       () => new Sampler(4, Number.NaN, 0.9, 1),
       () => new Sampler(4, 1, 1.5, 1),
       () => new Sampler(4, 1, -0.1, 1),
-      () => new Sampler(4, 1, 0.9, -1),
+      () => new Sampler(4, 1, 0.9, 2 ** 32),
       () => new Sampler(4, 1, 0.9, 1.5),
       () => new Sampler(4, 1, 0.9, 0),
       () => new Sampler(0, 1, 0.9, 1),

@@ -3,27 +3,13 @@
 // buffer (a kv_write result lives in its cache, a planned value in its slot).
 import * as A from '../affine.js';
 import type { Affine } from '../affine.js';
+import { materializedValues, scheduledKernels } from '../ir/schedule.js';
 import type { Graph, KernelItem, Op, TensorType } from '../ir/types.js';
 import type { Plan, PlanBuffer, PlanKernel } from '../runtime/plan.js';
 import { attentionKernels } from './attention.js';
 import { elementwiseKernel } from './elementwise.js';
 import { kernelFor, type KernelContext, type KernelSource } from './kernels.js';
 import { linearKernel, type LinearEpilogue } from './linear.js';
-
-/** The kernels of a graph: its schedule's, or one per node named after it. */
-export function scheduledKernels(g: Graph): KernelItem[] {
-  if (g.schedule) return g.schedule.filter((i): i is KernelItem => i.item === 'kernel');
-  return g.nodes.map((n) => ({ item: 'kernel', name: n.name, template: n.op, members: [n.name] }));
-}
-
-/** Values read outside the kernel that computes them, or returned: the ones that need a buffer. */
-export function materializedValues(g: Graph): Set<string> {
-  const kernelOf = new Map<string, string>();
-  for (const k of scheduledKernels(g)) for (const m of k.members) kernelOf.set(m, k.name);
-  const out = new Set(g.outputs);
-  for (const n of g.nodes) for (const a of n.args) if (kernelOf.has(a) && kernelOf.get(a) !== kernelOf.get(n.name)) out.add(a);
-  return out;
-}
 
 function constDim(d: Affine): number {
   if (!A.isConstant(d)) throw new Error(`expected a constant dimension, got ${A.format(d)}`);

@@ -259,3 +259,18 @@ function checkBarriers(g: Graph, facts: readonly KernelFacts[], fail: (msg: stri
     }
   });
 }
+
+/** The kernels of a graph: its schedule's, or one per node named after it. */
+export function scheduledKernels(g: Graph): KernelItem[] {
+  if (g.schedule) return g.schedule.filter((i): i is KernelItem => i.item === 'kernel');
+  return g.nodes.map((n) => ({ item: 'kernel', name: n.name, template: n.op, members: [n.name] }));
+}
+
+/** Values read outside the kernel that computes them, or returned: the ones that need a buffer. */
+export function materializedValues(g: Graph): Set<string> {
+  const kernelOf = new Map<string, string>();
+  for (const k of scheduledKernels(g)) for (const m of k.members) kernelOf.set(m, k.name);
+  const out = new Set(g.outputs);
+  for (const n of g.nodes) for (const a of n.args) if (kernelOf.has(a) && kernelOf.get(a) !== kernelOf.get(n.name)) out.add(a);
+  return out;
+}

@@ -5,8 +5,9 @@
 //   kernel l0.probs: softmax {...}                    ->       %l0.scores = ...  %l0.probs = ...  %l0.mixed = ...
 //   kernel l0.mixed: attn_mix {...}                          }
 import type { Graph } from '../ir/types.js';
-import { kernelsOf, mergeKernels, usersOf } from './graph-queries.js';
+import { mergeKernels, usersOf } from './graph-queries.js';
 import { placeBarriers } from './insert-barriers.js';
+import { scheduledKernels } from '../ir/schedule.js';
 import type { Pass } from './pass.js';
 
 export const fuseAttention: Pass = {
@@ -15,7 +16,7 @@ export const fuseAttention: Pass = {
   run(g: Graph): Graph {
     const users = usersOf(g);
     const outputs = new Set(g.outputs);
-    let kernels = kernelsOf(g);
+    let kernels = scheduledKernels(g);
     for (const s of g.nodes) {
       if (s.op !== 'attn_scores' || outputs.has(s.name)) continue;
       const [p] = users.get(s.name) ?? [];

@@ -6,8 +6,9 @@
 //                                             }
 import * as A from '../affine.js';
 import { elementwiseOps, type Graph, type KernelItem, type Op } from '../ir/types.js';
-import { kernelsOf, nodeMap } from './graph-queries.js';
+import { nodeMap } from './graph-queries.js';
 import { placeBarriers } from './insert-barriers.js';
+import { scheduledKernels } from '../ir/schedule.js';
 import type { Pass } from './pass.js';
 
 const shapeKey = (n: Op): string => n.type.shape.map(A.format).join(',');
@@ -20,7 +21,7 @@ export const fuseElementwise: Pass = {
     const isElementwise = (k: KernelItem): boolean =>
       (k.template === 'elementwise' || k.members.length === 1) && k.members.every((m) => elementwiseOps.has(nodes.get(m)!.op));
     const out: KernelItem[] = [];
-    for (const k of kernelsOf(g)) {
+    for (const k of scheduledKernels(g)) {
       const prev = out[out.length - 1];
       if (prev && isElementwise(prev) && isElementwise(k) && shapeKey(nodes.get(prev.members[0]!)!) === shapeKey(nodes.get(k.members[0]!)!)) {
         out[out.length - 1] = { item: 'kernel', name: k.name, template: 'elementwise', members: [...prev.members, ...k.members] };

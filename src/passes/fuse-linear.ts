@@ -7,8 +7,9 @@
 //   kernel l0.gate: slice ... kernel l0.gated: mul { ... }             %l0.gate_up = matmul(...) ... %l0.gated = mul(...)
 //                                                                    }
 import type { Graph, Op } from '../ir/types.js';
-import { kernelsOf, mergeKernels, nodeMap, usersOf } from './graph-queries.js';
+import { mergeKernels, nodeMap, usersOf } from './graph-queries.js';
 import { placeBarriers } from './insert-barriers.js';
+import { scheduledKernels } from '../ir/schedule.js';
 import type { Pass } from './pass.js';
 
 type Users = Map<string, Op[]>;
@@ -56,7 +57,7 @@ export const fuseLinear: Pass = {
     const users = usersOf(g);
     const nodes = nodeMap(g);
     const outputs = new Set(g.outputs);
-    let kernels = kernelsOf(g);
+    let kernels = scheduledKernels(g);
     for (const mm of g.nodes) {
       if (mm.op !== 'matmul') continue;
       const x = nodes.get(mm.args[0]);

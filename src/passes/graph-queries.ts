@@ -1,17 +1,11 @@
-// Read-only questions passes ask of a graph: who uses a value, which kernel holds a node, and the
-// schedule as it stands (one kernel per node until a fusion pass has grouped them).
+// Read-only questions passes ask of a graph (who uses a value, nodes by name) and the one edit fusion
+// passes share: merging adjacent single-node kernels into one.
 import type { Graph, KernelItem, Op } from '../ir/types.js';
 
 export function usersOf(g: Graph): Map<string, Op[]> {
   const users = new Map<string, Op[]>();
   for (const n of g.nodes) for (const a of n.args) users.set(a, [...(users.get(a) ?? []), n]);
   return users;
-}
-
-/** Kernels of the schedule, or one kernel per node (template = its op) when there is none yet. */
-export function kernelsOf(g: Graph): KernelItem[] {
-  if (g.schedule) return g.schedule.filter((i): i is KernelItem => i.item === 'kernel');
-  return g.nodes.map((n) => ({ item: 'kernel', name: n.name, template: n.op, members: [n.name] }));
 }
 
 export function nodeMap(g: Graph): Map<string, Op> {

@@ -6,38 +6,63 @@
 //   kernel l0.mixed: attention {...} ->  barrier {reason="cross-token: ...", producers=[l0.q_k_v], consumers=[l0.mixed], ...}
 //                                        kernel l0.mixed: attention {...}
 import { parallelismOf } from '../ir/parallelism.js';
-import { bufferOf, kernelAccess } from '../ir/schedule.js';
-import type { BarrierItem, Graph, KernelItem, Op, ScheduleItem } from '../ir/types.js';
-import { kernelsOf, nodeMap } from './graph-queries.js';
+import { bufferOf, kernelAccess, scheduledKernels } from '../ir/schedule.js';
+import type { BarrierItem, Graph, KernelItem, Op, Parallelism, ScheduleItem } from '../ir/types.js';
+import { nodeMap } from './graph-queries.js';
 import type { Pass } from './pass.js';
 
 const layerOf = (kernel: string): string | undefined => /^l(\d+)\./.exec(kernel)?.[1];
 
-/** Why `consumer` must wait for `producer` on `buffer`, from the op that touches it. */
-function explain(g: Graph, nodes: Map<string, Op>, producer: KernelItem, consumer: KernelItem, buffer: string, kind: string): { reason: string; unfused: string } {
-  const reader = consumer.members.map((m) => nodes.get(m)!).find((n) => n.args.some((a) => bufferOf(g, a) === buffer));
-  const value = reader?.args.find((a) => bufferOf(g, a) === buffer) ?? buffer;
-  const [pl, cl] = [layerOf(producer.name), layerOf(consumer.name)];
+type Need = Parallelism | 'ordering';
+
+/** What a reader needs of its argument `arg`: attention needs other positions of K and V but one row of q. */
+function needOf(reader: Op, arg: number): Parallelism {
+  if (reader.op === 'attn_scores' || reader.op === 'attn_mix') return arg === 1 ? 'cross-token' : 'row-reduction';
+  return parallelismOf(reader);
+}
+
+const rank: Record<Need, number> = { 'cross-token': 3, 'row-reduction': 2, 'token-parallel': 1, ordering: 0 };
+
+interface Hazard {
+  readonly producer: KernelItem;
+  readonly buffer: string;
+  readonly kind: 'read-after-write' | 'write-after-read' | 'write-after-write';
+}
+
+/** The dependency a hazard stands for: the consumer's op that reads the buffer, and what it needs of it. */
+function dependency(g: Graph, nodes: Map<string, Op>, consumer: KernelItem, h: Hazard): { need: Need; reader?: Op; value?: string } {
+  if (h.kind !== 'read-after-write') return { need: 'ordering' };
+  for (const n of consumer.members.map((m) => nodes.get(m)!)) {
+    const arg = n.args.findIndex((a, i) => !(n.op === 'kv_write' && i === 0) && bufferOf(g, a) === h.buffer);
+    if (arg >= 0) return { need: needOf(n, arg), reader: n, value: n.args[arg] };
+  }
+  return { need: 'ordering' };
+}
+
+/** Why `consumer` must wait, from its strongest dependency, and why the two kernels cannot be one. */
+function explain(g: Graph, nodes: Map<string, Op>, consumer: KernelItem, hazards: readonly Hazard[]): { reason: string; unfused: string } {
+  const ranked = hazards.map((h) => ({ h, ...dependency(g, nodes, consumer, h) })).sort((a, b) => rank[b.need] - rank[a.need]);
+  const { h, need, reader, value } = ranked[0]!;
+  const [pl, cl] = [layerOf(h.producer.name), layerOf(consumer.name)];
   const layer = pl !== undefined && cl !== undefined && pl !== cl ? `layer-serial: layer ${cl} starts after layer ${pl}; ` : '';
-  if (kind !== 'read-after-write' || !reader) {
+  if (need === 'ordering' || !reader) {
     return {
-      reason: `${layer}${kind}: ${consumer.name} writes ${buffer}, which ${producer.name} ${kind === 'write-after-read' ? 'reads' : 'writes'}`,
-      unfused: `${consumer.name} would overwrite ${buffer} while workgroups of ${producer.name} may still use it`,
+      reason: `${layer}${h.kind}: ${consumer.name} writes ${h.buffer}, which ${h.producer.name} ${h.kind === 'write-after-read' ? 'reads' : 'writes'}`,
+      unfused: `${consumer.name} would overwrite ${h.buffer} while workgroups of ${h.producer.name} may still use it`,
     };
   }
-  const cls = parallelismOf(reader);
   const what =
-    cls === 'cross-token'
+    need === 'cross-token'
       ? `${reader.op} at row t reads %${value} at every position up to P+t`
-      : cls === 'row-reduction'
+      : need === 'row-reduction'
         ? `${reader.op} reads whole rows of %${value}`
         : `${reader.op} reads %${value}`;
   return {
-    reason: `${layer}${cls}: ${what}, written by ${producer.name}`,
+    reason: `${layer}${need}: ${what}, written by ${h.producer.name}`,
     unfused:
-      cls === 'token-parallel'
-        ? `${producer.name} (${producer.template}) has no epilogue for ${reader.op}`
-        : `a workgroup of ${consumer.name} needs values that other workgroups of ${producer.name} write, and workgroups of one dispatch cannot wait for each other`,
+      need === 'token-parallel'
+        ? `${h.producer.name} (${h.producer.template}) has no epilogue for ${reader.op}`
+        : `a workgroup of ${consumer.name} needs values that other workgroups of ${h.producer.name} write, and workgroups of one dispatch cannot wait for each other`,
   };
 }
 
@@ -52,7 +77,7 @@ export function placeBarriers(g: Graph, kernels: readonly KernelItem[]): Schedul
       const mine = access.get(k.name)!;
       const hazards = segment.flatMap((p) => {
         const theirs = access.get(p.name)!;
-        const found: { producer: KernelItem; buffer: string; kind: string }[] = [];
+        const found: Hazard[] = [];
         for (const b of mine.reads) if (theirs.writes.has(b)) found.push({ producer: p, buffer: b, kind: 'read-after-write' });
         for (const b of mine.writes) {
           if (theirs.reads.has(b)) found.push({ producer: p, buffer: b, kind: 'write-after-read' });
@@ -61,8 +86,7 @@ export function placeBarriers(g: Graph, kernels: readonly KernelItem[]): Schedul
         return found;
       });
       if (hazards.length > 0) {
-        const first = hazards[0]!;
-        const { reason, unfused } = explain(unscheduled, nodes, first.producer, k, first.buffer, first.kind);
+        const { reason, unfused } = explain(unscheduled, nodes, k, hazards);
         const barrier: BarrierItem = {
           item: 'barrier',
           reason,
@@ -85,6 +109,6 @@ export const insertBarriers: Pass = {
   description: 'a barrier exactly where a kernel depends on an earlier one (read-after-write, write-after-read, write-after-write)',
   run(g: Graph): Graph {
     const unplanned = { ...g, slots: undefined };
-    return { ...unplanned, schedule: placeBarriers(unplanned, kernelsOf(g)) };
+    return { ...unplanned, schedule: placeBarriers(unplanned, scheduledKernels(g)) };
   },
 };

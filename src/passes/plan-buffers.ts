@@ -6,7 +6,7 @@
 //   %l0.gated = ... : f32[T, 172]       ->    %l0.gated = ... : f32[T, 172] @s1
 //   %l0.resid_ffn = ... : f32[T, 64]          %l0.resid_ffn = ... : f32[T, 64] @s2   (s0 is still live)
 import * as A from '../affine.js';
-import { materializedValues, scheduledKernels } from '../codegen/compile.js';
+import { materializedValues, scheduledKernels } from '../ir/schedule.js';
 import type { Graph } from '../ir/types.js';
 import { placeBarriers } from './insert-barriers.js';
 import type { Pass } from './pass.js';

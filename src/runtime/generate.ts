@@ -66,6 +66,7 @@ export async function* generateSteps(g: GenerationGraphs, o: GenerateOptions): A
   for (; position < T - 1; position++) {
     const next = o.promptIds[position + 1]!;
     yield { position, token, next, sampled: false, prefill: true, ...(o.logits ? { logits: rowAt(position) } : {}) };
+    if (next === BOS) return; // run.c stops at BOS, from the prompt too
     token = next;
   }
   let logits = rowAt(T - 1);

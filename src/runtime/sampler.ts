@@ -5,7 +5,15 @@
 const U64 = (1n << 64n) - 1n;
 const XORSHIFT_MULTIPLIER = 0x2545f4914f6cdd1dn;
 
-/** run.c's random_u32 / random_f32 on a 64-bit unsigned state seeded with the -s value. */
+/**
+ * The generator state run.c starts from for `-s seed`: atoi's int (the value wrapped to 32 bits)
+ * stored in an unsigned 64-bit integer, so negative and large seeds sign-extend. 0 means "use the time".
+ */
+export function generatorState(seed: number): bigint {
+  return BigInt.asUintN(64, BigInt(seed | 0));
+}
+
+/** run.c's random_u32 / random_f32 on a 64-bit unsigned state. */
 export class Xorshift64Star {
   private state: bigint;
 
@@ -41,7 +49,7 @@ export class Sampler {
     checkSamplerSettings(temperature, topp, seed);
     this.temperature = Math.fround(temperature);
     this.topp = Math.fround(topp);
-    this.rng = new Xorshift64Star(seed);
+    this.rng = new Xorshift64Star(generatorState(seed));
   }
 
   /** The next token for `logits` (length vocabSize); `logits` is left untouched. */
@@ -65,8 +73,8 @@ export function checkSamplerSettings(temperature: number, topp: number, seed: nu
     throw new Error(`sampler: temperature must be a finite number >= 0, got ${temperature}`);
   }
   if (!(topp >= 0 && topp <= 1)) throw new Error(`sampler: top-p must be in [0, 1], got ${topp}`);
-  if (!Number.isSafeInteger(seed) || seed <= 0) {
-    throw new Error(`sampler: seed must be a positive integer (xorshift state 0 never changes), got ${seed}`);
+  if (!Number.isSafeInteger(seed) || generatorState(seed) === 0n) {
+    throw new Error(`sampler: seed must be a whole number whose low 32 bits are not all zero (run.c's state 0 never changes), got ${seed}`);
   }
 }
 
