@@ -154,6 +154,11 @@ export class Model {
     }
   }
 
+  /** dispatches per graph run */
+  get dispatches(): { prefill: number; decode: number } {
+    return { prefill: this.prefill.plan.kernels.length, decode: this.decode.plan.kernels.length };
+  }
+
   get device(): { backend: string; adapter: string } {
     return { backend: this.gpu.backend, adapter: this.gpu.adapter };
   }
