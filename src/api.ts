@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { llamaGraph, type GraphKind, type LlamaConfig } from '../models/llama.js';
 import { readLlama2c, ropeTables } from '../models/llama2c.js';
 import { compileGraph } from './codegen/compile.js';
-import type { Pass } from './passes/pass.js';
+import { defaultPassContext, type Pass, type PassContext } from './passes/pass.js';
 import { pipeline } from './passes/pipeline.js';
 import { runPipeline } from './passes/run-pipeline.js';
 import type { Graph } from './ir/types.js';
@@ -49,9 +49,9 @@ export function buildGraphs(config: LlamaConfig): Record<GraphKind, Graph> {
 }
 
 /** Both graphs after the passes (default: the whole pipeline), verified after each pass. */
-export function optimizeGraphs(config: LlamaConfig, passes: readonly Pass[] = pipeline): Record<GraphKind, Graph> {
+export function optimizeGraphs(config: LlamaConfig, passes: readonly Pass[] = pipeline, ctx: PassContext = defaultPassContext): Record<GraphKind, Graph> {
   const graphs = buildGraphs(config);
-  return { prefill: runPipeline(graphs.prefill, passes), decode: runPipeline(graphs.decode, passes) };
+  return { prefill: runPipeline(graphs.prefill, passes, ctx), decode: runPipeline(graphs.decode, passes, ctx) };
 }
 
 export interface LoadOptions {
@@ -141,9 +141,10 @@ export class Model {
   /** Uploads a checkpoint (a path, or files already read with readModelFiles) and compiles its plans. */
   static async load(source: string | ModelFiles, options: LoadOptions = {}): Promise<Model> {
     const { config, weights, tokenizer } = typeof source === 'string' ? readModelFiles(source, options) : source;
-    const graphs = optimizeGraphs(config, options.passes);
+    buildGraphs(config); // a model the IR rejects fails before the GPU opens
     const gpu = await openGpu({ backend: options.backend });
     try {
+      const graphs = optimizeGraphs(config, options.passes, { maxStorageBuffers: gpu.limits.maxStorageBuffersPerShaderStage });
       const resident = new ResidentBuffers(gpu, weights);
       const prefill = await PlanExecutor.create(gpu, compileGraph(graphs.prefill), resident);
       const decode = await PlanExecutor.create(gpu, compileGraph(graphs.decode), resident);

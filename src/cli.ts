@@ -1,11 +1,22 @@
 #!/usr/bin/env node
-// The weft command line: `run` generates from a checkpoint, `inspect` prints a model's IR.
-// Every failure is one line on stderr and a non-zero exit; output files are written whole or not at all.
-import { renameSync, rmSync, writeFileSync } from 'node:fs';
+// The weft command line: `run` generates from a checkpoint, `inspect` prints a model's IR, `compile` runs
+// the passes over one graph and prints its IR, per-pass dumps or static stats. Every failure is one line on
+// stderr and a non-zero exit; output files are written whole, and only once everything else succeeded.
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import type { GraphKind } from '../models/llama.js';
+import { benchmark, type BenchRow } from './bench.js';
 import { buildGraphs, loadModel, readCheckpoint, readModelFiles, resolveRequest, type GenerateRequest } from './api.js';
+import { compileGraph } from './codegen/compile.js';
+import { formatStats, fullContextEnv, graphStats } from './codegen/stats.js';
+import { printDot, printJson } from './ir/formats.js';
 import { printGraph, printModule } from './ir/print.js';
+import type { Graph } from './ir/types.js';
+import type { Pass } from './passes/pass.js';
+import { passesByName, pipeline } from './passes/pipeline.js';
+import { runPipeline } from './passes/run-pipeline.js';
 
 function fail(message: string): never {
   process.stderr.write(`weft: ${message.trim().replace(/\s*\n\s*/g, ' ')}\n`);
@@ -115,6 +126,136 @@ async function run(a: RunArgs): Promise<void> {
   }
 }
 
+const formats = {
+  text: { print: printGraph, ext: 'ir', comment: '#' },
+  json: { print: printJson, ext: 'json', comment: undefined },
+  dot: { print: printDot, ext: 'dot', comment: '//' },
+} as const;
+
+type Format = keyof typeof formats;
+
+interface CompileArgs {
+  model: string;
+  graph: GraphKind;
+  passes?: string;
+  dumpAfter?: string;
+  dumpDir?: string;
+  format: Format;
+  stats: boolean;
+  json: boolean;
+}
+
+/** `--passes`: absent is the whole pipeline, '' or 'none' no pass, else pass names in the order given. */
+function selectPasses(spec: string | undefined): Pass[] {
+  if (spec === undefined) return [...pipeline];
+  if (spec.trim() === '' || spec.trim() === 'none') return [];
+  return passesByName(spec.split(',').map((name) => name.trim()));
+}
+
+/** Writes every file or none: files already written are removed when one fails. */
+function writeAll(dir: string, files: readonly { name: string; text: string }[]): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (e) {
+    throw new Error(`cannot create ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  const written: string[] = [];
+  try {
+    for (const f of files) {
+      const path = join(dir, f.name);
+      writeWhole(path, Buffer.from(f.text));
+      written.push(path);
+    }
+  } catch (e) {
+    for (const path of written) rmSync(path, { force: true });
+    throw e;
+  }
+}
+
+function compile(a: CompileArgs): void {
+  const passes = selectPasses(a.passes);
+  const stats = a.stats || a.json;
+  if (a.dumpAfter !== undefined && a.dumpAfter !== 'all') {
+    passesByName([a.dumpAfter]);
+    if (!passes.some((p) => p.name === a.dumpAfter)) {
+      throw new Error(`--dump-after ${a.dumpAfter}: not among the passes run (${passes.map((p) => p.name).join(', ') || 'none'})`);
+    }
+  }
+  if (a.dumpAfter !== undefined && a.dumpDir === undefined && stats) throw new Error(`--dump-after with --stats needs --dump-dir: stdout holds the stats`);
+
+  const { config } = readCheckpoint(a.model);
+  const input = buildGraphs(config)[a.graph];
+  const dumps: { name: string; graph: Graph }[] = a.dumpAfter === 'all' ? [{ name: '000_input', graph: input }] : [];
+  let step = 0;
+  const graph = runPipeline(input, passes, undefined, (p, g) => {
+    step++;
+    if (a.dumpAfter === 'all' || a.dumpAfter === p.name) dumps.push({ name: `${String(step).padStart(3, '0')}_${p.name}`, graph: g });
+  });
+  const plan = compileGraph(graph);
+  const format = formats[a.format];
+  const statsOut = stats ? graphStats(graph, plan, { env: fullContextEnv(graph, config.seqLen), layers: config.nLayers }) : undefined;
+
+  const files = dumps.map((d) => ({ name: `${d.name}.${format.ext}`, text: format.print(d.graph) }));
+  if (a.dumpDir !== undefined) writeAll(a.dumpDir, files);
+  const summary =
+    a.dumpDir === undefined
+      ? undefined
+      : `${a.graph}: ${passes.length} passes, ${plan.kernels.length} dispatches; wrote ${files.map((f) => f.name).join(', ') || 'no dumps'} to ${a.dumpDir}\n`;
+  if (statsOut) {
+    process.stdout.write(a.json ? `${JSON.stringify(statsOut)}\n` : formatStats(statsOut));
+    if (summary !== undefined) process.stderr.write(summary);
+  } else {
+    process.stdout.write(summary ?? printWithDumps(format, dumps, graph));
+  }
+}
+
+/** The final graph after the dumps, if any: in text and dot each graph follows a `# NNN_pass` (`// …`) line; JSON is one object. */
+function printWithDumps(format: (typeof formats)[Format], dumps: readonly { name: string; graph: Graph }[], graph: Graph): string {
+  if (dumps.length === 0) return format.print(graph);
+  if (format.comment === undefined) {
+    const parsed = (g: Graph): unknown => JSON.parse(printJson(g));
+    return `${JSON.stringify({ dumps: dumps.map((d) => ({ name: d.name, graph: parsed(d.graph) })), graph: parsed(graph) }, null, 2)}\n`;
+  }
+  return [...dumps, { name: 'final', graph }].map((d) => `${format.comment} ${d.name}\n${format.print(d.graph)}`).join('\n');
+}
+
+interface BenchArgs {
+  model: string[];
+  promptTokens: string;
+  decodeTokens: number;
+  runs: number;
+  passes?: string;
+  json?: string;
+  backend?: string;
+}
+
+function parseCounts(flag: string, text: string): number[] {
+  return text.split(',').map((p, i) => {
+    const n = Number(p.trim());
+    if (!Number.isInteger(n) || n < 1) throw new Error(`${flag}: item ${i + 1} ('${p.trim()}') is not a positive whole number`);
+    return n;
+  });
+}
+
+async function bench(a: BenchArgs): Promise<void> {
+  const passes = selectPasses(a.passes);
+  const promptTokens = parseCounts('--prompt-tokens', a.promptTokens);
+  if (!Number.isInteger(a.runs) || a.runs < 1) throw new Error(`--runs must be a positive whole number, got ${a.runs}`);
+  const label = a.passes === undefined ? '' : ` [passes: ${passes.map((p) => p.name).join(',') || 'none'}]`;
+  const rows: BenchRow[] = [];
+  for (const model of a.model) {
+    readCheckpoint(model); // a bad file fails before the GPU opens
+    const row = await benchmark(model, `${basename(model)}${label}`, { passes, promptTokens, decodeTokens: a.decodeTokens, runs: a.runs, backend: a.backend });
+    rows.push(row);
+    const prefill = Object.entries(row.prefill_tokens_per_s).map(([n, r]) => `prefill ${n}: ${r.toFixed(1)} tok/s`);
+    process.stdout.write(
+      `${row.engine} ${row.model}: ${[...prefill, `decode: ${row.decode_tokens_per_s.toFixed(1)} tok/s`].join(', ')}; ` +
+        `${row.dispatches.prefill}/${row.dispatches.decode} dispatches per prefill/decode run (${row.device})\n`,
+    );
+  }
+  if (a.json !== undefined) writeWhole(a.json, Buffer.from(`${JSON.stringify(rows, null, 2)}\n`));
+}
+
 async function main(): Promise<void> {
   await yargs(hideBin(process.argv))
     .scriptName('weft')
@@ -150,7 +291,39 @@ async function main(): Promise<void> {
         process.stdout.write(argv.graph ? printGraph(graphs[argv.graph]) : printModule([graphs.prefill, graphs.decode]));
       },
     )
-    .demandCommand(1, 'name a command: run or inspect')
+    .command(
+      'compile <model>',
+      'compile one graph through the passes; print its IR, per-pass dumps or stats (opens no GPU)',
+      (y) =>
+        y
+          .positional('model', { type: 'string', demandOption: true, describe: 'llama2.c checkpoint (.bin)' })
+          .option('graph', { choices: ['prefill', 'decode'] as const, demandOption: true, describe: 'the graph to compile' })
+          .option('passes', { type: 'string', describe: `comma-separated passes in order ('' or none: no pass); default: ${pipeline.map((p) => p.name).join(', ')}` })
+          .option('dump-after', { type: 'string', describe: "print the IR after this pass too ('all': the input and after every pass)" })
+          .option('dump-dir', { type: 'string', describe: 'write the dumps to DIR/NNN_<pass>.<ext> instead (000_input is the input graph)' })
+          .implies('dump-dir', 'dump-after')
+          .option('format', { choices: ['text', 'json', 'dot'] as const, default: 'text' as const, describe: 'IR format of the output and the dumps' })
+          .option('stats', { type: 'boolean', default: false, describe: 'print dispatches, barriers, FLOPs and bytes per kernel, activation memory' })
+          .option('json', { type: 'boolean', default: false, describe: 'print the stats as one JSON object' })
+          .requiresArg(['graph', 'passes', 'dump-after', 'dump-dir', 'format']),
+      (argv) => compile(argv as unknown as CompileArgs),
+    )
+    .command(
+      'bench',
+      'time prefill and decode of checkpoints on the device (median of --runs after a warm-up)',
+      (y) =>
+        y
+          .option('model', { type: 'string', array: true, demandOption: true, describe: 'llama2.c checkpoint (.bin); repeat for several' })
+          .option('prompt-tokens', { type: 'string', default: '128', describe: 'comma-separated prompt lengths to time prefill at' })
+          .option('decode-tokens', { type: 'number', default: 64, describe: 'decode steps to time after a one-token prompt' })
+          .option('runs', { type: 'number', default: 5, describe: 'timed runs per figure (the median is reported)' })
+          .option('passes', { type: 'string', describe: "compile with these passes ('' or none: one kernel per op); default: the whole pipeline" })
+          .option('json', { type: 'string', describe: 'also write the rows to FILE as JSON' })
+          .option('backend', { type: 'string', describe: 'Dawn backend (vulkan, opengles, …); default: the first that works' })
+          .requiresArg(['model', 'prompt-tokens', 'decode-tokens', 'runs', 'passes', 'json', 'backend']),
+      async (argv) => bench(argv as unknown as BenchArgs),
+    )
+    .demandCommand(1, 'name a command: run, inspect, compile or bench')
     .strict()
     .strictCommands()
     .help()

@@ -141,7 +141,7 @@ describe('bad input', () => {
     ['an unknown backend', withTok('--backend', 'nosuchbackend', '--steps', '2'), /no WebGPU adapter \(nosuchbackend/],
     ['an unwritable --dump-logits', ['run', aidreams, '--steps', '2', '--json', '--dump-logits', join(dumps, 'no-such-folder', 'x.f32')], /cannot write .*x\.f32: ENOENT/],
     ['an unknown command', ['bogus'], /unknown command: bogus/i],
-    ['no command', [], /name a command: run or inspect/],
+    ['no command', [], /name a command: run, inspect, compile or bench/],
     ['inspect on a bad file', ['inspect', truncated], /cut\.bin: truncated/],
     ['inspect on an unknown graph', ['inspect', aidreams, '--graph', 'nope'], /graph.*nope/],
   ])('%s', (_, args, message) => {

@@ -31,7 +31,8 @@ export interface AttentionSpec {
 
 export interface AttentionKernels {
   /** dispatched in order */
-  readonly kernels: readonly { readonly suffix: string; readonly source: KernelSource }[];
+  /** dispatched in order; `after` says why a dispatch must wait for the one before it (inside the kernel) */
+  readonly kernels: readonly { readonly suffix: string; readonly source: KernelSource; readonly after?: string }[];
   /** f32 activation buffers the kernels need */
   readonly scratch: readonly { readonly name: string; readonly shape: readonly Affine[] }[];
 }
@@ -321,7 +322,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
   return {
     kernels: [
       { suffix: 'partial', source: partial },
-      { suffix: 'combine', source: combine },
+      { suffix: 'combine', source: combine, after: 'split-K: the combine reads the partial max, sum and output of every split' },
     ],
     scratch: [scratch.max, scratch.sum, scratch.out],
   };

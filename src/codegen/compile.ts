@@ -93,13 +93,14 @@ export function compileGraph(graph: Graph): Plan {
   };
   const nodes = new Map(graph.nodes.map((n) => [n.name, n]));
   const kernels: PlanKernel[] = [];
-  const emit = (name: string, op: string, k: KernelSource): void => {
+  const emit = (name: string, op: string, k: KernelSource, after?: string): void => {
     kernels.push({
       name,
       op,
       wgsl: k.wgsl,
       bindings: k.bindings.map((b, i) => ({ binding: i + 1, buffer: b.buffer, access: b.access })),
       workgroups: k.workgroups,
+      ...(after ? { after } : {}),
     });
   };
   for (const k of scheduledKernels(graph)) {
@@ -124,7 +125,7 @@ export function compileGraph(graph: Graph): Plan {
         contextLength: constDim(cache.type.shape[0]!),
       });
       for (const s of attn.scratch) buffers.push({ name: s.name, role: 'activation', dtype: 'f32', shape: s.shape });
-      for (const part of attn.kernels) emit(`${k.name}${part.suffix}`, 'attention', part.source);
+      for (const part of attn.kernels) emit(`${k.name}.${part.suffix}`, 'attention', part.source, part.after);
     } else if (k.template === 'elementwise') {
       emit(k.name, 'elementwise', elementwiseKernel(members, materialized, ctx));
     } else if (members.length === 1 && members[0]!.op === k.template) {

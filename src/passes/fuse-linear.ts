@@ -10,7 +10,7 @@ import type { Graph, Op } from '../ir/types.js';
 import { mergeKernels, nodeMap, usersOf } from './graph-queries.js';
 import { placeBarriers } from './insert-barriers.js';
 import { scheduledKernels } from '../ir/schedule.js';
-import type { Pass } from './pass.js';
+import type { Pass, PassContext } from './pass.js';
 
 type Users = Map<string, Op[]>;
 
@@ -50,10 +50,21 @@ function qkvEpilogue(mm: Op, users: Users): Op[] | undefined {
   return [q!, k!, v!, qRot, kRot, kWrite, vWrite];
 }
 
+/** Storage buffers one kernel of `members` binds: what it reads from outside, what it writes for outside, the caches it fills. */
+function storageBuffers(g: Graph, members: readonly Op[], users: Users, outputs: ReadonlySet<string>): number {
+  const inside = new Set(members.map((m) => m.name));
+  const buffers = new Set<string>();
+  for (const m of members) {
+    for (const a of m.args) if (!inside.has(a)) buffers.add(a);
+    if (outputs.has(m.name) || (users.get(m.name) ?? []).some((u) => !inside.has(u.name))) buffers.add(m.op === 'kv_write' ? m.args[0] : m.name);
+  }
+  return buffers.size;
+}
+
 export const fuseLinear: Pass = {
   name: 'fuse-linear',
   description: 'a matmul with the RMSNorm before it and its epilogue (residual add, SiLU·gate, RoPE + KV append) in one kernel',
-  run(g: Graph): Graph {
+  run(g: Graph, ctx: PassContext): Graph {
     const users = usersOf(g);
     const nodes = nodeMap(g);
     const outputs = new Set(g.outputs);
@@ -65,9 +76,21 @@ export const fuseLinear: Pass = {
       const add = only(users, mm.name);
       const epilogue =
         add?.op === 'add' && !outputs.has(mm.name) ? [add] : outputs.has(mm.name) ? [] : (gluEpilogue(mm, users) ?? qkvEpilogue(mm, users) ?? []);
-      const members = [...prologue, mm, ...epilogue].map((n) => n.name);
-      const merged = mergeKernels(kernels, members, mm.name, 'linear');
-      if (merged) kernels = merged;
+      // widest first; a group that would bind more storage buffers than the adapter allows sheds its
+      // epilogue, then its prologue
+      const candidates = [
+        [...prologue, mm, ...epilogue],
+        [...prologue, mm],
+        [mm, ...epilogue],
+        [mm],
+      ].filter((c) => storageBuffers(g, c, users, outputs) <= ctx.maxStorageBuffers);
+      for (const c of candidates) {
+        const merged = c.length > 1 ? mergeKernels(kernels, c.map((n) => n.name), mm.name, 'linear') : undefined;
+        if (merged) {
+          kernels = merged;
+          break;
+        }
+      }
     }
     const unplanned = { ...g, slots: undefined };
     return { ...unplanned, schedule: placeBarriers(unplanned, kernels) };

@@ -1,6 +1,7 @@
 // plan-buffers: values that need a buffer share slots once their lifetimes no longer overlap: a slot is
 // free for a kernel once a barrier separates it from the last read of the slot's value, so reuse adds
-// no barrier. The runtime sizes a slot for its largest value; outputs keep theirs, read after the run.
+// no barrier. The runtime sizes a slot for its largest value; an output counts as read after the run,
+// so nothing writes its slot after it.
 //
 //   %l0.resid_attn = ... : f32[T, 64]         %l0.resid_attn = ... : f32[T, 64] @s0
 //   %l0.gated = ... : f32[T, 172]       ->    %l0.gated = ... : f32[T, 172] @s1

@@ -36,6 +36,8 @@ export interface PlanKernel {
   readonly wgsl: string;
   readonly bindings: readonly PlanBinding[];
   readonly workgroups: readonly [WorkgroupCount, WorkgroupCount, WorkgroupCount];
+  /** for the second and later dispatches of one fused kernel: the dependency on the dispatch before */
+  readonly after?: string;
 }
 
 /** Symbols a kernel reads from the uniform at @group(0) @binding(0), one u32 each, in this order. */

@@ -1,0 +1,260 @@
+// Static cost of one run of a compiled graph, evaluated at one binding of its symbols: dispatches (per layer),
+// barriers with their reasons, FLOPs (from the IR ops) and bytes (from the plan's bindings) of every kernel,
+// and activation memory with and without the buffer plan. Needs no GPU; the Graph must be the one the Plan came from.
+import { match } from 'ts-pattern';
+import * as A from '../affine.js';
+import type { Affine, Env } from '../affine.js';
+import { formatBuffer } from '../ir/print.js';
+import { scheduledKernels } from '../ir/schedule.js';
+import type { Graph, Op, TensorType } from '../ir/types.js';
+import type { Plan, PlanBuffer } from '../runtime/plan.js';
+
+export interface BarrierStats {
+  readonly reason: string;
+  readonly producers: readonly string[];
+  readonly consumers: readonly string[];
+  /** as dumps name them: `@slot` or `%value` */
+  readonly buffers: readonly string[];
+  readonly unfused: string;
+}
+
+/** One kernel of the schedule (one per node when unscheduled) and the plan kernels it dispatches. */
+export interface KernelStats {
+  readonly name: string;
+  readonly template: string;
+  readonly dispatches: readonly string[];
+  /** dependencies between this kernel's own dispatches (a boundary inside one fused kernel) */
+  readonly internalBarriers: readonly string[];
+  readonly flops: number;
+  readonly bytes: number;
+}
+
+export interface GraphStats {
+  readonly graph: string;
+  readonly layers: number;
+  /** the symbol values every size is evaluated at */
+  readonly env: Env;
+  /** plan kernels dispatched per graph run */
+  readonly dispatches: number;
+  /** dispatches of the kernels named `l<layer>.…`, by layer */
+  readonly dispatchesPerLayer: readonly number[];
+  readonly dispatchesOutsideLayers: number;
+  readonly barriers: readonly BarrierStats[];
+  readonly kernels: readonly KernelStats[];
+  readonly flops: number;
+  readonly bytes: number;
+  /** each slot counted once at its largest value, plus every unslotted activation and scratch buffer */
+  readonly peakActivationBytes: number;
+  /** every activation and scratch buffer of the plan counted separately */
+  readonly peakActivationBytesUnplanned: number;
+}
+
+/**
+ * The sizes at the full context: prefill (symbol T) runs T = contextLength new tokens from P = 0; a graph of
+ * constant rows (decode) runs them at the last positions, P = contextLength - rows. Other symbols are 0.
+ */
+export function fullContextEnv(g: Graph, contextLength: number): Env {
+  const input = g.decls.find((d) => d.kind === 'input');
+  const rows = g.symbols.includes('T') ? contextLength : input !== undefined && A.isConstant(input.type.shape[0]!) ? input.type.shape[0]!.c : 1;
+  const value = (s: string): number => (s === 'T' ? rows : s === 'P' ? contextLength - rows : 0);
+  return Object.fromEntries(g.symbols.map((s) => [s, value(s)]));
+}
+
+const BYTES_PER_ELEMENT = { f32: 4, i32: 4 } as const;
+
+function elements(shape: readonly Affine[], env: Env): number {
+  return shape.reduce((n, d) => n * A.evaluate(d, env), 1);
+}
+
+/** Score entries a causal mask keeps in a [rows, keys] block: row r sees keys 0..keys-rows+r. */
+function causalEntries(rows: number, keys: number): number {
+  return rows * (keys - rows) + (rows * (rows + 1)) / 2;
+}
+
+/** Causal entries of an [H, rows, keys] score tensor, over all heads. */
+function causalScores(t: TensorType, env: Env): number {
+  const dims = t.shape.map((d) => A.evaluate(d, env));
+  const [rows, keys] = dims.slice(-2) as [number, number];
+  return elements(t.shape.slice(0, -2), env) * causalEntries(rows, keys);
+}
+
+/**
+ * Floating-point operations of one node: matmul 2·M·N·K; attention products 2·headSize per causal score
+ * each; softmax ~5 per (causal) entry; rmsnorm ~4, silu ~5, add and mul 1 per element; rope 6 per pair;
+ * embed, slice and kv_write move data only.
+ */
+export function nodeFlops(n: Op, typeOf: (value: string) => TensorType, env: Env): number {
+  const size = elements(n.type.shape, env);
+  return match<Op, number>(n)
+    .with({ op: 'matmul' }, (m) => {
+      const [rows, k] = typeOf(m.args[0]).shape;
+      return 2 * A.evaluate(rows!, env) * A.evaluate(m.type.shape[1]!, env) * A.evaluate(k!, env);
+    })
+    .with({ op: 'attn_scores' }, (s) => 2 * s.attrs.headSize * causalScores(s.type, env))
+    .with({ op: 'attn_mix' }, (m) => 2 * m.attrs.headSize * causalScores(typeOf(m.args[0]), env))
+    .with({ op: 'softmax' }, (s) => 5 * (s.attrs.causal === 1 ? causalScores(s.type, env) : size))
+    .with({ op: 'rmsnorm' }, () => 4 * size)
+    .with({ op: 'rope' }, () => 3 * size)
+    .with({ op: 'silu' }, () => 5 * size)
+    .with({ op: 'add' }, { op: 'mul' }, () => size)
+    .with({ op: 'embed' }, { op: 'slice' }, { op: 'kv_write' }, () => 0)
+    .exhaustive();
+}
+
+/**
+ * Rows of a buffer one binding actually touches, where ops index it by token or position rather than
+ * reading it whole: an embedding table (one row per id), RoPE tables (rows P..P+T-1), a KV cache (reads
+ * its P+T valid rows, writes T). Buffers not listed are touched whole.
+ */
+function touchedRows(g: Graph, env: Env): Map<string, { read?: number; write?: number }> {
+  const rows = new Map<string, { read?: number; write?: number }>();
+  const typeOf = new Map([...g.decls, ...g.nodes].map((v) => [v.name, v.type]));
+  const touch = (buffer: string, access: 'read' | 'write', dim: Affine): void => {
+    const r = { ...rows.get(buffer) };
+    r[access] = Math.max(r[access] ?? 0, A.evaluate(dim, env));
+    rows.set(buffer, r);
+  };
+  for (const n of g.nodes) {
+    match(n)
+      .with({ op: 'embed' }, (e) => touch(e.args[0], 'read', e.type.shape[0]!))
+      .with({ op: 'rope' }, (r) => {
+        touch(r.args[1], 'read', r.type.shape[0]!);
+        touch(r.args[2], 'read', r.type.shape[0]!);
+      })
+      .with({ op: 'kv_write' }, (w) => {
+        touch(w.args[0], 'write', typeOf.get(w.args[1])!.shape[0]!);
+        touch(w.args[0], 'read', w.type.shape[0]!);
+      })
+      .otherwise(() => {});
+  }
+  return rows;
+}
+
+function bufferBytes(b: PlanBuffer, env: Env, rows?: number): number {
+  const rowElements = elements(b.shape.slice(1), env);
+  const n = rows === undefined ? elements(b.shape, env) : rows * rowElements;
+  return n * BYTES_PER_ELEMENT[b.dtype];
+}
+
+/** Activation bytes of a plan: planned (a slot once, at its largest value) and unplanned (every buffer alone). */
+function activationBytes(plan: Plan, env: Env): { planned: number; unplanned: number } {
+  const slots = new Map<string, number>();
+  let unslotted = 0;
+  let unplanned = 0;
+  for (const b of plan.buffers) {
+    if (b.role !== 'activation') continue;
+    const bytes = bufferBytes(b, env);
+    unplanned += bytes;
+    if (b.slot === undefined) unslotted += bytes;
+    else slots.set(b.slot, Math.max(slots.get(b.slot) ?? 0, bytes));
+  }
+  return { planned: unslotted + [...slots.values()].reduce((s, x) => s + x, 0), unplanned };
+}
+
+const layerOf = (kernel: string): number | undefined => {
+  const m = /^l(\d+)\./.exec(kernel);
+  return m ? Number(m[1]) : undefined;
+};
+
+export function graphStats(graph: Graph, plan: Plan, options: { readonly env: Env; readonly layers: number }): GraphStats {
+  const { env, layers } = options;
+  const types = new Map([...graph.decls, ...graph.nodes].map((v) => [v.name, v.type]));
+  const typeOf = (v: string): TensorType => types.get(v)!;
+  const nodes = new Map(graph.nodes.map((n) => [n.name, n]));
+  const buffers = new Map(plan.buffers.map((b) => [b.name, b]));
+  const rows = touchedRows(graph, env);
+
+  // plan kernels come in schedule order, one or more per kernel, each named after its kernel (with a suffix when more)
+  const irKernels = scheduledKernels(graph);
+  let next = 0;
+  const kernels = irKernels.map((k, i): KernelStats => {
+    const following = irKernels[i + 1]?.name;
+    const dispatched: Plan['kernels'][number][] = [];
+    const mine = (name: string): boolean => name === k.name || (name.startsWith(k.name) && !(following !== undefined && name.startsWith(following)));
+    while (next < plan.kernels.length && mine(plan.kernels[next]!.name)) dispatched.push(plan.kernels[next++]!);
+    if (dispatched.length === 0) {
+      throw new Error(`plan ${plan.graph} does not dispatch kernel ${k.name} where its schedule has it`);
+    }
+    const bytes = dispatched
+      .flatMap((p) => p.bindings)
+      .reduce((sum, b) => {
+        const buffer = buffers.get(b.buffer);
+        if (!buffer) throw new Error(`plan ${plan.graph}: kernel ${k.name} binds unknown buffer ${b.buffer}`);
+        return sum + bufferBytes(buffer, env, rows.get(b.buffer)?.[b.access === 'read' ? 'read' : 'write']);
+      }, 0);
+    const flops = k.members.reduce((sum, m) => sum + nodeFlops(nodes.get(m)!, typeOf, env), 0);
+    const internalBarriers = dispatched.flatMap((p) => (p.after ? [p.after] : []));
+    return { name: k.name, template: k.template, dispatches: dispatched.map((p) => p.name), internalBarriers, flops, bytes };
+  });
+  if (next !== plan.kernels.length) throw new Error(`plan ${plan.graph} dispatches ${plan.kernels[next]!.name}, which no kernel of the schedule names`);
+
+  const dispatchesPerLayer = Array.from({ length: layers }, () => 0);
+  for (const p of plan.kernels) {
+    const l = layerOf(p.name);
+    if (l !== undefined && l < layers) dispatchesPerLayer[l]!++;
+  }
+  const barriers = (graph.schedule ?? []).flatMap((item) =>
+    item.item === 'barrier'
+      ? [{ reason: item.reason, producers: item.producers, consumers: item.consumers, buffers: item.buffers.map((b) => formatBuffer(graph, b)), unfused: item.unfused }]
+      : [],
+  );
+  const activations = activationBytes(plan, env);
+  return {
+    graph: graph.name,
+    layers,
+    env,
+    dispatches: plan.kernels.length,
+    dispatchesPerLayer,
+    dispatchesOutsideLayers: plan.kernels.length - dispatchesPerLayer.reduce((s, x) => s + x, 0),
+    barriers,
+    kernels,
+    flops: kernels.reduce((s, k) => s + k.flops, 0),
+    bytes: kernels.reduce((s, k) => s + k.bytes, 0),
+    peakActivationBytes: activations.planned,
+    peakActivationBytesUnplanned: activations.unplanned,
+  };
+}
+
+const count = (n: number): string => n.toLocaleString('en-US');
+
+function bytesText(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB'];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]} (${count(n)} B)`;
+}
+
+/** The stats for a reader: counts, each barrier with its reason, a kernel table, activation memory. */
+export function formatStats(s: GraphStats): string {
+  const env = Object.entries(s.env).map(([k, v]) => `${k}=${v}`).join(', ');
+  const perLayer = new Set(s.dispatchesPerLayer);
+  const layers = perLayer.size === 1 ? `${[...perLayer][0]} per layer × ${s.layers}` : `per layer ${s.dispatchesPerLayer.join(', ')}`;
+  const name = Math.max(6, ...s.kernels.map((k) => k.name.length));
+  const template = Math.max(8, ...s.kernels.map((k) => k.template.length));
+  const width = Math.max(5, count(s.flops).length, count(s.bytes).length);
+  const row = (a: string, b: string, c: string, d: string, e: string): string =>
+    `  ${a.padEnd(name)}  ${b.padEnd(template)}  ${c.padStart(3)}  ${d.padStart(width)}  ${e.padStart(width)}`;
+  const lines = [
+    `graph ${s.graph}: ${s.layers} layers, sizes at ${env || 'no symbols'}`,
+    `dispatches: ${s.dispatches} per run (${layers}, ${s.dispatchesOutsideLayers} outside layers)`,
+    `barriers: ${s.barriers.length}`,
+    ...s.barriers.flatMap((b, i) => [
+      `  ${i}: ${b.producers.join(', ')} -> ${b.consumers.join(', ')} on ${b.buffers.join(', ')}`,
+      `     reason: ${b.reason}`,
+      `     unfused: ${b.unfused}`,
+    ]),
+    `kernels: ${s.kernels.length}`,
+    row('kernel', 'template', 'n', 'FLOPs', 'bytes'),
+    ...s.kernels.flatMap((k) => [
+      row(k.name, k.template, String(k.dispatches.length), count(k.flops), count(k.bytes)),
+      ...k.internalBarriers.map((b) => `    between its dispatches: ${b}`),
+    ]),
+    row('total', '', String(s.dispatches), count(s.flops), count(s.bytes)),
+    `activations: ${bytesText(s.peakActivationBytes)} planned, ${bytesText(s.peakActivationBytesUnplanned)} unplanned`,
+  ];
+  return lines.join('\n') + '\n';
+}
