@@ -2,6 +2,9 @@
 // Every weight comes out as its own aligned Float32Array, row-major [out, in] as in the file; the file
 // size must match the header exactly. Also run.c's RoPE cos/sin tables, in the same float32 arithmetic.
 
+import { powf } from './glibc-powf.js';
+import { cosf, sinf } from './glibc-sincosf.js';
+
 export interface Llama2cConfig {
   dim: number;
   hiddenDim: number;
@@ -67,7 +70,8 @@ export function readLlama2c(bytes: Uint8Array, source: string): { config: Llama2
 
 /**
  * run.c's RoPE rotation for each position and pair j, [seqLen, headSize / 2] row-major:
- * freq = 1 / powf(theta, 2j / headSize), angle = pos * freq, all in float32.
+ * freq = 1 / powf(theta, 2j / headSize), angle = pos * freq, all in float32, with glibc's powf, cosf
+ * and sinf so that every entry has the bits run.c gets on x86-64.
  */
 export function ropeTables(headSize: number, seqLen: number, theta = 10000): { cos: Float32Array; sin: Float32Array } {
   if (!Number.isInteger(headSize) || headSize <= 0 || headSize % 2 !== 0) {
@@ -77,14 +81,14 @@ export function ropeTables(headSize: number, seqLen: number, theta = 10000): { c
   const pairs = headSize / 2;
   const f32 = Math.fround;
   const freqs = new Float32Array(pairs);
-  for (let j = 0; j < pairs; j++) freqs[j] = 1 / f32(Math.pow(f32(theta), f32((2 * j) / headSize)));
+  for (let j = 0; j < pairs; j++) freqs[j] = 1 / powf(f32(theta), f32((2 * j) / headSize));
   const cos = new Float32Array(seqLen * pairs);
   const sin = new Float32Array(seqLen * pairs);
   for (let pos = 0; pos < seqLen; pos++) {
     for (let j = 0; j < pairs; j++) {
       const angle = f32(f32(pos) * freqs[j]);
-      cos[pos * pairs + j] = Math.cos(angle);
-      sin[pos * pairs + j] = Math.sin(angle);
+      cos[pos * pairs + j] = cosf(angle);
+      sin[pos * pairs + j] = sinf(angle);
     }
   }
   return { cos, sin };

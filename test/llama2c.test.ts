@@ -1,7 +1,8 @@
 // llama2.c checkpoint reader on the two fixture models (configs, tensor sizes and placement) and on
-// malformed files built in memory; RoPE tables against the ones stored in the checkpoints.
+// malformed files built in memory; RoPE tables against the checkpoints' freq_cis and against run.c's bits.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { cosf, sinf } from '../models/glibc-sincosf.js';
 import { readLlama2c, ropeTables, type Llama2cConfig } from '../models/llama2c.js';
 
 const fixtures = new URL('../../shared/fixtures/llama2c/', import.meta.url);
@@ -122,12 +123,24 @@ describe('ropeTables', () => {
     }
   });
 
+  it.each([
+    [8, 512, 0xde125690],
+    [16, 128, 0x1041dd17],
+  ])('matches run.c under glibc bit for bit at head size %i, seq_len %i (FNV-1a of the cos, then sin words)', (headSize, seqLen, fnv1a) => {
+    const { cos, sin } = ropeTables(headSize, seqLen);
+    let hash = 0x811c9dc5;
+    for (const table of [cos, sin]) {
+      for (const word of new Uint32Array(table.buffer, table.byteOffset, table.length)) hash = Math.imul(hash ^ word, 0x01000193) >>> 0;
+    }
+    expect(hash.toString(16)).toBe(fnv1a.toString(16));
+  });
+
   it('lays out [pos, pair] with angle pos * theta^(-2j/headSize)', () => {
     const { cos, sin } = ropeTables(4, 3, 100);
     // Pair 0 rotates by pos radians; pair 1 by pos / 10 (100^(-1/2)).
-    expect(Array.from(cos)).toEqual([1, 1, Math.fround(Math.cos(1)), Math.fround(Math.cos(Math.fround(0.1))), Math.fround(Math.cos(2)), Math.fround(Math.cos(Math.fround(2 * Math.fround(0.1))))]);
+    expect(Array.from(cos)).toEqual([1, 1, cosf(1), cosf(Math.fround(0.1)), cosf(2), cosf(Math.fround(2 * Math.fround(0.1)))]);
     expect(sin[0]).toBe(0);
-    expect(sin[2]).toBe(Math.fround(Math.sin(1)));
+    expect(sin[2]).toBe(sinf(1));
   });
 
   it('rejects odd head sizes and empty tables', () => {
