@@ -60,7 +60,9 @@ fn ${name}(lane: u32, value: f32) -> f32 {
 
 /** Decode splits: at most this many, and at least this many cache rows per split. */
 const MAX_SPLITS = 32;
-const KEYS_PER_SPLIT = 64;
+/** decode scores this many keys per tile: KEYS_PER_LANE per invocation, so one pair of reductions per tile */
+const KEYS_PER_LANE = 4;
+const KEYS_PER_SPLIT = 64 * KEYS_PER_LANE;
 
 const wg = (of: Affine | number, per = 1): WorkgroupCount => ({ of: typeof of === 'number' ? A.constant(of) : of, per });
 const one = wg(1);
@@ -86,7 +88,7 @@ function prefillTiles(headSize: number): { rows: number; keys: number } {
   return { rows, keys };
 }
 
-/** min(32, ceil(S / 64)) splits: short caches get few, so a split is never much less than one tile of keys. */
+/** min(32, ceil(S / 256)) splits: short caches get few, so a split is never much less than one tile of keys. */
 function decodeSplits(contextLength: number): number {
   return Math.max(1, Math.min(MAX_SPLITS, Math.ceil(contextLength / KEYS_PER_SPLIT)));
 }
@@ -209,13 +211,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
 }
 
 /**
- * Decode: only the splits that have keys run (one per 64 keys, at most `splits`); split s of each head
- * scores a contiguous chunk of the keys (a whole number of 64-key tiles sized at run time from `keys`;
+ * Decode: only the splits that have keys run (one per tile of 256 keys, 4 per invocation, at most `splits`); split s of each head
+ * scores a contiguous chunk of the keys (a whole number of tiles sized at run time from `keys`;
  * a trailing split may still be empty and write m = -max, l = 0, o = 0), reading K straight from the
  * cache, and writes its max m, sum l and unnormalized output o; the combine merges the splits that ran.
  */
 function decodeKernels(spec: AttentionSpec): AttentionKernels {
   const { name, heads, kvHeads, headSize: hs } = spec;
+  const TILE = KEYS_PER_SPLIT;
   const splits = decodeSplits(spec.contextLength);
   const slots = Math.ceil(hs / THREADS);
   const kd = kvHeads * hs;
@@ -235,7 +238,7 @@ function decodeKernels(spec: AttentionSpec): AttentionKernels {
     ],
     `
 var<workgroup> qRow: array<f32, ${hs}>;
-var<workgroup> probs: array<f32, ${THREADS}>;
+var<workgroup> probs: array<f32, ${TILE}>;
 var<workgroup> red: array<f32, ${THREADS}>;
 ${preciseMath}
 ${treeReduce('reduceMax', (a, b) => `max(${a}, ${b})`)}
@@ -244,7 +247,7 @@ ${treeReduce('reduceSum', (a, b) => `${a} + ${b}`)}
 @compute @workgroup_size(${THREADS})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane: u32) {
   let keys = ${u32Expr(spec.keys)};
-  let chunk = ((keys + ${u(splits - 1)}) / ${u(splits)} + ${u(THREADS - 1)}) / ${u(THREADS)} * ${u(THREADS)};
+  let chunk = ((keys + ${u(splits - 1)}) / ${u(splits)} + ${u(TILE - 1)}) / ${u(TILE)} * ${u(TILE)};
   let first = min(keys, wid.x * chunk);
   let last = min(keys, first + chunk);
   let head = wid.y;
@@ -254,24 +257,34 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
   var m = ${NEG};
   var l = 0.0;
   var acc: array<f32, ${slots}>;
-  for (var t0 = first; t0 < last; t0 += ${u(THREADS)}) {
-    let key = t0 + lane;
-    var dot = 0.0;
-    if (key < last) {
-      let kBase = key * ${u(kd)} + kvBase;
-      for (var d = 0u; d < ${u(hs)}; d++) { dot += qRow[d] * k[kBase + d]; }
+  for (var t0 = first; t0 < last; t0 += ${u(TILE)}) {
+    var scores: array<f32, ${KEYS_PER_LANE}>;
+    var localMax = ${NEG};
+    for (var r = 0u; r < ${u(KEYS_PER_LANE)}; r++) {
+      let key = t0 + r * ${u(THREADS)} + lane;
+      var s = ${NEG};
+      if (key < last) {
+        let kBase = key * ${u(kd)} + kvBase;
+        var dot = 0.0;
+        for (var d = 0u; d < ${u(hs)}; d++) { dot += qRow[d] * k[kBase + d]; }
+        s = preciseDiv(dot, ${f32Lit(Math.sqrt(hs))});
+      }
+      scores[r] = s;
+      localMax = max(localMax, s);
     }
-    var s = ${NEG};
-    if (key < last) { s = preciseDiv(dot, ${f32Lit(Math.sqrt(hs))}); }
-    let n = min(${u(THREADS)}, last - t0);
-    let mNew = max(m, reduceMax(lane, s));
-    var p = 0.0;
-    if (key < last) { p = preciseExp(s - mNew); }
-    probs[lane] = p;
+    let mNew = max(m, reduceMax(lane, localMax));
+    var localSum = 0.0;
+    for (var r = 0u; r < ${u(KEYS_PER_LANE)}; r++) {
+      var p = 0.0;
+      if (t0 + r * ${u(THREADS)} + lane < last) { p = preciseExp(scores[r] - mNew); }
+      probs[r * ${u(THREADS)} + lane] = p;
+      localSum += p;
+    }
     let scale = preciseExp(m - mNew);
-    let sum = reduceSum(lane, p);
+    let sum = reduceSum(lane, localSum);
     l = l * scale + sum;
     m = mNew;
+    let n = min(${u(TILE)}, last - t0);
     for (var i = 0u; i < ${u(slots)}; i++) {
       let d = lane + i * ${u(THREADS)};
       if (d < ${u(hs)}) {
@@ -291,8 +304,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
     if (d < ${u(hs)}) { partialOut[at * ${u(hs)} + d] = acc[i]; }
   }
 }`,
-    // only splits that have keys: one per 64 keys, at most `splits`
-    [{ of: spec.keys, per: THREADS, max: splits }, wg(heads), one],
+    // only splits that have keys: one per tile of keys, at most `splits`
+    [{ of: spec.keys, per: TILE, max: splits }, wg(heads), one],
   );
   const combine = kernel(
     [read(scratch.max.name, 'partialMax'), read(scratch.sum.name, 'partialSum'), read(scratch.out.name, 'partialOut'), write(spec.out, 'out')],
@@ -302,7 +315,7 @@ ${preciseMath}
 @compute @workgroup_size(${THREADS})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane: u32) {
   let base = wid.x * ${u(splits)};
-  let used = min((${u32Expr(spec.keys)} + ${u(THREADS - 1)}) / ${u(THREADS)}, ${u(splits)});
+  let used = min((${u32Expr(spec.keys)} + ${u(TILE - 1)}) / ${u(TILE)}, ${u(splits)});
   var m = ${NEG};
   for (var s = 0u; s < used; s++) { m = max(m, partialMax[base + s]); }
   var weight: array<f32, ${splits}>;
