@@ -3,9 +3,7 @@
 // workgroupBarrier sits in uniform control flow, so any rows, keys and headSize ≤ 256 are safe.
 import * as A from '../affine.js';
 import type { Affine } from '../affine.js';
-import type { WorkgroupCount } from '../runtime/plan.js';
-import type { KernelSource } from './kernels.js';
-import { f32Lit, header, preciseMath, u32Expr, type KernelBinding } from './wgsl.js';
+import { f32Lit, kernelSource, preciseMath, u32Expr, wg, workgroupReduce, type KernelBinding, type KernelSource } from './wgsl.js';
 
 export interface AttentionSpec {
   /** the IR value computed; scratch buffers are named after it (`${name}.partial_o`, …) */
@@ -42,21 +40,6 @@ const THREADS = 64;
 const TILE_FLOATS = 2048;
 /** The masked-score sentinel and the running max before any key: the most negative finite f32. */
 const NEG = '-3.402823e38';
-/** A reduction over the workgroup's lanes in `red`, in log2(THREADS) barrier steps; every lane gets the result. */
-function treeReduce(name: string, combine: (a: string, b: string) => string): string {
-  return `
-fn ${name}(lane: u32, value: f32) -> f32 {
-  red[lane] = value;
-  workgroupBarrier();
-  for (var k = ${THREADS / 2}u; k > 0u; k = k >> 1u) {
-    if (lane < k) { red[lane] = ${combine('red[lane]', 'red[lane + k]')}; }
-    workgroupBarrier();
-  }
-  let result = red[0];
-  workgroupBarrier();
-  return result;
-}`;
-}
 
 /** Decode splits: at most this many, and at least this many cache rows per split. */
 const MAX_SPLITS = 32;
@@ -64,13 +47,9 @@ const MAX_SPLITS = 32;
 const KEYS_PER_LANE = 4;
 const KEYS_PER_SPLIT = 64 * KEYS_PER_LANE;
 
-const wg = (of: Affine | number, per = 1): WorkgroupCount => ({ of: typeof of === 'number' ? A.constant(of) : of, per });
 const one = wg(1);
 const u = (n: number): string => `${n}u`;
 
-function kernel(bindings: KernelBinding[], body: string, workgroups: KernelSource['workgroups']): KernelSource {
-  return { wgsl: `${header(bindings)}\n\n${body.trim()}\n`, bindings, workgroups };
-}
 
 const read = (buffer: string, v: string): KernelBinding => ({ buffer, access: 'read', var: v, type: 'f32' });
 const write = (buffer: string, v: string): KernelBinding => ({ buffer, access: 'read_write', var: v, type: 'f32' });
@@ -113,7 +92,7 @@ function prefillKernel(spec: AttentionSpec): KernelSource {
   const { rows: br, keys: bc } = prefillTiles(hs);
   const slots = Math.ceil((br * hs) / THREADS);
   const [qd, kd] = [heads * hs, kvHeads * hs];
-  return kernel(
+  return kernelSource(
     [read(spec.q, 'q'), read(spec.k, 'k'), read(spec.v, 'v'), write(spec.out, 'out')],
     `
 var<workgroup> qTile: array<f32, ${br * hs}>;
@@ -227,7 +206,7 @@ function decodeKernels(spec: AttentionSpec): AttentionKernels {
     sum: { name: `${name}.partial_l`, shape: [A.constant(heads), A.constant(splits)] },
     out: { name: `${name}.partial_o`, shape: [A.constant(heads), A.constant(splits), A.constant(hs)] },
   };
-  const partial = kernel(
+  const partial = kernelSource(
     [
       read(spec.q, 'q'),
       read(spec.k, 'k'),
@@ -241,8 +220,8 @@ var<workgroup> qRow: array<f32, ${hs}>;
 var<workgroup> probs: array<f32, ${TILE}>;
 var<workgroup> red: array<f32, ${THREADS}>;
 ${preciseMath}
-${treeReduce('reduceMax', (a, b) => `max(${a}, ${b})`)}
-${treeReduce('reduceSum', (a, b) => `${a} + ${b}`)}
+${workgroupReduce('reduceMax', THREADS, (a, b) => `max(${a}, ${b})`)}
+${workgroupReduce('reduceSum', THREADS, (a, b) => `${a} + ${b}`)}
 
 @compute @workgroup_size(${THREADS})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane: u32) {
@@ -307,7 +286,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
     // only splits that have keys: one per tile of keys, at most `splits`
     [{ of: spec.keys, per: TILE, max: splits }, wg(heads), one],
   );
-  const combine = kernel(
+  const combine = kernelSource(
     [read(scratch.max.name, 'partialMax'), read(scratch.sum.name, 'partialSum'), read(scratch.out.name, 'partialOut'), write(spec.out, 'out')],
     `
 ${preciseMath}

@@ -2,9 +2,8 @@
 // intermediate values stay in registers, values used outside the kernel are stored.
 import { match } from 'ts-pattern';
 import type { Op } from '../ir/types.js';
-import * as A from '../affine.js';
-import { rowsCols, type KernelContext, type KernelSource } from './kernels.js';
-import { header, preciseMath, u32Expr, type KernelBinding } from './wgsl.js';
+import { rowsCols, type KernelContext } from './kernels.js';
+import { header, preciseMath, u32Expr, wg, type KernelBinding, type KernelSource } from './wgsl.js';
 
 export function elementwiseKernel(members: readonly Op[], materialized: ReadonlySet<string>, ctx: KernelContext): KernelSource {
   const produced = new Map(members.map((m, i) => [m.name, `v${i}`]));
@@ -36,6 +35,6 @@ ${stored.map((m, k) => `  out${k}[i] = ${produced.get(m.name)};`).join('\n')}
 }
 `,
     bindings,
-    workgroups: [{ of: A.constant(cols), per: 64 }, { of: rows, per: 1 }, { of: A.constant(1), per: 1 }],
+    workgroups: [wg(cols, 64), wg(rows), wg(1)],
   };
 }

@@ -4,14 +4,10 @@ import { match } from 'ts-pattern';
 import * as A from '../affine.js';
 import type { Affine } from '../affine.js';
 import type { Op, TensorType } from '../ir/types.js';
-import type { WorkgroupCount } from '../runtime/plan.js';
-import { f32Lit, header, preciseMath, u32Expr, type KernelBinding } from './wgsl.js';
+import { f32Lit, kernelSource, preciseMath, u32Expr, wg, workgroupReduce, type KernelBinding, type KernelSource } from './wgsl.js';
 
-export interface KernelSource {
-  readonly wgsl: string;
-  readonly bindings: readonly KernelBinding[];
-  readonly workgroups: readonly [WorkgroupCount, WorkgroupCount, WorkgroupCount];
-}
+export type { KernelSource } from './wgsl.js';
+
 
 export interface KernelContext {
   typeOf(value: string): TensorType;
@@ -21,7 +17,6 @@ export interface KernelContext {
 
 const ROW_THREADS = 64;
 
-const wg = (of: Affine | number, per = 1): WorkgroupCount => ({ of: typeof of === 'number' ? A.constant(of) : of, per });
 const one = wg(1);
 
 function constDim(d: Affine, what: string): number {
@@ -42,9 +37,6 @@ export function rowsCols(t: TensorType): { rows: Affine; cols: number } {
   return { rows: A.scale(rows, factor), cols };
 }
 
-function kernel(bindings: KernelBinding[], body: string, workgroups: KernelSource['workgroups']): KernelSource {
-  return { wgsl: `${header(bindings)}\n\n${body.trim()}\n`, bindings, workgroups };
-}
 
 const read = (ctx: KernelContext, value: string, v: string, type: 'f32' | 'i32' = 'f32'): KernelBinding => ({
   buffer: ctx.bufferOf(value),
@@ -59,28 +51,13 @@ const write = (ctx: KernelContext, value: string, v = 'out'): KernelBinding => (
   type: 'f32',
 });
 
-/** Tree reduction over ROW_THREADS lanes in workgroup memory; `combine` joins two partials. */
-function workgroupReduce(name: string, combine: (a: string, b: string) => string): string {
-  return `
-fn ${name}(lane: u32, value: f32) -> f32 {
-  red[lane] = value;
-  workgroupBarrier();
-  for (var k = ${ROW_THREADS / 2}u; k > 0u; k = k >> 1u) {
-    if (lane < k) { red[lane] = ${combine('red[lane]', 'red[lane + k]')}; }
-    workgroupBarrier();
-  }
-  let result = red[0];
-  workgroupBarrier();
-  return result;
-}`;
-}
 
 export function kernelFor(node: Op, ctx: KernelContext): KernelSource {
   return match<Op, KernelSource>(node)
     .with({ op: 'embed' }, (n) => {
       const [rows] = n.type.shape;
       const d = constDim(n.type.shape[1]!, 'embedding width');
-      return kernel(
+      return kernelSource(
         [read(ctx, n.args[0], 'table'), read(ctx, n.args[1], 'ids', 'i32'), write(ctx, n.name)],
         `
 @compute @workgroup_size(${ROW_THREADS})
@@ -96,11 +73,11 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     })
     .with({ op: 'rmsnorm' }, (n) => {
       const { rows, cols } = rowsCols(n.type);
-      return kernel(
+      return kernelSource(
         [read(ctx, n.args[0], 'x'), read(ctx, n.args[1], 'weight'), write(ctx, n.name)],
         `
 var<workgroup> red: array<f32, ${ROW_THREADS}>;
-${workgroupReduce('sumAll', (a, b) => `${a} + ${b}`)}
+${workgroupReduce('sumAll', ROW_THREADS, (a, b) => `${a} + ${b}`)}
 ${preciseMath}
 
 @compute @workgroup_size(${ROW_THREADS})
@@ -119,7 +96,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
       const [m, k] = ctx.typeOf(n.args[0]).shape;
       const kk = constDim(k!, 'matmul inner dimension');
       const nn = constDim(n.type.shape[1]!, 'matmul output width');
-      return kernel(
+      return kernelSource(
         [read(ctx, n.args[0], 'x'), read(ctx, n.args[1], 'w'), write(ctx, n.name)],
         `
 @compute @workgroup_size(${ROW_THREADS})
@@ -140,7 +117,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
       const [rows, dd] = n.type.shape;
       const d = constDim(dd!, 'rope width');
       const half = n.attrs.headSize / 2;
-      return kernel(
+      return kernelSource(
         [read(ctx, n.args[0], 'x'), read(ctx, n.args[1], 'cosT'), read(ctx, n.args[2], 'sinT'), write(ctx, n.name)],
         `
 @compute @workgroup_size(${ROW_THREADS})
@@ -163,7 +140,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     .with({ op: 'kv_write' }, (n) => {
       const [rows, dd] = ctx.typeOf(n.args[1]).shape;
       const d = constDim(dd!, 'cache width');
-      return kernel(
+      return kernelSource(
         [read(ctx, n.args[1], 'x'), write(ctx, n.args[0], 'cache')],
         `
 @compute @workgroup_size(${ROW_THREADS})
@@ -181,7 +158,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
       const [, rows, keys] = n.type.shape;
       const qd = heads * headSize;
       const kd = kvHeads * headSize;
-      return kernel(
+      return kernelSource(
         [read(ctx, n.args[0], 'q'), read(ctx, n.args[1], 'k'), write(ctx, n.name)],
         `
 @compute @workgroup_size(${ROW_THREADS})
@@ -212,12 +189,12 @@ ${preciseMath}`,
       const C = u32Expr(cols);
       const R = u32Expr(rows);
       const valid = n.attrs.causal ? `${C} - ${R} + row + 1u` : C;
-      return kernel(
+      return kernelSource(
         [read(ctx, n.args[0], 'x'), write(ctx, n.name)],
         `
 var<workgroup> red: array<f32, ${ROW_THREADS}>;
-${workgroupReduce('maxAll', (a, b) => `max(${a}, ${b})`)}
-${workgroupReduce('sumAll', (a, b) => `${a} + ${b}`)}
+${workgroupReduce('maxAll', ROW_THREADS, (a, b) => `max(${a}, ${b})`)}
+${workgroupReduce('sumAll', ROW_THREADS, (a, b) => `${a} + ${b}`)}
 ${preciseMath}
 
 @compute @workgroup_size(${ROW_THREADS})
@@ -243,7 +220,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
       const [, rows, keys] = ctx.typeOf(n.args[0]).shape;
       const qd = heads * headSize;
       const kd = kvHeads * headSize;
-      return kernel(
+      return kernelSource(
         [read(ctx, n.args[0], 'p'), read(ctx, n.args[1], 'v'), write(ctx, n.name)],
         `
 @compute @workgroup_size(${ROW_THREADS})
@@ -268,7 +245,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
       const [rows, cc] = ctx.typeOf(n.args[0]).shape;
       const cols = constDim(cc!, 'slice input width');
       const { start, size } = n.attrs;
-      return kernel(
+      return kernelSource(
         [read(ctx, n.args[0], 'x'), write(ctx, n.name)],
         `
 @compute @workgroup_size(${ROW_THREADS})
@@ -287,7 +264,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
         .with({ op: 'silu' }, () => 'a[i] * preciseDiv(1.0, 1.0 + preciseExp(-a[i]))')
         .exhaustive();
       const inputs = n.args.map((arg, i) => read(ctx, arg, 'ab'[i]!));
-      return kernel(
+      return kernelSource(
         [...inputs, write(ctx, n.name)],
         `
 @compute @workgroup_size(${ROW_THREADS})

@@ -1,10 +1,8 @@
 // The fused linear template: an optional RMSNorm prologue, one matmul over weights stored [N, K], and
 // an epilogue applied to each thread's columns (store, residual add, SiLU·gate, or RoPE + KV append).
 // The normalized input is formed per element in the order a stored rmsnorm result would be.
-import * as A from '../affine.js';
 import type { Affine } from '../affine.js';
-import type { WorkgroupCount } from '../runtime/plan.js';
-import { f32Lit, header, preciseMath, u32Expr, type KernelBinding } from './wgsl.js';
+import { f32Lit, header, preciseMath, u32Expr, wg, type KernelBinding, type KernelSource } from './wgsl.js';
 
 export type LinearEpilogue =
   | { readonly kind: 'store'; readonly out: string }
@@ -37,17 +35,12 @@ export interface LinearSpec {
   readonly epilogue: LinearEpilogue;
 }
 
-export interface LinearKernel {
-  readonly wgsl: string;
-  readonly bindings: readonly KernelBinding[];
-  readonly workgroups: readonly [WorkgroupCount, WorkgroupCount, WorkgroupCount];
-}
 
 const THREADS = 64;
 const ro = (buffer: string, v: string): KernelBinding => ({ buffer, access: 'read', var: v, type: 'f32' });
 const rw = (buffer: string, v: string): KernelBinding => ({ buffer, access: 'read_write', var: v, type: 'f32' });
 
-export function linearKernel(s: LinearSpec): LinearKernel {
+export function linearKernel(s: LinearSpec): KernelSource {
   const K = s.k;
   const e = s.epilogue;
   const bindings: KernelBinding[] = [ro(s.x, 'x'), ro(s.w, 'w')];
@@ -143,5 +136,5 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
 ${body}
 }
 `;
-  return { wgsl, bindings, workgroups: [{ of: A.constant(units), per: THREADS }, { of: s.rows, per: 1 }, { of: A.constant(1), per: 1 }] };
+  return { wgsl, bindings, workgroups: [wg(units, THREADS), wg(s.rows), wg(1)] };
 }

@@ -1,7 +1,8 @@
 // The WGSL target's quirks in one place: how dims, literals and bindings are written.
 // Every kernel reads the run's symbol values (T, P) from the uniform at binding 0.
+import * as A from '../affine.js';
 import type { Affine } from '../affine.js';
-import { uniformSymbols, type PlanBinding } from '../runtime/plan.js';
+import { uniformSymbols, type PlanBinding, type WorkgroupCount } from '../runtime/plan.js';
 
 /** A u32 WGSL expression for an affine dim: constants inline, symbols read from the uniform. */
 export function u32Expr(d: Affine): string {
@@ -72,3 +73,37 @@ fn preciseExp(v: f32) -> f32 {
   p = fma(p, r, 1.0);
   return ldexp(p, i32(k));
 }`;
+
+/** What a template emits: one dispatch's WGSL, its storage bindings (numbered from 1) and its grid. */
+export interface KernelSource {
+  readonly wgsl: string;
+  readonly bindings: readonly KernelBinding[];
+  readonly workgroups: readonly [WorkgroupCount, WorkgroupCount, WorkgroupCount];
+}
+
+/** ceil(of / per) workgroups along one axis */
+export const wg = (of: Affine | number, per = 1): WorkgroupCount => ({ of: typeof of === 'number' ? A.constant(of) : of, per });
+
+/** The header for `bindings`, then the body. */
+export function kernelSource(bindings: readonly KernelBinding[], body: string, workgroups: KernelSource['workgroups']): KernelSource {
+  return { wgsl: `${header(bindings)}\n\n${body.trim()}\n`, bindings, workgroups };
+}
+
+/**
+ * A WGSL function `name(lane, value)` reducing `value` over a workgroup's `lanes` invocations through a
+ * `red: array<f32, lanes>` in workgroup memory, in log2(lanes) barrier steps; every lane gets the result.
+ */
+export function workgroupReduce(name: string, lanes: number, combine: (a: string, b: string) => string): string {
+  return `
+fn ${name}(lane: u32, value: f32) -> f32 {
+  red[lane] = value;
+  workgroupBarrier();
+  for (var k = ${lanes / 2}u; k > 0u; k = k >> 1u) {
+    if (lane < k) { red[lane] = ${combine('red[lane]', 'red[lane + k]')}; }
+    workgroupBarrier();
+  }
+  let result = red[0];
+  workgroupBarrier();
+  return result;
+}`;
+}
