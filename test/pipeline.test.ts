@@ -161,3 +161,17 @@ describe('barriers that guard nothing', () => {
     }
   });
 });
+
+describe("fusion within the adapter's storage-buffer limit", () => {
+  it('sheds epilogues and prologues rather than bind more storage buffers than allowed', () => {
+    const config = readCheckpoint(`${dir}stories260K.bin`).config;
+    for (const kind of kinds) {
+      const graph = buildGraphs(config)[kind];
+      const roomy = compileGraph(runPipeline(graph, pipeline, { maxStorageBuffers: 8 }));
+      const tight = compileGraph(runPipeline(graph, pipeline, { maxStorageBuffers: 4 }));
+      for (const k of tight.kernels) expect(k.bindings.length, k.name).toBeLessThanOrEqual(4);
+      expect(Math.max(...roomy.kernels.map((k) => k.bindings.length))).toBe(8);
+      expect(tight.kernels.length).toBeGreaterThan(roomy.kernels.length);
+    }
+  });
+});

@@ -72,6 +72,11 @@ function decodeSplits(contextLength: number): number {
   return Math.max(1, Math.min(MAX_SPLITS, Math.ceil(contextLength / KEYS_PER_SPLIT)));
 }
 
+/** The most storage buffers one dispatch of the template binds: decode's partial (q, K, V, max, sum, out) or prefill's flash (q, K, V, out). */
+export function attentionStorageBuffers(rows: Affine): number {
+  return A.isConstant(rows) && rows.c === 1 ? 6 : 4;
+}
+
 export function attentionKernels(spec: AttentionSpec): AttentionKernels {
   const { heads, kvHeads, headSize, contextLength } = spec;
   for (const [what, n] of [['heads', heads], ['kvHeads', kvHeads], ['headSize', headSize], ['contextLength', contextLength]] as const) {

@@ -4,16 +4,17 @@
 //   kernel l0.scores: attn_scores {...}                      kernel l0.mixed: attention {
 //   kernel l0.probs: softmax {...}                    ->       %l0.scores = ...  %l0.probs = ...  %l0.mixed = ...
 //   kernel l0.mixed: attn_mix {...}                          }
+import { attentionStorageBuffers } from '../codegen/attention.js';
 import type { Graph } from '../ir/types.js';
 import { mergeKernels, usersOf } from './graph-queries.js';
 import { placeBarriers } from './insert-barriers.js';
 import { scheduledKernels } from '../ir/schedule.js';
-import type { Pass } from './pass.js';
+import type { Pass, PassContext } from './pass.js';
 
 export const fuseAttention: Pass = {
   name: 'fuse-attention',
   description: 'attention scores, causal softmax and weighted sum in one flash-attention kernel',
-  run(g: Graph): Graph {
+  run(g: Graph, ctx: PassContext): Graph {
     const users = usersOf(g);
     const outputs = new Set(g.outputs);
     let kernels = scheduledKernels(g);
@@ -24,6 +25,7 @@ export const fuseAttention: Pass = {
       const [m] = users.get(p.name) ?? [];
       if (users.get(p.name)?.length !== 1 || m?.op !== 'attn_mix' || m.args[0] !== p.name) continue;
       if (m.attrs.heads !== s.attrs.heads || m.attrs.kvHeads !== s.attrs.kvHeads || m.attrs.headSize !== s.attrs.headSize) continue;
+      if (attentionStorageBuffers(s.type.shape[1]!) > ctx.maxStorageBuffers) continue;
       const merged = mergeKernels(kernels, [s.name, p.name, m.name], m.name, 'attention');
       if (merged) kernels = merged;
     }
