@@ -12,6 +12,8 @@ export interface LlamaConfig {
   readonly vocabSize: number;
   readonly seqLen: number;
   readonly normEps: number;
+  /** RoPE base frequency */
+  readonly ropeTheta: number;
 }
 
 export type GraphKind = 'prefill' | 'decode';

@@ -1,8 +1,9 @@
 // The programmatic API: load a checkpoint onto the GPU, generate as an async iterator, release.
 // Glue between model definitions (models/), the compiler (ir, codegen) and the runtime.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { llamaGraph, type GraphKind, type LlamaConfig } from '../models/llama.js';
+import { isHuggingFaceDir, readHuggingFace } from '../models/huggingface.js';
 import { readLlama2c, ropeTables } from '../models/llama2c.js';
 import { compileGraph } from './codegen/compile.js';
 import { defaultPassContext, type Pass, type PassContext } from './passes/pass.js';
@@ -29,15 +30,34 @@ function readBytes(path: string, what: string): Uint8Array {
   }
 }
 
-/** Reads a llama2.c checkpoint into a model config and named weights (RoPE tables included). */
+/**
+ * Reads a checkpoint into a model config and named weights (RoPE tables included): a llama2.c `.bin`,
+ * or a Hugging Face folder (config.json and safetensors).
+ */
 export function readCheckpoint(path: string): Checkpoint {
-  const { config: c, weights } = readLlama2c(readBytes(path, 'checkpoint'), path);
-  const config: LlamaConfig = { ...c, normEps: 1e-5 };
-  const { cos, sin } = ropeTables(c.dim / c.nHeads, c.seqLen);
+  let config: LlamaConfig;
+  let weights: Map<string, Float32Array>;
+  if (isDirectory(path)) {
+    if (!isHuggingFaceDir(path)) throw new Error(`${path}: a folder must hold a Hugging Face checkpoint (config.json and safetensors)`);
+    ({ config, weights } = readHuggingFace(path));
+  } else {
+    const { config: c, weights: w } = readLlama2c(readBytes(path, 'checkpoint'), path);
+    config = { ...c, normEps: 1e-5, ropeTheta: 10000 };
+    weights = w;
+  }
+  const { cos, sin } = ropeTables(config.dim / config.nHeads, config.seqLen, config.ropeTheta);
   const all = new Map(weights);
   all.set('rope_cos', cos);
   all.set('rope_sin', sin);
   return { config, weights: all };
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 /** The prefill and decode graphs of a model as the model definition writes them, verified. */

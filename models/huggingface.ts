@@ -1,0 +1,150 @@
+// Hugging Face checkpoints of the llama family (LlamaForCausalLM, MistralForCausalLM): config.json and
+// safetensors (one file, or shards listed in model.safetensors.index.json) mapped onto the names and
+// layouts of models/llama.ts. Q and K projections are permuted from rotate-half RoPE to adjacent pairs.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { LlamaConfig } from './llama.js';
+import { llamaWeightShapes } from './llama.js';
+import { readSafetensors, type Tensor } from './safetensors.js';
+
+const supported = ['LlamaForCausalLM', 'MistralForCausalLM'];
+
+function readJson(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new Error(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  try {
+    const v = JSON.parse(text);
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error();
+    return v as Record<string, unknown>;
+  } catch {
+    throw new Error(`${path}: not a JSON object`);
+  }
+}
+
+function configOf(dir: string, c: Record<string, unknown>): LlamaConfig {
+  const path = join(dir, 'config.json');
+  const fail = (msg: string): never => {
+    throw new Error(`${path}: ${msg}`);
+  };
+  const arch = Array.isArray(c.architectures) ? String(c.architectures[0]) : String(c.model_type);
+  if (!supported.includes(arch)) fail(`architecture ${arch} is not supported (weft runs ${supported.join(', ')})`);
+  const int = (key: string, fallback?: number): number => {
+    const v = c[key] ?? fallback;
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) return fail(`${key} must be a positive integer, is ${JSON.stringify(v)}`);
+    return v;
+  };
+  const dim = int('hidden_size');
+  const nHeads = int('num_attention_heads');
+  const nKvHeads = int('num_key_value_heads', nHeads);
+  if (dim % nHeads !== 0 || nHeads % nKvHeads !== 0) fail(`${nHeads} heads and ${nKvHeads} kv heads do not divide hidden_size ${dim}`);
+  const headDim = int('head_dim', dim / nHeads);
+  if (headDim !== dim / nHeads) fail(`head_dim ${headDim} differs from hidden_size / num_attention_heads = ${dim / nHeads}, which weft does not support`);
+  if ((c.hidden_act ?? 'silu') !== 'silu') fail(`hidden_act ${String(c.hidden_act)} is not supported (silu is)`);
+  if (c.attention_bias === true || c.mlp_bias === true) fail(`attention or MLP biases are not supported for ${arch}`);
+  const rope = (c.rope_parameters ?? c.rope_scaling ?? {}) as Record<string, unknown>;
+  const ropeType = rope.rope_type ?? rope.type ?? 'default';
+  if (ropeType !== 'default') fail(`RoPE scaling '${String(ropeType)}' is not supported (only unscaled RoPE)`);
+  const theta = (rope.rope_theta ?? c.rope_theta ?? 10000) as number;
+  if (typeof theta !== 'number' || !(theta > 0)) fail(`rope_theta must be a positive number, is ${JSON.stringify(theta)}`);
+  const eps = (c.rms_norm_eps ?? 1e-6) as number;
+  if (typeof eps !== 'number' || !(eps > 0)) fail(`rms_norm_eps must be a positive number`);
+  let seqLen = int('max_position_embeddings');
+  // within its window, sliding-window attention is full attention: cap the context there
+  if (typeof c.sliding_window === 'number' && c.sliding_window > 0) seqLen = Math.min(seqLen, c.sliding_window);
+  return {
+    dim,
+    hiddenDim: int('intermediate_size'),
+    nLayers: int('num_hidden_layers'),
+    nHeads,
+    nKvHeads,
+    vocabSize: int('vocab_size'),
+    seqLen,
+    normEps: eps,
+    ropeTheta: theta,
+  };
+}
+
+/** All tensors of the checkpoint: model.safetensors, or the shards its index names. */
+function readTensors(dir: string): Map<string, Tensor> {
+  const single = join(dir, 'model.safetensors');
+  const index = join(dir, 'model.safetensors.index.json');
+  const read = (file: string): Map<string, Tensor> => {
+    let bytes: Uint8Array;
+    try {
+      bytes = new Uint8Array(readFileSync(file));
+    } catch (e) {
+      throw new Error(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    return readSafetensors(bytes, file);
+  };
+  if (existsSync(index)) {
+    const map = readJson(index).weight_map;
+    if (typeof map !== 'object' || map === null) throw new Error(`${index}: no weight_map`);
+    const tensors = new Map<string, Tensor>();
+    for (const shard of new Set(Object.values(map as Record<string, string>))) for (const [k, v] of read(join(dir, shard))) tensors.set(k, v);
+    return tensors;
+  }
+  if (existsSync(single)) return read(single);
+  throw new Error(`${dir}: no model.safetensors or model.safetensors.index.json`);
+}
+
+/** Rows of a q/k projection reordered so each head's rotate-half pairs (j, j+hs/2) become adjacent (2j, 2j+1). */
+function interleaveHeads(w: Float32Array, heads: number, headSize: number, cols: number): Float32Array {
+  const out = new Float32Array(w.length);
+  const half = headSize / 2;
+  for (let h = 0; h < heads; h++) {
+    for (let j = 0; j < half; j++) {
+      const base = h * headSize;
+      out.set(w.subarray((base + j) * cols, (base + j + 1) * cols), (base + 2 * j) * cols);
+      out.set(w.subarray((base + half + j) * cols, (base + half + j + 1) * cols), (base + 2 * j + 1) * cols);
+    }
+  }
+  return out;
+}
+
+export function isHuggingFaceDir(dir: string): boolean {
+  return existsSync(join(dir, 'config.json'));
+}
+
+export function readHuggingFace(dir: string): { config: LlamaConfig; weights: Map<string, Float32Array> } {
+  const config = configOf(dir, readJson(join(dir, 'config.json')));
+  const tensors = readTensors(dir);
+  const hs = config.dim / config.nHeads;
+  const tied = readJson(join(dir, 'config.json')).tie_word_embeddings === true;
+  const source = (name: string): string | undefined => {
+    if (name === 'tok_embeddings') return 'model.embed_tokens.weight';
+    if (name === 'norm') return 'model.norm.weight';
+    if (name === 'output') return tied && !tensors.has('lm_head.weight') ? 'model.embed_tokens.weight' : 'lm_head.weight';
+    const m = /^layers\.(\d+)\.(.+)$/.exec(name);
+    if (!m) return undefined;
+    const part = {
+      attention_norm: 'input_layernorm',
+      wq: 'self_attn.q_proj',
+      wk: 'self_attn.k_proj',
+      wv: 'self_attn.v_proj',
+      wo: 'self_attn.o_proj',
+      ffn_norm: 'post_attention_layernorm',
+      w1: 'mlp.gate_proj',
+      w2: 'mlp.down_proj',
+      w3: 'mlp.up_proj',
+    }[m[2]!];
+    return part && `model.layers.${m[1]}.${part}.weight`;
+  };
+  const weights = new Map<string, Float32Array>();
+  for (const [name, shape] of llamaWeightShapes(config)) {
+    if (name === 'rope_cos' || name === 'rope_sin') continue;
+    const key = source(name)!;
+    const t = tensors.get(key);
+    if (!t) throw new Error(`${dir}: tensor ${key} is missing`);
+    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+      throw new Error(`${dir}: tensor ${key} has shape [${t.shape.join(', ')}], config.json implies [${shape.join(', ')}]`);
+    }
+    const heads = name.endsWith('.wq') ? config.nHeads : name.endsWith('.wk') ? config.nKvHeads : 0;
+    weights.set(name, heads ? interleaveHeads(t.data, heads, hs, config.dim) : t.data);
+  }
+  return { config, weights };
+}
