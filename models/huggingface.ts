@@ -1,13 +1,15 @@
-// Hugging Face checkpoints of the llama family (LlamaForCausalLM, MistralForCausalLM): config.json and
+// Hugging Face checkpoints (LlamaForCausalLM, MistralForCausalLM, GPT2LMHeadModel): config.json and
 // safetensors (one file, or shards listed in model.safetensors.index.json) mapped onto the names and
-// layouts of models/llama.ts. Q and K projections are permuted from rotate-half RoPE to adjacent pairs.
+// layouts of models/llama.ts and models/gpt2.ts: llama Q/K projections permuted from rotate-half RoPE
+// to adjacent pairs, GPT-2's Conv1D weights transposed to [out, in] and its fused QKV split.
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { LlamaConfig } from './llama.js';
+import { gpt2WeightShapes } from './gpt2.js';
+import type { ModelConfig } from './llama.js';
 import { llamaWeightShapes } from './llama.js';
 import { readSafetensors, type Tensor } from './safetensors.js';
 
-const supported = ['LlamaForCausalLM', 'MistralForCausalLM'];
+const supported = ['LlamaForCausalLM', 'MistralForCausalLM', 'GPT2LMHeadModel'];
 
 function readJson(path: string): Record<string, unknown> {
   let text: string;
@@ -25,7 +27,7 @@ function readJson(path: string): Record<string, unknown> {
   }
 }
 
-function configOf(dir: string, c: Record<string, unknown>): LlamaConfig {
+function configOf(dir: string, c: Record<string, unknown>): ModelConfig {
   const path = join(dir, 'config.json');
   const fail = (msg: string): never => {
     throw new Error(`${path}: ${msg}`);
@@ -37,6 +39,29 @@ function configOf(dir: string, c: Record<string, unknown>): LlamaConfig {
     if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) return fail(`${key} must be a positive integer, is ${JSON.stringify(v)}`);
     return v;
   };
+  if (arch === 'GPT2LMHeadModel') {
+    const dim = int('n_embd');
+    const nHeads = int('n_head');
+    if (dim % nHeads !== 0) fail(`n_head ${nHeads} does not divide n_embd ${dim}`);
+    if (!['gelu_new', 'gelu_pytorch_tanh'].includes(String(c.activation_function ?? 'gelu_new'))) {
+      fail(`activation_function ${String(c.activation_function)} is not supported (gelu_new is)`);
+    }
+    if (c.scale_attn_weights === false || c.scale_attn_by_inverse_layer_idx === true) fail(`only attention scaled by 1/sqrt(head size) is supported`);
+    const eps = (c.layer_norm_epsilon ?? 1e-5) as number;
+    if (typeof eps !== 'number' || !(eps > 0)) fail(`layer_norm_epsilon must be a positive number`);
+    return {
+      family: 'gpt2',
+      dim,
+      hiddenDim: c.n_inner === null || c.n_inner === undefined ? 4 * dim : int('n_inner'),
+      nLayers: int('n_layer'),
+      nHeads,
+      nKvHeads: nHeads,
+      vocabSize: int('vocab_size'),
+      seqLen: int('n_positions'),
+      normEps: eps,
+      ropeTheta: 0,
+    };
+  }
   const dim = int('hidden_size');
   const nHeads = int('num_attention_heads');
   const nKvHeads = int('num_key_value_heads', nHeads);
@@ -56,6 +81,7 @@ function configOf(dir: string, c: Record<string, unknown>): LlamaConfig {
   // within its window, sliding-window attention is full attention: cap the context there
   if (typeof c.sliding_window === 'number' && c.sliding_window > 0) seqLen = Math.min(seqLen, c.sliding_window);
   return {
+    family: 'llama',
     dim,
     hiddenDim: int('intermediate_size'),
     nLayers: int('num_hidden_layers'),
@@ -110,9 +136,59 @@ export function isHuggingFaceDir(dir: string): boolean {
   return existsSync(join(dir, 'config.json'));
 }
 
-export function readHuggingFace(dir: string): { config: LlamaConfig; weights: Map<string, Float32Array> } {
+/** [rows, cols] → [cols, rows] */
+function transpose(t: Tensor): Float32Array {
+  const [rows, cols] = t.shape as [number, number];
+  const out = new Float32Array(t.data.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = t.data[r * cols + c]!;
+  return out;
+}
+
+/** GPT-2's tensors under gpt2.ts's names: Conv1D weights ([in, out]) transposed, c_attn split into q, k, v. */
+function gpt2Weights(dir: string, config: ModelConfig, tensors: Map<string, Tensor>): Map<string, Float32Array> {
+  const d = config.dim;
+  const get = (key: string, shape: readonly number[]): Tensor => {
+    const t = tensors.get(key) ?? tensors.get(key.replace(/^transformer\./, ''));
+    if (!t) throw new Error(`${dir}: tensor ${key} is missing`);
+    if (t.shape.length !== shape.length || t.shape.some((x, i) => x !== shape[i])) {
+      throw new Error(`${dir}: tensor ${key} has shape [${t.shape.join(', ')}], config.json implies [${shape.join(', ')}]`);
+    }
+    return t;
+  };
+  const out = new Map<string, Float32Array>([
+    ['wte', get('transformer.wte.weight', [config.vocabSize, d]).data],
+    ['wpe', get('transformer.wpe.weight', [config.seqLen, d]).data],
+    ['ln_f.weight', get('transformer.ln_f.weight', [d]).data],
+    ['ln_f.bias', get('transformer.ln_f.bias', [d]).data],
+  ]);
+  for (let l = 0; l < config.nLayers; l++) {
+    const h = `transformer.h.${l}.`;
+    const p = `layers.${l}.`;
+    const qkv = transpose(get(`${h}attn.c_attn.weight`, [d, 3 * d]));
+    const qkvBias = get(`${h}attn.c_attn.bias`, [3 * d]).data;
+    ['q', 'k', 'v'].forEach((n, i) => {
+      out.set(`${p}w${n}`, qkv.slice(i * d * d, (i + 1) * d * d));
+      out.set(`${p}b${n}`, qkvBias.slice(i * d, (i + 1) * d));
+    });
+    out.set(`${p}wo`, transpose(get(`${h}attn.c_proj.weight`, [d, d])));
+    out.set(`${p}bo`, get(`${h}attn.c_proj.bias`, [d]).data);
+    out.set(`${p}w_fc`, transpose(get(`${h}mlp.c_fc.weight`, [d, config.hiddenDim])));
+    out.set(`${p}b_fc`, get(`${h}mlp.c_fc.bias`, [config.hiddenDim]).data);
+    out.set(`${p}w_proj`, transpose(get(`${h}mlp.c_proj.weight`, [config.hiddenDim, d])));
+    out.set(`${p}b_proj`, get(`${h}mlp.c_proj.bias`, [d]).data);
+    for (const n of ['ln_1', 'ln_2']) {
+      out.set(`${p}${n}.weight`, get(`${h}${n}.weight`, [d]).data);
+      out.set(`${p}${n}.bias`, get(`${h}${n}.bias`, [d]).data);
+    }
+  }
+  for (const name of gpt2WeightShapes(config).keys()) if (!out.has(name)) throw new Error(`${dir}: no tensor for ${name}`);
+  return out;
+}
+
+export function readHuggingFace(dir: string): { config: ModelConfig; weights: Map<string, Float32Array> } {
   const config = configOf(dir, readJson(join(dir, 'config.json')));
   const tensors = readTensors(dir);
+  if (config.family === 'gpt2') return { config, weights: gpt2Weights(dir, config, tensors) };
   const hs = config.dim / config.nHeads;
   const tied = readJson(join(dir, 'config.json')).tie_word_embeddings === true;
   const source = (name: string): string | undefined => {

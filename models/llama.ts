@@ -3,7 +3,9 @@
 import { GraphBuilder, type Dim } from '../src/ir/builder.js';
 import type { Graph } from '../src/ir/types.js';
 
-export interface LlamaConfig {
+/** A decoder-only transformer's sizes; `family` picks its definition (llama.ts or gpt2.ts). */
+export interface ModelConfig {
+  readonly family: 'llama' | 'gpt2';
   readonly dim: number;
   readonly hiddenDim: number;
   readonly nLayers: number;
@@ -19,7 +21,7 @@ export interface LlamaConfig {
 export type GraphKind = 'prefill' | 'decode';
 
 /** Names and shapes of every weight the graphs read, in checkpoint order. */
-export function llamaWeightShapes(c: LlamaConfig): Map<string, number[]> {
+export function llamaWeightShapes(c: ModelConfig): Map<string, number[]> {
   const hs = c.dim / c.nHeads;
   const kvDim = c.nKvHeads * hs;
   const shapes = new Map<string, number[]>([['tok_embeddings', [c.vocabSize, c.dim]]]);
@@ -41,7 +43,7 @@ export function llamaWeightShapes(c: LlamaConfig): Map<string, number[]> {
   return shapes;
 }
 
-export function llamaGraph(c: LlamaConfig, kind: GraphKind): Graph {
+export function llamaGraph(c: ModelConfig, kind: GraphKind): Graph {
   const hs = c.dim / c.nHeads;
   const kvDim = c.nKvHeads * hs;
   const T: Dim = kind === 'prefill' ? 'T' : 1;

@@ -2,7 +2,8 @@
 // Glue between model definitions (models/), the compiler (ir, codegen) and the runtime.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { llamaGraph, type GraphKind, type LlamaConfig } from '../models/llama.js';
+import { llamaGraph, type GraphKind, type ModelConfig } from '../models/llama.js';
+import { gpt2Graph } from '../models/gpt2.js';
 import { isHuggingFaceDir, readHuggingFace } from '../models/huggingface.js';
 import { readLlama2c, ropeTables } from '../models/llama2c.js';
 import { compileGraph } from './codegen/compile.js';
@@ -18,7 +19,7 @@ import { generatorState } from './runtime/sampler.js';
 import { Tokenizer } from './runtime/tokenizer.js';
 
 export interface Checkpoint {
-  readonly config: LlamaConfig;
+  readonly config: ModelConfig;
   readonly weights: ReadonlyMap<string, Float32Array>;
 }
 
@@ -35,16 +36,17 @@ function readBytes(path: string, what: string): Uint8Array {
  * or a Hugging Face folder (config.json and safetensors).
  */
 export function readCheckpoint(path: string): Checkpoint {
-  let config: LlamaConfig;
+  let config: ModelConfig;
   let weights: Map<string, Float32Array>;
   if (isDirectory(path)) {
     if (!isHuggingFaceDir(path)) throw new Error(`${path}: a folder must hold a Hugging Face checkpoint (config.json and safetensors)`);
     ({ config, weights } = readHuggingFace(path));
   } else {
     const { config: c, weights: w } = readLlama2c(readBytes(path, 'checkpoint'), path);
-    config = { ...c, normEps: 1e-5, ropeTheta: 10000 };
+    config = { ...c, family: 'llama', normEps: 1e-5, ropeTheta: 10000 };
     weights = w;
   }
+  if (config.family === 'gpt2') return { config, weights };
   const { cos, sin } = ropeTables(config.dim / config.nHeads, config.seqLen, config.ropeTheta);
   const all = new Map(weights);
   all.set('rope_cos', cos);
@@ -61,15 +63,16 @@ function isDirectory(path: string): boolean {
 }
 
 /** The prefill and decode graphs of a model as the model definition writes them, verified. */
-export function buildGraphs(config: LlamaConfig): Record<GraphKind, Graph> {
-  const graphs = { prefill: llamaGraph(config, 'prefill'), decode: llamaGraph(config, 'decode') };
+export function buildGraphs(config: ModelConfig): Record<GraphKind, Graph> {
+  const define = config.family === 'gpt2' ? gpt2Graph : llamaGraph;
+  const graphs = { prefill: define(config, 'prefill'), decode: define(config, 'decode') };
   verifyGraph(graphs.prefill);
   verifyGraph(graphs.decode);
   return graphs;
 }
 
 /** Both graphs after the passes (default: the whole pipeline), verified after each pass. */
-export function optimizeGraphs(config: LlamaConfig, passes: readonly Pass[] = pipeline, ctx: PassContext = defaultPassContext): Record<GraphKind, Graph> {
+export function optimizeGraphs(config: ModelConfig, passes: readonly Pass[] = pipeline, ctx: PassContext = defaultPassContext): Record<GraphKind, Graph> {
   const graphs = buildGraphs(config);
   return { prefill: runPipeline(graphs.prefill, passes, ctx), decode: runPipeline(graphs.decode, passes, ctx) };
 }
@@ -127,7 +130,7 @@ function encodePrompt(tokenizer: Tokenizer | undefined, text: string): number[] 
 
 /** The generation a request asks of a model: the prompt encoded, defaults filled in, every value checked. Opens no GPU. */
 export function resolveRequest(
-  model: { readonly config: LlamaConfig; readonly tokenizer: Tokenizer | undefined },
+  model: { readonly config: ModelConfig; readonly tokenizer: Tokenizer | undefined },
   request: GenerateRequest = {},
 ): GenerateOptions {
   if (request.prompt !== undefined && request.promptIds !== undefined) throw new Error(`give a prompt or prompt ids, not both`);
@@ -150,7 +153,7 @@ export interface GeneratedToken extends GenerationStep {
 
 export class Model {
   private constructor(
-    readonly config: LlamaConfig,
+    readonly config: ModelConfig,
     readonly tokenizer: Tokenizer | undefined,
     private readonly gpu: Gpu,
     private readonly resident: ResidentBuffers,

@@ -7,6 +7,6 @@ export { Sampler } from './runtime/sampler.js';
 export { openGpu, type Gpu, type GpuOptions } from './runtime/gpu.js';
 export { compileGraph } from './codegen/compile.js';
 export type { Plan } from './runtime/plan.js';
-export { llamaGraph, type LlamaConfig, type GraphKind } from '../models/llama.js';
+export { llamaGraph, type ModelConfig, type GraphKind } from '../models/llama.js';
 export { readLlama2c } from '../models/llama2c.js';
 export * as ir from './ir/index.js';

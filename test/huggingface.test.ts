@@ -1,4 +1,4 @@
-// Hugging Face llama-family checkpoints against transformers' own outputs (../shared/fixtures/hf):
+// Hugging Face checkpoints (Llama, GPT-2) against transformers' own outputs (../shared/fixtures/hf):
 // prefill logits at every prompt position, decode logits at every step, greedy tokens; and the
 // safetensors reader and config mapping on malformed input.
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -26,9 +26,12 @@ function safetensors(header: object, data: Uint8Array): Uint8Array {
   return out;
 }
 
-describe('LlamaForCausalLM (llama-gqa: 8 heads, 2 kv heads, untied classifier)', () => {
+describe.each([
+  ['llama-gqa', 'LlamaForCausalLM: 8 heads, 2 kv heads, untied classifier, RoPE'],
+  ['gpt2', 'GPT2LMHeadModel: learned positions, LayerNorm, gelu_new, Conv1D weights, biases'],
+])('%s (%s)', (name) => {
   it('matches transformers: prefill logits, decode logits and greedy tokens', async () => {
-    const dir = join(hf, 'llama-gqa');
+    const dir = join(hf, name);
     const ref = JSON.parse(readFileSync(join(dir, 'reference.json'), 'utf8')) as { prompt: number[]; greedy: number[] };
     const prefill = floats(join(dir, 'logits.f32'));
     const decode = floats(join(dir, 'decode_logits.f32'));
@@ -91,7 +94,7 @@ describe('config.json mapping', () => {
   }
 
   it('refuses what it cannot run, naming the setting', () => {
-    expect(() => readCheckpoint(join(hf, 'gpt2'))).toThrow(/config\.json: architecture GPT2LMHeadModel is not supported/);
+    expect(() => readCheckpoint(variant('qwen2', (c) => (c.architectures = ['Qwen2ForCausalLM'])))).toThrow(/config\.json: architecture Qwen2ForCausalLM is not supported/);
     expect(() => readCheckpoint(variant('llama3', (c) => (c.rope_parameters = { rope_type: 'llama3', rope_theta: 500000 })))).toThrow(/RoPE scaling 'llama3' is not supported/);
     expect(() => readCheckpoint(variant('bias', (c) => (c.attention_bias = true)))).toThrow(/biases are not supported/);
   });

@@ -135,6 +135,28 @@ describe('kernels against CPU references', () => {
     expect(ref.maxAbsDiff(out, ref.attnMix(p, v, heads, T, keys))).toBeLessThan(TOL);
   });
 
+  it('layernorm', async () => {
+    const x = ref.randomArray(T * 67, 21, 3);
+    const w = ref.randomArray(67, 22);
+    const b = ref.randomArray(67, 23);
+    const out = await runOp(
+      (g) => g.node('layernorm', 'y', [g.input('x', 'f32', ['T', 67]), g.weight('w', [67]), g.weight('b', [67])], { eps: 1e-5 }),
+      env,
+      { x },
+      { w, b },
+    );
+    expect(ref.maxAbsDiff(out, ref.layernorm(x, w, b, 1e-5))).toBeLessThan(TOL);
+  });
+
+  it('gelu and add_bias', async () => {
+    const a = ref.randomArray(T * 67, 24, 5);
+    const b = ref.randomArray(67, 25);
+    const act = await runOp((g) => g.node('gelu', 'y', [g.input('a', 'f32', ['T', 67])], {}), env, { a }, {});
+    const biased = await runOp((g) => g.node('add_bias', 'y', [g.input('a', 'f32', ['T', 67]), g.weight('b', [67])], {}), env, { a }, { b });
+    expect(ref.maxAbsDiff(act, ref.gelu(a))).toBeLessThan(TOL);
+    expect(ref.maxAbsDiff(biased, ref.addBias(a, b))).toBe(0);
+  });
+
   it('add, mul, silu', async () => {
     const a = ref.randomArray(T * 67, 17, 5);
     const b = ref.randomArray(T * 67, 18, 5);

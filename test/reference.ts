@@ -131,3 +131,22 @@ export function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i]! - b[i]!));
   return m;
 }
+
+export function layernorm(x: Float32Array, w: Float32Array, b: Float32Array, eps: number): Float32Array {
+  const d = w.length;
+  const out = new Float32Array(x.length);
+  for (let r = 0; r < x.length / d; r++) {
+    const row = x.subarray(r * d, (r + 1) * d);
+    const mean = row.reduce((s, v) => s + v, 0) / d;
+    const variance = row.reduce((s, v) => s + (v - mean) ** 2, 0) / d;
+    const rstd = 1 / Math.sqrt(variance + eps);
+    for (let j = 0; j < d; j++) out[r * d + j] = (row[j]! - mean) * rstd * w[j]! + b[j]!;
+  }
+  return out;
+}
+
+/** gelu_new (tanh approximation), in double */
+export const gelu = (a: Float32Array): Float32Array =>
+  a.map((x) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3))));
+
+export const addBias = (x: Float32Array, b: Float32Array): Float32Array => x.map((v, i) => f(v + b[i % b.length]!));

@@ -1,4 +1,4 @@
-// The elementwise template: any chain of add/mul/silu over one shape in one pass over its elements;
+// The elementwise template: any chain of add/mul/silu/gelu over one shape in one pass over its elements;
 // intermediate values stay in registers, values used outside the kernel are stored.
 import { match } from 'ts-pattern';
 import type { Op } from '../ir/types.js';
@@ -17,6 +17,7 @@ export function elementwiseKernel(members: readonly Op[], materialized: Readonly
       .with({ op: 'add' }, (n) => `  let v${i} = ${ref(n.args[0])} + ${ref(n.args[1])};`)
       .with({ op: 'mul' }, (n) => `  let v${i} = ${ref(n.args[0])} * ${ref(n.args[1])};`)
       .with({ op: 'silu' }, (n) => `  let v${i} = ${ref(n.args[0])} * preciseDiv(1.0, 1.0 + preciseExp(-${ref(n.args[0])}));`)
+      .with({ op: 'gelu' }, (n) => `  let v${i} = geluTanh(${ref(n.args[0])});`)
       .otherwise((n) => {
         throw new Error(`the elementwise template cannot emit ${n.op} (%${n.name})`);
       }),

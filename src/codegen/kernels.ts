@@ -241,6 +241,43 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
         [wg(qd, ROW_THREADS), wg(rows!), one],
       );
     })
+    .with({ op: 'layernorm' }, (n) => {
+      const { rows, cols } = rowsCols(n.type);
+      return kernelSource(
+        [read(ctx, n.args[0], 'x'), read(ctx, n.args[1], 'weight'), read(ctx, n.args[2], 'bias'), write(ctx, n.name)],
+        `
+var<workgroup> red: array<f32, ${ROW_THREADS}>;
+${workgroupReduce('sumAll', ROW_THREADS, (a, b) => `${a} + ${b}`)}
+${preciseMath}
+
+@compute @workgroup_size(${ROW_THREADS})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane: u32) {
+  let base = wid.x * ${cols}u;
+  var s = 0.0;
+  for (var j = lane; j < ${cols}u; j += ${ROW_THREADS}u) { s += x[base + j]; }
+  let mean = preciseDiv(sumAll(lane, s), ${f32Lit(cols)});
+  var v = 0.0;
+  for (var j = lane; j < ${cols}u; j += ${ROW_THREADS}u) { let d = x[base + j] - mean; v += d * d; }
+  let rstd = preciseDiv(1.0, preciseSqrt(preciseDiv(sumAll(lane, v), ${f32Lit(cols)}) + ${f32Lit(n.attrs.eps)}));
+  for (var j = lane; j < ${cols}u; j += ${ROW_THREADS}u) { out[base + j] = (x[base + j] - mean) * rstd * weight[j] + bias[j]; }
+}`,
+        [wg(rows), one, one],
+      );
+    })
+    .with({ op: 'add_bias' }, (n) => {
+      const { rows, cols } = rowsCols(n.type);
+      return kernelSource(
+        [read(ctx, n.args[0], 'x'), read(ctx, n.args[1], 'bias'), write(ctx, n.name)],
+        `
+@compute @workgroup_size(${ROW_THREADS})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  if (gid.x >= ${cols}u || gid.y >= ${u32Expr(rows)}) { return; }
+  let i = gid.y * ${cols}u + gid.x;
+  out[i] = x[i] + bias[gid.x];
+}`,
+        [wg(cols, ROW_THREADS), wg(rows), one],
+      );
+    })
     .with({ op: 'slice' }, (n) => {
       const [rows, cc] = ctx.typeOf(n.args[0]).shape;
       const cols = constDim(cc!, 'slice input width');
@@ -256,12 +293,13 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
         [wg(size, ROW_THREADS), wg(rows!), one],
       );
     })
-    .with({ op: 'add' }, { op: 'mul' }, { op: 'silu' }, (n) => {
+    .with({ op: 'add' }, { op: 'mul' }, { op: 'silu' }, { op: 'gelu' }, (n) => {
       const { rows, cols } = rowsCols(n.type);
       const expr = match(n)
         .with({ op: 'add' }, () => 'a[i] + b[i]')
         .with({ op: 'mul' }, () => 'a[i] * b[i]')
         .with({ op: 'silu' }, () => 'a[i] * preciseDiv(1.0, 1.0 + preciseExp(-a[i]))')
+        .with({ op: 'gelu' }, () => 'geluTanh(a[i])')
         .exhaustive();
       const inputs = n.args.map((arg, i) => read(ctx, arg, 'ab'[i]!));
       return kernelSource(
@@ -273,7 +311,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   let i = gid.y * ${cols}u + gid.x;
   out[i] = ${expr};
 }
-${n.op === 'silu' ? preciseMath : ''}`,
+${n.op === 'silu' || n.op === 'gelu' ? preciseMath : ''}`,
         [wg(cols, ROW_THREADS), wg(rows), one],
       );
     })

@@ -94,9 +94,11 @@ export function nodeFlops(n: Op, typeOf: (value: string) => TensorType, env: Env
     .with({ op: 'attn_mix' }, (m) => 2 * m.attrs.headSize * causalScores(typeOf(m.args[0]), env))
     .with({ op: 'softmax' }, (s) => 5 * (s.attrs.causal === 1 ? causalScores(s.type, env) : size))
     .with({ op: 'rmsnorm' }, () => 4 * size)
+    .with({ op: 'layernorm' }, () => 8 * size)
+    .with({ op: 'gelu' }, () => 10 * size)
     .with({ op: 'rope' }, () => 3 * size)
     .with({ op: 'silu' }, () => 5 * size)
-    .with({ op: 'add' }, { op: 'mul' }, () => size)
+    .with({ op: 'add' }, { op: 'mul' }, { op: 'add_bias' }, () => size)
     .with({ op: 'embed' }, { op: 'slice' }, { op: 'kv_write' }, () => 0)
     .exhaustive();
 }

@@ -72,6 +72,13 @@ fn preciseExp(v: f32) -> f32 {
   p = fma(p, r, 1.0);
   p = fma(p, r, 1.0);
   return ldexp(p, i32(k));
+}
+
+fn geluTanh(x: f32) -> f32 {
+  let u = 0.7978845608028654 * (x + 0.044715 * (x * x * x));
+  let e = preciseExp(-2.0 * abs(u));
+  let t = sign(u) * preciseDiv(1.0 - e, 1.0 + e);
+  return 0.5 * x * (1.0 + t);
 }`;
 
 /** What a template emits: one dispatch's WGSL, its storage bindings (numbered from 1) and its grid. */

@@ -104,6 +104,25 @@ export function inferType(node: OpWithoutType, typeOf: (name: string) => TensorT
       if (x.dtype !== 'f32') fail(`x must be f32`);
       return x;
     })
+    .with({ op: 'layernorm' }, () => {
+      const [m, d] = f32(0, 2);
+      const [w] = f32(1, 1);
+      const [b] = f32(2, 1);
+      same(d!, w!, 'weight length differs from row length');
+      same(d!, b!, 'bias length differs from row length');
+      return t([m!, d!]);
+    })
+    .with({ op: 'gelu' }, () => {
+      const x = arg(0);
+      if (x.dtype !== 'f32') fail(`x must be f32`);
+      return x;
+    })
+    .with({ op: 'add_bias' }, () => {
+      const [m, d] = f32(0, 2);
+      const [b] = f32(1, 1);
+      same(d!, b!, 'bias length differs from row length');
+      return t([m!, d!]);
+    })
     .with({ op: 'slice' }, (n) => {
       const [m, cols] = f32(0, 2);
       const { start, size } = n.attrs;

@@ -49,14 +49,20 @@ export type Add = Node<'add', [a: string, b: string]>;
 export type Mul = Node<'mul', [a: string, b: string]>;
 /** x · sigmoid(x) */
 export type Silu = Node<'silu', [x: string]>;
+/** (x − mean) / sqrt(var + eps) · weight + bias over the last axis */
+export type LayerNorm = Node<'layernorm', [x: string, weight: string, bias: string], { eps: number }>;
+/** GELU, tanh approximation: 0.5·x·(1 + tanh(sqrt(2/π)·(x + 0.044715·x³))) */
+export type Gelu = Node<'gelu', [x: string]>;
+/** x [M, N] + bias [N] on every row */
+export type AddBias = Node<'add_bias', [x: string, bias: string]>;
 /** columns start..start+size-1 of x [M, N] → [M, size] */
 export type Slice = Node<'slice', [x: string], { start: number; size: number }>;
 
-export type Op = Embed | RmsNorm | Matmul | Rope | KvWrite | AttnScores | Softmax | AttnMix | Add | Mul | Silu | Slice;
+export type Op = Embed | RmsNorm | Matmul | Rope | KvWrite | AttnScores | Softmax | AttnMix | Add | Mul | Silu | Slice | LayerNorm | Gelu | AddBias;
 export type OpName = Op['op'];
 
-export const elementwiseOps: ReadonlySet<OpName> = new Set(['add', 'mul', 'silu']);
-export const reduceOps: ReadonlySet<OpName> = new Set(['rmsnorm', 'softmax']);
+export const elementwiseOps: ReadonlySet<OpName> = new Set(['add', 'mul', 'silu', 'gelu']);
+export const reduceOps: ReadonlySet<OpName> = new Set(['rmsnorm', 'layernorm', 'softmax']);
 export const movementOps: ReadonlySet<OpName> = new Set(['embed', 'kv_write', 'slice']);
 
 /**
@@ -89,6 +95,9 @@ export const opSignatures: { readonly [O in OpName]: OpSignature<O> } = {
   mul: { args: ['a', 'b'], attrs: [] },
   silu: { args: ['x'], attrs: [] },
   slice: { args: ['x'], attrs: ['start', 'size'] },
+  layernorm: { args: ['x', 'weight', 'bias'], attrs: ['eps'] },
+  gelu: { args: ['x'], attrs: [] },
+  add_bias: { args: ['x', 'bias'], attrs: [] },
 };
 
 /** One dispatch group: the nodes one kernel template computes, in graph order. */

@@ -113,7 +113,7 @@ function checkAttrs(node: Op, fail: (msg: string) => never): void {
     if (!Number.isInteger(v) || v <= 0) fail(`attr '${key}' must be a positive integer, is ${v}`);
   };
   match(node)
-    .with({ op: 'rmsnorm' }, (n) => {
+    .with({ op: 'rmsnorm' }, { op: 'layernorm' }, (n) => {
       if (!(n.attrs.eps > 0)) fail(`attr 'eps' must be positive, is ${n.attrs.eps}`);
     })
     .with({ op: 'rope' }, (n) => positiveInt('headSize', n.attrs.headSize))
@@ -129,6 +129,6 @@ function checkAttrs(node: Op, fail: (msg: string) => never): void {
       if (!Number.isInteger(n.attrs.start) || n.attrs.start < 0) fail(`attr 'start' must be a non-negative integer, is ${n.attrs.start}`);
       positiveInt('size', n.attrs.size);
     })
-    .with({ op: 'embed' }, { op: 'matmul' }, { op: 'kv_write' }, { op: 'add' }, { op: 'mul' }, { op: 'silu' }, () => {})
+    .with({ op: 'embed' }, { op: 'matmul' }, { op: 'kv_write' }, { op: 'add' }, { op: 'mul' }, { op: 'silu' }, { op: 'gelu' }, { op: 'add_bias' }, () => {})
     .exhaustive();
 }

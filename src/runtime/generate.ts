@@ -56,7 +56,7 @@ export async function* generateSteps(g: GenerationGraphs, o: GenerateOptions): A
   const fed = o.promptIds.slice(0, o.steps);
   const T = fed.length;
 
-  g.prefill.run({ T, P: 0 }, { tokens: Int32Array.from(fed) });
+  g.prefill.run({ T, P: 0 }, { tokens: Int32Array.from(fed), positions: Int32Array.from(fed, (_, i) => i) });
   const out = g.prefill.plan.outputs[0]!;
   const rows = o.logits ? await g.prefill.read(out, 0, T * V) : await g.prefill.read(out, (T - 1) * V, V);
   const rowAt = (p: number): Float32Array => (o.logits ? rows.subarray(p * V, (p + 1) * V) : rows);
@@ -77,7 +77,7 @@ export async function* generateSteps(g: GenerationGraphs, o: GenerateOptions): A
     position++;
     if (position >= o.steps || next === BOS) return;
     token = next;
-    g.decode.run({ P: position }, { tokens: Int32Array.of(token) });
+    g.decode.run({ P: position }, { tokens: Int32Array.of(token), positions: Int32Array.of(position) });
     logits = await g.decode.read(g.decode.plan.outputs[0]!, 0, V);
   }
 }
