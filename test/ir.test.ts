@@ -211,7 +211,7 @@ const syntaxErrors: [what: string, text: string, message: RegExp][] = [
   [
     'unknown op',
     'graph g(T) {\n  input %x: f32[T, 16]\n  %y = conv(%x) : f32[T, 16]\n  output %y\n}\n',
-    /^bad\.ir:3: unknown op 'conv' \(known: embed, rmsnorm, matmul, .*silu, slice\)$/,
+    /^bad\.ir:3: unknown op 'conv' \(known: embed, rmsnorm, matmul, .*silu, slice, layernorm, gelu, add_bias\)$/,
   ],
   [
     'wrong arity',
