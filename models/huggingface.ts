@@ -9,7 +9,7 @@ import type { ModelConfig } from './llama.js';
 import { llamaWeightShapes } from './llama.js';
 import { readSafetensors, type Tensor } from './safetensors.js';
 
-const supported = ['LlamaForCausalLM', 'MistralForCausalLM', 'GPT2LMHeadModel'];
+const supported = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM', 'GPT2LMHeadModel'];
 
 function readJson(path: string): Record<string, unknown> {
   let text: string;
@@ -69,7 +69,9 @@ function configOf(dir: string, c: Record<string, unknown>): ModelConfig {
   const headDim = int('head_dim', dim / nHeads);
   if (headDim !== dim / nHeads) fail(`head_dim ${headDim} differs from hidden_size / num_attention_heads = ${dim / nHeads}, which weft does not support`);
   if ((c.hidden_act ?? 'silu') !== 'silu') fail(`hidden_act ${String(c.hidden_act)} is not supported (silu is)`);
-  if (c.attention_bias === true || c.mlp_bias === true) fail(`attention or MLP biases are not supported for ${arch}`);
+  if (c.mlp_bias === true) fail(`MLP biases are not supported for ${arch}`);
+  // Qwen2 always has q/k/v biases; Llama's attention_bias adds them to q/k/v and the output projection
+  const attentionBias = arch === 'Qwen2ForCausalLM' ? 'qkv' : c.attention_bias === true ? 'qkvo' : undefined;
   const rope = (c.rope_parameters ?? c.rope_scaling ?? {}) as Record<string, unknown>;
   const ropeType = rope.rope_type ?? rope.type ?? 'default';
   if (ropeType !== 'default') fail(`RoPE scaling '${String(ropeType)}' is not supported (only unscaled RoPE)`);
@@ -79,7 +81,7 @@ function configOf(dir: string, c: Record<string, unknown>): ModelConfig {
   if (typeof eps !== 'number' || !(eps > 0)) fail(`rms_norm_eps must be a positive number`);
   let seqLen = int('max_position_embeddings');
   // within its window, sliding-window attention is full attention: cap the context there
-  if (typeof c.sliding_window === 'number' && c.sliding_window > 0) seqLen = Math.min(seqLen, c.sliding_window);
+  if (typeof c.sliding_window === 'number' && c.sliding_window > 0 && c.use_sliding_window !== false) seqLen = Math.min(seqLen, c.sliding_window);
   return {
     family: 'llama',
     dim,
@@ -91,6 +93,7 @@ function configOf(dir: string, c: Record<string, unknown>): ModelConfig {
     seqLen,
     normEps: eps,
     ropeTheta: theta,
+    ...(attentionBias ? { attentionBias } : {}),
   };
 }
 
@@ -203,12 +206,16 @@ export function readHuggingFace(dir: string): { config: ModelConfig; weights: Ma
       wk: 'self_attn.k_proj',
       wv: 'self_attn.v_proj',
       wo: 'self_attn.o_proj',
+      bq: 'self_attn.q_proj',
+      bk: 'self_attn.k_proj',
+      bv: 'self_attn.v_proj',
+      bo: 'self_attn.o_proj',
       ffn_norm: 'post_attention_layernorm',
       w1: 'mlp.gate_proj',
       w2: 'mlp.down_proj',
       w3: 'mlp.up_proj',
     }[m[2]!];
-    return part && `model.layers.${m[1]}.${part}.weight`;
+    return part && `model.layers.${m[1]}.${part}.${/^b[qkvo]$/.test(m[2]!) ? 'bias' : 'weight'}`;
   };
   const weights = new Map<string, Float32Array>();
   for (const [name, shape] of llamaWeightShapes(config)) {
@@ -219,8 +226,9 @@ export function readHuggingFace(dir: string): { config: ModelConfig; weights: Ma
     if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
       throw new Error(`${dir}: tensor ${key} has shape [${t.shape.join(', ')}], config.json implies [${shape.join(', ')}]`);
     }
-    const heads = name.endsWith('.wq') ? config.nHeads : name.endsWith('.wk') ? config.nKvHeads : 0;
-    weights.set(name, heads ? interleaveHeads(t.data, heads, hs, config.dim) : t.data);
+    // q/k rows (and their biases) follow the rotate-half layout: reorder them to adjacent pairs
+    const heads = /\.[wb]q$/.test(name) ? config.nHeads : /\.[wb]k$/.test(name) ? config.nKvHeads : 0;
+    weights.set(name, heads ? interleaveHeads(t.data, heads, hs, shape.length === 2 ? config.dim : 1) : t.data);
   }
   return { config, weights };
 }

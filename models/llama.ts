@@ -16,6 +16,8 @@ export interface ModelConfig {
   readonly normEps: number;
   /** RoPE base frequency */
   readonly ropeTheta: number;
+  /** biases of the attention projections: none, on q/k/v (Qwen2), or on q/k/v and the output */
+  readonly attentionBias?: 'qkv' | 'qkvo';
 }
 
 export type GraphKind = 'prefill' | 'decode';
@@ -31,6 +33,12 @@ export function llamaWeightShapes(c: ModelConfig): Map<string, number[]> {
     shapes.set(`layers.${l}.wk`, [kvDim, c.dim]);
     shapes.set(`layers.${l}.wv`, [kvDim, c.dim]);
     shapes.set(`layers.${l}.wo`, [c.dim, c.nHeads * hs]);
+    if (c.attentionBias) {
+      shapes.set(`layers.${l}.bq`, [c.nHeads * hs]);
+      shapes.set(`layers.${l}.bk`, [kvDim]);
+      shapes.set(`layers.${l}.bv`, [kvDim]);
+    }
+    if (c.attentionBias === 'qkvo') shapes.set(`layers.${l}.bo`, [c.dim]);
     shapes.set(`layers.${l}.ffn_norm`, [c.dim]);
     shapes.set(`layers.${l}.w1`, [c.hiddenDim, c.dim]);
     shapes.set(`layers.${l}.w2`, [c.dim, c.hiddenDim]);
@@ -63,9 +71,11 @@ export function llamaGraph(c: ModelConfig, kind: GraphKind): Graph {
     const p = (n: string): string => `l${l}.${n}`;
     const lw = (n: string): string => weight(`layers.${l}.${n}`);
     const h = g.node('rmsnorm', p('attn_in'), [x, lw('attention_norm')], { eps: c.normEps });
-    const q = g.node('matmul', p('q'), [h, lw('wq')], {});
-    const k = g.node('matmul', p('k'), [h, lw('wk')], {});
-    const v = g.node('matmul', p('v'), [h, lw('wv')], {});
+    const project = (n: string, x: string, bias: boolean): string =>
+      bias ? g.node('add_bias', p(n), [g.node('matmul', p(`${n}_mm`), [x, lw(`w${n}`)], {}), lw(`b${n}`)], {}) : g.node('matmul', p(n), [x, lw(`w${n}`)], {});
+    const q = project('q', h, !!c.attentionBias);
+    const k = project('k', h, !!c.attentionBias);
+    const v = project('v', h, !!c.attentionBias);
     const qr = g.node('rope', p('q_rot'), [q, weight('rope_cos'), weight('rope_sin')], { headSize: hs });
     const kr = g.node('rope', p('k_rot'), [k, weight('rope_cos'), weight('rope_sin')], { headSize: hs });
     const keys = g.node('kv_write', p('keys'), [caches[l]!.k, kr], {});
@@ -73,7 +83,10 @@ export function llamaGraph(c: ModelConfig, kind: GraphKind): Graph {
     const scores = g.node('attn_scores', p('scores'), [qr, keys], attn);
     const probs = g.node('softmax', p('probs'), [scores], { causal: 1 });
     const mixed = g.node('attn_mix', p('mixed'), [probs, values], attn);
-    const attnOut = g.node('matmul', p('attn_out'), [mixed, lw('wo')], {});
+    const attnOut =
+      c.attentionBias === 'qkvo'
+        ? g.node('add_bias', p('attn_out'), [g.node('matmul', p('attn_out_mm'), [mixed, lw('wo')], {}), lw('bo')], {})
+        : g.node('matmul', p('attn_out'), [mixed, lw('wo')], {});
     x = g.node('add', p('resid_attn'), [x, attnOut], {});
     const f = g.node('rmsnorm', p('ffn_in'), [x, lw('ffn_norm')], { eps: c.normEps });
     const gate = g.node('matmul', p('gate'), [f, lw('w1')], {});

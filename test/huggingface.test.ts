@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadModel, readCheckpoint } from '../src/api.js';
 import { readSafetensors } from '../models/safetensors.js';
-import { maxAbsDiff } from './reference.js';
+import * as ref from './reference.js';
+import { maxAbsDiff, randomArray } from './reference.js';
 
 const hf = new URL('../../shared/fixtures/hf/', import.meta.url).pathname;
 const TOLERANCE = 1e-4;
@@ -94,9 +95,9 @@ describe('config.json mapping', () => {
   }
 
   it('refuses what it cannot run, naming the setting', () => {
-    expect(() => readCheckpoint(variant('qwen2', (c) => (c.architectures = ['Qwen2ForCausalLM'])))).toThrow(/config\.json: architecture Qwen2ForCausalLM is not supported/);
+    expect(() => readCheckpoint(variant('phi', (c) => (c.architectures = ['PhiForCausalLM'])))).toThrow(/config\.json: architecture PhiForCausalLM is not supported/);
     expect(() => readCheckpoint(variant('llama3', (c) => (c.rope_parameters = { rope_type: 'llama3', rope_theta: 500000 })))).toThrow(/RoPE scaling 'llama3' is not supported/);
-    expect(() => readCheckpoint(variant('bias', (c) => (c.attention_bias = true)))).toThrow(/biases are not supported/);
+    expect(() => readCheckpoint(variant('bias', (c) => (c.mlp_bias = true)))).toThrow(/MLP biases are not supported/);
   });
 
   it('names a tensor whose shape disagrees with config.json', () => {
@@ -109,5 +110,93 @@ describe('config.json mapping', () => {
       c.sliding_window = 64;
     });
     expect(readCheckpoint(dir).config.seqLen).toBe(64);
+  });
+});
+
+/** Writes tensors (all F32) as one safetensors file. */
+function writeSafetensors(path: string, tensors: Map<string, { shape: number[]; data: Float32Array }>): void {
+  const header: Record<string, unknown> = {};
+  let offset = 0;
+  for (const [name, t] of tensors) {
+    header[name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
+    offset += t.data.byteLength;
+  }
+  const data = new Uint8Array(offset);
+  offset = 0;
+  for (const t of tensors.values()) {
+    data.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), offset);
+    offset += t.data.byteLength;
+  }
+  writeFileSync(path, safetensors(header, data));
+}
+
+/** A transformers-convention forward pass (rotate-half RoPE, q/k/v biases) on the CPU, logits at every position. */
+function hfForward(tensors: Map<string, { shape: number[]; data: Float32Array }>, c: Record<string, number>, ids: number[]): Float32Array {
+  const t = (n: string): Float32Array => tensors.get(n)!.data;
+  const [d, H, KV, L] = [c.hidden_size!, c.num_attention_heads!, c.num_key_value_heads!, c.num_hidden_layers!];
+  const hs = d / H;
+  const T = ids.length;
+  const rope = (x: Float32Array, heads: number): Float32Array => {
+    const out = x.slice();
+    for (let r = 0; r < T; r++)
+      for (let h = 0; h < heads; h++)
+        for (let i = 0; i < hs / 2; i++) {
+          const angle = r / 10000 ** ((2 * i) / hs);
+          const [a, b] = [x[r * heads * hs + h * hs + i]!, x[r * heads * hs + h * hs + i + hs / 2]!];
+          out[r * heads * hs + h * hs + i] = a * Math.cos(angle) - b * Math.sin(angle);
+          out[r * heads * hs + h * hs + i + hs / 2] = b * Math.cos(angle) + a * Math.sin(angle);
+        }
+    return out;
+  };
+  const heads = { heads: H, kvHeads: KV, headSize: hs };
+  let x = ref.embed(t('model.embed_tokens.weight'), Int32Array.from(ids), d);
+  for (let l = 0; l < L; l++) {
+    const w = (n: string): Float32Array => t(`model.layers.${l}.${n}`);
+    const h = ref.rmsnorm(x, w('input_layernorm.weight'), 1e-5);
+    const q = rope(ref.addBias(ref.matmul(h, w('self_attn.q_proj.weight'), d), w('self_attn.q_proj.bias')), H);
+    const k = rope(ref.addBias(ref.matmul(h, w('self_attn.k_proj.weight'), d), w('self_attn.k_proj.bias')), KV);
+    const v = ref.addBias(ref.matmul(h, w('self_attn.v_proj.weight'), d), w('self_attn.v_proj.bias'));
+    const p = ref.softmax(ref.attnScores(q, k, heads, T, T), T, T, true);
+    x = ref.add(x, ref.matmul(ref.attnMix(p, v, heads, T, T), w('self_attn.o_proj.weight'), d));
+    const f = ref.rmsnorm(x, w('post_attention_layernorm.weight'), 1e-5);
+    const g = ref.mul(ref.silu(ref.matmul(f, w('mlp.gate_proj.weight'), d)), ref.matmul(f, w('mlp.up_proj.weight'), d));
+    x = ref.add(x, ref.matmul(g, w('mlp.down_proj.weight'), c.intermediate_size!));
+  }
+  return ref.matmul(ref.rmsnorm(x, t('model.norm.weight'), 1e-5), t('lm_head.weight'), d);
+}
+
+describe('Qwen2ForCausalLM (q/k/v biases)', () => {
+  it('matches a transformers-convention CPU forward pass with random biases', async () => {
+    const dir = join(scratch, 'qwen2');
+    cpSync(join(hf, 'llama-gqa'), dir, { recursive: true });
+    const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+    config.architectures = ['Qwen2ForCausalLM'];
+    config.model_type = 'qwen2';
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+    const tensors = new Map([...readSafetensors(new Uint8Array(readFileSync(join(dir, 'model.safetensors'))), 'llama-gqa')].map(([k, v]) => [k, { shape: [...v.shape], data: v.data }]));
+    const hs = config.hidden_size / config.num_attention_heads;
+    for (let l = 0; l < config.num_hidden_layers; l++) {
+      for (const [n, size] of [['q', config.num_attention_heads * hs], ['k', config.num_key_value_heads * hs], ['v', config.num_key_value_heads * hs]] as const) {
+        tensors.set(`model.layers.${l}.self_attn.${n}_proj.bias`, { shape: [size], data: randomArray(size, 100 + l * 3 + n.charCodeAt(0), 0.5) });
+      }
+    }
+    writeSafetensors(join(dir, 'model.safetensors'), tensors);
+
+    const model = await loadModel(dir);
+    try {
+      const V = model.config.vocabSize;
+      const fed: number[] = [];
+      const got: Float32Array[] = [];
+      // a 6-token prefill, then 6 greedy decode steps: both graphs carry the biases
+      for await (const s of model.generate({ promptIds: [1, 45, 300, 7, 99, 250], steps: 12, temperature: 0, logits: true })) {
+        fed.push(s.token);
+        got.push(s.logits!);
+      }
+      expect(fed).toHaveLength(12);
+      const expected = hfForward(tensors, config, fed);
+      got.forEach((row, p) => expect(maxAbsDiff(row, expected.subarray(p * V, (p + 1) * V)), `position ${p}`).toBeLessThan(TOLERANCE));
+    } finally {
+      model.release();
+    }
   });
 });
