@@ -1,15 +1,13 @@
 // The built CLI (dist/src/cli.js, run `npx tsc -p .` first) against the llama2.c fixtures: JSON, dumped
 // logits and streamed text as run.c gives them; every bad input exits non-zero with one `weft: ` line on stderr.
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { runWeft, type Result } from './weft-process.js';
 import { Tokenizer } from '../src/runtime/tokenizer.js';
 import { maxAbsDiff } from './reference.js';
 
-const root = new URL('..', import.meta.url).pathname;
-const cli = join(root, 'dist/src/cli.js');
 const dir = new URL('../../shared/fixtures/llama2c/', import.meta.url).pathname;
 const aidreams = join(dir, 'aidreams260K.bin');
 const stories = join(dir, 'stories260K.bin');
@@ -20,17 +18,7 @@ const LOGIT_TOLERANCE = 1e-4;
 const tmp = mkdtempSync(join(tmpdir(), 'weft-cli-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-interface Result {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function weft(...args: string[]): Result {
-  const r = spawnSync(process.execPath, [cli, ...args], { cwd: root, env: process.env, encoding: 'utf8', timeout: 90_000 });
-  if (r.error) throw r.error;
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const weft = (...args: string[]): Result => runWeft(args, 90_000);
 
 function fixtureTokens(name: string): number[] {
   return readFileSync(join(dir, `${name}.tokens.txt`), 'utf8').trim().split('\n').map(Number);

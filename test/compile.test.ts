@@ -1,18 +1,16 @@
 // `weft compile` from the built CLI (dist/src/cli.js, run `npx tsc -p .` first; it opens no GPU): stats as one JSON
 // object with the fixture's numbers, the IR in text, JSON and dot, per-pass dumps that parse back and match the
 // golden IR of test/golden/passes, pass subsets, and bad input as one `weft: ` line with nothing written.
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { runWeft, type Result } from './weft-process.js';
 import { parseGraph, parseModule } from '../src/ir/parse.js';
 import { printGraph } from '../src/ir/print.js';
 import { verifyGraph } from '../src/ir/verify.js';
 import { pipeline } from '../src/passes/pipeline.js';
 
-const root = new URL('..', import.meta.url).pathname;
-const cli = join(root, 'dist/src/cli.js');
 const fixtures = new URL('../../shared/fixtures/llama2c/', import.meta.url).pathname;
 const stories = join(fixtures, 'stories260K.bin');
 const golden = new URL('./golden/', import.meta.url).pathname;
@@ -23,17 +21,7 @@ const S = { dim: 64, hidden: 172, layers: 5, heads: 8, headSize: 8, kvDim: 32, v
 const tmp = mkdtempSync(join(tmpdir(), 'weft-compile-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-interface Result {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function weft(...args: string[]): Result {
-  const r = spawnSync(process.execPath, [cli, ...args], { cwd: root, env: process.env, encoding: 'utf8', timeout: 60_000 });
-  if (r.error) throw r.error;
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const weft = (...args: string[]): Result => runWeft(args, 60_000);
 
 function succeeded(r: Result): Result {
   expect(r.stderr.split('\n').filter((line) => line.startsWith('weft: '))).toEqual([]);

@@ -1,0 +1,18 @@
+// Runs the built command line (dist/src/cli.js) in a child process from the repository root, as a user would.
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+
+const root = new URL('..', import.meta.url).pathname;
+const cli = join(root, 'dist/src/cli.js');
+
+export interface Result {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export function runWeft(args: readonly string[], timeoutMs: number): Result {
+  const r = spawnSync(process.execPath, [cli, ...args], { cwd: root, env: process.env, encoding: 'utf8', timeout: timeoutMs });
+  if (r.error) throw r.error;
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
