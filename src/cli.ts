@@ -261,10 +261,10 @@ async function main(): Promise<void> {
     .scriptName('weft')
     .command(
       'run <model>',
-      'generate text from a llama2.c checkpoint',
+      'generate text from a llama2.c checkpoint or a Hugging Face folder',
       (y) =>
         y
-          .positional('model', { type: 'string', demandOption: true, describe: 'llama2.c checkpoint (.bin)' })
+          .positional('model', { type: 'string', demandOption: true, describe: 'llama2.c checkpoint (.bin) or Hugging Face folder (config.json + safetensors)' })
           .option('tokenizer', { type: 'string', describe: 'llama2.c tokenizer (.bin); default: tokenizer.bin beside the model' })
           .option('prompt', { type: 'string', describe: 'prompt text, encoded with BOS as run.c does' })
           .option('prompt-ids', { type: 'string', describe: 'comma-separated token ids, fed exactly as given' })
@@ -284,7 +284,7 @@ async function main(): Promise<void> {
       "print a model's IR",
       (y) =>
         y
-          .positional('model', { type: 'string', demandOption: true, describe: 'llama2.c checkpoint (.bin)' })
+          .positional('model', { type: 'string', demandOption: true, describe: 'llama2.c checkpoint (.bin) or Hugging Face folder (config.json + safetensors)' })
           .option('graph', { choices: ['prefill', 'decode'] as const, describe: 'one graph (default: both)' }),
       (argv) => {
         const graphs = buildGraphs(readCheckpoint(argv.model).config);
@@ -296,7 +296,7 @@ async function main(): Promise<void> {
       'compile one graph through the passes; print its IR, per-pass dumps or stats (opens no GPU)',
       (y) =>
         y
-          .positional('model', { type: 'string', demandOption: true, describe: 'llama2.c checkpoint (.bin)' })
+          .positional('model', { type: 'string', demandOption: true, describe: 'llama2.c checkpoint (.bin) or Hugging Face folder (config.json + safetensors)' })
           .option('graph', { choices: ['prefill', 'decode'] as const, demandOption: true, describe: 'the graph to compile' })
           .option('passes', { type: 'string', describe: `comma-separated passes in order ('' or none: no pass); default: ${pipeline.map((p) => p.name).join(', ')}` })
           .option('dump-after', { type: 'string', describe: "print the IR after this pass too ('all': the input and after every pass)" })
@@ -313,7 +313,7 @@ async function main(): Promise<void> {
       'time prefill and decode of checkpoints on the device (median of --runs after a warm-up)',
       (y) =>
         y
-          .option('model', { type: 'string', array: true, demandOption: true, describe: 'llama2.c checkpoint (.bin); repeat for several' })
+          .option('model', { type: 'string', array: true, demandOption: true, describe: 'llama2.c checkpoint (.bin) or Hugging Face folder; repeat for several' })
           .option('prompt-tokens', { type: 'string', default: '128', describe: 'comma-separated prompt lengths to time prefill at' })
           .option('decode-tokens', { type: 'number', default: 64, describe: 'decode steps to time after a one-token prompt' })
           .option('runs', { type: 'number', default: 5, describe: 'timed runs per figure (the median is reported)' })
