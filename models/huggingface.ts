@@ -188,8 +188,19 @@ function gpt2Weights(dir: string, config: ModelConfig, tensors: Map<string, Tens
   return out;
 }
 
+/** BOS and the end-of-sequence ids (generation_config.json's, else config.json's) that are in the vocabulary. */
+function specialTokens(dir: string, c: Record<string, unknown>, vocab: number): Pick<ModelConfig, 'bosId' | 'stop'> {
+  const generation = join(dir, 'generation_config.json');
+  const g = existsSync(generation) ? readJson(generation) : {};
+  const ids = (v: unknown): number[] => (Array.isArray(v) ? v : [v]).filter((x): x is number => Number.isInteger(x) && x >= 0 && x < vocab);
+  const [bos] = ids(g.bos_token_id ?? c.bos_token_id);
+  return { ...(bos !== undefined ? { bosId: bos } : {}), stop: { ids: ids(g.eos_token_id ?? c.eos_token_id), inPrompt: false } };
+}
+
 export function readHuggingFace(dir: string): { config: ModelConfig; weights: Map<string, Float32Array> } {
-  const config = configOf(dir, readJson(join(dir, 'config.json')));
+  const raw = readJson(join(dir, 'config.json'));
+  const sized = configOf(dir, raw);
+  const config: ModelConfig = { ...sized, ...specialTokens(dir, raw, sized.vocabSize) };
   const tensors = readTensors(dir);
   if (config.family === 'gpt2') return { config, weights: gpt2Weights(dir, config, tensors) };
   const hs = config.dim / config.nHeads;

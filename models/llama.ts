@@ -2,6 +2,7 @@
 // prefill graph (T new tokens at positions P..P+T-1) and the decode graph (one token at position P).
 import { GraphBuilder, type Dim } from '../src/ir/builder.js';
 import type { Graph } from '../src/ir/types.js';
+import type { StopRule } from '../src/runtime/generate.js';
 
 /** A decoder-only transformer's sizes; `family` picks its definition (llama.ts or gpt2.ts). */
 export interface ModelConfig {
@@ -16,6 +17,10 @@ export interface ModelConfig {
   readonly normEps: number;
   /** RoPE base frequency */
   readonly ropeTheta: number;
+  /** the token a prompt starts with, if the model has one */
+  readonly bosId?: number;
+  /** tokens that end generation (default: run.c's rule, stop at BOS 1 even from the prompt) */
+  readonly stop?: StopRule;
   /** biases of the attention projections: none, on q/k/v (Qwen2), or on q/k/v and the output */
   readonly attentionBias?: 'qkv' | 'qkvo';
 }

@@ -4,6 +4,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { llamaGraph, type GraphKind, type ModelConfig } from '../models/llama.js';
 import { gpt2Graph } from '../models/gpt2.js';
+import { ggufTokenizer, isGguf, readGguf, type GgufFile } from '../models/gguf.js';
 import { isHuggingFaceDir, readHuggingFace } from '../models/huggingface.js';
 import { readLlama2c, ropeTables } from '../models/llama2c.js';
 import { compileGraph } from './codegen/compile.js';
@@ -16,7 +17,8 @@ import { PlanExecutor, ResidentBuffers } from './runtime/executor.js';
 import { BOS, checkGenerateOptions, generateSteps, type GenerateOptions, type GenerationStep } from './runtime/generate.js';
 import { openGpu, type Gpu } from './runtime/gpu.js';
 import { generatorState } from './runtime/sampler.js';
-import { Tokenizer } from './runtime/tokenizer.js';
+import { HfTokenizer } from './runtime/hf-tokenizer.js';
+import { Tokenizer, type TextTokenizer } from './runtime/tokenizer.js';
 
 export interface Checkpoint {
   readonly config: ModelConfig;
@@ -33,25 +35,34 @@ function readBytes(path: string, what: string): Uint8Array {
 
 /**
  * Reads a checkpoint into a model config and named weights (RoPE tables included): a llama2.c `.bin`,
- * or a Hugging Face folder (config.json and safetensors).
+ * a GGUF file (`.gguf`, or starting with "GGUF"), or a Hugging Face folder (config.json and safetensors).
  */
 export function readCheckpoint(path: string): Checkpoint {
+  return readCheckpointFile(path).checkpoint;
+}
+
+/** readCheckpoint, plus the parsed GGUF file (for its tokenizer) when the checkpoint is one. */
+function readCheckpointFile(path: string): { checkpoint: Checkpoint; gguf?: GgufFile } {
   let config: ModelConfig;
   let weights: Map<string, Float32Array>;
-  if (isDirectory(path)) {
+  let gguf: GgufFile | undefined;
+  const bytes = isDirectory(path) ? undefined : readBytes(path, 'checkpoint');
+  if (!bytes) {
     if (!isHuggingFaceDir(path)) throw new Error(`${path}: a folder must hold a Hugging Face checkpoint (config.json and safetensors)`);
     ({ config, weights } = readHuggingFace(path));
+  } else if (path.endsWith('.gguf') || isGguf(bytes)) {
+    ({ config, weights, file: gguf } = readGguf(bytes, path));
   } else {
-    const { config: c, weights: w } = readLlama2c(readBytes(path, 'checkpoint'), path);
-    config = { ...c, family: 'llama', normEps: 1e-5, ropeTheta: 10000 };
+    const { config: c, weights: w } = readLlama2c(bytes, path);
+    config = { ...c, family: 'llama', normEps: 1e-5, ropeTheta: 10000, bosId: BOS };
     weights = w;
   }
-  if (config.family === 'gpt2') return { config, weights };
+  if (config.family === 'gpt2') return { checkpoint: { config, weights } };
   const { cos, sin } = ropeTables(config.dim / config.nHeads, config.seqLen, config.ropeTheta);
   const all = new Map(weights);
   all.set('rope_cos', cos);
   all.set('rope_sin', sin);
-  return { config, weights: all };
+  return { checkpoint: { config, weights: all }, gguf };
 }
 
 function isDirectory(path: string): boolean {
@@ -78,7 +89,7 @@ export function optimizeGraphs(config: ModelConfig, passes: readonly Pass[] = pi
 }
 
 export interface LoadOptions {
-  /** llama2.c tokenizer file; defaults to tokenizer.bin beside the checkpoint when present */
+  /** tokenizer file (llama2.c .bin, or Hugging Face .json); defaults to tokenizer.json in a checkpoint folder, else tokenizer.bin beside the checkpoint */
   readonly tokenizer?: string;
   /** Dawn backend; defaults to the first that works */
   readonly backend?: string;
@@ -108,39 +119,67 @@ const defaultSteps = 256;
 
 /** A checkpoint and its tokenizer, read and checked on the CPU: what Model.load uploads. */
 export interface ModelFiles extends Checkpoint {
-  readonly tokenizer: Tokenizer | undefined;
+  readonly tokenizer: TextTokenizer | undefined;
 }
 
-/** Reads a checkpoint and its tokenizer (options.tokenizer, else tokenizer.bin beside it when present); opens no GPU. */
+/**
+ * Reads a checkpoint and its tokenizer (options.tokenizer, else a GGUF checkpoint's own, else tokenizer.json inside a checkpoint folder, else
+ * tokenizer.bin beside the checkpoint, when present); opens no GPU.
+ */
 export function readModelFiles(path: string, options: LoadOptions = {}): ModelFiles {
-  const checkpoint = readCheckpoint(path);
-  const tokPath = options.tokenizer ?? join(dirname(path), 'tokenizer.bin');
-  const tokenizer =
-    options.tokenizer !== undefined || existsSync(tokPath)
-      ? Tokenizer.fromBytes(readBytes(tokPath, 'tokenizer'), checkpoint.config.vocabSize, tokPath)
-      : undefined;
-  return { ...checkpoint, tokenizer };
+  const { checkpoint, gguf } = readCheckpointFile(path);
+  // a GGUF file's own tokenizer, unless one is given
+  const embedded = gguf && options.tokenizer === undefined ? ggufTokenizer(gguf, checkpoint.config.vocabSize, path) : undefined;
+  if (embedded) return { ...checkpoint, tokenizer: embedded };
+  const hfPath = join(path, 'tokenizer.json');
+  const tokPath = options.tokenizer ?? (isDirectory(path) && existsSync(hfPath) ? hfPath : join(dirname(path), 'tokenizer.bin'));
+  if (options.tokenizer === undefined && !existsSync(tokPath)) return { ...checkpoint, tokenizer: undefined };
+  const bytes = readBytes(tokPath, 'tokenizer');
+  const vocabSize = checkpoint.config.vocabSize;
+  if (!tokPath.endsWith('.json')) return { ...checkpoint, tokenizer: Tokenizer.fromBytes(bytes, vocabSize, tokPath) };
+  const configPath = join(dirname(tokPath), 'tokenizer_config.json');
+  const config = existsSync(configPath) ? readJsonObject(configPath) : undefined;
+  return { ...checkpoint, tokenizer: HfTokenizer.fromJson(new TextDecoder().decode(bytes), vocabSize, tokPath, { config }) };
+}
+
+function readJsonObject(path: string): Record<string, unknown> {
+  const text = new TextDecoder().decode(readBytes(path, 'tokenizer config'));
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${path}: not valid JSON (${(e as Error).message.split('\n')[0]})`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error(`${path}: not a JSON object`);
+  return value as Record<string, unknown>;
+}
+
+/** The prompt when none is given: the model's BOS alone, as run.c starts. */
+function bosPrompt(config: ModelConfig): number[] {
+  if (config.bosId === undefined) throw new Error(`this model has no BOS token to start from: give --prompt or --prompt-ids`);
+  return [config.bosId];
 }
 
 /** Encodes text as run.c does: BOS, the dummy-prefix space, BPE merges. */
-function encodePrompt(tokenizer: Tokenizer | undefined, text: string): number[] {
+function encodePrompt(tokenizer: TextTokenizer | undefined, text: string): number[] {
   if (!tokenizer) throw new Error(`a text prompt needs a tokenizer (--tokenizer FILE), or give --prompt-ids`);
   return tokenizer.encode(text, true, false);
 }
 
 /** The generation a request asks of a model: the prompt encoded, defaults filled in, every value checked. Opens no GPU. */
 export function resolveRequest(
-  model: { readonly config: ModelConfig; readonly tokenizer: Tokenizer | undefined },
+  model: { readonly config: ModelConfig; readonly tokenizer: TextTokenizer | undefined },
   request: GenerateRequest = {},
 ): GenerateOptions {
   if (request.prompt !== undefined && request.promptIds !== undefined) throw new Error(`give a prompt or prompt ids, not both`);
   const options: GenerateOptions = {
-    promptIds: request.promptIds ?? (request.prompt !== undefined ? encodePrompt(model.tokenizer, request.prompt) : [BOS]),
+    promptIds: request.promptIds ?? (request.prompt !== undefined ? encodePrompt(model.tokenizer, request.prompt) : bosPrompt(model.config)),
     steps: request.steps === undefined ? Math.min(defaultSteps, model.config.seqLen) : request.steps === 0 ? model.config.seqLen : request.steps,
     temperature: request.temperature ?? 1,
     topp: request.topp ?? 0.9,
     seed: request.seed === undefined || (Number.isSafeInteger(request.seed) && generatorState(request.seed) === 0n) ? Math.floor(Date.now() / 1000) : request.seed,
     logits: request.logits,
+    ...(model.config.stop ? { stop: model.config.stop } : {}),
   };
   checkGenerateOptions(options, model.config.vocabSize, model.config.seqLen);
   return options;
@@ -154,7 +193,7 @@ export interface GeneratedToken extends GenerationStep {
 export class Model {
   private constructor(
     readonly config: ModelConfig,
-    readonly tokenizer: Tokenizer | undefined,
+    readonly tokenizer: TextTokenizer | undefined,
     private readonly gpu: Gpu,
     private readonly resident: ResidentBuffers,
     private readonly prefill: PlanExecutor,
@@ -199,7 +238,7 @@ export class Model {
     );
     for await (const step of steps$) {
       const piece =
-        step.next === BOS || !this.tokenizer ? new Uint8Array() : Tokenizer.safePiece(this.tokenizer.decodePiece(step.token, step.next));
+        step.stop || !this.tokenizer ? new Uint8Array() : this.tokenizer.printable(this.tokenizer.decodePiece(step.token, step.next));
       yield { ...step, piece };
     }
   }

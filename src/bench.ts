@@ -2,7 +2,6 @@
 // each the median of several timed runs after a warm-up, timed on the host clock around the readback
 // of the logits (every run ends in a mapAsync, so all submitted GPU work is included).
 import { loadModel, type LoadOptions } from './api.js';
-import { BOS } from './runtime/generate.js';
 
 export interface BenchOptions extends LoadOptions {
   /** prompt lengths to time prefill at; each at most the context length */
@@ -28,9 +27,9 @@ const median = (xs: readonly number[]): number => {
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 
-/** A deterministic prompt of n tokens starting with BOS, spread over the vocabulary. */
-function benchPrompt(n: number, vocab: number): number[] {
-  return Array.from({ length: n }, (_, i) => (i === 0 ? BOS : 3 + ((i * 7919) % (vocab - 3))));
+/** A deterministic prompt of n tokens starting with `first`, spread over the vocabulary. */
+function benchPrompt(n: number, vocab: number, first: number): number[] {
+  return Array.from({ length: n }, (_, i) => (i === 0 ? first : 3 + ((i * 7919) % (vocab - 3))));
 }
 
 export async function benchmark(path: string, label: string, o: BenchOptions): Promise<BenchRow> {
@@ -38,6 +37,7 @@ export async function benchmark(path: string, label: string, o: BenchOptions): P
   try {
     const vocab = model.config.vocabSize;
     const ctx = model.config.seqLen;
+    const first = model.config.bosId ?? 0;
     for (const n of o.promptTokens) {
       if (!Number.isInteger(n) || n < 1 || n > ctx) throw new Error(`--prompt-tokens ${n} is outside 1..${ctx} (the model's context)`);
     }
@@ -49,7 +49,7 @@ export async function benchmark(path: string, label: string, o: BenchOptions): P
       const times: number[] = [];
       for (let r = 0; r <= o.runs; r++) {
         const t0 = performance.now();
-        for await (const _ of model.generate({ promptIds: benchPrompt(n, vocab), steps: n, temperature: 0 })) break;
+        for await (const _ of model.generate({ promptIds: benchPrompt(n, vocab, first), steps: n, temperature: 0 })) break;
         if (r > 0) times.push(performance.now() - t0);
       }
       prefill[n] = n / (median(times) / 1000);
@@ -59,8 +59,8 @@ export async function benchmark(path: string, label: string, o: BenchOptions): P
       let start = 0;
       let end = 0;
       let steps = 0;
-      // BOS is never sampled at temperature 0 here unless the model insists; count the steps that ran
-      for await (const s of model.generate({ promptIds: [BOS], steps: o.decodeTokens + 1, temperature: 0 })) {
+      // a stop token may end a run early: count the steps that ran
+      for await (const s of model.generate({ promptIds: [first], steps: o.decodeTokens + 1, temperature: 0 })) {
         if (s.position === 0) start = performance.now();
         else steps++;
         end = performance.now();

@@ -85,7 +85,7 @@ async function run(a: RunArgs): Promise<void> {
       tokens.push(step.token);
       if (step.prefill) prefillCount++;
       if (step.logits) logits.push(step.logits.slice());
-      if (step.next !== 1) {
+      if (!step.stop) {
         text.push(step.piece);
         ids.push(step.next);
         if (!a.json) process.stdout.write(model.tokenizer ? step.piece : `${step.next} `);
@@ -265,8 +265,8 @@ async function main(): Promise<void> {
       (y) =>
         y
           .positional('model', { type: 'string', demandOption: true, describe: 'llama2.c checkpoint (.bin) or Hugging Face folder (config.json + safetensors)' })
-          .option('tokenizer', { type: 'string', describe: 'llama2.c tokenizer (.bin); default: tokenizer.bin beside the model' })
-          .option('prompt', { type: 'string', describe: 'prompt text, encoded with BOS as run.c does' })
+          .option('tokenizer', { type: 'string', describe: 'llama2.c tokenizer (.bin) or Hugging Face tokenizer.json; default: tokenizer.json in a Hugging Face folder, else tokenizer.bin beside the model' })
+          .option('prompt', { type: 'string', describe: "prompt text, encoded by the model's tokenizer (llama2.c: with BOS, as run.c does)" })
           .option('prompt-ids', { type: 'string', describe: 'comma-separated token ids, fed exactly as given' })
           .conflicts('prompt', 'prompt-ids')
           .option('steps', { type: 'number', describe: 'positions to run, prompt included (default 256 capped at the context; 0: the whole context)' })

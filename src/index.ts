@@ -1,8 +1,9 @@
 // The package's public API: load a model and generate; compile model definitions and read their IR.
 export { Model, loadModel, readCheckpoint, buildGraphs } from './api.js';
 export type { Checkpoint, LoadOptions, GenerateRequest, GeneratedToken } from './api.js';
-export type { GenerationStep } from './runtime/generate.js';
-export { Tokenizer } from './runtime/tokenizer.js';
+export type { GenerationStep, StopRule } from './runtime/generate.js';
+export { Tokenizer, type TextTokenizer } from './runtime/tokenizer.js';
+export { HfTokenizer } from './runtime/hf-tokenizer.js';
 export { Sampler } from './runtime/sampler.js';
 export { openGpu, type Gpu, type GpuOptions } from './runtime/gpu.js';
 export { compileGraph } from './codegen/compile.js';

@@ -200,3 +200,26 @@ describe('Qwen2ForCausalLM (q/k/v biases)', () => {
     }
   });
 });
+
+describe('special tokens from config.json and generation_config.json', () => {
+  it('takes BOS and the end-of-sequence ids that are in the vocabulary', () => {
+    expect(readCheckpoint(join(hf, 'llama-gqa')).config).toMatchObject({ bosId: 1, stop: { ids: [2], inPrompt: false } });
+    // the fixture GPT-2's special id 50256 is beyond its 500-token vocabulary
+    const gpt2 = readCheckpoint(join(hf, 'gpt2')).config;
+    expect(gpt2.bosId).toBeUndefined();
+    expect(gpt2.stop).toEqual({ ids: [], inPrompt: false });
+  });
+
+  it('feeds the whole prompt, stop ids included, and needs a prompt when the model has no BOS', async () => {
+    const model = await loadModel(join(hf, 'gpt2'));
+    try {
+      const fed: number[] = [];
+      for await (const s of model.generate({ promptIds: [180, 1, 496], steps: 6, temperature: 0 })) fed.push(s.token);
+      expect(fed.slice(0, 3)).toEqual([180, 1, 496]);
+      expect(fed).toHaveLength(6);
+      await expect(model.generate({ steps: 4 }).next()).rejects.toThrow(/no BOS token to start from/);
+    } finally {
+      model.release();
+    }
+  });
+});

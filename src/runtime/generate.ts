@@ -3,7 +3,17 @@
 import type { PlanExecutor } from './executor.js';
 import { checkSamplerSettings, Sampler } from './sampler.js';
 
+/** llama2.c's BOS; run.c also stops when it is about to feed it */
 export const BOS = 1;
+
+/** Tokens that end generation: `ids`; with `inPrompt`, also when the prompt feeds one (run.c's rule). */
+export interface StopRule {
+  readonly ids: readonly number[];
+  readonly inPrompt: boolean;
+}
+
+/** run.c's rule: stop at BOS, sampled or from the prompt. */
+export const runcStop: StopRule = { ids: [BOS], inPrompt: true };
 
 export interface GenerateOptions {
   /** token ids fed from position 0 (a text prompt is encoded with BOS first) */
@@ -15,6 +25,8 @@ export interface GenerateOptions {
   readonly seed: number;
   /** attach each position's logits to its step */
   readonly logits?: boolean;
+  /** default: run.c's */
+  readonly stop?: StopRule;
 }
 
 /** One forward position: `token` was fed at `position`, and `next` was taken from its logits. */
@@ -26,6 +38,8 @@ export interface GenerationStep {
   readonly sampled: boolean;
   /** the position ran in the prefill graph (false: in a decode step) */
   readonly prefill: boolean;
+  /** next ends generation (it is never fed or printed) */
+  readonly stop: boolean;
   readonly logits?: Float32Array;
 }
 
@@ -61,21 +75,24 @@ export async function* generateSteps(g: GenerationGraphs, o: GenerateOptions): A
   const rows = o.logits ? await g.prefill.read(out, 0, T * V) : await g.prefill.read(out, (T - 1) * V, V);
   const rowAt = (p: number): Float32Array => (o.logits ? rows.subarray(p * V, (p + 1) * V) : rows);
 
+  const stop = o.stop ?? runcStop;
   let token = fed[0]!;
   let position = 0;
   for (; position < T - 1; position++) {
     const next = o.promptIds[position + 1]!;
-    yield { position, token, next, sampled: false, prefill: true, ...(o.logits ? { logits: rowAt(position) } : {}) };
-    if (next === BOS) return; // run.c stops at BOS, from the prompt too
+    const ends = stop.inPrompt && stop.ids.includes(next);
+    yield { position, token, next, sampled: false, prefill: true, stop: ends, ...(o.logits ? { logits: rowAt(position) } : {}) };
+    if (ends) return;
     token = next;
   }
   let logits = rowAt(T - 1);
   for (;;) {
     const forced = position + 1 < o.promptIds.length;
     const next = forced ? o.promptIds[position + 1]! : sampler.sample(logits);
-    yield { position, token, next, sampled: !forced, prefill: position < T, ...(o.logits ? { logits } : {}) };
+    const ends = (!forced || stop.inPrompt) && stop.ids.includes(next);
+    yield { position, token, next, sampled: !forced, prefill: position < T, stop: ends, ...(o.logits ? { logits } : {}) };
     position++;
-    if (position >= o.steps || next === BOS) return;
+    if (position >= o.steps || ends) return;
     token = next;
     g.decode.run({ P: position }, { tokens: Int32Array.of(token), positions: Int32Array.of(position) });
     logits = await g.decode.read(g.decode.plan.outputs[0]!, 0, V);

@@ -2,13 +2,26 @@
 // encode and decode reproduce run.c byte for byte. Text is handled as UTF-8 bytes throughout, and pieces
 // compare as C strings (up to their first NUL), as run.c's strcmp/sprintf/printf see them.
 
+/** What generation and the CLI need of a tokenizer: llama2.c's (Tokenizer) or Hugging Face's (HfTokenizer). */
+export interface TextTokenizer {
+  /** the file it was read from, for messages */
+  readonly source: string;
+  /** the model's vocabulary size */
+  readonly vocabSize: number;
+  encode(text: string | Uint8Array, bos: boolean, eos: boolean): number[];
+  /** the bytes of `token` following `prev` */
+  decodePiece(prev: number, token: number): Uint8Array;
+  /** the bytes of a piece that are safe to print */
+  printable(piece: Uint8Array): Uint8Array;
+}
+
 const BOS = 1;
 const EOS = 2;
 const BYTE_FALLBACK_OFFSET = 3; // byte b falls back to token b + 3: after <unk>, <s>, </s>
 const MAX_PIECE_BYTES = 1 << 16;
 const EMPTY = new Uint8Array(0);
 
-export class Tokenizer {
+export class Tokenizer implements TextTokenizer {
   private constructor(
     private readonly pieces: readonly Uint8Array[],
     private readonly scores: Float32Array,
@@ -62,6 +75,14 @@ export class Tokenizer {
     }
     const keys = pieces.map((piece) => byteKey(cString(piece)));
     return new Tokenizer(pieces, scores, keys, lookupTable(keys), source);
+  }
+
+  /** A tokenizer from its pieces (raw bytes, as a llama2.c file stores them) and their merge scores, e.g. a GGUF file's. */
+  static fromPieces(pieces: readonly Uint8Array[], scores: Float32Array, source = 'tokenizer'): Tokenizer {
+    if (pieces.length === 0 || pieces.length !== scores.length) throw new Error(`${source}: ${pieces.length} pieces and ${scores.length} scores do not make a vocabulary`);
+    const copies = pieces.map((piece) => piece.slice());
+    const keys = copies.map((piece) => byteKey(cString(piece)));
+    return new Tokenizer(copies, Float32Array.from(scores), keys, lookupTable(keys), source);
   }
 
   get vocabSize(): number {
@@ -153,6 +174,10 @@ export class Tokenizer {
     if (text.length === 0) return EMPTY;
     if (text.length === 1 && !(isPrint(text[0]) || isSpace(text[0]))) return EMPTY;
     return text.slice();
+  }
+
+  printable(piece: Uint8Array): Uint8Array {
+    return Tokenizer.safePiece(piece);
   }
 
   private checkId(id: number): number {

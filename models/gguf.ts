@@ -1,0 +1,353 @@
+// GGUF v2/v3 files (ggml's docs/gguf.md) of the llama architecture mapped onto models/llama.ts: header,
+// metadata of every GGUF type, tensor infos and an aligned data section, every count, offset and size checked
+// against the file first. F32/F16 tensors and Q8_0/Q4_0 blocks come out as float32 (dequantized on the CPU).
+import type { ModelConfig } from './llama.js';
+import { llamaWeightShapes } from './llama.js';
+import { Tokenizer } from '../src/runtime/tokenizer.js';
+
+/** A metadata value: u64/i64 as bigint, the other numbers as number, arrays of any of them (nested too). */
+export type GgufValue = number | bigint | boolean | string | GgufValue[];
+
+export interface GgufTensorInfo {
+  readonly name: string;
+  /** ne[0..]: the fastest-varying dimension first (the reverse of a row-major shape) */
+  readonly dims: readonly number[];
+  /** the ggml type id */
+  readonly type: number;
+  /** bytes from the start of the data section */
+  readonly offset: number;
+}
+
+export interface GgufFile {
+  readonly version: number;
+  readonly metadata: ReadonlyMap<string, GgufValue>;
+  readonly tensors: ReadonlyMap<string, GgufTensorInfo>;
+  /** the file bytes; tensor data starts at dataStart */
+  readonly bytes: Uint8Array;
+  readonly dataStart: number;
+}
+
+/** ggml type ids (ggml.h's ggml_type), for names in messages. */
+const typeNames: Record<number, string> = {
+  0: 'F32', 1: 'F16', 2: 'Q4_0', 3: 'Q4_1', 6: 'Q5_0', 7: 'Q5_1', 8: 'Q8_0', 9: 'Q8_1', 10: 'Q2_K', 11: 'Q3_K', 12: 'Q4_K',
+  13: 'Q5_K', 14: 'Q6_K', 15: 'Q8_K', 16: 'IQ2_XXS', 17: 'IQ2_XS', 18: 'IQ3_XXS', 19: 'IQ1_S', 20: 'IQ4_NL', 21: 'IQ3_S',
+  22: 'IQ2_S', 23: 'IQ4_XS', 24: 'I8', 25: 'I16', 26: 'I32', 27: 'I64', 28: 'F64', 29: 'IQ1_M', 30: 'BF16', 34: 'TQ1_0',
+  35: 'TQ2_0', 39: 'MXFP4',
+};
+
+export const GGML_TYPE = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8 } as const;
+
+/** The types weft reads: elements per block and bytes per block. */
+const layouts: Record<number, { block: number; bytes: number }> = {
+  [GGML_TYPE.F32]: { block: 1, bytes: 4 },
+  [GGML_TYPE.F16]: { block: 1, bytes: 2 },
+  [GGML_TYPE.Q8_0]: { block: 32, bytes: 34 },
+  [GGML_TYPE.Q4_0]: { block: 32, bytes: 18 },
+};
+
+export function ggmlTypeName(type: number): string {
+  return typeNames[type] ?? `unknown type ${type}`;
+}
+
+/** gguf_metadata_value_type ids */
+const enum ValueType {
+  U8 = 0, I8 = 1, U16 = 2, I16 = 3, U32 = 4, I32 = 5, F32 = 6, BOOL = 7, STRING = 8, ARRAY = 9, U64 = 10, I64 = 11, F64 = 12,
+}
+const fixedSize: Record<number, number> = { 0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8 };
+
+const f16Table = (() => {
+  const out = new Float32Array(65536);
+  for (let h = 0; h < 65536; h++) {
+    const sign = h & 0x8000 ? -1 : 1;
+    const exp = (h >> 10) & 0x1f;
+    const frac = h & 0x3ff;
+    out[h] = exp === 0 ? sign * frac * 2 ** -24 : exp === 31 ? (frac ? Number.NaN : sign * Infinity) : sign * (1 + frac / 1024) * 2 ** (exp - 15);
+  }
+  return out;
+})();
+
+/** IEEE half-precision bits → its value. */
+export function halfToFloat(bits: number): number {
+  return f16Table[bits & 0xffff]!;
+}
+
+/** Q8_0: blocks of 32 values, each a little-endian f16 scale d then 32 int8 q; value = d·q. */
+export function dequantizeQ8_0(bytes: Uint8Array, n: number): Float32Array {
+  const out = new Float32Array(n);
+  for (let b = 0; b < n / 32; b++) {
+    const o = b * 34;
+    const d = f16Table[bytes[o]! | (bytes[o + 1]! << 8)]!;
+    for (let j = 0; j < 32; j++) out[b * 32 + j] = d * ((bytes[o + 2 + j]! << 24) >> 24);
+  }
+  return out;
+}
+
+/** Q4_0: blocks of 32 values, each an f16 scale d then 16 bytes; element j < 16 is byte j's low nibble, j + 16 its high one; value = d·(nibble − 8). */
+export function dequantizeQ4_0(bytes: Uint8Array, n: number): Float32Array {
+  const out = new Float32Array(n);
+  for (let b = 0; b < n / 32; b++) {
+    const o = b * 18;
+    const d = f16Table[bytes[o]! | (bytes[o + 1]! << 8)]!;
+    for (let j = 0; j < 16; j++) {
+      const q = bytes[o + 2 + j]!;
+      out[b * 32 + j] = d * ((q & 0xf) - 8);
+      out[b * 32 + j + 16] = d * ((q >> 4) - 8);
+    }
+  }
+  return out;
+}
+
+/** Sequential little-endian reads that fail with "truncated" past the end. */
+class Cursor {
+  pos = 0;
+  private readonly view: DataView;
+  constructor(
+    private readonly bytes: Uint8Array,
+    private readonly fail: (msg: string) => never,
+  ) {
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+  get left(): number {
+    return this.bytes.length - this.pos;
+  }
+  private take(n: number, what: string): number {
+    if (n > this.left) this.fail(`truncated: ${what} at byte ${this.pos} needs ${n} bytes, ${this.left} are left`);
+    const at = this.pos;
+    this.pos += n;
+    return at;
+  }
+  u8 = (what: string): number => this.view.getUint8(this.take(1, what));
+  u32 = (what: string): number => this.view.getUint32(this.take(4, what), true);
+  u64 = (what: string): bigint => this.view.getBigUint64(this.take(8, what), true);
+  /** a u64 that must fit a JS number */
+  count = (what: string): number => {
+    const v = this.u64(what);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER)) this.fail(`${what} ${v} is out of range`);
+    return Number(v);
+  };
+  string = (what: string): string => {
+    const n = this.count(`${what} length`);
+    const at = this.take(n, what);
+    return new TextDecoder().decode(this.bytes.subarray(at, at + n));
+  };
+  value(type: number, what: string): GgufValue {
+    const v = this.view;
+    switch (type) {
+      case ValueType.U8: return v.getUint8(this.take(1, what));
+      case ValueType.I8: return v.getInt8(this.take(1, what));
+      case ValueType.U16: return v.getUint16(this.take(2, what), true);
+      case ValueType.I16: return v.getInt16(this.take(2, what), true);
+      case ValueType.U32: return v.getUint32(this.take(4, what), true);
+      case ValueType.I32: return v.getInt32(this.take(4, what), true);
+      case ValueType.F32: return v.getFloat32(this.take(4, what), true);
+      case ValueType.U64: return v.getBigUint64(this.take(8, what), true);
+      case ValueType.I64: return v.getBigInt64(this.take(8, what), true);
+      case ValueType.F64: return v.getFloat64(this.take(8, what), true);
+      case ValueType.BOOL: {
+        const b = v.getUint8(this.take(1, what));
+        if (b > 1) this.fail(`${what}: bool byte ${b} is neither 0 nor 1`);
+        return b === 1;
+      }
+      case ValueType.STRING: return this.string(what);
+      case ValueType.ARRAY: {
+        const itemType = this.u32(`${what} array type`);
+        const n = this.count(`${what} array length`);
+        // every element takes at least this many bytes: a length past the file fails before any allocation
+        const least = fixedSize[itemType] ?? (itemType === ValueType.STRING ? 8 : itemType === ValueType.ARRAY ? 12 : 0);
+        if (least === 0) return this.fail(`${what}: unknown metadata value type ${itemType}`);
+        if (n * least > this.left) this.fail(`truncated: ${what} claims ${n} array elements, only ${this.left} bytes are left`);
+        const out: GgufValue[] = new Array(n);
+        for (let i = 0; i < n; i++) out[i] = this.value(itemType, what);
+        return out;
+      }
+      default:
+        return this.fail(`${what}: unknown metadata value type ${type}`);
+    }
+  }
+}
+
+/** Parses a GGUF file's header, metadata and tensor infos, checking every tensor of a known type lies inside the data section. */
+export function parseGguf(bytes: Uint8Array, source = 'model.gguf'): GgufFile {
+  const fail = (msg: string): never => {
+    throw new Error(`${source}: ${msg}`);
+  };
+  const c = new Cursor(bytes, fail);
+  if (bytes.length < 4 || String.fromCharCode(...bytes.subarray(0, 4)) !== 'GGUF') fail(`not a GGUF file (no "GGUF" magic)`);
+  c.pos = 4;
+  const version = c.u32('version');
+  if (version !== 2 && version !== 3) fail(`GGUF version ${version} is not supported (weft reads versions 2 and 3)`);
+  const tensorCount = c.count('tensor count');
+  const kvCount = c.count('metadata count');
+  // a key-value pair takes at least 12 bytes, a tensor info at least 24
+  if (kvCount * 12 + tensorCount * 24 > c.left) fail(`truncated: ${tensorCount} tensors and ${kvCount} metadata entries do not fit in ${bytes.length} bytes`);
+  const metadata = new Map<string, GgufValue>();
+  for (let i = 0; i < kvCount; i++) {
+    const key = c.string(`metadata key ${i}`);
+    metadata.set(key, c.value(c.u32(`metadata ${key} type`), `metadata ${key}`));
+  }
+  const alignment = metadata.get('general.alignment') ?? 32;
+  if (typeof alignment !== 'number' || !Number.isInteger(alignment) || alignment <= 0 || alignment % 8 !== 0) {
+    fail(`general.alignment ${String(alignment)} is not a positive multiple of 8`);
+  }
+  const align = alignment as number;
+  const infos: GgufTensorInfo[] = [];
+  for (let i = 0; i < tensorCount; i++) {
+    const name = c.string(`tensor ${i} name`);
+    const nDims = c.u32(`tensor ${name} dimension count`);
+    if (nDims < 1 || nDims > 4) fail(`tensor ${name} has ${nDims} dimensions (1 to 4 are allowed)`);
+    const dims = Array.from({ length: nDims }, () => c.count(`tensor ${name} dimension`));
+    const type = c.u32(`tensor ${name} type`);
+    const offset = c.count(`tensor ${name} offset`);
+    if (offset % align !== 0) fail(`tensor ${name} offset ${offset} is not a multiple of the alignment ${align}`);
+    infos.push({ name, dims, type, offset });
+  }
+  const dataStart = Math.ceil(c.pos / align) * align;
+  const dataBytes = bytes.length - dataStart;
+  const tensors = new Map<string, GgufTensorInfo>();
+  for (const t of infos) {
+    if (tensors.has(t.name)) fail(`tensor ${t.name} appears twice`);
+    tensors.set(t.name, t);
+    const layout = layouts[t.type];
+    if (!layout) continue; // named when read
+    const n = t.dims.reduce((a, b) => a * b, 1);
+    if (!Number.isSafeInteger(n) || t.dims[0]! % layout.block !== 0) fail(`tensor ${t.name}: dimensions [${t.dims.join(', ')}] do not fit ${ggmlTypeName(t.type)} blocks of ${layout.block}`);
+    const size = (n / layout.block) * layout.bytes;
+    if (t.offset + size > dataBytes) fail(`tensor ${t.name}: bytes [${t.offset}, ${t.offset + size}) are outside the ${Math.max(0, dataBytes)} data bytes (truncated?)`);
+  }
+  return { version, metadata, tensors, bytes, dataStart };
+}
+
+/** A tensor's values as float32, dequantized when quantized. */
+export function tensorValues(file: GgufFile, t: GgufTensorInfo, source = 'model.gguf'): Float32Array {
+  const layout = layouts[t.type];
+  if (!layout) throw new Error(`${source}: tensor ${t.name} has type ${ggmlTypeName(t.type)}, which weft does not read (F32, F16, Q8_0, Q4_0)`);
+  const n = t.dims.reduce((a, b) => a * b, 1);
+  const at = file.dataStart + t.offset;
+  const bytes = file.bytes.subarray(at, at + (n / layout.block) * layout.bytes);
+  if (t.type === GGML_TYPE.Q8_0) return dequantizeQ8_0(bytes, n);
+  if (t.type === GGML_TYPE.Q4_0) return dequantizeQ4_0(bytes, n);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const out = new Float32Array(n);
+  if (t.type === GGML_TYPE.F32) for (let i = 0; i < n; i++) out[i] = view.getFloat32(i * 4, true);
+  else for (let i = 0; i < n; i++) out[i] = f16Table[view.getUint16(i * 2, true)]!;
+  return out;
+}
+
+function configOf(file: GgufFile, fail: (msg: string) => never): ModelConfig {
+  const m = file.metadata;
+  const arch = m.get('general.architecture');
+  if (arch !== 'llama') fail(`architecture ${JSON.stringify(arch ?? null)} is not supported (weft reads GGUF llama)`);
+  const num = (key: string, fallback?: number): number => {
+    const v = m.get(key) ?? fallback;
+    const n = typeof v === 'bigint' ? Number(v) : v;
+    if (typeof n !== 'number' || !(n > 0)) return fail(`${key} must be a positive number, is ${String(v)}`);
+    return n;
+  };
+  const int = (key: string, fallback?: number): number => {
+    const n = num(key, fallback);
+    if (!Number.isSafeInteger(n)) fail(`${key} must be a positive integer, is ${n}`);
+    return n;
+  };
+  const scaling = m.get('llama.rope.scaling.type') ?? 'none';
+  if (scaling !== 'none') fail(`RoPE scaling '${String(scaling)}' is not supported (only unscaled RoPE)`);
+  const dim = int('llama.embedding_length');
+  const nHeads = int('llama.attention.head_count');
+  const nKvHeads = int('llama.attention.head_count_kv', nHeads);
+  if (dim % nHeads !== 0 || nHeads % nKvHeads !== 0) fail(`${nHeads} heads and ${nKvHeads} kv heads do not divide embedding_length ${dim}`);
+  const ropeDims = int('llama.rope.dimension_count', dim / nHeads);
+  if (ropeDims !== dim / nHeads) fail(`llama.rope.dimension_count ${ropeDims} differs from the head size ${dim / nHeads}, which weft does not support`);
+  const tokens = m.get('tokenizer.ggml.tokens');
+  const embd = file.tensors.get('token_embd.weight');
+  const vocabSize = Array.isArray(tokens) ? tokens.length : embd?.dims.length === 2 ? embd.dims[1]! : fail(`no tokenizer.ggml.tokens and no 2-D token_embd.weight to size the vocabulary`);
+  // llama.cpp's defaults for a SentencePiece vocabulary: BOS 1, EOS 2
+  const spm = m.get('tokenizer.ggml.model') === 'llama';
+  const id = (key: string, fallback: number | undefined): number | undefined => {
+    const v = m.get(key);
+    const n = typeof v === 'bigint' ? Number(v) : typeof v === 'number' ? v : fallback;
+    return n !== undefined && Number.isInteger(n) && n >= 0 && n < vocabSize ? n : undefined;
+  };
+  const bosId = m.get('tokenizer.ggml.add_bos_token') === false ? undefined : id('tokenizer.ggml.bos_token_id', spm ? 1 : undefined);
+  const stopIds = [id('tokenizer.ggml.eos_token_id', spm ? 2 : undefined), id('tokenizer.ggml.eot_token_id', undefined)].filter((x): x is number => x !== undefined);
+  return {
+    family: 'llama',
+    dim,
+    hiddenDim: int('llama.feed_forward_length'),
+    nLayers: int('llama.block_count'),
+    nHeads,
+    nKvHeads,
+    vocabSize,
+    seqLen: int('llama.context_length'),
+    normEps: num('llama.attention.layer_norm_rms_epsilon'),
+    ropeTheta: num('llama.rope.freq_base', 10000),
+    ...(bosId !== undefined ? { bosId } : {}),
+    stop: { ids: [...new Set(stopIds)], inPrompt: false },
+  };
+}
+
+/** llama.cpp's tensor name for a models/llama.ts weight. */
+function ggufName(name: string): string {
+  if (name === 'tok_embeddings') return 'token_embd.weight';
+  if (name === 'norm') return 'output_norm.weight';
+  if (name === 'output') return 'output.weight';
+  const [, l, part] = /^layers\.(\d+)\.(.+)$/.exec(name)!;
+  const blk = { attention_norm: 'attn_norm', wq: 'attn_q', wk: 'attn_k', wv: 'attn_v', wo: 'attn_output', ffn_norm: 'ffn_norm', w1: 'ffn_gate', w2: 'ffn_down', w3: 'ffn_up' }[part!];
+  return `blk.${l}.${blk ?? part}.weight`;
+}
+
+/**
+ * A GGUF llama checkpoint under models/llama.ts's names. Tensors with ne = [in, out] are row-major [out, in], and
+ * llama.cpp's converter stores Q/K rows in adjacent-pair RoPE order, so no weight is reordered; a missing
+ * output.weight is tied to token_embd.weight.
+ */
+export function readGguf(bytes: Uint8Array, source = 'model.gguf'): { config: ModelConfig; weights: Map<string, Float32Array>; file: GgufFile } {
+  const fail = (msg: string): never => {
+    throw new Error(`${source}: ${msg}`);
+  };
+  const file = parseGguf(bytes, source);
+  const config = configOf(file, fail);
+  const weights = new Map<string, Float32Array>();
+  const used = new Set<string>();
+  for (const [name, shape] of llamaWeightShapes(config)) {
+    if (name === 'rope_cos' || name === 'rope_sin') continue;
+    let key = ggufName(name);
+    if (name === 'output' && !file.tensors.has(key)) key = 'token_embd.weight';
+    const t = file.tensors.get(key) ?? fail(`tensor ${key} is missing`);
+    const rowMajor = [...t.dims].reverse();
+    if (rowMajor.length !== shape.length || rowMajor.some((d, i) => d !== shape[i])) {
+      fail(`tensor ${key} has shape [${rowMajor.join(', ')}] (ne [${t.dims.join(', ')}]), the metadata implies [${shape.join(', ')}]`);
+    }
+    used.add(key);
+    weights.set(name, tensorValues(file, t, source));
+  }
+  for (const key of file.tensors.keys()) if (!used.has(key)) fail(`tensor ${key} is not part of weft's llama (biases and RoPE frequency tensors are not supported)`);
+  return { config, weights, file };
+}
+
+/**
+ * The tokenizer a GGUF file carries: tokenizer.ggml.model "llama" (SentencePiece tokens and scores) becomes a
+ * llama2.c-style Tokenizer, SentencePiece's '▁' turned back into the space llama2.c stores; undefined when absent.
+ */
+export function ggufTokenizer(file: GgufFile, vocabSize: number, source = 'model.gguf'): Tokenizer | undefined {
+  const fail = (msg: string): never => {
+    throw new Error(`${source}: ${msg}`);
+  };
+  const kind = file.metadata.get('tokenizer.ggml.model');
+  if (kind === undefined) return undefined;
+  if (kind === 'gpt2') fail(`GGUF gpt2 (byte-level BPE) tokenizers are not supported yet; give --tokenizer`);
+  if (kind !== 'llama') fail(`tokenizer.ggml.model ${JSON.stringify(kind)} is not supported (weft reads "llama")`);
+  const tokens = file.metadata.get('tokenizer.ggml.tokens');
+  const scores = file.metadata.get('tokenizer.ggml.scores');
+  if (!Array.isArray(tokens) || tokens.some((t) => typeof t !== 'string')) return fail(`tokenizer.ggml.tokens must be an array of strings`);
+  if (!Array.isArray(scores) || scores.length !== tokens.length || scores.some((s) => typeof s !== 'number')) {
+    return fail(`tokenizer.ggml.scores must be ${tokens.length} numbers, one per token`);
+  }
+  if (tokens.length !== vocabSize) fail(`tokenizer has ${tokens.length} tokens, model vocabulary is ${vocabSize}`);
+  const utf8 = new TextEncoder();
+  const pieces = (tokens as string[]).map((t) => utf8.encode(t.replaceAll('\u2581', ' ')));
+  return Tokenizer.fromPieces(pieces, Float32Array.from(scores as number[]), source);
+}
+
+/** Whether bytes start with the GGUF magic. */
+export function isGguf(bytes: Uint8Array): boolean {
+  return bytes.length >= 4 && bytes[0] === 0x47 && bytes[1] === 0x47 && bytes[2] === 0x55 && bytes[3] === 0x46;
+}

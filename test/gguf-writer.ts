@@ -1,0 +1,218 @@
+// Writes GGUF v3 files (ggml's docs/gguf.md) for tests: typed metadata (arrays included), tensor infos and
+// an aligned data section, with F32, F16, Q8_0 and Q4_0 encoders that also return the values they encode.
+import { GGML_TYPE } from '../models/gguf.js';
+
+/** A metadata value with its GGUF value type (0 u8 … 12 f64); arrays name their element type (arrays of arrays hold GgufMeta arrays). */
+export type GgufMeta =
+  | { type: 'u8' | 'i8' | 'u16' | 'i16' | 'u32' | 'i32' | 'f32' | 'f64'; value: number }
+  | { type: 'u64' | 'i64'; value: bigint }
+  | { type: 'bool'; value: boolean }
+  | { type: 'string'; value: string }
+  | { type: 'array'; of: Scalar; value: (number | bigint | boolean | string)[] }
+  | { type: 'array'; of: 'array'; value: GgufMeta[] };
+type Scalar = 'u8' | 'i8' | 'u16' | 'i16' | 'u32' | 'i32' | 'f32' | 'f64' | 'u64' | 'i64' | 'bool' | 'string';
+
+const valueTypes = { u8: 0, i8: 1, u16: 2, i16: 3, u32: 4, i32: 5, f32: 6, bool: 7, string: 8, array: 9, u64: 10, i64: 11, f64: 12 } as const;
+
+export interface GgufTensor {
+  readonly name: string;
+  /** ne: the fastest-varying dimension first */
+  readonly dims: readonly number[];
+  readonly type: number;
+  readonly data: Uint8Array;
+}
+
+export interface EncodedTensor {
+  readonly type: number;
+  readonly data: Uint8Array;
+  /** the values a reader must decode from data, computed from the encoder's own scales and integers */
+  readonly values: Float32Array;
+}
+
+class ByteWriter {
+  private chunks: number[] = [];
+  get length(): number {
+    return this.chunks.length;
+  }
+  bytes(b: Uint8Array): void {
+    for (const x of b) this.chunks.push(x);
+  }
+  private fixed(n: number, set: (v: DataView) => void): void {
+    const b = new Uint8Array(n);
+    set(new DataView(b.buffer));
+    this.bytes(b);
+  }
+  u32 = (v: number): void => this.fixed(4, (d) => d.setUint32(0, v, true));
+  u64 = (v: number | bigint): void => this.fixed(8, (d) => d.setBigUint64(0, BigInt(v), true));
+  string = (s: string): void => {
+    const b = new TextEncoder().encode(s);
+    this.u64(b.length);
+    this.bytes(b);
+  };
+  /** the payload of a value, without its type tag */
+  value(m: GgufMeta): void {
+    const v = m.value;
+    switch (m.type) {
+      case 'u8': return this.fixed(1, (d) => d.setUint8(0, v as number));
+      case 'i8': return this.fixed(1, (d) => d.setInt8(0, v as number));
+      case 'u16': return this.fixed(2, (d) => d.setUint16(0, v as number, true));
+      case 'i16': return this.fixed(2, (d) => d.setInt16(0, v as number, true));
+      case 'u32': return this.u32(v as number);
+      case 'i32': return this.fixed(4, (d) => d.setInt32(0, v as number, true));
+      case 'f32': return this.fixed(4, (d) => d.setFloat32(0, v as number, true));
+      case 'f64': return this.fixed(8, (d) => d.setFloat64(0, v as number, true));
+      case 'u64': return this.u64(v as bigint);
+      case 'i64': return this.fixed(8, (d) => d.setBigInt64(0, v as bigint, true));
+      case 'bool': return this.fixed(1, (d) => d.setUint8(0, v ? 1 : 0));
+      case 'string': return this.string(v as string);
+      case 'array': {
+        this.u32(valueTypes[m.of]);
+        this.u64(m.value.length);
+        for (const item of m.value) this.value(m.of === 'array' ? (item as GgufMeta) : ({ type: m.of, value: item } as GgufMeta));
+        return;
+      }
+    }
+  }
+  pad(align: number): void {
+    while (this.chunks.length % align !== 0) this.chunks.push(0);
+  }
+  result(): Uint8Array {
+    return Uint8Array.from(this.chunks);
+  }
+}
+
+/** A GGUF file: header (version 3 unless given), metadata in order, tensor infos, data aligned to general.alignment (32). */
+export function writeGguf(metadata: ReadonlyMap<string, GgufMeta> | [string, GgufMeta][], tensors: readonly GgufTensor[], version = 3): Uint8Array {
+  const meta = [...metadata];
+  const alignMeta = meta.find(([k]) => k === 'general.alignment')?.[1];
+  const align = alignMeta ? Number(alignMeta.value) : 32;
+  const w = new ByteWriter();
+  w.bytes(new TextEncoder().encode('GGUF'));
+  w.u32(version);
+  w.u64(tensors.length);
+  w.u64(meta.length);
+  for (const [key, m] of meta) {
+    w.string(key);
+    w.u32(valueTypes[m.type]);
+    w.value(m);
+  }
+  let offset = 0;
+  const offsets = tensors.map((t) => {
+    const at = offset;
+    offset = Math.ceil((offset + t.data.length) / align) * align;
+    return at;
+  });
+  tensors.forEach((t, i) => {
+    w.string(t.name);
+    w.u32(t.dims.length);
+    for (const d of t.dims) w.u64(d);
+    w.u32(t.type);
+    w.u64(offsets[i]!);
+  });
+  w.pad(align);
+  tensors.forEach((t) => {
+    w.bytes(t.data);
+    w.pad(align);
+  });
+  return w.result();
+}
+
+/** float → IEEE half bits, rounding to nearest even. */
+export function floatToHalf(x: number): number {
+  const f = new Float32Array([x]);
+  const u = new Uint32Array(f.buffer)[0]!;
+  const sign = (u >>> 16) & 0x8000;
+  const exp = (u >>> 23) & 0xff;
+  let mant = u & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  let e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    let h = mant >>> shift;
+    const rem = mant & ((1 << shift) - 1);
+    const half = 1 << (shift - 1);
+    if (rem > half || (rem === half && h & 1)) h++;
+    return sign | h;
+  }
+  let h = (e << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  if (rem > 0x1000 || (rem === 0x1000 && h & 1)) h++;
+  return sign | h;
+}
+
+/** half bits → float */
+export function halfValue(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const exp = (h >> 10) & 0x1f;
+  const frac = h & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24;
+  if (exp === 31) return frac ? Number.NaN : sign * Infinity;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+}
+
+export function encodeF32(x: Float32Array): EncodedTensor {
+  return { type: GGML_TYPE.F32, data: new Uint8Array(Float32Array.from(x).buffer), values: Float32Array.from(x) };
+}
+
+export function encodeF16(x: Float32Array): EncodedTensor {
+  const bits = Uint16Array.from(x, floatToHalf);
+  return { type: GGML_TYPE.F16, data: new Uint8Array(bits.buffer), values: Float32Array.from(bits, halfValue) };
+}
+
+/** ggml's quantize_row_q8_0_ref: per block of 32, d = max|x| / 127, q = round(x / d). */
+export function encodeQ8_0(x: Float32Array): EncodedTensor {
+  const blocks = x.length / 32;
+  const data = new Uint8Array(blocks * 34);
+  const values = new Float32Array(x.length);
+  for (let b = 0; b < blocks; b++) {
+    let amax = 0;
+    for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[b * 32 + j]!));
+    const d = Math.fround(amax / 127);
+    const id = d ? Math.fround(1 / d) : 0;
+    const dh = floatToHalf(d);
+    data[b * 34] = dh & 0xff;
+    data[b * 34 + 1] = dh >> 8;
+    for (let j = 0; j < 32; j++) {
+      const v = Math.fround(x[b * 32 + j]! * id);
+      const q = Math.sign(v) * Math.round(Math.abs(v)); // roundf: ties away from zero
+      data[b * 34 + 2 + j] = q & 0xff;
+      values[b * 32 + j] = halfValue(dh) * q;
+    }
+  }
+  return { type: GGML_TYPE.Q8_0, data, values };
+}
+
+/** ggml's quantize_row_q4_0_ref: per block of 32, d = (the value of largest magnitude) / −8, q = min(15, trunc(x / d + 8.5)). */
+export function encodeQ4_0(x: Float32Array): EncodedTensor {
+  const blocks = x.length / 32;
+  const data = new Uint8Array(blocks * 18);
+  const values = new Float32Array(x.length);
+  for (let b = 0; b < blocks; b++) {
+    let amax = 0;
+    let max = 0;
+    for (let j = 0; j < 32; j++) {
+      const v = x[b * 32 + j]!;
+      if (amax < Math.abs(v)) {
+        amax = Math.abs(v);
+        max = v;
+      }
+    }
+    const d = Math.fround(max / -8);
+    const id = d ? Math.fround(1 / d) : 0;
+    const dh = floatToHalf(d);
+    data[b * 18] = dh & 0xff;
+    data[b * 18 + 1] = dh >> 8;
+    const q = (v: number): number => Math.min(15, Math.trunc(Math.fround(Math.fround(v * id) + 8.5)));
+    for (let j = 0; j < 16; j++) {
+      const lo = q(x[b * 32 + j]!);
+      const hi = q(x[b * 32 + 16 + j]!);
+      data[b * 18 + 2 + j] = lo | (hi << 4);
+      values[b * 32 + j] = halfValue(dh) * (lo - 8);
+      values[b * 32 + 16 + j] = halfValue(dh) * (hi - 8);
+    }
+  }
+  return { type: GGML_TYPE.Q4_0, data, values };
+}

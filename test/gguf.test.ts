@@ -1,0 +1,227 @@
+// GGUF checkpoints written from the llama-gqa fixture: F32 logits equal the safetensors path's; F16, Q8_0 and
+// Q4_0 logits equal a model built from the values the encoders chose; metadata of every type, the tokenizer,
+// the dequantizers, and one-line errors on malformed files.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadModel, readCheckpoint, readModelFiles, type ModelFiles } from '../src/api.js';
+import { dequantizeQ4_0, dequantizeQ8_0, parseGguf, readGguf } from '../models/gguf.js';
+import { llamaWeightShapes } from '../models/llama.js';
+import { maxAbsDiff } from './reference.js';
+import { encodeF16, encodeF32, encodeQ4_0, encodeQ8_0, writeGguf, type EncodedTensor, type GgufMeta } from './gguf-writer.js';
+
+const fixture = new URL('../../shared/fixtures/hf/llama-gqa/', import.meta.url).pathname;
+const reference = JSON.parse(readFileSync(join(fixture, 'reference.json'), 'utf8')) as { prompt: number[] };
+const base = readCheckpoint(fixture);
+/** the fixture's config as GGUF stores it: the norm epsilon is an f32 there */
+const baseConfig = { ...base.config, normEps: Math.fround(base.config.normEps) };
+const scratch = mkdtempSync(join(tmpdir(), 'weft-gguf-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+/** A SentencePiece-style vocabulary of 512: specials, byte pieces, '▁', letters, the merges of "hello", fillers. */
+function vocabulary(): { tokens: string[]; scores: number[] } {
+  const tokens = ['<unk>', '<s>', '</s>', ...Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`), '\u2581'];
+  const scores = tokens.map(() => 0);
+  for (let c = 97; c <= 122; c++) (tokens.push(String.fromCharCode(c)), scores.push(0));
+  [['he', -1], ['ll', -2], ['llo', -3], ['hello', -4], ['\u2581hello', -5]].forEach(([t, s]) => (tokens.push(t as string), scores.push(s as number)));
+  while (tokens.length < 512) (tokens.push(`<extra_${tokens.length}>`), scores.push(-100));
+  return { tokens, scores };
+}
+
+/** llama.cpp's name for a weft llama weight. */
+function ggufName(name: string): string {
+  const fixed: Record<string, string> = { tok_embeddings: 'token_embd.weight', norm: 'output_norm.weight', output: 'output.weight' };
+  if (fixed[name]) return fixed[name];
+  const [, l, part] = /^layers\.(\d+)\.(.+)$/.exec(name)!;
+  const blk: Record<string, string> = { attention_norm: 'attn_norm', wq: 'attn_q', wk: 'attn_k', wv: 'attn_v', wo: 'attn_output', ffn_norm: 'ffn_norm', w1: 'ffn_gate', w2: 'ffn_down', w3: 'ffn_up' };
+  return `blk.${l}.${blk[part!]}.weight`;
+}
+
+interface Built {
+  bytes: Uint8Array;
+  /** the weights a reader must return: the encoders' values */
+  expected: Map<string, Float32Array>;
+}
+
+/** The fixture as a GGUF file: 2-D weights through `encode`, norms F32; `meta` overrides or adds metadata. */
+function build(encode: (x: Float32Array) => EncodedTensor, meta: [string, GgufMeta][] = [], edit: { retype?: { name: string; type: number }; omit?: string } = {}): Built {
+  const { retype, omit } = edit;
+  const c = base.config;
+  const { tokens, scores } = vocabulary();
+  const metadata = new Map<string, GgufMeta>([
+    ['general.architecture', { type: 'string', value: 'llama' }],
+    ['general.name', { type: 'string', value: 'llama-gqa fixture' }],
+    ['llama.context_length', { type: 'u32', value: c.seqLen }],
+    ['llama.embedding_length', { type: 'u32', value: c.dim }],
+    ['llama.feed_forward_length', { type: 'u32', value: c.hiddenDim }],
+    ['llama.block_count', { type: 'u32', value: c.nLayers }],
+    ['llama.attention.head_count', { type: 'u32', value: c.nHeads }],
+    ['llama.attention.head_count_kv', { type: 'u32', value: c.nKvHeads }],
+    ['llama.attention.layer_norm_rms_epsilon', { type: 'f32', value: c.normEps }],
+    ['llama.rope.freq_base', { type: 'f32', value: c.ropeTheta }],
+    ['llama.rope.dimension_count', { type: 'u32', value: c.dim / c.nHeads }],
+    ['tokenizer.ggml.model', { type: 'string', value: 'llama' }],
+    ['tokenizer.ggml.tokens', { type: 'array', of: 'string', value: tokens }],
+    ['tokenizer.ggml.scores', { type: 'array', of: 'f32', value: scores }],
+    ['tokenizer.ggml.token_type', { type: 'array', of: 'i32', value: tokens.map((_, i) => (i < 3 ? 3 : i < 259 ? 6 : 1)) }],
+    ['tokenizer.ggml.bos_token_id', { type: 'u32', value: 1 }],
+    ['tokenizer.ggml.eos_token_id', { type: 'u32', value: 2 }],
+  ]);
+  for (const [k, v] of meta) metadata.set(k, v);
+  const expected = new Map<string, Float32Array>();
+  const tensors = [...llamaWeightShapes(c)]
+    .filter(([name]) => name !== 'rope_cos' && name !== 'rope_sin')
+    .map(([name, shape]) => {
+      // norms stay F32; rows that blocks of 32 do not divide fall back to F16, as llama.cpp's quantizer does
+      const blocked = encode === encodeQ8_0 || encode === encodeQ4_0;
+      const e = (shape.length === 1 ? encodeF32 : blocked && shape[1]! % 32 !== 0 ? encodeF16 : encode)(base.weights.get(name)!);
+      expected.set(name, e.values);
+      const type = retype?.name === ggufName(name) ? retype.type : e.type;
+      return { name: ggufName(name), dims: [...shape].reverse(), type, data: e.data };
+    })
+    .filter((t) => t.name !== omit);
+  return { bytes: writeGguf(metadata, tensors), expected };
+}
+
+function save(name: string, bytes: Uint8Array): string {
+  const path = join(scratch, name);
+  writeFileSync(path, bytes);
+  return path;
+}
+
+/** Every position's logits: the reference prompt, then 4 greedy steps. */
+async function logits(source: string | ModelFiles): Promise<Float32Array[]> {
+  const model = await loadModel(source);
+  try {
+    const out: Float32Array[] = [];
+    for await (const s of model.generate({ promptIds: reference.prompt, steps: reference.prompt.length + 4, temperature: 0, logits: true })) out.push(s.logits!);
+    return out;
+  } finally {
+    model.release();
+  }
+}
+
+const worst = (a: Float32Array[], b: Float32Array[]): number => {
+  expect(a.length).toBe(b.length);
+  return Math.max(...a.map((x, i) => maxAbsDiff(x, b[i]!)));
+};
+
+describe('GGUF llama checkpoints', () => {
+  it('F32: the config and weights of the safetensors checkpoint, and the same logits', async () => {
+    const path = save('f32.gguf', build(encodeF32).bytes);
+    const ckpt = readCheckpoint(path);
+    expect(ckpt.config).toEqual(baseConfig);
+    for (const [name, w] of base.weights) expect(maxAbsDiff(ckpt.weights.get(name)!, w), name).toBe(0);
+    expect(worst(await logits(path), await logits(fixture))).toBeLessThan(1e-5);
+  });
+
+  it.each([
+    ['F16', encodeF16],
+    ['Q8_0', encodeQ8_0],
+    ['Q4_0', encodeQ4_0],
+  ])('%s: dequantized weights equal the encoded values, logits equal a model built from them', async (kind, encode) => {
+    const { bytes, expected } = build(encode, kind === 'Q4_0' ? [['general.alignment', { type: 'u32', value: 64 }]] : []);
+    const path = save(`${kind}.gguf`, bytes);
+    const ckpt = readCheckpoint(path);
+    for (const [name, w] of expected) expect(maxAbsDiff(ckpt.weights.get(name)!, w), name).toBe(0);
+    const weights = new Map(base.weights);
+    for (const [name, w] of expected) weights.set(name, w);
+    const got = await logits(path);
+    expect(worst(got, await logits({ config: base.config, weights, tokenizer: undefined }))).toBeLessThan(1e-4);
+    // a sanity bound: quantization moves this small random model's logits (0.002 F16, 0.04 Q8_0, 1.8 Q4_0)
+    expect(worst(got, await logits(fixture))).toBeLessThan(kind === 'Q4_0' ? 3 : 0.1);
+  });
+
+  it('routes a file by its magic whatever its name, and output.weight absent ties it to token_embd', () => {
+    const path = save('tied.bin', build(encodeF32, [], { omit: 'output.weight' }).bytes);
+    const ckpt = readCheckpoint(path);
+    expect(ckpt.config).toEqual(baseConfig);
+    expect(ckpt.weights.get('output')).toEqual(base.weights.get('tok_embeddings'));
+  });
+
+  it('carries its SentencePiece tokenizer: ▁ read as a space, merges by score, byte pieces', () => {
+    const files = readModelFiles(save('tok.gguf', build(encodeF32).bytes));
+    const tok = files.tokenizer!;
+    const ids = tok.encode('hello', true, false);
+    expect(ids).toEqual([1, vocabulary().tokens.indexOf('\u2581hello')]);
+    expect(new TextDecoder().decode(tok.decodePiece(1, ids[1]!))).toBe('hello');
+    expect(new TextDecoder().decode(tok.decodePiece(5, ids[1]!))).toBe(' hello');
+    expect([...tok.decodePiece(5, 3 + 10)]).toEqual([10]);
+  });
+});
+
+describe('GGUF metadata and blocks', () => {
+  it('reads metadata values of every type, arrays nested', () => {
+    const meta: [string, GgufMeta][] = [
+      ['u8', { type: 'u8', value: 250 }],
+      ['i8', { type: 'i8', value: -5 }],
+      ['u16', { type: 'u16', value: 65000 }],
+      ['i16', { type: 'i16', value: -300 }],
+      ['u32', { type: 'u32', value: 4e9 }],
+      ['i32', { type: 'i32', value: -2e9 }],
+      ['f32', { type: 'f32', value: 1.5 }],
+      ['bool', { type: 'bool', value: true }],
+      ['string', { type: 'string', value: 'héllo ▁' }],
+      ['u64', { type: 'u64', value: 2n ** 63n + 1n }],
+      ['i64', { type: 'i64', value: -(2n ** 40n) }],
+      ['f64', { type: 'f64', value: 0.1 }],
+      ['array', { type: 'array', of: 'array', value: [{ type: 'array', of: 'u32', value: [1, 2] }, { type: 'array', of: 'string', value: ['a'] }] }],
+    ];
+    const file = parseGguf(writeGguf(meta, []), 'x.gguf');
+    expect(file.version).toBe(3);
+    expect(Object.fromEntries(file.metadata)).toEqual({
+      u8: 250, i8: -5, u16: 65000, i16: -300, u32: 4e9, i32: -2e9, f32: 1.5, bool: true, string: 'héllo ▁',
+      u64: 2n ** 63n + 1n, i64: -(2n ** 40n), f64: 0.1, array: [[1, 2], ['a']],
+    });
+  });
+
+  it('dequantizes Q8_0 and Q4_0 blocks', () => {
+    const q8 = new Uint8Array(34);
+    q8.set([0x00, 0x34]); // d = 0.25
+    q8[2] = 0x80; // -128
+    q8[3] = 127;
+    q8[4] = 0xff; // -1
+    expect([...dequantizeQ8_0(q8, 32).subarray(0, 4)]).toEqual([-32, 31.75, -0.25, 0]);
+    const q4 = new Uint8Array(18);
+    q4.set([0x00, 0x38]); // d = 0.5
+    q4[2] = 0x1f; // element 0: 15 → 3.5, element 16: 1 → -3.5
+    q4.fill(0x88, 3); // nibble 8 → 0
+    const v = dequantizeQ4_0(q4, 32);
+    expect([v[0], v[16], v[1], v[17]]).toEqual([3.5, -3.5, 0, 0]);
+  });
+});
+
+describe('GGUF errors', () => {
+  const good = build(encodeF32).bytes;
+  const patched = (at: number, value: number): Uint8Array => {
+    const b = good.slice();
+    new DataView(b.buffer).setUint32(at, value, true);
+    return b;
+  };
+  it.each([
+    ['a file truncated in its data', () => readGguf(good.subarray(0, good.length - 100), 'm.gguf'), /^m\.gguf: tensor output\.weight: bytes .* are outside the \d+ data bytes \(truncated\?\)$/],
+    ['a file truncated in its header', () => readGguf(good.subarray(0, 40), 'm.gguf'), /^m\.gguf: truncated/],
+    ['a bad magic', () => readGguf(patched(0, 0x46554746), 'm.gguf'), /^m\.gguf: not a GGUF file/],
+    ['version 1', () => readGguf(patched(4, 1), 'm.gguf'), /^m\.gguf: GGUF version 1 is not supported/],
+    ['a tensor count past the file', () => readGguf(patched(8, 1e9), 'm.gguf'), /^m\.gguf: truncated: 1000000000 tensors/],
+    ['an unknown metadata type', () => readGguf(patched(24 + 8 + 'general.architecture'.length, 13), 'm.gguf'), /^m\.gguf: metadata general\.architecture: unknown metadata value type 13$/],
+    ['an unsupported tensor type', () => readGguf(build(encodeF32, [], { retype: { name: 'blk.0.attn_q.weight', type: 12 } }).bytes, 'm.gguf'), /^m\.gguf: tensor blk\.0\.attn_q\.weight has type Q4_K, which weft does not read/],
+    ['a shape disagreeing with the metadata', () => readGguf(build(encodeF32, [['llama.feed_forward_length', { type: 'u32', value: 340 }]]).bytes, 'm.gguf'), /^m\.gguf: tensor blk\.0\.ffn_gate\.weight has shape \[344, 128\] \(ne \[128, 344\]\), the metadata implies \[340, 128\]$/],
+    ['an unknown architecture', () => readGguf(build(encodeF32, [['general.architecture', { type: 'string', value: 'gpt2' }]]).bytes, 'm.gguf'), /^m\.gguf: architecture "gpt2" is not supported/],
+    ['RoPE scaling', () => readGguf(build(encodeF32, [['llama.rope.scaling.type', { type: 'string', value: 'linear' }]]).bytes, 'm.gguf'), /^m\.gguf: RoPE scaling 'linear' is not supported/],
+  ])('%s', (_, read, message) => {
+    expect(read).toThrow(message);
+    try {
+      read();
+    } catch (e) {
+      expect((e as Error).message).not.toContain('\n');
+    }
+  });
+
+  it('refuses a gpt2-kind tokenizer in one line', () => {
+    const path = save('gpt2-tok.gguf', build(encodeF32, [['tokenizer.ggml.model', { type: 'string', value: 'gpt2' }]]).bytes);
+    expect(() => readModelFiles(path)).toThrow(/gpt2-tok\.gguf: GGUF gpt2 \(byte-level BPE\) tokenizers are not supported yet/);
+    expect(readCheckpoint(path).config).toEqual(baseConfig);
+  });
+});
