@@ -1,6 +1,7 @@
 // GGUF v2/v3 files (ggml's docs/gguf.md) of the llama architecture mapped onto models/llama.ts: header,
 // metadata of every GGUF type, tensor infos and an aligned data section, every count, offset and size checked
 // against the file first. F32/F16 tensors and Q8_0/Q4_0 blocks come out as float32 (dequantized on the CPU).
+import { halfToFloat } from './ieee754.js';
 import type { ModelConfig } from './llama.js';
 import { llamaWeightShapes } from './llama.js';
 import { Tokenizer } from '../src/runtime/tokenizer.js';
@@ -55,28 +56,14 @@ const enum ValueType {
 }
 const fixedSize: Record<number, number> = { 0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8 };
 
-const f16Table = (() => {
-  const out = new Float32Array(65536);
-  for (let h = 0; h < 65536; h++) {
-    const sign = h & 0x8000 ? -1 : 1;
-    const exp = (h >> 10) & 0x1f;
-    const frac = h & 0x3ff;
-    out[h] = exp === 0 ? sign * frac * 2 ** -24 : exp === 31 ? (frac ? Number.NaN : sign * Infinity) : sign * (1 + frac / 1024) * 2 ** (exp - 15);
-  }
-  return out;
-})();
 
-/** IEEE half-precision bits → its value. */
-export function halfToFloat(bits: number): number {
-  return f16Table[bits & 0xffff]!;
-}
 
 /** Q8_0: blocks of 32 values, each a little-endian f16 scale d then 32 int8 q; value = d·q. */
 export function dequantizeQ8_0(bytes: Uint8Array, n: number): Float32Array {
   const out = new Float32Array(n);
   for (let b = 0; b < n / 32; b++) {
     const o = b * 34;
-    const d = f16Table[bytes[o]! | (bytes[o + 1]! << 8)]!;
+    const d = halfToFloat(bytes[o]! | (bytes[o + 1]! << 8));
     for (let j = 0; j < 32; j++) out[b * 32 + j] = d * ((bytes[o + 2 + j]! << 24) >> 24);
   }
   return out;
@@ -87,7 +74,7 @@ export function dequantizeQ4_0(bytes: Uint8Array, n: number): Float32Array {
   const out = new Float32Array(n);
   for (let b = 0; b < n / 32; b++) {
     const o = b * 18;
-    const d = f16Table[bytes[o]! | (bytes[o + 1]! << 8)]!;
+    const d = halfToFloat(bytes[o]! | (bytes[o + 1]! << 8));
     for (let j = 0; j < 16; j++) {
       const q = bytes[o + 2 + j]!;
       out[b * 32 + j] = d * ((q & 0xf) - 8);
@@ -229,7 +216,7 @@ export function tensorValues(file: GgufFile, t: GgufTensorInfo, source = 'model.
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const out = new Float32Array(n);
   if (t.type === GGML_TYPE.F32) for (let i = 0; i < n; i++) out[i] = view.getFloat32(i * 4, true);
-  else for (let i = 0; i < n; i++) out[i] = f16Table[view.getUint16(i * 2, true)]!;
+  else for (let i = 0; i < n; i++) out[i] = halfToFloat(view.getUint16(i * 2, true));
   return out;
 }
 

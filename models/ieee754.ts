@@ -1,5 +1,6 @@
-// Exact double-precision building blocks for porting C libm code: C hexadecimal floating constants and a
-// fused multiply-add. Both are exact: hexDouble parses without rounding, fma rounds once like the instruction.
+// Exact IEEE 754 building blocks: C hexadecimal floating constants and a fused multiply-add for porting
+// C libm code (hexDouble parses without rounding, fma rounds once like the instruction), and half-precision
+// values for F16 tensors.
 
 /** Parses a C hexadecimal floating constant such as `-0x1.921FB54442D18p0` or `0x1p+0`; exact for doubles. */
 export function hexDouble(literal: string): number {
@@ -59,4 +60,20 @@ function roundedToOdd(w: number, wError: number): number {
     doubleWords[HIGH_WORD] -= 1;
   }
   return doubleScratch[0];
+}
+
+const halfValues = (() => {
+  const out = new Float32Array(65536);
+  for (let h = 0; h < 65536; h++) {
+    const sign = h & 0x8000 ? -1 : 1;
+    const exp = (h >> 10) & 0x1f;
+    const frac = h & 0x3ff;
+    out[h] = exp === 0 ? sign * frac * 2 ** -24 : exp === 31 ? (frac ? Number.NaN : sign * Infinity) : sign * (1 + frac / 1024) * 2 ** (exp - 15);
+  }
+  return out;
+})();
+
+/** The value of IEEE half-precision bits (F16 tensors, GGUF block scales). */
+export function halfToFloat(bits: number): number {
+  return halfValues[bits & 0xffff]!;
 }

@@ -1,6 +1,7 @@
 // Reader for Hugging Face safetensors files: an 8-byte little-endian header length, a JSON header of
 // tensors {dtype, shape, data_offsets}, then the data. F32, F16 and BF16 tensors come out as float32;
 // every offset, size and shape is checked against the file before anything is read.
+import { halfToFloat } from './ieee754.js';
 
 export interface Tensor {
   readonly shape: readonly number[];
@@ -16,14 +17,6 @@ interface Entry {
   data_offsets: [number, number];
 }
 
-function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24;
-  if (exp === 31) return frac ? Number.NaN : sign * Infinity;
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
-}
 
 function decode(dtype: DType, bytes: Uint8Array): Float32Array {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
