@@ -204,7 +204,7 @@ export function readHuggingFace(dir: string): { config: ModelConfig; weights: Ma
   const tensors = readTensors(dir);
   if (config.family === 'gpt2') return { config, weights: gpt2Weights(dir, config, tensors) };
   const hs = config.dim / config.nHeads;
-  const tied = readJson(join(dir, 'config.json')).tie_word_embeddings === true;
+  const tied = raw.tie_word_embeddings === true;
   const source = (name: string): string | undefined => {
     if (name === 'tok_embeddings') return 'model.embed_tokens.weight';
     if (name === 'norm') return 'model.norm.weight';

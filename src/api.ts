@@ -83,8 +83,12 @@ export function buildGraphs(config: ModelConfig): Record<GraphKind, Graph> {
 }
 
 /** Both graphs after the passes (default: the whole pipeline), verified after each pass. */
-export function optimizeGraphs(config: ModelConfig, passes: readonly Pass[] = pipeline, ctx: PassContext = defaultPassContext): Record<GraphKind, Graph> {
-  const graphs = buildGraphs(config);
+export function optimizeGraphs(
+  config: ModelConfig,
+  passes: readonly Pass[] = pipeline,
+  ctx: PassContext = defaultPassContext,
+  graphs: Record<GraphKind, Graph> = buildGraphs(config),
+): Record<GraphKind, Graph> {
   return { prefill: runPipeline(graphs.prefill, passes, ctx), decode: runPipeline(graphs.decode, passes, ctx) };
 }
 
@@ -203,10 +207,10 @@ export class Model {
   /** Uploads a checkpoint (a path, or files already read with readModelFiles) and compiles its plans. */
   static async load(source: string | ModelFiles, options: LoadOptions = {}): Promise<Model> {
     const { config, weights, tokenizer } = typeof source === 'string' ? readModelFiles(source, options) : source;
-    buildGraphs(config); // a model the IR rejects fails before the GPU opens
+    const built = buildGraphs(config); // a model the IR rejects fails before the GPU opens
     const gpu = await openGpu({ backend: options.backend });
     try {
-      const graphs = optimizeGraphs(config, options.passes, { maxStorageBuffers: gpu.limits.maxStorageBuffersPerShaderStage });
+      const graphs = optimizeGraphs(config, options.passes, { maxStorageBuffers: gpu.limits.maxStorageBuffersPerShaderStage }, built);
       const resident = new ResidentBuffers(gpu, weights);
       const prefill = await PlanExecutor.create(gpu, compileGraph(graphs.prefill), resident);
       const decode = await PlanExecutor.create(gpu, compileGraph(graphs.decode), resident);

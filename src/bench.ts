@@ -1,7 +1,7 @@
 // Throughput of a model on the device: prefill (one run over a prompt) and decode (one run per token),
 // each the median of several timed runs after a warm-up, timed on the host clock around the readback
 // of the logits (every run ends in a mapAsync, so all submitted GPU work is included).
-import { loadModel, type LoadOptions } from './api.js';
+import { loadModel, type LoadOptions, type ModelFiles } from './api.js';
 
 export interface BenchOptions extends LoadOptions {
   /** prompt lengths to time prefill at; each at most the context length */
@@ -32,8 +32,8 @@ function benchPrompt(n: number, vocab: number, first: number): number[] {
   return Array.from({ length: n }, (_, i) => (i === 0 ? first : 3 + ((i * 7919) % (vocab - 3))));
 }
 
-export async function benchmark(path: string, label: string, o: BenchOptions): Promise<BenchRow> {
-  const model = await loadModel(path, o);
+export async function benchmark(source: string | ModelFiles, label: string, o: BenchOptions): Promise<BenchRow> {
+  const model = await loadModel(source, o);
   try {
     const vocab = model.config.vocabSize;
     const ctx = model.config.seqLen;

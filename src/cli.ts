@@ -244,8 +244,8 @@ async function bench(a: BenchArgs): Promise<void> {
   const label = a.passes === undefined ? '' : ` [passes: ${passes.map((p) => p.name).join(',') || 'none'}]`;
   const rows: BenchRow[] = [];
   for (const model of a.model) {
-    readCheckpoint(model); // a bad file fails before the GPU opens
-    const row = await benchmark(model, `${basename(model)}${label}`, { passes, promptTokens, decodeTokens: a.decodeTokens, runs: a.runs, backend: a.backend });
+    const files = readModelFiles(model); // a bad file fails before the GPU opens
+    const row = await benchmark(files, `${basename(model)}${label}`, { passes, promptTokens, decodeTokens: a.decodeTokens, runs: a.runs, backend: a.backend });
     rows.push(row);
     const prefill = Object.entries(row.prefill_tokens_per_s).map(([n, r]) => `prefill ${n}: ${r.toFixed(1)} tok/s`);
     process.stdout.write(

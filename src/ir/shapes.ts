@@ -99,7 +99,7 @@ export function inferType(node: OpWithoutType, typeOf: (name: string) => TensorT
       }
       return a;
     })
-    .with({ op: 'silu' }, () => {
+    .with({ op: 'silu' }, { op: 'gelu' }, () => {
       const x = arg(0);
       if (x.dtype !== 'f32') fail(`x must be f32`);
       return x;
@@ -111,11 +111,6 @@ export function inferType(node: OpWithoutType, typeOf: (name: string) => TensorT
       same(d!, w!, 'weight length differs from row length');
       same(d!, b!, 'bias length differs from row length');
       return t([m!, d!]);
-    })
-    .with({ op: 'gelu' }, () => {
-      const x = arg(0);
-      if (x.dtype !== 'f32') fail(`x must be f32`);
-      return x;
     })
     .with({ op: 'add_bias' }, () => {
       const [m, d] = f32(0, 2);
