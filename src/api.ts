@@ -7,7 +7,10 @@ import { gpt2Graph } from '../models/gpt2.js';
 import { ggufTokenizer, isGguf, readGguf, type GgufFile } from '../models/gguf.js';
 import { isHuggingFaceDir, readHuggingFace } from '../models/huggingface.js';
 import { readLlama2c, ropeTables } from '../models/llama2c.js';
-import { compileGraph } from './codegen/compile.js';
+import * as A from './affine.js';
+import { graphStats } from './codegen/stats.js';
+import { compileGraph, defaultCodegenOptions, type CodegenOptions } from './codegen/compile.js';
+import type { WeightFormat } from './codegen/linear.js';
 import { defaultPassContext, type Pass, type PassContext } from './passes/pass.js';
 import { pipeline } from './passes/pipeline.js';
 import { runPipeline } from './passes/run-pipeline.js';
@@ -99,6 +102,23 @@ export interface LoadOptions {
   readonly backend?: string;
   /** the passes to compile with (default: the whole pipeline; [] runs one kernel per op) */
   readonly passes?: readonly Pass[];
+  /** Dawn toggles to enable (e.g. disable_robustness) */
+  readonly toggles?: readonly string[];
+  /** how matmul weights are stored on the device (default f32; f16 halves their bytes) */
+  readonly weights?: WeightFormat;
+  /** kernel choices: the K from which decode matmuls split K (default 512), rows per invocation in prefill tiles */
+  readonly kernels?: Partial<Pick<CodegenOptions, 'splitKFrom' | 'tileRows'>>;
+}
+
+/** Codegen options for an open device: its workgroup limits, and the caller's choices. */
+export function codegenOptions(gpu: Pick<Gpu, 'limits'>, options: LoadOptions = {}): CodegenOptions {
+  return {
+    ...defaultCodegenOptions,
+    ...options.kernels,
+    weights: options.weights ?? 'f32',
+    maxInvocations: Math.min(gpu.limits.maxComputeInvocationsPerWorkgroup, gpu.limits.maxComputeWorkgroupSizeX),
+    maxWorkgroupBytes: gpu.limits.maxComputeWorkgroupStorageSize,
+  };
 }
 
 export interface GenerateRequest {
@@ -202,19 +222,21 @@ export class Model {
     private readonly resident: ResidentBuffers,
     private readonly prefill: PlanExecutor,
     private readonly decode: PlanExecutor,
+    private readonly graphs: Record<GraphKind, Graph>,
   ) {}
 
   /** Uploads a checkpoint (a path, or files already read with readModelFiles) and compiles its plans. */
   static async load(source: string | ModelFiles, options: LoadOptions = {}): Promise<Model> {
     const { config, weights, tokenizer } = typeof source === 'string' ? readModelFiles(source, options) : source;
     const built = buildGraphs(config); // a model the IR rejects fails before the GPU opens
-    const gpu = await openGpu({ backend: options.backend });
+    const gpu = await openGpu({ backend: options.backend, toggles: options.toggles });
     try {
       const graphs = optimizeGraphs(config, options.passes, { maxStorageBuffers: gpu.limits.maxStorageBuffersPerShaderStage }, built);
       const resident = new ResidentBuffers(gpu, weights);
-      const prefill = await PlanExecutor.create(gpu, compileGraph(graphs.prefill), resident);
-      const decode = await PlanExecutor.create(gpu, compileGraph(graphs.decode), resident);
-      return new Model(config, tokenizer, gpu, resident, prefill, decode);
+      const codegen = codegenOptions(gpu, options);
+      const prefill = await PlanExecutor.create(gpu, compileGraph(graphs.prefill, codegen), resident);
+      const decode = await PlanExecutor.create(gpu, compileGraph(graphs.decode, codegen), resident);
+      return new Model(config, tokenizer, gpu, resident, prefill, decode, graphs);
     } catch (e) {
       gpu.destroy();
       throw e;
@@ -228,6 +250,51 @@ export class Model {
 
   get device(): { backend: string; adapter: string } {
     return { backend: this.gpu.backend, adapter: this.gpu.adapter };
+  }
+
+  /**
+   * Each dispatch of one graph run, its GPU seconds (see PlanExecutor.profile) and static cost: a prefill
+   * of `tokens` positions from 0, or a decode step at position `position`. Leaves the KV cache unusable
+   * for the generation in progress; generate starts afresh.
+   */
+  async profile(kind: GraphKind, tokens: number, position = 0): Promise<{ kernels: ProfiledKernel[]; clock: 'timestamp' | 'host' }> {
+    const exec = kind === 'prefill' ? this.prefill : this.decode;
+    const T = kind === 'prefill' ? tokens : 1;
+    const env: Record<string, number> = kind === 'prefill' ? { T, P: 0 } : { P: position };
+    const ids = Int32Array.from({ length: T }, (_, i) => (i * 7919) % this.config.vocabSize);
+    const { seconds, clock } = await exec.profile(env, { tokens: ids, positions: Int32Array.from(ids, (_, i) => position + i) });
+    const stats = graphStats(this.graphs[kind], exec.plan, { env, layers: this.config.nLayers });
+    const cost = new Map(stats.kernels.flatMap((k) => k.dispatches.map((d, i) => [d, i === 0 ? k : { flops: 0, bytes: 0 }] as const)));
+    const kernels = exec.plan.kernels.map((k, i) => ({
+      name: k.name,
+      kind: k.variant ? `${k.op}:${k.variant}` : k.op,
+      seconds: seconds[i]!,
+      flops: cost.get(k.name)?.flops ?? 0,
+      bytes: cost.get(k.name)?.bytes ?? 0,
+    }));
+    return { kernels, clock };
+  }
+
+  /** Static FLOPs and bytes of one prefill of `tokens` positions from 0, or of one decode step at `position`. */
+  cost(kind: GraphKind, tokens: number, position = 0): { flops: number; bytes: number } {
+    const exec = kind === 'prefill' ? this.prefill : this.decode;
+    const env: Record<string, number> = kind === 'prefill' ? { T: tokens, P: 0 } : { P: position };
+    const s = graphStats(this.graphs[kind], exec.plan, { env, layers: this.config.nLayers });
+    return { flops: s.flops, bytes: s.bytes };
+  }
+
+  /** Bytes of the weights one decode step reads (an embedding table counts one row). */
+  get decodeWeightBytes(): number {
+    const plan = this.decode.plan;
+    const bytes = { f32: 4, i32: 4, f16: 2 } as const;
+    const embedded = new Set(plan.kernels.filter((k) => k.op === 'embed').map((k) => k.bindings[0]!.buffer));
+    let total = 0;
+    for (const b of plan.buffers) {
+      if (b.role !== 'weight' || !plan.kernels.some((k) => k.bindings.some((x) => x.buffer === b.name))) continue;
+      const dims = b.shape.map((d) => A.evaluate(d, {}));
+      total += (embedded.has(b.name) ? dims.slice(1) : dims).reduce((p, d) => p * d, 1) * bytes[b.dtype];
+    }
+    return total;
   }
 
   /** Encodes text as run.c does: BOS, the dummy-prefix space, BPE merges. */
@@ -253,6 +320,15 @@ export class Model {
     this.resident.destroy();
     this.gpu.destroy();
   }
+}
+
+export interface ProfiledKernel {
+  readonly name: string;
+  /** the plan kernel's op, and its variant where it has one (linear:tiled, linear:gemv, …) */
+  readonly kind: string;
+  readonly seconds: number;
+  readonly flops: number;
+  readonly bytes: number;
 }
 
 export function loadModel(source: string | ModelFiles, options?: LoadOptions): Promise<Model> {

@@ -1,7 +1,17 @@
 // Throughput of a model on the device: prefill (one run over a prompt) and decode (one run per token),
 // each the median of several timed runs after a warm-up, timed on the host clock around the readback
-// of the logits (every run ends in a mapAsync, so all submitted GPU work is included).
-import { loadModel, type LoadOptions, type ModelFiles } from './api.js';
+// of the logits (every run ends in a mapAsync, so all submitted GPU work is included) — the rate a
+// caller of generate sees. Per-kernel GPU time comes from a separate profile run (timestamp queries
+// where the adapter has them), grouped by kernel kind, with achieved FLOP/s and bytes/s from each
+// kernel's static cost.
+import { loadModel, type LoadOptions, type Model, type ModelFiles, type ProfiledKernel } from './api.js';
+
+export interface DeviceLimits {
+  /** peak FLOP/s of the device (fp32) */
+  readonly flops?: number;
+  /** peak memory bandwidth, bytes/s */
+  readonly bandwidth?: number;
+}
 
 export interface BenchOptions extends LoadOptions {
   /** prompt lengths to time prefill at; each at most the context length */
@@ -10,6 +20,19 @@ export interface BenchOptions extends LoadOptions {
   readonly decodeTokens: number;
   /** timed runs per figure (the median is reported) */
   readonly runs: number;
+  /** profile each kernel (default true) */
+  readonly profile?: boolean;
+  readonly limits?: DeviceLimits;
+}
+
+export interface KernelKindRow {
+  readonly kind: string;
+  readonly dispatches: number;
+  readonly ms: number;
+  /** of the graph's summed kernel time */
+  readonly share: number;
+  readonly gflop_per_s: number;
+  readonly gb_per_s: number;
 }
 
 export interface BenchRow {
@@ -19,63 +42,169 @@ export interface BenchRow {
   /** prompt length → prefill tokens per second */
   readonly prefill_tokens_per_s: Readonly<Record<string, number>>;
   readonly decode_tokens_per_s: number;
-  readonly dispatches: { readonly prefill: number; readonly decode: number };
+  readonly weights?: string;
+  readonly dispatches?: { readonly prefill: number; readonly decode: number };
+  /** prompt length → FLOP/s of the prefill graph (static FLOPs over the measured time) */
+  readonly prefill_gflop_per_s?: Readonly<Record<string, number>>;
+  readonly prefill_flops_ratio?: Readonly<Record<string, number>>;
+  /** weight bytes one decode step reads, over the measured time per token */
+  readonly decode_weight_bytes?: number;
+  readonly decode_gb_per_s?: number;
+  readonly decode_bandwidth_ratio?: number;
+  readonly clock?: 'timestamp' | 'host';
+  /** per kernel kind: prefill at each prompt length, and one decode step at the middle of the timed steps */
+  readonly kernels?: { readonly prefill: Readonly<Record<string, readonly KernelKindRow[]>>; readonly decode: readonly KernelKindRow[] };
 }
 
-const median = (xs: readonly number[]): number => {
+export const median = (xs: readonly number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 
 /** A deterministic prompt of n tokens starting with `first`, spread over the vocabulary. */
-function benchPrompt(n: number, vocab: number, first: number): number[] {
+export function benchPrompt(n: number, vocab: number, first: number): number[] {
   return Array.from({ length: n }, (_, i) => (i === 0 ? first : 3 + ((i * 7919) % (vocab - 3))));
+}
+
+/** Checks prompt lengths and decode steps against a context length. */
+export function checkBenchSizes(o: Pick<BenchOptions, 'promptTokens' | 'decodeTokens'>, ctx: number): void {
+  for (const n of o.promptTokens) {
+    if (!Number.isInteger(n) || n < 1 || n > ctx) throw new Error(`--prompt-tokens ${n} is outside 1..${ctx} (the model's context)`);
+  }
+  if (!Number.isInteger(o.decodeTokens) || o.decodeTokens < 1 || o.decodeTokens + 1 > ctx) {
+    throw new Error(`--decode-tokens ${o.decodeTokens} is outside 1..${ctx - 1} (the context less the prompt token)`);
+  }
+}
+
+function byKind(kernels: readonly ProfiledKernel[]): KernelKindRow[] {
+  const total = kernels.reduce((s, k) => s + k.seconds, 0);
+  const kinds = new Map<string, ProfiledKernel[]>();
+  for (const k of kernels) kinds.set(k.kind, [...(kinds.get(k.kind) ?? []), k]);
+  return [...kinds]
+    .map(([kind, ks]) => {
+      const seconds = ks.reduce((s, k) => s + k.seconds, 0);
+      const per = (x: number): number => (seconds > 0 ? x / seconds / 1e9 : 0);
+      return {
+        kind,
+        dispatches: ks.length,
+        ms: seconds * 1000,
+        share: total > 0 ? seconds / total : 0,
+        gflop_per_s: per(ks.reduce((s, k) => s + k.flops, 0)),
+        gb_per_s: per(ks.reduce((s, k) => s + k.bytes, 0)),
+      };
+    })
+    .sort((a, b) => b.ms - a.ms);
+}
+
+async function timePrefill(model: Model, n: number, runs: number): Promise<number> {
+  const first = model.config.bosId ?? 0;
+  const times: number[] = [];
+  for (let r = 0; r <= runs; r++) {
+    const t0 = performance.now();
+    for await (const _ of model.generate({ promptIds: benchPrompt(n, model.config.vocabSize, first), steps: n, temperature: 0 })) break;
+    if (r > 0) times.push(performance.now() - t0);
+  }
+  return median(times) / 1000;
+}
+
+async function timeDecode(model: Model, steps: number, runs: number): Promise<number> {
+  const first = model.config.bosId ?? 0;
+  const times: number[] = [];
+  for (let r = 0; r <= runs; r++) {
+    let start = 0;
+    let end = 0;
+    let count = 0;
+    // a stop token may end a run early: count the steps that ran
+    for await (const s of model.generate({ promptIds: [first], steps: steps + 1, temperature: 0 })) {
+      if (s.position === 0) start = performance.now();
+      else count++;
+      end = performance.now();
+    }
+    if (r > 0 && count > 0) times.push((end - start) / count);
+  }
+  return median(times) / 1000;
 }
 
 export async function benchmark(source: string | ModelFiles, label: string, o: BenchOptions): Promise<BenchRow> {
   const model = await loadModel(source, o);
   try {
-    const vocab = model.config.vocabSize;
-    const ctx = model.config.seqLen;
-    const first = model.config.bosId ?? 0;
-    for (const n of o.promptTokens) {
-      if (!Number.isInteger(n) || n < 1 || n > ctx) throw new Error(`--prompt-tokens ${n} is outside 1..${ctx} (the model's context)`);
-    }
-    if (!Number.isInteger(o.decodeTokens) || o.decodeTokens < 1 || o.decodeTokens + 1 > ctx) {
-      throw new Error(`--decode-tokens ${o.decodeTokens} is outside 1..${ctx - 1} (the context less the prompt token)`);
-    }
+    checkBenchSizes(o, model.config.seqLen);
     const prefill: Record<string, number> = {};
+    const gflops: Record<string, number> = {};
+    const flopsRatio: Record<string, number> = {};
+    const prefillKernels: Record<string, KernelKindRow[]> = {};
+    let clock: 'timestamp' | 'host' | undefined;
     for (const n of o.promptTokens) {
-      const times: number[] = [];
-      for (let r = 0; r <= o.runs; r++) {
-        const t0 = performance.now();
-        for await (const _ of model.generate({ promptIds: benchPrompt(n, vocab, first), steps: n, temperature: 0 })) break;
-        if (r > 0) times.push(performance.now() - t0);
+      const seconds = await timePrefill(model, n, o.runs);
+      prefill[n] = n / seconds;
+      const flops = model.cost('prefill', n).flops;
+      gflops[n] = flops / seconds / 1e9;
+      if (o.limits?.flops) flopsRatio[n] = flops / seconds / o.limits.flops;
+      if (o.profile !== false) {
+        const p = await model.profile('prefill', n);
+        prefillKernels[n] = byKind(p.kernels);
+        clock = p.clock;
       }
-      prefill[n] = n / (median(times) / 1000);
     }
-    const decodeTimes: number[] = [];
-    for (let r = 0; r <= o.runs; r++) {
-      let start = 0;
-      let end = 0;
-      let steps = 0;
-      // a stop token may end a run early: count the steps that ran
-      for await (const s of model.generate({ promptIds: [first], steps: o.decodeTokens + 1, temperature: 0 })) {
-        if (s.position === 0) start = performance.now();
-        else steps++;
-        end = performance.now();
-      }
-      if (r > 0 && steps > 0) decodeTimes.push((end - start) / steps);
+    const perToken = await timeDecode(model, o.decodeTokens, o.runs);
+    const weightBytes = model.decodeWeightBytes;
+    let decodeKernels: KernelKindRow[] | undefined;
+    if (o.profile !== false) {
+      const p = await model.profile('decode', 1, Math.ceil(o.decodeTokens / 2));
+      decodeKernels = byKind(p.kernels);
+      clock = p.clock;
     }
     return {
       engine: 'weft',
       model: label,
       device: `${model.device.backend}: ${model.device.adapter}`,
       prefill_tokens_per_s: prefill,
-      decode_tokens_per_s: 1000 / median(decodeTimes),
+      decode_tokens_per_s: 1 / perToken,
+      weights: o.weights ?? 'f32',
       dispatches: model.dispatches,
+      prefill_gflop_per_s: gflops,
+      ...(o.limits?.flops ? { prefill_flops_ratio: flopsRatio } : {}),
+      decode_weight_bytes: weightBytes,
+      decode_gb_per_s: weightBytes / perToken / 1e9,
+      ...(o.limits?.bandwidth ? { decode_bandwidth_ratio: weightBytes / perToken / o.limits.bandwidth } : {}),
+      ...(clock ? { clock } : {}),
+      ...(decodeKernels ? { kernels: { prefill: prefillKernels, decode: decodeKernels } } : {}),
     };
   } finally {
     model.release();
   }
+}
+
+const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
+
+/** A row as text: one line of figures, then the kernel kinds of each graph. */
+export function formatBenchRow(row: BenchRow): string {
+  const figures = [
+    ...Object.entries(row.prefill_tokens_per_s).map(([n, r]) => {
+      const g = row.prefill_gflop_per_s?.[n];
+      const ratio = row.prefill_flops_ratio?.[n];
+      return `prefill ${n}: ${r.toFixed(1)} tok/s${g !== undefined ? ` (${g.toFixed(1)} GFLOP/s${ratio !== undefined ? `, ${pct(ratio)} of peak` : ''})` : ''}`;
+    }),
+    `decode: ${row.decode_tokens_per_s.toFixed(1)} tok/s${
+      row.decode_gb_per_s !== undefined
+        ? ` (${row.decode_gb_per_s.toFixed(1)} GB/s of weights${row.decode_bandwidth_ratio !== undefined ? `, ${pct(row.decode_bandwidth_ratio)} of peak` : ''})`
+        : ''
+    }`,
+  ];
+  const lines = [`${row.engine} ${row.model}${row.weights ? ` [${row.weights} weights]` : ''}: ${figures.join(', ')} (${row.device})`];
+  if (row.dispatches) lines.push(`  dispatches per run: prefill ${row.dispatches.prefill}, decode ${row.dispatches.decode}`);
+  const table = (title: string, kinds: readonly KernelKindRow[]): void => {
+    lines.push(`  ${title}:`);
+    for (const k of kinds) {
+      lines.push(
+        `    ${k.kind.padEnd(18)} ${String(k.dispatches).padStart(4)}×  ${k.ms.toFixed(3).padStart(9)} ms  ${pct(k.share).padStart(6)}  ` +
+          `${k.gflop_per_s.toFixed(1).padStart(9)} GFLOP/s  ${k.gb_per_s.toFixed(1).padStart(8)} GB/s`,
+      );
+    }
+  };
+  if (row.kernels) {
+    for (const [n, kinds] of Object.entries(row.kernels.prefill)) table(`prefill ${n} kernels (${row.clock} clock)`, kinds);
+    table(`decode step kernels (${row.clock} clock)`, row.kernels.decode);
+  }
+  return lines.join('\n') + '\n';
 }

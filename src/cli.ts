@@ -7,8 +7,9 @@ import { basename, join } from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import type { GraphKind } from '../models/llama.js';
-import { benchmark, type BenchRow } from './bench.js';
-import { buildGraphs, loadModel, readCheckpoint, readModelFiles, resolveRequest, type GenerateRequest } from './api.js';
+import { syntheticConfigs, syntheticModel } from '../models/synthetic.js';
+import { benchmark, checkBenchSizes, formatBenchRow, type BenchRow } from './bench.js';
+import { buildGraphs, loadModel, readCheckpoint, readModelFiles, resolveRequest, type GenerateRequest, type ModelFiles } from './api.js';
 import { compileGraph } from './codegen/compile.js';
 import { formatStats, fullContextEnv, graphStats } from './codegen/stats.js';
 import { printDot, printJson } from './ir/formats.js';
@@ -225,6 +226,13 @@ interface BenchArgs {
   decodeTokens: number;
   runs: number;
   passes?: string;
+  weights: string;
+  kernels: boolean;
+  peakTflops?: number;
+  peakGbps?: number;
+  tileRows?: number;
+  splitKFrom?: number;
+  dawnToggles?: string;
   json?: string;
   backend?: string;
 }
@@ -237,21 +245,46 @@ function parseCounts(flag: string, text: string): number[] {
   });
 }
 
+/** A synthetic model by name (110M, 1B), else a checkpoint read from its path. */
+function benchFiles(model: string): ModelFiles {
+  const synthetic = syntheticModel(model);
+  return synthetic ? { ...synthetic, tokenizer: undefined } : readModelFiles(model);
+}
+
 async function bench(a: BenchArgs): Promise<void> {
   const passes = selectPasses(a.passes);
   const promptTokens = parseCounts('--prompt-tokens', a.promptTokens);
   if (!Number.isInteger(a.runs) || a.runs < 1) throw new Error(`--runs must be a positive whole number, got ${a.runs}`);
+  const formats = a.weights.split(',').map((w) => w.trim());
+  for (const w of formats) if (w !== 'f32' && w !== 'f16') throw new Error(`--weights: '${w}' is not f32 or f16`);
+  if (a.tileRows !== undefined && a.tileRows !== 4 && a.tileRows !== 8) throw new Error(`--tile-rows must be 4 or 8, got ${a.tileRows}`);
+  for (const [flag, v] of [['--peak-tflops', a.peakTflops], ['--peak-gbps', a.peakGbps], ['--split-k-from', a.splitKFrom]] as const) {
+    if (v !== undefined && !(Number.isFinite(v) && v >= 0)) throw new Error(`${flag} must be a number ≥ 0, got ${v}`);
+  }
   const label = a.passes === undefined ? '' : ` [passes: ${passes.map((p) => p.name).join(',') || 'none'}]`;
+  const kernels = { ...(a.tileRows ? { tileRows: a.tileRows as 4 | 8 } : {}), ...(a.splitKFrom !== undefined ? { splitKFrom: a.splitKFrom } : {}) };
+  const limits = { ...(a.peakTflops ? { flops: a.peakTflops * 1e12 } : {}), ...(a.peakGbps ? { bandwidth: a.peakGbps * 1e9 } : {}) };
   const rows: BenchRow[] = [];
   for (const model of a.model) {
-    const files = readModelFiles(model); // a bad file fails before the GPU opens
-    const row = await benchmark(files, `${basename(model)}${label}`, { passes, promptTokens, decodeTokens: a.decodeTokens, runs: a.runs, backend: a.backend });
-    rows.push(row);
-    const prefill = Object.entries(row.prefill_tokens_per_s).map(([n, r]) => `prefill ${n}: ${r.toFixed(1)} tok/s`);
-    process.stdout.write(
-      `${row.engine} ${row.model}: ${[...prefill, `decode: ${row.decode_tokens_per_s.toFixed(1)} tok/s`].join(', ')}; ` +
-        `${row.dispatches.prefill}/${row.dispatches.decode} dispatches per prefill/decode run (${row.device})\n`,
-    );
+    const files = benchFiles(model); // a bad file fails before the GPU opens
+    checkBenchSizes({ promptTokens, decodeTokens: a.decodeTokens }, files.config.seqLen);
+    const name = `${syntheticConfigs[model] ? model : basename(model)}${label}`;
+    for (const weights of formats as ('f32' | 'f16')[]) {
+      const row = await benchmark(files, name, {
+        passes,
+        promptTokens,
+        decodeTokens: a.decodeTokens,
+        runs: a.runs,
+        backend: a.backend,
+        weights,
+        kernels,
+        limits,
+        profile: a.kernels,
+        ...(a.dawnToggles ? { toggles: a.dawnToggles.split(',').map((t) => t.trim()) } : {}),
+      });
+      rows.push(row);
+      process.stdout.write(formatBenchRow(row));
+    }
   }
   if (a.json !== undefined) writeWhole(a.json, Buffer.from(`${JSON.stringify(rows, null, 2)}\n`));
 }
@@ -310,17 +343,29 @@ async function main(): Promise<void> {
     )
     .command(
       'bench',
-      'time prefill and decode of checkpoints on the device (median of --runs after a warm-up)',
+      'time prefill and decode on the device (median of --runs after a warm-up), with time per kernel kind',
       (y) =>
         y
-          .option('model', { type: 'string', array: true, demandOption: true, describe: 'llama2.c checkpoint (.bin) or Hugging Face folder; repeat for several' })
+          .option('model', {
+            type: 'string',
+            array: true,
+            demandOption: true,
+            describe: `a llama-shaped model with deterministic random weights (${Object.keys(syntheticConfigs).join(', ')}), a checkpoint file or a Hugging Face folder; repeat for several`,
+          })
           .option('prompt-tokens', { type: 'string', default: '128', describe: 'comma-separated prompt lengths to time prefill at' })
           .option('decode-tokens', { type: 'number', default: 64, describe: 'decode steps to time after a one-token prompt' })
           .option('runs', { type: 'number', default: 5, describe: 'timed runs per figure (the median is reported)' })
           .option('passes', { type: 'string', describe: "compile with these passes ('' or none: one kernel per op); default: the whole pipeline" })
+          .option('weights', { type: 'string', default: 'f32', describe: 'matmul weights on the device: f32, f16 (packed halves), or both (f32,f16: a row each)' })
+          .option('kernels', { type: 'boolean', default: true, describe: 'profile each kernel and report time per kernel kind (--no-kernels: skip)' })
+          .option('peak-tflops', { type: 'number', describe: "the device's fp32 peak, to report prefill as a share of it (H100 SXM: 67)" })
+          .option('peak-gbps', { type: 'number', describe: "the device's memory bandwidth in GB/s, to report decode as a share of it (H100 SXM: 3350)" })
+          .option('tile-rows', { type: 'number', describe: 'rows per invocation of prefill matmul tiles: 4 (64×128 tiles, default) or 8 (128×128)' })
+          .option('split-k-from', { type: 'number', describe: 'decode matmuls split K across invocations from this K on (default 512)' })
+          .option('dawn-toggles', { type: 'string', describe: 'comma-separated Dawn toggles to enable (e.g. disable_robustness)' })
           .option('json', { type: 'string', describe: 'also write the rows to FILE as JSON' })
           .option('backend', { type: 'string', describe: 'Dawn backend (vulkan, opengles, …); default: the first that works' })
-          .requiresArg(['model', 'prompt-tokens', 'decode-tokens', 'runs', 'passes', 'json', 'backend']),
+          .requiresArg(['model', 'prompt-tokens', 'decode-tokens', 'runs', 'passes', 'weights', 'peak-tflops', 'peak-gbps', 'tile-rows', 'split-k-from', 'dawn-toggles', 'json', 'backend']),
       async (argv) => bench(argv as unknown as BenchArgs),
     )
     .demandCommand(1, 'name a command: run, inspect, compile or bench')

@@ -9,14 +9,18 @@ import type { Plan, PlanBuffer, PlanKernel } from '../runtime/plan.js';
 import { attentionKernels } from './attention.js';
 import { elementwiseKernel } from './elementwise.js';
 import { kernelFor, type KernelContext, type KernelSource } from './kernels.js';
-import { linearKernel, type LinearEpilogue } from './linear.js';
+import { defaultLinearOptions, linearKernel, linearVariant, type LinearEpilogue, type LinearOptions, type LinearSpec } from './linear.js';
+
+/** What codegen needs of the device and the user: the adapter's workgroup limits, the weight format, the GEMV threshold. */
+export type CodegenOptions = LinearOptions;
+export const defaultCodegenOptions: CodegenOptions = defaultLinearOptions;
 
 function constDim(d: Affine): number {
   if (!A.isConstant(d)) throw new Error(`expected a constant dimension, got ${A.format(d)}`);
   return d.c;
 }
 
-function linearSource(k: KernelItem, members: readonly Op[], ctx: KernelContext): KernelSource {
+function linearSpec(k: KernelItem, members: readonly Op[], ctx: KernelContext): LinearSpec {
   const find = <O extends Op['op']>(op: O): Extract<Op, { op: O }>[] => members.filter((m): m is Extract<Op, { op: O }> => m.op === op);
   const [mm] = find('matmul');
   const [norm] = find('rmsnorm');
@@ -54,7 +58,7 @@ function linearSource(k: KernelItem, members: readonly Op[], ctx: KernelContext)
     throw new Error(`kernel ${k.name}: template linear cannot emit ${members.map((m) => m.op).join(', ')}`);
   }
   const [rows, kk] = ctx.typeOf(mm.args[0]).shape;
-  return linearKernel({
+  return {
     x: ctx.bufferOf(norm ? norm.args[0] : mm.args[0]),
     rows: rows!,
     k: constDim(kk!),
@@ -62,10 +66,14 @@ function linearSource(k: KernelItem, members: readonly Op[], ctx: KernelContext)
     w: ctx.bufferOf(mm.args[1]),
     ...(norm ? { norm: { weight: ctx.bufferOf(norm.args[1]), eps: norm.attrs.eps } } : {}),
     epilogue,
-  });
+  };
 }
 
-export function compileGraph(graph: Graph): Plan {
+/**
+ * Lowers `graph` to a plan. With `weights: 'f16'`, the weights that linear kernels read are stored as packed
+ * halves (dtype f16 in the plan) — unless another kernel reads them too, which then keep float32.
+ */
+export function compileGraph(graph: Graph, options: CodegenOptions = defaultCodegenOptions): Plan {
   const types = new Map<string, TensorType>();
   const storage = new Map<string, string>();
   const buffers: PlanBuffer[] = [];
@@ -92,21 +100,27 @@ export function compileGraph(graph: Graph): Plan {
     bufferOf: (v) => storage.get(v)!,
   };
   const nodes = new Map(graph.nodes.map((n) => [n.name, n]));
+  const scheduled = scheduledKernels(graph);
+  const specs = new Map(scheduled.filter((k) => k.template === 'linear').map((k) => [k.name, linearSpec(k, k.members.map((m) => nodes.get(m)!), ctx)]));
+  const packed = options.weights === 'f16' ? packedWeights(graph, scheduled, specs) : new Set<string>();
   const kernels: PlanKernel[] = [];
-  const emit = (name: string, op: string, k: KernelSource, after?: string): void => {
+  const emit = (name: string, op: string, k: KernelSource, after?: string, variant?: string): void => {
     kernels.push({
       name,
       op,
+      ...(variant ? { variant } : {}),
       wgsl: k.wgsl,
       bindings: k.bindings.map((b, i) => ({ binding: i + 1, buffer: b.buffer, access: b.access })),
       workgroups: k.workgroups,
       ...(after ? { after } : {}),
     });
   };
-  for (const k of scheduledKernels(graph)) {
+  for (const k of scheduled) {
     const members = k.members.map((m) => nodes.get(m)!);
-    if (k.template === 'linear') {
-      emit(k.name, 'linear', linearSource(k, members, ctx));
+    const spec = specs.get(k.name);
+    if (spec) {
+      const o = { ...options, weights: packed.has(spec.w) ? options.weights : ('f32' as const) };
+      emit(k.name, 'linear', linearKernel(spec, o), undefined, linearVariant(spec, o));
     } else if (k.template === 'attention') {
       const [scores, , mix] = members as [Extract<Op, { op: 'attn_scores' }>, Op, Extract<Op, { op: 'attn_mix' }>];
       const [, rows, keys] = scores.type.shape;
@@ -137,9 +151,23 @@ export function compileGraph(graph: Graph): Plan {
   return {
     graph: graph.name,
     symbols: graph.symbols,
-    buffers,
+    buffers: buffers.map((b) => (packed.has(b.name) ? { ...b, dtype: 'f16' as const } : b)),
     kernels,
     inputs: graph.decls.filter((d) => d.kind === 'input').map((d) => d.name),
     outputs: graph.outputs.map((o) => storage.get(o)!),
   };
+}
+
+/** Weights read only as the `w` of linear kernels: the ones that can be stored as halves. */
+function packedWeights(graph: Graph, scheduled: readonly KernelItem[], specs: ReadonlyMap<string, LinearSpec>): Set<string> {
+  const weights = new Set(graph.decls.filter((d) => d.kind === 'weight').map((d) => d.name));
+  const asW = new Set([...specs.values()].map((s) => s.w));
+  const nodes = new Map(graph.nodes.map((n) => [n.name, n]));
+  for (const k of scheduled) {
+    const spec = specs.get(k.name);
+    for (const m of k.members) {
+      for (const a of nodes.get(m)!.args) if (weights.has(a) && a !== spec?.w) asW.delete(a);
+    }
+  }
+  return asW;
 }

@@ -1,6 +1,13 @@
-// The fused linear template: an optional RMSNorm prologue, one matmul over weights stored [N, K], and
-// an epilogue applied to each thread's columns (store, residual add, SiLU·gate, or RoPE + KV append).
+// The fused linear template: an optional RMSNorm prologue, one matmul over weights stored [N, K] (K
+// contiguous, float32 or packed halves), and an epilogue applied to each output unit (store, residual
+// add, SiLU·gate, or RoPE + KV append). Three ways to run it:
+//   tiled  — prefill: a register-tiled matmul, each workgroup a BM×128 output tile staged through
+//            workgroup memory in BK-deep slices of x and w; every output sums k in order.
+//   gemv   — decode (a few constant rows), K ≥ splitKFrom: a group of 64 invocations per unit splits K,
+//            reads w as vec4s, and reduces in workgroup memory; bandwidth-bound.
+//   column — one invocation per unit sums its column in order (run.c's order): small K, or K % 4 ≠ 0.
 // The normalized input is formed per element in the order a stored rmsnorm result would be.
+import * as A from '../affine.js';
 import type { Affine } from '../affine.js';
 import { f32Lit, header, preciseMath, u32Expr, wg, type KernelBinding, type KernelSource } from './wgsl.js';
 
@@ -36,60 +43,99 @@ export interface LinearSpec {
 }
 
 
-const THREADS = 64;
-const ro = (buffer: string, v: string): KernelBinding => ({ buffer, access: 'read', var: v, type: 'f32' });
+/** How weights are stored on the device: float32, or float16 pairs packed in u32s (read with unpack2x16float). */
+export type WeightFormat = 'f32' | 'f16';
+
+export interface LinearOptions {
+  readonly weights: WeightFormat;
+  /** the adapter's maxComputeInvocationsPerWorkgroup */
+  readonly maxInvocations: number;
+  /** the adapter's maxComputeWorkgroupStorageSize */
+  readonly maxWorkgroupBytes: number;
+  /** constant-row (decode) kernels split K across invocations from this K on; below it a column sums in order */
+  readonly splitKFrom: number;
+  /** output rows per invocation in a prefill tile (4 or 8): tiles of 16·tileRows × 128 */
+  readonly tileRows: 4 | 8;
+}
+
+export const defaultLinearOptions: LinearOptions = {
+  weights: 'f32',
+  maxInvocations: 256,
+  maxWorkgroupBytes: 16384,
+  splitKFrom: 512,
+  tileRows: 4,
+};
+
+export type LinearVariant = 'tiled' | 'gemv' | 'column';
+
+/** Rows up to this many, when constant, run as GEMV rather than as a tile. */
+const GEMV_MAX_ROWS = 4;
+
+export function linearVariant(s: Pick<LinearSpec, 'rows' | 'k'>, o: LinearOptions): LinearVariant {
+  if (s.k % 4 !== 0) return 'column';
+  if (A.isConstant(s.rows) && s.rows.c <= GEMV_MAX_ROWS) return s.k >= o.splitKFrom ? 'gemv' : 'column';
+  return 'tiled';
+}
+
+const ro = (buffer: string, v: string, type: KernelBinding['type'] = 'f32'): KernelBinding => ({ buffer, access: 'read', var: v, type });
 const rw = (buffer: string, v: string): KernelBinding => ({ buffer, access: 'read_write', var: v, type: 'f32' });
 
-export function linearKernel(s: LinearSpec): KernelSource {
-  const K = s.k;
-  const e = s.epilogue;
-  const bindings: KernelBinding[] = [ro(s.x, 'x'), ro(s.w, 'w')];
-  if (s.norm) bindings.push(ro(s.norm.weight, 'normWeight'));
-  const xAt = (k: string): string => (s.norm ? `normWeight[${k}] * (scale * x[xBase + ${k}])` : `x[xBase + ${k}]`);
-  const dot = (col: string): string => `dot(${col})`;
+/** The epilogue as a WGSL function `emit(row, unit, a, b)` of a unit's one or two dot products. */
+interface Epilogue {
+  readonly units: number;
+  readonly dots: 1 | 2;
+  /** WGSL expressions of the w rows that a unit's dots read */
+  readonly wRows: (unit: string) => readonly [string, string];
+  readonly bindings: readonly KernelBinding[];
+  readonly emit: string;
+}
 
-  // units: the columns (or column pairs) one invocation owns
-  let units: number;
-  let body: string;
+function epilogueOf(s: LinearSpec): Epilogue {
+  const e = s.epilogue;
+  const fn = (body: string): string => `fn emit(row: u32, unit: u32, a: f32, b: f32) {${body}\n}`;
   switch (e.kind) {
     case 'store':
     case 'residual': {
-      units = s.n;
-      if (e.kind === 'residual') bindings.push(ro(e.residual, 'residual'));
-      bindings.push(rw(e.out, 'out'));
-      const value = e.kind === 'residual' ? `residual[row * ${s.n}u + unit] + ${dot('unit')}` : dot('unit');
-      body = `out[row * ${s.n}u + unit] = ${value};`;
-      break;
+      const value = e.kind === 'residual' ? `residual[row * ${s.n}u + unit] + a` : 'a';
+      return {
+        units: s.n,
+        dots: 1,
+        wRows: (u) => [u, u],
+        bindings: [...(e.kind === 'residual' ? [ro(e.residual, 'residual')] : []), rw(e.out, 'out')],
+        emit: fn(`\n  out[row * ${s.n}u + unit] = ${value};`),
+      };
     }
     case 'glu': {
       if (s.n % 2 !== 0) throw new Error(`glu needs an even number of stacked rows, got ${s.n}`);
-      units = s.n / 2;
-      bindings.push(rw(e.out, 'out'));
-      body = `
-  let gate = ${dot('unit')};
-  let up = ${dot(`unit + ${units}u`)};
-  out[row * ${units}u + unit] = (gate * preciseDiv(1.0, 1.0 + preciseExp(-gate))) * up;`;
-      break;
+      const f = s.n / 2;
+      return {
+        units: f,
+        dots: 2,
+        wRows: (u) => [u, `${u} + ${f}u`],
+        bindings: [rw(e.out, 'out')],
+        emit: fn(`\n  out[row * ${f}u + unit] = (a * preciseDiv(1.0, 1.0 + preciseExp(-a))) * b;`),
+      };
     }
     case 'qkv': {
       if (e.qSize + 2 * e.kvSize !== s.n || e.qSize % 2 !== 0 || e.kvSize % 2 !== 0) {
         throw new Error(`qkv columns ${e.qSize}+2·${e.kvSize} do not match the ${s.n} stacked rows`);
       }
-      units = s.n / 2;
       const half = e.headSize / 2;
-      bindings.push(ro(e.cos, 'cosT'), ro(e.sin, 'sinT'), rw(e.q, 'q'), rw(e.kCache, 'kCache'), rw(e.vCache, 'vCache'));
-      body = `
+      return {
+        units: s.n / 2,
+        dots: 2,
+        wRows: (u) => [`2u * ${u}`, `2u * ${u} + 1u`],
+        bindings: [ro(e.cos, 'cosT'), ro(e.sin, 'sinT'), rw(e.q, 'q'), rw(e.kCache, 'kCache'), rw(e.vCache, 'vCache')],
+        emit: fn(`
   let c0 = 2u * unit;
-  let a0 = ${dot('c0')};
-  let a1 = ${dot('c0 + 1u')};
   let pos = dims.P + row;
   if (c0 < ${e.qSize + e.kvSize}u) {
     let local = select(c0 - ${e.qSize}u, c0, c0 < ${e.qSize}u);
     let at = pos * ${half}u + (local / 2u) % ${half}u;
     let c = cosT[at];
     let s = sinT[at];
-    let r0 = a0 * c - a1 * s;
-    let r1 = a0 * s + a1 * c;
+    let r0 = a * c - b * s;
+    let r1 = a * s + b * c;
     if (c0 < ${e.qSize}u) {
       q[row * ${e.qSize}u + local] = r0;
       q[row * ${e.qSize}u + local + 1u] = r1;
@@ -99,42 +145,314 @@ export function linearKernel(s: LinearSpec): KernelSource {
     }
   } else {
     let local = c0 - ${e.qSize + e.kvSize}u;
-    vCache[pos * ${e.kvSize}u + local] = a0;
-    vCache[pos * ${e.kvSize}u + local + 1u] = a1;
-  }`;
-      break;
+    vCache[pos * ${e.kvSize}u + local] = a;
+    vCache[pos * ${e.kvSize}u + local + 1u] = b;
+  }`),
+      };
     }
   }
+}
 
+/** `fn wAt(i) -> vec4<f32>`: the i-th group of four weights, from float32 or from packed halves. */
+function vectorWeights(format: WeightFormat): { type: KernelBinding['type']; fn: string } {
+  return format === 'f32'
+    ? { type: 'vec4<f32>', fn: 'fn wAt(i: u32) -> vec4<f32> { return w[i]; }' }
+    : { type: 'vec2<u32>', fn: 'fn wAt(i: u32) -> vec4<f32> { let p = w[i]; return vec4<f32>(unpack2x16float(p.x), unpack2x16float(p.y)); }' };
+}
+
+export function linearKernel(s: LinearSpec, o: LinearOptions = defaultLinearOptions): KernelSource {
+  switch (linearVariant(s, o)) {
+    case 'column':
+      return columnKernel(s, o);
+    case 'gemv':
+      return gemvKernel(s, o);
+    case 'tiled':
+      return tiledKernel(s, o);
+  }
+}
+
+const normScale = (sum: string, s: LinearSpec): string =>
+  `preciseDiv(1.0, preciseSqrt(preciseDiv(${sum}, ${f32Lit(s.k)}) + ${f32Lit(s.norm!.eps)}))`;
+
+function columnKernel(s: LinearSpec, o: LinearOptions): KernelSource {
+  const THREADS = 64;
+  const K = s.k;
+  const ep = epilogueOf(s);
+  const bindings: KernelBinding[] = [ro(s.x, 'x'), ro(s.w, 'w', o.weights === 'f32' ? 'f32' : 'u32')];
+  if (s.norm) bindings.push(ro(s.norm.weight, 'normWeight'));
+  bindings.push(...ep.bindings);
+  const xAt = (k: string): string => (s.norm ? `normWeight[${k}] * (scale * x[xBase + ${k}])` : `x[xBase + ${k}]`);
+  const wAt = o.weights === 'f32' ? 'w[i]' : 'unpack2x16float(w[i / 2u])[i % 2u]';
+  const [r0, r1] = ep.wRows('unit');
   // Every invocation sums its row's squares itself, in order, as run.c does: no barrier, and the
   // scale is bit-identical in every workgroup.
   const prologue = s.norm
     ? `
   var ss = 0.0;
   for (var j = 0u; j < ${K}u; j++) { let v = x[xBase + j]; ss += v * v; }
-  scale = preciseDiv(1.0, preciseSqrt(preciseDiv(ss, ${f32Lit(K)}) + ${f32Lit(s.norm.eps)}));`
+  scale = ${normScale('ss', s)};`
     : '';
-
   const wgsl = `${header(bindings)}
 ${s.norm ? 'var<private> scale: f32;' : ''}
 var<private> xBase: u32;
 ${preciseMath}
 
-fn dot(col: u32) -> f32 {
-  let wBase = col * ${K}u;
+fn wAt(i: u32) -> f32 { return ${wAt}; }
+
+fn dot(wRow: u32) -> f32 {
+  let wBase = wRow * ${K}u;
   var acc = 0.0;
-  for (var i = 0u; i < ${K}u; i++) { acc += ${xAt('i')} * w[wBase + i]; }
+  for (var i = 0u; i < ${K}u; i++) { acc += ${xAt('i')} * wAt(wBase + i); }
   return acc;
 }
+
+${ep.emit}
 
 @compute @workgroup_size(${THREADS})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane: u32) {
   let row = wid.y;
   let unit = wid.x * ${THREADS}u + lane;
   xBase = row * ${K}u;${prologue}
-  if (unit >= ${units}u || row >= ${u32Expr(s.rows)}) { return; }
-${body}
+  if (unit >= ${ep.units}u || row >= ${u32Expr(s.rows)}) { return; }
+  emit(row, unit, dot(${r0}), ${ep.dots === 2 ? `dot(${r1})` : '0.0'});
 }
 `;
-  return { wgsl, bindings, workgroups: [wg(units, THREADS), wg(s.rows), wg(1)] };
+  return { wgsl, bindings, workgroups: [wg(ep.units, THREADS), wg(s.rows), wg(1)] };
+}
+
+function gemvKernel(s: LinearSpec, o: LinearOptions): KernelSource {
+  const LANES = 64;
+  const groups = Math.max(1, Math.min(4, Math.floor(o.maxInvocations / LANES)));
+  const threads = LANES * groups;
+  const K4 = s.k / 4;
+  const ep = epilogueOf(s);
+  const w = vectorWeights(o.weights);
+  const bindings: KernelBinding[] = [ro(s.x, 'x', 'vec4<f32>'), ro(s.w, 'w', w.type)];
+  if (s.norm) bindings.push(ro(s.norm.weight, 'normWeight', 'vec4<f32>'));
+  bindings.push(...ep.bindings);
+  // a group computes two dots: one unit's two, or two one-dot units
+  const perGroup = ep.dots === 1 ? 2 : 1;
+  const last = `${ep.units - 1}u`;
+  const [a0, a1] = ep.wRows('uc');
+  const rowsOf =
+    perGroup === 2
+      ? `let u0 = (wid.x * ${groups}u + g) * 2u;
+  let w0 = min(u0, ${last});
+  let w1 = min(u0 + 1u, ${last});`
+      : `let u0 = wid.x * ${groups}u + g;
+  let uc = min(u0, ${last});
+  let w0 = ${a0};
+  let w1 = ${a1};`;
+  const emit =
+    perGroup === 2
+      ? `if (u0 < ${ep.units}u) { emit(row, u0, r.x, 0.0); }
+    if (u0 + 1u < ${ep.units}u) { emit(row, u0 + 1u, r.y, 0.0); }`
+      : `if (u0 < ${ep.units}u) { emit(row, u0, r.x, r.y); }`;
+  const prologue = s.norm
+    ? `
+  var ss = 0.0;
+  for (var i = tid; i < ${K4}u; i += ${threads}u) { let v = x[xBase + i]; ss += dot(v, v); }
+  red[tid] = vec2<f32>(ss, 0.0);
+  workgroupBarrier();
+  for (var k = ${threads / 2}u; k > 0u; k = k >> 1u) {
+    if (tid < k) { red[tid] += red[tid + k]; }
+    workgroupBarrier();
+  }
+  scale = ${normScale('red[0].x', s)};
+  workgroupBarrier();`
+    : '';
+  const wgsl = `${header(bindings)}
+var<workgroup> red: array<vec2<f32>, ${threads}>;
+${s.norm ? 'var<private> scale: f32;' : ''}
+var<private> xBase: u32;
+${preciseMath}
+
+${w.fn}
+
+fn xAt(i: u32) -> vec4<f32> { return ${s.norm ? 'normWeight[i] * (scale * x[xBase + i])' : 'x[xBase + i]'}; }
+
+${ep.emit}
+
+@compute @workgroup_size(${threads})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid: u32) {
+  let row = wid.y;
+  let g = tid / ${LANES}u;
+  let lane = tid % ${LANES}u;
+  xBase = row * ${K4}u;${prologue}
+  ${rowsOf}
+  var acc = vec2<f32>(0.0);
+  for (var i = lane; i < ${K4}u; i += ${LANES}u) {
+    let xv = xAt(i);
+    acc += vec2<f32>(dot(xv, wAt(w0 * ${K4}u + i)), dot(xv, wAt(w1 * ${K4}u + i)));
+  }
+  red[tid] = acc;
+  workgroupBarrier();
+  for (var k = ${LANES / 2}u; k > 0u; k = k >> 1u) {
+    if (lane < k) { red[tid] += red[tid + k]; }
+    workgroupBarrier();
+  }
+  if (lane == 0u) {
+    let r = red[tid];
+    ${emit}
+  }
+}
+`;
+  return { wgsl, bindings, workgroups: [wg(Math.ceil(ep.units / perGroup), groups), wg(s.rows), wg(1)] };
+}
+
+function tiledKernel(s: LinearSpec, o: LinearOptions): KernelSource {
+  const TX = 16;
+  const TY = o.maxInvocations >= 256 ? 16 : 8;
+  const threads = TX * TY;
+  const TM = o.tileRows;
+  const BM = TY * TM;
+  const HALF = TX * 4;
+  const BN = 2 * HALF;
+  const BK = (BM + BN) * 16 * 4 <= o.maxWorkgroupBytes ? 16 : 8;
+  const KQ = BK / 4;
+  const aLoads = (BM * KQ) / threads;
+  const bLoads = (BN * KQ) / threads;
+  const K4 = s.k / 4;
+  const ep = epilogueOf(s);
+  const glu = s.epilogue.kind === 'glu';
+  const w = vectorWeights(o.weights);
+  const bindings: KernelBinding[] = [ro(s.x, 'x', 'vec4<f32>'), ro(s.w, 'w', w.type)];
+  if (s.norm) bindings.push(ro(s.norm.weight, 'normWeight', 'vec4<f32>'));
+  bindings.push(...ep.bindings);
+  const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+  const comps = ['x', 'y', 'z', 'w'];
+
+  // which w row feeds local tile column `c`, and whether it exists
+  const wRow = glu
+    ? (c: string): string => `select(${s.n / 2}u + base + ${c} - ${HALF}u, base + ${c}, ${c} < ${HALF}u)`
+    : (c: string): string => `base + ${c}`;
+  const wLive = glu ? (c: string): string => `base + ${c} % ${HALF}u < ${s.n / 2}u` : (c: string): string => `base + ${c} < ${s.n}u`;
+
+  const scales = s.norm
+    ? range(aLoads)
+        .map(
+          (j) => `
+  var scale${j} = 0.0;
+  {
+    let r = min(rowBase + ar${j}, M - 1u) * ${K4}u;
+    var ss = 0.0;
+    for (var i = 0u; i < ${K4}u; i++) { let v = x[r + i]; ss += v.x * v.x; ss += v.y * v.y; ss += v.z * v.z; ss += v.w * v.w; }
+    scale${j} = ${normScale('ss', s)};
+  }`,
+        )
+        .join('')
+    : '';
+  const loadA = range(aLoads)
+    .map((j) => {
+      const xv = s.norm ? `normWeight[kk] * (scale${j} * x[r * ${K4}u + kk])` : `x[r * ${K4}u + kk]`;
+      return `
+    {
+      let r = rowBase + ar${j};
+      let kk = k4 + kq${j};
+      var v = vec4<f32>(0.0);
+      if (r < M && kk < ${K4}u) { v = ${xv}; }
+${range(4)
+  .map((c) => `      As[(kq${j} * 4u + ${c}u) * ${BM / 4}u + ar${j} / 4u][ar${j} % 4u] = v.${comps[c]};`)
+  .join('\n')}
+    }`;
+    })
+    .join('');
+  const loadB = range(bLoads)
+    .map(
+      (j) => `
+    {
+      let kk = k4 + kq${j};
+      var v = vec4<f32>(0.0);
+      if (live${j} && kk < ${K4}u) { v = wAt(wr${j} * ${K4}u + kk); }
+${range(4)
+  .map((c) => `      Bs[(kq${j} * 4u + ${c}u) * ${BN / 4}u + bc${j} / 4u][bc${j} % 4u] = v.${comps[c]};`)
+  .join('\n')}
+    }`,
+    )
+    .join('');
+  const accs = range(TM).flatMap((i) => [`acc0_${i}`, `acc1_${i}`]);
+  const inner = range(TM / 4)
+    .map(
+      (q) => `
+      let a${q} = As[k * ${BM / 4}u + ty * ${TM / 4}u + ${q}u];
+${range(4)
+  .map((c) => `      acc0_${q * 4 + c} += a${q}.${comps[c]} * b0;\n      acc1_${q * 4 + c} += a${q}.${comps[c]} * b1;`)
+  .join('\n')}`,
+    )
+    .join('');
+  const stores = range(TM)
+    .map((i) => {
+      const row = `rowBase + ty * ${TM}u + ${i}u`;
+      let body: string;
+      if (glu) {
+        body = range(4)
+          .map((c) => `if (base + tx * 4u + ${c}u < ${ep.units}u) { emit(row, base + tx * 4u + ${c}u, acc0_${i}.${comps[c]}, acc1_${i}.${comps[c]}); }`)
+          .join('\n      ');
+      } else if (ep.dots === 1) {
+        body = [0, 1]
+          .flatMap((h) =>
+            range(4).map(
+              (c) => `if (base + ${h * HALF}u + tx * 4u + ${c}u < ${ep.units}u) { emit(row, base + ${h * HALF}u + tx * 4u + ${c}u, acc${h}_${i}.${comps[c]}, 0.0); }`,
+            ),
+          )
+          .join('\n      ');
+      } else {
+        // column pairs (2u, 2u + 1) sit side by side in one vec4
+        body = [0, 1]
+          .flatMap((h) =>
+            [0, 1].map((p) => {
+              const unit = `(base + ${h * HALF}u + tx * 4u) / 2u + ${p}u`;
+              return `if (${unit} < ${ep.units}u) { emit(row, ${unit}, acc${h}_${i}.${comps[2 * p]}, acc${h}_${i}.${comps[2 * p + 1]}); }`;
+            }),
+          )
+          .join('\n      ');
+      }
+      return `
+  {
+    let row = ${row};
+    if (row < M) {
+      ${body}
+    }
+  }`;
+    })
+    .join('');
+
+  const wgsl = `${header(bindings)}
+var<workgroup> As: array<vec4<f32>, ${(BK * BM) / 4}>;
+var<workgroup> Bs: array<vec4<f32>, ${(BK * BN) / 4}>;
+${preciseMath}
+
+${w.fn}
+
+${ep.emit}
+
+@compute @workgroup_size(${threads})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid: u32) {
+  let tx = tid % ${TX}u;
+  let ty = tid / ${TX}u;
+  let M = ${u32Expr(s.rows)};
+  let rowBase = wid.y * ${BM}u;
+  let base = wid.x * ${glu ? HALF : BN}u;
+${range(aLoads)
+  .map((j) => `  let ar${j} = (tid + ${j * threads}u) / ${KQ}u;\n  let kq${j} = (tid + ${j * threads}u) % ${KQ}u;`)
+  .join('\n')}
+${range(bLoads)
+  .map(
+    (j) =>
+      `  let bc${j} = (tid + ${j * threads}u) / ${KQ}u;\n  let kq${j}b = (tid + ${j * threads}u) % ${KQ}u;\n  let wr${j} = ${wRow(`bc${j}`)};\n  let live${j} = ${wLive(`bc${j}`)};`,
+  )
+  .join('\n')}${scales}
+${accs.map((a) => `  var ${a} = vec4<f32>(0.0);`).join('\n')}
+  for (var k4 = 0u; k4 < ${K4}u; k4 += ${KQ}u) {${loadA}${loadB.replace(/kq(\d+)/g, 'kq$1b')}
+    workgroupBarrier();
+    for (var k = 0u; k < ${BK}u; k++) {
+      let b0 = Bs[k * ${BN / 4}u + tx];
+      let b1 = Bs[k * ${BN / 4}u + ${TX}u + tx];${inner}
+    }
+    workgroupBarrier();
+  }${stores}
+}
+`;
+  const across = glu ? ep.units : s.n;
+  return { wgsl, bindings, workgroups: [wg(across, glu ? HALF : BN), wg(s.rows, BM), wg(1)] };
 }

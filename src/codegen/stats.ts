@@ -60,7 +60,7 @@ export function fullContextEnv(g: Graph, contextLength: number): Env {
   return Object.fromEntries(g.symbols.map((s) => [s, value(s)]));
 }
 
-const BYTES_PER_ELEMENT = { f32: 4, i32: 4 } as const;
+const BYTES_PER_ELEMENT = { f32: 4, i32: 4, f16: 2 } as const;
 
 function elements(shape: readonly Affine[], env: Env): number {
   return shape.reduce((n, d) => n * A.evaluate(d, env), 1);

@@ -23,9 +23,12 @@ export function f32Lit(x: number): string {
   return /[.e]/.test(s) ? s : `${s}.0`;
 }
 
+/** The element type a kernel sees a buffer as: scalars, or vec4<f32> / vec2<u32> (four packed halves) views of K-contiguous rows. */
+export type ElementType = 'f32' | 'i32' | 'u32' | 'vec4<f32>' | 'vec2<u32>';
+
 export interface KernelBinding extends Omit<PlanBinding, 'binding'> {
   readonly var: string;
-  readonly type: 'f32' | 'i32';
+  readonly type: ElementType;
 }
 
 /** The shared header: the uniform and one storage array per binding, numbered from 1. */

@@ -2,6 +2,7 @@
 // a model; each plan owns its activation buffers, which grow to the largest run seen, and its pipelines.
 import * as A from '../affine.js';
 import type { Gpu } from './gpu.js';
+import { packHalves } from './halves.js';
 import { uniformSymbols, type Plan, type PlanBuffer } from './plan.js';
 
 const usage = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
@@ -17,7 +18,8 @@ function elements(b: PlanBuffer, env: A.Env): number {
  */
 export class ResidentBuffers {
   private readonly buffers = new Map<string, GPUBuffer>();
-  private readonly uploaded = new Map<Float32Array, GPUBuffer>();
+  /** one device buffer per host tensor and storage format */
+  private readonly uploaded = new Map<Float32Array, Map<PlanBuffer['dtype'], GPUBuffer>>();
 
   constructor(
     private readonly gpu: Gpu,
@@ -30,12 +32,15 @@ export class ResidentBuffers {
     return this.gpu.device.createBuffer({ label: name, size: Math.max(16, Math.ceil(bytes / 16) * 16), usage: usage() });
   }
 
-  private upload(name: string, data: Float32Array): GPUBuffer {
-    let buf = this.uploaded.get(data);
+  private upload(name: string, data: Float32Array, dtype: PlanBuffer['dtype']): GPUBuffer {
+    const formats = this.uploaded.get(data) ?? new Map<PlanBuffer['dtype'], GPUBuffer>();
+    this.uploaded.set(data, formats);
+    let buf = formats.get(dtype);
     if (!buf) {
-      buf = this.allocate(name, data.byteLength);
-      this.gpu.device.queue.writeBuffer(buf, 0, data.buffer, data.byteOffset, data.byteLength);
-      this.uploaded.set(data, buf);
+      const bytes = dtype === 'f16' ? packHalves(data) : data;
+      buf = this.allocate(name, bytes.byteLength);
+      this.gpu.device.queue.writeBuffer(buf, 0, bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      formats.set(dtype, buf);
     }
     return buf;
   }
@@ -66,14 +71,14 @@ export class ResidentBuffers {
           at += p.length;
         }
       }
-      buf = this.upload(b.name, data);
+      buf = this.upload(b.name, data, b.dtype);
     }
     this.buffers.set(b.name, buf);
     return buf;
   }
 
   destroy(): void {
-    for (const b of new Set([...this.buffers.values(), ...this.uploaded.values()])) b.destroy();
+    for (const b of new Set([...this.buffers.values(), ...[...this.uploaded.values()].flatMap((f) => [...f.values()])])) b.destroy();
     this.buffers.clear();
     this.uploaded.clear();
   }
@@ -85,6 +90,11 @@ interface Pipeline {
 }
 
 export type InputData = Int32Array | Float32Array;
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
 
 export class PlanExecutor {
   private readonly uniform: GPUBuffer;
@@ -176,8 +186,8 @@ export class PlanExecutor {
     );
   }
 
-  /** Records every kernel of the plan into one compute pass and submits it. */
-  run(env: A.Env, inputs: Readonly<Record<string, InputData>>): void {
+  /** Checks the symbols and inputs, sizes the buffers, and writes the uniform and inputs for one run. */
+  private prepare(env: A.Env, inputs: Readonly<Record<string, InputData>>): [number, number, number][] {
     for (const s of this.plan.symbols) {
       const v = env[s];
       if (v === undefined || !Number.isInteger(v) || v < 0) throw new Error(`${this.plan.graph}: symbol ${s} needs a whole value`);
@@ -193,19 +203,90 @@ export class PlanExecutor {
       device.queue.writeBuffer(this.bufferFor(spec), 0, data.buffer, data.byteOffset, data.byteLength);
     }
     const maxGroups = this.gpu.limits.maxComputeWorkgroupsPerDimension;
-    const encoder = device.createCommandEncoder({ label: this.plan.graph });
-    const pass = encoder.beginComputePass({ label: this.plan.graph });
-    this.plan.kernels.forEach((k, i) => {
+    return this.plan.kernels.map((k) => {
       const counts = k.workgroups.map((w) => Math.min(Math.ceil(A.evaluate(w.of, env) / w.per), w.max ?? Infinity)) as [number, number, number];
       const over = counts.findIndex((c) => c > maxGroups);
       if (over >= 0) throw new Error(`kernel ${k.name} needs ${counts[over]} workgroups along ${'xyz'[over]}, the adapter allows ${maxGroups}`);
-      if (counts.some((c) => c === 0)) return;
-      pass.setPipeline(this.pipelines[i]!.pipeline);
-      pass.setBindGroup(0, this.bindGroups![i]!);
-      pass.dispatchWorkgroups(...counts);
+      return counts;
     });
+  }
+
+  private dispatch(pass: GPUComputePassEncoder, i: number, counts: [number, number, number], times = 1): void {
+    if (counts.some((c) => c === 0)) return;
+    pass.setPipeline(this.pipelines[i]!.pipeline);
+    pass.setBindGroup(0, this.bindGroups![i]!);
+    for (let r = 0; r < times; r++) pass.dispatchWorkgroups(...counts);
+  }
+
+  /** Records every kernel of the plan into one compute pass and submits it. */
+  run(env: A.Env, inputs: Readonly<Record<string, InputData>>): void {
+    const grid = this.prepare(env, inputs);
+    const encoder = this.gpu.device.createCommandEncoder({ label: this.plan.graph });
+    const pass = encoder.beginComputePass({ label: this.plan.graph });
+    grid.forEach((counts, i) => this.dispatch(pass, i, counts));
     pass.end();
-    device.queue.submit([encoder.finish()]);
+    this.gpu.device.queue.submit([encoder.finish()]);
+  }
+
+  /**
+   * GPU seconds of each kernel of one run (the median of `trials`), for benchmarks. With timestamp queries,
+   * each kernel runs in a pass of its own between two timestamps; without, each kernel's time is the host
+   * clock's difference between submitting it `1 + repeat` times and once, each up to onSubmittedWorkDone.
+   * Repeating a kernel repeats its writes, so buffers hold no meaningful values afterwards.
+   */
+  async profile(env: A.Env, inputs: Readonly<Record<string, InputData>>, trials = 5, repeat = 10): Promise<{ seconds: number[]; clock: 'timestamp' | 'host' }> {
+    const grid = this.prepare(env, inputs);
+    const device = this.gpu.device;
+    const n = grid.length;
+    const samples: number[][] = grid.map(() => []);
+    if (this.gpu.features.has('timestamp-query')) {
+      const querySet = device.createQuerySet({ type: 'timestamp', count: 2 * n });
+      const resolved = device.createBuffer({ size: 16 * n, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+      const staging = device.createBuffer({ size: 16 * n, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      try {
+        for (let t = 0; t <= trials; t++) {
+          const encoder = device.createCommandEncoder();
+          grid.forEach((counts, i) => {
+            const pass = encoder.beginComputePass({ timestampWrites: { querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
+            this.dispatch(pass, i, counts);
+            pass.end();
+          });
+          encoder.resolveQuerySet(querySet, 0, 2 * n, resolved, 0);
+          encoder.copyBufferToBuffer(resolved, 0, staging, 0, 16 * n);
+          device.queue.submit([encoder.finish()]);
+          await staging.mapAsync(GPUMapMode.READ);
+          const ns = new BigInt64Array(staging.getMappedRange().slice(0));
+          staging.unmap();
+          // the first trial warms up
+          if (t > 0) grid.forEach((_, i) => samples[i]!.push(Number(ns[2 * i + 1]! - ns[2 * i]!) / 1e9));
+        }
+      } finally {
+        querySet.destroy();
+        resolved.destroy();
+        staging.destroy();
+      }
+      this.gpu.check();
+      return { seconds: samples.map(median), clock: 'timestamp' };
+    }
+    const timed = async (i: number, times: number): Promise<number> => {
+      const encoder = device.createCommandEncoder();
+      const pass = encoder.beginComputePass();
+      this.dispatch(pass, i, grid[i]!, times);
+      pass.end();
+      const t0 = performance.now();
+      device.queue.submit([encoder.finish()]);
+      await device.queue.onSubmittedWorkDone();
+      return (performance.now() - t0) / 1000;
+    };
+    for (let t = 0; t <= trials; t++) {
+      for (let i = 0; i < n; i++) {
+        const once = await timed(i, 1);
+        const more = await timed(i, 1 + repeat);
+        if (t > 0) samples[i]!.push(Math.max(0, (more - once) / repeat));
+      }
+    }
+    this.gpu.check();
+    return { seconds: samples.map(median), clock: 'host' };
   }
 
   /** Reads `count` float32 elements of a plan buffer from element `start`, after all submitted work. */

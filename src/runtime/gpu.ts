@@ -8,6 +8,8 @@ Object.assign(globalThis, globals);
 export interface GpuOptions {
   /** Dawn backend name: vulkan, opengles, opengl, metal, d3d12, null… */
   readonly backend?: string;
+  /** Dawn toggles to enable (e.g. disable_robustness, skip_validation) */
+  readonly toggles?: readonly string[];
 }
 
 export interface Gpu {
@@ -55,10 +57,10 @@ interface Found {
   readonly backend: string;
 }
 
-async function tryBackend(backend: string | undefined): Promise<Found | string> {
+async function tryBackend(backend: string | undefined, toggles: readonly string[]): Promise<Found | string> {
   let navigatorGpu: GPU;
   try {
-    navigatorGpu = create(backend ? [`backend=${backend}`] : []);
+    navigatorGpu = create([...(backend ? [`backend=${backend}`] : []), ...(toggles.length ? [`enable-dawn-features=${toggles.join(',')}`] : [])]);
   } catch (e) {
     return `${backend ?? 'default'}: ${(e as Error).message.split('\n')[0]}`;
   }
@@ -75,7 +77,7 @@ export async function openGpu(options: GpuOptions = {}): Promise<Gpu> {
   const tried: string[] = [];
   let found: Found | undefined;
   for (const b of candidates) {
-    const r = await tryBackend(b);
+    const r = await tryBackend(b, options.toggles ?? []);
     if (typeof r === 'string') tried.push(r);
     else {
       found = r;
@@ -89,7 +91,9 @@ export async function openGpu(options: GpuOptions = {}): Promise<Gpu> {
     );
   }
   const { instance, adapter, backend } = found;
-  const device = await adapter.requestDevice({ requiredLimits: limitsOf(adapter) });
+  // timestamp queries time kernels in benchmarks where the adapter has them
+  const requiredFeatures = (['timestamp-query'] as GPUFeatureName[]).filter((f) => adapter.features.has(f));
+  const device = await adapter.requestDevice({ requiredLimits: limitsOf(adapter), requiredFeatures });
   let pending: string | undefined;
   let destroyed = false;
   device.onuncapturederror = (ev) => {
@@ -106,7 +110,7 @@ export async function openGpu(options: GpuOptions = {}): Promise<Gpu> {
     backend,
     adapter: [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ') || 'unknown adapter',
     limits: device.limits,
-    features: new Set([...adapter.features]),
+    features: new Set([...device.features]),
     check() {
       if (pending) {
         const p = pending;

@@ -7,7 +7,8 @@ export type BufferRole = 'input' | 'weight' | 'state' | 'activation';
 export interface PlanBuffer {
   readonly name: string;
   readonly role: BufferRole;
-  readonly dtype: 'f32' | 'i32';
+  /** f16: float32 values stored as packed halves (two per u32) */
+  readonly dtype: 'f32' | 'i32' | 'f16';
   /** elements = product of the dims evaluated at the run's symbol values */
   readonly shape: readonly Affine[];
   /** a weight stacked from these checkpoint tensors along the first axis (default: the tensor of its name) */
@@ -33,6 +34,8 @@ export interface PlanKernel {
   /** the IR value it computes, for errors and stats */
   readonly name: string;
   readonly op: string;
+  /** how the template runs it, where it has several ways (linear: tiled, gemv or column) */
+  readonly variant?: string;
   readonly wgsl: string;
   readonly bindings: readonly PlanBinding[];
   readonly workgroups: readonly [WorkgroupCount, WorkgroupCount, WorkgroupCount];

@@ -1,0 +1,228 @@
+// The fused linear template in each of its ways (tiled, gemv, column), with each epilogue, with float32
+// and packed-half weights, against the CPU's rmsnorm → matmul → epilogue on seeded random data, at sizes
+// that are not multiples of the tiles.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as A from '../src/affine.js';
+import { defaultLinearOptions, linearKernel, linearVariant, type LinearEpilogue, type LinearOptions, type LinearSpec, type LinearVariant } from '../src/codegen/linear.js';
+import { halfToFloat } from '../models/ieee754.js';
+import { PlanExecutor, ResidentBuffers } from '../src/runtime/executor.js';
+import { openGpu, type Gpu } from '../src/runtime/gpu.js';
+import { floatToHalf, packHalves } from '../src/runtime/halves.js';
+import type { Plan, PlanBuffer } from '../src/runtime/plan.js';
+import * as ref from './reference.js';
+
+let gpu: Gpu;
+beforeAll(async () => {
+  gpu = await openGpu();
+});
+afterAll(() => gpu?.destroy());
+
+type Kind = LinearEpilogue['kind'];
+
+interface Case {
+  readonly variant: LinearVariant;
+  readonly kind: Kind;
+  readonly k: number;
+  /** output units: columns (store, residual), gated columns (glu), or q / kv sizes (qkv) */
+  readonly n: number;
+  readonly rows: number;
+  readonly norm: boolean;
+  readonly weights: 'f32' | 'f16';
+  readonly tileRows?: 4 | 8;
+}
+
+const QKV = { qSize: 48, kvSize: 16, headSize: 8, P: 5, context: 160 };
+
+function stackedRows(c: Case): number {
+  return c.kind === 'glu' ? 2 * c.n : c.kind === 'qkv' ? QKV.qSize + 2 * QKV.kvSize : c.n;
+}
+
+function specOf(c: Case): LinearSpec {
+  const epilogue: LinearEpilogue =
+    c.kind === 'store'
+      ? { kind: 'store', out: 'out' }
+      : c.kind === 'residual'
+        ? { kind: 'residual', residual: 'res', out: 'out' }
+        : c.kind === 'glu'
+          ? { kind: 'glu', out: 'out' }
+          : { kind: 'qkv', q: 'out', kCache: 'kc', vCache: 'vc', qSize: QKV.qSize, kvSize: QKV.kvSize, cos: 'cos', sin: 'sin', headSize: QKV.headSize };
+  return {
+    x: 'x',
+    rows: c.variant === 'tiled' ? A.sym('T') : A.constant(c.rows),
+    k: c.k,
+    n: stackedRows(c),
+    w: 'w',
+    ...(c.norm ? { norm: { weight: 'nw', eps: 1e-5 } } : {}),
+    epilogue,
+  };
+}
+
+function optionsOf(c: Case): LinearOptions {
+  return { ...defaultLinearOptions, weights: c.weights, splitKFrom: c.variant === 'gemv' ? 0 : 1 << 30, tileRows: c.tileRows ?? 4 };
+}
+
+const halfRounded = (w: Float32Array): Float32Array => w.map((v) => halfToFloat(floatToHalf(v)));
+
+/** out of the CPU reference: [rows, units] (store, residual, glu) or q [rows, qSize] and the two caches (qkv) */
+function reference(c: Case, data: Record<string, Float32Array>): Record<string, Float32Array> {
+  const w = c.weights === 'f16' ? halfRounded(data.w!) : data.w!;
+  const x = c.norm ? ref.rmsnorm(data.x!, data.nw!, 1e-5) : data.x!;
+  const y = ref.matmul(x, w, c.k);
+  const n = stackedRows(c);
+  if (c.kind === 'store') return { out: y };
+  if (c.kind === 'residual') return { out: y.map((v, i) => Math.fround(data.res![i]! + v)) };
+  if (c.kind === 'glu') {
+    const out = new Float32Array(c.rows * c.n);
+    for (let r = 0; r < c.rows; r++)
+      for (let j = 0; j < c.n; j++) {
+        const g = y[r * n + j]!;
+        out[r * c.n + j] = Math.fround(Math.fround(g / Math.fround(1 + Math.fround(Math.exp(-g)))) * y[r * n + c.n + j]!);
+      }
+    return { out };
+  }
+  const { qSize, kvSize, headSize, P } = QKV;
+  const part = (start: number, size: number): Float32Array => {
+    const o = new Float32Array(c.rows * size);
+    for (let r = 0; r < c.rows; r++) o.set(y.subarray(r * n + start, r * n + start + size), r * size);
+    return o;
+  };
+  const q = ref.rope(part(0, qSize), data.cos!, data.sin!, qSize, headSize, P);
+  const kc = ref.kvWrite(data.kc!, ref.rope(part(qSize, kvSize), data.cos!, data.sin!, kvSize, headSize, P), kvSize, P);
+  const vc = ref.kvWrite(data.vc!, part(qSize + kvSize, kvSize), kvSize, P);
+  return { out: q, kc, vc };
+}
+
+async function runCase(c: Case, seed: number): Promise<{ errors: Record<string, number>; scale: number }> {
+  const spec = specOf(c);
+  const o = optionsOf(c);
+  expect(linearVariant(spec, o)).toBe(c.variant);
+  const source = linearKernel(spec, o);
+  const n = stackedRows(c);
+  const outCols = c.kind === 'glu' ? c.n : c.kind === 'qkv' ? QKV.qSize : c.n;
+  const data: Record<string, Float32Array> = {
+    x: ref.randomArray(c.rows * c.k, seed, 2),
+    w: ref.randomArray(n * c.k, seed + 1, 1 / Math.sqrt(c.k)),
+    nw: ref.randomArray(c.k, seed + 2, 1),
+    res: ref.randomArray(c.rows * c.n, seed + 3, 1),
+    cos: ref.randomArray(QKV.context * (QKV.headSize / 2), seed + 4, 1),
+    sin: ref.randomArray(QKV.context * (QKV.headSize / 2), seed + 5, 1),
+    kc: ref.randomArray(QKV.context * QKV.kvSize, seed + 6, 1),
+    vc: ref.randomArray(QKV.context * QKV.kvSize, seed + 7, 1),
+  };
+  const shape = (...d: number[]): A.Affine[] => d.map((v) => A.constant(v));
+  const used = new Set(source.bindings.map((b) => b.buffer));
+  const buffers: PlanBuffer[] = [
+    { name: 'x', role: 'input' as const, dtype: 'f32' as const, shape: shape(c.rows, c.k) },
+    { name: 'w', role: 'weight' as const, dtype: c.weights, shape: shape(n, c.k) },
+    { name: 'nw', role: 'weight' as const, dtype: 'f32' as const, shape: shape(c.k) },
+    { name: 'res', role: 'weight' as const, dtype: 'f32' as const, shape: shape(c.rows, c.n) },
+    { name: 'cos', role: 'weight' as const, dtype: 'f32' as const, shape: shape(QKV.context, QKV.headSize / 2) },
+    { name: 'sin', role: 'weight' as const, dtype: 'f32' as const, shape: shape(QKV.context, QKV.headSize / 2) },
+    { name: 'kc', role: 'state' as const, dtype: 'f32' as const, shape: shape(QKV.context, QKV.kvSize) },
+    { name: 'vc', role: 'state' as const, dtype: 'f32' as const, shape: shape(QKV.context, QKV.kvSize) },
+    { name: 'out', role: 'activation' as const, dtype: 'f32' as const, shape: shape(c.rows, outCols) },
+  ].filter((b) => used.has(b.name));
+  const plan: Plan = {
+    graph: 'linear',
+    symbols: ['T', 'P'],
+    buffers,
+    kernels: [
+      {
+        name: 'linear',
+        op: 'linear',
+        wgsl: source.wgsl,
+        bindings: source.bindings.map((b, i) => ({ binding: i + 1, buffer: b.buffer, access: b.access })),
+        workgroups: source.workgroups,
+      },
+    ],
+    inputs: ['x'],
+    outputs: ['out'],
+  };
+  const resident = new ResidentBuffers(gpu, new Map(Object.entries(data).filter(([k]) => k !== 'x')));
+  const exec = await PlanExecutor.create(gpu, plan, resident);
+  try {
+    exec.run({ T: c.rows, P: QKV.P }, { x: data.x! });
+    const want = reference(c, data);
+    const errors: Record<string, number> = {};
+    for (const [name, values] of Object.entries(want)) errors[name] = ref.maxAbsDiff(await exec.read(name, 0, values.length), values);
+    const scale = Math.max(...Object.values(want).map((v) => v.reduce((m, x) => Math.max(m, Math.abs(x)), 0)));
+    return { errors, scale };
+  } finally {
+    exec.destroy();
+    resident.destroy();
+  }
+}
+
+describe('fused linear kernels against the CPU reference', () => {
+  const kinds: Kind[] = ['store', 'residual', 'glu', 'qkv'];
+  const cases: Case[] = [];
+  for (const kind of kinds) {
+    for (const weights of ['f32', 'f16'] as const) {
+      cases.push({ variant: 'tiled', kind, k: 100, n: 150, rows: 37, norm: kind !== 'residual', weights });
+      cases.push({ variant: 'gemv', kind, k: 260, n: 75, rows: 1, norm: kind !== 'residual', weights });
+      cases.push({ variant: 'column', kind, k: 102, n: 70, rows: 2, norm: kind !== 'residual', weights });
+    }
+    cases.push({ variant: 'tiled', kind, k: 36, n: 131, rows: 130, norm: true, weights: 'f32', tileRows: 8 });
+    cases.push({ variant: 'gemv', kind, k: 1028, n: 9, rows: 3, norm: true, weights: 'f32' });
+  }
+  cases.forEach((c, i) => {
+    const what = `${c.variant} ${c.kind}${c.norm ? ' + rmsnorm' : ''}, ${c.weights} weights, K ${c.k}, ${c.rows} rows${c.tileRows ? `, ${c.tileRows} rows per invocation` : ''}`;
+    it(what, async () => {
+      const { errors, scale } = await runCase(c, 1000 + 17 * i);
+      expect(scale).toBeGreaterThan(0.1);
+      // tiled and column sum k in order, as the reference does; gemv splits K, so its sums round differently
+      const tol = c.variant === 'gemv' ? 1e-5 * Math.sqrt(c.k) * scale : 2e-6 * scale;
+      for (const [name, e] of Object.entries(errors)) expect(e, name).toBeLessThan(tol);
+    });
+  });
+
+  it('chooses tiles for symbolic rows, gemv for a few constant rows from splitKFrom, a column otherwise', () => {
+    const o = defaultLinearOptions;
+    expect(linearVariant({ rows: A.sym('T'), k: 64 }, o)).toBe('tiled');
+    expect(linearVariant({ rows: A.constant(1), k: 768 }, o)).toBe('gemv');
+    expect(linearVariant({ rows: A.constant(1), k: 64 }, o)).toBe('column');
+    expect(linearVariant({ rows: A.constant(1), k: 770 }, o)).toBe('column');
+    expect(linearVariant({ rows: A.sym('T'), k: 66 }, o)).toBe('column');
+  });
+
+  it('keeps workgroup memory within the limit it is given', () => {
+    for (const maxWorkgroupBytes of [8192, 16384]) {
+      for (const tileRows of [4, 8] as const) {
+        const s = specOf({ variant: 'tiled', kind: 'store', k: 64, n: 64, rows: 8, norm: false, weights: 'f32' });
+        const { wgsl } = linearKernel(s, { ...defaultLinearOptions, maxWorkgroupBytes, tileRows });
+        const bytes = [...wgsl.matchAll(/var<workgroup>\s+\w+\s*:\s*array<vec4<f32>,\s*(\d+)>/g)].reduce((n, m) => n + 16 * Number(m[1]), 0);
+        expect(bytes).toBeLessThanOrEqual(maxWorkgroupBytes);
+      }
+    }
+  });
+});
+
+describe('packed halves', () => {
+  it('round to the nearest half, ties to even, with subnormals, overflow and NaN', () => {
+    const cases: [number, number][] = [
+      [1, 0x3c00],
+      [-2, 0xc000],
+      [65504, 0x7bff],
+      [65520, 0x7c00],
+      [1e6, 0x7c00],
+      [2 ** -24, 0x0001],
+      [2 ** -25, 0x0000],
+      [1.5 * 2 ** -25, 0x0001],
+      [1 + 2 ** -11, 0x3c00],
+      [1 + 3 * 2 ** -11, 0x3c02],
+      [0.1, 0x2e66],
+      [-0, 0x8000],
+      [Infinity, 0x7c00],
+    ];
+    for (const [v, bits] of cases) expect(floatToHalf(v).toString(16), String(v)).toBe(bits.toString(16));
+    expect(floatToHalf(Number.NaN) & 0x7e00).toBe(0x7e00);
+  });
+
+  it('round-trip every half exactly and pack element 2i low', () => {
+    for (let h = 0; h < 65536; h++) {
+      if ((h & 0x7c00) === 0x7c00 && (h & 0x3ff) !== 0) continue;
+      expect(floatToHalf(halfToFloat(h))).toBe(h);
+    }
+    expect([...packHalves(new Float32Array([1, -2, 0.5]))]).toEqual([(0xc000 << 16) | 0x3c00, 0x3800].map((v) => v >>> 0));
+  });
+});
