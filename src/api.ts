@@ -106,8 +106,8 @@ export interface LoadOptions {
   readonly toggles?: readonly string[];
   /** how matmul weights are stored on the device (default f32; f16 halves their bytes) */
   readonly weights?: WeightFormat;
-  /** kernel choices: the K from which decode matmuls split K (default 512), rows per invocation in prefill tiles */
-  readonly kernels?: Partial<Pick<CodegenOptions, 'splitKFrom' | 'tileRows'>>;
+  /** kernel choices (see LinearOptions): the K from which decode matmuls split K, the shape of prefill tiles */
+  readonly kernels?: Partial<Pick<CodegenOptions, 'splitKFrom' | 'tileRows' | 'sliceDepth' | 'prefetch' | 'unroll'>>;
 }
 
 /** Codegen options for an open device: its workgroup limits, and the caller's choices. */

@@ -54,6 +54,8 @@ export interface BenchRow {
   readonly clock?: 'timestamp' | 'host';
   /** per kernel kind: prefill at each prompt length, and one decode step at the middle of the timed steps */
   readonly kernels?: { readonly prefill: Readonly<Record<string, readonly KernelKindRow[]>>; readonly decode: readonly KernelKindRow[] };
+  /** the same, per kernel with its layer left out (l*.ffn_in: that kernel of every layer) */
+  readonly kernels_by_name?: { readonly prefill: Readonly<Record<string, readonly KernelKindRow[]>>; readonly decode: readonly KernelKindRow[] };
 }
 
 export const median = (xs: readonly number[]): number => {
@@ -76,10 +78,10 @@ export function checkBenchSizes(o: Pick<BenchOptions, 'promptTokens' | 'decodeTo
   }
 }
 
-function byKind(kernels: readonly ProfiledKernel[]): KernelKindRow[] {
+function byKind(kernels: readonly ProfiledKernel[], key: (k: ProfiledKernel) => string = (k) => k.kind): KernelKindRow[] {
   const total = kernels.reduce((s, k) => s + k.seconds, 0);
   const kinds = new Map<string, ProfiledKernel[]>();
-  for (const k of kernels) kinds.set(k.kind, [...(kinds.get(k.kind) ?? []), k]);
+  for (const k of kernels) kinds.set(key(k), [...(kinds.get(key(k)) ?? []), k]);
   return [...kinds]
     .map(([kind, ks]) => {
       const seconds = ks.reduce((s, k) => s + k.seconds, 0);
@@ -133,6 +135,8 @@ export async function benchmark(source: string | ModelFiles, label: string, o: B
     const gflops: Record<string, number> = {};
     const flopsRatio: Record<string, number> = {};
     const prefillKernels: Record<string, KernelKindRow[]> = {};
+    const prefillNames: Record<string, KernelKindRow[]> = {};
+    const byName = (k: ProfiledKernel): string => `${k.name.replace(/^l\d+\./, 'l*.')} (${k.kind})`;
     let clock: 'timestamp' | 'host' | undefined;
     for (const n of o.promptTokens) {
       const seconds = await timePrefill(model, n, o.runs);
@@ -143,15 +147,18 @@ export async function benchmark(source: string | ModelFiles, label: string, o: B
       if (o.profile !== false) {
         const p = await model.profile('prefill', n);
         prefillKernels[n] = byKind(p.kernels);
+        prefillNames[n] = byKind(p.kernels, byName);
         clock = p.clock;
       }
     }
     const perToken = await timeDecode(model, o.decodeTokens, o.runs);
     const weightBytes = model.decodeWeightBytes;
     let decodeKernels: KernelKindRow[] | undefined;
+    let decodeNames: KernelKindRow[] = [];
     if (o.profile !== false) {
       const p = await model.profile('decode', 1, Math.ceil(o.decodeTokens / 2));
       decodeKernels = byKind(p.kernels);
+      decodeNames = byKind(p.kernels, byName);
       clock = p.clock;
     }
     return {
@@ -168,7 +175,9 @@ export async function benchmark(source: string | ModelFiles, label: string, o: B
       decode_gb_per_s: weightBytes / perToken / 1e9,
       ...(o.limits?.bandwidth ? { decode_bandwidth_ratio: weightBytes / perToken / o.limits.bandwidth } : {}),
       ...(clock ? { clock } : {}),
-      ...(decodeKernels ? { kernels: { prefill: prefillKernels, decode: decodeKernels } } : {}),
+      ...(decodeKernels
+        ? { kernels: { prefill: prefillKernels, decode: decodeKernels }, kernels_by_name: { prefill: prefillNames, decode: decodeNames } }
+        : {}),
     };
   } finally {
     model.release();

@@ -29,6 +29,10 @@ interface Case {
   readonly norm: boolean;
   readonly weights: 'f32' | 'f16';
   readonly tileRows?: 4 | 8;
+  /** workgroup memory the tile may use (default 16 KiB: 16-deep k slices; 32 KiB and more: 32-deep) */
+  readonly workgroupBytes?: number;
+  /** tile tuning: prefetch, slice depth, unrolling */
+  readonly tune?: Partial<Pick<LinearOptions, 'prefetch' | 'sliceDepth' | 'unroll'>>;
 }
 
 const QKV = { qSize: 48, kvSize: 16, headSize: 8, P: 5, context: 160 };
@@ -58,7 +62,14 @@ function specOf(c: Case): LinearSpec {
 }
 
 function optionsOf(c: Case): LinearOptions {
-  return { ...defaultLinearOptions, weights: c.weights, splitKFrom: c.variant === 'gemv' ? 0 : 1 << 30, tileRows: c.tileRows ?? 4 };
+  return {
+    ...defaultLinearOptions,
+    weights: c.weights,
+    splitKFrom: c.variant === 'gemv' ? 0 : 1 << 30,
+    tileRows: c.tileRows ?? 4,
+    maxWorkgroupBytes: c.workgroupBytes ?? defaultLinearOptions.maxWorkgroupBytes,
+    ...c.tune,
+  };
 }
 
 const halfRounded = (w: Float32Array): Float32Array => w.map((v) => halfToFloat(floatToHalf(v)));
@@ -164,9 +175,14 @@ describe('fused linear kernels against the CPU reference', () => {
     }
     cases.push({ variant: 'tiled', kind, k: 36, n: 131, rows: 130, norm: true, weights: 'f32', tileRows: 8 });
     cases.push({ variant: 'gemv', kind, k: 1028, n: 9, rows: 3, norm: true, weights: 'f32' });
+    cases.push({ variant: 'tiled', kind, k: 164, n: 70, rows: 70, norm: kind !== 'residual', weights: 'f16', workgroupBytes: 49152, tune: { sliceDepth: 0, prefetch: true } });
+    cases.push({ variant: 'tiled', kind, k: 44, n: 66, rows: 5, norm: true, weights: 'f32', tileRows: 8, tune: { sliceDepth: 8, unroll: false } });
   }
   cases.forEach((c, i) => {
-    const what = `${c.variant} ${c.kind}${c.norm ? ' + rmsnorm' : ''}, ${c.weights} weights, K ${c.k}, ${c.rows} rows${c.tileRows ? `, ${c.tileRows} rows per invocation` : ''}`;
+    const what =
+      `${c.variant} ${c.kind}${c.norm ? ' + rmsnorm' : ''}, ${c.weights} weights, K ${c.k}, ${c.rows} rows` +
+      `${c.tileRows ? `, ${c.tileRows} rows per invocation` : ''}${c.workgroupBytes ? `, ${c.workgroupBytes} bytes of workgroup memory` : ''}` +
+      `${c.tune ? `, ${JSON.stringify(c.tune)}` : ''}`;
     it(what, async () => {
       const { errors, scale } = await runCase(c, 1000 + 17 * i);
       expect(scale).toBeGreaterThan(0.1);
@@ -186,10 +202,10 @@ describe('fused linear kernels against the CPU reference', () => {
   });
 
   it('keeps workgroup memory within the limit it is given', () => {
-    for (const maxWorkgroupBytes of [8192, 16384]) {
+    for (const maxWorkgroupBytes of [16384, 32768, 49152]) {
       for (const tileRows of [4, 8] as const) {
         const s = specOf({ variant: 'tiled', kind: 'store', k: 64, n: 64, rows: 8, norm: false, weights: 'f32' });
-        const { wgsl } = linearKernel(s, { ...defaultLinearOptions, maxWorkgroupBytes, tileRows });
+        const { wgsl } = linearKernel(s, { ...defaultLinearOptions, maxWorkgroupBytes, tileRows, sliceDepth: 0 });
         const bytes = [...wgsl.matchAll(/var<workgroup>\s+\w+\s*:\s*array<vec4<f32>,\s*(\d+)>/g)].reduce((n, m) => n + 16 * Number(m[1]), 0);
         expect(bytes).toBeLessThanOrEqual(maxWorkgroupBytes);
       }

@@ -56,6 +56,12 @@ export interface LinearOptions {
   readonly splitKFrom: number;
   /** output rows per invocation in a prefill tile (4 or 8): tiles of 16·tileRows × 128 */
   readonly tileRows: 4 | 8;
+  /** k per slice of a prefill tile (0: the deepest of 32, 16, 8 that fits the workgroup memory) */
+  readonly sliceDepth: 0 | 8 | 16 | 32;
+  /** load the next slice into registers while multiplying the current one */
+  readonly prefetch: boolean;
+  /** unroll the k loop of a slice */
+  readonly unroll: boolean;
 }
 
 export const defaultLinearOptions: LinearOptions = {
@@ -64,6 +70,10 @@ export const defaultLinearOptions: LinearOptions = {
   maxWorkgroupBytes: 16384,
   splitKFrom: 512,
   tileRows: 4,
+  // measured best on the H100 (OpenGL ES): deeper slices, prefetching and unrolling were all slower
+  sliceDepth: 16,
+  prefetch: false,
+  unroll: false,
 };
 
 export type LinearVariant = 'tiled' | 'gemv' | 'column';
@@ -308,7 +318,11 @@ function tiledKernel(s: LinearSpec, o: LinearOptions): KernelSource {
   const BM = TY * TM;
   const HALF = TX * 4;
   const BN = 2 * HALF;
-  const BK = (BM + BN) * 16 * 4 <= o.maxWorkgroupBytes ? 16 : 8;
+  // the slice depth asked for, or the deepest that fits the adapter's workgroup memory; every
+  // invocation loads whole vec4s of both slices
+  const fits = (bk: number): boolean => ((BM * bk) / 4) % threads === 0 && ((BN * bk) / 4) % threads === 0 && (BM + BN) * bk * 4 <= o.maxWorkgroupBytes;
+  const BK = [32, 16, 8, 4].find((bk) => (o.sliceDepth === 0 || bk <= o.sliceDepth) && fits(bk)) ?? [4, 8, 16, 32].find(fits);
+  if (BK === undefined) throw new Error(`no ${BM}×${BN} matmul tile fits ${o.maxWorkgroupBytes} bytes of workgroup memory`);
   const KQ = BK / 4;
   const aLoads = (BM * KQ) / threads;
   const bLoads = (BN * KQ) / threads;
@@ -342,44 +356,63 @@ function tiledKernel(s: LinearSpec, o: LinearOptions): KernelSource {
         )
         .join('')
     : '';
-  const loadA = range(aLoads)
-    .map((j) => {
-      const xv = s.norm ? `normWeight[kk] * (scale${j} * x[r * ${K4}u + kk])` : `x[r * ${K4}u + kk]`;
-      return `
-    {
+  // Global loads of the next slice go to registers (pa*, pb*) while the current slice is multiplied.
+  const fetch = (kn: string): string =>
+    [
+      ...range(aLoads).map((j) => {
+        const xv = s.norm ? `normWeight[kk] * (scale${j} * x[r * ${K4}u + kk])` : `x[r * ${K4}u + kk]`;
+        return `    {
       let r = rowBase + ar${j};
-      let kk = k4 + kq${j};
-      var v = vec4<f32>(0.0);
-      if (r < M && kk < ${K4}u) { v = ${xv}; }
-${range(4)
-  .map((c) => `      As[(kq${j} * 4u + ${c}u) * ${BM / 4}u + ar${j} / 4u][ar${j} % 4u] = v.${comps[c]};`)
-  .join('\n')}
+      let kk = ${kn} + kq${j};
+      pa${j} = vec4<f32>(0.0);
+      if (r < M && kk < ${K4}u) { pa${j} = ${xv}; }
     }`;
-    })
-    .join('');
-  const loadB = range(bLoads)
-    .map(
-      (j) => `
-    {
-      let kk = k4 + kq${j};
-      var v = vec4<f32>(0.0);
-      if (live${j} && kk < ${K4}u) { v = wAt(wr${j} * ${K4}u + kk); }
-${range(4)
-  .map((c) => `      Bs[(kq${j} * 4u + ${c}u) * ${BN / 4}u + bc${j} / 4u][bc${j} % 4u] = v.${comps[c]};`)
-  .join('\n')}
+      }),
+      ...range(bLoads).map(
+        (j) => `    {
+      let kk = ${kn} + kq${j}b;
+      pb${j} = vec4<f32>(0.0);
+      if (live${j} && kk < ${K4}u) { pb${j} = wAt(wr${j} * ${K4}u + kk); }
     }`,
-    )
-    .join('');
+      ),
+    ].join('\n');
+  const stage = [
+    ...range(aLoads).flatMap((j) => range(4).map((c) => `    As[(kq${j} * 4u + ${c}u) * ${BM / 4}u + ar${j} / 4u][ar${j} % 4u] = pa${j}.${comps[c]};`)),
+    ...range(bLoads).flatMap((j) => range(4).map((c) => `    Bs[(kq${j}b * 4u + ${c}u) * ${BN / 4}u + bc${j} / 4u][bc${j} % 4u] = pb${j}.${comps[c]};`)),
+  ].join('\n');
   const accs = range(TM).flatMap((i) => [`acc0_${i}`, `acc1_${i}`]);
-  const inner = range(TM / 4)
+  const step = (k: string): string => `
+      let b0 = Bs[${k} * ${BN / 4}u + tx];
+      let b1 = Bs[${k} * ${BN / 4}u + ${TX}u + tx];${range(TM / 4)
     .map(
       (q) => `
-      let a${q} = As[k * ${BM / 4}u + ty * ${TM / 4}u + ${q}u];
+      let a${q} = As[${k} * ${BM / 4}u + ty * ${TM / 4}u + ${q}u];
 ${range(4)
   .map((c) => `      acc0_${q * 4 + c} += a${q}.${comps[c]} * b0;\n      acc1_${q * 4 + c} += a${q}.${comps[c]} * b1;`)
   .join('\n')}`,
     )
-    .join('');
+    .join('')}`;
+  const multiply = o.unroll
+    ? range(BK)
+        .map((k) => `    {${step(`${k}u`)}\n    }`)
+        .join('\n')
+    : `    for (var k = 0u; k < ${BK}u; k++) {${step('k')}\n    }`;
+  const loop = o.prefetch
+    ? `${fetch('0u')}
+  for (var k4 = 0u; k4 < ${K4}u; k4 += ${KQ}u) {
+${stage}
+    workgroupBarrier();
+${fetch(`k4 + ${KQ}u`)}
+${multiply}
+    workgroupBarrier();
+  }`
+    : `  for (var k4 = 0u; k4 < ${K4}u; k4 += ${KQ}u) {
+${fetch('k4')}
+${stage}
+    workgroupBarrier();
+${multiply}
+    workgroupBarrier();
+  }`;
   const stores = range(TM)
     .map((i) => {
       const row = `rowBase + ty * ${TM}u + ${i}u`;
@@ -443,14 +476,9 @@ ${range(bLoads)
   )
   .join('\n')}${scales}
 ${accs.map((a) => `  var ${a} = vec4<f32>(0.0);`).join('\n')}
-  for (var k4 = 0u; k4 < ${K4}u; k4 += ${KQ}u) {${loadA}${loadB.replace(/kq(\d+)/g, 'kq$1b')}
-    workgroupBarrier();
-    for (var k = 0u; k < ${BK}u; k++) {
-      let b0 = Bs[k * ${BN / 4}u + tx];
-      let b1 = Bs[k * ${BN / 4}u + ${TX}u + tx];${inner}
-    }
-    workgroupBarrier();
-  }${stores}
+${range(aLoads).map((j) => `  var pa${j}: vec4<f32>;`).join('\n')}
+${range(bLoads).map((j) => `  var pb${j}: vec4<f32>;`).join('\n')}
+${loop}${stores}
 }
 `;
   const across = glu ? ep.units : s.n;

@@ -100,6 +100,8 @@ export class PlanExecutor {
   private readonly uniform: GPUBuffer;
   private readonly local = new Map<string, { buffer: GPUBuffer; bytes: number }>();
   private bindGroups: GPUBindGroup[] | undefined;
+  private staging: GPUBuffer | undefined;
+  private stagingBusy = false;
   private readonly bufferSpecs: Map<string, PlanBuffer>;
 
   private constructor(
@@ -295,19 +297,36 @@ export class PlanExecutor {
     if (!spec) throw new Error(`${this.plan.graph}: no buffer %${name}`);
     const src = this.bufferFor(spec);
     const bytes = count * 4;
-    const staging = this.gpu.device.createBuffer({ size: Math.max(16, Math.ceil(bytes / 16) * 16), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-    const encoder = this.gpu.device.createCommandEncoder();
-    encoder.copyBufferToBuffer(src, start * 4, staging, 0, Math.ceil(bytes / 4) * 4);
-    this.gpu.device.queue.submit([encoder.finish()]);
-    await staging.mapAsync(GPUMapMode.READ);
-    const out = new Float32Array(staging.getMappedRange(0, bytes).slice(0));
-    staging.unmap();
-    staging.destroy();
-    this.gpu.check();
-    return out;
+    const size = Math.max(16, Math.ceil(bytes / 16) * 16);
+    // one staging buffer is kept and grown for the next read; a read while it is mapped gets its own
+    const owned = !this.stagingBusy;
+    if (owned && (this.staging?.size ?? 0) < size) {
+      this.staging?.destroy();
+      this.staging = undefined;
+    }
+    const staging = owned && this.staging ? this.staging : this.gpu.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    if (owned) {
+      this.staging = staging;
+      this.stagingBusy = true;
+    }
+    try {
+      const encoder = this.gpu.device.createCommandEncoder();
+      encoder.copyBufferToBuffer(src, start * 4, staging, 0, Math.ceil(bytes / 4) * 4);
+      this.gpu.device.queue.submit([encoder.finish()]);
+      await staging.mapAsync(GPUMapMode.READ, 0, size);
+      const out = new Float32Array(staging.getMappedRange(0, bytes).slice(0));
+      staging.unmap();
+      this.gpu.check();
+      return out;
+    } finally {
+      if (owned) this.stagingBusy = false;
+      else staging.destroy();
+    }
   }
 
   destroy(): void {
+    this.staging?.destroy();
+    this.staging = undefined;
     for (const { buffer } of this.local.values()) buffer.destroy();
     this.local.clear();
     this.uniform.destroy();
