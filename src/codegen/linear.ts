@@ -54,8 +54,10 @@ export interface LinearOptions {
   readonly maxWorkgroupBytes: number;
   /** constant-row (decode) kernels split K across invocations from this K on; below it a column sums in order */
   readonly splitKFrom: number;
-  /** output rows per invocation in a prefill tile (4 or 8): tiles of 16·tileRows × 128 */
+  /** output rows per invocation in a prefill tile (4 or 8) */
   readonly tileRows: 4 | 8;
+  /** output columns of a prefill tile (64 or 128; two halves, each invocation four columns of each) */
+  readonly tileWidth: 64 | 128;
   /** k per slice of a prefill tile (0: the deepest of 32, 16, 8 that fits the workgroup memory) */
   readonly sliceDepth: 0 | 8 | 16 | 32;
   /** load the next slice into registers while multiplying the current one */
@@ -70,6 +72,7 @@ export const defaultLinearOptions: LinearOptions = {
   maxWorkgroupBytes: 16384,
   splitKFrom: 512,
   tileRows: 4,
+  tileWidth: 128,
   // measured best on the H100 (OpenGL ES): deeper slices, prefetching and unrolling were all slower
   sliceDepth: 16,
   prefetch: false,
@@ -311,9 +314,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid:
 }
 
 function tiledKernel(s: LinearSpec, o: LinearOptions): KernelSource {
-  const TX = 16;
-  const TY = o.maxInvocations >= 256 ? 16 : 8;
-  const threads = TX * TY;
+  const TX = o.tileWidth / 8;
+  const threads = o.maxInvocations >= 256 ? 256 : 128;
+  const TY = threads / TX;
   const TM = o.tileRows;
   const BM = TY * TM;
   const HALF = TX * 4;
