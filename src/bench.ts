@@ -5,6 +5,7 @@
 // where the adapter has them), grouped by kernel kind, with achieved FLOP/s and bytes/s from each
 // kernel's static cost.
 import { loadModel, type LoadOptions, type Model, type ModelFiles, type ProfiledKernel } from './api.js';
+import { benchPrompt, checkBenchOptions, median } from './peers/peer.js';
 
 export interface DeviceLimits {
   /** peak FLOP/s of the device (fp32) */
@@ -56,26 +57,6 @@ export interface BenchRow {
   readonly kernels?: { readonly prefill: Readonly<Record<string, readonly KernelKindRow[]>>; readonly decode: readonly KernelKindRow[] };
   /** the same, per kernel with its layer left out (l*.ffn_in: that kernel of every layer) */
   readonly kernels_by_name?: { readonly prefill: Readonly<Record<string, readonly KernelKindRow[]>>; readonly decode: readonly KernelKindRow[] };
-}
-
-export const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
-
-/** A deterministic prompt of n tokens starting with `first`, spread over the vocabulary. */
-export function benchPrompt(n: number, vocab: number, first: number): number[] {
-  return Array.from({ length: n }, (_, i) => (i === 0 ? first : 3 + ((i * 7919) % (vocab - 3))));
-}
-
-/** Checks prompt lengths and decode steps against a context length. */
-export function checkBenchSizes(o: Pick<BenchOptions, 'promptTokens' | 'decodeTokens'>, ctx: number): void {
-  for (const n of o.promptTokens) {
-    if (!Number.isInteger(n) || n < 1 || n > ctx) throw new Error(`--prompt-tokens ${n} is outside 1..${ctx} (the model's context)`);
-  }
-  if (!Number.isInteger(o.decodeTokens) || o.decodeTokens < 1 || o.decodeTokens + 1 > ctx) {
-    throw new Error(`--decode-tokens ${o.decodeTokens} is outside 1..${ctx - 1} (the context less the prompt token)`);
-  }
 }
 
 function byKind(kernels: readonly ProfiledKernel[], key: (k: ProfiledKernel) => string = (k) => k.kind): KernelKindRow[] {
@@ -130,7 +111,7 @@ async function timeDecode(model: Model, steps: number, runs: number): Promise<nu
 export async function benchmark(source: string | ModelFiles, label: string, o: BenchOptions): Promise<BenchRow> {
   const model = await loadModel(source, o);
   try {
-    checkBenchSizes(o, model.config.seqLen);
+    checkBenchOptions(o, model.config.seqLen);
     const prefill: Record<string, number> = {};
     const gflops: Record<string, number> = {};
     const flopsRatio: Record<string, number> = {};

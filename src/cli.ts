@@ -6,9 +6,10 @@ import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import type { GraphKind } from '../models/llama.js';
+import type { GraphKind, ModelConfig } from '../models/llama.js';
 import { syntheticConfigs, syntheticModel } from '../models/synthetic.js';
-import { benchmark, checkBenchSizes, formatBenchRow, type BenchRow } from './bench.js';
+import { checkBenchOptions, type PeerBenchOptions, type PeerRow } from './peers/peer.js';
+import { benchmark, formatBenchRow, type BenchRow } from './bench.js';
 import { buildGraphs, loadModel, readCheckpoint, readModelFiles, resolveRequest, type GenerateRequest, type ModelFiles } from './api.js';
 import { compileGraph } from './codegen/compile.js';
 import { formatStats, fullContextEnv, graphStats } from './codegen/stats.js';
@@ -233,6 +234,7 @@ interface BenchArgs {
   tileRows?: number;
   splitKFrom?: number;
   dawnToggles?: string;
+  peers: string;
   json?: string;
   backend?: string;
 }
@@ -243,6 +245,24 @@ function parseCounts(flag: string, text: string): number[] {
     if (!Number.isInteger(n) || n < 1) throw new Error(`${flag}: item ${i + 1} ('${p.trim()}') is not a positive whole number`);
     return n;
   });
+}
+
+/** Peer engines by name, loaded on demand: their packages are development dependencies. */
+const peerEngines: Readonly<Record<string, { readonly packages: string; readonly load: () => Promise<PeerBench> }>> = {
+  tfjs: { packages: '@tensorflow/tfjs-core and @tensorflow/tfjs-backend-webgpu', load: async () => (await import('./peers/tfjs.js')).tfjsBench },
+  onnx: { packages: 'onnxruntime-web (or onnxruntime-node)', load: async () => (await import('./peers/onnx.js')).onnxBench },
+};
+
+type PeerBench = (model: string, config: ModelConfig, weights: ReadonlyMap<string, Float32Array>, o: PeerBenchOptions) => Promise<PeerRow>;
+
+async function loadPeer(name: string): Promise<PeerBench> {
+  const peer = peerEngines[name];
+  if (!peer) throw new Error(`--peers: unknown peer '${name}' (peers: ${Object.keys(peerEngines).join(', ')}, none)`);
+  try {
+    return await peer.load();
+  } catch (e) {
+    throw new Error(`--peers ${name} needs ${peer.packages} (npm install): ${(e as Error).message.split('\n')[0]}`);
+  }
 }
 
 /** A synthetic model by name (110M, 1B), else a checkpoint read from its path. */
@@ -264,10 +284,13 @@ async function bench(a: BenchArgs): Promise<void> {
   const label = a.passes === undefined ? '' : ` [passes: ${passes.map((p) => p.name).join(',') || 'none'}]`;
   const kernels = { ...(a.tileRows ? { tileRows: a.tileRows as 4 | 8 } : {}), ...(a.splitKFrom !== undefined ? { splitKFrom: a.splitKFrom } : {}) };
   const limits = { ...(a.peakTflops ? { flops: a.peakTflops * 1e12 } : {}), ...(a.peakGbps ? { bandwidth: a.peakGbps * 1e9 } : {}) };
+  const peerNames = a.peers === '' || a.peers === 'none' ? [] : a.peers.split(',').map((p) => p.trim());
+  const peers = await Promise.all(peerNames.map(async (n) => [n, await loadPeer(n)] as const));
   const rows: BenchRow[] = [];
   for (const model of a.model) {
     const files = benchFiles(model); // a bad file fails before the GPU opens
-    checkBenchSizes({ promptTokens, decodeTokens: a.decodeTokens }, files.config.seqLen);
+    if (peers.length > 0 && files.config.family !== 'llama') throw new Error(`--peers: ${model} is not a llama-family model, the only kind the peers run`);
+    checkBenchOptions({ promptTokens, decodeTokens: a.decodeTokens, runs: a.runs }, files.config.seqLen);
     const name = `${syntheticConfigs[model] ? model : basename(model)}${label}`;
     for (const weights of formats as ('f32' | 'f16')[]) {
       const row = await benchmark(files, name, {
@@ -282,6 +305,11 @@ async function bench(a: BenchArgs): Promise<void> {
         profile: a.kernels,
         ...(a.dawnToggles ? { toggles: a.dawnToggles.split(',').map((t) => t.trim()) } : {}),
       });
+      rows.push(row);
+      process.stdout.write(formatBenchRow(row));
+    }
+    for (const [, run] of peers) {
+      const row = await run(name, files.config, files.weights, { promptTokens, decodeTokens: a.decodeTokens, runs: a.runs, backend: a.backend });
       rows.push(row);
       process.stdout.write(formatBenchRow(row));
     }
@@ -363,9 +391,14 @@ async function main(): Promise<void> {
           .option('tile-rows', { type: 'number', describe: 'rows per invocation of prefill matmul tiles: 4 (64×128 tiles, default) or 8 (128×128)' })
           .option('split-k-from', { type: 'number', describe: 'decode matmuls split K across invocations from this K on (default 512)' })
           .option('dawn-toggles', { type: 'string', describe: 'comma-separated Dawn toggles to enable (e.g. disable_robustness)' })
+          .option('peers', {
+            type: 'string',
+            default: 'none',
+            describe: `also run each model in these engines, on the same adapter: ${Object.keys(peerEngines).join(', ')} (llama-family models; none: weft alone)`,
+          })
           .option('json', { type: 'string', describe: 'also write the rows to FILE as JSON' })
           .option('backend', { type: 'string', describe: 'Dawn backend (vulkan, opengles, …); default: the first that works' })
-          .requiresArg(['model', 'prompt-tokens', 'decode-tokens', 'runs', 'passes', 'weights', 'peak-tflops', 'peak-gbps', 'tile-rows', 'split-k-from', 'dawn-toggles', 'json', 'backend']),
+          .requiresArg(['model', 'prompt-tokens', 'decode-tokens', 'runs', 'passes', 'weights', 'peak-tflops', 'peak-gbps', 'tile-rows', 'split-k-from', 'dawn-toggles', 'peers', 'json', 'backend']),
       async (argv) => bench(argv as unknown as BenchArgs),
     )
     .demandCommand(1, 'name a command: run, inspect, compile or bench')

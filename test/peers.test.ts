@@ -1,0 +1,103 @@
+// The tfjs peer runs the model weft runs: on a small llama whose sizes are not powers of two (grouped
+// heads included), its logits after a prefill and each decode step match a CPU forward pass and weft's.
+import * as tf from '@tensorflow/tfjs-core';
+import { describe, expect, it } from 'vitest';
+import type { ModelConfig } from '../models/llama.js';
+import { syntheticWeights } from '../models/synthetic.js';
+import { Model } from '../src/api.js';
+import { tfjsBench, tfjsLogits } from '../src/peers/tfjs.js';
+import * as ref from './reference.js';
+
+const TOLERANCE = 1e-4;
+/** both engines compile their shaders in each test: minutes on SwiftShader when the CPU is shared */
+const GPU_TEST_TIMEOUT = 300_000;
+
+const config: ModelConfig = {
+  family: 'llama',
+  dim: 48,
+  hiddenDim: 100,
+  nLayers: 3,
+  nHeads: 6,
+  nKvHeads: 2,
+  vocabSize: 97,
+  seqLen: 32,
+  normEps: 1e-5,
+  ropeTheta: 10000,
+  stop: { ids: [], inPrompt: false },
+};
+const weights = syntheticWeights(config);
+const prompt = [1, 40, 7, 96, 23, 0, 58];
+const decodeSteps = 6;
+
+/** Logits [ids, vocab] of the whole sequence in one causal pass on the CPU. */
+function referenceLogits(c: ModelConfig, w: ReadonlyMap<string, Float32Array>, ids: readonly number[]): Float32Array {
+  const get = (name: string): Float32Array => w.get(name)!;
+  const hs = c.dim / c.nHeads;
+  const kvDim = c.nKvHeads * hs;
+  const heads = { heads: c.nHeads, kvHeads: c.nKvHeads, headSize: hs };
+  const n = ids.length;
+  const [cos, sin] = [get('rope_cos'), get('rope_sin')];
+  let x = ref.embed(get('tok_embeddings'), Int32Array.from(ids), c.dim);
+  for (let l = 0; l < c.nLayers; l++) {
+    const lw = (s: string): Float32Array => get(`layers.${l}.${s}`);
+    const h = ref.rmsnorm(x, lw('attention_norm'), c.normEps);
+    const q = ref.rope(ref.matmul(h, lw('wq'), c.dim), cos, sin, c.dim, hs, 0);
+    const k = ref.rope(ref.matmul(h, lw('wk'), c.dim), cos, sin, kvDim, hs, 0);
+    const v = ref.matmul(h, lw('wv'), c.dim);
+    const probs = ref.softmax(ref.attnScores(q, k, heads, n, n), n, n, true);
+    x = ref.add(x, ref.matmul(ref.attnMix(probs, v, heads, n, n), lw('wo'), c.dim));
+    const f = ref.rmsnorm(x, lw('ffn_norm'), c.normEps);
+    const gated = ref.mul(ref.silu(ref.matmul(f, lw('w1'), c.dim)), ref.matmul(f, lw('w3'), c.dim));
+    x = ref.add(x, ref.matmul(gated, lw('w2'), c.hiddenDim));
+  }
+  return ref.matmul(ref.rmsnorm(x, get('norm'), c.normEps), get('output'), c.dim);
+}
+
+/** Token ids weft fed and its logits at every position of a greedy run after `prompt`. */
+async function weftRun(): Promise<{ ids: number[]; logits: Float32Array[] }> {
+  const model = await Model.load({ config, weights, tokenizer: undefined }, {});
+  try {
+    const ids: number[] = [];
+    const logits: Float32Array[] = [];
+    for await (const s of model.generate({ promptIds: prompt, steps: prompt.length + decodeSteps, temperature: 0, logits: true })) {
+      ids.push(s.token);
+      logits.push(s.logits!);
+    }
+    return { ids, logits };
+  } finally {
+    model.release();
+  }
+}
+
+describe('tfjs peer', () => {
+  it('matches a CPU forward pass and weft at every prefill and decode position', async () => {
+    const weft = await weftRun();
+    expect(weft.ids).toHaveLength(prompt.length + decodeSteps);
+    const tensorsBefore = tf.engine().state.numTensors;
+    const peer = await tfjsLogits(config, weights, prompt, weft.ids.slice(prompt.length));
+    expect(tf.engine().state.numTensors, 'tensors left behind').toBe(tensorsBefore);
+
+    const V = config.vocabSize;
+    expect(peer.prefill).toHaveLength(prompt.length * V);
+    expect(peer.decode).toHaveLength(decodeSteps);
+    const rows = [...Array.from({ length: prompt.length }, (_, p) => peer.prefill.subarray(p * V, (p + 1) * V)), ...peer.decode];
+    const expected = referenceLogits(config, weights, weft.ids);
+    rows.forEach((row, p) => {
+      expect(ref.maxAbsDiff(row, expected.subarray(p * V, (p + 1) * V)), `max |Δlogit| against the CPU at position ${p}`).toBeLessThan(TOLERANCE);
+      expect(ref.maxAbsDiff(row, weft.logits[p]!), `max |Δlogit| against weft at position ${p}`).toBeLessThan(TOLERANCE);
+    });
+  }, GPU_TEST_TIMEOUT);
+
+  it('reports prefill and decode throughput on the device weft picks', async () => {
+    const row = await tfjsBench('tiny', config, weights, { promptTokens: [5, 17], decodeTokens: 3, runs: 1 });
+    expect(row.engine).toBe('tfjs-webgpu');
+    expect(row.model).toBe('tiny');
+    expect(row.device).toMatch(/: /);
+    expect(Object.keys(row.prefill_tokens_per_s)).toEqual(['5', '17']);
+    for (const v of [...Object.values(row.prefill_tokens_per_s), row.decode_tokens_per_s]) expect(v).toBeGreaterThan(0);
+  }, GPU_TEST_TIMEOUT);
+
+  it('refuses a prompt longer than the context before opening the device', async () => {
+    await expect(tfjsBench('tiny', config, weights, { promptTokens: [33], decodeTokens: 1, runs: 1 })).rejects.toThrow(/outside 1\.\.32/);
+  });
+});
