@@ -55,6 +55,7 @@ interface RunArgs {
   seed: number;
   json: boolean;
   dumpLogits?: string;
+  weights: 'f32' | 'f16';
   backend?: string;
 }
 
@@ -71,7 +72,7 @@ async function run(a: RunArgs): Promise<void> {
   };
   const files = readModelFiles(a.model, { tokenizer: a.tokenizer });
   resolveRequest(files, request); // every argument is checked before the GPU opens
-  const model = await loadModel(files, { backend: a.backend });
+  const model = await loadModel(files, { backend: a.backend, weights: a.weights });
   try {
     const tokens: number[] = [];
     const logits: Float32Array[] = [];
@@ -250,7 +251,20 @@ function parseCounts(flag: string, text: string): number[] {
 /** Peer engines by name, loaded on demand: their packages are development dependencies. */
 const peerEngines: Readonly<Record<string, { readonly packages: string; readonly load: () => Promise<PeerBench> }>> = {
   tfjs: { packages: '@tensorflow/tfjs-core and @tensorflow/tfjs-backend-webgpu', load: async () => (await import('./peers/tfjs.js')).tfjsBench },
-  onnx: { packages: 'onnxruntime-web (or onnxruntime-node)', load: async () => (await import('./peers/onnx.js')).onnxBench },
+  onnx: {
+    packages: 'onnxruntime-node',
+    load: async () => {
+      const { onnxBench } = await import('./peers/onnx.js');
+      return (model, config, weights, o) => onnxBench(model, config, weights, { ...o, runtime: 'node' });
+    },
+  },
+  'onnx-web': {
+    packages: 'onnxruntime-web',
+    load: async () => {
+      const { onnxBench } = await import('./peers/onnx.js');
+      return (model, config, weights, o) => onnxBench(model, config, weights, { ...o, runtime: 'web' });
+    },
+  },
 };
 
 type PeerBench = (model: string, config: ModelConfig, weights: ReadonlyMap<string, Float32Array>, o: PeerBenchOptions) => Promise<PeerRow>;
@@ -336,6 +350,7 @@ async function main(): Promise<void> {
           .option('seed', { type: 'number', default: 0, describe: 'sampler seed (0: the current time)' })
           .option('json', { type: 'boolean', default: false, describe: 'print one JSON object instead of streaming text' })
           .option('dump-logits', { type: 'string', describe: 'write float32 [positions][vocab] logits to FILE' })
+          .option('weights', { choices: ['f32', 'f16'] as const, default: 'f32' as const, describe: 'matmul weights on the device: float32, or packed halves (half the bytes)' })
           .option('backend', { type: 'string', describe: 'Dawn backend (vulkan, opengles, …); default: the first that works' })
           .requiresArg(['tokenizer', 'prompt', 'prompt-ids', 'steps', 'temperature', 'topp', 'seed', 'dump-logits', 'backend']),
       async (argv) => run(argv as unknown as RunArgs),
@@ -394,7 +409,9 @@ async function main(): Promise<void> {
           .option('peers', {
             type: 'string',
             default: 'none',
-            describe: `also run each model in these engines, on the same adapter: ${Object.keys(peerEngines).join(', ')} (llama-family models; none: weft alone)`,
+            describe:
+              'also run each model in these engines: tfjs (TensorFlow.js WebGPU on the same adapter), onnx (onnxruntime-node, its own Dawn on Vulkan), ' +
+              'onnx-web (onnxruntime-web on the same adapter); llama-family models only; none: weft alone',
           })
           .option('json', { type: 'string', describe: 'also write the rows to FILE as JSON' })
           .option('backend', { type: 'string', describe: 'Dawn backend (vulkan, opengles, …); default: the first that works' })

@@ -72,3 +72,39 @@ describe('llama2.c fixtures', () => {
     });
   }
 });
+
+describe('llama2.c fixtures through the other kernel choices', () => {
+  const greedy = cases.filter((c) => c.request.temperature === 0 && c.request.prompt === undefined);
+  const run = async (c: Case, options: Parameters<typeof loadModel>[1]): Promise<{ tokens: number[]; error: number }> => {
+    const m = await loadModel(`${dir}${c.model}.bin`, options);
+    try {
+      const steps: GeneratedToken[] = [];
+      for await (const s of m.generate({ ...c.request, logits: true })) steps.push(s);
+      const ref = new Float32Array(readFileSync(`${dir}${c.name}.logits.f32`).buffer.slice(0));
+      const V = m.config.vocabSize;
+      const error = Math.max(...steps.map((s, i) => maxAbsDiff(s.logits!, ref.subarray(i * V, (i + 1) * V))));
+      return { tokens: steps.map((s) => s.token), error };
+    } finally {
+      m.release();
+    }
+  };
+  const expected = (c: Case): number[] => readFileSync(`${dir}${c.name}.tokens.txt`, 'utf8').trim().split('\n').map(Number);
+
+  // Split-K sums in another order than run.c. aidreams260K is robust to that; stories260K is not: it
+  // measures 1.03e-4 there, about where run.c itself sits from an exact forward pass (1.3e-4), which is why
+  // decode splits K only from K = 512 and these 64-wide models keep run.c's order by default.
+  it(`aidreams-greedy: split-K decode matmuls at every K stay within ${LOGIT_TOLERANCE}`, async () => {
+    const c = greedy.find((g) => g.name === 'aidreams-greedy')!;
+    const { tokens, error } = await run(c, { kernels: { splitKFrom: 0 } });
+    expect(tokens).toEqual(expected(c));
+    expect(error).toBeLessThan(LOGIT_TOLERANCE);
+  });
+  for (const c of greedy) {
+    // float16 weights: measured 4.0e-3 (aidreams) and 7.2e-2 (stories, logits up to 21) from run.c's float32 logits
+    it(`${c.name}: packed-half weights keep the greedy tokens, logits within 0.1`, async () => {
+      const { tokens, error } = await run(c, { weights: 'f16' });
+      expect(tokens).toEqual(expected(c));
+      expect(error).toBeLessThan(0.1);
+    });
+  }
+});
