@@ -8,7 +8,7 @@ import { ggufTokenizer, isGguf, readGguf, type GgufFile } from '../models/gguf.j
 import { isHuggingFaceDir, readHuggingFace } from '../models/huggingface.js';
 import { readLlama2c, ropeTables } from '../models/llama2c.js';
 import * as A from './affine.js';
-import { graphStats } from './codegen/stats.js';
+import { bytesPerElement, graphStats, type GraphStats } from './codegen/stats.js';
 import { compileGraph, defaultCodegenOptions, type CodegenOptions } from './codegen/compile.js';
 import type { WeightFormat } from './codegen/linear.js';
 import { defaultPassContext, type Pass, type PassContext } from './passes/pass.js';
@@ -258,12 +258,9 @@ export class Model {
    * for the generation in progress; generate starts afresh.
    */
   async profile(kind: GraphKind, tokens: number, position = 0): Promise<{ kernels: ProfiledKernel[]; clock: 'timestamp' | 'host' }> {
-    const exec = kind === 'prefill' ? this.prefill : this.decode;
-    const T = kind === 'prefill' ? tokens : 1;
-    const env: Record<string, number> = kind === 'prefill' ? { T, P: 0 } : { P: position };
-    const ids = Int32Array.from({ length: T }, (_, i) => (i * 7919) % this.config.vocabSize);
+    const { exec, env, stats } = this.graphRun(kind, tokens, position);
+    const ids = Int32Array.from({ length: kind === 'prefill' ? tokens : 1 }, (_, i) => (i * 7919) % this.config.vocabSize);
     const { seconds, clock } = await exec.profile(env, { tokens: ids, positions: Int32Array.from(ids, (_, i) => position + i) });
-    const stats = graphStats(this.graphs[kind], exec.plan, { env, layers: this.config.nLayers });
     const cost = new Map(stats.kernels.flatMap((k) => k.dispatches.map((d, i) => [d, i === 0 ? k : { flops: 0, bytes: 0 }] as const)));
     const kernels = exec.plan.kernels.map((k, i) => ({
       name: k.name,
@@ -277,22 +274,26 @@ export class Model {
 
   /** Static FLOPs and bytes of one prefill of `tokens` positions from 0, or of one decode step at `position`. */
   cost(kind: GraphKind, tokens: number, position = 0): { flops: number; bytes: number } {
+    const { stats } = this.graphRun(kind, tokens, position);
+    return { flops: stats.flops, bytes: stats.bytes };
+  }
+
+  /** The executor, symbol values and static stats of one graph run (see profile). */
+  private graphRun(kind: GraphKind, tokens: number, position: number): { exec: PlanExecutor; env: Record<string, number>; stats: GraphStats } {
     const exec = kind === 'prefill' ? this.prefill : this.decode;
     const env: Record<string, number> = kind === 'prefill' ? { T: tokens, P: 0 } : { P: position };
-    const s = graphStats(this.graphs[kind], exec.plan, { env, layers: this.config.nLayers });
-    return { flops: s.flops, bytes: s.bytes };
+    return { exec, env, stats: graphStats(this.graphs[kind], exec.plan, { env, layers: this.config.nLayers }) };
   }
 
   /** Bytes of the weights one decode step reads (an embedding table counts one row). */
   get decodeWeightBytes(): number {
     const plan = this.decode.plan;
-    const bytes = { f32: 4, i32: 4, f16: 2 } as const;
     const embedded = new Set(plan.kernels.filter((k) => k.op === 'embed').map((k) => k.bindings[0]!.buffer));
     let total = 0;
     for (const b of plan.buffers) {
       if (b.role !== 'weight' || !plan.kernels.some((k) => k.bindings.some((x) => x.buffer === b.name))) continue;
       const dims = b.shape.map((d) => A.evaluate(d, {}));
-      total += (embedded.has(b.name) ? dims.slice(1) : dims).reduce((p, d) => p * d, 1) * bytes[b.dtype];
+      total += (embedded.has(b.name) ? dims.slice(1) : dims).reduce((p, d) => p * d, 1) * bytesPerElement[b.dtype];
     }
     return total;
   }

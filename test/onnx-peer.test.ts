@@ -2,25 +2,12 @@
 // onnxruntime-web) against the CPU reference ops composed into the whole model, on odd sizes with grouped-query
 // attention: prefill logits, then decode steps fed through the caches kept on the GPU.
 import { describe, expect, it } from 'vitest';
-import type { ModelConfig } from '../models/llama.js';
-import { syntheticWeights } from '../models/synthetic.js';
+import { tinyLlama, tinyLlamaWeights } from './tiny-llama.js';
 import { onnxLogits, type OnnxRuntimeName } from '../src/peers/onnx.js';
 import { add, attnMix, attnScores, embed, matmul, maxAbsDiff, mul, rmsnorm, rope, silu, softmax } from './reference.js';
 
-const config: ModelConfig = {
-  family: 'llama',
-  dim: 48,
-  hiddenDim: 100,
-  nLayers: 3,
-  nHeads: 6,
-  nKvHeads: 2,
-  vocabSize: 97,
-  seqLen: 32,
-  normEps: 1e-5,
-  ropeTheta: 10000,
-  bosId: 1,
-};
-const weights = syntheticWeights(config);
+const config = tinyLlama;
+const weights = tinyLlamaWeights;
 const prompt = [1, 45, 3, 96, 12, 60, 7];
 const decodeIds = [33, 2, 81];
 

@@ -3,7 +3,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
 import type { ModelConfig } from '../models/llama.js';
-import { syntheticWeights } from '../models/synthetic.js';
+import { tinyLlama, tinyLlamaWeights } from './tiny-llama.js';
 import { Model } from '../src/api.js';
 import { tfjsBench, tfjsLogits } from '../src/peers/tfjs.js';
 import * as ref from './reference.js';
@@ -12,20 +12,8 @@ const TOLERANCE = 1e-4;
 /** both engines compile their shaders in each test: minutes on SwiftShader when the CPU is shared */
 const GPU_TEST_TIMEOUT = 300_000;
 
-const config: ModelConfig = {
-  family: 'llama',
-  dim: 48,
-  hiddenDim: 100,
-  nLayers: 3,
-  nHeads: 6,
-  nKvHeads: 2,
-  vocabSize: 97,
-  seqLen: 32,
-  normEps: 1e-5,
-  ropeTheta: 10000,
-  stop: { ids: [], inPrompt: false },
-};
-const weights = syntheticWeights(config);
+const config = tinyLlama;
+const weights = tinyLlamaWeights;
 const prompt = [1, 40, 7, 96, 23, 0, 58];
 const decodeSteps = 6;
 

@@ -60,7 +60,8 @@ export function fullContextEnv(g: Graph, contextLength: number): Env {
   return Object.fromEntries(g.symbols.map((s) => [s, value(s)]));
 }
 
-const BYTES_PER_ELEMENT = { f32: 4, i32: 4, f16: 2 } as const;
+/** bytes a plan buffer's element takes on the device (f16: packed halves) */
+export const bytesPerElement = { f32: 4, i32: 4, f16: 2 } as const;
 
 function elements(shape: readonly Affine[], env: Env): number {
   return shape.reduce((n, d) => n * A.evaluate(d, env), 1);
@@ -135,7 +136,7 @@ function touchedRows(g: Graph, env: Env): Map<string, { read?: number; write?: n
 function bufferBytes(b: PlanBuffer, env: Env, rows?: number): number {
   const rowElements = elements(b.shape.slice(1), env);
   const n = rows === undefined ? elements(b.shape, env) : rows * rowElements;
-  return n * BYTES_PER_ELEMENT[b.dtype];
+  return n * bytesPerElement[b.dtype];
 }
 
 /** Activation bytes of a plan: planned (a slot once, at its largest value) and unplanned (every buffer alone). */

@@ -7,7 +7,7 @@ import { dirname } from 'node:path';
 import type { ModelConfig } from '../../models/llama.js';
 import { openGpu, type Gpu } from '../runtime/gpu.js';
 import { cacheNames, llamaOnnx } from './onnx-llama.js';
-import { benchPrompt, checkBenchOptions, median, type PeerBenchOptions, type PeerRow } from './peer.js';
+import { checkBenchOptions, timePeer, type PeerBenchOptions, type PeerRow } from './peer.js';
 
 /** `node`: onnxruntime-node (native, Dawn built in); `web`: onnxruntime-web (WebAssembly) on the `webgpu` package's Dawn */
 export type OnnxRuntimeName = 'node' | 'web';
@@ -161,12 +161,6 @@ class OnnxLlama {
 
 const dispose = (cache: KvCache): void => cache.forEach((t) => t.dispose());
 
-function argmax(xs: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < xs.length; i++) if (xs[i]! > xs[best]!) best = i;
-  return best;
-}
-
 /**
  * Prefill and decode throughput of the model in ONNX Runtime: prefill is one session run over the prompt
  * ending in the readback of its logits; decode feeds the greedy choice after a one-token prompt, the caches
@@ -176,33 +170,12 @@ export async function onnxBench(model: string, config: ModelConfig, weights: Rea
   checkBenchOptions(o, config.seqLen);
   const llama = await OnnxLlama.open(config, weights, await openRuntime(o.runtime ?? 'node', o.backend));
   try {
-    const first = config.bosId ?? 0;
-    const prefill: Record<string, number> = {};
-    for (const n of o.promptTokens) {
-      const prompt = benchPrompt(n, config.vocabSize, first);
-      const times: number[] = [];
-      for (let r = 0; r <= o.runs; r++) {
-        const t0 = performance.now();
-        const { cache } = await llama.run(prompt, llama.emptyCache());
-        if (r > 0) times.push(performance.now() - t0);
-        dispose(cache);
-      }
-      prefill[n] = n / (median(times) / 1000);
-    }
-    const stepTimes: number[] = [];
-    for (let r = 0; r <= o.runs; r++) {
-      let { logits, cache } = await llama.run([first], llama.emptyCache());
-      const t0 = performance.now();
-      for (let s = 0; s < o.decodeTokens; s++) ({ logits, cache } = await llama.run([argmax(logits)], cache));
-      if (r > 0) stepTimes.push((performance.now() - t0) / o.decodeTokens);
-      dispose(cache);
-    }
+    const figures = await timePeer({ run: (ids, cache) => llama.run(ids, cache ?? llama.emptyCache()), dispose }, config.vocabSize, config.bosId ?? 0, o);
     return {
       engine: llama.engine,
       model,
       device: llama.device,
-      prefill_tokens_per_s: prefill,
-      decode_tokens_per_s: 1000 / median(stepTimes),
+      ...figures,
     };
   } finally {
     await llama.close();

@@ -41,3 +41,49 @@ export function checkBenchOptions(o: PeerBenchOptions, contextLength: number): v
   }
   if (!Number.isInteger(o.runs) || o.runs < 1) throw new Error(`--runs must be a positive whole number, got ${o.runs}`);
 }
+
+function argmax(xs: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < xs.length; i++) if (xs[i]! > xs[best]!) best = i;
+  return best;
+}
+
+/** A peer's model as the bench drives it: a run over tokens after a cache (undefined: none yet), giving the last position's logits and the grown cache. */
+export interface PeerModel<Cache> {
+  run(tokens: readonly number[], cache: Cache | undefined): Promise<{ logits: Float32Array; cache: Cache }>;
+  dispose(cache: Cache): void;
+}
+
+/**
+ * Prefill and decode throughput of a peer, timed as weft's bench times itself: prefill is one run over
+ * the prompt ending in the readback of its logits; decode feeds the greedy choice after a one-token
+ * prompt, reading each step's logits back. One warm-up, then the median of `runs`.
+ */
+export async function timePeer<Cache>(
+  m: PeerModel<Cache>,
+  vocabSize: number,
+  first: number,
+  o: PeerBenchOptions,
+): Promise<Pick<PeerRow, 'prefill_tokens_per_s' | 'decode_tokens_per_s'>> {
+  const prefill: Record<string, number> = {};
+  for (const n of o.promptTokens) {
+    const prompt = benchPrompt(n, vocabSize, first);
+    const times: number[] = [];
+    for (let r = 0; r <= o.runs; r++) {
+      const t0 = performance.now();
+      const { cache } = await m.run(prompt, undefined);
+      if (r > 0) times.push(performance.now() - t0);
+      m.dispose(cache);
+    }
+    prefill[n] = n / (median(times) / 1000);
+  }
+  const stepTimes: number[] = [];
+  for (let r = 0; r <= o.runs; r++) {
+    let { logits, cache } = await m.run([first], undefined);
+    const t0 = performance.now();
+    for (let s = 0; s < o.decodeTokens; s++) ({ logits, cache } = await m.run([argmax(logits)], cache));
+    if (r > 0) stepTimes.push((performance.now() - t0) / o.decodeTokens);
+    m.dispose(cache);
+  }
+  return { prefill_tokens_per_s: prefill, decode_tokens_per_s: 1000 / median(stepTimes) };
+}

@@ -5,7 +5,7 @@ import { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from '../../models/llama.js';
 import { openGpu, type Gpu } from '../runtime/gpu.js';
-import { benchPrompt, checkBenchOptions, median, type PeerBenchOptions, type PeerRow } from './peer.js';
+import { checkBenchOptions, timePeer, type PeerBenchOptions, type PeerRow } from './peer.js';
 
 export type { PeerBenchOptions, PeerRow } from './peer.js';
 
@@ -223,12 +223,6 @@ class TfjsLlama {
   }
 }
 
-function argmax(xs: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < xs.length; i++) if (xs[i]! > xs[best]!) best = i;
-  return best;
-}
-
 /**
  * Prefill and decode throughput of the model in tfjs, timed as weft's bench times itself: prefill is one
  * run over the prompt ending in the readback of the last position's logits; decode feeds the greedy
@@ -238,33 +232,12 @@ export async function tfjsBench(model: string, config: ModelConfig, weights: Rea
   checkBenchOptions(o, config.seqLen);
   const llama = await TfjsLlama.open(config, weights, Math.max(...o.promptTokens, o.decodeTokens + 1), o.backend);
   try {
-    const first = config.bosId ?? 0;
-    const prefill: Record<string, number> = {};
-    for (const n of o.promptTokens) {
-      const prompt = benchPrompt(n, config.vocabSize, first);
-      const times: number[] = [];
-      for (let r = 0; r <= o.runs; r++) {
-        const t0 = performance.now();
-        const { cache } = await llama.run(prompt, undefined, true);
-        if (r > 0) times.push(performance.now() - t0);
-        dispose(cache);
-      }
-      prefill[n] = n / (median(times) / 1000);
-    }
-    const stepTimes: number[] = [];
-    for (let r = 0; r <= o.runs; r++) {
-      let { logits, cache } = await llama.run([first], undefined, true);
-      const t0 = performance.now();
-      for (let s = 0; s < o.decodeTokens; s++) ({ logits, cache } = await llama.run([argmax(logits)], cache, true));
-      if (r > 0) stepTimes.push((performance.now() - t0) / o.decodeTokens);
-      dispose(cache);
-    }
+    const figures = await timePeer({ run: (ids, cache) => llama.run(ids, cache, true), dispose }, config.vocabSize, config.bosId ?? 0, o);
     return {
       engine: 'tfjs-webgpu',
       model,
       device: llama.device,
-      prefill_tokens_per_s: prefill,
-      decode_tokens_per_s: 1000 / median(stepTimes),
+      ...figures,
     };
   } finally {
     llama.close();
