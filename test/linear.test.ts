@@ -3,7 +3,7 @@
 // that are not multiples of the tiles.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as A from '../src/affine.js';
-import { defaultLinearOptions, linearKernel, linearVariant, type LinearEpilogue, type LinearOptions, type LinearSpec, type LinearVariant } from '../src/codegen/linear.js';
+import { defaultLinearOptions, linearKernels, linearVariant, type LinearEpilogue, type LinearOptions, type LinearSpec, type LinearVariant } from '../src/codegen/linear.js';
 import { halfToFloat } from '../models/ieee754.js';
 import { PlanExecutor, ResidentBuffers } from '../src/runtime/executor.js';
 import { openGpu, type Gpu } from '../src/runtime/gpu.js';
@@ -32,7 +32,7 @@ interface Case {
   /** workgroup memory the tile may use (default 16 KiB: 16-deep k slices; 32 KiB and more: 32-deep) */
   readonly workgroupBytes?: number;
   /** tile tuning: prefetch, slice depth, unrolling */
-  readonly tune?: Partial<Pick<LinearOptions, 'prefetch' | 'sliceDepth' | 'unroll' | 'tileWidth'>>;
+  readonly tune?: Partial<Pick<LinearOptions, 'prefetch' | 'sliceDepth' | 'unroll' | 'tileWidth' | 'splitK'>>;
 }
 
 const QKV = { qSize: 48, kvSize: 16, headSize: 8, P: 5, context: 160 };
@@ -107,7 +107,8 @@ async function runCase(c: Case, seed: number): Promise<{ errors: Record<string, 
   const spec = specOf(c);
   const o = optionsOf(c);
   expect(linearVariant(spec, o)).toBe(c.variant);
-  const source = linearKernel(spec, o);
+  const linear = linearKernels(spec, o);
+  expect(linear.variant).toBe(c.variant);
   const n = stackedRows(c);
   const outCols = c.kind === 'glu' ? c.n : c.kind === 'qkv' ? QKV.qSize : c.n;
   const data: Record<string, Float32Array> = {
@@ -121,7 +122,7 @@ async function runCase(c: Case, seed: number): Promise<{ errors: Record<string, 
     vc: ref.randomArray(QKV.context * QKV.kvSize, seed + 7, 1),
   };
   const shape = (...d: number[]): A.Affine[] => d.map((v) => A.constant(v));
-  const used = new Set(source.bindings.map((b) => b.buffer));
+  const used = new Set(linear.kernels.flatMap((k) => k.source.bindings.map((b) => b.buffer)));
   const buffers: PlanBuffer[] = [
     { name: 'x', role: 'input' as const, dtype: 'f32' as const, shape: shape(c.rows, c.k) },
     { name: 'w', role: 'weight' as const, dtype: c.weights, shape: shape(n, c.k) },
@@ -132,20 +133,19 @@ async function runCase(c: Case, seed: number): Promise<{ errors: Record<string, 
     { name: 'kc', role: 'state' as const, dtype: 'f32' as const, shape: shape(QKV.context, QKV.kvSize) },
     { name: 'vc', role: 'state' as const, dtype: 'f32' as const, shape: shape(QKV.context, QKV.kvSize) },
     { name: 'out', role: 'activation' as const, dtype: 'f32' as const, shape: shape(c.rows, outCols) },
+    ...linear.scratch.map((sc) => ({ name: sc.name, role: 'activation' as const, dtype: 'f32' as const, shape: sc.shape })),
   ].filter((b) => used.has(b.name));
   const plan: Plan = {
     graph: 'linear',
     symbols: ['T', 'P'],
     buffers,
-    kernels: [
-      {
-        name: 'linear',
-        op: 'linear',
-        wgsl: source.wgsl,
-        bindings: source.bindings.map((b, i) => ({ binding: i + 1, buffer: b.buffer, access: b.access })),
-        workgroups: source.workgroups,
-      },
-    ],
+    kernels: linear.kernels.map(({ suffix, source }) => ({
+      name: suffix ? `linear.${suffix}` : 'linear',
+      op: 'linear',
+      wgsl: source.wgsl,
+      bindings: source.bindings.map((b, i) => ({ binding: i + 1, buffer: b.buffer, access: b.access })),
+      workgroups: source.workgroups,
+    })),
     inputs: ['x'],
     outputs: ['out'],
   };
@@ -175,9 +175,15 @@ describe('fused linear kernels against the CPU reference', () => {
     }
     cases.push({ variant: 'tiled', kind, k: 36, n: 131, rows: 130, norm: true, weights: 'f32', tileRows: 8 });
     cases.push({ variant: 'gemv', kind, k: 1028, n: 9, rows: 3, norm: true, weights: 'f32' });
+    // several blocks of in-flight weights per lane: K a whole number of blocks, and not
+    cases.push({ variant: 'gemv', kind, k: 4096, n: 6, rows: 1, norm: kind !== 'residual', weights: 'f32' });
+    cases.push({ variant: 'gemv', kind, k: 4100, n: 6, rows: 2, norm: true, weights: 'f16' });
     cases.push({ variant: 'tiled', kind, k: 164, n: 70, rows: 70, norm: kind !== 'residual', weights: 'f16', workgroupBytes: 49152, tune: { sliceDepth: 0, prefetch: true } });
     cases.push({ variant: 'tiled', kind, k: 44, n: 66, rows: 5, norm: true, weights: 'f32', tileRows: 8, tune: { sliceDepth: 8, unroll: false } });
     cases.push({ variant: 'tiled', kind, k: 52, n: 90, rows: 150, norm: kind !== 'store', weights: 'f16', tune: { tileWidth: 64, unroll: true } });
+    // deep K over few column tiles: split into K ranges (2 and 3, neither a whole number of slices) and reduced
+    cases.push({ variant: 'split', kind, k: 2052, n: 70, rows: 37, norm: kind !== 'residual', weights: 'f32' });
+    cases.push({ variant: 'split', kind, k: 3300, n: 40, rows: 70, norm: true, weights: 'f16', tune: { prefetch: true, splitK: 3 } });
   }
   cases.forEach((c, i) => {
     const what =
@@ -187,8 +193,8 @@ describe('fused linear kernels against the CPU reference', () => {
     it(what, async () => {
       const { errors, scale } = await runCase(c, 1000 + 17 * i);
       expect(scale).toBeGreaterThan(0.01);
-      // tiled and column sum k in order, as the reference does; gemv splits K, so its sums round differently
-      const tol = c.variant === 'gemv' ? 1e-5 * Math.sqrt(c.k) * scale : 2e-6 * scale;
+      // tiled and column sum k in order, as the reference does; gemv and split split K, so their sums round differently
+      const tol = c.variant === 'gemv' || c.variant === 'split' ? 1e-5 * Math.sqrt(c.k) * scale : 2e-6 * scale;
       for (const [name, e] of Object.entries(errors)) expect(e, name).toBeLessThan(tol);
     });
   });
@@ -200,13 +206,20 @@ describe('fused linear kernels against the CPU reference', () => {
     expect(linearVariant({ rows: A.constant(1), k: 64 }, o)).toBe('column');
     expect(linearVariant({ rows: A.constant(1), k: 770 }, o)).toBe('column');
     expect(linearVariant({ rows: A.sym('T'), k: 66 }, o)).toBe('column');
+    // split K: deep K over few column tiles (here 2048 columns, 16 tiles), never with splitK 1 or wide outputs
+    const store = { kind: 'store', out: 'y' } as const;
+    expect(linearVariant({ rows: A.sym('T'), k: 8192, n: 2048, epilogue: store }, o)).toBe('split');
+    expect(linearVariant({ rows: A.sym('T'), k: 1000, n: 2048, epilogue: store }, o)).toBe('tiled');
+    expect(linearVariant({ rows: A.sym('T'), k: 8192, n: 32000, epilogue: store }, o)).toBe('tiled');
+    expect(linearVariant({ rows: A.sym('T'), k: 2048, n: 16384, epilogue: { kind: 'glu', out: 'y' } }, o)).toBe('tiled');
+    expect(linearVariant({ rows: A.sym('T'), k: 8192, n: 2048, epilogue: store }, { ...o, splitK: 1 })).toBe('tiled');
   });
 
   it('keeps workgroup memory within the limit it is given', () => {
     for (const maxWorkgroupBytes of [16384, 32768, 49152]) {
       for (const tileRows of [4, 8] as const) {
         const s = specOf({ variant: 'tiled', kind: 'store', k: 64, n: 64, rows: 8, norm: false, weights: 'f32' });
-        const { wgsl } = linearKernel(s, { ...defaultLinearOptions, maxWorkgroupBytes, tileRows, sliceDepth: 0 });
+        const { wgsl } = linearKernels(s, { ...defaultLinearOptions, maxWorkgroupBytes, tileRows, sliceDepth: 0 }).kernels[0]!.source;
         const bytes = [...wgsl.matchAll(/var<workgroup>\s+\w+\s*:\s*array<vec4<f32>,\s*(\d+)>/g)].reduce((n, m) => n + 16 * Number(m[1]), 0);
         expect(bytes).toBeLessThanOrEqual(maxWorkgroupBytes);
       }

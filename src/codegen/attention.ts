@@ -43,9 +43,9 @@ const NEG = '-3.402823e38';
 
 /** Decode splits: at most this many, and at least this many cache rows per split. */
 const MAX_SPLITS = 32;
-/** decode scores this many keys per tile: KEYS_PER_LANE per invocation, so one pair of reductions per tile */
-const KEYS_PER_LANE = 4;
-const KEYS_PER_SPLIT = 64 * KEYS_PER_LANE;
+/** decode invocations per workgroup; each scores one key of a tile, so one pair of reductions per tile */
+const DECODE_THREADS = 256;
+const KEYS_PER_SPLIT = DECODE_THREADS;
 
 const one = wg(1);
 const u = (n: number): string => `${n}u`;
@@ -72,7 +72,7 @@ function decodeSplits(contextLength: number): number {
   return Math.max(1, Math.min(MAX_SPLITS, Math.ceil(contextLength / KEYS_PER_SPLIT)));
 }
 
-/** The most storage buffers one dispatch of the template binds: decode's partial (q, K, V, max, sum, out) or prefill's flash (q, K, V, out). */
+/** The most storage buffers one dispatch of the template binds: decode's partial (q, K, V, max and sum, partial out, out) or prefill's flash (q, K, V, out). */
 export function attentionStorageBuffers(rows: Affine): number {
   return A.isConstant(rows) && rows.c === 1 ? 6 : 4;
 }
@@ -195,118 +195,129 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
 }
 
 /**
- * Decode: only the splits that have keys run (one per tile of 256 keys, 4 per invocation, at most `splits`); split s of each head
- * scores a contiguous chunk of the keys (a whole number of tiles sized at run time from `keys`;
- * a trailing split may still be empty and write m = -max, l = 0, o = 0), reading K straight from the
- * cache, and writes its max m, sum l and unnormalized output o; the combine merges the splits that ran.
+ * Decode: only the splits that have keys run (one per tile of 256 keys, one per invocation, at most `splits`); split s of each head
+ * scores a contiguous chunk of the keys (a whole number of tiles sized at run time from `keys`; a trailing
+ * split may still be empty and write m = -max, l = 0, o = 0), reading K straight from the cache. Each tile's
+ * weighted sum of V is spread over groups of invocations (a group holds one head row, as vec4s where the head
+ * size allows; group g takes keys g, g + groups, …), and the groups' sums are added at the end. When one split
+ * holds every key it writes the normalized output itself and the combine is not dispatched; otherwise each
+ * split writes its max m, sum l and unnormalized output o, and the combine merges the splits that ran.
  */
 function decodeKernels(spec: AttentionSpec): AttentionKernels {
   const { name, heads, kvHeads, headSize: hs } = spec;
   const TILE = KEYS_PER_SPLIT;
   const splits = decodeSplits(spec.contextLength);
-  const slots = Math.ceil(hs / THREADS);
-  const kd = kvHeads * hs;
+  const width = hs % 4 === 0 ? 4 : 1;
+  const T = width === 4 ? 'vec4<f32>' : 'f32';
+  const lanes = hs / width;
+  const groups = Math.max(1, Math.floor(DECODE_THREADS / lanes));
+  if (lanes > DECODE_THREADS) throw new Error(`attention ${name}: headSize ${hs} is beyond decode attention's ${DECODE_THREADS * 4}`);
+  const kd = (kvHeads * hs) / width;
   const scratch = {
-    max: { name: `${name}.partial_m`, shape: [A.constant(heads), A.constant(splits)] },
-    sum: { name: `${name}.partial_l`, shape: [A.constant(heads), A.constant(splits)] },
+    stats: { name: `${name}.partial_ml`, shape: [A.constant(heads), A.constant(splits), A.constant(2)] },
     out: { name: `${name}.partial_o`, shape: [A.constant(heads), A.constant(splits), A.constant(hs)] },
   };
+  const vec = (b: string, v: string, access: 'read' | 'read_write'): KernelBinding => ({ buffer: b, access, var: v, type: T });
+  // q·k in run.c's order: one product at a time along the head
+  const dotTerms = width === 4 ? ['x', 'y', 'z', 'w'].map((c) => `dot += qv.${c} * kv.${c};`).join(' ') : 'dot += qv * kv;';
+  const normalize = width === 4 ? ['x', 'y', 'z', 'w'].map((c) => `preciseDiv(o.${c}, l)`).join(', ') : 'preciseDiv(o, l)';
+  const ran = `min((keys + ${u(TILE - 1)}) / ${u(TILE)}, ${u(splits)})`;
   const partial = kernelSource(
     [
-      read(spec.q, 'q'),
-      read(spec.k, 'k'),
-      read(spec.v, 'v'),
-      write(scratch.max.name, 'partialMax'),
-      write(scratch.sum.name, 'partialSum'),
-      write(scratch.out.name, 'partialOut'),
+      vec(spec.q, 'q', 'read'),
+      vec(spec.k, 'k', 'read'),
+      vec(spec.v, 'v', 'read'),
+      write(scratch.stats.name, 'partialStats'),
+      vec(scratch.out.name, 'partialOut', 'read_write'),
+      vec(spec.out, 'out', 'read_write'),
     ],
     `
-var<workgroup> qRow: array<f32, ${hs}>;
+var<workgroup> qRow: array<${T}, ${lanes}>;
 var<workgroup> probs: array<f32, ${TILE}>;
-var<workgroup> red: array<f32, ${THREADS}>;
+var<workgroup> red: array<f32, ${DECODE_THREADS}>;
+var<workgroup> sums: array<${T}, ${groups * lanes}>;
 ${preciseMath}
-${workgroupReduce('reduceMax', THREADS, (a, b) => `max(${a}, ${b})`)}
-${workgroupReduce('reduceSum', THREADS, (a, b) => `${a} + ${b}`)}
+${workgroupReduce('reduceMax', DECODE_THREADS, (a, b) => `max(${a}, ${b})`)}
+${workgroupReduce('reduceSum', DECODE_THREADS, (a, b) => `${a} + ${b}`)}
 
-@compute @workgroup_size(${THREADS})
+@compute @workgroup_size(${DECODE_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane: u32) {
   let keys = ${u32Expr(spec.keys)};
   let chunk = ((keys + ${u(splits - 1)}) / ${u(splits)} + ${u(TILE - 1)}) / ${u(TILE)} * ${u(TILE)};
   let first = min(keys, wid.x * chunk);
   let last = min(keys, first + chunk);
   let head = wid.y;
-  let kvBase = (head / ${u(heads / kvHeads)}) * ${u(hs)};
-  for (var d = lane; d < ${u(hs)}; d += ${u(THREADS)}) { qRow[d] = q[head * ${u(hs)} + d]; }
+  let kvBase = (head / ${u(heads / kvHeads)}) * ${u(lanes)};
+  // this invocation's slot in the weighted sum: group g, element d of the head row
+  let g = lane / ${u(lanes)};
+  let d = lane % ${u(lanes)};
+  for (var j = lane; j < ${u(lanes)}; j += ${u(DECODE_THREADS)}) { qRow[j] = q[head * ${u(lanes)} + j]; }
   workgroupBarrier();
   var m = ${NEG};
   var l = 0.0;
-  var acc: array<f32, ${slots}>;
+  var acc = ${T}(0.0);
   for (var t0 = first; t0 < last; t0 += ${u(TILE)}) {
-    var scores: array<f32, ${KEYS_PER_LANE}>;
-    var localMax = ${NEG};
-    for (var r = 0u; r < ${u(KEYS_PER_LANE)}; r++) {
-      let key = t0 + r * ${u(THREADS)} + lane;
-      var s = ${NEG};
-      if (key < last) {
-        let kBase = key * ${u(kd)} + kvBase;
-        var dot = 0.0;
-        for (var d = 0u; d < ${u(hs)}; d++) { dot += qRow[d] * k[kBase + d]; }
-        s = preciseDiv(dot, ${f32Lit(Math.sqrt(hs))});
-      }
-      scores[r] = s;
-      localMax = max(localMax, s);
+    let key = t0 + lane;
+    var s = ${NEG};
+    if (key < last) {
+      let kBase = key * ${u(kd)} + kvBase;
+      var dot = 0.0;
+      for (var j = 0u; j < ${u(lanes)}; j++) { let qv = qRow[j]; let kv = k[kBase + j]; ${dotTerms} }
+      s = preciseDiv(dot, ${f32Lit(Math.sqrt(hs))});
     }
-    let mNew = max(m, reduceMax(lane, localMax));
-    var localSum = 0.0;
-    for (var r = 0u; r < ${u(KEYS_PER_LANE)}; r++) {
-      var p = 0.0;
-      if (t0 + r * ${u(THREADS)} + lane < last) { p = preciseExp(scores[r] - mNew); }
-      probs[r * ${u(THREADS)} + lane] = p;
-      localSum += p;
-    }
+    let mNew = max(m, reduceMax(lane, s));
+    var p = 0.0;
+    if (key < last) { p = preciseExp(s - mNew); }
+    probs[lane] = p;
     let scale = preciseExp(m - mNew);
-    let sum = reduceSum(lane, localSum);
+    // reduceSum's barriers also publish probs
+    let sum = reduceSum(lane, p);
     l = l * scale + sum;
     m = mNew;
     let n = min(${u(TILE)}, last - t0);
-    for (var i = 0u; i < ${u(slots)}; i++) {
-      let d = lane + i * ${u(THREADS)};
-      if (d < ${u(hs)}) {
-        var o = acc[i] * scale;
-        for (var c = 0u; c < n; c++) { o += probs[c] * v[(t0 + c) * ${u(kd)} + kvBase + d]; }
-        acc[i] = o;
-      }
+    if (g < ${u(groups)}) {
+      var o = acc * scale;
+      for (var c = g; c < n; c += ${u(groups)}) { o += probs[c] * v[(t0 + c) * ${u(kd)} + kvBase + d]; }
+      acc = o;
     }
   }
-  let at = head * ${u(splits)} + wid.x;
-  if (lane == 0u) {
-    partialMax[at] = m;
-    partialSum[at] = l;
-  }
-  for (var i = 0u; i < ${u(slots)}; i++) {
-    let d = lane + i * ${u(THREADS)};
-    if (d < ${u(hs)}) { partialOut[at * ${u(hs)} + d] = acc[i]; }
+  if (g < ${u(groups)}) { sums[lane] = acc; }
+  workgroupBarrier();
+  if (lane < ${u(lanes)}) {
+    var o = ${T}(0.0);
+    for (var i = 0u; i < ${u(groups)}; i++) { o += sums[i * ${u(lanes)} + lane]; }
+    if (${ran} == 1u) {
+      out[head * ${u(lanes)} + lane] = ${T}(${normalize});
+    } else {
+      let at = head * ${u(splits)} + wid.x;
+      partialOut[at * ${u(lanes)} + lane] = o;
+      if (lane == 0u) {
+        partialStats[2u * at] = m;
+        partialStats[2u * at + 1u] = l;
+      }
+    }
   }
 }`,
     // only splits that have keys: one per tile of keys, at most `splits`
     [{ of: spec.keys, per: TILE, max: splits }, wg(heads), one],
   );
   const combine = kernelSource(
-    [read(scratch.max.name, 'partialMax'), read(scratch.sum.name, 'partialSum'), read(scratch.out.name, 'partialOut'), write(spec.out, 'out')],
+    [read(scratch.stats.name, 'partialStats'), read(scratch.out.name, 'partialOut'), write(spec.out, 'out')],
     `
 ${preciseMath}
 
 @compute @workgroup_size(${THREADS})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane: u32) {
+  let keys = ${u32Expr(spec.keys)};
   let base = wid.x * ${u(splits)};
-  let used = min((${u32Expr(spec.keys)} + ${u(TILE - 1)}) / ${u(TILE)}, ${u(splits)});
+  let used = ${ran};
   var m = ${NEG};
-  for (var s = 0u; s < used; s++) { m = max(m, partialMax[base + s]); }
+  for (var s = 0u; s < used; s++) { m = max(m, partialStats[2u * (base + s)]); }
   var weight: array<f32, ${splits}>;
   var total = 0.0;
   for (var s = 0u; s < used; s++) {
-    weight[s] = preciseExp(partialMax[base + s] - m);
-    total += weight[s] * partialSum[base + s];
+    weight[s] = preciseExp(partialStats[2u * (base + s)] - m);
+    total += weight[s] * partialStats[2u * (base + s) + 1u];
   }
   for (var d = lane; d < ${u(hs)}; d += ${u(THREADS)}) {
     var o = 0.0;
@@ -314,13 +325,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
     out[wid.x * ${u(hs)} + d] = preciseDiv(o, total);
   }
 }`,
-    [wg(heads), one, one],
+    // dispatched only when more than one split ran (keys beyond one tile)
+    [wg(heads), { of: A.add(spec.keys, A.constant(-TILE)), per: spec.contextLength, max: 1 }, one],
   );
   return {
     kernels: [
       { suffix: 'partial', source: partial },
       { suffix: 'combine', source: combine, after: 'split-K: the combine reads the partial max, sum and output of every split' },
     ],
-    scratch: [scratch.max, scratch.sum, scratch.out],
+    scratch: [scratch.stats, scratch.out],
   };
 }

@@ -9,7 +9,7 @@ import type { Plan, PlanBuffer, PlanKernel } from '../runtime/plan.js';
 import { attentionKernels } from './attention.js';
 import { elementwiseKernel } from './elementwise.js';
 import { kernelFor, type KernelContext, type KernelSource } from './kernels.js';
-import { defaultLinearOptions, linearKernel, linearVariant, type LinearEpilogue, type LinearOptions, type LinearSpec } from './linear.js';
+import { defaultLinearOptions, linearKernels, type LinearEpilogue, type LinearOptions, type LinearSpec } from './linear.js';
 
 /** What codegen needs of the device and the user: the adapter's workgroup limits, the weight format, the GEMV threshold. */
 export type CodegenOptions = LinearOptions;
@@ -120,7 +120,9 @@ export function compileGraph(graph: Graph, options: CodegenOptions = defaultCode
     const spec = specs.get(k.name);
     if (spec) {
       const o = { ...options, weights: packed.has(spec.w) ? options.weights : ('f32' as const) };
-      emit(k.name, 'linear', linearKernel(spec, o), undefined, linearVariant(spec, o));
+      const linear = linearKernels(spec, o, k.name);
+      for (const sc of linear.scratch) buffers.push({ name: sc.name, role: 'activation', dtype: 'f32', shape: sc.shape });
+      for (const part of linear.kernels) emit(part.suffix ? `${k.name}.${part.suffix}` : k.name, 'linear', part.source, part.after, linear.variant);
     } else if (k.template === 'attention') {
       const [scores, , mix] = members as [Extract<Op, { op: 'attn_scores' }>, Op, Extract<Op, { op: 'attn_mix' }>];
       const [, rows, keys] = scores.type.shape;

@@ -3,6 +3,8 @@
 // add, SiLU·gate, or RoPE + KV append). Three ways to run it:
 //   tiled  — prefill: a register-tiled matmul, each workgroup a BM×128 output tile staged through
 //            workgroup memory in BK-deep slices of x and w; every output sums k in order.
+//   split  — prefill when the columns give few tiles and K is deep: the same tile over one of S ranges
+//            of K writes partial sums, and a second dispatch adds them (in split order) and applies the epilogue.
 //   gemv   — decode (a few constant rows), K ≥ splitKFrom: a group of 64 invocations per unit splits K,
 //            reads w as vec4s, and reduces in workgroup memory; bandwidth-bound.
 //   column — one invocation per unit sums its column in order (run.c's order): small K, or K % 4 ≠ 0.
@@ -64,6 +66,8 @@ export interface LinearOptions {
   readonly prefetch: boolean;
   /** unroll the k loop of a slice */
   readonly unroll: boolean;
+  /** at most this many K ranges for a prefill tile whose columns give few tiles (1: never split) */
+  readonly splitK: number;
 }
 
 export const defaultLinearOptions: LinearOptions = {
@@ -77,17 +81,35 @@ export const defaultLinearOptions: LinearOptions = {
   sliceDepth: 16,
   prefetch: false,
   unroll: false,
+  splitK: 4,
 };
 
-export type LinearVariant = 'tiled' | 'gemv' | 'column';
+export type LinearVariant = 'tiled' | 'split' | 'gemv' | 'column';
+
+/** A prefill tile splits K only when its columns give fewer tiles than this… */
+const SPLIT_BELOW_TILES = 64;
+/** …and each split still gets at least this much of K. */
+const SPLIT_MIN_DEPTH = 1024;
+
+/** Weight vectors per lane and per dot a GEMV keeps in flight. */
+const GEMV_UNROLL = 8;
 
 /** Rows up to this many, when constant, run as GEMV rather than as a tile. */
 const GEMV_MAX_ROWS = 4;
 
-export function linearVariant(s: Pick<LinearSpec, 'rows' | 'k'>, o: LinearOptions): LinearVariant {
+export function linearVariant(s: Pick<LinearSpec, 'rows' | 'k'> & Partial<Pick<LinearSpec, 'n' | 'epilogue'>>, o: LinearOptions): LinearVariant {
   if (s.k % 4 !== 0) return 'column';
   if (A.isConstant(s.rows) && s.rows.c <= GEMV_MAX_ROWS) return s.k >= o.splitKFrom ? 'gemv' : 'column';
-  return 'tiled';
+  return kSplits(s, o) > 1 ? 'split' : 'tiled';
+}
+
+/** How many K ranges a prefill tile runs over: more than one when its columns give few tiles and K is deep. */
+function kSplits(s: Pick<LinearSpec, 'k'> & Partial<Pick<LinearSpec, 'n' | 'epilogue'>>, o: LinearOptions): number {
+  if (s.n === undefined || s.epilogue === undefined) return 1;
+  const columns = s.epilogue.kind === 'glu' ? s.n / 2 : s.n;
+  const width = s.epilogue.kind === 'glu' ? o.tileWidth / 2 : o.tileWidth;
+  if (Math.ceil(columns / width) >= SPLIT_BELOW_TILES) return 1;
+  return Math.max(1, Math.min(o.splitK, Math.floor(s.k / SPLIT_MIN_DEPTH)));
 }
 
 const ro = (buffer: string, v: string, type: KernelBinding['type'] = 'f32'): KernelBinding => ({ buffer, access: 'read', var: v, type });
@@ -173,14 +195,35 @@ function vectorWeights(format: WeightFormat): { type: KernelBinding['type']; fn:
     : { type: 'vec2<u32>', fn: 'fn wAt(i: u32) -> vec4<f32> { let p = w[i]; return vec4<f32>(unpack2x16float(p.x), unpack2x16float(p.y)); }' };
 }
 
-export function linearKernel(s: LinearSpec, o: LinearOptions = defaultLinearOptions): KernelSource {
-  switch (linearVariant(s, o)) {
+/** The dispatches of one linear kernel, in order, and the scratch buffers between them. */
+export interface LinearKernels {
+  readonly variant: LinearVariant;
+  readonly kernels: readonly { readonly suffix?: string; readonly source: KernelSource; readonly after?: string }[];
+  readonly scratch: readonly { readonly name: string; readonly shape: readonly Affine[] }[];
+}
+
+/** The kernels for `s`; `name` names the scratch buffers (a split's partial sums). */
+export function linearKernels(s: LinearSpec, o: LinearOptions = defaultLinearOptions, name = 'linear'): LinearKernels {
+  const variant = linearVariant(s, o);
+  switch (variant) {
     case 'column':
-      return columnKernel(s, o);
+      return { variant, kernels: [{ source: columnKernel(s, o) }], scratch: [] };
     case 'gemv':
-      return gemvKernel(s, o);
+      return { variant, kernels: [{ source: gemvKernel(s, o) }], scratch: [] };
     case 'tiled':
-      return tiledKernel(s, o);
+      return { variant, kernels: [{ source: tiledKernel(s, o) }], scratch: [] };
+    case 'split': {
+      const splits = kSplits(s, o);
+      const partial = { name: `${name}.partial`, shape: [A.constant(splits), s.rows, A.constant(s.n)] };
+      return {
+        variant,
+        kernels: [
+          { suffix: 'partial', source: tiledKernel(s, o, { splits, partial: partial.name }) },
+          { suffix: 'reduce', source: reduceKernel(s, splits, partial.name), after: 'split-K: the reduce adds the partial sums of every K range' },
+        ],
+        scratch: [partial],
+      };
+    }
   }
 }
 
@@ -274,6 +317,21 @@ function gemvKernel(s: LinearSpec, o: LinearOptions): KernelSource {
   scale = ${normScale('red[0].x', s)};
   workgroupBarrier();`
     : '';
+  // Each lane keeps `unroll` pairs of weight vectors in flight: a block of lane, lane + 64, … is loaded
+  // before the previous one is used, and the first block before the norm's reduction.
+  const unroll = Math.min(GEMV_UNROLL, Math.ceil(K4 / LANES));
+  const stride = LANES * unroll;
+  const exact = K4 % stride === 0;
+  const blocks = Array.from({ length: unroll }, (_, j) => j);
+  const at = (j: number, i0: string): string => (exact ? `${i0} + ${j * LANES}u` : `min(${i0} + ${j * LANES}u, ${K4 - 1}u)`);
+  const load = (i0: string, indent: string): string =>
+    blocks.map((j) => `${indent}wa${j} = wAt(w0 * ${K4}u + ${at(j, i0)});\n${indent}wb${j} = wAt(w1 * ${K4}u + ${at(j, i0)});`).join('\n');
+  const use = blocks
+    .map((j) => {
+      const body = `let xv = xAt(i0 + ${j * LANES}u); acc += vec2<f32>(dot(xv, wa${j}), dot(xv, wb${j}));`;
+      return exact || j === 0 ? `    { ${body} }` : `    if (i0 + ${j * LANES}u < ${K4}u) { ${body} }`;
+    })
+    .join('\n');
   const wgsl = `${header(bindings)}
 var<workgroup> red: array<vec2<f32>, ${threads}>;
 ${s.norm ? 'var<private> scale: f32;' : ''}
@@ -291,12 +349,16 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid:
   let row = wid.y;
   let g = tid / ${LANES}u;
   let lane = tid % ${LANES}u;
-  xBase = row * ${K4}u;${prologue}
+  xBase = row * ${K4}u;
   ${rowsOf}
+${blocks.map((j) => `  var wa${j}: vec4<f32>;\n  var wb${j}: vec4<f32>;`).join('\n')}
+${load('lane', '  ')}${prologue}
   var acc = vec2<f32>(0.0);
-  for (var i = lane; i < ${K4}u; i += ${LANES}u) {
-    let xv = xAt(i);
-    acc += vec2<f32>(dot(xv, wAt(w0 * ${K4}u + i)), dot(xv, wAt(w1 * ${K4}u + i)));
+  for (var i0 = lane; i0 < ${K4}u; i0 += ${stride}u) {
+${use}
+    if (i0 + ${stride}u < ${K4}u) {
+${load(`i0 + ${stride}u`, '      ')}
+    }
   }
   red[tid] = acc;
   workgroupBarrier();
@@ -313,7 +375,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid:
   return { wgsl, bindings, workgroups: [wg(Math.ceil(ep.units / perGroup), groups), wg(s.rows), wg(1)] };
 }
 
-function tiledKernel(s: LinearSpec, o: LinearOptions): KernelSource {
+/** With `split`, the tile covers one of `splits` K ranges (workgroup z) and writes its raw sums to `partial` [splits, rows, n] by w row. */
+function tiledKernel(s: LinearSpec, o: LinearOptions, split?: { readonly splits: number; readonly partial: string }): KernelSource {
   const TX = o.tileWidth / 8;
   const threads = o.maxInvocations >= 256 ? 256 : 128;
   const TY = threads / TX;
@@ -335,7 +398,10 @@ function tiledKernel(s: LinearSpec, o: LinearOptions): KernelSource {
   const w = vectorWeights(o.weights);
   const bindings: KernelBinding[] = [ro(s.x, 'x', 'vec4<f32>'), ro(s.w, 'w', w.type)];
   if (s.norm) bindings.push(ro(s.norm.weight, 'normWeight', 'vec4<f32>'));
-  bindings.push(...ep.bindings);
+  bindings.push(...(split ? [rw(split.partial, 'partial')] : ep.bindings));
+  // the K range of this workgroup, in vec4s: whole slices per split
+  const per = split ? Math.ceil(K4 / split.splits / KQ) * KQ : K4;
+  const [kBegin, kEnd] = split ? ['kBegin', 'kEnd'] : ['0u', `${K4}u`];
   const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
   const comps = ['x', 'y', 'z', 'w'];
 
@@ -368,14 +434,14 @@ function tiledKernel(s: LinearSpec, o: LinearOptions): KernelSource {
       let r = rowBase + ar${j};
       let kk = ${kn} + kq${j};
       pa${j} = vec4<f32>(0.0);
-      if (r < M && kk < ${K4}u) { pa${j} = ${xv}; }
+      if (r < M && kk < ${kEnd}) { pa${j} = ${xv}; }
     }`;
       }),
       ...range(bLoads).map(
         (j) => `    {
       let kk = ${kn} + kq${j}b;
       pb${j} = vec4<f32>(0.0);
-      if (live${j} && kk < ${K4}u) { pb${j} = wAt(wr${j} * ${K4}u + kk); }
+      if (live${j} && kk < ${kEnd}) { pb${j} = wAt(wr${j} * ${K4}u + kk); }
     }`,
       ),
     ].join('\n');
@@ -401,15 +467,15 @@ ${range(4)
         .join('\n')
     : `    for (var k = 0u; k < ${BK}u; k++) {${step('k')}\n    }`;
   const loop = o.prefetch
-    ? `${fetch('0u')}
-  for (var k4 = 0u; k4 < ${K4}u; k4 += ${KQ}u) {
+    ? `${fetch(kBegin)}
+  for (var k4 = ${kBegin}; k4 < ${kEnd}; k4 += ${KQ}u) {
 ${stage}
     workgroupBarrier();
 ${fetch(`k4 + ${KQ}u`)}
 ${multiply}
     workgroupBarrier();
   }`
-    : `  for (var k4 = 0u; k4 < ${K4}u; k4 += ${KQ}u) {
+    : `  for (var k4 = ${kBegin}; k4 < ${kEnd}; k4 += ${KQ}u) {
 ${fetch('k4')}
 ${stage}
     workgroupBarrier();
@@ -420,7 +486,17 @@ ${multiply}
     .map((i) => {
       const row = `rowBase + ty * ${TM}u + ${i}u`;
       let body: string;
-      if (glu) {
+      if (split) {
+        // raw sums by w row: local column h·HALF + 4·tx + c
+        body = [0, 1]
+          .flatMap((h) =>
+            range(4).map((c) => {
+              const lc = `${h * HALF + c}u + tx * 4u`;
+              return `if (${wLive(`(${lc})`)}) { partial[(wid.z * M + row) * ${s.n}u + ${wRow(`(${lc})`)}] = acc${h}_${i}.${comps[c]}; }`;
+            }),
+          )
+          .join('\n      ');
+      } else if (glu) {
         body = range(4)
           .map((c) => `if (base + tx * 4u + ${c}u < ${ep.units}u) { emit(row, base + tx * 4u + ${c}u, acc0_${i}.${comps[c]}, acc1_${i}.${comps[c]}); }`)
           .join('\n      ');
@@ -460,7 +536,7 @@ ${preciseMath}
 
 ${w.fn}
 
-${ep.emit}
+${split ? '' : ep.emit}
 
 @compute @workgroup_size(${threads})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid: u32) {
@@ -468,7 +544,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid:
   let ty = tid / ${TX}u;
   let M = ${u32Expr(s.rows)};
   let rowBase = wid.y * ${BM}u;
-  let base = wid.x * ${glu ? HALF : BN}u;
+  let base = wid.x * ${glu ? HALF : BN}u;${split ? `\n  let kBegin = wid.z * ${per}u;\n  let kEnd = min(${K4}u, kBegin + ${per}u);` : ''}
 ${range(aLoads)
   .map((j) => `  let ar${j} = (tid + ${j * threads}u) / ${KQ}u;\n  let kq${j} = (tid + ${j * threads}u) % ${KQ}u;`)
   .join('\n')}
@@ -485,5 +561,34 @@ ${loop}${stores}
 }
 `;
   const across = glu ? ep.units : s.n;
-  return { wgsl, bindings, workgroups: [wg(across, glu ? HALF : BN), wg(s.rows, BM), wg(1)] };
+  return { wgsl, bindings, workgroups: [wg(across, glu ? HALF : BN), wg(s.rows, BM), wg(split ? Math.ceil(K4 / per) : 1)] };
+}
+
+/** Adds the `splits` partial sums of each output in split order and applies the epilogue: one invocation per (row, unit). */
+function reduceKernel(s: LinearSpec, splits: number, partial: string): KernelSource {
+  const THREADS = 64;
+  const ep = epilogueOf(s);
+  const bindings: KernelBinding[] = [ro(partial, 'partial'), ...ep.bindings];
+  const [r0, r1] = ep.wRows('unit');
+  const wgsl = `${header(bindings)}
+${preciseMath}
+
+${ep.emit}
+
+@compute @workgroup_size(${THREADS})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane: u32) {
+  let M = ${u32Expr(s.rows)};
+  let row = wid.y;
+  let unit = wid.x * ${THREADS}u + lane;
+  if (unit >= ${ep.units}u || row >= M) { return; }
+  var a = 0.0;
+  var b = 0.0;
+  for (var k = 0u; k < ${splits}u; k++) {
+    let at = (k * M + row) * ${s.n}u;
+    a += partial[at + ${r0}];${ep.dots === 2 ? `\n    b += partial[at + ${r1}];` : ''}
+  }
+  emit(row, unit, a, b);
+}
+`;
+  return { wgsl, bindings, workgroups: [wg(ep.units, THREADS), wg(s.rows), wg(1)] };
 }

@@ -206,7 +206,7 @@ export class PlanExecutor {
     }
     const maxGroups = this.gpu.limits.maxComputeWorkgroupsPerDimension;
     return this.plan.kernels.map((k) => {
-      const counts = k.workgroups.map((w) => Math.min(Math.ceil(A.evaluate(w.of, env) / w.per), w.max ?? Infinity)) as [number, number, number];
+      const counts = k.workgroups.map((w) => Math.max(0, Math.min(Math.ceil(A.evaluate(w.of, env) / w.per), w.max ?? Infinity))) as [number, number, number];
       const over = counts.findIndex((c) => c > maxGroups);
       if (over >= 0) throw new Error(`kernel ${k.name} needs ${counts[over]} workgroups along ${'xyz'[over]}, the adapter allows ${maxGroups}`);
       return counts;

@@ -17,7 +17,7 @@ export interface PlanBuffer {
   readonly slot?: string;
 }
 
-/** min(ceil(of / per), max) workgroups along one axis */
+/** min(ceil(of / per), max) workgroups along one axis; none (the dispatch is skipped) when that is not positive */
 export interface WorkgroupCount {
   readonly of: Affine;
   readonly per: number;
