@@ -107,7 +107,7 @@ export interface LoadOptions {
   /** how matmul weights are stored on the device (default f32; f16 halves their bytes) */
   readonly weights?: WeightFormat;
   /** kernel choices (see LinearOptions): the K from which decode matmuls split K, the shape of prefill tiles */
-  readonly kernels?: Partial<Pick<CodegenOptions, 'splitKFrom' | 'splitK' | 'tileRows' | 'tileWidth' | 'sliceDepth' | 'prefetch' | 'unroll'>>;
+  readonly kernels?: Partial<Pick<CodegenOptions, 'splitKFrom' | 'splitK' | 'attentionTile' | 'tileRows' | 'tileWidth' | 'sliceDepth' | 'prefetch' | 'unroll'>>;
 }
 
 /** Codegen options for an open device: its workgroup limits, and the caller's choices. */

@@ -235,6 +235,7 @@ interface BenchArgs {
   tileRows?: number;
   splitKFrom?: number;
   splitK?: number;
+  attentionTile?: number;
   dawnToggles?: string;
   peers: string;
   json?: string;
@@ -293,6 +294,7 @@ async function bench(a: BenchArgs): Promise<void> {
   const formats = a.weights.split(',').map((w) => w.trim());
   for (const w of formats) if (w !== 'f32' && w !== 'f16') throw new Error(`--weights: '${w}' is not f32 or f16`);
   if (a.tileRows !== undefined && a.tileRows !== 4 && a.tileRows !== 8) throw new Error(`--tile-rows must be 4 or 8, got ${a.tileRows}`);
+  if (a.attentionTile !== undefined && ![8, 16, 32].includes(a.attentionTile)) throw new Error(`--attention-tile must be 8, 16 or 32, got ${a.attentionTile}`);
   if (a.splitK !== undefined && !(Number.isInteger(a.splitK) && a.splitK >= 1)) throw new Error(`--split-k must be a whole number ≥ 1, got ${a.splitK}`);
   for (const [flag, v] of [['--peak-tflops', a.peakTflops], ['--peak-gbps', a.peakGbps], ['--split-k-from', a.splitKFrom]] as const) {
     if (v !== undefined && !(Number.isFinite(v) && v >= 0)) throw new Error(`${flag} must be a number ≥ 0, got ${v}`);
@@ -302,6 +304,7 @@ async function bench(a: BenchArgs): Promise<void> {
     ...(a.tileRows ? { tileRows: a.tileRows as 4 | 8 } : {}),
     ...(a.splitKFrom !== undefined ? { splitKFrom: a.splitKFrom } : {}),
     ...(a.splitK !== undefined ? { splitK: a.splitK } : {}),
+    ...(a.attentionTile !== undefined ? { attentionTile: a.attentionTile as 8 | 16 | 32 } : {}),
   };
   const limits = { ...(a.peakTflops ? { flops: a.peakTflops * 1e12 } : {}), ...(a.peakGbps ? { bandwidth: a.peakGbps * 1e9 } : {}) };
   const peerNames = a.peers === '' || a.peers === 'none' ? [] : a.peers.split(',').map((p) => p.trim());
@@ -411,6 +414,7 @@ async function main(): Promise<void> {
           .option('peak-gbps', { type: 'number', describe: "the device's memory bandwidth in GB/s, to report decode as a share of it (H100 SXM: 3350)" })
           .option('tile-rows', { type: 'number', describe: 'rows per invocation of prefill matmul tiles: 4 (64×128 tiles, default) or 8 (128×128)' })
           .option('split-k-from', { type: 'number', describe: 'decode matmuls split K across invocations from this K on (default 512)' })
+          .option('attention-tile', { type: 'number', describe: 'the most query rows and keys of a prefill attention tile: 8, 16 (default) or 32' })
           .option('split-k', { type: 'number', describe: 'at most this many K ranges for prefill matmuls whose outputs give few tiles (default 4; 1: never split)' })
           .option('dawn-toggles', { type: 'string', describe: 'comma-separated Dawn toggles to enable (e.g. disable_robustness)' })
           .option('peers', {
@@ -422,7 +426,7 @@ async function main(): Promise<void> {
           })
           .option('json', { type: 'string', describe: 'also write the rows to FILE as JSON' })
           .option('backend', { type: 'string', describe: 'Dawn backend (vulkan, opengles, …); default: the first that works' })
-          .requiresArg(['model', 'prompt-tokens', 'decode-tokens', 'runs', 'passes', 'weights', 'peak-tflops', 'peak-gbps', 'tile-rows', 'split-k-from', 'split-k', 'dawn-toggles', 'peers', 'json', 'backend']),
+          .requiresArg(['model', 'prompt-tokens', 'decode-tokens', 'runs', 'passes', 'weights', 'peak-tflops', 'peak-gbps', 'tile-rows', 'split-k-from', 'split-k', 'attention-tile', 'dawn-toggles', 'peers', 'json', 'backend']),
       async (argv) => bench(argv as unknown as BenchArgs),
     )
     .demandCommand(1, 'name a command: run, inspect, compile or bench')

@@ -2,7 +2,7 @@
 // seeded random caches filled past the valid keys, at sizes that are not multiples of the tiles.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as A from '../src/affine.js';
-import { attentionKernels, type AttentionSpec } from '../src/codegen/attention.js';
+import { attentionKernels, type AttentionOptions, type AttentionSpec } from '../src/codegen/attention.js';
 import { PlanExecutor, ResidentBuffers } from '../src/runtime/executor.js';
 import { openGpu, type Gpu } from '../src/runtime/gpu.js';
 import type { Plan } from '../src/runtime/plan.js';
@@ -22,6 +22,8 @@ interface Case {
   readonly headSize: number;
   readonly contextLength: number;
   readonly P: number;
+  /** the adapter's limits the kernels are sized for (default: 8 KiB of tiles, 256 invocations) */
+  readonly limits?: AttentionOptions;
   /** new rows; decode when absent */
   readonly T?: number;
 }
@@ -32,8 +34,8 @@ function specOf(c: Case): AttentionSpec {
   return { name: 'att', q: 'q', k: 'k', v: 'v', out: 'out', heads, kvHeads, headSize, rows, keys: A.add(A.sym('P'), rows), contextLength };
 }
 
-function planOf(spec: AttentionSpec): Plan {
-  const att = attentionKernels(spec);
+function planOf(spec: AttentionSpec, limits?: AttentionOptions): Plan {
+  const att = attentionKernels(spec, limits);
   const [qd, kd] = [spec.heads * spec.headSize, spec.kvHeads * spec.headSize].map((n) => A.constant(n));
   const cache = [A.constant(spec.contextLength), kd!];
   return {
@@ -61,7 +63,7 @@ function planOf(spec: AttentionSpec): Plan {
 /** Runs the case on the GPU; returns the max error against the reference and the per-split sums l (decode). */
 async function runCase(c: Case, seed: number): Promise<{ error: number; splitSums: Float32Array }> {
   const spec = specOf(c);
-  const plan = planOf(spec);
+  const plan = planOf(spec, c.limits);
   const rows = c.T ?? 1;
   const keys = c.P + rows;
   const q = ref.randomArray(rows * c.heads * c.headSize, seed, 2);
@@ -97,9 +99,13 @@ describe('fused attention against the three-op CPU reference', () => {
     { heads: 2, kvHeads: 1, headSize: 80, T: 3, P: 130, contextLength: 140 },
     { heads: 4, kvHeads: 4, headSize: 32, T: 1, P: 7, contextLength: 9 },
     { heads: 2, kvHeads: 1, headSize: 256, T: 4, P: 9, contextLength: 20 },
+    // 32 KiB of tiles: up to 32×32 tiles of 256 invocations where the head fits, smaller where it does not; 16×16 over 128 invocations
+    { heads: 4, kvHeads: 2, headSize: 64, T: 75, P: 6, contextLength: 90, limits: { maxInvocations: 1024, maxWorkgroupBytes: 32768, maxTile: 32 } },
+    { heads: 2, kvHeads: 2, headSize: 80, T: 40, P: 0, contextLength: 40, limits: { maxInvocations: 1024, maxWorkgroupBytes: 32768, maxTile: 32 } },
+    { heads: 2, kvHeads: 1, headSize: 6, T: 50, P: 20, contextLength: 80, limits: { maxInvocations: 128, maxWorkgroupBytes: 32768, maxTile: 16 } },
   ];
   prefill.forEach((c, i) => {
-    it(`prefill: ${c.heads}/${c.kvHeads} heads of ${c.headSize}, T ${c.T}, P ${c.P}`, async () => {
+    it(`prefill: ${c.heads}/${c.kvHeads} heads of ${c.headSize}, T ${c.T}, P ${c.P}${c.limits ? `, ${c.limits.maxWorkgroupBytes} bytes, ${c.limits.maxInvocations} invocations` : ''}`, async () => {
       const { error } = await runCase(c, 100 + 10 * i);
       expect(error).toBeLessThan(TOL);
     });
@@ -114,11 +120,13 @@ describe('fused attention against the three-op CPU reference', () => {
     { heads: 8, kvHeads: 4, headSize: 8, P: 150, contextLength: 512, busy: 'one' },
     { heads: 2, kvHeads: 1, headSize: 8, P: 9000, contextLength: 10000, busy: 'some' },
     { heads: 4, kvHeads: 2, headSize: 64, P: 1000, contextLength: 1024, busy: 'all' },
+    // 128 invocations (compatibility mode's minimum): tiles of 128 keys
+    { heads: 4, kvHeads: 2, headSize: 64, P: 1010, contextLength: 1024, busy: 'all', limits: { maxInvocations: 128, maxWorkgroupBytes: 16384, maxTile: 8 } },
     { heads: 4, kvHeads: 1, headSize: 96, P: 257, contextLength: 300 },
     { heads: 2, kvHeads: 2, headSize: 256, P: 129, contextLength: 130 },
   ];
   decode.forEach((c, i) => {
-    it(`decode: ${c.heads}/${c.kvHeads} heads of ${c.headSize}, P ${c.P} of ${c.contextLength}`, async () => {
+    it(`decode: ${c.heads}/${c.kvHeads} heads of ${c.headSize}, P ${c.P} of ${c.contextLength}${c.limits ? `, ${c.limits.maxInvocations} invocations` : ''}`, async () => {
       const { error, splitSums } = await runCase(c, 200 + 10 * i);
       expect(error).toBeLessThan(TOL);
       const empty = splitSums.filter((l) => l === 0).length;

@@ -36,16 +36,30 @@ export interface AttentionKernels {
 }
 
 const THREADS = 64;
-/** Workgroup memory for the prefill tiles (Q, K, V, scores): 8 KiB, half of WebGPU's default limit. */
-const TILE_FLOATS = 2048;
 /** The masked-score sentinel and the running max before any key: the most negative finite f32. */
 const NEG = '-3.402823e38';
 
 /** Decode splits: at most this many, and at least this many cache rows per split. */
 const MAX_SPLITS = 32;
-/** decode invocations per workgroup; each scores one key of a tile, so one pair of reductions per tile */
-const DECODE_THREADS = 256;
-const KEYS_PER_SPLIT = DECODE_THREADS;
+/** The adapter's limits that size the kernels. */
+export interface AttentionOptions {
+  /** the adapter's maxComputeInvocationsPerWorkgroup */
+  readonly maxInvocations: number;
+  /** workgroup memory the prefill tiles may use (Q, K, V, scores and row state) */
+  readonly maxWorkgroupBytes: number;
+  /** the most query rows and keys of a prefill tile */
+  readonly maxTile: number;
+}
+
+/** 8 KiB of tiles (half of WebGPU's default workgroup memory), 256 invocations, tiles up to 16×16. */
+export const defaultAttentionOptions: AttentionOptions = { maxInvocations: 256, maxWorkgroupBytes: 8192, maxTile: 16 };
+
+/** decode invocations per workgroup (a power of two up to 256); each scores one key of a tile, so one pair of reductions per tile */
+function decodeThreads(o: AttentionOptions): number {
+  let t = 256;
+  while (t > 1 && t > o.maxInvocations) t /= 2;
+  return t;
+}
 
 const one = wg(1);
 const u = (n: number): string => `${n}u`;
@@ -54,22 +68,23 @@ const u = (n: number): string => `${n}u`;
 const read = (buffer: string, v: string): KernelBinding => ({ buffer, access: 'read', var: v, type: 'f32' });
 const write = (buffer: string, v: string): KernelBinding => ({ buffer, access: 'read_write', var: v, type: 'f32' });
 
-/** Query rows per workgroup and keys per tile for prefill: halves the larger (rows on a tie) from 16×16 until the tiles fit. */
-function prefillTiles(headSize: number): { rows: number; keys: number } {
-  let rows = 16;
-  let keys = 16;
-  const floats = () => (rows + 2 * keys) * headSize + rows * keys;
-  while (floats() > TILE_FLOATS && (rows > 1 || keys > 1)) {
+/** Query rows per workgroup and keys per tile for prefill: halves the larger (rows on a tie) from maxTile² until the tiles fit. */
+function prefillTiles(headSize: number, o: AttentionOptions): { rows: number; keys: number } {
+  let rows = o.maxTile;
+  let keys = o.maxTile;
+  const floats = () => (rows + 2 * keys) * headSize + rows * keys + 3 * rows;
+  const budget = Math.floor(o.maxWorkgroupBytes / 4);
+  while (floats() > budget && (rows > 1 || keys > 1)) {
     if (rows >= keys && rows > 1) rows /= 2;
     else keys /= 2;
   }
-  if (floats() > TILE_FLOATS) throw new Error(`headSize ${headSize} does not fit attention's workgroup memory`);
+  if (floats() > budget) throw new Error(`headSize ${headSize} does not fit attention's workgroup memory`);
   return { rows, keys };
 }
 
-/** min(32, ceil(S / 256)) splits: short caches get few, so a split is never much less than one tile of keys. */
-function decodeSplits(contextLength: number): number {
-  return Math.max(1, Math.min(MAX_SPLITS, Math.ceil(contextLength / KEYS_PER_SPLIT)));
+/** min(32, ceil(S / keys per tile)) splits: short caches get few, so a split is never much less than one tile of keys. */
+function decodeSplits(contextLength: number, tile: number): number {
+  return Math.max(1, Math.min(MAX_SPLITS, Math.ceil(contextLength / tile)));
 }
 
 /** The most storage buffers one dispatch of the template binds: decode's partial (q, K, V, max and sum, partial out, out) or prefill's flash (q, K, V, out). */
@@ -77,14 +92,14 @@ export function attentionStorageBuffers(rows: Affine): number {
   return A.isConstant(rows) && rows.c === 1 ? 6 : 4;
 }
 
-export function attentionKernels(spec: AttentionSpec): AttentionKernels {
+export function attentionKernels(spec: AttentionSpec, o: AttentionOptions = defaultAttentionOptions): AttentionKernels {
   const { heads, kvHeads, headSize, contextLength } = spec;
   for (const [what, n] of [['heads', heads], ['kvHeads', kvHeads], ['headSize', headSize], ['contextLength', contextLength]] as const) {
     if (!Number.isInteger(n) || n < 1) throw new Error(`attention ${spec.name}: ${what} must be a positive integer, is ${n}`);
   }
   if (heads % kvHeads !== 0) throw new Error(`attention ${spec.name}: ${heads} heads do not divide into ${kvHeads} kv heads`);
   const decode = A.isConstant(spec.rows) && spec.rows.c === 1;
-  return decode ? decodeKernels(spec) : { kernels: [{ suffix: 'flash', source: prefillKernel(spec) }], scratch: [] };
+  return decode ? decodeKernels(spec, o) : { kernels: [{ suffix: 'flash', source: prefillKernel(spec, o) }], scratch: [] };
 }
 
 /**
@@ -92,9 +107,11 @@ export function attentionKernels(spec: AttentionSpec): AttentionKernels {
  * of the block, update each row's running max and sum and turn scores into probabilities, then rescale
  * and accumulate each thread's outputs (fixed (row, dim) slots held in registers).
  */
-function prefillKernel(spec: AttentionSpec): KernelSource {
+function prefillKernel(spec: AttentionSpec, o: AttentionOptions): KernelSource {
   const { heads, kvHeads, headSize: hs } = spec;
-  const { rows: br, keys: bc } = prefillTiles(hs);
+  const { rows: br, keys: bc } = prefillTiles(hs, o);
+  // one invocation per (row, key) of a tile, at least 64 and at most the decode count
+  const THREADS = Math.max(Math.min(64, decodeThreads(o)), Math.min(br * bc, decodeThreads(o)));
   const slots = Math.ceil((br * hs) / THREADS);
   const [qd, kd] = [heads * hs, kvHeads * hs];
   return kernelSource(
@@ -195,7 +212,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
 }
 
 /**
- * Decode: only the splits that have keys run (one per tile of 256 keys, one per invocation, at most `splits`); split s of each head
+ * Decode: only the splits that have keys run (one per tile of keys, one key per invocation, at most `splits`); split s of each head
  * scores a contiguous chunk of the keys (a whole number of tiles sized at run time from `keys`; a trailing
  * split may still be empty and write m = -max, l = 0, o = 0), reading K straight from the cache. Each tile's
  * weighted sum of V is spread over groups of invocations (a group holds one head row, as vec4s where the head
@@ -203,10 +220,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
  * holds every key it writes the normalized output itself and the combine is not dispatched; otherwise each
  * split writes its max m, sum l and unnormalized output o, and the combine merges the splits that ran.
  */
-function decodeKernels(spec: AttentionSpec): AttentionKernels {
+function decodeKernels(spec: AttentionSpec, o: AttentionOptions): AttentionKernels {
   const { name, heads, kvHeads, headSize: hs } = spec;
-  const TILE = KEYS_PER_SPLIT;
-  const splits = decodeSplits(spec.contextLength);
+  const DECODE_THREADS = decodeThreads(o);
+  const TILE = DECODE_THREADS;
+  const splits = decodeSplits(spec.contextLength, TILE);
   const width = hs % 4 === 0 ? 4 : 1;
   const T = width === 4 ? 'vec4<f32>' : 'f32';
   const lanes = hs / width;

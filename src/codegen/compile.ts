@@ -11,9 +11,15 @@ import { elementwiseKernel } from './elementwise.js';
 import { kernelFor, type KernelContext, type KernelSource } from './kernels.js';
 import { defaultLinearOptions, linearKernels, type LinearEpilogue, type LinearOptions, type LinearSpec } from './linear.js';
 
-/** What codegen needs of the device and the user: the adapter's workgroup limits, the weight format, the GEMV threshold. */
-export type CodegenOptions = LinearOptions;
-export const defaultCodegenOptions: CodegenOptions = defaultLinearOptions;
+/** What codegen needs of the device and the user: the adapter's workgroup limits, the weight format, matmul and attention tiles. */
+export interface CodegenOptions extends LinearOptions {
+  /** the most query rows and keys of a prefill attention tile (8, 16 or 32; smaller where the head does not fit) */
+  readonly attentionTile: 8 | 16 | 32;
+}
+/** Workgroup memory attention tiles may use at most (a 32×32 tile of 64-wide heads takes 29 KiB). */
+const ATTENTION_BYTES = 32768;
+
+export const defaultCodegenOptions: CodegenOptions = { ...defaultLinearOptions, attentionTile: 16 };
 
 function constDim(d: Affine): number {
   if (!A.isConstant(d)) throw new Error(`expected a constant dimension, got ${A.format(d)}`);
@@ -139,7 +145,7 @@ export function compileGraph(graph: Graph, options: CodegenOptions = defaultCode
         rows: rows!,
         keys: keys!,
         contextLength: constDim(cache.type.shape[0]!),
-      });
+      }, { maxInvocations: options.maxInvocations, maxWorkgroupBytes: Math.min(options.maxWorkgroupBytes, ATTENTION_BYTES), maxTile: options.attentionTile });
       for (const s of attn.scratch) buffers.push({ name: s.name, role: 'activation', dtype: 'f32', shape: s.shape });
       for (const part of attn.kernels) emit(`${k.name}.${part.suffix}`, 'attention', part.source, part.after);
     } else if (k.template === 'elementwise') {

@@ -91,6 +91,14 @@ interface Pipeline {
 
 export type InputData = Int32Array | Float32Array;
 
+/** A run recorded by PlanExecutor.record, to be submitted once. */
+export interface RecordedRun {
+  readonly env: A.Env;
+  readonly commands: GPUCommandBuffer;
+  readonly staging: GPUBuffer;
+  readonly bytes: number;
+}
+
 function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
@@ -102,6 +110,8 @@ export class PlanExecutor {
   private bindGroups: GPUBindGroup[] | undefined;
   private staging: GPUBuffer | undefined;
   private stagingBusy = false;
+  private recordStaging: (GPUBuffer | undefined)[] = [undefined, undefined];
+  private recorded = 0;
   private readonly bufferSpecs: Map<string, PlanBuffer>;
 
   private constructor(
@@ -190,20 +200,18 @@ export class PlanExecutor {
 
   /** Checks the symbols and inputs, sizes the buffers, and writes the uniform and inputs for one run. */
   private prepare(env: A.Env, inputs: Readonly<Record<string, InputData>>): [number, number, number][] {
+    const grid = this.grid(env);
+    this.write(env, inputs);
+    return grid;
+  }
+
+  /** Checks the symbols, sizes the buffers, and gives each kernel's workgroup counts. */
+  private grid(env: A.Env): [number, number, number][] {
     for (const s of this.plan.symbols) {
       const v = env[s];
       if (v === undefined || !Number.isInteger(v) || v < 0) throw new Error(`${this.plan.graph}: symbol ${s} needs a whole value`);
     }
     this.ensureBuffers(env);
-    const device = this.gpu.device;
-    device.queue.writeBuffer(this.uniform, 0, new Uint32Array([...uniformSymbols.map((s) => env[s] ?? 0), 0, 0]));
-    for (const name of this.plan.inputs) {
-      const data = inputs[name];
-      const spec = this.bufferSpecs.get(name)!;
-      if (!data) throw new Error(`${this.plan.graph}: input %${name} is missing`);
-      if (data.length !== elements(spec, env)) throw new Error(`${this.plan.graph}: input %${name} has ${data.length} elements, expected ${elements(spec, env)}`);
-      device.queue.writeBuffer(this.bufferFor(spec), 0, data.buffer, data.byteOffset, data.byteLength);
-    }
     const maxGroups = this.gpu.limits.maxComputeWorkgroupsPerDimension;
     return this.plan.kernels.map((k) => {
       const counts = k.workgroups.map((w) => Math.max(0, Math.min(Math.ceil(A.evaluate(w.of, env) / w.per), w.max ?? Infinity))) as [number, number, number];
@@ -211,6 +219,56 @@ export class PlanExecutor {
       if (over >= 0) throw new Error(`kernel ${k.name} needs ${counts[over]} workgroups along ${'xyz'[over]}, the adapter allows ${maxGroups}`);
       return counts;
     });
+  }
+
+  /** Writes the uniform (the symbols' values) and the inputs of one run. */
+  private write(env: A.Env, inputs: Readonly<Record<string, InputData>>): void {
+    const device = this.gpu.device;
+    for (const name of this.plan.inputs) {
+      const data = inputs[name];
+      const spec = this.bufferSpecs.get(name)!;
+      if (!data) throw new Error(`${this.plan.graph}: input %${name} is missing`);
+      if (data.length !== elements(spec, env)) throw new Error(`${this.plan.graph}: input %${name} has ${data.length} elements, expected ${elements(spec, env)}`);
+    }
+    device.queue.writeBuffer(this.uniform, 0, new Uint32Array([...uniformSymbols.map((s) => env[s] ?? 0), 0, 0]));
+    for (const name of this.plan.inputs) {
+      const data = inputs[name]!;
+      device.queue.writeBuffer(this.bufferFor(this.bufferSpecs.get(name)!), 0, data.buffer, data.byteOffset, data.byteLength);
+    }
+  }
+
+  /**
+   * Records one run at `env` ahead of time, with a copy of `count` float32 elements of buffer `read` from
+   * element `start` for submitAndRead. Recording the next step while the GPU runs this one keeps encoding
+   * off the critical path. Record and submit in order, one recorded run at a time.
+   */
+  record(env: A.Env, read: { readonly name: string; readonly start: number; readonly count: number }): RecordedRun {
+    const spec = this.bufferSpecs.get(read.name);
+    if (!spec) throw new Error(`${this.plan.graph}: no buffer %${read.name}`);
+    const grid = this.grid(env);
+    const bytes = read.count * 4;
+    const size = Math.max(16, Math.ceil(bytes / 16) * 16);
+    // two staging buffers in turn: one may still be mapped for the run before
+    this.recordStaging = this.recordStaging.map((b) => (b && b.size >= size ? b : (b?.destroy(), undefined)));
+    const slot = this.recorded++ % 2;
+    const staging = (this.recordStaging[slot] ??= this.gpu.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }));
+    const encoder = this.gpu.device.createCommandEncoder({ label: this.plan.graph });
+    const pass = encoder.beginComputePass({ label: this.plan.graph });
+    grid.forEach((counts, i) => this.dispatch(pass, i, counts));
+    pass.end();
+    encoder.copyBufferToBuffer(this.bufferFor(spec), read.start * 4, staging, 0, Math.ceil(bytes / 4) * 4);
+    return { env, commands: encoder.finish(), staging, bytes };
+  }
+
+  /** Writes the inputs of a recorded run, submits it, and reads its copied output. */
+  async submitAndRead(run: RecordedRun, inputs: Readonly<Record<string, InputData>>): Promise<Float32Array> {
+    this.write(run.env, inputs);
+    this.gpu.device.queue.submit([run.commands]);
+    await run.staging.mapAsync(GPUMapMode.READ, 0, run.staging.size);
+    const out = new Float32Array(run.staging.getMappedRange(0, run.bytes).slice(0));
+    run.staging.unmap();
+    this.gpu.check();
+    return out;
   }
 
   private dispatch(pass: GPUComputePassEncoder, i: number, counts: [number, number, number], times = 1): void {
@@ -325,6 +383,8 @@ export class PlanExecutor {
   }
 
   destroy(): void {
+    for (const b of this.recordStaging) b?.destroy();
+    this.recordStaging = [undefined, undefined];
     this.staging?.destroy();
     this.staging = undefined;
     for (const { buffer } of this.local.values()) buffer.destroy();

@@ -86,6 +86,9 @@ export async function* generateSteps(g: GenerationGraphs, o: GenerateOptions): A
     token = next;
   }
   let logits = rowAt(T - 1);
+  // each decode step is recorded while the step before runs
+  const logitsOut = { name: g.decode.plan.outputs[0]!, start: 0, count: V };
+  let recorded = position + 1 < o.steps ? g.decode.record({ P: position + 1 }, logitsOut) : undefined;
   for (;;) {
     const forced = position + 1 < o.promptIds.length;
     const next = forced ? o.promptIds[position + 1]! : sampler.sample(logits);
@@ -94,7 +97,8 @@ export async function* generateSteps(g: GenerationGraphs, o: GenerateOptions): A
     position++;
     if (position >= o.steps || ends) return;
     token = next;
-    g.decode.run({ P: position }, { tokens: Int32Array.of(token), positions: Int32Array.of(position) });
-    logits = await g.decode.read(g.decode.plan.outputs[0]!, 0, V);
+    const pending = g.decode.submitAndRead(recorded!, { tokens: Int32Array.of(token), positions: Int32Array.of(position) });
+    recorded = position + 1 < o.steps ? g.decode.record({ P: position + 1 }, logitsOut) : undefined;
+    logits = await pending;
   }
 }
