@@ -111,9 +111,11 @@ export interface LoadOptions {
 }
 
 /** Codegen options for an open device: its workgroup limits, and the caller's choices. */
-export function codegenOptions(gpu: Pick<Gpu, 'limits'>, options: LoadOptions = {}): CodegenOptions {
+export function codegenOptions(gpu: Pick<Gpu, 'limits' | 'fallback'>, options: LoadOptions = {}): CodegenOptions {
   return {
     ...defaultCodegenOptions,
+    // a CPU adapter pays for each workgroup barrier: decode matmuls as columns (6× faster on SwiftShader), unless asked otherwise
+    ...(gpu.fallback ? { splitKFrom: Number.POSITIVE_INFINITY } : {}),
     ...options.kernels,
     weights: options.weights ?? 'f32',
     maxInvocations: Math.min(gpu.limits.maxComputeInvocationsPerWorkgroup, gpu.limits.maxComputeWorkgroupSizeX),

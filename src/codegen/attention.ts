@@ -72,7 +72,8 @@ const write = (buffer: string, v: string): KernelBinding => ({ buffer, access: '
 function prefillTiles(headSize: number, o: AttentionOptions): { rows: number; keys: number } {
   let rows = o.maxTile;
   let keys = o.maxTile;
-  const floats = () => (rows + 2 * keys) * headSize + rows * keys + 3 * rows;
+  // K rows are padded by one float (see prefillKernel)
+  const floats = () => (rows + 2 * keys) * headSize + keys + rows * keys + 3 * rows;
   const budget = Math.floor(o.maxWorkgroupBytes / 4);
   while (floats() > budget && (rows > 1 || keys > 1)) {
     if (rows >= keys && rows > 1) rows /= 2;
@@ -104,8 +105,11 @@ export function attentionKernels(spec: AttentionSpec, o: AttentionOptions = defa
 
 /**
  * One workgroup per (block of query rows, head). Per tile of keys: load K and V, score every (row, key)
- * of the block, update each row's running max and sum and turn scores into probabilities, then rescale
- * and accumulate each thread's outputs (fixed (row, dim) slots held in registers).
+ * of the block, update each row's running max, turn every score into a probability (one per invocation)
+ * and add each row's sum, then rescale
+ * and accumulate each thread's outputs (fixed (row, dim) slots held in registers). K rows sit one float
+ * apart beyond the head (stride headSize + 1), so the keys that neighbouring invocations score fall in
+ * different memory banks.
  */
 function prefillKernel(spec: AttentionSpec, o: AttentionOptions): KernelSource {
   const { heads, kvHeads, headSize: hs } = spec;
@@ -118,7 +122,7 @@ function prefillKernel(spec: AttentionSpec, o: AttentionOptions): KernelSource {
     [read(spec.q, 'q'), read(spec.k, 'k'), read(spec.v, 'v'), write(spec.out, 'out')],
     `
 var<workgroup> qTile: array<f32, ${br * hs}>;
-var<workgroup> kTile: array<f32, ${bc * hs}>;
+var<workgroup> kTile: array<f32, ${bc * (hs + 1)}>;
 var<workgroup> vTile: array<f32, ${bc * hs}>;
 var<workgroup> pTile: array<f32, ${br * bc}>;
 var<workgroup> rowMax: array<f32, ${br}>;
@@ -153,7 +157,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
         kx = k[at];
         vx = v[at];
       }
-      kTile[e] = kx;
+      kTile[(e / ${u(hs)}) * ${u(hs + 1)} + e % ${u(hs)}] = kx;
       vTile[e] = vx;
     }
     workgroupBarrier();
@@ -164,30 +168,35 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
       var s = ${NEG};
       if (row < rows && k0 + c <= keys - rows + row) {
         var dot = 0.0;
-        for (var d = 0u; d < ${u(hs)}; d++) { dot += qTile[r * ${u(hs)} + d] * kTile[c * ${u(hs)} + d]; }
+        for (var d = 0u; d < ${u(hs)}; d++) { dot += qTile[r * ${u(hs)} + d] * kTile[c * ${u(hs + 1)} + d]; }
         s = preciseDiv(dot, ${f32Lit(Math.sqrt(hs))});
       }
       pTile[e] = s;
     }
     workgroupBarrier();
+    // each row's new max and the factor its earlier sums shrink by
     for (var r = lane; r < ${u(br)}; r += ${u(THREADS)}) {
       let mOld = rowMax[r];
       var m = mOld;
       for (var c = 0u; c < ${u(bc)}; c++) { m = max(m, pTile[r * ${u(bc)} + c]); }
-      var sum = 0.0;
-      for (var c = 0u; c < ${u(bc)}; c++) {
-        let s = pTile[r * ${u(bc)} + c];
-        var p = 0.0;
-        if (s > ${NEG}) { p = preciseExp(s - m); }
-        pTile[r * ${u(bc)} + c] = p;
-        sum += p;
-      }
-      let scale = preciseExp(mOld - m);
-      rowScale[r] = scale;
-      rowSum[r] = rowSum[r] * scale + sum;
+      rowScale[r] = preciseExp(mOld - m);
       rowMax[r] = m;
     }
     workgroupBarrier();
+    // every score to a probability, one per invocation
+    for (var e = lane; e < ${u(br * bc)}; e += ${u(THREADS)}) {
+      let s = pTile[e];
+      var p = 0.0;
+      if (s > ${NEG}) { p = preciseExp(s - rowMax[e / ${u(bc)}]); }
+      pTile[e] = p;
+    }
+    workgroupBarrier();
+    // each row's sum, in key order, by the invocation that owns the row
+    for (var r = lane; r < ${u(br)}; r += ${u(THREADS)}) {
+      var sum = 0.0;
+      for (var c = 0u; c < ${u(bc)}; c++) { sum += pTile[r * ${u(bc)} + c]; }
+      rowSum[r] = rowSum[r] * rowScale[r] + sum;
+    }
     for (var i = 0u; i < ${u(slots)}; i++) {
       let e = lane + i * ${u(THREADS)};
       if (e < ${u(br * hs)}) {

@@ -17,6 +17,8 @@ export interface Gpu {
   readonly device: GPUDevice;
   readonly backend: string;
   readonly adapter: string;
+  /** a fallback adapter (a CPU implementation such as SwiftShader), where workgroup barriers are slow */
+  readonly fallback: boolean;
   readonly limits: GPUSupportedLimits;
   readonly features: ReadonlySet<string>;
   /** throws the first validation error or device loss seen since the last check */
@@ -109,6 +111,7 @@ export async function openGpu(options: GpuOptions = {}): Promise<Gpu> {
     device,
     backend,
     adapter: [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ') || 'unknown adapter',
+    fallback: (info as GPUAdapterInfo & { isFallbackAdapter?: boolean }).isFallbackAdapter === true,
     limits: device.limits,
     features: new Set([...device.features]),
     check() {
