@@ -309,7 +309,8 @@ async function bench(a: BenchArgs): Promise<void> {
   const limits = { ...(a.peakTflops ? { flops: a.peakTflops * 1e12 } : {}), ...(a.peakGbps ? { bandwidth: a.peakGbps * 1e9 } : {}) };
   const peerNames = a.peers === '' || a.peers === 'none' ? [] : a.peers.split(',').map((p) => p.trim());
   const peers = await Promise.all(peerNames.map(async (n) => [n, await loadPeer(n)] as const));
-  const rows: BenchRow[] = [];
+  // a peer that did not run is a row with its reason instead of figures
+  const rows: (BenchRow | { readonly engine: string; readonly model: string; readonly error: string })[] = [];
   for (const model of a.model) {
     const files = benchFiles(model); // a bad file fails before the GPU opens
     if (peers.length > 0 && files.config.family !== 'llama') throw new Error(`--peers: ${model} is not a llama-family model, the only kind the peers run`);
@@ -331,8 +332,17 @@ async function bench(a: BenchArgs): Promise<void> {
       rows.push(row);
       process.stdout.write(formatBenchRow(row));
     }
-    for (const [, run] of peers) {
-      const row = await run(name, files.config, files.weights, { promptTokens, decodeTokens: a.decodeTokens, runs: a.runs, backend: a.backend });
+    for (const [peer, run] of peers) {
+      // a peer that cannot run on this device is reported (and recorded with its reason), not fatal
+      let row: PeerRow;
+      try {
+        row = await run(name, files.config, files.weights, { promptTokens, decodeTokens: a.decodeTokens, runs: a.runs, backend: a.backend });
+      } catch (e) {
+        const error = (e as Error).message.split('\n')[0]!;
+        process.stderr.write(`${peer} ${name}: did not run: ${error}\n`);
+        rows.push({ engine: peer, model: name, error });
+        continue;
+      }
       rows.push(row);
       process.stdout.write(formatBenchRow(row));
     }
