@@ -106,7 +106,7 @@ export interface LoadOptions {
   readonly toggles?: readonly string[];
   /** how matmul weights are stored on the device (default f32; f16 halves their bytes) */
   readonly weights?: WeightFormat;
-  /** kernel choices (see LinearOptions): the K from which decode matmuls split K, the shape of prefill tiles */
+  /** kernel choices (see CodegenOptions): the K from which decode matmuls split K, prefill K splits, the shape of prefill matmul and attention tiles */
   readonly kernels?: Partial<Pick<CodegenOptions, 'splitKFrom' | 'splitK' | 'attentionTile' | 'tileRows' | 'tileWidth' | 'sliceDepth' | 'prefetch' | 'unroll'>>;
 }
 
