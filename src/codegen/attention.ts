@@ -3,7 +3,7 @@
 // workgroupBarrier sits in uniform control flow, so any rows, keys and headSize ≤ 256 are safe.
 import * as A from '../affine.js';
 import type { Affine } from '../affine.js';
-import { f32Lit, kernelSource, preciseMath, u32Expr, wg, workgroupReduce, type KernelBinding, type KernelSource } from './wgsl.js';
+import { f32Lit, kernelSource, preciseMath, u32Expr, wg, workgroupReduce, type KernelBinding, type KernelParts, type KernelSource } from './wgsl.js';
 
 export interface AttentionSpec {
   /** the IR value computed; scratch buffers are named after it (`${name}.partial_o`, …) */
@@ -27,15 +27,10 @@ export interface AttentionSpec {
   readonly contextLength: number;
 }
 
-export interface AttentionKernels {
-  /** dispatched in order */
-  /** dispatched in order; `after` says why a dispatch must wait for the one before it (inside the kernel) */
-  readonly kernels: readonly { readonly suffix: string; readonly source: KernelSource; readonly after?: string }[];
-  /** f32 activation buffers the kernels need */
-  readonly scratch: readonly { readonly name: string; readonly shape: readonly Affine[] }[];
-}
+export type AttentionKernels = KernelParts;
 
-const THREADS = 64;
+/** invocations of the decode combine, one per element of a head row in turn */
+const COMBINE_THREADS = 64;
 /** The masked-score sentinel and the running max before any key: the most negative finite f32. */
 const NEG = '-3.402823e38';
 
@@ -54,8 +49,8 @@ export interface AttentionOptions {
 /** 8 KiB of tiles (half of WebGPU's default workgroup memory), 256 invocations, tiles up to 16×16. */
 export const defaultAttentionOptions: AttentionOptions = { maxInvocations: 256, maxWorkgroupBytes: 8192, maxTile: 16 };
 
-/** decode invocations per workgroup (a power of two up to 256); each scores one key of a tile, so one pair of reductions per tile */
-function decodeThreads(o: AttentionOptions): number {
+/** The most invocations per workgroup the templates use: a power of two up to 256 within the adapter's limit. */
+function workgroupThreads(o: AttentionOptions): number {
   let t = 256;
   while (t > 1 && t > o.maxInvocations) t /= 2;
   return t;
@@ -114,9 +109,9 @@ export function attentionKernels(spec: AttentionSpec, o: AttentionOptions = defa
 function prefillKernel(spec: AttentionSpec, o: AttentionOptions): KernelSource {
   const { heads, kvHeads, headSize: hs } = spec;
   const { rows: br, keys: bc } = prefillTiles(hs, o);
-  // one invocation per (row, key) of a tile, at least 64 and at most the decode count
-  const THREADS = Math.max(Math.min(64, decodeThreads(o)), Math.min(br * bc, decodeThreads(o)));
-  const slots = Math.ceil((br * hs) / THREADS);
+  // one invocation per (row, key) of a tile, at least 64 and at most workgroupThreads
+  const threads = Math.max(Math.min(64, workgroupThreads(o)), Math.min(br * bc, workgroupThreads(o)));
+  const slots = Math.ceil((br * hs) / threads);
   const [qd, kd] = [heads * hs, kvHeads * hs];
   return kernelSource(
     [read(spec.q, 'q'), read(spec.k, 'k'), read(spec.v, 'v'), write(spec.out, 'out')],
@@ -130,7 +125,7 @@ var<workgroup> rowSum: array<f32, ${br}>;
 var<workgroup> rowScale: array<f32, ${br}>;
 ${preciseMath}
 
-@compute @workgroup_size(${THREADS})
+@compute @workgroup_size(${threads})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane: u32) {
   let rows = ${u32Expr(spec.rows)};
   let keys = ${u32Expr(spec.keys)};
@@ -139,16 +134,16 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
   let kvBase = (wid.y / ${u(heads / kvHeads)}) * ${u(hs)};
   // the block's last row sees keys 0..kEnd-1
   let kEnd = keys - rows + min(rows, row0 + ${u(br)});
-  for (var e = lane; e < ${u(br * hs)}; e += ${u(THREADS)}) {
+  for (var e = lane; e < ${u(br * hs)}; e += ${u(threads)}) {
     let row = row0 + e / ${u(hs)};
     var x = 0.0;
     if (row < rows) { x = q[row * ${u(qd)} + qBase + e % ${u(hs)}]; }
     qTile[e] = x;
   }
-  for (var r = lane; r < ${u(br)}; r += ${u(THREADS)}) { rowMax[r] = ${NEG}; rowSum[r] = 0.0; }
+  for (var r = lane; r < ${u(br)}; r += ${u(threads)}) { rowMax[r] = ${NEG}; rowSum[r] = 0.0; }
   var acc: array<f32, ${slots}>;
   for (var k0 = 0u; k0 < kEnd; k0 += ${u(bc)}) {
-    for (var e = lane; e < ${u(bc * hs)}; e += ${u(THREADS)}) {
+    for (var e = lane; e < ${u(bc * hs)}; e += ${u(threads)}) {
       let key = k0 + e / ${u(hs)};
       var kx = 0.0;
       var vx = 0.0;
@@ -161,7 +156,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
       vTile[e] = vx;
     }
     workgroupBarrier();
-    for (var e = lane; e < ${u(br * bc)}; e += ${u(THREADS)}) {
+    for (var e = lane; e < ${u(br * bc)}; e += ${u(threads)}) {
       let r = e / ${u(bc)};
       let c = e % ${u(bc)};
       let row = row0 + r;
@@ -175,7 +170,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
     }
     workgroupBarrier();
     // each row's new max and the factor its earlier sums shrink by
-    for (var r = lane; r < ${u(br)}; r += ${u(THREADS)}) {
+    for (var r = lane; r < ${u(br)}; r += ${u(threads)}) {
       let mOld = rowMax[r];
       var m = mOld;
       for (var c = 0u; c < ${u(bc)}; c++) { m = max(m, pTile[r * ${u(bc)} + c]); }
@@ -184,7 +179,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
     }
     workgroupBarrier();
     // every score to a probability, one per invocation
-    for (var e = lane; e < ${u(br * bc)}; e += ${u(THREADS)}) {
+    for (var e = lane; e < ${u(br * bc)}; e += ${u(threads)}) {
       let s = pTile[e];
       var p = 0.0;
       if (s > ${NEG}) { p = preciseExp(s - rowMax[e / ${u(bc)}]); }
@@ -192,13 +187,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
     }
     workgroupBarrier();
     // each row's sum, in key order, by the invocation that owns the row
-    for (var r = lane; r < ${u(br)}; r += ${u(THREADS)}) {
+    for (var r = lane; r < ${u(br)}; r += ${u(threads)}) {
       var sum = 0.0;
       for (var c = 0u; c < ${u(bc)}; c++) { sum += pTile[r * ${u(bc)} + c]; }
       rowSum[r] = rowSum[r] * rowScale[r] + sum;
     }
     for (var i = 0u; i < ${u(slots)}; i++) {
-      let e = lane + i * ${u(THREADS)};
+      let e = lane + i * ${u(threads)};
       if (e < ${u(br * hs)}) {
         let r = e / ${u(hs)};
         let d = e % ${u(hs)};
@@ -210,7 +205,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
     workgroupBarrier();
   }
   for (var i = 0u; i < ${u(slots)}; i++) {
-    let e = lane + i * ${u(THREADS)};
+    let e = lane + i * ${u(threads)};
     let r = e / ${u(hs)};
     let row = row0 + r;
     if (e < ${u(br * hs)} && row < rows) { out[row * ${u(qd)} + qBase + e % ${u(hs)}] = preciseDiv(acc[i], rowSum[r]); }
@@ -231,14 +226,15 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
  */
 function decodeKernels(spec: AttentionSpec, o: AttentionOptions): AttentionKernels {
   const { name, heads, kvHeads, headSize: hs } = spec;
-  const DECODE_THREADS = decodeThreads(o);
-  const TILE = DECODE_THREADS;
+  // one key of a tile per invocation, so one pair of reductions per tile
+  const threads = workgroupThreads(o);
+  const TILE = threads;
   const splits = decodeSplits(spec.contextLength, TILE);
   const width = hs % 4 === 0 ? 4 : 1;
   const T = width === 4 ? 'vec4<f32>' : 'f32';
   const lanes = hs / width;
-  const groups = Math.max(1, Math.floor(DECODE_THREADS / lanes));
-  if (lanes > DECODE_THREADS) throw new Error(`attention ${name}: headSize ${hs} is beyond decode attention's ${DECODE_THREADS * 4}`);
+  const groups = Math.max(1, Math.floor(threads / lanes));
+  if (lanes > threads) throw new Error(`attention ${name}: headSize ${hs} is beyond decode attention's ${threads * 4}`);
   const kd = (kvHeads * hs) / width;
   const scratch = {
     stats: { name: `${name}.partial_ml`, shape: [A.constant(heads), A.constant(splits), A.constant(2)] },
@@ -261,13 +257,13 @@ function decodeKernels(spec: AttentionSpec, o: AttentionOptions): AttentionKerne
     `
 var<workgroup> qRow: array<${T}, ${lanes}>;
 var<workgroup> probs: array<f32, ${TILE}>;
-var<workgroup> red: array<f32, ${DECODE_THREADS}>;
+var<workgroup> red: array<f32, ${threads}>;
 var<workgroup> sums: array<${T}, ${groups * lanes}>;
 ${preciseMath}
-${workgroupReduce('reduceMax', DECODE_THREADS, (a, b) => `max(${a}, ${b})`)}
-${workgroupReduce('reduceSum', DECODE_THREADS, (a, b) => `${a} + ${b}`)}
+${workgroupReduce('reduceMax', threads, (a, b) => `max(${a}, ${b})`)}
+${workgroupReduce('reduceSum', threads, (a, b) => `${a} + ${b}`)}
 
-@compute @workgroup_size(${DECODE_THREADS})
+@compute @workgroup_size(${threads})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane: u32) {
   let keys = ${u32Expr(spec.keys)};
   let chunk = ((keys + ${u(splits - 1)}) / ${u(splits)} + ${u(TILE - 1)}) / ${u(TILE)} * ${u(TILE)};
@@ -278,7 +274,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
   // this invocation's slot in the weighted sum: group g, element d of the head row
   let g = lane / ${u(lanes)};
   let d = lane % ${u(lanes)};
-  for (var j = lane; j < ${u(lanes)}; j += ${u(DECODE_THREADS)}) { qRow[j] = q[head * ${u(lanes)} + j]; }
+  for (var j = lane; j < ${u(lanes)}; j += ${u(threads)}) { qRow[j] = q[head * ${u(lanes)} + j]; }
   workgroupBarrier();
   var m = ${NEG};
   var l = 0.0;
@@ -333,7 +329,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
     `
 ${preciseMath}
 
-@compute @workgroup_size(${THREADS})
+@compute @workgroup_size(${COMBINE_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane: u32) {
   let keys = ${u32Expr(spec.keys)};
   let base = wid.x * ${u(splits)};
@@ -346,7 +342,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
     weight[s] = preciseExp(partialStats[2u * (base + s)] - m);
     total += weight[s] * partialStats[2u * (base + s) + 1u];
   }
-  for (var d = lane; d < ${u(hs)}; d += ${u(THREADS)}) {
+  for (var d = lane; d < ${u(hs)}; d += ${u(COMBINE_THREADS)}) {
     var o = 0.0;
     for (var s = 0u; s < used; s++) { o += weight[s] * partialOut[(base + s) * ${u(hs)} + d]; }
     out[wid.x * ${u(hs)} + d] = preciseDiv(o, total);

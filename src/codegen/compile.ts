@@ -9,6 +9,7 @@ import type { Plan, PlanBuffer, PlanKernel } from '../runtime/plan.js';
 import { attentionKernels } from './attention.js';
 import { elementwiseKernel } from './elementwise.js';
 import { kernelFor, type KernelContext, type KernelSource } from './kernels.js';
+import type { KernelParts } from './wgsl.js';
 import { defaultLinearOptions, linearKernels, type LinearEpilogue, type LinearOptions, type LinearSpec } from './linear.js';
 
 /** What codegen needs of the device and the user: the adapter's workgroup limits, the weight format, matmul and attention tiles. */
@@ -121,14 +122,17 @@ export function compileGraph(graph: Graph, options: CodegenOptions = defaultCode
       ...(after ? { after } : {}),
     });
   };
+  const emitParts = (name: string, op: string, parts: KernelParts, variant?: string): void => {
+    for (const sc of parts.scratch) buffers.push({ name: sc.name, role: 'activation', dtype: 'f32', shape: sc.shape });
+    for (const part of parts.kernels) emit(part.suffix ? `${name}.${part.suffix}` : name, op, part.source, part.after, variant);
+  };
   for (const k of scheduled) {
     const members = k.members.map((m) => nodes.get(m)!);
     const spec = specs.get(k.name);
     if (spec) {
       const o = { ...options, weights: packed.has(spec.w) ? options.weights : ('f32' as const) };
       const linear = linearKernels(spec, o, k.name);
-      for (const sc of linear.scratch) buffers.push({ name: sc.name, role: 'activation', dtype: 'f32', shape: sc.shape });
-      for (const part of linear.kernels) emit(part.suffix ? `${k.name}.${part.suffix}` : k.name, 'linear', part.source, part.after, linear.variant);
+      emitParts(k.name, 'linear', linear, linear.variant);
     } else if (k.template === 'attention') {
       const [scores, , mix] = members as [Extract<Op, { op: 'attn_scores' }>, Op, Extract<Op, { op: 'attn_mix' }>];
       const [, rows, keys] = scores.type.shape;
@@ -146,8 +150,7 @@ export function compileGraph(graph: Graph, options: CodegenOptions = defaultCode
         keys: keys!,
         contextLength: constDim(cache.type.shape[0]!),
       }, { maxInvocations: options.maxInvocations, maxWorkgroupBytes: Math.min(options.maxWorkgroupBytes, ATTENTION_BYTES), maxTile: options.attentionTile });
-      for (const s of attn.scratch) buffers.push({ name: s.name, role: 'activation', dtype: 'f32', shape: s.shape });
-      for (const part of attn.kernels) emit(`${k.name}.${part.suffix}`, 'attention', part.source, part.after);
+      emitParts(k.name, 'attention', attn);
     } else if (k.template === 'elementwise') {
       emit(k.name, 'elementwise', elementwiseKernel(members, materialized, ctx));
     } else if (members.length === 1 && members[0]!.op === k.template) {

@@ -11,7 +11,7 @@
 // The normalized input is formed per element in the order a stored rmsnorm result would be.
 import * as A from '../affine.js';
 import type { Affine } from '../affine.js';
-import { f32Lit, header, preciseMath, u32Expr, wg, type KernelBinding, type KernelSource } from './wgsl.js';
+import { f32Lit, header, preciseMath, u32Expr, wg, type KernelBinding, type KernelParts, type KernelSource } from './wgsl.js';
 
 export type LinearEpilogue =
   | { readonly kind: 'store'; readonly out: string }
@@ -195,11 +195,9 @@ function vectorWeights(format: WeightFormat): { type: KernelBinding['type']; fn:
     : { type: 'vec2<u32>', fn: 'fn wAt(i: u32) -> vec4<f32> { let p = w[i]; return vec4<f32>(unpack2x16float(p.x), unpack2x16float(p.y)); }' };
 }
 
-/** The dispatches of one linear kernel, in order, and the scratch buffers between them. */
-export interface LinearKernels {
+/** The dispatches of one linear kernel and the scratch buffers between them, with the variant that runs. */
+export interface LinearKernels extends KernelParts {
   readonly variant: LinearVariant;
-  readonly kernels: readonly { readonly suffix?: string; readonly source: KernelSource; readonly after?: string }[];
-  readonly scratch: readonly { readonly name: string; readonly shape: readonly Affine[] }[];
 }
 
 /** The kernels for `s`; `name` names the scratch buffers (a split's partial sums). */

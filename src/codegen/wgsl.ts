@@ -91,6 +91,16 @@ export interface KernelSource {
   readonly workgroups: readonly [WorkgroupCount, WorkgroupCount, WorkgroupCount];
 }
 
+/**
+ * What a template of one or more dispatches emits: its kernels in order (a suffix names each after the
+ * first's kernel; `after` says why a dispatch must wait for the one before it), and the f32 activation
+ * buffers they pass between them.
+ */
+export interface KernelParts {
+  readonly kernels: readonly { readonly suffix?: string; readonly source: KernelSource; readonly after?: string }[];
+  readonly scratch: readonly { readonly name: string; readonly shape: readonly Affine[] }[];
+}
+
 /** ceil(of / per) workgroups along one axis */
 export const wg = (of: Affine | number, per = 1): WorkgroupCount => ({ of: typeof of === 'number' ? A.constant(of) : of, per });
 

@@ -7,6 +7,9 @@ import { uniformSymbols, type Plan, type PlanBuffer } from './plan.js';
 
 const usage = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
+/** A device buffer's size for `bytes`: whole 16-byte units, at least one. */
+const bufferSize = (bytes: number): number => Math.max(16, Math.ceil(bytes / 16) * 16);
+
 function elements(b: PlanBuffer, env: A.Env): number {
   return b.shape.reduce((p, d) => p * A.evaluate(d, env), 1);
 }
@@ -29,7 +32,7 @@ export class ResidentBuffers {
   private allocate(name: string, bytes: number): GPUBuffer {
     const max = Math.min(this.gpu.limits.maxBufferSize, this.gpu.limits.maxStorageBufferBindingSize);
     if (bytes > max) throw new Error(`${name} needs ${bytes} bytes, the adapter's largest storage buffer is ${max}`);
-    return this.gpu.device.createBuffer({ label: name, size: Math.max(16, Math.ceil(bytes / 16) * 16), usage: usage() });
+    return this.gpu.device.createBuffer({ label: name, size: bufferSize(bytes), usage: usage() });
   }
 
   private upload(name: string, data: Float32Array, dtype: PlanBuffer['dtype']): GPUBuffer {
@@ -98,6 +101,7 @@ export interface RecordedRun {
   readonly staging: GPUBuffer;
   readonly bytes: number;
 }
+
 
 function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -174,7 +178,7 @@ export class PlanExecutor {
     const needed = new Map<string, number>();
     for (const b of this.plan.buffers) {
       if (b.role === 'weight' || b.role === 'state') continue;
-      const bytes = Math.max(16, Math.ceil((elements(b, env) * 4) / 16) * 16);
+      const bytes = bufferSize(elements(b, env) * 4);
       if (bytes > max) throw new Error(`${this.plan.graph}: %${b.name} needs ${bytes} bytes, the adapter's largest storage buffer is ${max}`);
       const key = b.slot ?? b.name;
       needed.set(key, Math.max(needed.get(key) ?? 0, bytes));
@@ -247,15 +251,12 @@ export class PlanExecutor {
     if (!spec) throw new Error(`${this.plan.graph}: no buffer %${read.name}`);
     const grid = this.grid(env);
     const bytes = read.count * 4;
-    const size = Math.max(16, Math.ceil(bytes / 16) * 16);
+    const size = bufferSize(bytes);
     // two staging buffers in turn: one may still be mapped for the run before
     this.recordStaging = this.recordStaging.map((b) => (b && b.size >= size ? b : (b?.destroy(), undefined)));
     const slot = this.recorded++ % 2;
     const staging = (this.recordStaging[slot] ??= this.gpu.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }));
-    const encoder = this.gpu.device.createCommandEncoder({ label: this.plan.graph });
-    const pass = encoder.beginComputePass({ label: this.plan.graph });
-    grid.forEach((counts, i) => this.dispatch(pass, i, counts));
-    pass.end();
+    const encoder = this.encode(grid);
     encoder.copyBufferToBuffer(this.bufferFor(spec), read.start * 4, staging, 0, Math.ceil(bytes / 4) * 4);
     return { env, commands: encoder.finish(), staging, bytes };
   }
@@ -280,12 +281,16 @@ export class PlanExecutor {
 
   /** Records every kernel of the plan into one compute pass and submits it. */
   run(env: A.Env, inputs: Readonly<Record<string, InputData>>): void {
-    const grid = this.prepare(env, inputs);
+    this.gpu.device.queue.submit([this.encode(this.prepare(env, inputs)).finish()]);
+  }
+
+  /** An encoder holding every kernel of the plan in one compute pass, at the given workgroup counts. */
+  private encode(grid: readonly [number, number, number][]): GPUCommandEncoder {
     const encoder = this.gpu.device.createCommandEncoder({ label: this.plan.graph });
     const pass = encoder.beginComputePass({ label: this.plan.graph });
     grid.forEach((counts, i) => this.dispatch(pass, i, counts));
     pass.end();
-    this.gpu.device.queue.submit([encoder.finish()]);
+    return encoder;
   }
 
   /**
@@ -355,7 +360,7 @@ export class PlanExecutor {
     if (!spec) throw new Error(`${this.plan.graph}: no buffer %${name}`);
     const src = this.bufferFor(spec);
     const bytes = count * 4;
-    const size = Math.max(16, Math.ceil(bytes / 16) * 16);
+    const size = bufferSize(bytes);
     // one staging buffer is kept and grown for the next read; a read while it is mapped gets its own
     const owned = !this.stagingBusy;
     if (owned && (this.staging?.size ?? 0) < size) {
