@@ -76,6 +76,9 @@ export function gpt2Graph(c: ModelConfig, kind: GraphKind): Graph {
     x = g.node('add', p('resid_ffn'), [x, linear(p('proj'), act, `${lw}w_proj`, `${lw}b_proj`)], {});
   }
   const xf = g.node('layernorm', 'final_norm', [x, weight('ln_f.weight'), weight('ln_f.bias')], { eps: c.normEps });
-  g.output(g.node('matmul', 'logits', [xf, weight('wte')], {}));
+  const logits = g.node('matmul', 'logits', [xf, weight('wte')], {});
+  g.output(logits);
+  // decode also picks the greedy token on the device, so greedy steps can follow one another without the host
+  if (kind === 'decode') g.output(g.node('argmax', 'next', [logits], {}));
   return g.build();
 }

@@ -104,5 +104,7 @@ export function llamaGraph(c: ModelConfig, kind: GraphKind): Graph {
   const xf = g.node('rmsnorm', 'final_norm', [x, weight('norm')], { eps: c.normEps });
   const logits = g.node('matmul', 'logits', [xf, weight('output')], {});
   g.output(logits);
+  // decode also picks the greedy token on the device, so greedy steps can follow one another without the host
+  if (kind === 'decode') g.output(g.node('argmax', 'next', [logits], {}));
   return g.build();
 }

@@ -10,7 +10,7 @@ import type { GraphKind, ModelConfig } from '../models/llama.js';
 import { syntheticConfigs, syntheticModel } from '../models/synthetic.js';
 import { checkBenchOptions, type PeerBenchOptions, type PeerRow } from './peers/peer.js';
 import { benchmark, formatBenchRow, type BenchRow } from './bench.js';
-import { buildGraphs, loadModel, readCheckpoint, readModelFiles, resolveRequest, type GenerateRequest, type ModelFiles } from './api.js';
+import { buildGraphs, defaultToggles, loadModel, readCheckpoint, readModelFiles, resolveRequest, type GenerateRequest, type ModelFiles } from './api.js';
 import { compileGraph } from './codegen/compile.js';
 import { formatStats, fullContextEnv, graphStats } from './codegen/stats.js';
 import { printDot, printJson } from './ir/formats.js';
@@ -327,7 +327,7 @@ async function bench(a: BenchArgs): Promise<void> {
         kernels,
         limits,
         profile: a.kernels,
-        ...(a.dawnToggles ? { toggles: a.dawnToggles.split(',').map((t) => t.trim()) } : {}),
+        ...(a.dawnToggles !== undefined ? { toggles: a.dawnToggles === 'none' ? [] : a.dawnToggles.split(',').map((t) => t.trim()).filter((t) => t !== '') } : {}),
       });
       rows.push(row);
       process.stdout.write(formatBenchRow(row));
@@ -426,7 +426,7 @@ async function main(): Promise<void> {
           .option('split-k-from', { type: 'number', describe: 'decode matmuls split K across invocations from this K on (default 512)' })
           .option('attention-tile', { type: 'number', describe: 'the most query rows and keys of a prefill attention tile: 8, 16 (default) or 32' })
           .option('split-k', { type: 'number', describe: 'at most this many K ranges for prefill matmuls whose outputs give few tiles (default 4; 1: never split)' })
-          .option('dawn-toggles', { type: 'string', describe: 'comma-separated Dawn toggles to enable (e.g. disable_robustness)' })
+          .option('dawn-toggles', { type: 'string', describe: `comma-separated Dawn toggles to enable (default ${defaultToggles.join(',')}; none for none)` })
           .option('peers', {
             type: 'string',
             default: 'none',

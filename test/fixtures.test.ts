@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadModel, type GeneratedToken, type Model } from '../src/api.js';
+import { argmax } from '../src/runtime/sampler.js';
 import { maxAbsDiff } from './reference.js';
 
 const dir = new URL('../../shared/fixtures/llama2c/', import.meta.url).pathname;
@@ -44,6 +45,35 @@ describe('run.c generation rules', () => {
       [1, 319],
       [319, 1],
     ]);
+  });
+});
+
+describe('greedy steps chained on the device', () => {
+  const prompt = [1, 319, 459];
+  const run = async (steps: number, logits: boolean): Promise<GeneratedToken[]> => {
+    const m = await model('stories260K');
+    const out: GeneratedToken[] = [];
+    for await (const s of m.generate({ promptIds: prompt, steps, temperature: 0, logits })) out.push(s);
+    return out;
+  };
+
+  it("each decode step feeds the device's first maximum, which is the host's argmax of its logits", async () => {
+    const steps = await run(60, true);
+    expect(steps).toHaveLength(60);
+    for (const s of steps.slice(prompt.length - 1)) expect(s.next).toBe(argmax(s.logits!));
+    // reading the logits back or not chooses the same tokens
+    expect((await run(60, false)).map((s) => s.next)).toEqual(steps.map((s) => s.next));
+  });
+
+  it('a generation cut short while a step runs ahead leaves the next generation unchanged', async () => {
+    const full = (await run(40, false)).map((s) => s.next);
+    for (const steps of [4, 5, 17]) {
+      expect((await run(steps, false)).map((s) => s.next)).toEqual(full.slice(0, steps));
+      // a stopped generator (the consumer breaks off) lets its step ahead finish first
+      const m = await model('stories260K');
+      for await (const s of m.generate({ promptIds: prompt, steps: 40, temperature: 0 })) if (s.position === steps) break;
+      expect((await run(40, false)).map((s) => s.next)).toEqual(full);
+    }
   });
 });
 

@@ -28,7 +28,7 @@ describe('IR text', () => {
     expect(parseGraph(printGraph(g))).toEqual(g);
     const h = g.nodes.find((n) => n.name === 'h')!;
     expect(h).toMatchObject({ op: 'rmsnorm', args: ['x', 'layers.0.attention_norm'], attrs: { eps: 1e-5 } });
-    expect(g.outputs).toEqual(['x.2', 'p']);
+    expect(g.outputs).toEqual(['x.2', 'p', 'next']);
   });
 
   it('ignores comments and blank lines, and prints numbers with String(n)', () => {
@@ -211,7 +211,7 @@ const syntaxErrors: [what: string, text: string, message: RegExp][] = [
   [
     'unknown op',
     'graph g(T) {\n  input %x: f32[T, 16]\n  %y = conv(%x) : f32[T, 16]\n  output %y\n}\n',
-    /^bad\.ir:3: unknown op 'conv' \(known: embed, rmsnorm, matmul, .*silu, slice, layernorm, gelu, add_bias\)$/,
+    /^bad\.ir:3: unknown op 'conv' \(known: embed, rmsnorm, matmul, .*silu, slice, layernorm, gelu, add_bias, argmax\)$/,
   ],
   [
     'wrong arity',

@@ -54,6 +54,24 @@ describe('kernels against CPU references', () => {
     expect(ref.maxAbsDiff(out, ref.embed(table, ids, 67))).toBe(0);
   });
 
+  it('argmax: the first largest column of each row', async () => {
+    for (const cols of [7, 300, 1000]) {
+      const x = ref.randomArray(T * cols, cols, 4);
+      // ties: row 1's maximum twice, row 3 constant
+      const peak = Math.max(...x.subarray(cols, 2 * cols));
+      x[cols + cols - 1] = peak;
+      x[cols + Math.floor(cols / 2)] = peak;
+      x.fill(0.5, 3 * cols, 4 * cols);
+      const out = await runOp((g) => g.node('argmax', 'y', [g.input('x', 'f32', ['T', cols])], {}), env, { x }, {});
+      const expected = Array.from({ length: T }, (_, r) => {
+        let best = 0;
+        for (let c = 1; c < cols; c++) if (x[r * cols + c]! > x[r * cols + best]!) best = c;
+        return best;
+      });
+      expect(Array.from(new Int32Array(out.buffer, out.byteOffset, T))).toEqual(expected);
+    }
+  });
+
   it('rmsnorm', async () => {
     const x = ref.randomArray(T * 67, 2, 3);
     const w = ref.randomArray(67, 3);

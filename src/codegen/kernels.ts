@@ -16,6 +16,8 @@ export interface KernelContext {
 }
 
 const ROW_THREADS = 64;
+/** lanes of one argmax row: a vocabulary of 32000 is 125 columns each */
+const ARGMAX_THREADS = 256;
 
 const one = wg(1);
 
@@ -291,6 +293,40 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   out[gid.y * ${size}u + gid.x] = x[gid.y * ${cols}u + ${start}u + gid.x];
 }`,
         [wg(size, ROW_THREADS), wg(rows!), one],
+      );
+    })
+    .with({ op: 'argmax' }, (n) => {
+      const { rows, cols } = rowsCols(ctx.typeOf(n.args[0]));
+      // each lane scans its columns in order, keeping the first largest; lanes combine by value, then column
+      return kernelSource(
+        [read(ctx, n.args[0], 'x'), { ...write(ctx, n.name), type: 'i32' }],
+        `
+var<workgroup> bestValue: array<f32, ${ARGMAX_THREADS}>;
+var<workgroup> bestColumn: array<u32, ${ARGMAX_THREADS}>;
+
+@compute @workgroup_size(${ARGMAX_THREADS})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane: u32) {
+  let base = wid.x * ${cols}u;
+  var value = x[base + min(lane, ${cols - 1}u)];
+  var column = min(lane, ${cols - 1}u);
+  for (var j = lane + ${ARGMAX_THREADS}u; j < ${cols}u; j += ${ARGMAX_THREADS}u) {
+    let v = x[base + j];
+    if (v > value) { value = v; column = j; }
+  }
+  bestValue[lane] = value;
+  bestColumn[lane] = column;
+  workgroupBarrier();
+  for (var k = ${ARGMAX_THREADS / 2}u; k > 0u; k = k >> 1u) {
+    if (lane < k) {
+      let v = bestValue[lane + k];
+      let c = bestColumn[lane + k];
+      if (v > bestValue[lane] || (v == bestValue[lane] && c < bestColumn[lane])) { bestValue[lane] = v; bestColumn[lane] = c; }
+    }
+    workgroupBarrier();
+  }
+  if (lane == 0u) { out[wid.x] = i32(bestColumn[0]); }
+}`,
+        [wg(rows), one, one],
       );
     })
     .with({ op: 'add' }, { op: 'mul' }, { op: 'silu' }, { op: 'gelu' }, (n) => {

@@ -81,7 +81,7 @@ function causalScores(t: TensorType, env: Env): number {
 
 /**
  * Floating-point operations of one node: matmul 2·M·N·K; attention products 2·headSize per causal score
- * each; softmax ~5 per (causal) entry; rmsnorm ~4, silu ~5, add and mul 1 per element; rope 6 per pair;
+ * each; softmax ~5 per (causal) entry; argmax 1 per compared element; rmsnorm ~4, silu ~5, add and mul 1 per element; rope 6 per pair;
  * embed, slice and kv_write move data only.
  */
 export function nodeFlops(n: Op, typeOf: (value: string) => TensorType, env: Env): number {
@@ -100,6 +100,7 @@ export function nodeFlops(n: Op, typeOf: (value: string) => TensorType, env: Env
     .with({ op: 'rope' }, () => 3 * size)
     .with({ op: 'silu' }, () => 5 * size)
     .with({ op: 'add' }, { op: 'mul' }, { op: 'add_bias' }, () => size)
+    .with({ op: 'argmax' }, (a) => elements(typeOf(a.args[0]).shape, env))
     .with({ op: 'embed' }, { op: 'slice' }, { op: 'kv_write' }, () => 0)
     .exhaustive();
 }

@@ -118,6 +118,10 @@ export function inferType(node: OpWithoutType, typeOf: (name: string) => TensorT
       same(d!, b!, 'bias length differs from row length');
       return t([m!, d!]);
     })
+    .with({ op: 'argmax' }, () => {
+      const [m] = f32(0, 2);
+      return { dtype: 'i32', shape: [m!] };
+    })
     .with({ op: 'slice' }, (n) => {
       const [m, cols] = f32(0, 2);
       const { start, size } = n.attrs;

@@ -57,12 +57,14 @@ export type Gelu = Node<'gelu', [x: string]>;
 export type AddBias = Node<'add_bias', [x: string, bias: string]>;
 /** columns start..start+size-1 of x [M, N] → [M, size] */
 export type Slice = Node<'slice', [x: string], { start: number; size: number }>;
+/** the column of each row's largest value, the first on ties (run.c's greedy choice): x [M, N] → i32 [M] */
+export type Argmax = Node<'argmax', [x: string]>;
 
-export type Op = Embed | RmsNorm | Matmul | Rope | KvWrite | AttnScores | Softmax | AttnMix | Add | Mul | Silu | Slice | LayerNorm | Gelu | AddBias;
+export type Op = Embed | RmsNorm | Matmul | Rope | KvWrite | AttnScores | Softmax | AttnMix | Add | Mul | Silu | Slice | LayerNorm | Gelu | AddBias | Argmax;
 export type OpName = Op['op'];
 
 export const elementwiseOps: ReadonlySet<OpName> = new Set(['add', 'mul', 'silu', 'gelu']);
-export const reduceOps: ReadonlySet<OpName> = new Set(['rmsnorm', 'layernorm', 'softmax']);
+export const reduceOps: ReadonlySet<OpName> = new Set(['rmsnorm', 'layernorm', 'softmax', 'argmax']);
 export const movementOps: ReadonlySet<OpName> = new Set(['embed', 'kv_write', 'slice']);
 
 /**
@@ -98,6 +100,7 @@ export const opSignatures: { readonly [O in OpName]: OpSignature<O> } = {
   layernorm: { args: ['x', 'weight', 'bias'], attrs: ['eps'] },
   gelu: { args: ['x'], attrs: [] },
   add_bias: { args: ['x', 'bias'], attrs: [] },
+  argmax: { args: ['x'], attrs: [] },
 };
 
 /** One dispatch group: the nodes one kernel template computes, in graph order. */

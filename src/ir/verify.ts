@@ -129,6 +129,6 @@ function checkAttrs(node: Op, fail: (msg: string) => never): void {
       if (!Number.isInteger(n.attrs.start) || n.attrs.start < 0) fail(`attr 'start' must be a non-negative integer, is ${n.attrs.start}`);
       positiveInt('size', n.attrs.size);
     })
-    .with({ op: 'embed' }, { op: 'matmul' }, { op: 'kv_write' }, { op: 'add' }, { op: 'mul' }, { op: 'silu' }, { op: 'gelu' }, { op: 'add_bias' }, () => {})
+    .with({ op: 'embed' }, { op: 'matmul' }, { op: 'kv_write' }, { op: 'add' }, { op: 'mul' }, { op: 'silu' }, { op: 'gelu' }, { op: 'add_bias' }, { op: 'argmax' }, () => {})
     .exhaustive();
 }

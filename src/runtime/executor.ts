@@ -94,14 +94,32 @@ interface Pipeline {
 
 export type InputData = Int32Array | Float32Array;
 
+/** Elements `start`..`start + count - 1` of a plan buffer, copied out at the end of a recorded run. */
+export interface ReadBack {
+  readonly name: string;
+  readonly start: number;
+  readonly count: number;
+}
+
+/** A plan output copied over a plan input at the end of a run, so the next run reads it without the host. */
+export interface Feed {
+  readonly from: string;
+  readonly to: string;
+}
+
 /** A run recorded by PlanExecutor.record, to be submitted once. */
 export interface RecordedRun {
   readonly env: A.Env;
   readonly commands: GPUCommandBuffer;
   readonly staging: GPUBuffer;
-  readonly bytes: number;
+  /** byte offset and length of each read in the staging buffer */
+  readonly reads: readonly { readonly offset: number; readonly bytes: number }[];
+  /** the input the run's feed writes, which the run after it need not be given */
+  readonly fed?: string;
 }
 
+/** Staging buffers record keeps in turn: as many runs may be recorded and not yet read back. */
+export const RECORD_SLOTS = 4;
 
 function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -114,7 +132,7 @@ export class PlanExecutor {
   private bindGroups: GPUBindGroup[] | undefined;
   private staging: GPUBuffer | undefined;
   private stagingBusy = false;
-  private recordStaging: (GPUBuffer | undefined)[] = [undefined, undefined];
+  private recordStaging: (GPUBuffer | undefined)[] = Array<GPUBuffer | undefined>(RECORD_SLOTS).fill(undefined);
   private recorded = 0;
   private readonly bufferSpecs: Map<string, PlanBuffer>;
 
@@ -225,48 +243,76 @@ export class PlanExecutor {
     });
   }
 
-  /** Writes the uniform (the symbols' values) and the inputs of one run. */
-  private write(env: A.Env, inputs: Readonly<Record<string, InputData>>): void {
+  /**
+   * Writes the uniform (the symbols' values) and the inputs of one run. An input named in `fed` holds what
+   * the run before wrote into it and may be left out; given, it is written over.
+   */
+  private write(env: A.Env, inputs: Readonly<Record<string, InputData>>, fed?: string): void {
     const device = this.gpu.device;
     for (const name of this.plan.inputs) {
       const data = inputs[name];
       const spec = this.bufferSpecs.get(name)!;
-      if (!data) throw new Error(`${this.plan.graph}: input %${name} is missing`);
+      if (!data) {
+        if (name === fed) continue;
+        throw new Error(`${this.plan.graph}: input %${name} is missing`);
+      }
       if (data.length !== elements(spec, env)) throw new Error(`${this.plan.graph}: input %${name} has ${data.length} elements, expected ${elements(spec, env)}`);
     }
     device.queue.writeBuffer(this.uniform, 0, new Uint32Array([...uniformSymbols.map((s) => env[s] ?? 0), 0, 0]));
     for (const name of this.plan.inputs) {
-      const data = inputs[name]!;
-      device.queue.writeBuffer(this.bufferFor(this.bufferSpecs.get(name)!), 0, data.buffer, data.byteOffset, data.byteLength);
+      const data = inputs[name];
+      if (data) device.queue.writeBuffer(this.bufferFor(this.bufferSpecs.get(name)!), 0, data.buffer, data.byteOffset, data.byteLength);
     }
   }
 
   /**
-   * Records one run at `env` ahead of time, with a copy of `count` float32 elements of buffer `read` from
-   * element `start` for submitAndRead. Recording the next step while the GPU runs this one keeps encoding
-   * off the critical path. Record and submit in order, one recorded run at a time.
+   * Records one run at `env` ahead of time, with copies of `reads` for submitAndRead and, with `feed`, a copy
+   * of one output over one input for the run after it (a greedy token fed to the next decode step). Runs
+   * are submitted in the order recorded; at most RECORD_SLOTS may be recorded and not yet read back.
    */
-  record(env: A.Env, read: { readonly name: string; readonly start: number; readonly count: number }): RecordedRun {
-    const spec = this.bufferSpecs.get(read.name);
-    if (!spec) throw new Error(`${this.plan.graph}: no buffer %${read.name}`);
+  record(env: A.Env, reads: readonly ReadBack[], feed?: Feed): RecordedRun {
+    const spec = (name: string): PlanBuffer => {
+      const b = this.bufferSpecs.get(name);
+      if (!b) throw new Error(`${this.plan.graph}: no buffer %${name}`);
+      return b;
+    };
     const grid = this.grid(env);
-    const bytes = read.count * 4;
-    const size = bufferSize(bytes);
-    // two staging buffers in turn: one may still be mapped for the run before
+    const parts: { offset: number; bytes: number }[] = [];
+    let size = 0;
+    for (const r of reads) {
+      spec(r.name);
+      parts.push({ offset: size, bytes: r.count * 4 });
+      size += bufferSize(r.count * 4);
+    }
+    size = Math.max(size, 16);
     this.recordStaging = this.recordStaging.map((b) => (b && b.size >= size ? b : (b?.destroy(), undefined)));
-    const slot = this.recorded++ % 2;
+    const slot = this.recorded++ % RECORD_SLOTS;
     const staging = (this.recordStaging[slot] ??= this.gpu.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }));
     const encoder = this.encode(grid);
-    encoder.copyBufferToBuffer(this.bufferFor(spec), read.start * 4, staging, 0, Math.ceil(bytes / 4) * 4);
-    return { env, commands: encoder.finish(), staging, bytes };
+    if (feed) {
+      const [from, to] = [spec(feed.from), spec(feed.to)];
+      if (to.role !== 'input' || from.dtype !== to.dtype || elements(from, env) !== elements(to, env)) {
+        throw new Error(`${this.plan.graph}: %${feed.from} cannot feed input %${feed.to}`);
+      }
+      encoder.copyBufferToBuffer(this.bufferFor(from), 0, this.bufferFor(to), 0, elements(to, env) * 4);
+    }
+    reads.forEach((r, i) => encoder.copyBufferToBuffer(this.bufferFor(spec(r.name)), r.start * 4, staging, parts[i]!.offset, parts[i]!.bytes));
+    return { env, commands: encoder.finish(), staging, reads: parts, ...(feed ? { fed: feed.to } : {}) };
   }
 
-  /** Writes the inputs of a recorded run, submits it, and reads its copied output. */
-  async submitAndRead(run: RecordedRun, inputs: Readonly<Record<string, InputData>>): Promise<Float32Array> {
-    this.write(run.env, inputs);
+  /** Writes the inputs of a recorded run (the input a feed of the run before wrote may be left out) and submits it. */
+  submit(run: RecordedRun, inputs: Readonly<Record<string, InputData>>, fed?: string): void {
+    this.write(run.env, inputs, fed);
     this.gpu.device.queue.submit([run.commands]);
+  }
+
+  /**
+   * The copies of a submitted run. Some backends (OpenGL ES) wait for the GPU inside mapAsync itself, so
+   * ask for a run's copies only once the runs after it that should overlap are submitted.
+   */
+  async readBack(run: RecordedRun): Promise<ArrayBuffer[]> {
     await run.staging.mapAsync(GPUMapMode.READ, 0, run.staging.size);
-    const out = new Float32Array(run.staging.getMappedRange(0, run.bytes).slice(0));
+    const out = run.reads.map((r) => run.staging.getMappedRange(r.offset, bufferSize(r.bytes)).slice(0, r.bytes));
     run.staging.unmap();
     this.gpu.check();
     return out;
@@ -389,7 +435,7 @@ export class PlanExecutor {
 
   destroy(): void {
     for (const b of this.recordStaging) b?.destroy();
-    this.recordStaging = [undefined, undefined];
+    this.recordStaging = this.recordStaging.map(() => undefined);
     this.staging?.destroy();
     this.staging = undefined;
     for (const { buffer } of this.local.values()) buffer.destroy();

@@ -1,7 +1,10 @@
 // The generation loop of llama2.c's run.c: prefill the prompt in one run of the prefill plan, then one
 // decode run per position; a prompt token is forced until the prompt ends, then the sampler chooses.
-import type { PlanExecutor } from './executor.js';
+import { RECORD_SLOTS, type PlanExecutor, type RecordedRun } from './executor.js';
 import { checkSamplerSettings, Sampler } from './sampler.js';
+
+/** Greedy decode steps submitted beyond the one being read back (each needs a staging slot of its own). */
+const STEPS_AHEAD = RECORD_SLOTS - 1;
 
 /** llama2.c's BOS; run.c also stops when it is about to feed it */
 export const BOS = 1;
@@ -86,19 +89,55 @@ export async function* generateSteps(g: GenerationGraphs, o: GenerateOptions): A
     token = next;
   }
   let logits = rowAt(T - 1);
-  // each decode step is recorded while the step before runs
-  const logitsOut = { name: g.decode.plan.outputs[0]!, start: 0, count: V };
-  let recorded = position + 1 < o.steps ? g.decode.record({ P: position + 1 }, logitsOut) : undefined;
-  for (;;) {
-    const forced = position + 1 < o.promptIds.length;
-    const next = forced ? o.promptIds[position + 1]! : sampler.sample(logits);
-    const ends = (!forced || stop.inPrompt) && stop.ids.includes(next);
-    yield { position, token, next, sampled: !forced, prefill: position < T, stop: ends, ...(o.logits ? { logits } : {}) };
-    position++;
-    if (position >= o.steps || ends) return;
-    token = next;
-    const pending = g.decode.submitAndRead(recorded!, { tokens: Int32Array.of(token), positions: Int32Array.of(position) });
-    recorded = position + 1 < o.steps ? g.decode.record({ P: position + 1 }, logitsOut) : undefined;
-    logits = await pending;
+  const decode = g.decode;
+  const logitsOut = { name: decode.plan.outputs[0]!, start: 0, count: V };
+  // the decode graph's greedy token (an i32 output), fed on the device to the step after
+  const nextOut = decode.plan.outputs.find((o) => decode.plan.buffers.find((b) => b.name === o)?.dtype === 'i32');
+  const forcedAt = (p: number): boolean => p + 1 < o.promptIds.length;
+  // greedy steps chain on the device: each is submitted before the one before it is read back
+  const chained = sampler.greedy && nextOut !== undefined;
+  const inFlight: RecordedRun[] = [];
+  // the input the last submitted step writes for the one after it
+  let fedByLast: string | undefined;
+  const submit = (p: number, tokens?: Int32Array): void => {
+    const reads = chained ? [{ name: nextOut, start: 0, count: 1 }, ...(o.logits ? [logitsOut] : [])] : [logitsOut];
+    const run = decode.record({ P: p }, reads, chained ? { from: nextOut, to: 'tokens' } : undefined);
+    decode.submit(run, { positions: Int32Array.of(p), ...(tokens ? { tokens } : {}) }, fedByLast);
+    inFlight.push(run);
+    fedByLast = run.fed;
+  };
+  try {
+    for (;;) {
+      const forced = forcedAt(position);
+      const next = forced ? o.promptIds[position + 1]! : sampler.sample(logits);
+      const ends = (!forced || stop.inPrompt) && stop.ids.includes(next);
+      yield { position, token, next, sampled: !forced, prefill: position < T, stop: ends, ...(o.logits ? { logits } : {}) };
+      position++;
+      if (position >= o.steps || ends) return;
+      token = next;
+      if (!chained || forcedAt(position)) {
+        // the host chooses each token: one step at a time
+        submit(position, Int32Array.of(token));
+        const [row] = await decode.readBack(inFlight.shift()!);
+        logits = new Float32Array(row!);
+        continue;
+      }
+      submit(position, Int32Array.of(token));
+      let submitted = position;
+      for (;;) {
+        // the steps after this one run on device-chosen tokens while this one is read
+        while (submitted + 1 < o.steps && submitted - position < STEPS_AHEAD) submit(++submitted);
+        const [chosen, row] = await decode.readBack(inFlight.shift()!);
+        const greedy = new Int32Array(chosen!)[0]!;
+        const done = stop.ids.includes(greedy);
+        yield { position, token, next: greedy, sampled: true, prefill: false, stop: done, ...(o.logits ? { logits: new Float32Array(row!) } : {}) };
+        position++;
+        if (position >= o.steps || done) return;
+        token = greedy;
+      }
+    }
+  } finally {
+    // steps submitted ahead of a stop still run; let them finish before their buffers are reused
+    await Promise.allSettled(inFlight.map((run) => decode.readBack(run)));
   }
 }

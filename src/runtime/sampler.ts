@@ -52,6 +52,11 @@ export class Sampler {
     this.rng = new Xorshift64Star(generatorState(seed));
   }
 
+  /** Whether every choice is the first maximum (temperature 0), which needs no random draws. */
+  get greedy(): boolean {
+    return this.temperature === 0;
+  }
+
   /** The next token for `logits` (length vocabSize); `logits` is left untouched. */
   sample(logits: Float32Array): number {
     if (logits.length !== this.vocabSize) {
