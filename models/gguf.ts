@@ -2,7 +2,7 @@
 // metadata of every GGUF type, tensor infos and an aligned data section, every count, offset and size checked
 // against the file first. F32/F16 tensors and Q8_0/Q4_0 blocks come out as float32 (dequantized on the CPU).
 import { halfToFloat } from './ieee754.js';
-import type { ModelConfig } from './llama.js';
+import type { ModelConfig, RopeScaling } from './llama.js';
 import { llamaWeightShapes } from './llama.js';
 import { Tokenizer } from '../src/runtime/tokenizer.js';
 
@@ -236,7 +236,8 @@ function configOf(file: GgufFile, fail: (msg: string) => never): ModelConfig {
     return n;
   };
   const scaling = m.get('llama.rope.scaling.type') ?? 'none';
-  if (scaling !== 'none') fail(`RoPE scaling '${String(scaling)}' is not supported (only unscaled RoPE)`);
+  if (scaling !== 'none' && scaling !== 'linear') fail(`RoPE scaling '${String(scaling)}' is not supported (weft supports none, linear, and frequency factors in rope_freqs.weight)`);
+  const ropeScaling: RopeScaling | undefined = scaling === 'linear' ? { kind: 'linear', factor: num('llama.rope.scaling.factor') } : undefined;
   const dim = int('llama.embedding_length');
   const nHeads = int('llama.attention.head_count');
   const nKvHeads = int('llama.attention.head_count_kv', nHeads);
@@ -266,6 +267,7 @@ function configOf(file: GgufFile, fail: (msg: string) => never): ModelConfig {
     seqLen: int('llama.context_length'),
     normEps: num('llama.attention.layer_norm_rms_epsilon'),
     ropeTheta: num('llama.rope.freq_base', 10000),
+    ...(ropeScaling ? { ropeScaling } : {}),
     ...(bosId !== undefined ? { bosId } : {}),
     stop: { ids: [...new Set(stopIds)], inPrompt: false },
   };
@@ -306,8 +308,20 @@ export function readGguf(bytes: Uint8Array, source = 'model.gguf'): { config: Mo
     used.add(key);
     weights.set(name, tensorValues(file, t, source));
   }
-  for (const key of file.tensors.keys()) if (!used.has(key)) fail(`tensor ${key} is not part of weft's llama (biases and RoPE frequency tensors are not supported)`);
-  return { config, weights, file };
+  // Llama 3's frequency scaling, as llama.cpp's converter stores it: one divisor per RoPE frequency
+  const freqs = file.tensors.get('rope_freqs.weight');
+  let scaled = config;
+  if (freqs) {
+    const pairs = config.dim / config.nHeads / 2;
+    if (freqs.dims.length !== 1 || freqs.dims[0] !== pairs) fail(`tensor rope_freqs.weight has ne [${freqs.dims.join(', ')}], the head size implies [${pairs}]`);
+    if (config.ropeScaling) fail(`rope_freqs.weight and llama.rope.scaling.type ${config.ropeScaling.kind} both scale RoPE`);
+    const divisors = Array.from(tensorValues(file, freqs, source));
+    if (divisors.some((d) => !(d > 0) || !Number.isFinite(d))) fail(`tensor rope_freqs.weight must hold positive finite factors`);
+    scaled = { ...config, ropeScaling: { kind: 'divisors', divisors } };
+    used.add('rope_freqs.weight');
+  }
+  for (const key of file.tensors.keys()) if (!used.has(key)) fail(`tensor ${key} is not part of weft's llama (biases are not supported)`);
+  return { config: scaled, weights, file };
 }
 
 /**

@@ -5,7 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gpt2WeightShapes } from './gpt2.js';
-import type { ModelConfig } from './llama.js';
+import type { ModelConfig, RopeScaling } from './llama.js';
 import { llamaWeightShapes } from './llama.js';
 import { readSafetensors, type Tensor } from './safetensors.js';
 
@@ -73,8 +73,7 @@ function configOf(dir: string, c: Record<string, unknown>): ModelConfig {
   // Qwen2 always has q/k/v biases; Llama's attention_bias adds them to q/k/v and the output projection
   const attentionBias = arch === 'Qwen2ForCausalLM' ? 'qkv' : c.attention_bias === true ? 'qkvo' : undefined;
   const rope = (c.rope_parameters ?? c.rope_scaling ?? {}) as Record<string, unknown>;
-  const ropeType = rope.rope_type ?? rope.type ?? 'default';
-  if (ropeType !== 'default') fail(`RoPE scaling '${String(ropeType)}' is not supported (only unscaled RoPE)`);
+  const ropeScaling = ropeScalingOf(rope, fail);
   const theta = (rope.rope_theta ?? c.rope_theta ?? 10000) as number;
   if (typeof theta !== 'number' || !(theta > 0)) fail(`rope_theta must be a positive number, is ${JSON.stringify(theta)}`);
   const eps = (c.rms_norm_eps ?? 1e-6) as number;
@@ -93,8 +92,32 @@ function configOf(dir: string, c: Record<string, unknown>): ModelConfig {
     seqLen,
     normEps: eps,
     ropeTheta: theta,
+    ...(ropeScaling ? { ropeScaling } : {}),
     ...(attentionBias ? { attentionBias } : {}),
   };
+}
+
+/** config.json's rope_scaling (or rope_parameters): none, linear or llama3; any other rope type is refused. */
+function ropeScalingOf(rope: Record<string, unknown>, fail: (msg: string) => never): RopeScaling | undefined {
+  const type = rope.rope_type ?? rope.type ?? 'default';
+  const positive = (key: string): number => {
+    const v = rope[key];
+    return typeof v === 'number' && v > 0 ? v : fail(`rope_scaling.${key} must be a positive number, is ${JSON.stringify(v)}`);
+  };
+  if (type === 'default') return undefined;
+  if (type === 'linear') return { kind: 'linear', factor: positive('factor') };
+  if (type === 'llama3') {
+    const scaling = {
+      kind: 'llama3',
+      factor: positive('factor'),
+      lowFreqFactor: positive('low_freq_factor'),
+      highFreqFactor: positive('high_freq_factor'),
+      originalContext: positive('original_max_position_embeddings'),
+    } as const;
+    if (!(scaling.highFreqFactor > scaling.lowFreqFactor)) fail(`rope_scaling.high_freq_factor must exceed low_freq_factor`);
+    return scaling;
+  }
+  return fail(`RoPE scaling '${String(type)}' is not supported (weft supports default, linear and llama3)`);
 }
 
 /** All tensors of the checkpoint: model.safetensors, or the shards its index names. */

@@ -17,6 +17,8 @@ export interface ModelConfig {
   readonly normEps: number;
   /** RoPE base frequency */
   readonly ropeTheta: number;
+  /** how the RoPE frequencies are scaled from theta's (default: not at all) */
+  readonly ropeScaling?: RopeScaling;
   /** the token a prompt starts with, if the model has one */
   readonly bosId?: number;
   /** tokens that end generation (default: run.c's rule, stop at BOS 1 even from the prompt) */
@@ -24,6 +26,17 @@ export interface ModelConfig {
   /** biases of the attention projections: none, on q/k/v (Qwen2), or on q/k/v and the output */
   readonly attentionBias?: 'qkv' | 'qkvo';
 }
+
+/**
+ * RoPE frequency scaling, as transformers computes it: `linear` divides every frequency by `factor`;
+ * `llama3` divides the low frequencies (wavelengths beyond originalContext / lowFreqFactor) by `factor`,
+ * keeps the high ones (below originalContext / highFreqFactor) and ramps smoothly between; `divisors`
+ * divides frequency j by divisors[j] (a GGUF file's rope_freqs tensor).
+ */
+export type RopeScaling =
+  | { readonly kind: 'linear'; readonly factor: number }
+  | { readonly kind: 'llama3'; readonly factor: number; readonly lowFreqFactor: number; readonly highFreqFactor: number; readonly originalContext: number }
+  | { readonly kind: 'divisors'; readonly divisors: readonly number[] };
 
 export type GraphKind = 'prefill' | 'decode';
 

@@ -3,6 +3,7 @@
 // size must match the header exactly. Also run.c's RoPE cos/sin tables, in the same float32 arithmetic.
 
 import { powf } from './glibc-powf.js';
+import type { RopeScaling } from './llama.js';
 import { cosf, sinf } from './glibc-sincosf.js';
 
 export interface Llama2cConfig {
@@ -71,27 +72,58 @@ export function readLlama2c(bytes: Uint8Array, source: string): { config: Llama2
 /**
  * run.c's RoPE rotation for each position and pair j, [seqLen, headSize / 2] row-major:
  * freq = 1 / powf(theta, 2j / headSize), angle = pos * freq, all in float32, with glibc's powf, cosf
- * and sinf so that every entry has the bits run.c gets on x86-64.
+ * and sinf so that every entry has the bits run.c gets on x86-64; with `scaling`, the frequencies are
+ * scaled first (see ropeFrequencies).
  */
-export function ropeTables(headSize: number, seqLen: number, theta = 10000): { cos: Float32Array; sin: Float32Array } {
-  if (!Number.isInteger(headSize) || headSize <= 0 || headSize % 2 !== 0) {
-    throw new Error(`ropeTables: head size must be a positive even integer, got ${headSize}`);
-  }
+export function ropeTables(headSize: number, seqLen: number, theta = 10000, scaling?: RopeScaling): { cos: Float32Array; sin: Float32Array } {
   if (!Number.isInteger(seqLen) || seqLen <= 0) throw new Error(`ropeTables: seqLen must be a positive integer, got ${seqLen}`);
+  const freqs = ropeFrequencies(headSize, theta, scaling);
   const pairs = headSize / 2;
   const f32 = Math.fround;
-  const freqs = new Float32Array(pairs);
-  for (let j = 0; j < pairs; j++) freqs[j] = 1 / powf(f32(theta), f32((2 * j) / headSize));
   const cos = new Float32Array(seqLen * pairs);
   const sin = new Float32Array(seqLen * pairs);
   for (let pos = 0; pos < seqLen; pos++) {
     for (let j = 0; j < pairs; j++) {
-      const angle = f32(f32(pos) * freqs[j]);
+      const angle = f32(f32(pos) * freqs[j]!);
       cos[pos * pairs + j] = cosf(angle);
       sin[pos * pairs + j] = sinf(angle);
     }
   }
   return { cos, sin };
+}
+
+/**
+ * The RoPE frequency of each pair j of a head: 1 / powf(theta, 2j / headSize) in float32, then scaled as
+ * transformers' rope types do it, one float32 operation at a time in the order its code writes them.
+ */
+export function ropeFrequencies(headSize: number, theta: number, scaling?: RopeScaling): Float32Array {
+  if (!Number.isInteger(headSize) || headSize <= 0 || headSize % 2 !== 0) {
+    throw new Error(`ropeTables: head size must be a positive even integer, got ${headSize}`);
+  }
+  const f32 = Math.fround;
+  const pairs = headSize / 2;
+  const freqs = new Float32Array(pairs);
+  for (let j = 0; j < pairs; j++) freqs[j] = 1 / powf(f32(theta), f32((2 * j) / headSize));
+  if (!scaling) return freqs;
+  switch (scaling.kind) {
+    case 'linear':
+      return freqs.map((f) => f32(f / scaling.factor));
+    case 'divisors':
+      if (scaling.divisors.length !== pairs) throw new Error(`RoPE scaling: ${scaling.divisors.length} frequency divisors for ${pairs} frequencies`);
+      return freqs.map((f, j) => f32(f / scaling.divisors[j]!));
+    case 'llama3': {
+      const { factor, lowFreqFactor: low, highFreqFactor: high, originalContext: context } = scaling;
+      const lowWavelength = f32(context / low);
+      const highWavelength = f32(context / high);
+      return freqs.map((f) => {
+        const wavelength = f32(f32(2 * Math.PI) / f);
+        const scaled = wavelength > lowWavelength ? f32(f / factor) : f;
+        if (wavelength < highWavelength || wavelength > lowWavelength) return scaled;
+        const smooth = f32(f32(f32(f32(context) / wavelength) - low) / f32(high - low));
+        return f32(f32(f32(f32(1 - smooth) * scaled) / factor) + f32(smooth * scaled));
+      });
+    }
+  }
 }
 
 function readHeader(bytes: Uint8Array, source: string): Llama2cConfig {

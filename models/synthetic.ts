@@ -44,7 +44,7 @@ export function syntheticWeights(config: ModelConfig): Map<string, Float32Array>
     const scale = isNorm ? 0.1 : name === 'tok_embeddings' ? 1 : 1 / Math.sqrt(shape[1]!);
     weights.set(name, randomTensor(name, count, scale, isNorm ? 1 : 0));
   }
-  const { cos, sin } = ropeTables(config.dim / config.nHeads, config.seqLen, config.ropeTheta);
+  const { cos, sin } = ropeTables(config.dim / config.nHeads, config.seqLen, config.ropeTheta, config.ropeScaling);
   weights.set('rope_cos', cos);
   weights.set('rope_sin', sin);
   return weights;

@@ -61,7 +61,7 @@ function readCheckpointFile(path: string): { checkpoint: Checkpoint; gguf?: Gguf
     weights = w;
   }
   if (config.family === 'gpt2') return { checkpoint: { config, weights } };
-  const { cos, sin } = ropeTables(config.dim / config.nHeads, config.seqLen, config.ropeTheta);
+  const { cos, sin } = ropeTables(config.dim / config.nHeads, config.seqLen, config.ropeTheta, config.ropeScaling);
   const all = new Map(weights);
   all.set('rope_cos', cos);
   all.set('rope_sin', sin);

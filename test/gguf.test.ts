@@ -9,7 +9,8 @@ import { loadModel, readCheckpoint, readModelFiles, type ModelFiles } from '../s
 import { dequantizeQ4_0, dequantizeQ8_0, parseGguf, readGguf } from '../models/gguf.js';
 import { llamaWeightShapes } from '../models/llama.js';
 import { maxAbsDiff } from './reference.js';
-import { encodeF16, encodeF32, encodeQ4_0, encodeQ8_0, writeGguf, type EncodedTensor, type GgufMeta } from './gguf-writer.js';
+import { encodeF16, encodeF32, encodeQ4_0, encodeQ8_0, writeGguf, type EncodedTensor, type GgufMeta, type GgufTensor } from './gguf-writer.js';
+import { ropeTables } from '../models/llama2c.js';
 
 const fixture = new URL('../../shared/fixtures/hf/llama-gqa/', import.meta.url).pathname;
 const reference = JSON.parse(readFileSync(join(fixture, 'reference.json'), 'utf8')) as { prompt: number[] };
@@ -45,8 +46,12 @@ interface Built {
 }
 
 /** The fixture as a GGUF file: 2-D weights through `encode`, norms F32; `meta` overrides or adds metadata. */
-function build(encode: (x: Float32Array) => EncodedTensor, meta: [string, GgufMeta][] = [], edit: { retype?: { name: string; type: number }; omit?: string } = {}): Built {
-  const { retype, omit } = edit;
+function build(
+  encode: (x: Float32Array) => EncodedTensor,
+  meta: [string, GgufMeta][] = [],
+  edit: { retype?: { name: string; type: number }; omit?: string; extra?: readonly GgufTensor[] } = {},
+): Built {
+  const { retype, omit, extra = [] } = edit;
   const c = base.config;
   const { tokens, scores } = vocabulary();
   const metadata = new Map<string, GgufMeta>([
@@ -81,7 +86,7 @@ function build(encode: (x: Float32Array) => EncodedTensor, meta: [string, GgufMe
       return { name: ggufName(name), dims: [...shape].reverse(), type, data: e.data };
     })
     .filter((t) => t.name !== omit);
-  return { bytes: writeGguf(metadata, tensors), expected };
+  return { bytes: writeGguf(metadata, [...tensors, ...extra]), expected };
 }
 
 function save(name: string, bytes: Uint8Array): string {
@@ -192,6 +197,30 @@ describe('GGUF metadata and blocks', () => {
   });
 });
 
+/** llama.cpp's rope_freqs.weight: one F32 divisor per RoPE frequency. */
+function ropeFreqs(divisors: Float32Array): GgufTensor {
+  return { name: 'rope_freqs.weight', dims: [divisors.length], type: 0, data: new Uint8Array(divisors.buffer.slice(0)) };
+}
+
+describe('GGUF RoPE scaling', () => {
+  const c = base.config;
+  const hs = c.dim / c.nHeads;
+  it('linear scaling from the metadata', () => {
+    const { config, weights } = readCheckpoint(save('linear.gguf', build(encodeF32, [['llama.rope.scaling.type', { type: 'string', value: 'linear' }], ['llama.rope.scaling.factor', { type: 'f32', value: 4 }]]).bytes));
+    expect(config.ropeScaling).toEqual({ kind: 'linear', factor: 4 });
+    expect(weights.get('rope_cos')).toEqual(ropeTables(hs, c.seqLen, c.ropeTheta, { kind: 'linear', factor: 4 }).cos);
+  });
+
+  it("Llama 3's frequency divisors from rope_freqs.weight", () => {
+    const divisors = Float32Array.from({ length: hs / 2 }, (_, j) => 1 + j / 2);
+    const { config, weights } = readCheckpoint(save('freqs.gguf', build(encodeF32, [], { extra: [ropeFreqs(divisors)] }).bytes));
+    expect(config.ropeScaling).toEqual({ kind: 'divisors', divisors: Array.from(divisors) });
+    const scaled = ropeTables(hs, c.seqLen, c.ropeTheta, { kind: 'divisors', divisors: Array.from(divisors) });
+    expect(weights.get('rope_sin')).toEqual(scaled.sin);
+    expect(weights.get('rope_sin')).not.toEqual(ropeTables(hs, c.seqLen, c.ropeTheta).sin);
+  });
+});
+
 describe('GGUF errors', () => {
   const good = build(encodeF32).bytes;
   const patched = (at: number, value: number): Uint8Array => {
@@ -209,7 +238,8 @@ describe('GGUF errors', () => {
     ['an unsupported tensor type', () => readGguf(build(encodeF32, [], { retype: { name: 'blk.0.attn_q.weight', type: 12 } }).bytes, 'm.gguf'), /^m\.gguf: tensor blk\.0\.attn_q\.weight has type Q4_K, which weft does not read/],
     ['a shape disagreeing with the metadata', () => readGguf(build(encodeF32, [['llama.feed_forward_length', { type: 'u32', value: 340 }]]).bytes, 'm.gguf'), /^m\.gguf: tensor blk\.0\.ffn_gate\.weight has shape \[344, 128\] \(ne \[128, 344\]\), the metadata implies \[340, 128\]$/],
     ['an unknown architecture', () => readGguf(build(encodeF32, [['general.architecture', { type: 'string', value: 'gpt2' }]]).bytes, 'm.gguf'), /^m\.gguf: architecture "gpt2" is not supported/],
-    ['RoPE scaling', () => readGguf(build(encodeF32, [['llama.rope.scaling.type', { type: 'string', value: 'linear' }]]).bytes, 'm.gguf'), /^m\.gguf: RoPE scaling 'linear' is not supported/],
+    ['RoPE scaling', () => readGguf(build(encodeF32, [['llama.rope.scaling.type', { type: 'string', value: 'yarn' }]]).bytes, 'm.gguf'), /^m\.gguf: RoPE scaling 'yarn' is not supported/],
+    ['a rope_freqs tensor of the wrong length', () => readGguf(build(encodeF32, [], { extra: [ropeFreqs(new Float32Array(5).fill(2))] }).bytes, 'm.gguf'), /^m\.gguf: tensor rope_freqs\.weight has ne \[5\], the head size implies \[8\]$/],
   ])('%s', (_, read, message) => {
     expect(read).toThrow(message);
     try {

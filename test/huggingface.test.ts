@@ -4,6 +4,7 @@
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ropeTables } from '../models/llama2c.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadModel, readCheckpoint } from '../src/api.js';
 import { readSafetensors } from '../models/safetensors.js';
@@ -96,8 +97,33 @@ describe('config.json mapping', () => {
 
   it('refuses what it cannot run, naming the setting', () => {
     expect(() => readCheckpoint(variant('phi', (c) => (c.architectures = ['PhiForCausalLM'])))).toThrow(/config\.json: architecture PhiForCausalLM is not supported/);
-    expect(() => readCheckpoint(variant('llama3', (c) => (c.rope_parameters = { rope_type: 'llama3', rope_theta: 500000 })))).toThrow(/RoPE scaling 'llama3' is not supported/);
+    expect(() => readCheckpoint(variant('yarn', (c) => (c.rope_parameters = { rope_type: 'yarn', factor: 4, rope_theta: 500000 })))).toThrow(
+      /config\.json: RoPE scaling 'yarn' is not supported \(weft supports default, linear and llama3\)/,
+    );
+    expect(() => readCheckpoint(variant('llama3-partial', (c) => (c.rope_parameters = { rope_type: 'llama3', factor: 8, rope_theta: 500000 })))).toThrow(
+      /rope_scaling\.low_freq_factor must be a positive number, is undefined/,
+    );
     expect(() => readCheckpoint(variant('bias', (c) => (c.mlp_bias = true)))).toThrow(/MLP biases are not supported/);
+  });
+
+  it('honours llama3 and linear RoPE scaling, from rope_scaling or rope_parameters', () => {
+    const llama3 = { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 64 };
+    const scaling = { kind: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalContext: 64 } as const;
+    // a transformers 4 config.json (rope_scaling beside rope_theta), and a transformers 5 one (rope_parameters)
+    const v4 = (c: Record<string, unknown>): void => {
+      delete c.rope_parameters;
+      c.rope_theta = 500000;
+      c.rope_scaling = llama3;
+    };
+    for (const edit of [v4, (c: Record<string, unknown>) => (c.rope_parameters = { ...llama3, rope_theta: 500000 })]) {
+      const { config, weights } = readCheckpoint(variant('llama3', edit));
+      expect(config.ropeScaling).toEqual(scaling);
+      const tables = ropeTables(config.dim / config.nHeads, config.seqLen, config.ropeTheta, scaling);
+      expect(weights.get('rope_cos')).toEqual(tables.cos);
+      expect(weights.get('rope_cos')).not.toEqual(ropeTables(config.dim / config.nHeads, config.seqLen, config.ropeTheta).cos);
+    }
+    const { config } = readCheckpoint(variant('linear', (c) => ((c.rope_parameters = undefined), (c.rope_scaling = { type: 'linear', factor: 2 }))));
+    expect(config.ropeScaling).toEqual({ kind: 'linear', factor: 2 });
   });
 
   it('names a tensor whose shape disagrees with config.json', () => {
