@@ -4,7 +4,8 @@
 import { halfToFloat } from './ieee754.js';
 import type { ModelConfig, RopeScaling } from './llama.js';
 import { llamaWeightShapes } from './llama.js';
-import { Tokenizer } from '../src/runtime/tokenizer.js';
+import { HfTokenizer } from '../src/runtime/hf-tokenizer.js';
+import { Tokenizer, type TextTokenizer } from '../src/runtime/tokenizer.js';
 
 /** A metadata value: u64/i64 as bigint, the other numbers as number, arrays of any of them (nested too). */
 export type GgufValue = number | bigint | boolean | string | GgufValue[];
@@ -325,27 +326,93 @@ export function readGguf(bytes: Uint8Array, source = 'model.gguf'): { config: Mo
 }
 
 /**
- * The tokenizer a GGUF file carries: tokenizer.ggml.model "llama" (SentencePiece tokens and scores) becomes a
- * llama2.c-style Tokenizer, SentencePiece's '▁' turned back into the space llama2.c stores; undefined when absent.
+ * The tokenizer a GGUF file carries, undefined when absent: tokenizer.ggml.model "llama" (SentencePiece
+ * tokens and scores) becomes a llama2.c-style Tokenizer, SentencePiece's '▁' turned back into the space
+ * llama2.c stores; "gpt2" (byte-level BPE: tokens, merges, and the pre-tokenizer tokenizer.ggml.pre names)
+ * becomes the HfTokenizer of the tokenizer.json it was converted from.
  */
-export function ggufTokenizer(file: GgufFile, vocabSize: number, source = 'model.gguf'): Tokenizer | undefined {
+export function ggufTokenizer(file: GgufFile, vocabSize: number, source = 'model.gguf'): TextTokenizer | undefined {
   const fail = (msg: string): never => {
     throw new Error(`${source}: ${msg}`);
   };
   const kind = file.metadata.get('tokenizer.ggml.model');
   if (kind === undefined) return undefined;
-  if (kind === 'gpt2') fail(`GGUF gpt2 (byte-level BPE) tokenizers are not supported yet; give --tokenizer`);
-  if (kind !== 'llama') fail(`tokenizer.ggml.model ${JSON.stringify(kind)} is not supported (weft reads "llama")`);
+  if (kind !== 'llama' && kind !== 'gpt2') fail(`tokenizer.ggml.model ${JSON.stringify(kind)} is not supported (weft reads "llama" and "gpt2")`);
   const tokens = file.metadata.get('tokenizer.ggml.tokens');
-  const scores = file.metadata.get('tokenizer.ggml.scores');
   if (!Array.isArray(tokens) || tokens.some((t) => typeof t !== 'string')) return fail(`tokenizer.ggml.tokens must be an array of strings`);
+  if (tokens.length !== vocabSize) fail(`tokenizer has ${tokens.length} tokens, model vocabulary is ${vocabSize}`);
+  if (kind === 'gpt2') return byteLevelTokenizer(file, tokens as string[], source, fail);
+  const scores = file.metadata.get('tokenizer.ggml.scores');
   if (!Array.isArray(scores) || scores.length !== tokens.length || scores.some((s) => typeof s !== 'number')) {
     return fail(`tokenizer.ggml.scores must be ${tokens.length} numbers, one per token`);
   }
-  if (tokens.length !== vocabSize) fail(`tokenizer has ${tokens.length} tokens, model vocabulary is ${vocabSize}`);
   const utf8 = new TextEncoder();
   const pieces = (tokens as string[]).map((t) => utf8.encode(t.replaceAll('\u2581', ' ')));
   return Tokenizer.fromPieces(pieces, Float32Array.from(scores as number[]), source);
+}
+
+/** Llama 3's split regex (tokenizer.json's Split pre-tokenizer; llama.cpp's "llama-bpe"). */
+const LLAMA3_SPLIT = String.raw`(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`;
+/** Qwen2's: single digits (llama.cpp's "qwen2"). */
+const QWEN2_SPLIT = String.raw`(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`;
+
+/**
+ * tokenizer.ggml.pre -> the tokenizer.json normalizer and pre-tokenizer llama.cpp's converter took it from,
+ * and whether whole words in the vocabulary skip the merges (Llama 3's ignore_merges).
+ */
+const BYTE_LEVEL_PRE: Readonly<Record<string, { normalizer: unknown; pre_tokenizer: unknown; ignoreMerges: boolean; addBos: boolean }>> = (() => {
+  const split = (regex: string): unknown => ({
+    type: 'Sequence',
+    pretokenizers: [
+      { type: 'Split', pattern: { Regex: regex }, behavior: 'Isolated', invert: false },
+      { type: 'ByteLevel', add_prefix_space: false, use_regex: false },
+    ],
+  });
+  const gpt2 = { normalizer: null, pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, use_regex: true }, ignoreMerges: false, addBos: false };
+  return {
+    'llama-bpe': { normalizer: null, pre_tokenizer: split(LLAMA3_SPLIT), ignoreMerges: true, addBos: true },
+    qwen2: { normalizer: { type: 'NFC' }, pre_tokenizer: split(QWEN2_SPLIT), ignoreMerges: false, addBos: false },
+    'gpt-2': gpt2,
+    default: gpt2,
+  };
+})();
+
+/** A gpt2-kind GGUF tokenizer as the tokenizer.json it stands for: control and user-defined tokens are added tokens. */
+function byteLevelTokenizer(file: GgufFile, tokens: readonly string[], source: string, fail: (msg: string) => never): HfTokenizer {
+  const m = file.metadata;
+  const pre = m.get('tokenizer.ggml.pre') ?? 'default';
+  const style = typeof pre === 'string' ? BYTE_LEVEL_PRE[pre] : undefined;
+  if (!style) return fail(`tokenizer.ggml.pre ${JSON.stringify(pre)} is not supported (weft reads ${Object.keys(BYTE_LEVEL_PRE).join(', ')})`);
+  const merges = m.get('tokenizer.ggml.merges');
+  if (!Array.isArray(merges) || merges.some((x) => typeof x !== 'string')) return fail(`tokenizer.ggml.merges must be an array of strings`);
+  const types = m.get('tokenizer.ggml.token_type');
+  if (types !== undefined && (!Array.isArray(types) || types.length !== tokens.length)) fail(`tokenizer.ggml.token_type must have one type per token`);
+  // llama.cpp's token types: 3 control, 4 user-defined are matched whole, as tokenizer.json's added tokens
+  const addedAt = (i: number): boolean => Array.isArray(types) && (types[i] === 3 || types[i] === 4);
+  const vocab = Object.create(null) as Record<string, number>;
+  const added: { id: number; content: string }[] = [];
+  tokens.forEach((t, i) => {
+    if (addedAt(i)) added.push({ id: i, content: t });
+    else if (!Object.hasOwn(vocab, t)) vocab[t] = i;
+  });
+  const special = (key: string): string | undefined => {
+    const v = m.get(key);
+    const id = typeof v === 'bigint' ? Number(v) : v;
+    return typeof id === 'number' && Number.isInteger(id) && id >= 0 && id < tokens.length ? tokens[id] : undefined;
+  };
+  const addBos = m.get('tokenizer.ggml.add_bos_token');
+  const json = {
+    model: { type: 'BPE', vocab, merges, ignore_merges: style.ignoreMerges },
+    added_tokens: added,
+    normalizer: style.normalizer,
+    pre_tokenizer: style.pre_tokenizer,
+  };
+  const config = {
+    add_bos_token: typeof addBos === 'boolean' ? addBos : style.addBos,
+    bos_token: special('tokenizer.ggml.bos_token_id'),
+    eos_token: special('tokenizer.ggml.eos_token_id'),
+  };
+  return HfTokenizer.fromObject(json, tokens.length, source, { config });
 }
 
 /** Whether bytes start with the GGUF magic. */

@@ -11,6 +11,8 @@ import { llamaWeightShapes } from '../models/llama.js';
 import { maxAbsDiff } from './reference.js';
 import { encodeF16, encodeF32, encodeQ4_0, encodeQ8_0, writeGguf, type EncodedTensor, type GgufMeta, type GgufTensor } from './gguf-writer.js';
 import { ropeTables } from '../models/llama2c.js';
+import { HfTokenizer } from '../src/runtime/hf-tokenizer.js';
+import { byteChar, llama3PreTokenizer, tokenizerJson } from './bpe-fixture.js';
 
 const fixture = new URL('../../shared/fixtures/hf/llama-gqa/', import.meta.url).pathname;
 const reference = JSON.parse(readFileSync(join(fixture, 'reference.json'), 'utf8')) as { prompt: number[] };
@@ -221,6 +223,67 @@ describe('GGUF RoPE scaling', () => {
   });
 });
 
+/**
+ * A byte-level (gpt2-kind) vocabulary of 512 as llama.cpp's converter writes one: GPT-2's byte characters,
+ * merged tokens, Llama 3's two specials (control tokens), fillers; with tokenizer.ggml.pre `pre`.
+ */
+const gpt2Merges = ['Ġ t', 'h e', 'Ġt h', 'Ġth e', '1 2', '12 3', 'i n', 'in g'];
+function gpt2Vocabulary(): { tokens: string[]; types: number[] } {
+  const tokens = [...byteChar];
+  for (const m of gpt2Merges) if (!tokens.includes(m.replace(' ', ''))) tokens.push(m.replace(' ', ''));
+  tokens.push('<|begin_of_text|>', '<|end_of_text|>');
+  while (tokens.length < 512) tokens.push(`<extra_${tokens.length}>`);
+  return { tokens, types: tokens.map((t) => (t === '<|begin_of_text|>' || t === '<|end_of_text|>' ? 3 : 1)) };
+}
+function gpt2Meta(pre: string): [string, GgufMeta][] {
+  const { tokens, types } = gpt2Vocabulary();
+  return [
+    ['tokenizer.ggml.model', { type: 'string', value: 'gpt2' }],
+    ['tokenizer.ggml.pre', { type: 'string', value: pre }],
+    ['tokenizer.ggml.tokens', { type: 'array', of: 'string', value: tokens }],
+    ['tokenizer.ggml.token_type', { type: 'array', of: 'i32', value: types }],
+    ['tokenizer.ggml.merges', { type: 'array', of: 'string', value: gpt2Merges }],
+    ['tokenizer.ggml.bos_token_id', { type: 'u32', value: tokens.indexOf('<|begin_of_text|>') }],
+    ['tokenizer.ggml.eos_token_id', { type: 'u32', value: tokens.indexOf('<|end_of_text|>') }],
+  ];
+}
+
+describe('GGUF gpt2-kind (byte-level BPE) tokenizer', () => {
+  // the tokenizer.json the GGUF vocabulary stands for, read by the Hugging Face tokenizer
+  const { tokens } = gpt2Vocabulary();
+  const json = JSON.parse(tokenizerJson({ merges: gpt2Merges, preTokenizer: llama3PreTokenizer, model: { ignore_merges: true }, added: ['<|begin_of_text|>', '<|end_of_text|>'] }));
+  const bos = tokens.indexOf('<|begin_of_text|>');
+  // the fillers after the two added tokens
+  tokens.forEach((t, id) => {
+    if (id > bos + 1) json.model.vocab[t] = id;
+  });
+  const hf = HfTokenizer.fromJson(JSON.stringify(json), 512, 'tokenizer.json', { config: { add_bos_token: true, bos_token: '<|begin_of_text|>', eos_token: '<|end_of_text|>' } });
+  const texts = ['the theme', ' the 12345 things', "it's THE thing's\n\n  end", 'naïve café 日本語 🙂', '<|begin_of_text|>the<|end_of_text|> 1234567'];
+
+  it('llama-bpe: encodes and decodes as the tokenizer.json it was converted from (Llama 3 split, ignore_merges, BOS)', () => {
+    const files = readModelFiles(save('llama-bpe.gguf', build(encodeF32, gpt2Meta('llama-bpe')).bytes));
+    const tok = files.tokenizer!;
+    for (const text of texts) {
+      expect(tok.encode(text, true, false)).toEqual(hf.encode(text, true, false));
+      expect(tok.encode(text, true, false)[0]).toBe(bos);
+    }
+    expect(tok.encode(' the 12345', false, false)).toEqual([tokens.indexOf('Ġthe'), byteChar.indexOf('Ġ'), tokens.indexOf('123'), ...'45'.split('').map((c) => c.charCodeAt(0))]);
+    for (let id = 0; id < 512; id++) expect(tok.decodePiece(0, id)).toEqual(hf.decodePiece(0, id));
+    expect(files.config.stop).toEqual({ ids: [tokens.indexOf('<|end_of_text|>')], inPrompt: false });
+  });
+
+  it("gpt-2: GPT-2's own split, no BOS unless the file asks for one", () => {
+    const gpt2Json = JSON.parse(JSON.stringify(json));
+    gpt2Json.pre_tokenizer = { type: 'ByteLevel', add_prefix_space: false, use_regex: true };
+    gpt2Json.model.ignore_merges = false;
+    const plain = HfTokenizer.fromJson(JSON.stringify(gpt2Json), 512);
+    const tok = readModelFiles(save('gpt-2.gguf', build(encodeF32, gpt2Meta('gpt-2')).bytes)).tokenizer!;
+    for (const text of texts) expect(tok.encode(text, true, false)).toEqual(plain.encode(text, false, false));
+    const withBos = readModelFiles(save('gpt-2-bos.gguf', build(encodeF32, [...gpt2Meta('gpt-2'), ['tokenizer.ggml.add_bos_token', { type: 'bool', value: true }]]).bytes)).tokenizer!;
+    expect(withBos.encode('the', true, false)).toEqual([bos, ...plain.encode('the', false, false)]);
+  });
+});
+
 describe('GGUF errors', () => {
   const good = build(encodeF32).bytes;
   const patched = (at: number, value: number): Uint8Array => {
@@ -249,9 +312,10 @@ describe('GGUF errors', () => {
     }
   });
 
-  it('refuses a gpt2-kind tokenizer in one line', () => {
-    const path = save('gpt2-tok.gguf', build(encodeF32, [['tokenizer.ggml.model', { type: 'string', value: 'gpt2' }]]).bytes);
-    expect(() => readModelFiles(path)).toThrow(/gpt2-tok\.gguf: GGUF gpt2 \(byte-level BPE\) tokenizers are not supported yet/);
-    expect(readCheckpoint(path).config).toEqual(baseConfig);
+  it('refuses a tokenizer.ggml.pre it does not know, in one line', () => {
+    const path = save('pre.gguf', build(encodeF32, gpt2Meta('falcon')).bytes);
+    expect(() => readModelFiles(path)).toThrow(/^.*pre\.gguf: tokenizer\.ggml\.pre "falcon" is not supported \(weft reads llama-bpe, qwen2, gpt-2, default\)$/);
+    const { tokens } = gpt2Vocabulary();
+    expect(readCheckpoint(path).config).toEqual({ ...baseConfig, bosId: tokens.indexOf('<|begin_of_text|>'), stop: { ids: [tokens.indexOf('<|end_of_text|>')], inPrompt: false } });
   });
 });

@@ -57,16 +57,21 @@ export class HfTokenizer implements TextTokenizer {
 
   /** Parses tokenizer.json text; every id must be below `vocabSize` (the model's vocabulary). */
   static fromJson(text: string, vocabSize: number, source = 'tokenizer.json', options: HfTokenizerOptions = {}): HfTokenizer {
-    const fail = (msg: string): never => {
-      throw new Error(`${source}: ${msg}`);
-    };
-    if (!Number.isInteger(vocabSize) || vocabSize <= 0) fail(`vocabulary size must be a positive integer, got ${vocabSize}`);
     let json: unknown;
     try {
       json = JSON.parse(text);
     } catch (e) {
-      return fail(`not valid JSON (${(e as Error).message.split('\n')[0]})`);
+      throw new Error(`${source}: not valid JSON (${(e as Error).message.split('\n')[0]})`);
     }
+    return HfTokenizer.fromObject(json, vocabSize, source, options);
+  }
+
+  /** A tokenizer.json already parsed (or built from another format's metadata, as GGUF's gpt2 kind is). */
+  static fromObject(json: unknown, vocabSize: number, source = 'tokenizer.json', options: HfTokenizerOptions = {}): HfTokenizer {
+    const fail = (msg: string): never => {
+      throw new Error(`${source}: ${msg}`);
+    };
+    if (!Number.isInteger(vocabSize) || vocabSize <= 0) fail(`vocabulary size must be a positive integer, got ${vocabSize}`);
     if (!isObject(json)) return fail(`not a JSON object`);
     const model = json.model;
     if (!isObject(model)) return fail(`model must be an object`);
