@@ -5,6 +5,7 @@ import { halfToFloat } from './ieee754.js';
 import type { ModelConfig, RopeScaling } from './llama.js';
 import { llamaWeightShapes } from './llama.js';
 import { HfTokenizer } from '../src/runtime/hf-tokenizer.js';
+import type { QuantizedTensor } from '../src/runtime/quantized.js';
 import { Tokenizer, type TextTokenizer } from '../src/runtime/tokenizer.js';
 
 /** A metadata value: u64/i64 as bigint, the other numbers as number, arrays of any of them (nested too). */
@@ -205,6 +206,16 @@ export function parseGguf(bytes: Uint8Array, source = 'model.gguf'): GgufFile {
   return { version, metadata, tensors, bytes, dataStart };
 }
 
+/** A Q8_0 or Q4_0 tensor's blocks as they lie in the file (undefined for other types). */
+export function quantizedBlocks(file: GgufFile, t: GgufTensorInfo): QuantizedTensor | undefined {
+  const type = t.type === GGML_TYPE.Q8_0 ? 'q8_0' : t.type === GGML_TYPE.Q4_0 ? 'q4_0' : undefined;
+  if (!type) return undefined;
+  const layout = layouts[t.type]!;
+  const count = t.dims.reduce((a, b) => a * b, 1);
+  const at = file.dataStart + t.offset;
+  return { type, count, blocks: file.bytes.subarray(at, at + (count / layout.block) * layout.bytes) };
+}
+
 /** A tensor's values as float32, dequantized when quantized. */
 export function tensorValues(file: GgufFile, t: GgufTensorInfo, source = 'model.gguf'): Float32Array {
   const layout = layouts[t.type];
@@ -289,13 +300,17 @@ function ggufName(name: string): string {
  * llama.cpp's converter stores Q/K rows in adjacent-pair RoPE order, so no weight is reordered; a missing
  * output.weight is tied to token_embd.weight.
  */
-export function readGguf(bytes: Uint8Array, source = 'model.gguf'): { config: ModelConfig; weights: Map<string, Float32Array>; file: GgufFile } {
+export function readGguf(
+  bytes: Uint8Array,
+  source = 'model.gguf',
+): { config: ModelConfig; weights: Map<string, Float32Array>; quantized: Map<string, QuantizedTensor>; file: GgufFile } {
   const fail = (msg: string): never => {
     throw new Error(`${source}: ${msg}`);
   };
   const file = parseGguf(bytes, source);
   const config = configOf(file, fail);
   const weights = new Map<string, Float32Array>();
+  const quantized = new Map<string, QuantizedTensor>();
   const used = new Set<string>();
   for (const [name, shape] of llamaWeightShapes(config)) {
     if (name === 'rope_cos' || name === 'rope_sin') continue;
@@ -308,6 +323,8 @@ export function readGguf(bytes: Uint8Array, source = 'model.gguf'): { config: Mo
     }
     used.add(key);
     weights.set(name, tensorValues(file, t, source));
+    const blocks = quantizedBlocks(file, t);
+    if (blocks) quantized.set(name, blocks);
   }
   // Llama 3's frequency scaling, as llama.cpp's converter stores it: one divisor per RoPE frequency
   const freqs = file.tensors.get('rope_freqs.weight');
@@ -322,7 +339,7 @@ export function readGguf(bytes: Uint8Array, source = 'model.gguf'): { config: Mo
     used.add('rope_freqs.weight');
   }
   for (const key of file.tensors.keys()) if (!used.has(key)) fail(`tensor ${key} is not part of weft's llama (biases are not supported)`);
-  return { config: scaled, weights, file };
+  return { config: scaled, weights, quantized, file };
 }
 
 /**

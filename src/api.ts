@@ -19,6 +19,7 @@ import { verifyGraph } from './ir/verify.js';
 import { PlanExecutor, ResidentBuffers } from './runtime/executor.js';
 import { BOS, checkGenerateOptions, generateSteps, type GenerateOptions, type GenerationStep } from './runtime/generate.js';
 import { openGpu, type Gpu } from './runtime/gpu.js';
+import type { QuantizedTensor } from './runtime/quantized.js';
 import { generatorState } from './runtime/sampler.js';
 import { HfTokenizer } from './runtime/hf-tokenizer.js';
 import { Tokenizer, type TextTokenizer } from './runtime/tokenizer.js';
@@ -26,6 +27,8 @@ import { Tokenizer, type TextTokenizer } from './runtime/tokenizer.js';
 export interface Checkpoint {
   readonly config: ModelConfig;
   readonly weights: ReadonlyMap<string, Float32Array>;
+  /** tensors the file holds as Q8_0 / Q4_0 blocks (a GGUF file's), kept so on the device where only matmuls read them; `weights` has their values too */
+  readonly quantized?: ReadonlyMap<string, QuantizedTensor>;
 }
 
 function readBytes(path: string, what: string): Uint8Array {
@@ -49,23 +52,25 @@ function readCheckpointFile(path: string): { checkpoint: Checkpoint; gguf?: Gguf
   let config: ModelConfig;
   let weights: Map<string, Float32Array>;
   let gguf: GgufFile | undefined;
+  let quantized: ReadonlyMap<string, QuantizedTensor> | undefined;
   const bytes = isDirectory(path) ? undefined : readBytes(path, 'checkpoint');
   if (!bytes) {
     if (!isHuggingFaceDir(path)) throw new Error(`${path}: a folder must hold a Hugging Face checkpoint (config.json and safetensors)`);
     ({ config, weights } = readHuggingFace(path));
   } else if (path.endsWith('.gguf') || isGguf(bytes)) {
-    ({ config, weights, file: gguf } = readGguf(bytes, path));
+    ({ config, weights, quantized, file: gguf } = readGguf(bytes, path));
   } else {
     const { config: c, weights: w } = readLlama2c(bytes, path);
     config = { ...c, family: 'llama', normEps: 1e-5, ropeTheta: 10000, bosId: BOS };
     weights = w;
   }
-  if (config.family === 'gpt2') return { checkpoint: { config, weights } };
+  const held = quantized && quantized.size > 0 ? { quantized } : {};
+  if (config.family === 'gpt2') return { checkpoint: { config, weights, ...held } };
   const { cos, sin } = ropeTables(config.dim / config.nHeads, config.seqLen, config.ropeTheta, config.ropeScaling);
   const all = new Map(weights);
   all.set('rope_cos', cos);
   all.set('rope_sin', sin);
-  return { checkpoint: { config, weights: all }, gguf };
+  return { checkpoint: { config, weights: all, ...held }, gguf };
 }
 
 function isDirectory(path: string): boolean {
@@ -236,13 +241,13 @@ export class Model {
 
   /** Uploads a checkpoint (a path, or files already read with readModelFiles) and compiles its plans. */
   static async load(source: string | ModelFiles, options: LoadOptions = {}): Promise<Model> {
-    const { config, weights, tokenizer } = typeof source === 'string' ? readModelFiles(source, options) : source;
+    const { config, weights, quantized, tokenizer } = typeof source === 'string' ? readModelFiles(source, options) : source;
     const built = buildGraphs(config); // a model the IR rejects fails before the GPU opens
     const gpu = await openGpu({ backend: options.backend, toggles: options.toggles ?? defaultToggles });
     try {
       const graphs = optimizeGraphs(config, options.passes, { maxStorageBuffers: gpu.limits.maxStorageBuffersPerShaderStage }, built);
-      const resident = new ResidentBuffers(gpu, weights);
-      const codegen = codegenOptions(gpu, options);
+      const resident = new ResidentBuffers(gpu, weights, quantized);
+      const codegen = { ...codegenOptions(gpu, options), ...(quantized ? { quantized: new Map([...quantized].map(([name, q]) => [name, q.type])) } : {}) };
       const prefill = await PlanExecutor.create(gpu, compileGraph(graphs.prefill, codegen), resident);
       const decode = await PlanExecutor.create(gpu, compileGraph(graphs.decode, codegen), resident);
       return new Model(config, tokenizer, gpu, resident, prefill, decode, graphs);

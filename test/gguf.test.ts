@@ -5,7 +5,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadModel, readCheckpoint, readModelFiles, type ModelFiles } from '../src/api.js';
+import { loadModel, optimizeGraphs, readCheckpoint, readModelFiles, type ModelFiles } from '../src/api.js';
+import { compileGraph, defaultCodegenOptions } from '../src/codegen/compile.js';
 import { dequantizeQ4_0, dequantizeQ8_0, parseGguf, readGguf } from '../models/gguf.js';
 import { llamaWeightShapes } from '../models/llama.js';
 import { maxAbsDiff } from './reference.js';
@@ -138,6 +139,30 @@ describe('GGUF llama checkpoints', () => {
     expect(worst(got, await logits({ config: base.config, weights, tokenizer: undefined }))).toBeLessThan(1e-4);
     // a sanity bound: quantization moves this small random model's logits (0.002 F16, 0.04 Q8_0, 1.8 Q4_0)
     expect(worst(got, await logits(fixture))).toBeLessThan(kind === 'Q4_0' ? 3 : 0.1);
+  });
+
+  it.each([
+    ['Q8_0', encodeQ8_0, 'q8_0'],
+    ['Q4_0', encodeQ4_0, 'q4_0'],
+  ] as const)('%s matmul weights stay quantized on the device; the embedding table and F16 fallbacks do not', async (kind, encode, dtype) => {
+    const path = save(`${kind}-plan.gguf`, build(encode).bytes);
+    const ckpt = readCheckpoint(path);
+    const quantized = new Map([...ckpt.quantized!].map(([name, q]) => [name, q.type]));
+    expect(quantized.get('layers.0.wq')).toBe(dtype);
+    const plan = compileGraph(optimizeGraphs(ckpt.config).decode, { ...defaultCodegenOptions, quantized });
+    const dtypeOf = (source: string): string | undefined => plan.buffers.find((b) => b.role === 'weight' && (b.sources ?? [b.name]).includes(source))?.dtype;
+    for (const name of ['layers.0.wq', 'layers.0.wv', 'layers.0.wo', 'layers.1.w1', 'layers.1.w3', 'output']) expect(dtypeOf(name), name).toBe(dtype);
+    // the embedding is read by row (f32 on the device); w2's rows of 344 are not whole blocks, so the file holds them as F16
+    expect(dtypeOf('tok_embeddings')).toBe('f32');
+    expect(dtypeOf('layers.0.w2')).toBe('f32');
+    const model = await loadModel(path);
+    const plain = await loadModel({ config: ckpt.config, weights: ckpt.weights, tokenizer: undefined });
+    try {
+      expect(model.decodeWeightBytes).toBeLessThan(plain.decodeWeightBytes * (kind === 'Q8_0' ? 0.6 : 0.5));
+    } finally {
+      model.release();
+      plain.release();
+    }
   });
 
   it('routes a file by its magic whatever its name, and output.weight absent ties it to token_embd', () => {

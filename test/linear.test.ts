@@ -3,13 +3,15 @@
 // that are not multiples of the tiles.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as A from '../src/affine.js';
-import { defaultLinearOptions, linearKernels, linearVariant, type LinearEpilogue, type LinearOptions, type LinearSpec, type LinearVariant } from '../src/codegen/linear.js';
+import { defaultLinearOptions, linearKernels, linearVariant, type KernelWeights, type LinearEpilogue, type LinearOptions, type LinearSpec, type LinearVariant } from '../src/codegen/linear.js';
 import { halfToFloat } from '../models/ieee754.js';
 import { PlanExecutor, ResidentBuffers } from '../src/runtime/executor.js';
 import { openGpu, type Gpu } from '../src/runtime/gpu.js';
 import { floatToHalf, packHalves } from '../src/runtime/halves.js';
 import type { Plan, PlanBuffer } from '../src/runtime/plan.js';
 import * as ref from './reference.js';
+import { encodeQ4_0, encodeQ8_0 } from './gguf-writer.js';
+import type { QuantizedTensor } from '../src/runtime/quantized.js';
 
 let gpu: Gpu;
 beforeAll(async () => {
@@ -27,7 +29,7 @@ interface Case {
   readonly n: number;
   readonly rows: number;
   readonly norm: boolean;
-  readonly weights: 'f32' | 'f16';
+  readonly weights: KernelWeights;
   readonly tileRows?: 4 | 8;
   /** workgroup memory the tile may use (default 16 KiB: 16-deep k slices; 32 KiB and more: 32-deep) */
   readonly workgroupBytes?: number;
@@ -76,6 +78,7 @@ const halfRounded = (w: Float32Array): Float32Array => w.map((v) => halfToFloat(
 
 /** out of the CPU reference: [rows, units] (store, residual, glu) or q [rows, qSize] and the two caches (qkv) */
 function reference(c: Case, data: Record<string, Float32Array>): Record<string, Float32Array> {
+  // quantized weights: data.w already holds the dequantized values
   const w = c.weights === 'f16' ? halfRounded(data.w!) : data.w!;
   const x = c.norm ? ref.rmsnorm(data.x!, data.nw!, 1e-5) : data.x!;
   const y = ref.matmul(x, w, c.k);
@@ -121,6 +124,13 @@ async function runCase(c: Case, seed: number): Promise<{ errors: Record<string, 
     kc: ref.randomArray(QKV.context * QKV.kvSize, seed + 6, 1),
     vc: ref.randomArray(QKV.context * QKV.kvSize, seed + 7, 1),
   };
+  // GGUF blocks made by ggml's reference quantizers; the reference multiplies by the values they stand for
+  const quantized = new Map<string, QuantizedTensor>();
+  if (c.weights === 'q8_0' || c.weights === 'q4_0') {
+    const e = (c.weights === 'q8_0' ? encodeQ8_0 : encodeQ4_0)(data.w!);
+    quantized.set('w', { type: c.weights, count: data.w!.length, blocks: e.data });
+    data.w = e.values;
+  }
   const shape = (...d: number[]): A.Affine[] => d.map((v) => A.constant(v));
   const used = new Set(linear.kernels.flatMap((k) => k.source.bindings.map((b) => b.buffer)));
   const buffers: PlanBuffer[] = [
@@ -149,7 +159,7 @@ async function runCase(c: Case, seed: number): Promise<{ errors: Record<string, 
     inputs: ['x'],
     outputs: ['out'],
   };
-  const resident = new ResidentBuffers(gpu, new Map(Object.entries(data).filter(([k]) => k !== 'x')));
+  const resident = new ResidentBuffers(gpu, new Map(Object.entries(data).filter(([k]) => k !== 'x')), quantized);
   const exec = await PlanExecutor.create(gpu, plan, resident);
   try {
     exec.run({ T: c.rows, P: QKV.P }, { x: data.x! });
@@ -184,6 +194,14 @@ describe('fused linear kernels against the CPU reference', () => {
     // deep K over few column tiles: split into K ranges (2 and 3, neither a whole number of slices) and reduced
     cases.push({ variant: 'split', kind, k: 2052, n: 70, rows: 37, norm: kind !== 'residual', weights: 'f32' });
     cases.push({ variant: 'split', kind, k: 3300, n: 40, rows: 70, norm: true, weights: 'f16', tune: { prefetch: true, splitK: 3 } });
+    // GGUF blocks kept quantized on the device, K a whole number of blocks of 32 but not of tiles
+    for (const weights of ['q8_0', 'q4_0'] as const) {
+      cases.push({ variant: 'tiled', kind, k: 96, n: 150, rows: 37, norm: kind !== 'residual', weights });
+      cases.push({ variant: 'gemv', kind, k: 288, n: 75, rows: 1, norm: kind !== 'residual', weights });
+      cases.push({ variant: 'gemv', kind, k: 4128, n: 6, rows: 2, norm: true, weights });
+      cases.push({ variant: 'column', kind, k: 96, n: 70, rows: 2, norm: kind !== 'residual', weights });
+      cases.push({ variant: 'split', kind, k: 2080, n: 70, rows: 37, norm: true, weights, tune: { splitK: 3 } });
+    }
   }
   cases.forEach((c, i) => {
     const what =

@@ -10,17 +10,22 @@ import { attentionKernels } from './attention.js';
 import { elementwiseKernel } from './elementwise.js';
 import { kernelFor, type KernelContext, type KernelSource } from './kernels.js';
 import type { KernelParts } from './wgsl.js';
-import { defaultLinearOptions, linearKernels, type LinearEpilogue, type LinearOptions, type LinearSpec } from './linear.js';
+import { defaultLinearOptions, linearKernels, type KernelWeights, type LinearEpilogue, type LinearOptions, type LinearSpec, type WeightFormat } from './linear.js';
+import { QUANT_BLOCK, type QuantType } from '../runtime/quantized.js';
 
 /** What codegen needs of the device and the user: the adapter's workgroup limits, the weight format, matmul and attention tiles. */
-export interface CodegenOptions extends LinearOptions {
+export interface CodegenOptions extends Omit<LinearOptions, 'weights'> {
+  /** how float weights that only linear kernels read are stored */
+  readonly weights: WeightFormat;
   /** the most query rows and keys of a prefill attention tile (8, 16 or 32; smaller where the head does not fit) */
   readonly attentionTile: 8 | 16 | 32;
+  /** checkpoint tensors held as quantized blocks: a weight only linear kernels read, built from such tensors of one type, stays quantized */
+  readonly quantized?: ReadonlyMap<string, QuantType>;
 }
 /** Workgroup memory attention tiles may use at most (a 32×32 tile of 64-wide heads takes 29 KiB). */
 const ATTENTION_BYTES = 32768;
 
-export const defaultCodegenOptions: CodegenOptions = { ...defaultLinearOptions, attentionTile: 16 };
+export const defaultCodegenOptions: CodegenOptions = { ...defaultLinearOptions, weights: 'f32', attentionTile: 16 };
 
 function constDim(d: Affine): number {
   if (!A.isConstant(d)) throw new Error(`expected a constant dimension, got ${A.format(d)}`);
@@ -77,8 +82,9 @@ function linearSpec(k: KernelItem, members: readonly Op[], ctx: KernelContext): 
 }
 
 /**
- * Lowers `graph` to a plan. With `weights: 'f16'`, the weights that linear kernels read are stored as packed
- * halves (dtype f16 in the plan) — unless another kernel reads them too, which then keep float32.
+ * Lowers `graph` to a plan. Weights that only linear kernels read stay quantized where the checkpoint holds
+ * them so (dtype q8_0 / q4_0 in the plan), else with `weights: 'f16'` are stored as packed halves (dtype
+ * f16); weights another kernel reads too keep float32.
  */
 export function compileGraph(graph: Graph, options: CodegenOptions = defaultCodegenOptions): Plan {
   const types = new Map<string, TensorType>();
@@ -109,7 +115,7 @@ export function compileGraph(graph: Graph, options: CodegenOptions = defaultCode
   const nodes = new Map(graph.nodes.map((n) => [n.name, n]));
   const scheduled = scheduledKernels(graph);
   const specs = new Map(scheduled.filter((k) => k.template === 'linear').map((k) => [k.name, linearSpec(k, k.members.map((m) => nodes.get(m)!), ctx)]));
-  const packed = options.weights === 'f16' ? packedWeights(graph, scheduled, specs) : new Set<string>();
+  const formats = weightFormats(graph, linearOnlyWeights(graph, scheduled, specs), options);
   const kernels: PlanKernel[] = [];
   const emit = (name: string, op: string, k: KernelSource, after?: string, variant?: string): void => {
     kernels.push({
@@ -130,7 +136,7 @@ export function compileGraph(graph: Graph, options: CodegenOptions = defaultCode
     const members = k.members.map((m) => nodes.get(m)!);
     const spec = specs.get(k.name);
     if (spec) {
-      const o = { ...options, weights: packed.has(spec.w) ? options.weights : ('f32' as const) };
+      const o = { ...options, weights: formats.get(spec.w) ?? ('f32' as const) };
       const linear = linearKernels(spec, o, k.name);
       emitParts(k.name, 'linear', linear, linear.variant);
     } else if (k.template === 'attention') {
@@ -162,15 +168,18 @@ export function compileGraph(graph: Graph, options: CodegenOptions = defaultCode
   return {
     graph: graph.name,
     symbols: graph.symbols,
-    buffers: buffers.map((b) => (packed.has(b.name) ? { ...b, dtype: 'f16' as const } : b)),
+    buffers: buffers.map((b) => {
+      const dtype = formats.get(b.name);
+      return dtype ? { ...b, dtype } : b;
+    }),
     kernels,
     inputs: graph.decls.filter((d) => d.kind === 'input').map((d) => d.name),
     outputs: graph.outputs.map((o) => storage.get(o)!),
   };
 }
 
-/** Weights read only as the `w` of linear kernels: the ones that can be stored as halves. */
-function packedWeights(graph: Graph, scheduled: readonly KernelItem[], specs: ReadonlyMap<string, LinearSpec>): Set<string> {
+/** Weights read only as the `w` of linear kernels: the ones that can be stored as halves or quantized blocks. */
+function linearOnlyWeights(graph: Graph, scheduled: readonly KernelItem[], specs: ReadonlyMap<string, LinearSpec>): Set<string> {
   const weights = new Set(graph.decls.filter((d) => d.kind === 'weight').map((d) => d.name));
   const asW = new Set([...specs.values()].map((s) => s.w));
   const nodes = new Map(graph.nodes.map((n) => [n.name, n]));
@@ -181,4 +190,17 @@ function packedWeights(graph: Graph, scheduled: readonly KernelItem[], specs: Re
     }
   }
   return asW;
+}
+
+/** The storage of each linear-only weight that is not float32: its sources' quantized type where all share one, else f16 when asked. */
+function weightFormats(graph: Graph, linearOnly: ReadonlySet<string>, options: CodegenOptions): Map<string, KernelWeights> {
+  const formats = new Map<string, KernelWeights>();
+  for (const d of graph.decls) {
+    if (!linearOnly.has(d.name)) continue;
+    const types = (d.from ?? [d.name]).map((n) => options.quantized?.get(n));
+    const k = d.type.shape.at(-1)!;
+    if (types[0] && types.every((t) => t === types[0]) && A.isConstant(k) && k.c % QUANT_BLOCK === 0) formats.set(d.name, types[0]);
+    else if (options.weights === 'f16') formats.set(d.name, 'f16');
+  }
+  return formats;
 }

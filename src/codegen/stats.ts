@@ -61,7 +61,8 @@ export function fullContextEnv(g: Graph, contextLength: number): Env {
 }
 
 /** bytes a plan buffer's element takes on the device (f16: packed halves) */
-export const bytesPerElement = { f32: 4, i32: 4, f16: 2 } as const;
+/** device bytes per element; a quantized block of 32 is its quants and a 2-byte scale */
+export const bytesPerElement = { f32: 4, i32: 4, f16: 2, q8_0: 34 / 32, q4_0: 18 / 32 } as const;
 
 function elements(shape: readonly Affine[], env: Env): number {
   return shape.reduce((n, d) => n * A.evaluate(d, env), 1);

@@ -3,6 +3,7 @@
 import * as A from '../affine.js';
 import type { Gpu } from './gpu.js';
 import { packHalves } from './halves.js';
+import { quantizedLayout, type QuantizedTensor } from './quantized.js';
 import { uniformSymbols, type Plan, type PlanBuffer } from './plan.js';
 
 const usage = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
@@ -27,6 +28,8 @@ export class ResidentBuffers {
   constructor(
     private readonly gpu: Gpu,
     private readonly weights: ReadonlyMap<string, Float32Array>,
+    /** checkpoint tensors also held as quantized blocks, for weights a plan stores quantized */
+    private readonly quantized: ReadonlyMap<string, QuantizedTensor> = new Map(),
   ) {}
 
   private allocate(name: string, bytes: number): GPUBuffer {
@@ -61,6 +64,17 @@ export class ResidentBuffers {
     let buf: GPUBuffer;
     if (b.role === 'state' && !this.weights.has(b.name)) {
       buf = this.allocate(b.name, count * 4);
+    } else if (b.dtype === 'q8_0' || b.dtype === 'q4_0') {
+      const parts = (b.sources ?? [b.name]).map((n) => {
+        const q = this.quantized.get(n);
+        if (!q || q.type !== b.dtype) throw new Error(`weight ${b.name} needs ${n} as ${b.dtype} blocks, which the checkpoint does not hold`);
+        return q;
+      });
+      const total = parts.reduce((n, p) => n + p.count, 0);
+      if (total !== count) throw new Error(`weight ${b.name} has ${total} values, its shape needs ${count}`);
+      const words = quantizedLayout(parts);
+      buf = this.allocate(b.name, words.byteLength);
+      this.gpu.device.queue.writeBuffer(buf, 0, words.buffer, words.byteOffset, words.byteLength);
     } else {
       const parts = (b.sources ?? [b.name]).map((n) => this.tensor(n, b.name));
       const total = parts.reduce((n, p) => n + p.length, 0);

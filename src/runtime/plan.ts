@@ -7,8 +7,8 @@ export type BufferRole = 'input' | 'weight' | 'state' | 'activation';
 export interface PlanBuffer {
   readonly name: string;
   readonly role: BufferRole;
-  /** f16: float32 values stored as packed halves (two per u32) */
-  readonly dtype: 'f32' | 'i32' | 'f16';
+  /** f16: float32 values stored as packed halves (two per u32); q8_0, q4_0: GGUF blocks in quantized.ts's layout */
+  readonly dtype: 'f32' | 'i32' | 'f16' | 'q8_0' | 'q4_0';
   /** elements = product of the dims evaluated at the run's symbol values */
   readonly shape: readonly Affine[];
   /** a weight stacked from these checkpoint tensors along the first axis (default: the tensor of its name) */
