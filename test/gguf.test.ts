@@ -9,7 +9,7 @@ import { loadModel, optimizeGraphs, readCheckpoint, readModelFiles, type ModelFi
 import { compileGraph, defaultCodegenOptions } from '../src/codegen/compile.js';
 import { dequantizeQ4_0, dequantizeQ8_0, parseGguf, readGguf } from '../models/gguf.js';
 import { llamaWeightShapes } from '../models/llama.js';
-import { maxAbsDiff } from './reference.js';
+import { llamaForward, maxAbsDiff } from './reference.js';
 import { encodeF16, encodeF32, encodeQ4_0, encodeQ8_0, writeGguf, type EncodedTensor, type GgufMeta, type GgufTensor } from './gguf-writer.js';
 import { ropeTables } from '../models/llama2c.js';
 import { HfTokenizer } from '../src/runtime/hf-tokenizer.js';
@@ -110,6 +110,18 @@ async function logits(source: string | ModelFiles): Promise<Float32Array[]> {
   }
 }
 
+/** The ids fed at every position of that run. */
+async function fedIds(source: string): Promise<number[]> {
+  const model = await loadModel(source);
+  try {
+    const ids: number[] = [];
+    for await (const s of model.generate({ promptIds: reference.prompt, steps: reference.prompt.length + 4, temperature: 0 })) ids.push(s.token);
+    return ids;
+  } finally {
+    model.release();
+  }
+}
+
 const worst = (a: Float32Array[], b: Float32Array[]): number => {
   expect(a.length).toBe(b.length);
   return Math.max(...a.map((x, i) => maxAbsDiff(x, b[i]!)));
@@ -128,7 +140,7 @@ describe('GGUF llama checkpoints', () => {
     ['F16', encodeF16],
     ['Q8_0', encodeQ8_0],
     ['Q4_0', encodeQ4_0],
-  ])('%s: dequantized weights equal the encoded values, logits equal a model built from them', async (kind, encode) => {
+  ])('%s: dequantized weights equal the encoded values; logits equal a model built from them and a CPU dequantize-then-compute forward pass', async (kind, encode) => {
     const { bytes, expected } = build(encode, kind === 'Q4_0' ? [['general.alignment', { type: 'u32', value: 64 }]] : []);
     const path = save(`${kind}.gguf`, bytes);
     const ckpt = readCheckpoint(path);
@@ -137,6 +149,11 @@ describe('GGUF llama checkpoints', () => {
     for (const [name, w] of expected) weights.set(name, w);
     const got = await logits(path);
     expect(worst(got, await logits({ config: base.config, weights, tokenizer: undefined }))).toBeLessThan(1e-4);
+    // the CPU's dequantize-then-compute forward pass over the ids fed, at every position
+    const ids = await fedIds(path);
+    const cpu = llamaForward(ckpt.config, ckpt.weights, ids);
+    const V = ckpt.config.vocabSize;
+    expect(worst(got, ids.map((_, p) => cpu.subarray(p * V, (p + 1) * V)))).toBeLessThan(1e-4);
     // a sanity bound: quantization moves this small random model's logits (0.002 F16, 0.04 Q8_0, 1.8 Q4_0)
     expect(worst(got, await logits(fixture))).toBeLessThan(kind === 'Q4_0' ? 3 : 0.1);
   });

@@ -10,6 +10,7 @@ import { loadModel, readCheckpoint } from '../src/api.js';
 import { readSafetensors } from '../models/safetensors.js';
 import * as ref from './reference.js';
 import { maxAbsDiff, randomArray } from './reference.js';
+import { runWeft } from './weft-process.js';
 
 const hf = new URL('../../shared/fixtures/hf/', import.meta.url).pathname;
 const TOLERANCE = 1e-4;
@@ -50,6 +51,29 @@ describe.each([
       });
     } finally {
       model.release();
+    }
+  });
+});
+
+describe.each(['llama-gqa', 'gpt2'])('weft run %s --prompt-ids … --temperature 0 --dump-logits (the built CLI)', (name) => {
+  it('prints the prompt and transformers greedy tokens, and dumps logits within 1e-4 of its prefill and decode logits', () => {
+    const dir = join(hf, name);
+    const ref = JSON.parse(readFileSync(join(dir, 'reference.json'), 'utf8')) as { prompt: number[]; greedy: number[] };
+    const dump = join(scratch, `${name}-cli.f32`);
+    const steps = ref.prompt.length + ref.greedy.length;
+    const r = runWeft(['run', dir, '--prompt-ids', ref.prompt.join(','), '--steps', String(steps), '--temperature', '0', '--json', '--dump-logits', dump], 120_000);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout).tokens).toEqual([...ref.prompt, ...ref.greedy]);
+    const logits = floats(dump);
+    const prefill = floats(join(dir, 'logits.f32'));
+    const decode = floats(join(dir, 'decode_logits.f32'));
+    const V = logits.length / steps;
+    for (let p = 0; p < steps; p++) {
+      const row = logits.subarray(p * V, (p + 1) * V);
+      if (p < ref.prompt.length) expect(maxAbsDiff(row, prefill.subarray(p * V, (p + 1) * V)), `prefill position ${p}`).toBeLessThan(TOLERANCE);
+      const d = p - (ref.prompt.length - 1);
+      if (d >= 0 && d < ref.greedy.length) expect(maxAbsDiff(row, decode.subarray(d * V, (d + 1) * V)), `decode step ${d}`).toBeLessThan(TOLERANCE);
     }
   });
 });

@@ -2,7 +2,6 @@
 // heads included), its logits after a prefill and each decode step match a CPU forward pass and weft's.
 import * as tf from '@tensorflow/tfjs-core';
 import { describe, expect, it } from 'vitest';
-import type { ModelConfig } from '../models/llama.js';
 import { tinyLlama, tinyLlamaWeights } from './tiny-llama.js';
 import { Model } from '../src/api.js';
 import { tfjsBench, tfjsLogits } from '../src/peers/tfjs.js';
@@ -16,30 +15,6 @@ const config = tinyLlama;
 const weights = tinyLlamaWeights;
 const prompt = [1, 40, 7, 96, 23, 0, 58];
 const decodeSteps = 6;
-
-/** Logits [ids, vocab] of the whole sequence in one causal pass on the CPU. */
-function referenceLogits(c: ModelConfig, w: ReadonlyMap<string, Float32Array>, ids: readonly number[]): Float32Array {
-  const get = (name: string): Float32Array => w.get(name)!;
-  const hs = c.dim / c.nHeads;
-  const kvDim = c.nKvHeads * hs;
-  const heads = { heads: c.nHeads, kvHeads: c.nKvHeads, headSize: hs };
-  const n = ids.length;
-  const [cos, sin] = [get('rope_cos'), get('rope_sin')];
-  let x = ref.embed(get('tok_embeddings'), Int32Array.from(ids), c.dim);
-  for (let l = 0; l < c.nLayers; l++) {
-    const lw = (s: string): Float32Array => get(`layers.${l}.${s}`);
-    const h = ref.rmsnorm(x, lw('attention_norm'), c.normEps);
-    const q = ref.rope(ref.matmul(h, lw('wq'), c.dim), cos, sin, c.dim, hs, 0);
-    const k = ref.rope(ref.matmul(h, lw('wk'), c.dim), cos, sin, kvDim, hs, 0);
-    const v = ref.matmul(h, lw('wv'), c.dim);
-    const probs = ref.softmax(ref.attnScores(q, k, heads, n, n), n, n, true);
-    x = ref.add(x, ref.matmul(ref.attnMix(probs, v, heads, n, n), lw('wo'), c.dim));
-    const f = ref.rmsnorm(x, lw('ffn_norm'), c.normEps);
-    const gated = ref.mul(ref.silu(ref.matmul(f, lw('w1'), c.dim)), ref.matmul(f, lw('w3'), c.dim));
-    x = ref.add(x, ref.matmul(gated, lw('w2'), c.hiddenDim));
-  }
-  return ref.matmul(ref.rmsnorm(x, get('norm'), c.normEps), get('output'), c.dim);
-}
 
 /** Token ids weft fed and its logits at every position of a greedy run after `prompt`. */
 async function weftRun(): Promise<{ ids: number[]; logits: Float32Array[] }> {
@@ -69,7 +44,7 @@ describe('tfjs peer', () => {
     expect(peer.prefill).toHaveLength(prompt.length * V);
     expect(peer.decode).toHaveLength(decodeSteps);
     const rows = [...Array.from({ length: prompt.length }, (_, p) => peer.prefill.subarray(p * V, (p + 1) * V)), ...peer.decode];
-    const expected = referenceLogits(config, weights, weft.ids);
+    const expected = ref.llamaForward(config, weights, weft.ids);
     rows.forEach((row, p) => {
       expect(ref.maxAbsDiff(row, expected.subarray(p * V, (p + 1) * V)), `max |Δlogit| against the CPU at position ${p}`).toBeLessThan(TOLERANCE);
       expect(ref.maxAbsDiff(row, weft.logits[p]!), `max |Δlogit| against weft at position ${p}`).toBeLessThan(TOLERANCE);

@@ -1,5 +1,6 @@
 // CPU references for every op, written as plain loops in the order llama2.c's run.c computes them,
-// with float32 rounding at each step.
+// with float32 rounding at each step; and a whole llama forward pass built from them.
+import type { ModelConfig } from '../models/llama.js';
 const f = Math.fround;
 
 export function embed(table: Float32Array, ids: Int32Array, d: number): Float32Array {
@@ -150,3 +151,27 @@ export const gelu = (a: Float32Array): Float32Array =>
   a.map((x) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3))));
 
 export const addBias = (x: Float32Array, b: Float32Array): Float32Array => x.map((v, i) => f(v + b[i % b.length]!));
+
+/** A llama's logits [ids, vocab] (weft's weight names, adjacent-pair RoPE from its rope_cos/rope_sin) in one causal pass on the CPU. */
+export function llamaForward(c: ModelConfig, w: ReadonlyMap<string, Float32Array>, ids: readonly number[]): Float32Array {
+  const get = (name: string): Float32Array => w.get(name)!;
+  const hs = c.dim / c.nHeads;
+  const kvDim = c.nKvHeads * hs;
+  const heads = { heads: c.nHeads, kvHeads: c.nKvHeads, headSize: hs };
+  const n = ids.length;
+  const [cos, sin] = [get('rope_cos'), get('rope_sin')];
+  let x = embed(get('tok_embeddings'), Int32Array.from(ids), c.dim);
+  for (let l = 0; l < c.nLayers; l++) {
+    const lw = (s: string): Float32Array => get(`layers.${l}.${s}`);
+    const h = rmsnorm(x, lw('attention_norm'), c.normEps);
+    const q = rope(matmul(h, lw('wq'), c.dim), cos, sin, c.dim, hs, 0);
+    const k = rope(matmul(h, lw('wk'), c.dim), cos, sin, kvDim, hs, 0);
+    const v = matmul(h, lw('wv'), c.dim);
+    const probs = softmax(attnScores(q, k, heads, n, n), n, n, true);
+    x = add(x, matmul(attnMix(probs, v, heads, n, n), lw('wo'), c.dim));
+    const f = rmsnorm(x, lw('ffn_norm'), c.normEps);
+    const gated = mul(silu(matmul(f, lw('w1'), c.dim)), matmul(f, lw('w3'), c.dim));
+    x = add(x, matmul(gated, lw('w2'), c.hiddenDim));
+  }
+  return matmul(rmsnorm(x, get('norm'), c.normEps), get('output'), c.dim);
+}
