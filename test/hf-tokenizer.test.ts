@@ -70,6 +70,26 @@ describe('HfTokenizer encode', () => {
     expect(llama3.encode('<|endoftext|><|endoftext|>', false, false)).toEqual([260, 260]);
   });
 
+  it("prepends the special token a TemplateProcessing post-processor puts first (Llama 3's), unless add_bos_token is false", () => {
+    const template = {
+      type: 'TemplateProcessing',
+      single: [{ SpecialToken: { id: '<|begin_of_text|>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+      pair: [],
+      special_tokens: { '<|begin_of_text|>': { id: '<|begin_of_text|>', ids: [261] } },
+    };
+    const json = JSON.parse(tokenizerJson({ added: ['<|begin_of_text|>'] }));
+    const bos = json.added_tokens[0].id;
+    for (const post_processor of [template, { type: 'Sequence', processors: [{ type: 'ByteLevel', add_prefix_space: false }, template] }]) {
+      const text = JSON.stringify({ ...json, post_processor });
+      expect(load(text).encode('a', true, false)).toEqual([bos, 97]);
+      expect(load(text).encode('a', false, false)).toEqual([97]);
+      expect(load(text, 500, { add_bos_token: false }).encode('a', true, false)).toEqual([97]);
+    }
+    // a template without a leading special token adds none
+    const plain = { ...template, single: [{ Sequence: { id: 'A', type_id: 0 } }] };
+    expect(load(JSON.stringify({ ...json, post_processor: plain })).encode('a', true, false)).toEqual([97]);
+  });
+
   it('prepends bos_token only when tokenizer_config.json sets add_bos_token', () => {
     const withBos = load(tokenizerJson(), 500, { add_bos_token: true, bos_token: { content: '<|endoftext|>' } });
     expect(withBos.encode('a', true, false)).toEqual([260, 97]);

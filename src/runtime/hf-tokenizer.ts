@@ -141,7 +141,12 @@ export class HfTokenizer implements TextTokenizer {
       if (id === undefined) fail(`tokenizer_config.json's ${key} ${JSON.stringify(content)} is not a token of this tokenizer`);
       return id;
     };
-    const bosId = config.add_bos_token === true ? specialId('bos_token') : undefined;
+    // BOS: tokenizer_config.json's add_bos_token and bos_token, else the special token a TemplateProcessing
+    // post-processor puts first (Llama 3's <|begin_of_text|>), unless add_bos_token is false
+    const templateBos = config.add_bos_token === false ? undefined : leadingSpecialToken(json.post_processor);
+    const templateId = templateBos === undefined ? undefined : added.get(templateBos) ?? vocab.get(templateBos);
+    if (templateBos !== undefined && templateId === undefined) fail(`post_processor starts with ${JSON.stringify(templateBos)}, which is not a token of this tokenizer`);
+    const bosId = config.add_bos_token === true ? specialId('bos_token') : templateId;
     const eosId = specialId('eos_token');
 
     return new HfTokenizer(
@@ -256,6 +261,22 @@ export class HfTokenizer implements TextTokenizer {
     if (this.cache.size < 1 << 16) this.cache.set(word, ids);
     return ids;
   }
+}
+
+/** The special token a TemplateProcessing post-processor (alone or in a Sequence) puts before a single sequence, if any. */
+function leadingSpecialToken(post: unknown): string | undefined {
+  if (!isObject(post)) return undefined;
+  if (post.type === 'Sequence' && Array.isArray(post.processors)) {
+    for (const p of post.processors) {
+      const t = leadingSpecialToken(p);
+      if (t !== undefined) return t;
+    }
+    return undefined;
+  }
+  if (post.type !== 'TemplateProcessing' || !Array.isArray(post.single)) return undefined;
+  const first: unknown = post.single[0];
+  const special = isObject(first) && isObject(first.SpecialToken) ? first.SpecialToken.id : undefined;
+  return typeof special === 'string' ? special : undefined;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
