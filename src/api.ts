@@ -116,6 +116,8 @@ export interface LoadOptions {
   readonly passes?: readonly Pass[];
   /** Dawn toggles to enable (default: defaultToggles; [] for none) */
   readonly toggles?: readonly string[];
+  /** the most positions a generation may use, below the model's own context: a smaller KV cache and position tables */
+  readonly context?: number;
   /** how matmul weights are stored on the device (default f32; f16 halves their bytes) */
   readonly weights?: WeightFormat;
   /** kernel choices (see CodegenOptions): the K from which decode matmuls split K, prefill K splits, the shape of prefill matmul and attention tiles */
@@ -133,6 +135,22 @@ export function codegenOptions(gpu: Pick<Gpu, 'limits' | 'fallback'>, options: L
     maxInvocations: Math.min(gpu.limits.maxComputeInvocationsPerWorkgroup, gpu.limits.maxComputeWorkgroupSizeX),
     maxWorkgroupBytes: gpu.limits.maxComputeWorkgroupStorageSize,
   };
+}
+
+/** Weights indexed by position, whose rows a shorter context cuts (RoPE tables, GPT-2's learned positions). */
+const positionTables = ['rope_cos', 'rope_sin', 'wpe'];
+
+/** A checkpoint whose context is cut to `context` positions (at most its own). */
+export function withContext<C extends Checkpoint>(checkpoint: C, context: number): C {
+  const seqLen = checkpoint.config.seqLen;
+  if (!Number.isInteger(context) || context < 1) throw new Error(`context must be a positive whole number, got ${context}`);
+  if (context > seqLen) throw new Error(`context ${context} is beyond the model's context of ${seqLen} positions`);
+  const weights = new Map(checkpoint.weights);
+  for (const name of positionTables) {
+    const table = weights.get(name);
+    if (table) weights.set(name, table.subarray(0, (table.length / seqLen) * context));
+  }
+  return { ...checkpoint, config: { ...checkpoint.config, seqLen: context }, weights };
 }
 
 export interface GenerateRequest {
@@ -241,7 +259,8 @@ export class Model {
 
   /** Uploads a checkpoint (a path, or files already read with readModelFiles) and compiles its plans. */
   static async load(source: string | ModelFiles, options: LoadOptions = {}): Promise<Model> {
-    const { config, weights, quantized, tokenizer } = typeof source === 'string' ? readModelFiles(source, options) : source;
+    const files = typeof source === 'string' ? readModelFiles(source, options) : source;
+    const { config, weights, quantized, tokenizer } = options.context === undefined ? files : withContext(files, options.context);
     const built = buildGraphs(config); // a model the IR rejects fails before the GPU opens
     const gpu = await openGpu({ backend: options.backend, toggles: options.toggles ?? defaultToggles });
     try {

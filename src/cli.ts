@@ -10,7 +10,7 @@ import type { GraphKind, ModelConfig } from '../models/llama.js';
 import { syntheticConfigs, syntheticModel } from '../models/synthetic.js';
 import { checkBenchOptions, type PeerBenchOptions, type PeerRow } from './peers/peer.js';
 import { benchmark, formatBenchRow, type BenchRow } from './bench.js';
-import { buildGraphs, defaultToggles, loadModel, readCheckpoint, readModelFiles, resolveRequest, type GenerateRequest, type ModelFiles } from './api.js';
+import { buildGraphs, defaultToggles, loadModel, readCheckpoint, readModelFiles, resolveRequest, withContext, type GenerateRequest, type ModelFiles } from './api.js';
 import { compileGraph } from './codegen/compile.js';
 import { formatStats, fullContextEnv, graphStats } from './codegen/stats.js';
 import { printDot, printJson } from './ir/formats.js';
@@ -57,6 +57,7 @@ interface RunArgs {
   dumpLogits?: string;
   weights: 'f32' | 'f16';
   backend?: string;
+  context?: number;
 }
 
 async function run(a: RunArgs): Promise<void> {
@@ -70,7 +71,8 @@ async function run(a: RunArgs): Promise<void> {
     seed: a.seed === 0 ? Math.floor(Date.now() / 1000) : a.seed,
     logits: a.dumpLogits !== undefined,
   };
-  const files = readModelFiles(a.model, { tokenizer: a.tokenizer });
+  const read = readModelFiles(a.model, { tokenizer: a.tokenizer });
+  const files = a.context !== undefined ? withContext(read, a.context) : read;
   resolveRequest(files, request); // every argument is checked before the GPU opens
   const model = await loadModel(files, { backend: a.backend, weights: a.weights });
   try {
@@ -371,7 +373,8 @@ async function main(): Promise<void> {
           .option('dump-logits', { type: 'string', describe: 'write float32 [positions][vocab] logits to FILE' })
           .option('weights', { choices: ['f32', 'f16'] as const, default: 'f32' as const, describe: 'matmul weights on the device: float32, or packed halves (half the bytes)' })
           .option('backend', { type: 'string', describe: 'Dawn backend (vulkan, opengles, …); default: the first that works' })
-          .requiresArg(['tokenizer', 'prompt', 'prompt-ids', 'steps', 'temperature', 'topp', 'seed', 'dump-logits', 'backend']),
+          .option('context', { type: 'number', describe: "positions to allocate, below the model's context (a smaller KV cache)" })
+          .requiresArg(['tokenizer', 'prompt', 'prompt-ids', 'steps', 'temperature', 'topp', 'seed', 'dump-logits', 'backend', 'context']),
       async (argv) => run(argv as unknown as RunArgs),
     )
     .command(

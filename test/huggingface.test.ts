@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ropeTables } from '../models/llama2c.js';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadModel, readCheckpoint } from '../src/api.js';
+import { loadModel, readCheckpoint, withContext } from '../src/api.js';
 import { readSafetensors } from '../models/safetensors.js';
 import * as ref from './reference.js';
 import { maxAbsDiff, randomArray } from './reference.js';
@@ -75,6 +75,34 @@ describe.each(['llama-gqa', 'gpt2'])('weft run %s --prompt-ids … --temperature
       const d = p - (ref.prompt.length - 1);
       if (d >= 0 && d < ref.greedy.length) expect(maxAbsDiff(row, decode.subarray(d * V, (d + 1) * V)), `decode step ${d}`).toBeLessThan(TOLERANCE);
     }
+  });
+});
+
+describe('a shorter context (LoadOptions.context, weft run --context)', () => {
+  it.each(['llama-gqa', 'gpt2'])('%s: the same logits in fewer positions, and steps beyond it refused', async (name) => {
+    const dir = join(hf, name);
+    const ref = JSON.parse(readFileSync(join(dir, 'reference.json'), 'utf8')) as { prompt: number[]; greedy: number[] };
+    const steps = ref.prompt.length + 3;
+    const run = async (context?: number): Promise<Float32Array[]> => {
+      const model = await loadModel(dir, context === undefined ? {} : { context });
+      try {
+        if (context !== undefined) expect(model.config.seqLen).toBe(context);
+        const out: Float32Array[] = [];
+        for await (const st of model.generate({ promptIds: ref.prompt, steps, temperature: 0, logits: true })) out.push(st.logits!);
+        return out;
+      } finally {
+        model.release();
+      }
+    };
+    const full = await run();
+    const short = await run(steps);
+    short.forEach((row, p) => expect(maxAbsDiff(row, full[p]!), `position ${p}`).toBe(0));
+    const cut = withContext(readCheckpoint(dir), steps);
+    expect(cut.config.seqLen).toBe(steps);
+    const r = runWeft(['run', dir, '--prompt-ids', ref.prompt.join(','), '--steps', String(steps + 1), '--context', String(steps), '--temperature', '0'], 60_000);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toBe(`weft: steps ${steps + 1} is beyond the model's context of ${steps} positions\n`);
+    expect(() => withContext(readCheckpoint(dir), 100_000)).toThrow(/^context 100000 is beyond the model's context of \d+ positions$/);
   });
 });
 
