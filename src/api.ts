@@ -2,9 +2,9 @@
 // Glue between model definitions (models/), the compiler (ir, codegen) and the runtime.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { llamaGraph, type GraphKind, type ModelConfig } from '../models/llama.js';
+import { llamaGraph, llamaWeightShapes, type GraphKind, type ModelConfig } from '../models/llama.js';
 import { gpt2Graph } from '../models/gpt2.js';
-import { ggufTokenizer, isGguf, readGguf, type GgufFile } from '../models/gguf.js';
+import { dequantizeQ4_0, dequantizeQ8_0, ggufTokenizer, isGguf, readGguf, type GgufFile } from '../models/gguf.js';
 import { isHuggingFaceDir, readHuggingFace } from '../models/huggingface.js';
 import { readLlama2c, ropeTables } from '../models/llama2c.js';
 import * as A from './affine.js';
@@ -19,7 +19,7 @@ import { verifyGraph } from './ir/verify.js';
 import { PlanExecutor, ResidentBuffers } from './runtime/executor.js';
 import { BOS, checkGenerateOptions, generateSteps, type GenerateOptions, type GenerationStep } from './runtime/generate.js';
 import { openGpu, type Gpu } from './runtime/gpu.js';
-import type { QuantizedTensor } from './runtime/quantized.js';
+import { QUANT_BLOCK, quantizeQ4_0, quantizeQ8_0, type QuantizedTensor, type QuantType } from './runtime/quantized.js';
 import { generatorState } from './runtime/sampler.js';
 import { HfTokenizer } from './runtime/hf-tokenizer.js';
 import { Tokenizer, type TextTokenizer } from './runtime/tokenizer.js';
@@ -135,6 +135,26 @@ export function codegenOptions(gpu: Pick<Gpu, 'limits' | 'fallback'>, options: L
     maxInvocations: Math.min(gpu.limits.maxComputeInvocationsPerWorkgroup, gpu.limits.maxComputeWorkgroupSizeX),
     maxWorkgroupBytes: gpu.limits.maxComputeWorkgroupStorageSize,
   };
+}
+
+/**
+ * A llama checkpoint with its matmul weights (every layer's wq … w3, and the classifier; not the embedding
+ * table) quantized by ggml's reference quantizer, as llama.cpp's converter would, and held as blocks; the
+ * weights map gets the values they stand for. Weights whose rows are not whole blocks stay as they are.
+ */
+export function quantizeCheckpoint<C extends Checkpoint>(checkpoint: C, type: QuantType): C {
+  if (checkpoint.config.family !== 'llama') throw new Error(`quantizing: only llama-family checkpoints, not ${checkpoint.config.family}`);
+  const weights = new Map(checkpoint.weights);
+  const quantized = new Map(checkpoint.quantized ?? []);
+  for (const [name, shape] of llamaWeightShapes(checkpoint.config)) {
+    if (!(name === 'output' || /^layers\.\d+\.w[qkvo123]$/.test(name)) || shape[1]! % QUANT_BLOCK !== 0) continue;
+    const values = weights.get(name);
+    if (!values) continue;
+    const blocks = type === 'q8_0' ? quantizeQ8_0(values) : quantizeQ4_0(values);
+    quantized.set(name, { type, count: values.length, blocks });
+    weights.set(name, type === 'q8_0' ? dequantizeQ8_0(blocks, values.length) : dequantizeQ4_0(blocks, values.length));
+  }
+  return { ...checkpoint, weights, quantized };
 }
 
 /** Weights indexed by position, whose rows a shorter context cuts (RoPE tables, GPT-2's learned positions). */

@@ -108,6 +108,11 @@ async function timeDecode(model: Model, steps: number, runs: number): Promise<nu
   return median(times) / 1000;
 }
 
+/** The quantized type a checkpoint's matmul weights are held in, if any. */
+function heldQuantized(source: string | ModelFiles): string | undefined {
+  return typeof source === 'string' ? undefined : [...(source.quantized?.values() ?? [])][0]?.type;
+}
+
 export async function benchmark(source: string | ModelFiles, label: string, o: BenchOptions): Promise<BenchRow> {
   const model = await loadModel(source, o);
   try {
@@ -148,7 +153,7 @@ export async function benchmark(source: string | ModelFiles, label: string, o: B
       device: `${model.device.backend}: ${model.device.adapter}`,
       prefill_tokens_per_s: prefill,
       decode_tokens_per_s: 1 / perToken,
-      weights: o.weights ?? 'f32',
+      weights: heldQuantized(source) ?? o.weights ?? 'f32',
       dispatches: model.dispatches,
       prefill_gflop_per_s: gflops,
       ...(o.limits?.flops ? { prefill_flops_ratio: flopsRatio } : {}),

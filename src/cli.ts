@@ -10,7 +10,7 @@ import type { GraphKind, ModelConfig } from '../models/llama.js';
 import { syntheticConfigs, syntheticModel } from '../models/synthetic.js';
 import { checkBenchOptions, type PeerBenchOptions, type PeerRow } from './peers/peer.js';
 import { benchmark, formatBenchRow, type BenchRow } from './bench.js';
-import { buildGraphs, defaultToggles, loadModel, readCheckpoint, readModelFiles, resolveRequest, withContext, type GenerateRequest, type ModelFiles } from './api.js';
+import { buildGraphs, defaultToggles, loadModel, quantizeCheckpoint, readCheckpoint, readModelFiles, resolveRequest, withContext, type GenerateRequest, type ModelFiles } from './api.js';
 import { compileGraph } from './codegen/compile.js';
 import { formatStats, fullContextEnv, graphStats } from './codegen/stats.js';
 import { printDot, printJson } from './ir/formats.js';
@@ -19,6 +19,7 @@ import type { Graph } from './ir/types.js';
 import type { Pass } from './passes/pass.js';
 import { passesByName, pipeline } from './passes/pipeline.js';
 import { runPipeline } from './passes/run-pipeline.js';
+import type { QuantType } from './runtime/quantized.js';
 
 function fail(message: string): never {
   process.stderr.write(`weft: ${message.trim().replace(/\s*\n\s*/g, ' ')}\n`);
@@ -294,7 +295,8 @@ async function bench(a: BenchArgs): Promise<void> {
   const promptTokens = parseCounts('--prompt-tokens', a.promptTokens);
   if (!Number.isInteger(a.runs) || a.runs < 1) throw new Error(`--runs must be a positive whole number, got ${a.runs}`);
   const formats = a.weights.split(',').map((w) => w.trim());
-  for (const w of formats) if (w !== 'f32' && w !== 'f16') throw new Error(`--weights: '${w}' is not f32 or f16`);
+  const weightChoices = ['f32', 'f16', 'q8_0', 'q4_0'];
+  for (const w of formats) if (!weightChoices.includes(w)) throw new Error(`--weights: '${w}' is not one of ${weightChoices.join(', ')}`);
   if (a.tileRows !== undefined && a.tileRows !== 4 && a.tileRows !== 8) throw new Error(`--tile-rows must be 4 or 8, got ${a.tileRows}`);
   if (a.attentionTile !== undefined && ![8, 16, 32].includes(a.attentionTile)) throw new Error(`--attention-tile must be 8, 16 or 32, got ${a.attentionTile}`);
   if (a.splitK !== undefined && !(Number.isInteger(a.splitK) && a.splitK >= 1)) throw new Error(`--split-k must be a whole number ≥ 1, got ${a.splitK}`);
@@ -318,8 +320,11 @@ async function bench(a: BenchArgs): Promise<void> {
     if (peers.length > 0 && files.config.family !== 'llama') throw new Error(`--peers: ${model} is not a llama-family model, the only kind the peers run`);
     checkBenchOptions({ promptTokens, decodeTokens: a.decodeTokens, runs: a.runs }, files.config.seqLen);
     const name = `${syntheticConfigs[model] ? model : basename(model)}${label}`;
-    for (const weights of formats as ('f32' | 'f16')[]) {
-      const row = await benchmark(files, name, {
+    for (const format of formats as ('f32' | 'f16' | QuantType)[]) {
+      // q8_0 / q4_0: the matmul weights quantized here and kept so on the device
+      const quantized = format === 'q8_0' || format === 'q4_0';
+      const weights = quantized ? 'f32' : format;
+      const row = await benchmark(quantized ? quantizeCheckpoint(files, format) : files, name, {
         passes,
         promptTokens,
         decodeTokens: a.decodeTokens,
@@ -421,7 +426,7 @@ async function main(): Promise<void> {
           .option('decode-tokens', { type: 'number', default: 64, describe: 'decode steps to time after a one-token prompt' })
           .option('runs', { type: 'number', default: 5, describe: 'timed runs per figure (the median is reported)' })
           .option('passes', { type: 'string', describe: "compile with these passes ('' or none: one kernel per op); default: the whole pipeline" })
-          .option('weights', { type: 'string', default: 'f32', describe: 'matmul weights on the device: f32, f16 (packed halves), or both (f32,f16: a row each)' })
+          .option('weights', { type: 'string', default: 'f32', describe: 'matmul weights on the device, a row each: f32, f16 (packed halves), q8_0, q4_0 (quantized here, dequantized in the kernels)' })
           .option('kernels', { type: 'boolean', default: true, describe: 'profile each kernel and report time per kernel kind (--no-kernels: skip)' })
           .option('peak-tflops', { type: 'number', describe: "the device's fp32 peak, to report prefill as a share of it (H100 SXM: 67)" })
           .option('peak-gbps', { type: 'number', describe: "the device's memory bandwidth in GB/s, to report decode as a share of it (H100 SXM: 3350)" })

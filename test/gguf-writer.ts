@@ -1,6 +1,7 @@
 // Writes GGUF v3 files (ggml's docs/gguf.md) for tests: typed metadata (arrays included), tensor infos and
 // an aligned data section, with F32, F16, Q8_0 and Q4_0 encoders that also return the values they encode.
-import { GGML_TYPE } from '../models/gguf.js';
+import { dequantizeQ4_0, dequantizeQ8_0, GGML_TYPE } from '../models/gguf.js';
+import { quantizeQ4_0, quantizeQ8_0 } from '../src/runtime/quantized.js';
 
 /** A metadata value with its GGUF value type (0 u8 … 12 f64); arrays name their element type (arrays of arrays hold GgufMeta arrays). */
 export type GgufMeta =
@@ -162,57 +163,14 @@ export function encodeF16(x: Float32Array): EncodedTensor {
   return { type: GGML_TYPE.F16, data: new Uint8Array(bits.buffer), values: Float32Array.from(bits, halfValue) };
 }
 
-/** ggml's quantize_row_q8_0_ref: per block of 32, d = max|x| / 127, q = round(x / d). */
+/** Q8_0 blocks from ggml's reference quantizer, with the values they stand for. */
 export function encodeQ8_0(x: Float32Array): EncodedTensor {
-  const blocks = x.length / 32;
-  const data = new Uint8Array(blocks * 34);
-  const values = new Float32Array(x.length);
-  for (let b = 0; b < blocks; b++) {
-    let amax = 0;
-    for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[b * 32 + j]!));
-    const d = Math.fround(amax / 127);
-    const id = d ? Math.fround(1 / d) : 0;
-    const dh = floatToHalf(d);
-    data[b * 34] = dh & 0xff;
-    data[b * 34 + 1] = dh >> 8;
-    for (let j = 0; j < 32; j++) {
-      const v = Math.fround(x[b * 32 + j]! * id);
-      const q = Math.sign(v) * Math.round(Math.abs(v)); // roundf: ties away from zero
-      data[b * 34 + 2 + j] = q & 0xff;
-      values[b * 32 + j] = halfValue(dh) * q;
-    }
-  }
-  return { type: GGML_TYPE.Q8_0, data, values };
+  const data = quantizeQ8_0(x);
+  return { type: GGML_TYPE.Q8_0, data, values: dequantizeQ8_0(data, x.length) };
 }
 
-/** ggml's quantize_row_q4_0_ref: per block of 32, d = (the value of largest magnitude) / −8, q = min(15, trunc(x / d + 8.5)). */
+/** Q4_0 blocks from ggml's reference quantizer, with the values they stand for. */
 export function encodeQ4_0(x: Float32Array): EncodedTensor {
-  const blocks = x.length / 32;
-  const data = new Uint8Array(blocks * 18);
-  const values = new Float32Array(x.length);
-  for (let b = 0; b < blocks; b++) {
-    let amax = 0;
-    let max = 0;
-    for (let j = 0; j < 32; j++) {
-      const v = x[b * 32 + j]!;
-      if (amax < Math.abs(v)) {
-        amax = Math.abs(v);
-        max = v;
-      }
-    }
-    const d = Math.fround(max / -8);
-    const id = d ? Math.fround(1 / d) : 0;
-    const dh = floatToHalf(d);
-    data[b * 18] = dh & 0xff;
-    data[b * 18 + 1] = dh >> 8;
-    const q = (v: number): number => Math.min(15, Math.trunc(Math.fround(Math.fround(v * id) + 8.5)));
-    for (let j = 0; j < 16; j++) {
-      const lo = q(x[b * 32 + j]!);
-      const hi = q(x[b * 32 + 16 + j]!);
-      data[b * 18 + 2 + j] = lo | (hi << 4);
-      values[b * 32 + j] = halfValue(dh) * (lo - 8);
-      values[b * 32 + 16 + j] = halfValue(dh) * (hi - 8);
-    }
-  }
-  return { type: GGML_TYPE.Q4_0, data, values };
+  const data = quantizeQ4_0(x);
+  return { type: GGML_TYPE.Q4_0, data, values: dequantizeQ4_0(data, x.length) };
 }

@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadModel, optimizeGraphs, readCheckpoint, readModelFiles, type ModelFiles } from '../src/api.js';
+import { loadModel, optimizeGraphs, quantizeCheckpoint, readCheckpoint, readModelFiles, type ModelFiles } from '../src/api.js';
 import { compileGraph, defaultCodegenOptions } from '../src/codegen/compile.js';
 import { dequantizeQ4_0, dequantizeQ8_0, parseGguf, readGguf } from '../models/gguf.js';
 import { llamaWeightShapes } from '../models/llama.js';
@@ -245,6 +245,22 @@ describe('GGUF metadata and blocks', () => {
 function ropeFreqs(divisors: Float32Array): GgufTensor {
   return { name: 'rope_freqs.weight', dims: [divisors.length], type: 0, data: new Uint8Array(divisors.buffer.slice(0)) };
 }
+
+describe('quantizeCheckpoint (weft bench --weights q8_0,q4_0)', () => {
+  it.each(['q8_0', 'q4_0'] as const)('%s: matmul weights held as blocks of the values it gives; the same logits as those values in float32', async (type) => {
+    const q = quantizeCheckpoint(base, type);
+    expect([...q.quantized!.keys()].sort()).toEqual([...base.weights.keys()].filter((n) => n === 'output' || /^layers\.\d+\.w[qkvo13]$/.test(n)).sort());
+    for (const [name, t] of q.quantized!) {
+      expect(t.type).toBe(type);
+      expect(q.weights.get(name)).toEqual((type === 'q8_0' ? dequantizeQ8_0 : dequantizeQ4_0)(t.blocks, t.count));
+    }
+    // w2's rows of 344 are not whole blocks; the embedding table is read by row
+    expect(q.weights.get('layers.0.w2')).toBe(base.weights.get('layers.0.w2'));
+    expect(q.weights.get('tok_embeddings')).toBe(base.weights.get('tok_embeddings'));
+    const files = { ...q, tokenizer: undefined };
+    expect(worst(await logits(files), await logits({ config: q.config, weights: q.weights, tokenizer: undefined }))).toBeLessThan(1e-5);
+  });
+});
 
 describe('GGUF RoPE scaling', () => {
   const c = base.config;

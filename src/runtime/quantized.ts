@@ -1,6 +1,8 @@
 // GGUF's Q8_0 and Q4_0 weights in the layout the kernels read: every block's quants first, in element order
 // (Q8_0 four int8 per u32, Q4_0 eight 4-bit values per u32, element 8w+j in bits 4j..4j+3), then every
-// block's f16 scale, two per u32 (block 2s in the low half), as unpack2x16float reads them.
+// block's f16 scale, two per u32 (block 2s in the low half), as unpack2x16float reads them. And ggml's
+// reference quantizers, for checkpoints quantized here.
+import { floatToHalf } from './halves.js';
 
 /** Blocks of 32 values along a row: Q8_0 an f16 scale d and 32 int8 q (value d·q); Q4_0 an f16 scale and 32 nibbles (value d·(q − 8)). */
 export type QuantType = 'q8_0' | 'q4_0';
@@ -52,6 +54,51 @@ export function quantizedLayout(parts: readonly QuantizedTensor[]): Uint32Array 
         }
       }
     }
+  }
+  return out;
+}
+
+/** ggml's quantize_row_q8_0_ref: per block of 32, d = max|x| / 127 (stored as f16), q = round(x / d), ties away from zero. */
+export function quantizeQ8_0(x: Float32Array): Uint8Array {
+  if (x.length % QUANT_BLOCK !== 0) throw new Error(`Q8_0 needs a whole number of blocks of ${QUANT_BLOCK}, got ${x.length} values`);
+  const out = new Uint8Array((x.length / QUANT_BLOCK) * BLOCK_BYTES.q8_0);
+  for (let b = 0; b < x.length / QUANT_BLOCK; b++) {
+    let amax = 0;
+    for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[b * 32 + j]!));
+    const d = Math.fround(amax / 127);
+    const id = d ? Math.fround(1 / d) : 0;
+    const dh = floatToHalf(d);
+    out[b * 34] = dh & 0xff;
+    out[b * 34 + 1] = dh >> 8;
+    for (let j = 0; j < 32; j++) {
+      const v = Math.fround(x[b * 32 + j]! * id);
+      out[b * 34 + 2 + j] = (Math.sign(v) * Math.round(Math.abs(v))) & 0xff;
+    }
+  }
+  return out;
+}
+
+/** ggml's quantize_row_q4_0_ref: per block of 32, d = (the value of largest magnitude) / −8, q = min(15, trunc(x / d + 8.5)). */
+export function quantizeQ4_0(x: Float32Array): Uint8Array {
+  if (x.length % QUANT_BLOCK !== 0) throw new Error(`Q4_0 needs a whole number of blocks of ${QUANT_BLOCK}, got ${x.length} values`);
+  const out = new Uint8Array((x.length / QUANT_BLOCK) * BLOCK_BYTES.q4_0);
+  for (let b = 0; b < x.length / QUANT_BLOCK; b++) {
+    let amax = 0;
+    let max = 0;
+    for (let j = 0; j < 32; j++) {
+      const v = x[b * 32 + j]!;
+      if (amax < Math.abs(v)) {
+        amax = Math.abs(v);
+        max = v;
+      }
+    }
+    const d = Math.fround(max / -8);
+    const id = d ? Math.fround(1 / d) : 0;
+    const dh = floatToHalf(d);
+    out[b * 18] = dh & 0xff;
+    out[b * 18 + 1] = dh >> 8;
+    const q = (v: number): number => Math.min(15, Math.trunc(Math.fround(Math.fround(v * id) + 8.5)));
+    for (let j = 0; j < 16; j++) out[b * 18 + 2 + j] = q(x[b * 32 + j]!) | (q(x[b * 32 + 16 + j]!) << 4);
   }
   return out;
 }
