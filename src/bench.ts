@@ -1,11 +1,11 @@
 // Throughput of a model on the device: prefill (one run over a prompt) and decode (one run per token),
-// each the median of several timed runs after a warm-up, timed on the host clock around the readback
+// each the median of several timed runs after warm-ups, timed on the host clock around the readback
 // of the logits (every run ends in a mapAsync, so all submitted GPU work is included) — the rate a
 // caller of generate sees. Per-kernel GPU time comes from a separate profile run (timestamp queries
 // where the adapter has them), grouped by kernel kind, with achieved FLOP/s and bytes/s from each
 // kernel's static cost.
 import { loadModel, type LoadOptions, type Model, type ModelFiles, type ProfiledKernel } from './api.js';
-import { benchPrompt, checkBenchOptions, median } from './peers/peer.js';
+import { benchPrompt, checkBenchOptions, median, WARMUP_RUNS } from './peers/peer.js';
 
 export interface DeviceLimits {
   /** peak FLOP/s of the device (fp32) */
@@ -82,10 +82,10 @@ function byKind(kernels: readonly ProfiledKernel[], key: (k: ProfiledKernel) => 
 async function timePrefill(model: Model, n: number, runs: number): Promise<number> {
   const first = model.config.bosId ?? 0;
   const times: number[] = [];
-  for (let r = 0; r <= runs; r++) {
+  for (let r = 0; r < WARMUP_RUNS + runs; r++) {
     const t0 = performance.now();
     for await (const _ of model.generate({ promptIds: benchPrompt(n, model.config.vocabSize, first), steps: n, temperature: 0 })) break;
-    if (r > 0) times.push(performance.now() - t0);
+    if (r >= WARMUP_RUNS) times.push(performance.now() - t0);
   }
   return median(times) / 1000;
 }
@@ -93,7 +93,7 @@ async function timePrefill(model: Model, n: number, runs: number): Promise<numbe
 async function timeDecode(model: Model, steps: number, runs: number): Promise<number> {
   const first = model.config.bosId ?? 0;
   const times: number[] = [];
-  for (let r = 0; r <= runs; r++) {
+  for (let r = 0; r < WARMUP_RUNS + runs; r++) {
     let start = 0;
     let end = 0;
     let count = 0;
@@ -103,7 +103,7 @@ async function timeDecode(model: Model, steps: number, runs: number): Promise<nu
       else count++;
       end = performance.now();
     }
-    if (r > 0 && count > 0) times.push((end - start) / count);
+    if (r >= WARMUP_RUNS && count > 0) times.push((end - start) / count);
   }
   return median(times) / 1000;
 }

@@ -413,7 +413,7 @@ async function main(): Promise<void> {
     )
     .command(
       'bench',
-      'time prefill and decode on the device (median of --runs after a warm-up), with time per kernel kind',
+      'time prefill and decode on the device (median of --runs after three warm-ups), with time per kernel kind',
       (y) =>
         y
           .option('model', {

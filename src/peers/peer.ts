@@ -57,8 +57,14 @@ export interface PeerModel<Cache> {
 /**
  * Prefill and decode throughput of a peer, timed as weft's bench times itself: prefill is one run over
  * the prompt ending in the readback of its logits; decode feeds the greedy choice after a one-token
- * prompt, reading each step's logits back. One warm-up, then the median of `runs`.
+ * prompt, reading each step's logits back. WARMUP_RUNS warm-ups, then the median of `runs`.
  */
+/**
+ * Untimed runs before the timed ones, for every engine alike: the first runs after a model loads can be
+ * several times slower than the rest (1B f32 prefill on Vulkan: one warm-up was not enough).
+ */
+export const WARMUP_RUNS = 3;
+
 export async function timePeer<Cache>(
   m: PeerModel<Cache>,
   vocabSize: number,
@@ -69,20 +75,20 @@ export async function timePeer<Cache>(
   for (const n of o.promptTokens) {
     const prompt = benchPrompt(n, vocabSize, first);
     const times: number[] = [];
-    for (let r = 0; r <= o.runs; r++) {
+    for (let r = 0; r < WARMUP_RUNS + o.runs; r++) {
       const t0 = performance.now();
       const { cache } = await m.run(prompt, undefined);
-      if (r > 0) times.push(performance.now() - t0);
+      if (r >= WARMUP_RUNS) times.push(performance.now() - t0);
       m.dispose(cache);
     }
     prefill[n] = n / (median(times) / 1000);
   }
   const stepTimes: number[] = [];
-  for (let r = 0; r <= o.runs; r++) {
+  for (let r = 0; r < WARMUP_RUNS + o.runs; r++) {
     let { logits, cache } = await m.run([first], undefined);
     const t0 = performance.now();
     for (let s = 0; s < o.decodeTokens; s++) ({ logits, cache } = await m.run([argmax(logits)], cache));
-    if (r > 0) stepTimes.push((performance.now() - t0) / o.decodeTokens);
+    if (r >= WARMUP_RUNS) stepTimes.push((performance.now() - t0) / o.decodeTokens);
     m.dispose(cache);
   }
   return { prefill_tokens_per_s: prefill, decode_tokens_per_s: 1000 / median(stepTimes) };
