@@ -206,23 +206,26 @@ export function parseGguf(bytes: Uint8Array, source = 'model.gguf'): GgufFile {
   return { version, metadata, tensors, bytes, dataStart };
 }
 
-/** A Q8_0 or Q4_0 tensor's blocks as they lie in the file (undefined for other types). */
-export function quantizedBlocks(file: GgufFile, t: GgufTensorInfo): QuantizedTensor | undefined {
-  const type = t.type === GGML_TYPE.Q8_0 ? 'q8_0' : t.type === GGML_TYPE.Q4_0 ? 'q4_0' : undefined;
-  if (!type) return undefined;
-  const layout = layouts[t.type]!;
+/** A tensor's bytes in the file, with its element count; its type must be one weft reads. */
+function tensorBytes(file: GgufFile, t: GgufTensorInfo, source: string): { bytes: Uint8Array; count: number } {
+  const layout = layouts[t.type];
+  if (!layout) throw new Error(`${source}: tensor ${t.name} has type ${ggmlTypeName(t.type)}, which weft does not read (F32, F16, Q8_0, Q4_0)`);
   const count = t.dims.reduce((a, b) => a * b, 1);
   const at = file.dataStart + t.offset;
-  return { type, count, blocks: file.bytes.subarray(at, at + (count / layout.block) * layout.bytes) };
+  return { bytes: file.bytes.subarray(at, at + (count / layout.block) * layout.bytes), count };
+}
+
+/** A Q8_0 or Q4_0 tensor's blocks as they lie in the file (undefined for other types). */
+export function quantizedBlocks(file: GgufFile, t: GgufTensorInfo, source = 'model.gguf'): QuantizedTensor | undefined {
+  const type = t.type === GGML_TYPE.Q8_0 ? 'q8_0' : t.type === GGML_TYPE.Q4_0 ? 'q4_0' : undefined;
+  if (!type) return undefined;
+  const { bytes, count } = tensorBytes(file, t, source);
+  return { type, count, blocks: bytes };
 }
 
 /** A tensor's values as float32, dequantized when quantized. */
 export function tensorValues(file: GgufFile, t: GgufTensorInfo, source = 'model.gguf'): Float32Array {
-  const layout = layouts[t.type];
-  if (!layout) throw new Error(`${source}: tensor ${t.name} has type ${ggmlTypeName(t.type)}, which weft does not read (F32, F16, Q8_0, Q4_0)`);
-  const n = t.dims.reduce((a, b) => a * b, 1);
-  const at = file.dataStart + t.offset;
-  const bytes = file.bytes.subarray(at, at + (n / layout.block) * layout.bytes);
+  const { bytes, count: n } = tensorBytes(file, t, source);
   if (t.type === GGML_TYPE.Q8_0) return dequantizeQ8_0(bytes, n);
   if (t.type === GGML_TYPE.Q4_0) return dequantizeQ4_0(bytes, n);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -323,7 +326,7 @@ export function readGguf(
     }
     used.add(key);
     weights.set(name, tensorValues(file, t, source));
-    const blocks = quantizedBlocks(file, t);
+    const blocks = quantizedBlocks(file, t, source);
     if (blocks) quantized.set(name, blocks);
   }
   // Llama 3's frequency scaling, as llama.cpp's converter stores it: one divisor per RoPE frequency

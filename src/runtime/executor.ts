@@ -15,6 +15,11 @@ function elements(b: PlanBuffer, env: A.Env): number {
   return b.shape.reduce((p, d) => p * A.evaluate(d, env), 1);
 }
 
+/** Throws unless the tensors a weight is built from hold as many values as its shape. */
+function checkCount(b: PlanBuffer, total: number, count: number): void {
+  if (total !== count) throw new Error(`weight ${b.name} has ${total} values, its shape needs ${count}`);
+}
+
 /**
  * Weights and state buffers, shared by every plan of a model. A weight is uploaded when a plan first
  * binds it (stacked weights are stacked on the host first); one tensor bound under two names (a shared
@@ -70,15 +75,14 @@ export class ResidentBuffers {
         if (!q || q.type !== b.dtype) throw new Error(`weight ${b.name} needs ${n} as ${b.dtype} blocks, which the checkpoint does not hold`);
         return q;
       });
-      const total = parts.reduce((n, p) => n + p.count, 0);
-      if (total !== count) throw new Error(`weight ${b.name} has ${total} values, its shape needs ${count}`);
+      checkCount(b, parts.reduce((n, p) => n + p.count, 0), count);
       const words = quantizedLayout(parts);
       buf = this.allocate(b.name, words.byteLength);
       this.gpu.device.queue.writeBuffer(buf, 0, words.buffer, words.byteOffset, words.byteLength);
     } else {
       const parts = (b.sources ?? [b.name]).map((n) => this.tensor(n, b.name));
       const total = parts.reduce((n, p) => n + p.length, 0);
-      if (total !== count) throw new Error(`weight ${b.name} has ${total} values, its shape needs ${count}`);
+      checkCount(b, total, count);
       let data = parts[0]!;
       if (parts.length > 1) {
         data = new Float32Array(total);
@@ -199,6 +203,13 @@ export class PlanExecutor {
     return new PlanExecutor(gpu, plan, resident, pipelines);
   }
 
+  /** The plan buffer of this name; a name the plan lacks is an error. */
+  private specOf(name: string): PlanBuffer {
+    const b = this.bufferSpecs.get(name);
+    if (!b) throw new Error(`${this.plan.graph}: no buffer %${name}`);
+    return b;
+  }
+
   private bufferFor(b: PlanBuffer): GPUBuffer {
     if (b.role === 'weight' || b.role === 'state') return this.resident.get(b);
     return this.local.get(b.slot ?? b.name)!.buffer;
@@ -285,16 +296,11 @@ export class PlanExecutor {
    * are submitted in the order recorded; at most RECORD_SLOTS may be recorded and not yet read back.
    */
   record(env: A.Env, reads: readonly ReadBack[], feed?: Feed): RecordedRun {
-    const spec = (name: string): PlanBuffer => {
-      const b = this.bufferSpecs.get(name);
-      if (!b) throw new Error(`${this.plan.graph}: no buffer %${name}`);
-      return b;
-    };
     const grid = this.grid(env);
     const parts: { offset: number; bytes: number }[] = [];
     let size = 0;
     for (const r of reads) {
-      spec(r.name);
+      this.specOf(r.name);
       parts.push({ offset: size, bytes: r.count * 4 });
       size += bufferSize(r.count * 4);
     }
@@ -304,13 +310,13 @@ export class PlanExecutor {
     const staging = (this.recordStaging[slot] ??= this.gpu.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }));
     const encoder = this.encode(grid);
     if (feed) {
-      const [from, to] = [spec(feed.from), spec(feed.to)];
+      const [from, to] = [this.specOf(feed.from), this.specOf(feed.to)];
       if (to.role !== 'input' || from.dtype !== to.dtype || elements(from, env) !== elements(to, env)) {
         throw new Error(`${this.plan.graph}: %${feed.from} cannot feed input %${feed.to}`);
       }
       encoder.copyBufferToBuffer(this.bufferFor(from), 0, this.bufferFor(to), 0, elements(to, env) * 4);
     }
-    reads.forEach((r, i) => encoder.copyBufferToBuffer(this.bufferFor(spec(r.name)), r.start * 4, staging, parts[i]!.offset, parts[i]!.bytes));
+    reads.forEach((r, i) => encoder.copyBufferToBuffer(this.bufferFor(this.specOf(r.name)), r.start * 4, staging, parts[i]!.offset, parts[i]!.bytes));
     return { env, commands: encoder.finish(), staging, reads: parts, ...(feed ? { fed: feed.to } : {}) };
   }
 
@@ -416,9 +422,7 @@ export class PlanExecutor {
 
   /** Reads `count` float32 elements of a plan buffer from element `start`, after all submitted work. */
   async read(name: string, start: number, count: number): Promise<Float32Array> {
-    const spec = this.bufferSpecs.get(name);
-    if (!spec) throw new Error(`${this.plan.graph}: no buffer %${name}`);
-    const src = this.bufferFor(spec);
+    const src = this.bufferFor(this.specOf(name));
     const bytes = count * 4;
     const size = bufferSize(bytes);
     // one staging buffer is kept and grown for the next read; a read while it is mapped gets its own

@@ -58,47 +58,64 @@ export function quantizedLayout(parts: readonly QuantizedTensor[]): Uint32Array 
   return out;
 }
 
-/** ggml's quantize_row_q8_0_ref: per block of 32, d = max|x| / 127 (stored as f16), q = round(x / d), ties away from zero. */
-export function quantizeQ8_0(x: Float32Array): Uint8Array {
-  if (x.length % QUANT_BLOCK !== 0) throw new Error(`Q8_0 needs a whole number of blocks of ${QUANT_BLOCK}, got ${x.length} values`);
-  const out = new Uint8Array((x.length / QUANT_BLOCK) * BLOCK_BYTES.q8_0);
+/**
+ * ggml's reference quantizers share their block walk: per block of 32 values, `scale` picks d (stored as f16)
+ * and `pack` writes the quants at `at`, given the block's values and 1/d as ggml computes it.
+ */
+function quantizeBlocks(
+  type: QuantType,
+  x: Float32Array,
+  scale: (block: Float32Array) => number,
+  pack: (out: Uint8Array, at: number, block: Float32Array, id: number) => void,
+): Uint8Array {
+  if (x.length % QUANT_BLOCK !== 0) throw new Error(`${type} needs a whole number of blocks of ${QUANT_BLOCK}, got ${x.length} values`);
+  const size = BLOCK_BYTES[type];
+  const out = new Uint8Array((x.length / QUANT_BLOCK) * size);
   for (let b = 0; b < x.length / QUANT_BLOCK; b++) {
-    let amax = 0;
-    for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(x[b * 32 + j]!));
-    const d = Math.fround(amax / 127);
-    const id = d ? Math.fround(1 / d) : 0;
+    const block = x.subarray(b * QUANT_BLOCK, (b + 1) * QUANT_BLOCK);
+    const d = scale(block);
     const dh = floatToHalf(d);
-    out[b * 34] = dh & 0xff;
-    out[b * 34 + 1] = dh >> 8;
-    for (let j = 0; j < 32; j++) {
-      const v = Math.fround(x[b * 32 + j]! * id);
-      out[b * 34 + 2 + j] = (Math.sign(v) * Math.round(Math.abs(v))) & 0xff;
-    }
+    out[b * size] = dh & 0xff;
+    out[b * size + 1] = dh >> 8;
+    pack(out, b * size + 2, block, d ? Math.fround(1 / d) : 0);
   }
   return out;
 }
 
+/** ggml's quantize_row_q8_0_ref: per block of 32, d = max|x| / 127 (stored as f16), q = round(x / d), ties away from zero. */
+export function quantizeQ8_0(x: Float32Array): Uint8Array {
+  return quantizeBlocks(
+    'q8_0',
+    x,
+    (block) => Math.fround(block.reduce((m, v) => Math.max(m, Math.abs(v)), 0) / 127),
+    (out, at, block, id) => {
+      for (let j = 0; j < 32; j++) {
+        const v = Math.fround(block[j]! * id);
+        out[at + j] = (Math.sign(v) * Math.round(Math.abs(v))) & 0xff;
+      }
+    },
+  );
+}
+
 /** ggml's quantize_row_q4_0_ref: per block of 32, d = (the value of largest magnitude) / −8, q = min(15, trunc(x / d + 8.5)). */
 export function quantizeQ4_0(x: Float32Array): Uint8Array {
-  if (x.length % QUANT_BLOCK !== 0) throw new Error(`Q4_0 needs a whole number of blocks of ${QUANT_BLOCK}, got ${x.length} values`);
-  const out = new Uint8Array((x.length / QUANT_BLOCK) * BLOCK_BYTES.q4_0);
-  for (let b = 0; b < x.length / QUANT_BLOCK; b++) {
-    let amax = 0;
-    let max = 0;
-    for (let j = 0; j < 32; j++) {
-      const v = x[b * 32 + j]!;
-      if (amax < Math.abs(v)) {
-        amax = Math.abs(v);
-        max = v;
+  return quantizeBlocks(
+    'q4_0',
+    x,
+    (block) => {
+      let amax = 0;
+      let max = 0;
+      for (const v of block) {
+        if (amax < Math.abs(v)) {
+          amax = Math.abs(v);
+          max = v;
+        }
       }
-    }
-    const d = Math.fround(max / -8);
-    const id = d ? Math.fround(1 / d) : 0;
-    const dh = floatToHalf(d);
-    out[b * 18] = dh & 0xff;
-    out[b * 18 + 1] = dh >> 8;
-    const q = (v: number): number => Math.min(15, Math.trunc(Math.fround(Math.fround(v * id) + 8.5)));
-    for (let j = 0; j < 16; j++) out[b * 18 + 2 + j] = q(x[b * 32 + j]!) | (q(x[b * 32 + 16 + j]!) << 4);
-  }
-  return out;
+      return Math.fround(max / -8);
+    },
+    (out, at, block, id) => {
+      const q = (v: number): number => Math.min(15, Math.trunc(Math.fround(Math.fround(v * id) + 8.5)));
+      for (let j = 0; j < 16; j++) out[at + j] = q(block[j]!) | (q(block[16 + j]!) << 4);
+    },
+  );
 }
