@@ -121,16 +121,18 @@ export interface LoadOptions {
   /** how matmul weights are stored on the device (default f32; f16 halves their bytes) */
   readonly weights?: WeightFormat;
   /** kernel choices (see CodegenOptions): the K from which decode matmuls split K, prefill K splits, the shape of prefill matmul and attention tiles */
-  readonly kernels?: Partial<Pick<CodegenOptions, 'splitKFrom' | 'splitK' | 'attentionTile' | 'tileRows' | 'tileWidth' | 'sliceDepth' | 'prefetch' | 'unroll'>>;
+  readonly kernels?: Partial<Pick<CodegenOptions, 'splitKFrom' | 'splitK' | 'attentionTile' | 'tileRows' | 'tileWidth' | 'sliceDepth' | 'prefetch' | 'unroll' | 'subgroups'>>;
 }
 
 /** Codegen options for an open device: its workgroup limits, and the caller's choices. */
-export function codegenOptions(gpu: Pick<Gpu, 'limits' | 'fallback'>, options: LoadOptions = {}): CodegenOptions {
+export function codegenOptions(gpu: Pick<Gpu, 'limits' | 'fallback' | 'subgroups'>, options: LoadOptions = {}): CodegenOptions {
   return {
     ...defaultCodegenOptions,
     // a CPU adapter pays for each workgroup barrier: decode matmuls as columns (6× faster on SwiftShader), unless asked otherwise
     ...(gpu.fallback ? { splitKFrom: Number.POSITIVE_INFINITY } : {}),
     ...options.kernels,
+    // subgroup operations where the device has them (in the layout the kernels assume), unless asked not to
+    subgroups: gpu.subgroups && options.kernels?.subgroups !== false,
     weights: options.weights ?? 'f32',
     maxInvocations: Math.min(gpu.limits.maxComputeInvocationsPerWorkgroup, gpu.limits.maxComputeWorkgroupSizeX),
     maxWorkgroupBytes: gpu.limits.maxComputeWorkgroupStorageSize,
@@ -275,6 +277,8 @@ export class Model {
     private readonly prefill: PlanExecutor,
     private readonly decode: PlanExecutor,
     private readonly graphs: Record<GraphKind, Graph>,
+    /** the kernels reduce with subgroup operations */
+    readonly subgroups: boolean,
   ) {}
 
   /** Uploads a checkpoint (a path, or files already read with readModelFiles) and compiles its plans. */
@@ -289,7 +293,7 @@ export class Model {
       const codegen = { ...codegenOptions(gpu, options), ...(quantized ? { quantized: new Map([...quantized].map(([name, q]) => [name, q.type])) } : {}) };
       const prefill = await PlanExecutor.create(gpu, compileGraph(graphs.prefill, codegen), resident);
       const decode = await PlanExecutor.create(gpu, compileGraph(graphs.decode, codegen), resident);
-      return new Model(config, tokenizer, gpu, resident, prefill, decode, graphs);
+      return new Model(config, tokenizer, gpu, resident, prefill, decode, graphs, codegen.subgroups);
     } catch (e) {
       gpu.destroy();
       throw e;

@@ -44,6 +44,8 @@ export interface BenchRow {
   readonly prefill_tokens_per_s: Readonly<Record<string, number>>;
   readonly decode_tokens_per_s: number;
   readonly weights?: string;
+  /** weft's kernels reduced with subgroup operations */
+  readonly subgroups?: boolean;
   readonly dispatches?: { readonly prefill: number; readonly decode: number };
   /** prompt length → FLOP/s of the prefill graph (static FLOPs over the measured time) */
   readonly prefill_gflop_per_s?: Readonly<Record<string, number>>;
@@ -154,6 +156,7 @@ export async function benchmark(source: string | ModelFiles, label: string, o: B
       prefill_tokens_per_s: prefill,
       decode_tokens_per_s: 1 / perToken,
       weights: heldQuantized(source) ?? o.weights ?? 'f32',
+      subgroups: model.subgroups,
       dispatches: model.dispatches,
       prefill_gflop_per_s: gflops,
       ...(o.limits?.flops ? { prefill_flops_ratio: flopsRatio } : {}),
@@ -186,7 +189,8 @@ export function formatBenchRow(row: BenchRow): string {
         : ''
     }`,
   ];
-  const lines = [`${row.engine} ${row.model}${row.weights ? ` [${row.weights} weights]` : ''}: ${figures.join(', ')} (${row.device})`];
+  const kernels = [...(row.weights ? [`${row.weights} weights`] : []), ...(row.subgroups ? ['subgroups'] : [])];
+  const lines = [`${row.engine} ${row.model}${kernels.length ? ` [${kernels.join(', ')}]` : ''}: ${figures.join(', ')} (${row.device})`];
   if (row.dispatches) lines.push(`  dispatches per run: prefill ${row.dispatches.prefill}, decode ${row.dispatches.decode}`);
   const table = (title: string, kinds: readonly KernelKindRow[]): void => {
     lines.push(`  ${title}:`);

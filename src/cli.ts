@@ -239,6 +239,7 @@ interface BenchArgs {
   splitKFrom?: number;
   splitK?: number;
   attentionTile?: number;
+  subgroups: boolean;
   dawnToggles?: string;
   peers: string;
   json?: string;
@@ -309,6 +310,7 @@ async function bench(a: BenchArgs): Promise<void> {
     ...(a.splitKFrom !== undefined ? { splitKFrom: a.splitKFrom } : {}),
     ...(a.splitK !== undefined ? { splitK: a.splitK } : {}),
     ...(a.attentionTile !== undefined ? { attentionTile: a.attentionTile as 8 | 16 | 32 } : {}),
+    ...(a.subgroups ? {} : { subgroups: false }),
   };
   const limits = { ...(a.peakTflops ? { flops: a.peakTflops * 1e12 } : {}), ...(a.peakGbps ? { bandwidth: a.peakGbps * 1e9 } : {}) };
   const peerNames = a.peers === '' || a.peers === 'none' ? [] : a.peers.split(',').map((p) => p.trim());
@@ -434,6 +436,7 @@ async function main(): Promise<void> {
           .option('split-k-from', { type: 'number', describe: 'decode matmuls split K across invocations from this K on (default 512)' })
           .option('attention-tile', { type: 'number', describe: 'the most query rows and keys of a prefill attention tile: 8, 16 (default) or 32' })
           .option('split-k', { type: 'number', describe: 'at most this many K ranges for prefill matmuls whose outputs give few tiles (default 4; 1: never split)' })
+          .option('subgroups', { type: 'boolean', default: true, describe: 'reduce with subgroup operations where the device has them (--no-subgroups: workgroup memory alone)' })
           .option('dawn-toggles', { type: 'string', describe: `comma-separated Dawn toggles to enable (default ${defaultToggles.join(',')}; none for none)` })
           .option('peers', {
             type: 'string',

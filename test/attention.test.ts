@@ -2,7 +2,7 @@
 // seeded random caches filled past the valid keys, at sizes that are not multiples of the tiles.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as A from '../src/affine.js';
-import { attentionKernels, type AttentionOptions, type AttentionSpec } from '../src/codegen/attention.js';
+import { attentionKernels, defaultAttentionOptions, type AttentionOptions, type AttentionSpec } from '../src/codegen/attention.js';
 import { PlanExecutor, ResidentBuffers } from '../src/runtime/executor.js';
 import { openGpu, type Gpu } from '../src/runtime/gpu.js';
 import type { Plan } from '../src/runtime/plan.js';
@@ -124,9 +124,18 @@ describe('fused attention against the three-op CPU reference', () => {
     { heads: 4, kvHeads: 2, headSize: 64, P: 1010, contextLength: 1024, busy: 'all', limits: { maxInvocations: 128, maxWorkgroupBytes: 16384, maxTile: 8 } },
     { heads: 4, kvHeads: 1, headSize: 96, P: 257, contextLength: 300 },
     { heads: 2, kvHeads: 2, headSize: 256, P: 129, contextLength: 130 },
+    // subgroup reductions (the test device's subgroups are 4 wide), over 256 and 128 invocations
+    { heads: 4, kvHeads: 2, headSize: 6, P: 3, contextLength: 200, limits: { ...defaultAttentionOptions, subgroups: true } },
+    { heads: 8, kvHeads: 4, headSize: 8, P: 511, contextLength: 512, busy: 'all', limits: { ...defaultAttentionOptions, subgroups: true } },
+    { heads: 2, kvHeads: 1, headSize: 8, P: 9000, contextLength: 10000, busy: 'some', limits: { ...defaultAttentionOptions, subgroups: true } },
+    { heads: 4, kvHeads: 2, headSize: 64, P: 1010, contextLength: 1024, busy: 'all', limits: { maxInvocations: 128, maxWorkgroupBytes: 16384, maxTile: 8, subgroups: true } },
+    { heads: 4, kvHeads: 1, headSize: 96, P: 257, contextLength: 300, limits: { ...defaultAttentionOptions, subgroups: true } },
   ];
   decode.forEach((c, i) => {
-    it(`decode: ${c.heads}/${c.kvHeads} heads of ${c.headSize}, P ${c.P} of ${c.contextLength}${c.limits ? `, ${c.limits.maxInvocations} invocations` : ''}`, async () => {
+    it(`decode: ${c.heads}/${c.kvHeads} heads of ${c.headSize}, P ${c.P} of ${c.contextLength}${c.limits ? `, ${c.limits.maxInvocations} invocations` : ''}${c.limits?.subgroups ? ', subgroups' : ''}`, async () => {
+      if (c.limits?.subgroups) expect(gpu.subgroups).toBe(true);
+      const partial = attentionKernels(specOf(c), c.limits).kernels.find((k) => k.suffix === 'partial')!;
+      expect(/subgroupMax\(/.test(partial.source.wgsl) && /subgroupAdd\(/.test(partial.source.wgsl)).toBe(c.limits?.subgroups === true);
       const { error, splitSums } = await runCase(c, 200 + 10 * i);
       expect(error).toBeLessThan(TOL);
       const empty = splitSums.filter((l) => l === 0).length;

@@ -34,7 +34,7 @@ interface Case {
   /** workgroup memory the tile may use (default 16 KiB: 16-deep k slices; 32 KiB and more: 32-deep) */
   readonly workgroupBytes?: number;
   /** tile tuning: prefetch, slice depth, unrolling */
-  readonly tune?: Partial<Pick<LinearOptions, 'prefetch' | 'sliceDepth' | 'unroll' | 'tileWidth' | 'splitK'>>;
+  readonly tune?: Partial<Pick<LinearOptions, 'prefetch' | 'sliceDepth' | 'unroll' | 'tileWidth' | 'splitK' | 'subgroups' | 'maxInvocations'>>;
 }
 
 const QKV = { qSize: 48, kvSize: 16, headSize: 8, P: 5, context: 160 };
@@ -112,6 +112,7 @@ async function runCase(c: Case, seed: number): Promise<{ errors: Record<string, 
   expect(linearVariant(spec, o)).toBe(c.variant);
   const linear = linearKernels(spec, o);
   expect(linear.variant).toBe(c.variant);
+  for (const k of linear.kernels) expect(k.source.wgsl.includes('subgroupAdd')).toBe(o.subgroups);
   const n = stackedRows(c);
   const outCols = c.kind === 'glu' ? c.n : c.kind === 'qkv' ? QKV.qSize : c.n;
   const data: Record<string, Float32Array> = {
@@ -202,6 +203,11 @@ describe('fused linear kernels against the CPU reference', () => {
       cases.push({ variant: 'column', kind, k: 96, n: 70, rows: 2, norm: kind !== 'residual', weights });
       cases.push({ variant: 'split', kind, k: 2080, n: 70, rows: 37, norm: true, weights, tune: { splitK: 3 } });
     }
+    // subgroup reductions (the test device's subgroups are 4 wide), with 1, 2 and 4 groups of 64 lanes per workgroup
+    for (const [weights, maxInvocations] of [['f32', 256], ['f16', 128], ['q8_0', 64]] as const) {
+      cases.push({ variant: 'gemv', kind, k: weights === 'q8_0' ? 288 : 260, n: 75, rows: 1, norm: kind !== 'residual', weights, tune: { subgroups: true, maxInvocations } });
+      cases.push({ variant: 'gemv', kind, k: weights === 'q8_0' ? 4128 : 4100, n: 7, rows: 3, norm: true, weights, tune: { subgroups: true, maxInvocations } });
+    }
   }
   cases.forEach((c, i) => {
     const what =
@@ -215,6 +221,11 @@ describe('fused linear kernels against the CPU reference', () => {
       const tol = c.variant === 'gemv' || c.variant === 'split' ? 1e-5 * Math.sqrt(c.k) * scale : 2e-6 * scale;
       for (const [name, e] of Object.entries(errors)) expect(e, name).toBeLessThan(tol);
     });
+  });
+
+  it('runs the subgroup cases on subgroups: the test device has them, laid out as the kernels assume', () => {
+    expect(gpu.features.has('subgroups')).toBe(true);
+    expect(gpu.subgroups).toBe(true);
   });
 
   it('chooses tiles for symbolic rows, gemv for a few constant rows from splitKFrom, a column otherwise', () => {

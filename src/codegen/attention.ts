@@ -3,7 +3,7 @@
 // workgroupBarrier sits in uniform control flow, so any rows, keys and headSize ≤ 256 are safe.
 import * as A from '../affine.js';
 import type { Affine } from '../affine.js';
-import { f32Lit, kernelSource, preciseMath, u32Expr, wg, workgroupReduce, type KernelBinding, type KernelParts, type KernelSource } from './wgsl.js';
+import { f32Lit, kernelSource, preciseMath, subgroupBuiltins, u32Expr, wg, workgroupReduce, type KernelBinding, type KernelParts, type KernelSource } from './wgsl.js';
 
 export interface AttentionSpec {
   /** the IR value computed; scratch buffers are named after it (`${name}.partial_o`, …) */
@@ -44,6 +44,8 @@ export interface AttentionOptions {
   readonly maxWorkgroupBytes: number;
   /** the most query rows and keys of a prefill tile */
   readonly maxTile: number;
+  /** decode reduces with subgroup operations (see LinearOptions.subgroups) */
+  readonly subgroups?: boolean;
 }
 
 /** 8 KiB of tiles (half of WebGPU's default workgroup memory), 256 invocations, tiles up to 16×16. */
@@ -245,6 +247,8 @@ function decodeKernels(spec: AttentionSpec, o: AttentionOptions): AttentionKerne
   const dotTerms = width === 4 ? ['x', 'y', 'z', 'w'].map((c) => `dot += qv.${c} * kv.${c};`).join(' ') : 'dot += qv * kv;';
   const normalize = width === 4 ? ['x', 'y', 'z', 'w'].map((c) => `preciseDiv(o.${c}, l)`).join(', ') : 'preciseDiv(o, l)';
   const ran = `min((keys + ${u(TILE - 1)}) / ${u(TILE)}, ${u(splits)})`;
+  const sg = o.subgroups === true;
+  const sgArgs = sg ? ', sgSize, sgLane' : '';
   const partial = kernelSource(
     [
       vec(spec.q, 'q', 'read'),
@@ -260,11 +264,11 @@ var<workgroup> probs: array<f32, ${TILE}>;
 var<workgroup> red: array<f32, ${threads}>;
 var<workgroup> sums: array<${T}, ${groups * lanes}>;
 ${preciseMath}
-${workgroupReduce('reduceMax', threads, (a, b) => `max(${a}, ${b})`)}
-${workgroupReduce('reduceSum', threads, (a, b) => `${a} + ${b}`)}
+${workgroupReduce('reduceMax', threads, (a, b) => `max(${a}, ${b})`, sg ? { op: 'subgroupMax' } : undefined)}
+${workgroupReduce('reduceSum', threads, (a, b) => `${a} + ${b}`, sg ? { op: 'subgroupAdd' } : undefined)}
 
 @compute @workgroup_size(${threads})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane: u32) {
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane: u32${sg ? `, ${subgroupBuiltins}` : ''}) {
   let keys = ${u32Expr(spec.keys)};
   let chunk = ((keys + ${u(splits - 1)}) / ${u(splits)} + ${u(TILE - 1)}) / ${u(TILE)} * ${u(TILE)};
   let first = min(keys, wid.x * chunk);
@@ -288,13 +292,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
       for (var j = 0u; j < ${u(lanes)}; j++) { let qv = qRow[j]; let kv = k[kBase + j]; ${dotTerms} }
       s = preciseDiv(dot, ${f32Lit(Math.sqrt(hs))});
     }
-    let mNew = max(m, reduceMax(lane, s));
+    let mNew = max(m, reduceMax(lane, s${sgArgs}));
     var p = 0.0;
     if (key < last) { p = preciseExp(s - mNew); }
     probs[lane] = p;
     let scale = preciseExp(m - mNew);
     // reduceSum's barriers also publish probs
-    let sum = reduceSum(lane, p);
+    let sum = reduceSum(lane, p${sgArgs});
     l = l * scale + sum;
     m = mNew;
     let n = min(${u(TILE)}, last - t0);
@@ -323,6 +327,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
 }`,
     // only splits that have keys: one per tile of keys, at most `splits`
     [{ of: spec.keys, per: TILE, max: splits }, wg(heads), one],
+    sg,
   );
   const combine = kernelSource(
     [read(scratch.stats.name, 'partialStats'), read(scratch.out.name, 'partialOut'), write(spec.out, 'out')],

@@ -155,7 +155,7 @@ export function compileGraph(graph: Graph, options: CodegenOptions = defaultCode
         rows: rows!,
         keys: keys!,
         contextLength: constDim(cache.type.shape[0]!),
-      }, { maxInvocations: options.maxInvocations, maxWorkgroupBytes: Math.min(options.maxWorkgroupBytes, ATTENTION_BYTES), maxTile: options.attentionTile });
+      }, { maxInvocations: options.maxInvocations, maxWorkgroupBytes: Math.min(options.maxWorkgroupBytes, ATTENTION_BYTES), maxTile: options.attentionTile, subgroups: options.subgroups });
       emitParts(k.name, 'attention', attn);
     } else if (k.template === 'elementwise') {
       emit(k.name, 'elementwise', elementwiseKernel(members, materialized, ctx));

@@ -6,7 +6,8 @@
 //   split  — prefill when the columns give few tiles and K is deep: the same tile over one of S ranges
 //            of K writes partial sums, and a second dispatch adds them (in split order) and applies the epilogue.
 //   gemv   — decode (a few constant rows), K ≥ splitKFrom: a group of 64 invocations per unit splits K,
-//            reads w as vec4s, and reduces in workgroup memory; bandwidth-bound.
+//            reads w as vec4s, and reduces in workgroup memory (each subgroup's sum first, where the device
+//            has subgroups); bandwidth-bound.
 //   column — one invocation per unit sums its column in order (run.c's order): small K, or K % 4 ≠ 0.
 // The normalized input is formed per element in the order a stored rmsnorm result would be.
 import * as A from '../affine.js';
@@ -72,6 +73,11 @@ export interface LinearOptions {
   readonly unroll: boolean;
   /** at most this many K ranges for a prefill tile whose columns give few tiles (1: never split) */
   readonly splitK: number;
+  /**
+   * reduce with subgroup operations (the device's subgroups at most 64 wide, in local-invocation order: Gpu.subgroups);
+   * otherwise through workgroup memory alone
+   */
+  readonly subgroups: boolean;
 }
 
 export const defaultLinearOptions: LinearOptions = {
@@ -86,6 +92,7 @@ export const defaultLinearOptions: LinearOptions = {
   prefetch: false,
   unroll: false,
   splitK: 4,
+  subgroups: false,
 };
 
 export type LinearVariant = 'tiled' | 'split' | 'gemv' | 'column';
@@ -348,19 +355,50 @@ function gemvKernel(s: LinearSpec, o: LinearOptions): KernelSource {
       ? `if (u0 < ${ep.units}u) { emit(row, u0, r.x, 0.0); }
     if (u0 + 1u < ${ep.units}u) { emit(row, u0 + 1u, r.y, 0.0); }`
       : `if (u0 < ${ep.units}u) { emit(row, u0, r.x, r.y); }`;
-  const prologue = s.norm
+  // Sums of squares and dots: a tree over workgroup memory, or each subgroup's sum (subgroupAdd) stored at
+  // its index and those added in order — one barrier instead of a barrier per halving.
+  const squares = o.subgroups
     ? `
-  var ss = 0.0;
-  for (var i = tid; i < ${K4}u; i += ${threads}u) { let v = x[xBase + i]; ss += dot(v, v); }
+  let sgSquares = subgroupAdd(ss);
+  if (sgLane == 0u) { red[tid / sgSize] = vec2<f32>(sgSquares, 0.0); }
+  workgroupBarrier();
+  var squares = 0.0;
+  for (var i = 0u; i < ${threads}u / sgSize; i++) { squares += red[i].x; }`
+    : `
   red[tid] = vec2<f32>(ss, 0.0);
   workgroupBarrier();
   for (var k = ${threads / 2}u; k > 0u; k = k >> 1u) {
     if (tid < k) { red[tid] += red[tid + k]; }
     workgroupBarrier();
   }
-  scale = ${normScale('red[0].x', s)};
+  let squares = red[0].x;`;
+  const prologue = s.norm
+    ? `
+  var ss = 0.0;
+  for (var i = tid; i < ${K4}u; i += ${threads}u) { let v = x[xBase + i]; ss += dot(v, v); }${squares}
+  scale = ${normScale('squares', s)};
   workgroupBarrier();`
     : '';
+  const reduce = o.subgroups
+    ? `let sgDots = subgroupAdd(acc);
+  if (sgLane == 0u) { red[tid / sgSize] = sgDots; }
+  workgroupBarrier();
+  if (lane == 0u) {
+    let groupSubgroups = ${LANES}u / sgSize;
+    var r = vec2<f32>(0.0);
+    for (var i = 0u; i < groupSubgroups; i++) { r += red[g * groupSubgroups + i]; }
+    ${emit}
+  }`
+    : `red[tid] = acc;
+  workgroupBarrier();
+  for (var k = ${LANES / 2}u; k > 0u; k = k >> 1u) {
+    if (lane < k) { red[tid] += red[tid + k]; }
+    workgroupBarrier();
+  }
+  if (lane == 0u) {
+    let r = red[tid];
+    ${emit}
+  }`;
   // Each lane keeps `unroll` pairs of weight vectors in flight: a block of lane, lane + 64, … is loaded
   // before the previous one is used, and the first block before the norm's reduction.
   const unroll = Math.min(GEMV_UNROLL, Math.ceil(K4 / LANES));
@@ -376,7 +414,7 @@ function gemvKernel(s: LinearSpec, o: LinearOptions): KernelSource {
       return exact || j === 0 ? `    { ${body} }` : `    if (i0 + ${j * LANES}u < ${K4}u) { ${body} }`;
     })
     .join('\n');
-  const wgsl = `${header(bindings)}
+  const wgsl = `${o.subgroups ? 'enable subgroups;\n' : ''}${header(bindings)}
 var<workgroup> red: array<vec2<f32>, ${threads}>;
 ${s.norm ? 'var<private> scale: f32;' : ''}
 var<private> xBase: u32;
@@ -389,7 +427,9 @@ fn xAt(i: u32) -> vec4<f32> { return ${s.norm ? 'normWeight[i] * (scale * x[xBas
 ${ep.emit}
 
 @compute @workgroup_size(${threads})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid: u32) {
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid: u32${
+    o.subgroups ? ', @builtin(subgroup_size) sgSize: u32, @builtin(subgroup_invocation_id) sgLane: u32' : ''
+  }) {
   let row = wid.y;
   let g = tid / ${LANES}u;
   let lane = tid % ${LANES}u;
@@ -404,16 +444,7 @@ ${use}
 ${load(`i0 + ${stride}u`, '      ')}
     }
   }
-  red[tid] = acc;
-  workgroupBarrier();
-  for (var k = ${LANES / 2}u; k > 0u; k = k >> 1u) {
-    if (lane < k) { red[tid] += red[tid + k]; }
-    workgroupBarrier();
-  }
-  if (lane == 0u) {
-    let r = red[tid];
-    ${emit}
-  }
+  ${reduce}
 }
 `;
   return { wgsl, bindings, workgroups: [wg(Math.ceil(ep.units / perGroup), groups), wg(s.rows), wg(1)] };

@@ -104,16 +104,37 @@ export interface KernelParts {
 /** ceil(of / per) workgroups along one axis */
 export const wg = (of: Affine | number, per = 1): WorkgroupCount => ({ of: typeof of === 'number' ? A.constant(of) : of, per });
 
-/** The header for `bindings`, then the body. */
-export function kernelSource(bindings: readonly KernelBinding[], body: string, workgroups: KernelSource['workgroups']): KernelSource {
-  return { wgsl: `${header(bindings)}\n\n${body.trim()}\n`, bindings, workgroups };
+/** The header for `bindings`, then the body (after `enable subgroups;` where it uses subgroup operations). */
+export function kernelSource(bindings: readonly KernelBinding[], body: string, workgroups: KernelSource['workgroups'], subgroups = false): KernelSource {
+  return { wgsl: `${subgroups ? 'enable subgroups;\n' : ''}${header(bindings)}\n\n${body.trim()}\n`, bindings, workgroups };
 }
+
+/** Entry-point parameters giving a subgroup kernel its subgroup's size and its index in it, as workgroupReduce's subgroup form uses them. */
+export const subgroupBuiltins = '@builtin(subgroup_size) sgSize: u32, @builtin(subgroup_invocation_id) sgLane: u32';
+
+/** A subgroup reduction and the combine it stands for. */
+export type SubgroupReduce = { readonly op: 'subgroupAdd' | 'subgroupMax' };
 
 /**
  * A WGSL function `name(lane, value)` reducing `value` over a workgroup's `lanes` invocations through a
  * `red: array<f32, lanes>` in workgroup memory, in log2(lanes) barrier steps; every lane gets the result.
+ * With `subgroup`, `name(lane, value, sgSize, sgLane)` reduces each subgroup first (subgroups in
+ * local-invocation order: Gpu.subgroups), stores each subgroup's result at its index and combines those
+ * in order — two barriers whatever `lanes`.
  */
-export function workgroupReduce(name: string, lanes: number, combine: (a: string, b: string) => string): string {
+export function workgroupReduce(name: string, lanes: number, combine: (a: string, b: string) => string, subgroup?: SubgroupReduce): string {
+  if (subgroup) {
+    return `
+fn ${name}(lane: u32, value: f32, sgSize: u32, sgLane: u32) -> f32 {
+  let part = ${subgroup.op}(value);
+  if (sgLane == 0u) { red[lane / sgSize] = part; }
+  workgroupBarrier();
+  var result = red[0];
+  for (var i = 1u; i < ${lanes}u / sgSize; i++) { result = ${combine('result', 'red[i]')}; }
+  workgroupBarrier();
+  return result;
+}`;
+  }
   return `
 fn ${name}(lane: u32, value: f32) -> f32 {
   red[lane] = value;

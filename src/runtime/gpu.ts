@@ -21,6 +21,11 @@ export interface Gpu {
   readonly fallback: boolean;
   readonly limits: GPUSupportedLimits;
   readonly features: ReadonlySet<string>;
+  /**
+   * Kernels may use subgroup operations: the device has the `subgroups` feature, its subgroups are at most
+   * SUBGROUP_MAX_SIZE wide, and they hold consecutive local invocation indices (checked on the device).
+   */
+  readonly subgroups: boolean;
   /** throws the first validation error or device loss seen since the last check */
   check(): void;
   destroy(): void;
@@ -72,6 +77,55 @@ async function tryBackend(backend: string | undefined, toggles: readonly string[
   return { instance: navigatorGpu, adapter, backend: backend ?? 'default' };
 }
 
+/** The widest subgroup weft's subgroup kernels handle: one subgroup never spans two of their 64-lane groups. */
+export const SUBGROUP_MAX_SIZE = 64;
+
+/** The most invocations a workgroup of a subgroup kernel has. */
+const SUBGROUP_PROBE_INVOCATIONS = 256;
+
+/**
+ * Whether the subgroups of a 256-invocation workgroup are all one size, 4 to SUBGROUP_MAX_SIZE (a power of two), and each
+ * holds the consecutive local invocation indices from a multiple of its size, as the subgroup kernels
+ * assume (WGSL leaves the layout to the implementation). Each invocation writes its subgroup's size, its
+ * index in it, and the least and greatest local invocation index in it.
+ */
+async function subgroupsInOrder(device: GPUDevice): Promise<boolean> {
+  const n = SUBGROUP_PROBE_INVOCATIONS;
+  const module = device.createShaderModule({
+    code: `enable subgroups;
+@group(0) @binding(0) var<storage, read_write> out: array<vec4<u32>, ${n}>;
+@compute @workgroup_size(${n})
+fn main(@builtin(local_invocation_index) tid: u32, @builtin(subgroup_size) size: u32, @builtin(subgroup_invocation_id) id: u32) {
+  out[tid] = vec4<u32>(size, id, subgroupMin(tid), subgroupMax(tid));
+}`,
+  });
+  const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+  const buffer = device.createBuffer({ size: n * 16, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+  const read = device.createBuffer({ size: n * 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  try {
+    const encoder = device.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer } }] }));
+    pass.dispatchWorkgroups(1);
+    pass.end();
+    encoder.copyBufferToBuffer(buffer, 0, read, 0, n * 16);
+    device.queue.submit([encoder.finish()]);
+    await read.mapAsync(GPUMapMode.READ);
+    const v = new Uint32Array(read.getMappedRange().slice(0));
+    read.unmap();
+    for (let t = 0; t < n; t++) {
+      const [size, id, least, greatest] = [v[4 * t]!, v[4 * t + 1]!, v[4 * t + 2]!, v[4 * t + 3]!];
+      const ordered = id === t % size && least === t - id && greatest === t - id + size - 1;
+      if (size !== v[0] || size < 4 || size > SUBGROUP_MAX_SIZE || (size & (size - 1)) !== 0 || !ordered) return false;
+    }
+    return true;
+  } finally {
+    buffer.destroy();
+    read.destroy();
+  }
+}
+
 export async function openGpu(options: GpuOptions = {}): Promise<Gpu> {
   useSwiftShaderWithoutDriver();
   const hint = process.env.WEBGPU_BACKEND;
@@ -93,8 +147,8 @@ export async function openGpu(options: GpuOptions = {}): Promise<Gpu> {
     );
   }
   const { instance, adapter, backend } = found;
-  // timestamp queries time kernels in benchmarks where the adapter has them
-  const requiredFeatures = (['timestamp-query'] as GPUFeatureName[]).filter((f) => adapter.features.has(f));
+  // timestamp queries time kernels in benchmarks where the adapter has them; subgroups speed up reductions
+  const requiredFeatures = (['timestamp-query', 'subgroups'] as GPUFeatureName[]).filter((f) => adapter.features.has(f));
   const device = await adapter.requestDevice({ requiredLimits: limitsOf(adapter), requiredFeatures });
   let pending: string | undefined;
   let destroyed = false;
@@ -114,6 +168,7 @@ export async function openGpu(options: GpuOptions = {}): Promise<Gpu> {
     fallback: (info as GPUAdapterInfo & { isFallbackAdapter?: boolean }).isFallbackAdapter === true,
     limits: device.limits,
     features: new Set([...device.features]),
+    subgroups: device.features.has('subgroups') && (await subgroupsInOrder(device)),
     check() {
       if (pending) {
         const p = pending;
