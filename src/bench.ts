@@ -5,7 +5,7 @@
 // where the adapter has them), grouped by kernel kind, with achieved FLOP/s and bytes/s from each
 // kernel's static cost.
 import { loadModel, type LoadOptions, type Model, type ModelFiles, type ProfiledKernel } from './api.js';
-import { benchPrompt, checkBenchOptions, median, WARMUP_RUNS } from './peers/peer.js';
+import { benchPrompt, checkBenchOptions, timeRuns } from './peers/peer.js';
 
 export interface DeviceLimits {
   /** peak FLOP/s of the device (fp32) */
@@ -21,6 +21,8 @@ export interface BenchOptions extends LoadOptions {
   readonly decodeTokens: number;
   /** timed runs per figure (the median is reported) */
   readonly runs: number;
+  /** least wall time the warm-ups of each figure take, seconds (default WARMUP_SECONDS) */
+  readonly warmupSeconds?: number;
   /** profile each kernel (default true) */
   readonly profile?: boolean;
   readonly limits?: DeviceLimits;
@@ -81,33 +83,31 @@ function byKind(kernels: readonly ProfiledKernel[], key: (k: ProfiledKernel) => 
     .sort((a, b) => b.ms - a.ms);
 }
 
-async function timePrefill(model: Model, n: number, runs: number): Promise<number> {
+async function timePrefill(model: Model, n: number, o: BenchOptions): Promise<number> {
   const first = model.config.bosId ?? 0;
-  const times: number[] = [];
-  for (let r = 0; r < WARMUP_RUNS + runs; r++) {
+  const ms = await timeRuns(async () => {
     const t0 = performance.now();
     for await (const _ of model.generate({ promptIds: benchPrompt(n, model.config.vocabSize, first), steps: n, temperature: 0 })) break;
-    if (r >= WARMUP_RUNS) times.push(performance.now() - t0);
-  }
-  return median(times) / 1000;
+    return performance.now() - t0;
+  }, o.runs, o.warmupSeconds);
+  return ms / 1000;
 }
 
-async function timeDecode(model: Model, steps: number, runs: number): Promise<number> {
+async function timeDecode(model: Model, o: BenchOptions): Promise<number> {
   const first = model.config.bosId ?? 0;
-  const times: number[] = [];
-  for (let r = 0; r < WARMUP_RUNS + runs; r++) {
+  const ms = await timeRuns(async () => {
     let start = 0;
     let end = 0;
     let count = 0;
     // a stop token may end a run early: count the steps that ran
-    for await (const s of model.generate({ promptIds: [first], steps: steps + 1, temperature: 0 })) {
+    for await (const s of model.generate({ promptIds: [first], steps: o.decodeTokens + 1, temperature: 0 })) {
       if (s.position === 0) start = performance.now();
       else count++;
       end = performance.now();
     }
-    if (r >= WARMUP_RUNS && count > 0) times.push((end - start) / count);
-  }
-  return median(times) / 1000;
+    return count > 0 ? (end - start) / count : undefined;
+  }, o.runs, o.warmupSeconds);
+  return ms / 1000;
 }
 
 /** The quantized type a checkpoint's matmul weights are held in, if any. */
@@ -127,7 +127,7 @@ export async function benchmark(source: string | ModelFiles, label: string, o: B
     const byName = (k: ProfiledKernel): string => `${k.name.replace(/^l\d+\./, 'l*.')} (${k.kind})`;
     let clock: 'timestamp' | 'host' | undefined;
     for (const n of o.promptTokens) {
-      const seconds = await timePrefill(model, n, o.runs);
+      const seconds = await timePrefill(model, n, o);
       prefill[n] = n / seconds;
       const flops = model.cost('prefill', n).flops;
       gflops[n] = flops / seconds / 1e9;
@@ -139,7 +139,7 @@ export async function benchmark(source: string | ModelFiles, label: string, o: B
         clock = p.clock;
       }
     }
-    const perToken = await timeDecode(model, o.decodeTokens, o.runs);
+    const perToken = await timeDecode(model, o);
     const weightBytes = model.decodeWeightBytes;
     let decodeKernels: KernelKindRow[] | undefined;
     let decodeNames: KernelKindRow[] = [];

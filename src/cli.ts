@@ -8,7 +8,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import type { GraphKind, ModelConfig } from '../models/llama.js';
 import { syntheticConfigs, syntheticModel } from '../models/synthetic.js';
-import { checkBenchOptions, type PeerBenchOptions, type PeerRow } from './peers/peer.js';
+import { checkBenchOptions, WARMUP_RUNS, WARMUP_SECONDS, type PeerBenchOptions, type PeerRow } from './peers/peer.js';
 import { benchmark, formatBenchRow, type BenchRow } from './bench.js';
 import { buildGraphs, defaultToggles, loadModel, quantizeCheckpoint, readCheckpoint, readModelFiles, resolveRequest, withContext, type GenerateRequest, type ModelFiles } from './api.js';
 import { compileGraph } from './codegen/compile.js';
@@ -230,6 +230,7 @@ interface BenchArgs {
   promptTokens: string;
   decodeTokens: number;
   runs: number;
+  warmupSeconds: number;
   passes?: string;
   weights: string;
   kernels: boolean;
@@ -320,7 +321,7 @@ async function bench(a: BenchArgs): Promise<void> {
   for (const model of a.model) {
     const files = benchFiles(model); // a bad file fails before the GPU opens
     if (peers.length > 0 && files.config.family !== 'llama') throw new Error(`--peers: ${model} is not a llama-family model, the only kind the peers run`);
-    checkBenchOptions({ promptTokens, decodeTokens: a.decodeTokens, runs: a.runs }, files.config.seqLen);
+    checkBenchOptions({ promptTokens, decodeTokens: a.decodeTokens, runs: a.runs, warmupSeconds: a.warmupSeconds }, files.config.seqLen);
     const name = `${syntheticConfigs[model] ? model : basename(model)}${label}`;
     for (const format of formats as ('f32' | 'f16' | QuantType)[]) {
       // q8_0 / q4_0: the matmul weights quantized here and kept so on the device
@@ -331,6 +332,7 @@ async function bench(a: BenchArgs): Promise<void> {
         promptTokens,
         decodeTokens: a.decodeTokens,
         runs: a.runs,
+        warmupSeconds: a.warmupSeconds,
         backend: a.backend,
         weights,
         kernels,
@@ -345,7 +347,7 @@ async function bench(a: BenchArgs): Promise<void> {
       // a peer that cannot run on this device is reported (and recorded with its reason), not fatal
       let row: PeerRow;
       try {
-        row = await run(name, files.config, files.weights, { promptTokens, decodeTokens: a.decodeTokens, runs: a.runs, backend: a.backend });
+        row = await run(name, files.config, files.weights, { promptTokens, decodeTokens: a.decodeTokens, runs: a.runs, warmupSeconds: a.warmupSeconds, backend: a.backend });
       } catch (e) {
         const error = (e as Error).message.split('\n')[0]!;
         process.stderr.write(`${peer} ${name}: did not run: ${error}\n`);
@@ -415,7 +417,7 @@ async function main(): Promise<void> {
     )
     .command(
       'bench',
-      'time prefill and decode on the device (median of --runs after three warm-ups), with time per kernel kind',
+      'time prefill and decode on the device (median of --runs after warm-ups), with time per kernel kind',
       (y) =>
         y
           .option('model', {
@@ -427,6 +429,11 @@ async function main(): Promise<void> {
           .option('prompt-tokens', { type: 'string', default: '128', describe: 'comma-separated prompt lengths to time prefill at' })
           .option('decode-tokens', { type: 'number', default: 64, describe: 'decode steps to time after a one-token prompt' })
           .option('runs', { type: 'number', default: 5, describe: 'timed runs per figure (the median is reported)' })
+          .option('warmup-seconds', {
+            type: 'number',
+            default: WARMUP_SECONDS,
+            describe: `untimed runs before each figure: at least ${WARMUP_RUNS}, lasting at least this many seconds`,
+          })
           .option('passes', { type: 'string', describe: "compile with these passes ('' or none: one kernel per op); default: the whole pipeline" })
           .option('weights', { type: 'string', default: 'f32', describe: 'matmul weights on the device, a row each: f32, f16 (packed halves), q8_0, q4_0 (quantized here, dequantized in the kernels)' })
           .option('kernels', { type: 'boolean', default: true, describe: 'profile each kernel and report time per kernel kind (--no-kernels: skip)' })
@@ -447,7 +454,7 @@ async function main(): Promise<void> {
           })
           .option('json', { type: 'string', describe: 'also write the rows to FILE as JSON' })
           .option('backend', { type: 'string', describe: 'Dawn backend (vulkan, opengles, …); default: the first that works' })
-          .requiresArg(['model', 'prompt-tokens', 'decode-tokens', 'runs', 'passes', 'weights', 'peak-tflops', 'peak-gbps', 'tile-rows', 'split-k-from', 'split-k', 'attention-tile', 'dawn-toggles', 'peers', 'json', 'backend']),
+          .requiresArg(['model', 'prompt-tokens', 'decode-tokens', 'runs', 'warmup-seconds', 'passes', 'weights', 'peak-tflops', 'peak-gbps', 'tile-rows', 'split-k-from', 'split-k', 'attention-tile', 'dawn-toggles', 'peers', 'json', 'backend']),
       async (argv) => bench(argv as unknown as BenchArgs),
     )
     .demandCommand(1, 'name a command: run, inspect, compile or bench')

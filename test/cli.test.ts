@@ -85,6 +85,25 @@ describe('weft inspect', () => {
   });
 });
 
+describe('weft bench', () => {
+  it('times prefill at each prompt length and decode, and writes the rows as JSON', () => {
+    const json = join(tmp, 'bench.json');
+    const r = succeeded(
+      weft('bench', '--model', stories, '--prompt-tokens', '5,12', '--decode-tokens', '3', '--runs', '2', '--warmup-seconds', '0', '--json', json),
+    );
+    const rows = JSON.parse(readFileSync(json, 'utf8'));
+    expect(rows).toHaveLength(1);
+    const [row] = rows;
+    expect(row.engine).toBe('weft');
+    expect(row.model).toBe('stories260K.bin');
+    expect(Object.keys(row.prefill_tokens_per_s)).toEqual(['5', '12']);
+    for (const rate of [...Object.values(row.prefill_tokens_per_s), row.decode_tokens_per_s]) expect(rate).toBeGreaterThan(0);
+    expect(row.dispatches.decode).toBeGreaterThan(0);
+    expect(Object.keys(row.kernels.prefill)).toEqual(['5', '12']);
+    expect(r.stdout).toMatch(/^weft stories260K\.bin \[f32 weights[^\]]*\]: prefill 5: [\d.]+ tok\/s/);
+  });
+});
+
 describe('bad input', () => {
   const checkpoint = readFileSync(aidreams);
   const file = (name: string, bytes: Uint8Array): string => {
@@ -131,6 +150,8 @@ describe('bad input', () => {
     ['an unknown command', ['bogus'], /unknown command: bogus/i],
     ['no command', [], /name a command: run, inspect, compile or bench/],
     ['inspect on a bad file', ['inspect', truncated], /cut\.bin: truncated/],
+    ['bench with negative --warmup-seconds', ['bench', '--model', stories, '--warmup-seconds', '-1', '--json', join(dumps, 'w.json')], /--warmup-seconds must be a number ≥ 0, got -1/],
+    ['bench with a prompt beyond the context', ['bench', '--model', stories, '--prompt-tokens', '600', '--json', join(dumps, 'p.json')], /--prompt-tokens 600 is outside 1\.\.512 \(the model's context\)/],
     ['inspect on an unknown graph', ['inspect', aidreams, '--graph', 'nope'], /graph.*nope/],
   ])('%s', (_, args, message) => {
     const r = weft(...args);

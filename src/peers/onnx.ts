@@ -164,7 +164,7 @@ const dispose = (cache: KvCache): void => cache.forEach((t) => t.dispose());
 /**
  * Prefill and decode throughput of the model in ONNX Runtime: prefill is one session run over the prompt
  * ending in the readback of its logits; decode feeds the greedy choice after a one-token prompt, the caches
- * going back in as GPU tensors. One warm-up, then the median of `runs`.
+ * going back in as GPU tensors. Warm-ups and the median of `runs` as timeRuns does them.
  */
 export async function onnxBench(model: string, config: ModelConfig, weights: ReadonlyMap<string, Float32Array>, o: OnnxBenchOptions): Promise<PeerRow> {
   checkBenchOptions(o, config.seqLen);

@@ -8,6 +8,8 @@ export interface PeerBenchOptions {
   readonly decodeTokens: number;
   /** timed runs per figure (the median is reported) */
   readonly runs: number;
+  /** least wall time the warm-ups of each figure take, seconds (default WARMUP_SECONDS) */
+  readonly warmupSeconds?: number;
   /** Dawn backend; defaults to the first that works, as for weft */
   readonly backend?: string;
 }
@@ -40,6 +42,9 @@ export function checkBenchOptions(o: PeerBenchOptions, contextLength: number): v
     throw new Error(`--decode-tokens ${o.decodeTokens} is outside 1..${contextLength - 1} (the context less the prompt token)`);
   }
   if (!Number.isInteger(o.runs) || o.runs < 1) throw new Error(`--runs must be a positive whole number, got ${o.runs}`);
+  if (o.warmupSeconds !== undefined && !(Number.isFinite(o.warmupSeconds) && o.warmupSeconds >= 0)) {
+    throw new Error(`--warmup-seconds must be a number ≥ 0, got ${o.warmupSeconds}`);
+  }
 }
 
 function argmax(xs: Float32Array): number {
@@ -55,16 +60,37 @@ export interface PeerModel<Cache> {
 }
 
 /**
- * Prefill and decode throughput of a peer, timed as weft's bench times itself: prefill is one run over
- * the prompt ending in the readback of its logits; decode feeds the greedy choice after a one-token
- * prompt, reading each step's logits back. WARMUP_RUNS warm-ups, then the median of `runs`.
- */
-/**
  * Untimed runs before the timed ones, for every engine alike: the first runs after a model loads can be
  * several times slower than the rest (1B f32 prefill on Vulkan: one warm-up was not enough).
  */
 export const WARMUP_RUNS = 3;
+/**
+ * Warm-ups also last at least this long: a GPU left idle while a model loads runs at a low clock, and a
+ * few short runs (110M prefill: about 6 ms each) end before it has risen.
+ */
+export const WARMUP_SECONDS = 1;
 
+/**
+ * The median of `runs` timings of `once` (milliseconds; undefined: a run that gave no time),
+ * after warm-ups: at least WARMUP_RUNS of them and at least `warmupSeconds` of wall time.
+ */
+export async function timeRuns(once: () => Promise<number | undefined>, runs: number, warmupSeconds = WARMUP_SECONDS): Promise<number> {
+  const start = performance.now();
+  for (let r = 0; r < WARMUP_RUNS || performance.now() - start < warmupSeconds * 1000; r++) await once();
+  const times: number[] = [];
+  for (let r = 0; r < runs; r++) {
+    const ms = await once();
+    if (ms !== undefined) times.push(ms);
+  }
+  if (times.length === 0) throw new Error(`none of the ${runs} timed runs gave a time (a stop token ended each at its first step)`);
+  return median(times);
+}
+
+/**
+ * Prefill and decode throughput of a peer, timed as weft's bench times itself: prefill is one run over
+ * the prompt ending in the readback of its logits; decode feeds the greedy choice after a one-token
+ * prompt, reading each step's logits back. Warm-ups as timeRuns does them, then the median of `runs`.
+ */
 export async function timePeer<Cache>(
   m: PeerModel<Cache>,
   vocabSize: number,
@@ -74,22 +100,22 @@ export async function timePeer<Cache>(
   const prefill: Record<string, number> = {};
   for (const n of o.promptTokens) {
     const prompt = benchPrompt(n, vocabSize, first);
-    const times: number[] = [];
-    for (let r = 0; r < WARMUP_RUNS + o.runs; r++) {
+    const ms = await timeRuns(async () => {
       const t0 = performance.now();
       const { cache } = await m.run(prompt, undefined);
-      if (r >= WARMUP_RUNS) times.push(performance.now() - t0);
+      const elapsed = performance.now() - t0;
       m.dispose(cache);
-    }
-    prefill[n] = n / (median(times) / 1000);
+      return elapsed;
+    }, o.runs, o.warmupSeconds);
+    prefill[n] = n / (ms / 1000);
   }
-  const stepTimes: number[] = [];
-  for (let r = 0; r < WARMUP_RUNS + o.runs; r++) {
+  const stepMs = await timeRuns(async () => {
     let { logits, cache } = await m.run([first], undefined);
     const t0 = performance.now();
     for (let s = 0; s < o.decodeTokens; s++) ({ logits, cache } = await m.run([argmax(logits)], cache));
-    if (r >= WARMUP_RUNS) stepTimes.push((performance.now() - t0) / o.decodeTokens);
+    const elapsed = (performance.now() - t0) / o.decodeTokens;
     m.dispose(cache);
-  }
-  return { prefill_tokens_per_s: prefill, decode_tokens_per_s: 1000 / median(stepTimes) };
+    return elapsed;
+  }, o.runs, o.warmupSeconds);
+  return { prefill_tokens_per_s: prefill, decode_tokens_per_s: 1000 / stepMs };
 }

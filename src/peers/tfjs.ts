@@ -226,7 +226,7 @@ class TfjsLlama {
 /**
  * Prefill and decode throughput of the model in tfjs, timed as weft's bench times itself: prefill is one
  * run over the prompt ending in the readback of the last position's logits; decode feeds the greedy
- * choice, reading each step's logits back. One warm-up, then the median of `runs`.
+ * choice, reading each step's logits back. Warm-ups and the median of `runs` as timeRuns does them.
  */
 export async function tfjsBench(model: string, config: ModelConfig, weights: ReadonlyMap<string, Float32Array>, o: PeerBenchOptions): Promise<PeerRow> {
   checkBenchOptions(o, config.seqLen);
