@@ -432,7 +432,7 @@ async function main(): Promise<void> {
           .option('warmup-seconds', {
             type: 'number',
             default: WARMUP_SECONDS,
-            describe: `untimed runs before each figure: at least ${WARMUP_RUNS}, lasting at least this many seconds`,
+            describe: `untimed runs before each figure: at least ${WARMUP_RUNS}, those after the first lasting at least this many seconds`,
           })
           .option('passes', { type: 'string', describe: "compile with these passes ('' or none: one kernel per op); default: the whole pipeline" })
           .option('weights', { type: 'string', default: 'f32', describe: 'matmul weights on the device, a row each: f32, f16 (packed halves), q8_0, q4_0 (quantized here, dequantized in the kernels)' })

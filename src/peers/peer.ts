@@ -65,18 +65,21 @@ export interface PeerModel<Cache> {
  */
 export const WARMUP_RUNS = 3;
 /**
- * Warm-ups also last at least this long: a GPU left idle while a model loads runs at a low clock, and a
- * few short runs (110M prefill: about 6 ms each) end before it has risen.
+ * Warm-ups after the first run (which also compiles and initializes lazily) last at least this long: the
+ * runs just after it can be slow for a while, longer than three short runs take (110M prefill of 128 tokens
+ * with f16 or Q4_0 weights on Dawn's OpenGL ES backend, H200: about 45 ms a run for the first 0.3 s, then
+ * 13 ms), and a GPU that idled while the model loaded starts at a low clock.
  */
 export const WARMUP_SECONDS = 1;
 
 /**
- * The median of `runs` timings of `once` (milliseconds; undefined: a run that gave no time),
- * after warm-ups: at least WARMUP_RUNS of them and at least `warmupSeconds` of wall time.
+ * The median of `runs` timings of `once` (milliseconds; undefined: a run that gave no time), after
+ * warm-ups: at least WARMUP_RUNS of them, those after the first lasting at least `warmupSeconds`.
  */
 export async function timeRuns(once: () => Promise<number | undefined>, runs: number, warmupSeconds = WARMUP_SECONDS): Promise<number> {
+  await once();
   const start = performance.now();
-  for (let r = 0; r < WARMUP_RUNS || performance.now() - start < warmupSeconds * 1000; r++) await once();
+  for (let r = 1; r < WARMUP_RUNS || performance.now() - start < warmupSeconds * 1000; r++) await once();
   const times: number[] = [];
   for (let r = 0; r < runs; r++) {
     const ms = await once();
