@@ -77,6 +77,28 @@ describe('greedy steps chained on the device', () => {
   });
 });
 
+describe('sampled steps, each recorded while the step before it runs', () => {
+  const prompt = [1, 319, 459];
+  const sample = { temperature: 1, topp: 0.9, seed: 7 };
+  const run = async (steps: number): Promise<number[]> => {
+    const m = await model('stories260K');
+    const out: number[] = [];
+    for await (const s of m.generate({ promptIds: prompt, steps, ...sample })) out.push(s.next);
+    return out;
+  };
+
+  it('a generation cut short leaves the next one unchanged, and a shorter one is a prefix of a longer one', async () => {
+    const full = await run(40);
+    expect(full).toHaveLength(40);
+    for (const steps of [4, 5, 17]) {
+      expect(await run(steps)).toEqual(full.slice(0, steps));
+      const m = await model('stories260K');
+      for await (const s of m.generate({ promptIds: prompt, steps: 40, ...sample })) if (s.position === steps) break;
+      expect(await run(40)).toEqual(full);
+    }
+  });
+});
+
 describe('llama2.c fixtures', () => {
   for (const c of cases) {
     it(c.name, async () => {

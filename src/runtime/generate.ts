@@ -99,13 +99,19 @@ export async function* generateSteps(g: GenerationGraphs, o: GenerateOptions): A
   const inFlight: RecordedRun[] = [];
   // the input the last submitted step writes for the one after it
   let fedByLast: string | undefined;
-  const submit = (p: number, tokens?: Int32Array): void => {
+  const record = (p: number): RecordedRun => {
     const reads = chained ? [{ name: nextOut, start: 0, count: 1 }, ...(o.logits ? [logitsOut] : [])] : [logitsOut];
-    const run = decode.record({ P: p }, reads, chained ? { from: nextOut, to: 'tokens' } : undefined);
+    return decode.record({ P: p }, reads, chained ? { from: nextOut, to: 'tokens' } : undefined);
+  };
+  const submit = (p: number, tokens?: Int32Array, recorded?: RecordedRun): void => {
+    const run = recorded ?? record(p);
     decode.submit(run, { positions: Int32Array.of(p), ...(tokens ? { tokens } : {}) }, fedByLast);
     inFlight.push(run);
     fedByLast = run.fed;
   };
+  // the host samples every token: the step after the one running is recorded while it runs (its token is
+  // written when it is submitted), so only the submit stands between a readback and the next step
+  let recordedAhead: { readonly position: number; readonly run: RecordedRun } | undefined;
   try {
     for (;;) {
       const forced = forcedAt(position);
@@ -117,7 +123,8 @@ export async function* generateSteps(g: GenerationGraphs, o: GenerateOptions): A
       token = next;
       if (!chained || forcedAt(position)) {
         // the host chooses each token: one step at a time
-        submit(position, Int32Array.of(token));
+        submit(position, Int32Array.of(token), recordedAhead?.position === position ? recordedAhead.run : undefined);
+        recordedAhead = !chained && position + 1 < o.steps ? { position: position + 1, run: record(position + 1) } : undefined;
         const [row] = await decode.readBack(inFlight.shift()!);
         logits = new Float32Array(row!);
         continue;
