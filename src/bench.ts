@@ -21,7 +21,7 @@ export interface BenchOptions extends LoadOptions {
   readonly decodeTokens: number;
   /** timed runs per figure (the median is reported) */
   readonly runs: number;
-  /** least wall time the warm-ups of each figure take, seconds (default WARMUP_SECONDS) */
+  /** least wall time of the warm-ups after the first of each figure, seconds (default WARMUP_SECONDS) */
   readonly warmupSeconds?: number;
   /** profile each kernel (default true) */
   readonly profile?: boolean;
