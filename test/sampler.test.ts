@@ -119,3 +119,61 @@ describe('Sampler paths', () => {
     }
   });
 });
+
+/** run.c's sample_topp as written there: candidates by a comparator sort (stable, as glibc's qsort). */
+function referenceTopP(logits: Float32Array, temperature: number, topp: number, coin: number): number {
+  const t = Math.fround(temperature);
+  const p = new Float32Array(logits.length);
+  for (let i = 0; i < p.length; i++) p[i] = logits[i]! / t;
+  let max = p[0]!;
+  for (const x of p) if (x > max) max = x;
+  let sum = 0;
+  for (let i = 0; i < p.length; i++) {
+    p[i] = Math.exp(Math.fround(p[i]! - max));
+    sum = Math.fround(sum + p[i]!);
+  }
+  for (let i = 0; i < p.length; i++) p[i] = p[i]! / sum;
+  const tp = Math.fround(topp);
+  const cutoff = Math.fround(Math.fround(1 - tp) / (p.length - 1));
+  const candidates = [...p.keys()].filter((i) => p[i]! >= cutoff).sort((a, b) => p[b]! - p[a]!);
+  let cumulative = 0;
+  let last = candidates.length - 1;
+  for (let i = 0; i < candidates.length; i++) {
+    cumulative = Math.fround(cumulative + p[candidates[i]!]!);
+    if (cumulative > tp) {
+      last = i;
+      break;
+    }
+  }
+  const r = Math.fround(coin * cumulative);
+  let cdf = 0;
+  for (let i = 0; i <= last; i++) {
+    cdf = Math.fround(cdf + p[candidates[i]!]!);
+    if (r < cdf) return candidates[i]!;
+  }
+  return candidates[last]!;
+}
+
+describe('top-p over a whole vocabulary', () => {
+  it('chooses what run.c would, flat and peaked distributions with many equal probabilities alike', () => {
+    const vocab = 32000;
+    const values = new Xorshift64Star(99n);
+    for (const [temperature, topp, spread, levels] of [
+      [1, 0.9, 0.5, 0], // nearly flat: almost every token is a candidate
+      [0.8, 0.95, 4, 0],
+      [1, 0.9, 3, 7], // few distinct logits: long runs of equal probabilities
+      [0.7, 0.5, 8, 40],
+    ] as const) {
+      const sampler = new Sampler(vocab, temperature, topp, 5);
+      const coins = new Xorshift64Star(generatorState(5));
+      for (let draw = 0; draw < 6; draw++) {
+        const logits = Float32Array.from({ length: vocab }, () => {
+          const u = values.nextF32();
+          return levels ? Math.floor(u * levels) * (spread / levels) : u * spread;
+        });
+        const expected = referenceTopP(logits, temperature, topp, coins.nextF32());
+        expect(sampler.sample(logits), `temperature ${temperature}, top-p ${topp}, draw ${draw}`).toBe(expected);
+      }
+    }
+  });
+});

@@ -113,10 +113,8 @@ function sampleMultinomial(probabilities: Float32Array, coin: number): number {
 function sampleTopP(probabilities: Float32Array, topp: number, coin: number): number {
   const n = probabilities.length;
   const cutoff = Math.fround(Math.fround(1 - topp) / (n - 1));
-  const candidates: number[] = [];
-  for (let i = 0; i < n; i++) if (probabilities[i] >= cutoff) candidates.push(i);
+  const candidates = nucleusOrder(probabilities, cutoff);
   if (candidates.length === 0) throw new Error(`sampler: no token has probability >= the top-p cutoff ${cutoff}`);
-  candidates.sort((a, b) => probabilities[b] - probabilities[a]); // stable, like glibc's merge-sort qsort
 
   let cumulative = 0;
   let last = candidates.length - 1;
@@ -135,4 +133,49 @@ function sampleTopP(probabilities: Float32Array, topp: number, coin: number): nu
     if (r < cdf) return candidates[i];
   }
   return candidates[last];
+}
+
+const RADIX_BITS = 11;
+const RADIX = 1 << RADIX_BITS;
+
+/**
+ * The indices whose probability is at least `cutoff`, in the order run.c's qsort leaves them with glibc
+ * (a merge sort, so stable): descending probability, equal ones in index order. A top-p draw over a flat
+ * distribution sorts nearly every token, so this is a stable least-significant-digit radix sort on the
+ * complement of each probability's float32 bits (the bits of non-negative floats order as their values),
+ * three passes of 11 bits, over the candidates taken in index order.
+ */
+function nucleusOrder(probabilities: Float32Array, cutoff: number): Uint32Array {
+  const n = probabilities.length;
+  const bits = new Uint32Array(probabilities.buffer, probabilities.byteOffset, n);
+  let count = 0;
+  for (let i = 0; i < n; i++) if (probabilities[i] >= cutoff) count++;
+  let order = new Uint32Array(count);
+  let keys = new Uint32Array(count);
+  for (let i = 0, k = 0; i < n; i++) {
+    if (probabilities[i] >= cutoff) {
+      order[k] = i;
+      keys[k++] = ~bits[i] >>> 0;
+    }
+  }
+  let nextOrder = new Uint32Array(count);
+  let nextKeys = new Uint32Array(count);
+  const starts = new Uint32Array(RADIX);
+  for (let shift = 0; shift < 32; shift += RADIX_BITS) {
+    starts.fill(0);
+    for (let j = 0; j < count; j++) starts[(keys[j] >>> shift) & (RADIX - 1)]++;
+    for (let d = 0, sum = 0; d < RADIX; d++) {
+      const c = starts[d];
+      starts[d] = sum;
+      sum += c;
+    }
+    for (let j = 0; j < count; j++) {
+      const at = starts[(keys[j] >>> shift) & (RADIX - 1)]++;
+      nextOrder[at] = order[j];
+      nextKeys[at] = keys[j];
+    }
+    [order, nextOrder] = [nextOrder, order];
+    [keys, nextKeys] = [nextKeys, keys];
+  }
+  return order;
 }
