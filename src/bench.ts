@@ -23,6 +23,8 @@ export interface BenchOptions extends LoadOptions {
   readonly runs: number;
   /** least wall time of the warm-ups after the first of each figure, seconds (default WARMUP_SECONDS) */
   readonly warmupSeconds?: number;
+  /** decode samples each token on the host at this temperature and top-p (default: greedy, chosen on the device) */
+  readonly sampling?: { readonly temperature: number; readonly topp: number };
   /** profile each kernel (default true) */
   readonly profile?: boolean;
   readonly limits?: DeviceLimits;
@@ -45,6 +47,8 @@ export interface BenchRow {
   /** prompt length → prefill tokens per second */
   readonly prefill_tokens_per_s: Readonly<Record<string, number>>;
   readonly decode_tokens_per_s: number;
+  /** how decode chose each token: greedy (on the device), or sampled on the host */
+  readonly decode_sampling?: string;
   readonly weights?: string;
   /** weft's kernels reduced with subgroup operations */
   readonly subgroups?: boolean;
@@ -100,7 +104,8 @@ async function timeDecode(model: Model, o: BenchOptions): Promise<number> {
     let end = 0;
     let count = 0;
     // a stop token may end a run early: count the steps that ran
-    for await (const s of model.generate({ promptIds: [first], steps: o.decodeTokens + 1, temperature: 0 })) {
+    const sampling = o.sampling && o.sampling.temperature > 0 ? { ...o.sampling, seed: 1 } : { temperature: 0 };
+    for await (const s of model.generate({ promptIds: [first], steps: o.decodeTokens + 1, ...sampling })) {
       if (s.position === 0) start = performance.now();
       else count++;
       end = performance.now();
@@ -155,6 +160,7 @@ export async function benchmark(source: string | ModelFiles, label: string, o: B
       device: `${model.device.backend}: ${model.device.adapter}`,
       prefill_tokens_per_s: prefill,
       decode_tokens_per_s: 1 / perToken,
+      decode_sampling: samplingLabel(o.sampling),
       weights: heldQuantized(source) ?? o.weights ?? 'f32',
       subgroups: model.subgroups,
       dispatches: model.dispatches,
@@ -173,6 +179,10 @@ export async function benchmark(source: string | ModelFiles, label: string, o: B
   }
 }
 
+function samplingLabel(sampling: BenchOptions['sampling']): string {
+  return sampling && sampling.temperature > 0 ? `temperature ${sampling.temperature}, top-p ${sampling.topp}` : 'greedy';
+}
+
 const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
 
 /** A row as text: one line of figures, then the kernel kinds of each graph. */
@@ -183,7 +193,7 @@ export function formatBenchRow(row: BenchRow): string {
       const ratio = row.prefill_flops_ratio?.[n];
       return `prefill ${n}: ${r.toFixed(1)} tok/s${g !== undefined ? ` (${g.toFixed(1)} GFLOP/s${ratio !== undefined ? `, ${pct(ratio)} of peak` : ''})` : ''}`;
     }),
-    `decode: ${row.decode_tokens_per_s.toFixed(1)} tok/s${
+    `decode${row.decode_sampling && row.decode_sampling !== 'greedy' ? ` (sampled: ${row.decode_sampling})` : ''}: ${row.decode_tokens_per_s.toFixed(1)} tok/s${
       row.decode_gb_per_s !== undefined
         ? ` (${row.decode_gb_per_s.toFixed(1)} GB/s of weights${row.decode_bandwidth_ratio !== undefined ? `, ${pct(row.decode_bandwidth_ratio)} of peak` : ''})`
         : ''

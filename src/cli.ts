@@ -20,6 +20,7 @@ import type { Pass } from './passes/pass.js';
 import { passesByName, pipeline } from './passes/pipeline.js';
 import { runPipeline } from './passes/run-pipeline.js';
 import type { QuantType } from './runtime/quantized.js';
+import { checkSamplerSettings } from './runtime/sampler.js';
 
 function fail(message: string): never {
   process.stderr.write(`weft: ${message.trim().replace(/\s*\n\s*/g, ' ')}\n`);
@@ -231,6 +232,8 @@ interface BenchArgs {
   decodeTokens: number;
   runs: number;
   warmupSeconds: number;
+  temperature: number;
+  topp: number;
   passes?: string;
   weights: string;
   kernels: boolean;
@@ -315,6 +318,8 @@ async function bench(a: BenchArgs): Promise<void> {
   };
   const limits = { ...(a.peakTflops ? { flops: a.peakTflops * 1e12 } : {}), ...(a.peakGbps ? { bandwidth: a.peakGbps * 1e9 } : {}) };
   const peerNames = a.peers === '' || a.peers === 'none' ? [] : a.peers.split(',').map((p) => p.trim());
+  checkSamplerSettings(a.temperature, a.topp, 1);
+  if (a.temperature > 0 && peerNames.length > 0) throw new Error('--temperature: the peers decode greedily only; time sampled decode without --peers');
   const peers = await Promise.all(peerNames.map(async (n) => [n, await loadPeer(n)] as const));
   // a peer that did not run is a row with its reason instead of figures
   const rows: (BenchRow | { readonly engine: string; readonly model: string; readonly error: string })[] = [];
@@ -333,6 +338,7 @@ async function bench(a: BenchArgs): Promise<void> {
         decodeTokens: a.decodeTokens,
         runs: a.runs,
         warmupSeconds: a.warmupSeconds,
+        sampling: { temperature: a.temperature, topp: a.topp },
         backend: a.backend,
         weights,
         kernels,
@@ -434,6 +440,12 @@ async function main(): Promise<void> {
             default: WARMUP_SECONDS,
             describe: `untimed runs before each figure: at least ${WARMUP_RUNS}, those after the first lasting at least this many seconds`,
           })
+          .option('temperature', {
+            type: 'number',
+            default: 0,
+            describe: 'decode samples each token on the host at this temperature, as run.c does (0: greedy, chosen on the device); not with --peers, which decode greedily',
+          })
+          .option('topp', { type: 'number', default: 0.9, describe: 'top-p of the sampled decode (with --temperature above 0)' })
           .option('passes', { type: 'string', describe: "compile with these passes ('' or none: one kernel per op); default: the whole pipeline" })
           .option('weights', { type: 'string', default: 'f32', describe: 'matmul weights on the device, a row each: f32, f16 (packed halves), q8_0, q4_0 (quantized here, dequantized in the kernels)' })
           .option('kernels', { type: 'boolean', default: true, describe: 'profile each kernel and report time per kernel kind (--no-kernels: skip)' })
@@ -454,7 +466,7 @@ async function main(): Promise<void> {
           })
           .option('json', { type: 'string', describe: 'also write the rows to FILE as JSON' })
           .option('backend', { type: 'string', describe: 'Dawn backend (vulkan, opengles, …); default: the first that works' })
-          .requiresArg(['model', 'prompt-tokens', 'decode-tokens', 'runs', 'warmup-seconds', 'passes', 'weights', 'peak-tflops', 'peak-gbps', 'tile-rows', 'split-k-from', 'split-k', 'attention-tile', 'dawn-toggles', 'peers', 'json', 'backend']),
+          .requiresArg(['model', 'prompt-tokens', 'decode-tokens', 'runs', 'warmup-seconds', 'temperature', 'topp', 'passes', 'weights', 'peak-tflops', 'peak-gbps', 'tile-rows', 'split-k-from', 'split-k', 'attention-tile', 'dawn-toggles', 'peers', 'json', 'backend']),
       async (argv) => bench(argv as unknown as BenchArgs),
     )
     .demandCommand(1, 'name a command: run, inspect, compile or bench')

@@ -101,6 +101,18 @@ describe('weft bench', () => {
     expect(row.dispatches.decode).toBeGreaterThan(0);
     expect(Object.keys(row.kernels.prefill)).toEqual(['5', '12']);
     expect(r.stdout).toMatch(/^weft stories260K\.bin \[f32 weights[^\]]*\]: prefill 5: [\d.]+ tok\/s/);
+    expect(row.decode_sampling).toBe('greedy');
+  });
+
+  it('times decode with tokens sampled on the host', () => {
+    const json = join(tmp, 'bench-sampled.json');
+    const r = succeeded(
+      weft('bench', '--model', stories, '--prompt-tokens', '5', '--decode-tokens', '3', '--runs', '1', '--warmup-seconds', '0', '--no-kernels', '--temperature', '0.8', '--topp', '0.5', '--json', json),
+    );
+    const [row] = JSON.parse(readFileSync(json, 'utf8'));
+    expect(row.decode_sampling).toBe('temperature 0.8, top-p 0.5');
+    expect(row.decode_tokens_per_s).toBeGreaterThan(0);
+    expect(r.stdout).toMatch(/decode \(sampled: temperature 0\.8, top-p 0\.5\): [\d.]+ tok\/s/);
   });
 });
 
@@ -151,6 +163,8 @@ describe('bad input', () => {
     ['no command', [], /name a command: run, inspect, compile or bench/],
     ['inspect on a bad file', ['inspect', truncated], /cut\.bin: truncated/],
     ['bench with negative --warmup-seconds', ['bench', '--model', stories, '--warmup-seconds', '-1', '--json', join(dumps, 'w.json')], /--warmup-seconds must be a number ≥ 0, got -1/],
+    ['bench with a negative --temperature', ['bench', '--model', stories, '--temperature', '-1', '--json', join(dumps, 't.json')], /sampler: temperature must be a finite number >= 0, got -1/],
+    ['bench sampling beside peers', ['bench', '--model', stories, '--temperature', '0.8', '--peers', 'tfjs', '--json', join(dumps, 's.json')], /--temperature: the peers decode greedily only/],
     ['bench with a prompt beyond the context', ['bench', '--model', stories, '--prompt-tokens', '600', '--json', join(dumps, 'p.json')], /--prompt-tokens 600 is outside 1\.\.512 \(the model's context\)/],
     ['inspect on an unknown graph', ['inspect', aidreams, '--graph', 'nope'], /graph.*nope/],
   ])('%s', (_, args, message) => {
