@@ -6,6 +6,7 @@
 import { loadModel } from '../dist/src/index.js';
 import { quantizeCheckpoint } from '../dist/src/api.js';
 import { syntheticModel } from '../dist/models/synthetic.js';
+import { benchPrompt } from '../dist/src/peers/peer.js';
 
 const backend = process.argv[2];
 const formats = (process.argv[3] ?? 'f32,f16,q4_0,f32,f16').split(',');
@@ -31,7 +32,7 @@ for (const format of formats) {
   const source = format === 'q4_0' ? quantizeCheckpoint(files, 'q4_0') : files;
   const model = await loadModel(source, { backend, weights: format === 'f16' ? 'f16' : 'f32' });
   console.log(`# ${format} loaded at ${at()} (${model.device.backend})`);
-  const prompt = Array.from({ length: 128 }, (_, i) => (i === 0 ? 1 : 3 + ((i * 7919) % 31997)));
+  const prompt = benchPrompt(128, model.config.vocabSize, 1);
   const prefill = [];
   for (let r = 0; r < 60; r++) {
     const t0 = performance.now();

@@ -99,12 +99,13 @@ async function timePrefill(model: Model, n: number, o: BenchOptions): Promise<nu
 
 async function timeDecode(model: Model, o: BenchOptions): Promise<number> {
   const first = model.config.bosId ?? 0;
+  const sampled = sampledDecode(o);
+  const sampling = sampled ? { ...sampled, seed: 1 } : { temperature: 0 };
   const ms = await timeRuns(async () => {
     let start = 0;
     let end = 0;
     let count = 0;
     // a stop token may end a run early: count the steps that ran
-    const sampling = o.sampling && o.sampling.temperature > 0 ? { ...o.sampling, seed: 1 } : { temperature: 0 };
     for await (const s of model.generate({ promptIds: [first], steps: o.decodeTokens + 1, ...sampling })) {
       if (s.position === 0) start = performance.now();
       else count++;
@@ -160,7 +161,7 @@ export async function benchmark(source: string | ModelFiles, label: string, o: B
       device: `${model.device.backend}: ${model.device.adapter}`,
       prefill_tokens_per_s: prefill,
       decode_tokens_per_s: 1 / perToken,
-      decode_sampling: samplingLabel(o.sampling),
+      decode_sampling: samplingLabel(o),
       weights: heldQuantized(source) ?? o.weights ?? 'f32',
       subgroups: model.subgroups,
       dispatches: model.dispatches,
@@ -179,8 +180,14 @@ export async function benchmark(source: string | ModelFiles, label: string, o: B
   }
 }
 
-function samplingLabel(sampling: BenchOptions['sampling']): string {
-  return sampling && sampling.temperature > 0 ? `temperature ${sampling.temperature}, top-p ${sampling.topp}` : 'greedy';
+/** The host sampling decode is timed with; undefined: greedy, chosen on the device. */
+function sampledDecode(o: BenchOptions): BenchOptions['sampling'] {
+  return o.sampling && o.sampling.temperature > 0 ? o.sampling : undefined;
+}
+
+function samplingLabel(o: BenchOptions): string {
+  const sampled = sampledDecode(o);
+  return sampled ? `temperature ${sampled.temperature}, top-p ${sampled.topp}` : 'greedy';
 }
 
 const pct = (x: number): string => `${(100 * x).toFixed(1)}%`;
