@@ -1,12 +1,13 @@
 // GGUF v2/v3 files (ggml's docs/gguf.md) of the llama architecture mapped onto models/llama.ts: header,
 // metadata of every GGUF type, tensor infos and an aligned data section, every count, offset and size checked
-// against the file first. F32/F16 tensors and Q8_0/Q4_0 blocks come out as float32 (dequantized on the CPU).
-import { halfToFloat } from './ieee754.js';
+// against the file first. Only the header is read here; each tensor becomes a source in its own format
+// (weight-format table), read by offset when it is uploaded.
 import type { ModelConfig, RopeScaling } from './llama.js';
 import { llamaWeightShapes } from './llama.js';
 import { HfTokenizer } from '../src/runtime/hf-tokenizer.js';
-import type { QuantizedTensor } from '../src/runtime/quantized.js';
 import { Tokenizer, type TextTokenizer } from '../src/runtime/tokenizer.js';
+import { fileBytes, formatOfGgmlType, weightFormats } from '../src/weights/formats.js';
+import { fileSource, readRegion, regularFileSize, sourceValues, type TensorSource } from '../src/weights/source.js';
 
 /** A metadata value: u64/i64 as bigint, the other numbers as number, arrays of any of them (nested too). */
 export type GgufValue = number | bigint | boolean | string | GgufValue[];
@@ -25,8 +26,8 @@ export interface GgufFile {
   readonly version: number;
   readonly metadata: ReadonlyMap<string, GgufValue>;
   readonly tensors: ReadonlyMap<string, GgufTensorInfo>;
-  /** the file bytes; tensor data starts at dataStart */
-  readonly bytes: Uint8Array;
+  readonly path: string;
+  /** the file offset where tensor data starts */
   readonly dataStart: number;
 }
 
@@ -36,16 +37,6 @@ const typeNames: Record<number, string> = {
   13: 'Q5_K', 14: 'Q6_K', 15: 'Q8_K', 16: 'IQ2_XXS', 17: 'IQ2_XS', 18: 'IQ3_XXS', 19: 'IQ1_S', 20: 'IQ4_NL', 21: 'IQ3_S',
   22: 'IQ2_S', 23: 'IQ4_XS', 24: 'I8', 25: 'I16', 26: 'I32', 27: 'I64', 28: 'F64', 29: 'IQ1_M', 30: 'BF16', 34: 'TQ1_0',
   35: 'TQ2_0', 39: 'MXFP4',
-};
-
-export const GGML_TYPE = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 8 } as const;
-
-/** The types weft reads: elements per block and bytes per block. */
-const layouts: Record<number, { block: number; bytes: number }> = {
-  [GGML_TYPE.F32]: { block: 1, bytes: 4 },
-  [GGML_TYPE.F16]: { block: 1, bytes: 2 },
-  [GGML_TYPE.Q8_0]: { block: 32, bytes: 34 },
-  [GGML_TYPE.Q4_0]: { block: 32, bytes: 18 },
 };
 
 export function ggmlTypeName(type: number): string {
@@ -60,47 +51,25 @@ const fixedSize: Record<number, number> = { 0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 
 
 
 
-/** Q8_0: blocks of 32 values, each a little-endian f16 scale d then 32 int8 q; value = d·q. */
-export function dequantizeQ8_0(bytes: Uint8Array, n: number): Float32Array {
-  const out = new Float32Array(n);
-  for (let b = 0; b < n / 32; b++) {
-    const o = b * 34;
-    const d = halfToFloat(bytes[o]! | (bytes[o + 1]! << 8));
-    for (let j = 0; j < 32; j++) out[b * 32 + j] = d * ((bytes[o + 2 + j]! << 24) >> 24);
-  }
-  return out;
-}
-
-/** Q4_0: blocks of 32 values, each an f16 scale d then 16 bytes; element j < 16 is byte j's low nibble, j + 16 its high one; value = d·(nibble − 8). */
-export function dequantizeQ4_0(bytes: Uint8Array, n: number): Float32Array {
-  const out = new Float32Array(n);
-  for (let b = 0; b < n / 32; b++) {
-    const o = b * 18;
-    const d = halfToFloat(bytes[o]! | (bytes[o + 1]! << 8));
-    for (let j = 0; j < 16; j++) {
-      const q = bytes[o + 2 + j]!;
-      out[b * 32 + j] = d * ((q & 0xf) - 8);
-      out[b * 32 + j + 16] = d * ((q >> 4) - 8);
-    }
-  }
-  return out;
-}
-
 /** Sequential little-endian reads that fail with "truncated" past the end. */
 class Cursor {
   pos = 0;
   private readonly view: DataView;
   constructor(
     private readonly bytes: Uint8Array,
+    /** the whole file's size: bytes is its first part */
+    private readonly fileSize: number,
     private readonly fail: (msg: string) => never,
   ) {
     this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   }
+  /** bytes left in the file */
   get left(): number {
-    return this.bytes.length - this.pos;
+    return this.fileSize - this.pos;
   }
   private take(n: number, what: string): number {
     if (n > this.left) this.fail(`truncated: ${what} at byte ${this.pos} needs ${n} bytes, ${this.left} are left`);
+    if (this.pos + n > this.bytes.length) throw new NeedMore();
     const at = this.pos;
     this.pos += n;
     return at;
@@ -155,20 +124,37 @@ class Cursor {
   }
 }
 
+/** Thrown by a Cursor that reached the end of the part of the file it was given. */
+class NeedMore extends Error {}
+
+/** The header is read in a first part of this many bytes, four times more each time it is not enough. */
+const FIRST_READ = 1 << 22;
+
 /** Parses a GGUF file's header, metadata and tensor infos, checking every tensor of a known type lies inside the data section. */
-export function parseGguf(bytes: Uint8Array, source = 'model.gguf'): GgufFile {
+export function parseGguf(path: string): GgufFile {
+  const size = regularFileSize(path);
+  for (let part = Math.min(size, FIRST_READ); ; part = Math.min(size, part * 4)) {
+    try {
+      return parseHeader(readRegion(path, 0, part), size, path);
+    } catch (e) {
+      if (!(e instanceof NeedMore) || part === size) throw e;
+    }
+  }
+}
+
+function parseHeader(bytes: Uint8Array, size: number, source: string): GgufFile {
   const fail = (msg: string): never => {
     throw new Error(`${source}: ${msg}`);
   };
-  const c = new Cursor(bytes, fail);
-  if (bytes.length < 4 || String.fromCharCode(...bytes.subarray(0, 4)) !== 'GGUF') fail(`not a GGUF file (no "GGUF" magic)`);
+  const c = new Cursor(bytes, size, fail);
+  if (size < 4 || String.fromCharCode(...bytes.subarray(0, 4)) !== 'GGUF') fail(`not a GGUF file (no "GGUF" magic)`);
   c.pos = 4;
   const version = c.u32('version');
   if (version !== 2 && version !== 3) fail(`GGUF version ${version} is not supported (weft reads versions 2 and 3)`);
   const tensorCount = c.count('tensor count');
   const kvCount = c.count('metadata count');
   // a key-value pair takes at least 12 bytes, a tensor info at least 24
-  if (kvCount * 12 + tensorCount * 24 > c.left) fail(`truncated: ${tensorCount} tensors and ${kvCount} metadata entries do not fit in ${bytes.length} bytes`);
+  if (kvCount * 12 + tensorCount * 24 > c.left) fail(`truncated: ${tensorCount} tensors and ${kvCount} metadata entries do not fit in ${size} bytes`);
   const metadata = new Map<string, GgufValue>();
   for (let i = 0; i < kvCount; i++) {
     const key = c.string(`metadata key ${i}`);
@@ -191,48 +177,29 @@ export function parseGguf(bytes: Uint8Array, source = 'model.gguf'): GgufFile {
     infos.push({ name, dims, type, offset });
   }
   const dataStart = Math.ceil(c.pos / align) * align;
-  const dataBytes = bytes.length - dataStart;
+  const dataBytes = size - dataStart;
   const tensors = new Map<string, GgufTensorInfo>();
   for (const t of infos) {
     if (tensors.has(t.name)) fail(`tensor ${t.name} appears twice`);
     tensors.set(t.name, t);
-    const layout = layouts[t.type];
-    if (!layout) continue; // named when read
+    const format = formatOfGgmlType(t.type);
+    if (!format) continue; // named when read
     const n = t.dims.reduce((a, b) => a * b, 1);
-    if (!Number.isSafeInteger(n) || t.dims[0]! % layout.block !== 0) fail(`tensor ${t.name}: dimensions [${t.dims.join(', ')}] do not fit ${ggmlTypeName(t.type)} blocks of ${layout.block}`);
-    const size = (n / layout.block) * layout.bytes;
-    if (t.offset + size > dataBytes) fail(`tensor ${t.name}: bytes [${t.offset}, ${t.offset + size}) are outside the ${Math.max(0, dataBytes)} data bytes (truncated?)`);
+    if (!Number.isSafeInteger(n) || t.dims[0]! % format.blockElements !== 0) fail(`tensor ${t.name}: dimensions [${t.dims.join(', ')}] do not fit ${ggmlTypeName(t.type)} blocks of ${format.blockElements}`);
+    const bytes = fileBytes(format, n);
+    if (t.offset + bytes > dataBytes) fail(`tensor ${t.name}: bytes [${t.offset}, ${t.offset + bytes}) are outside the ${Math.max(0, dataBytes)} data bytes (truncated?)`);
   }
-  return { version, metadata, tensors, bytes, dataStart };
+  return { version, metadata, tensors, path: source, dataStart };
 }
 
-/** A tensor's bytes in the file, with its element count; its type must be one weft reads. */
-function tensorBytes(file: GgufFile, t: GgufTensorInfo, source: string): { bytes: Uint8Array; count: number } {
-  const layout = layouts[t.type];
-  if (!layout) throw new Error(`${source}: tensor ${t.name} has type ${ggmlTypeName(t.type)}, which weft does not read (F32, F16, Q8_0, Q4_0)`);
-  const count = t.dims.reduce((a, b) => a * b, 1);
-  const at = file.dataStart + t.offset;
-  return { bytes: file.bytes.subarray(at, at + (count / layout.block) * layout.bytes), count };
-}
+/** The formats GGUF tensors may have, for messages. */
+const readable = (): string => Object.values(weightFormats).flatMap((f) => (f.ggmlType === undefined ? [] : [ggmlTypeName(f.ggmlType)])).join(', ');
 
-/** A Q8_0 or Q4_0 tensor's blocks as they lie in the file (undefined for other types). */
-export function quantizedBlocks(file: GgufFile, t: GgufTensorInfo, source = 'model.gguf'): QuantizedTensor | undefined {
-  const type = t.type === GGML_TYPE.Q8_0 ? 'q8_0' : t.type === GGML_TYPE.Q4_0 ? 'q4_0' : undefined;
-  if (!type) return undefined;
-  const { bytes, count } = tensorBytes(file, t, source);
-  return { type, count, blocks: bytes };
-}
-
-/** A tensor's values as float32, dequantized when quantized. */
-export function tensorValues(file: GgufFile, t: GgufTensorInfo, source = 'model.gguf'): Float32Array {
-  const { bytes, count: n } = tensorBytes(file, t, source);
-  if (t.type === GGML_TYPE.Q8_0) return dequantizeQ8_0(bytes, n);
-  if (t.type === GGML_TYPE.Q4_0) return dequantizeQ4_0(bytes, n);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const out = new Float32Array(n);
-  if (t.type === GGML_TYPE.F32) for (let i = 0; i < n; i++) out[i] = view.getFloat32(i * 4, true);
-  else for (let i = 0; i < n; i++) out[i] = halfToFloat(view.getUint16(i * 2, true));
-  return out;
+/** A tensor of the file as a source in its own format (row-major shape), read by offset when needed. */
+export function ggufSource(file: GgufFile, t: GgufTensorInfo): TensorSource {
+  const format = formatOfGgmlType(t.type);
+  if (!format) throw new Error(`${file.path}: tensor ${t.name} has type ${ggmlTypeName(t.type)}, which weft does not read (${readable()})`);
+  return fileSource(file.path, file.dataStart + t.offset, [...t.dims].reverse(), format);
 }
 
 function configOf(file: GgufFile, fail: (msg: string) => never): ModelConfig {
@@ -303,17 +270,13 @@ function ggufName(name: string): string {
  * llama.cpp's converter stores Q/K rows in adjacent-pair RoPE order, so no weight is reordered; a missing
  * output.weight is tied to token_embd.weight.
  */
-export function readGguf(
-  bytes: Uint8Array,
-  source = 'model.gguf',
-): { config: ModelConfig; weights: Map<string, Float32Array>; quantized: Map<string, QuantizedTensor>; file: GgufFile } {
+export function readGguf(path: string): { config: ModelConfig; tensors: Map<string, TensorSource>; file: GgufFile } {
   const fail = (msg: string): never => {
-    throw new Error(`${source}: ${msg}`);
+    throw new Error(`${path}: ${msg}`);
   };
-  const file = parseGguf(bytes, source);
+  const file = parseGguf(path);
   const config = configOf(file, fail);
-  const weights = new Map<string, Float32Array>();
-  const quantized = new Map<string, QuantizedTensor>();
+  const weights = new Map<string, TensorSource>();
   const used = new Set<string>();
   for (const [name, shape] of llamaWeightShapes(config)) {
     if (name === 'rope_cos' || name === 'rope_sin') continue;
@@ -325,9 +288,7 @@ export function readGguf(
       fail(`tensor ${key} has shape [${rowMajor.join(', ')}] (ne [${t.dims.join(', ')}]), the metadata implies [${shape.join(', ')}]`);
     }
     used.add(key);
-    weights.set(name, tensorValues(file, t, source));
-    const blocks = quantizedBlocks(file, t, source);
-    if (blocks) quantized.set(name, blocks);
+    weights.set(name, ggufSource(file, t));
   }
   // Llama 3's frequency scaling, as llama.cpp's converter stores it: one divisor per RoPE frequency
   const freqs = file.tensors.get('rope_freqs.weight');
@@ -336,13 +297,13 @@ export function readGguf(
     const pairs = config.dim / config.nHeads / 2;
     if (freqs.dims.length !== 1 || freqs.dims[0] !== pairs) fail(`tensor rope_freqs.weight has ne [${freqs.dims.join(', ')}], the head size implies [${pairs}]`);
     if (config.ropeScaling) fail(`rope_freqs.weight and llama.rope.scaling.type ${config.ropeScaling.kind} both scale RoPE`);
-    const divisors = Array.from(tensorValues(file, freqs, source));
+    const divisors = Array.from(sourceValues(ggufSource(file, freqs)));
     if (divisors.some((d) => !(d > 0) || !Number.isFinite(d))) fail(`tensor rope_freqs.weight must hold positive finite factors`);
     scaled = { ...config, ropeScaling: { kind: 'divisors', divisors } };
     used.add('rope_freqs.weight');
   }
   for (const key of file.tensors.keys()) if (!used.has(key)) fail(`tensor ${key} is not part of weft's llama (biases are not supported)`);
-  return { config: scaled, weights, quantized, file };
+  return { config: scaled, tensors: weights, file };
 }
 
 /**
@@ -435,7 +396,8 @@ function byteLevelTokenizer(file: GgufFile, tokens: readonly string[], source: s
   return HfTokenizer.fromObject(json, tokens.length, source, { config });
 }
 
-/** Whether bytes start with the GGUF magic. */
-export function isGguf(bytes: Uint8Array): boolean {
+/** Whether a file starts with the GGUF magic. */
+export function isGguf(path: string): boolean {
+  const bytes = readRegion(path, 0, Math.min(4, regularFileSize(path)));
   return bytes.length >= 4 && bytes[0] === 0x47 && bytes[1] === 0x47 && bytes[2] === 0x55 && bytes[3] === 0x46;
 }

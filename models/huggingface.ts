@@ -3,11 +3,12 @@
 // layouts of models/llama.ts and models/gpt2.ts: llama Q/K projections permuted from rotate-half RoPE
 // to adjacent pairs, GPT-2's Conv1D weights transposed to [out, in] and its fused QKV split.
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve, sep } from 'node:path';
+import { reorderedRows, sourceRows, transposedSource, type TensorSource } from '../src/weights/source.js';
 import { gpt2WeightShapes } from './gpt2.js';
 import type { ModelConfig, RopeScaling } from './llama.js';
 import { llamaWeightShapes } from './llama.js';
-import { readSafetensors, type Tensor } from './safetensors.js';
+import { readSafetensors } from './safetensors.js';
 
 const supported = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM', 'GPT2LMHeadModel'];
 
@@ -120,60 +121,49 @@ function ropeScalingOf(rope: Record<string, unknown>, fail: (msg: string) => nev
   return fail(`RoPE scaling '${String(type)}' is not supported (weft supports default, linear and llama3)`);
 }
 
-/** All tensors of the checkpoint: model.safetensors, or the shards its index names. */
-function readTensors(dir: string): Map<string, Tensor> {
+/** All tensors of the checkpoint: model.safetensors, or the shards its index names (each inside the folder, each tensor once). */
+function readTensors(dir: string): Map<string, TensorSource> {
   const single = join(dir, 'model.safetensors');
   const index = join(dir, 'model.safetensors.index.json');
-  const read = (file: string): Map<string, Tensor> => {
-    let bytes: Uint8Array;
-    try {
-      bytes = new Uint8Array(readFileSync(file));
-    } catch (e) {
-      throw new Error(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    }
-    return readSafetensors(bytes, file);
-  };
   if (existsSync(index)) {
     const map = readJson(index).weight_map;
-    if (typeof map !== 'object' || map === null) throw new Error(`${index}: no weight_map`);
-    const tensors = new Map<string, Tensor>();
-    for (const shard of new Set(Object.values(map as Record<string, string>))) for (const [k, v] of read(join(dir, shard))) tensors.set(k, v);
+    if (typeof map !== 'object' || map === null || Array.isArray(map)) throw new Error(`${index}: weight_map must be an object of tensor names to shard files`);
+    const shards = new Set<string>();
+    for (const [name, shard] of Object.entries(map)) {
+      if (typeof shard !== 'string' || shard === '' || resolve(dir, shard).slice(0, resolve(dir).length + 1) !== resolve(dir) + sep) {
+        throw new Error(`${index}: tensor ${JSON.stringify(name).slice(0, 60)} names ${JSON.stringify(shard)?.slice(0, 60)}, not a file inside the folder`);
+      }
+      shards.add(shard);
+    }
+    const tensors = new Map<string, TensorSource>();
+    for (const shard of shards) {
+      for (const [k, v] of readSafetensors(join(dir, shard))) {
+        if (tensors.has(k)) throw new Error(`${join(dir, shard)}: tensor ${k} is also in another shard`);
+        tensors.set(k, v);
+      }
+    }
     return tensors;
   }
-  if (existsSync(single)) return read(single);
+  if (existsSync(single)) return readSafetensors(single);
   throw new Error(`${dir}: no model.safetensors or model.safetensors.index.json`);
 }
 
 /** Rows of a q/k projection reordered so each head's rotate-half pairs (j, j+hs/2) become adjacent (2j, 2j+1). */
-function interleaveHeads(w: Float32Array, heads: number, headSize: number, cols: number): Float32Array {
-  const out = new Float32Array(w.length);
+function interleaveHeads(w: TensorSource, heads: number, headSize: number): TensorSource {
+  const order: number[] = [];
   const half = headSize / 2;
-  for (let h = 0; h < heads; h++) {
-    for (let j = 0; j < half; j++) {
-      const base = h * headSize;
-      out.set(w.subarray((base + j) * cols, (base + j + 1) * cols), (base + 2 * j) * cols);
-      out.set(w.subarray((base + half + j) * cols, (base + half + j + 1) * cols), (base + 2 * j + 1) * cols);
-    }
-  }
-  return out;
+  for (let h = 0; h < heads; h++) for (let j = 0; j < half; j++) order.push(h * headSize + j, h * headSize + half + j);
+  return reorderedRows(w, order);
 }
 
 export function isHuggingFaceDir(dir: string): boolean {
   return existsSync(join(dir, 'config.json'));
 }
 
-/** [rows, cols] → [cols, rows] */
-function transpose(t: Tensor): Float32Array {
-  const [rows, cols] = t.shape as [number, number];
-  const out = new Float32Array(t.data.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = t.data[r * cols + c]!;
-  return out;
-}
-
 /** GPT-2's tensors under gpt2.ts's names: Conv1D weights ([in, out]) transposed, c_attn split into q, k, v. */
-function gpt2Weights(dir: string, config: ModelConfig, tensors: Map<string, Tensor>): Map<string, Float32Array> {
+function gpt2Weights(dir: string, config: ModelConfig, tensors: Map<string, TensorSource>): Map<string, TensorSource> {
   const d = config.dim;
-  const get = (key: string, shape: readonly number[]): Tensor => {
+  const get = (key: string, shape: readonly number[]): TensorSource => {
     const t = tensors.get(key) ?? tensors.get(key.replace(/^transformer\./, ''));
     if (!t) throw new Error(`${dir}: tensor ${key} is missing`);
     if (t.shape.length !== shape.length || t.shape.some((x, i) => x !== shape[i])) {
@@ -181,30 +171,30 @@ function gpt2Weights(dir: string, config: ModelConfig, tensors: Map<string, Tens
     }
     return t;
   };
-  const out = new Map<string, Float32Array>([
-    ['wte', get('transformer.wte.weight', [config.vocabSize, d]).data],
-    ['wpe', get('transformer.wpe.weight', [config.seqLen, d]).data],
-    ['ln_f.weight', get('transformer.ln_f.weight', [d]).data],
-    ['ln_f.bias', get('transformer.ln_f.bias', [d]).data],
+  const out = new Map<string, TensorSource>([
+    ['wte', get('transformer.wte.weight', [config.vocabSize, d])],
+    ['wpe', get('transformer.wpe.weight', [config.seqLen, d])],
+    ['ln_f.weight', get('transformer.ln_f.weight', [d])],
+    ['ln_f.bias', get('transformer.ln_f.bias', [d])],
   ]);
   for (let l = 0; l < config.nLayers; l++) {
     const h = `transformer.h.${l}.`;
     const p = `layers.${l}.`;
-    const qkv = transpose(get(`${h}attn.c_attn.weight`, [d, 3 * d]));
-    const qkvBias = get(`${h}attn.c_attn.bias`, [3 * d]).data;
+    const qkv = transposedSource(get(`${h}attn.c_attn.weight`, [d, 3 * d]));
+    const qkvBias = get(`${h}attn.c_attn.bias`, [3 * d]);
     ['q', 'k', 'v'].forEach((n, i) => {
-      out.set(`${p}w${n}`, qkv.slice(i * d * d, (i + 1) * d * d));
-      out.set(`${p}b${n}`, qkvBias.slice(i * d, (i + 1) * d));
+      out.set(`${p}w${n}`, sourceRows(qkv, i * d, d));
+      out.set(`${p}b${n}`, sourceRows(qkvBias, i * d, d));
     });
-    out.set(`${p}wo`, transpose(get(`${h}attn.c_proj.weight`, [d, d])));
-    out.set(`${p}bo`, get(`${h}attn.c_proj.bias`, [d]).data);
-    out.set(`${p}w_fc`, transpose(get(`${h}mlp.c_fc.weight`, [d, config.hiddenDim])));
-    out.set(`${p}b_fc`, get(`${h}mlp.c_fc.bias`, [config.hiddenDim]).data);
-    out.set(`${p}w_proj`, transpose(get(`${h}mlp.c_proj.weight`, [config.hiddenDim, d])));
-    out.set(`${p}b_proj`, get(`${h}mlp.c_proj.bias`, [d]).data);
+    out.set(`${p}wo`, transposedSource(get(`${h}attn.c_proj.weight`, [d, d])));
+    out.set(`${p}bo`, get(`${h}attn.c_proj.bias`, [d]));
+    out.set(`${p}w_fc`, transposedSource(get(`${h}mlp.c_fc.weight`, [d, config.hiddenDim])));
+    out.set(`${p}b_fc`, get(`${h}mlp.c_fc.bias`, [config.hiddenDim]));
+    out.set(`${p}w_proj`, transposedSource(get(`${h}mlp.c_proj.weight`, [config.hiddenDim, d])));
+    out.set(`${p}b_proj`, get(`${h}mlp.c_proj.bias`, [d]));
     for (const n of ['ln_1', 'ln_2']) {
-      out.set(`${p}${n}.weight`, get(`${h}${n}.weight`, [d]).data);
-      out.set(`${p}${n}.bias`, get(`${h}${n}.bias`, [d]).data);
+      out.set(`${p}${n}.weight`, get(`${h}${n}.weight`, [d]));
+      out.set(`${p}${n}.bias`, get(`${h}${n}.bias`, [d]));
     }
   }
   for (const name of gpt2WeightShapes(config).keys()) if (!out.has(name)) throw new Error(`${dir}: no tensor for ${name}`);
@@ -220,12 +210,12 @@ function specialTokens(dir: string, c: Record<string, unknown>, vocab: number): 
   return { ...(bos !== undefined ? { bosId: bos } : {}), stop: { ids: ids(g.eos_token_id ?? c.eos_token_id), inPrompt: false } };
 }
 
-export function readHuggingFace(dir: string): { config: ModelConfig; weights: Map<string, Float32Array> } {
+export function readHuggingFace(dir: string): { config: ModelConfig; tensors: Map<string, TensorSource> } {
   const raw = readJson(join(dir, 'config.json'));
   const sized = configOf(dir, raw);
   const config: ModelConfig = { ...sized, ...specialTokens(dir, raw, sized.vocabSize) };
   const tensors = readTensors(dir);
-  if (config.family === 'gpt2') return { config, weights: gpt2Weights(dir, config, tensors) };
+  if (config.family === 'gpt2') return { config, tensors: gpt2Weights(dir, config, tensors) };
   const hs = config.dim / config.nHeads;
   const tied = raw.tie_word_embeddings === true;
   const source = (name: string): string | undefined => {
@@ -251,7 +241,7 @@ export function readHuggingFace(dir: string): { config: ModelConfig; weights: Ma
     }[m[2]!];
     return part && `model.layers.${m[1]}.${part}.${/^b[qkvo]$/.test(m[2]!) ? 'bias' : 'weight'}`;
   };
-  const weights = new Map<string, Float32Array>();
+  const weights = new Map<string, TensorSource>();
   for (const [name, shape] of llamaWeightShapes(config)) {
     if (name === 'rope_cos' || name === 'rope_sin') continue;
     const key = source(name)!;
@@ -262,7 +252,7 @@ export function readHuggingFace(dir: string): { config: ModelConfig; weights: Ma
     }
     // q/k rows (and their biases) follow the rotate-half layout: reorder them to adjacent pairs
     const heads = /\.[wb]q$/.test(name) ? config.nHeads : /\.[wb]k$/.test(name) ? config.nKvHeads : 0;
-    weights.set(name, heads ? interleaveHeads(t.data, heads, hs, shape.length === 2 ? config.dim : 1) : t.data);
+    weights.set(name, heads ? interleaveHeads(t, heads, hs) : t);
   }
-  return { config, weights };
+  return { config, tensors: weights };
 }

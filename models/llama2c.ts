@@ -1,6 +1,8 @@
 // Reader for llama2.c legacy (version 0) checkpoints: a 7 x int32 header, then float32 tensors in run.c's order.
-// Every weight comes out as its own aligned Float32Array, row-major [out, in] as in the file; the file
+// Every weight is a source read from its offset in the file, row-major [out, in] as in the file; the file
 // size must match the header exactly. Also run.c's RoPE cos/sin tables, in the same float32 arithmetic.
+import { weightFormats } from '../src/weights/formats.js';
+import { fileSource, readRegion, regularFileSize, type TensorSource } from '../src/weights/source.js';
 
 import { powf } from './glibc-powf.js';
 import type { RopeScaling } from './llama.js';
@@ -29,44 +31,45 @@ const LIMITS = {
   seq_len: 1_048_576,
 } as const;
 
-export function readLlama2c(bytes: Uint8Array, source: string): { config: Llama2cConfig; weights: Map<string, Float32Array> } {
-  const config = readHeader(bytes, source);
+export function readLlama2c(source: string): { config: Llama2cConfig; tensors: Map<string, TensorSource> } {
+  const size = regularFileSize(source);
+  const config = readHeader(readRegion(source, 0, Math.min(size, HEADER_BYTES)), source);
   const { dim, hiddenDim, nLayers, nHeads, nKvHeads, vocabSize, seqLen, sharedClassifier } = config;
   const headSize = dim / nHeads;
   const kvDim = headSize * nKvHeads;
 
   const expectedBytes = HEADER_BYTES + 4 * checkpointFloats(config);
-  if (bytes.length !== expectedBytes) {
-    const problem = bytes.length < expectedBytes ? 'truncated' : 'has trailing bytes';
-    throw new Error(`${source}: ${problem}: expected ${expectedBytes} bytes for this header, got ${bytes.length}`);
+  if (size !== expectedBytes) {
+    const problem = size < expectedBytes ? 'truncated' : 'has trailing bytes';
+    throw new Error(`${source}: ${problem}: expected ${expectedBytes} bytes for this header, got ${size}`);
   }
 
   let offset = HEADER_BYTES;
-  const take = (floats: number): Float32Array => {
-    const tensor = new Float32Array(bytes.buffer.slice(bytes.byteOffset + offset, bytes.byteOffset + offset + 4 * floats));
-    offset += 4 * floats;
+  const take = (shape: number[]): TensorSource => {
+    const tensor = fileSource(source, offset, shape, weightFormats.f32);
+    offset += 4 * shape.reduce((p, d) => p * d, 1);
     return tensor;
   };
-  const weights = new Map<string, Float32Array>();
-  const perLayer = (name: string, floats: number): void => {
-    for (let l = 0; l < nLayers; l++) weights.set(`layers.${l}.${name}`, take(floats));
+  const weights = new Map<string, TensorSource>();
+  const perLayer = (name: string, shape: number[]): void => {
+    for (let l = 0; l < nLayers; l++) weights.set(`layers.${l}.${name}`, take(shape));
   };
 
-  const tokEmbeddings = take(vocabSize * dim);
+  const tokEmbeddings = take([vocabSize, dim]);
   weights.set('tok_embeddings', tokEmbeddings);
-  perLayer('attention_norm', dim);
-  perLayer('wq', dim * dim);
-  perLayer('wk', kvDim * dim);
-  perLayer('wv', kvDim * dim);
-  perLayer('wo', dim * dim);
-  perLayer('ffn_norm', dim);
-  perLayer('w1', hiddenDim * dim);
-  perLayer('w2', dim * hiddenDim);
-  perLayer('w3', hiddenDim * dim);
-  weights.set('norm', take(dim));
+  perLayer('attention_norm', [dim]);
+  perLayer('wq', [dim, dim]);
+  perLayer('wk', [kvDim, dim]);
+  perLayer('wv', [kvDim, dim]);
+  perLayer('wo', [dim, dim]);
+  perLayer('ffn_norm', [dim]);
+  perLayer('w1', [hiddenDim, dim]);
+  perLayer('w2', [dim, hiddenDim]);
+  perLayer('w3', [hiddenDim, dim]);
+  weights.set('norm', take([dim]));
   offset += 4 * seqLen * headSize; // freq_cis_real and freq_cis_imag, [seq_len, head_size / 2] each: unused
-  weights.set('output', sharedClassifier ? tokEmbeddings : take(vocabSize * dim));
-  return { config, weights };
+  weights.set('output', sharedClassifier ? tokEmbeddings : take([vocabSize, dim]));
+  return { config, tensors: weights };
 }
 
 /**

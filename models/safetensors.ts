@@ -1,70 +1,62 @@
 // Reader for Hugging Face safetensors files: an 8-byte little-endian header length, a JSON header of
-// tensors {dtype, shape, data_offsets}, then the data. F32, F16 and BF16 tensors come out as float32;
-// every offset, size and shape is checked against the file before anything is read.
-import { halfToFloat } from './ieee754.js';
+// tensors {dtype, shape, data_offsets}, then the data. Only the header is read here; every offset, size
+// and shape is checked against the file's size, and each tensor becomes a source read by offset later.
+import { formatOfSafetensors } from '../src/weights/formats.js';
+import { elementCount, fileSource, readRegion, regularFileSize, type TensorSource } from '../src/weights/source.js';
 
-export interface Tensor {
-  readonly shape: readonly number[];
-  readonly data: Float32Array;
-}
+/** Headers above this are refused before they are read (the largest hub checkpoints' are a few MB). */
+const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 
-const BYTES = { F32: 4, F16: 2, BF16: 2 } as const;
-type DType = keyof typeof BYTES;
+/** A value from the file as it may appear in a message: JSON (names unquoted), control characters escaped, at most 60 characters. */
+const short = (v: unknown): string => {
+  const s = (typeof v === 'string' ? JSON.stringify(v).slice(1, -1) : JSON.stringify(v)) ?? String(v);
+  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
+};
 
-interface Entry {
-  dtype: string;
-  shape: number[];
-  data_offsets: [number, number];
-}
-
-
-function decode(dtype: DType, bytes: Uint8Array): Float32Array {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const n = bytes.byteLength / BYTES[dtype];
-  const out = new Float32Array(n);
-  if (dtype === 'F32') {
-    for (let i = 0; i < n; i++) out[i] = view.getFloat32(i * 4, true);
-  } else if (dtype === 'F16') {
-    for (let i = 0; i < n; i++) out[i] = halfToFloat(view.getUint16(i * 2, true));
-  } else {
-    const bits = new Uint32Array(out.buffer);
-    for (let i = 0; i < n; i++) bits[i] = view.getUint16(i * 2, true) << 16;
-  }
-  return out;
-}
-
-/** Every tensor of one safetensors file, by name. */
-export function readSafetensors(bytes: Uint8Array, source: string): Map<string, Tensor> {
+/** Every tensor of one safetensors file, by name, as sources read from the file when needed. */
+export function readSafetensors(path: string): Map<string, TensorSource> {
   const fail = (msg: string): never => {
-    throw new Error(`${source}: ${msg}`);
+    throw new Error(`${path}: ${msg}`);
   };
-  if (bytes.length < 8) fail(`truncated: ${bytes.length} bytes, not even a header length`);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const headerLength = Number(view.getBigUint64(0, true));
-  if (headerLength > bytes.length - 8) fail(`truncated: the header claims ${headerLength} bytes, the file has ${bytes.length - 8} after its length`);
-  let header: Record<string, Entry | Record<string, string>>;
+  const size = regularFileSize(path);
+  if (size < 8) fail(`truncated: ${size} bytes, not even a header length`);
+  const headerLength = Number(new DataView(readRegion(path, 0, 8).buffer).getBigUint64(0, true));
+  if (headerLength > size - 8) fail(`truncated: the header claims ${headerLength} bytes, the file has ${size - 8} after its length`);
+  if (headerLength > MAX_HEADER_BYTES) fail(`a header of ${headerLength} bytes is beyond the ${MAX_HEADER_BYTES} weft reads`);
+  let header: unknown;
   try {
-    header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength)));
+    header = JSON.parse(new TextDecoder().decode(readRegion(path, 8, headerLength)));
   } catch {
     return fail(`the header is not JSON`);
   }
-  if (typeof header !== 'object' || header === null || Array.isArray(header)) fail(`the header is not a JSON object`);
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) return fail(`the header is not a JSON object`);
   const dataStart = 8 + headerLength;
-  const dataBytes = bytes.length - dataStart;
-  const tensors = new Map<string, Tensor>();
+  const dataBytes = size - dataStart;
+  const tensors = new Map<string, TensorSource>();
+  const taken: [number, number, string][] = [];
   for (const [name, e] of Object.entries(header)) {
     if (name === '__metadata__') continue;
-    const entry = e as Entry;
-    if (!(entry.dtype in BYTES)) fail(`tensor ${name} has dtype ${String(entry.dtype)}; weft reads F32, F16 and BF16`);
-    const dtype = entry.dtype as DType;
-    if (!Array.isArray(entry.shape) || entry.shape.some((d) => !Number.isSafeInteger(d) || d < 0)) fail(`tensor ${name} has a malformed shape`);
-    const [begin, end] = Array.isArray(entry.data_offsets) ? entry.data_offsets : [NaN, NaN];
-    if (!Number.isSafeInteger(begin) || !Number.isSafeInteger(end) || begin < 0 || end < begin || end > dataBytes) {
-      fail(`tensor ${name}: data offsets [${begin}, ${end}] are outside the ${dataBytes} data bytes`);
+    if (typeof e !== 'object' || e === null || Array.isArray(e)) fail(`tensor ${short(name)} is not an object`);
+    const entry = e as Record<string, unknown>;
+    const dtype = entry.dtype;
+    const format = typeof dtype === 'string' ? formatOfSafetensors(dtype) : undefined;
+    if (!format) return fail(`tensor ${short(name)} has dtype ${short(dtype)}; weft reads F32, F16 and BF16`);
+    const shape = entry.shape;
+    if (!Array.isArray(shape) || shape.length > 8 || shape.some((d) => !Number.isSafeInteger(d) || d < 0)) return fail(`tensor ${short(name)} has a malformed shape ${short(shape)}`);
+    const offsets = entry.data_offsets;
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0)) {
+      return fail(`tensor ${short(name)}: data_offsets must be two byte offsets, is ${short(offsets)}`);
     }
-    const count = entry.shape.reduce((p, d) => p * d, 1);
-    if ((end - begin) !== count * BYTES[dtype]) fail(`tensor ${name}: ${end - begin} bytes do not hold ${entry.shape.join('×')} ${dtype} values`);
-    tensors.set(name, { shape: entry.shape, data: decode(dtype, bytes.subarray(dataStart + begin, dataStart + end)) });
+    const [begin, end] = offsets as [number, number];
+    if (end < begin || end > dataBytes) fail(`tensor ${short(name)}: data offsets [${begin}, ${end}] are outside the ${dataBytes} data bytes`);
+    const count = elementCount(shape as number[]);
+    if (end - begin !== count * format.blockBytes) fail(`tensor ${short(name)}: ${end - begin} bytes do not hold ${(shape as number[]).join('×')} ${dtype} values`);
+    taken.push([begin, end, name]);
+    tensors.set(name, fileSource(path, dataStart + begin, shape as number[], format));
+  }
+  taken.sort((a, b) => a[0] - b[0]);
+  for (let i = 1; i < taken.length; i++) {
+    if (taken[i]![0] < taken[i - 1]![1]) fail(`tensors ${short(taken[i - 1]![2])} and ${short(taken[i]![2])} overlap`);
   }
   return tensors;
 }

@@ -4,6 +4,7 @@
 import type { ModelConfig } from './llama.js';
 import { llamaWeightShapes } from './llama.js';
 import { ropeTables } from './llama2c.js';
+import { valuesSource, type TensorSource } from '../src/weights/source.js';
 
 const base = { family: 'llama', vocabSize: 32000, seqLen: 1024, normEps: 1e-5, ropeTheta: 10000, bosId: 1 } as const;
 
@@ -50,8 +51,10 @@ export function syntheticWeights(config: ModelConfig): Map<string, Float32Array>
   return weights;
 }
 
-/** A synthetic model by name, or undefined when `name` is not one. */
-export function syntheticModel(name: string): { config: ModelConfig; weights: Map<string, Float32Array> } | undefined {
+/** A synthetic model by name, its tensors in memory, or undefined when `name` is not one. */
+export function syntheticModel(name: string): { config: ModelConfig; tensors: Map<string, TensorSource> } | undefined {
   const config = syntheticConfigs[name];
-  return config ? { config, weights: syntheticWeights(config) } : undefined;
+  if (!config) return undefined;
+  const shapes = llamaWeightShapes(config);
+  return { config, tensors: new Map([...syntheticWeights(config)].map(([n, v]) => [n, valuesSource(v, shapes.get(n))])) };
 }

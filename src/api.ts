@@ -2,15 +2,14 @@
 // Glue between model definitions (models/), the compiler (ir, codegen) and the runtime.
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { llamaGraph, llamaWeightShapes, type GraphKind, type ModelConfig } from '../models/llama.js';
+import { llamaGraph, type GraphKind, type ModelConfig } from '../models/llama.js';
 import { gpt2Graph } from '../models/gpt2.js';
-import { dequantizeQ4_0, dequantizeQ8_0, ggufTokenizer, isGguf, readGguf, type GgufFile } from '../models/gguf.js';
+import { ggufTokenizer, isGguf, readGguf, type GgufFile } from '../models/gguf.js';
 import { isHuggingFaceDir, readHuggingFace } from '../models/huggingface.js';
 import { readLlama2c, ropeTables } from '../models/llama2c.js';
 import * as A from './affine.js';
 import { bytesPerElement, graphStats, type GraphStats } from './codegen/stats.js';
 import { compileGraph, defaultCodegenOptions, type CodegenOptions } from './codegen/compile.js';
-import type { WeightFormat } from './codegen/linear.js';
 import { defaultPassContext, type Pass, type PassContext } from './passes/pass.js';
 import { pipeline } from './passes/pipeline.js';
 import { runPipeline } from './passes/run-pipeline.js';
@@ -19,16 +18,17 @@ import { verifyGraph } from './ir/verify.js';
 import { PlanExecutor, ResidentBuffers } from './runtime/executor.js';
 import { BOS, checkGenerateOptions, generateSteps, type GenerateOptions, type GenerationStep } from './runtime/generate.js';
 import { openGpu, type Gpu } from './runtime/gpu.js';
-import { QUANT_BLOCK, quantizeQ4_0, quantizeQ8_0, type QuantizedTensor, type QuantType } from './runtime/quantized.js';
+import { weightFormats, type FormatName } from './weights/formats.js';
+import { bytesSource, computedSource, regularFileSize, sourceRows, sourceValues, type TensorSource } from './weights/source.js';
+import type { UploadProgress } from './runtime/executor.js';
 import { generatorState } from './runtime/sampler.js';
 import { HfTokenizer } from './runtime/hf-tokenizer.js';
 import { Tokenizer, type TextTokenizer } from './runtime/tokenizer.js';
 
 export interface Checkpoint {
   readonly config: ModelConfig;
-  readonly weights: ReadonlyMap<string, Float32Array>;
-  /** tensors the file holds as Q8_0 / Q4_0 blocks (a GGUF file's), kept so on the device where only matmuls read them; `weights` has their values too */
-  readonly quantized?: ReadonlyMap<string, QuantizedTensor>;
+  /** every tensor the graphs read, by name, as a source in its own format, read when it is uploaded */
+  readonly tensors: ReadonlyMap<string, TensorSource>;
 }
 
 function readBytes(path: string, what: string): Uint8Array {
@@ -40,8 +40,8 @@ function readBytes(path: string, what: string): Uint8Array {
 }
 
 /**
- * Reads a checkpoint into a model config and named weights (RoPE tables included): a llama2.c `.bin`,
- * a GGUF file (`.gguf`, or starting with "GGUF"), or a Hugging Face folder (config.json and safetensors).
+ * Reads a checkpoint's configuration and the places of its tensors (no tensor data): a llama2.c `.bin`, a
+ * GGUF file (`.gguf`, or starting with "GGUF"), or a Hugging Face folder (config.json and safetensors).
  */
 export function readCheckpoint(path: string): Checkpoint {
   return readCheckpointFile(path).checkpoint;
@@ -49,28 +49,26 @@ export function readCheckpoint(path: string): Checkpoint {
 
 /** readCheckpoint, plus the parsed GGUF file (for its tokenizer) when the checkpoint is one. */
 function readCheckpointFile(path: string): { checkpoint: Checkpoint; gguf?: GgufFile } {
-  let config: ModelConfig;
-  let weights: Map<string, Float32Array>;
-  let gguf: GgufFile | undefined;
-  let quantized: ReadonlyMap<string, QuantizedTensor> | undefined;
-  const bytes = isDirectory(path) ? undefined : readBytes(path, 'checkpoint');
-  if (!bytes) {
+  if (isDirectory(path)) {
     if (!isHuggingFaceDir(path)) throw new Error(`${path}: a folder must hold a Hugging Face checkpoint (config.json and safetensors)`);
-    ({ config, weights } = readHuggingFace(path));
-  } else if (path.endsWith('.gguf') || isGguf(bytes)) {
-    ({ config, weights, quantized, file: gguf } = readGguf(bytes, path));
-  } else {
-    const { config: c, weights: w } = readLlama2c(bytes, path);
-    config = { ...c, family: 'llama', normEps: 1e-5, ropeTheta: 10000, bosId: BOS };
-    weights = w;
+    return { checkpoint: readHuggingFace(path) };
   }
-  const held = quantized && quantized.size > 0 ? { quantized } : {};
-  if (config.family === 'gpt2') return { checkpoint: { config, weights, ...held } };
-  const { cos, sin } = ropeTables(config.dim / config.nHeads, config.seqLen, config.ropeTheta, config.ropeScaling);
-  const all = new Map(weights);
-  all.set('rope_cos', cos);
-  all.set('rope_sin', sin);
-  return { checkpoint: { config, weights: all, ...held }, gguf };
+  regularFileSize(path, 'checkpoint');
+  if (path.endsWith('.gguf') || isGguf(path)) {
+    const { config, tensors, file } = readGguf(path);
+    return { checkpoint: { config, tensors }, gguf: file };
+  }
+  const { config: c, tensors } = readLlama2c(path);
+  return { checkpoint: { config: { ...c, family: 'llama', normEps: 1e-5, ropeTheta: 10000, bosId: BOS }, tensors } };
+}
+
+/** A llama checkpoint's RoPE tables at its context, computed when they are uploaded. */
+function withRopeTables(checkpoint: Checkpoint): Checkpoint {
+  const c = checkpoint.config;
+  if (c.family === 'gpt2') return checkpoint;
+  const half = c.dim / c.nHeads / 2;
+  const tables = (which: 'cos' | 'sin') => computedSource([c.seqLen, half], () => ropeTables(2 * half, c.seqLen, c.ropeTheta, c.ropeScaling)[which]);
+  return { ...checkpoint, tensors: new Map([...checkpoint.tensors, ['rope_cos', tables('cos')], ['rope_sin', tables('sin')]]) };
 }
 
 function isDirectory(path: string): boolean {
@@ -118,8 +116,10 @@ export interface LoadOptions {
   readonly toggles?: readonly string[];
   /** the most positions a generation may use, below the model's own context: a smaller KV cache and position tables */
   readonly context?: number;
-  /** how matmul weights are stored on the device (default f32; f16 halves their bytes) */
-  readonly weights?: WeightFormat;
+  /** the format matrix weights (matmuls and embedding tables) are converted to on load (default: each kept in its file's format) */
+  readonly weights?: FormatName;
+  /** called as weights reach the device: bytes uploaded so far, of how many, and the weight just uploaded */
+  readonly onProgress?: UploadProgress;
   /** kernel choices (see CodegenOptions): the K from which decode matmuls split K, prefill K splits, the shape of prefill matmul and attention tiles */
   readonly kernels?: Partial<Pick<CodegenOptions, 'splitKFrom' | 'splitK' | 'attentionTile' | 'tileRows' | 'tileWidth' | 'sliceDepth' | 'prefetch' | 'unroll' | 'subgroups'>>;
 }
@@ -133,46 +133,66 @@ export function codegenOptions(gpu: Pick<Gpu, 'limits' | 'fallback' | 'subgroups
     ...options.kernels,
     // subgroup operations where the device has them (in the layout the kernels assume), unless asked not to
     subgroups: gpu.subgroups && options.kernels?.subgroups !== false,
-    weights: options.weights ?? 'f32',
     maxInvocations: Math.min(gpu.limits.maxComputeInvocationsPerWorkgroup, gpu.limits.maxComputeWorkgroupSizeX),
     maxWorkgroupBytes: gpu.limits.maxComputeWorkgroupStorageSize,
   };
 }
 
+/** Matrix weights the quantizers below convert: every layer's wq … w3, and the classifier (not the embedding table). */
+const quantizedWeight = /^(output|layers\.\d+\.w[qkvo123])$/;
+
 /**
  * A llama checkpoint with its matmul weights (every layer's wq … w3, and the classifier; not the embedding
- * table) quantized by ggml's reference quantizer, as llama.cpp's converter would, and held as blocks; the
- * weights map gets the values they stand for. Weights whose rows are not whole blocks stay as they are.
+ * table) quantized by ggml's reference quantizer, as llama.cpp's converter would, and held as blocks in memory.
+ * Weights whose rows are not whole blocks stay as they are.
  */
-export function quantizeCheckpoint<C extends Checkpoint>(checkpoint: C, type: QuantType): C {
+export function quantizeCheckpoint<C extends Checkpoint>(checkpoint: C, type: FormatName): C {
   if (checkpoint.config.family !== 'llama') throw new Error(`quantizing: only llama-family checkpoints, not ${checkpoint.config.family}`);
-  const weights = new Map(checkpoint.weights);
-  const quantized = new Map(checkpoint.quantized ?? []);
-  for (const [name, shape] of llamaWeightShapes(checkpoint.config)) {
-    if (!(name === 'output' || /^layers\.\d+\.w[qkvo123]$/.test(name)) || shape[1]! % QUANT_BLOCK !== 0) continue;
-    const values = weights.get(name);
-    if (!values) continue;
-    const blocks = type === 'q8_0' ? quantizeQ8_0(values) : quantizeQ4_0(values);
-    quantized.set(name, { type, count: values.length, blocks });
-    weights.set(name, type === 'q8_0' ? dequantizeQ8_0(blocks, values.length) : dequantizeQ4_0(blocks, values.length));
+  const format = weightFormats[type];
+  const tensors = new Map(checkpoint.tensors);
+  for (const [name, source] of checkpoint.tensors) {
+    if (!quantizedWeight.test(name) || source.shape.length !== 2 || source.shape[1]! % format.blockElements !== 0) continue;
+    tensors.set(name, bytesSource(format.encode(sourceValues(source)), source.shape, format));
   }
-  return { ...checkpoint, weights, quantized };
+  return { ...checkpoint, tensors };
 }
 
-/** Weights indexed by position, whose rows a shorter context cuts (RoPE tables, GPT-2's learned positions). */
-const positionTables = ['rope_cos', 'rope_sin', 'wpe'];
+/**
+ * Every tensor of a checkpoint as float32 values on the host, RoPE tables included: for engines and references
+ * that take float weights (the bench's peers, tests), never for weft's own loading.
+ */
+export function floatWeights(checkpoint: Checkpoint): Map<string, Float32Array> {
+  return new Map([...withRopeTables(checkpoint).tensors].map(([name, t]) => [name, sourceValues(t)]));
+}
+
+/** Tensors indexed by position, whose rows a shorter context cuts (GPT-2's learned positions; RoPE tables are computed at the context). */
+const positionTables = ['wpe'];
 
 /** A checkpoint whose context is cut to `context` positions (at most its own). */
 export function withContext<C extends Checkpoint>(checkpoint: C, context: number): C {
   const seqLen = checkpoint.config.seqLen;
   if (!Number.isInteger(context) || context < 1) throw new Error(`context must be a positive whole number, got ${context}`);
   if (context > seqLen) throw new Error(`context ${context} is beyond the model's context of ${seqLen} positions`);
-  const weights = new Map(checkpoint.weights);
+  const tensors = new Map(checkpoint.tensors);
   for (const name of positionTables) {
-    const table = weights.get(name);
-    if (table) weights.set(name, table.subarray(0, (table.length / seqLen) * context));
+    const table = tensors.get(name);
+    if (table) tensors.set(name, sourceRows(table, 0, context));
   }
-  return { ...checkpoint, config: { ...checkpoint.config, seqLen: context }, weights };
+  return { ...checkpoint, config: { ...checkpoint.config, seqLen: context }, tensors };
+}
+
+/**
+ * The device format of each matrix (2-D) tensor: the one asked for, else its own. The compiler keeps a weight
+ * in it where the kernels reading it decode formats, float32 elsewhere.
+ */
+export function tensorFormats(tensors: ReadonlyMap<string, TensorSource>, wanted?: FormatName): Map<string, FormatName> {
+  const formats = new Map<string, FormatName>();
+  for (const [name, t] of tensors) {
+    if (t.shape.length !== 2) continue;
+    const format = wanted && t.shape[1]! % weightFormats[wanted].blockElements === 0 ? wanted : t.format.name;
+    formats.set(name, format);
+  }
+  return formats;
 }
 
 export interface GenerateRequest {
@@ -284,17 +304,23 @@ export class Model {
   /** Uploads a checkpoint (a path, or files already read with readModelFiles) and compiles its plans. */
   static async load(source: string | ModelFiles, options: LoadOptions = {}): Promise<Model> {
     const files = typeof source === 'string' ? readModelFiles(source, options) : source;
-    const { config, weights, quantized, tokenizer } = options.context === undefined ? files : withContext(files, options.context);
+    const cut = options.context === undefined ? files : withContext(files, options.context);
+    const { config, tensors } = withRopeTables(cut);
     const built = buildGraphs(config); // a model the IR rejects fails before the GPU opens
+    const formats = tensorFormats(tensors, options.weights);
     const gpu = await openGpu({ backend: options.backend, toggles: options.toggles ?? defaultToggles });
+    let resident: ResidentBuffers | undefined;
     try {
-      const graphs = optimizeGraphs(config, options.passes, { maxStorageBuffers: gpu.limits.maxStorageBuffersPerShaderStage }, built);
-      const resident = new ResidentBuffers(gpu, weights, quantized);
-      const codegen = { ...codegenOptions(gpu, options), ...(quantized ? { quantized: new Map([...quantized].map(([name, q]) => [name, q.type])) } : {}) };
-      const prefill = await PlanExecutor.create(gpu, compileGraph(graphs.prefill, codegen), resident);
-      const decode = await PlanExecutor.create(gpu, compileGraph(graphs.decode, codegen), resident);
-      return new Model(config, tokenizer, gpu, resident, prefill, decode, graphs, codegen.subgroups);
+      const graphs = optimizeGraphs(config, options.passes, { maxStorageBuffers: gpu.limits.maxStorageBuffersPerShaderStage, formats }, built);
+      const codegen = { ...codegenOptions(gpu, options), formats };
+      const plans = { prefill: compileGraph(graphs.prefill, codegen), decode: compileGraph(graphs.decode, codegen) };
+      resident = new ResidentBuffers(gpu, tensors);
+      await resident.upload([plans.prefill, plans.decode], options.onProgress);
+      const prefill = await PlanExecutor.create(gpu, plans.prefill, resident);
+      const decode = await PlanExecutor.create(gpu, plans.decode, resident);
+      return new Model(config, cut.tokenizer, gpu, resident, prefill, decode, graphs, codegen.subgroups);
     } catch (e) {
+      resident?.destroy();
       gpu.destroy();
       throw e;
     }
@@ -342,6 +368,12 @@ export class Model {
     return { exec, env, stats: graphStats(this.graphs[kind], exec.plan, { env, layers: this.config.nLayers }) };
   }
 
+  /** The device formats of the matrix weights (matmuls, embedding tables), each once. */
+  get weightFormats(): string[] {
+    const formats = this.decode.plan.buffers.filter((b) => b.role === 'weight' && b.shape.length === 2 && !/^rope_/.test(b.name)).map((b) => b.dtype);
+    return [...new Set(formats)].sort();
+  }
+
   /** Bytes of the weights one decode step reads (an embedding table counts one row). */
   get decodeWeightBytes(): number {
     const plan = this.decode.plan;
@@ -350,7 +382,7 @@ export class Model {
     for (const b of plan.buffers) {
       if (b.role !== 'weight' || !plan.kernels.some((k) => k.bindings.some((x) => x.buffer === b.name))) continue;
       const dims = b.shape.map((d) => A.evaluate(d, {}));
-      total += (embedded.has(b.name) ? dims.slice(1) : dims).reduce((p, d) => p * d, 1) * bytesPerElement[b.dtype];
+      total += (embedded.has(b.name) ? dims.slice(1) : dims).reduce((p, d) => p * d, 1) * bytesPerElement(b.dtype);
     }
     return total;
   }

@@ -116,11 +116,6 @@ async function timeDecode(model: Model, o: BenchOptions): Promise<number> {
   return ms / 1000;
 }
 
-/** The quantized type a checkpoint's matmul weights are held in, if any. */
-function heldQuantized(source: string | ModelFiles): string | undefined {
-  return typeof source === 'string' ? undefined : [...(source.quantized?.values() ?? [])][0]?.type;
-}
-
 export async function benchmark(source: string | ModelFiles, label: string, o: BenchOptions): Promise<BenchRow> {
   const model = await loadModel(source, o);
   try {
@@ -162,7 +157,7 @@ export async function benchmark(source: string | ModelFiles, label: string, o: B
       prefill_tokens_per_s: prefill,
       decode_tokens_per_s: 1 / perToken,
       decode_sampling: samplingLabel(o),
-      weights: heldQuantized(source) ?? o.weights ?? 'f32',
+      weights: model.weightFormats.join('+'),
       subgroups: model.subgroups,
       dispatches: model.dispatches,
       prefill_gflop_per_s: gflops,

@@ -10,7 +10,7 @@ import type { GraphKind, ModelConfig } from '../models/llama.js';
 import { syntheticConfigs, syntheticModel } from '../models/synthetic.js';
 import { checkBenchOptions, WARMUP_RUNS, WARMUP_SECONDS, type PeerBenchOptions, type PeerRow } from './peers/peer.js';
 import { benchmark, formatBenchRow, type BenchRow } from './bench.js';
-import { buildGraphs, defaultToggles, loadModel, quantizeCheckpoint, readCheckpoint, readModelFiles, resolveRequest, withContext, type GenerateRequest, type ModelFiles } from './api.js';
+import { buildGraphs, defaultToggles, floatWeights, loadModel, readCheckpoint, readModelFiles, resolveRequest, withContext, type GenerateRequest, type ModelFiles } from './api.js';
 import { compileGraph } from './codegen/compile.js';
 import { formatStats, fullContextEnv, graphStats } from './codegen/stats.js';
 import { printDot, printJson } from './ir/formats.js';
@@ -19,7 +19,7 @@ import type { Graph } from './ir/types.js';
 import type { Pass } from './passes/pass.js';
 import { passesByName, pipeline } from './passes/pipeline.js';
 import { runPipeline } from './passes/run-pipeline.js';
-import type { QuantType } from './runtime/quantized.js';
+import { weightFormats, type FormatName } from './weights/formats.js';
 import { checkSamplerSettings } from './runtime/sampler.js';
 
 function fail(message: string): never {
@@ -57,7 +57,7 @@ interface RunArgs {
   seed: number;
   json: boolean;
   dumpLogits?: string;
-  weights: 'f32' | 'f16';
+  weights?: FormatName;
   backend?: string;
   context?: number;
 }
@@ -300,7 +300,7 @@ async function bench(a: BenchArgs): Promise<void> {
   const promptTokens = parseCounts('--prompt-tokens', a.promptTokens);
   if (!Number.isInteger(a.runs) || a.runs < 1) throw new Error(`--runs must be a positive whole number, got ${a.runs}`);
   const formats = a.weights.split(',').map((w) => w.trim());
-  const weightChoices = ['f32', 'f16', 'q8_0', 'q4_0'];
+  const weightChoices = ['stored', ...Object.keys(weightFormats)];
   for (const w of formats) if (!weightChoices.includes(w)) throw new Error(`--weights: '${w}' is not one of ${weightChoices.join(', ')}`);
   if (a.tileRows !== undefined && a.tileRows !== 4 && a.tileRows !== 8) throw new Error(`--tile-rows must be 4 or 8, got ${a.tileRows}`);
   if (a.attentionTile !== undefined && ![8, 16, 32].includes(a.attentionTile)) throw new Error(`--attention-tile must be 8, 16 or 32, got ${a.attentionTile}`);
@@ -328,11 +328,8 @@ async function bench(a: BenchArgs): Promise<void> {
     if (peers.length > 0 && files.config.family !== 'llama') throw new Error(`--peers: ${model} is not a llama-family model, the only kind the peers run`);
     checkBenchOptions({ promptTokens, decodeTokens: a.decodeTokens, runs: a.runs, warmupSeconds: a.warmupSeconds }, files.config.seqLen);
     const name = `${syntheticConfigs[model] ? model : basename(model)}${label}`;
-    for (const format of formats as ('f32' | 'f16' | QuantType)[]) {
-      // q8_0 / q4_0: the matmul weights quantized here and kept so on the device
-      const quantized = format === 'q8_0' || format === 'q4_0';
-      const weights = quantized ? 'f32' : format;
-      const row = await benchmark(quantized ? quantizeCheckpoint(files, format) : files, name, {
+    for (const format of formats) {
+      const row = await benchmark(files, name, {
         passes,
         promptTokens,
         decodeTokens: a.decodeTokens,
@@ -340,7 +337,7 @@ async function bench(a: BenchArgs): Promise<void> {
         warmupSeconds: a.warmupSeconds,
         sampling: { temperature: a.temperature, topp: a.topp },
         backend: a.backend,
-        weights,
+        ...(format === 'stored' ? {} : { weights: format as FormatName }),
         kernels,
         limits,
         profile: a.kernels,
@@ -353,7 +350,7 @@ async function bench(a: BenchArgs): Promise<void> {
       // a peer that cannot run on this device is reported (and recorded with its reason), not fatal
       let row: PeerRow;
       try {
-        row = await run(name, files.config, files.weights, { promptTokens, decodeTokens: a.decodeTokens, runs: a.runs, warmupSeconds: a.warmupSeconds, backend: a.backend });
+        row = await run(name, files.config, floatWeights(files), { promptTokens, decodeTokens: a.decodeTokens, runs: a.runs, warmupSeconds: a.warmupSeconds, backend: a.backend });
       } catch (e) {
         const error = (e as Error).message.split('\n')[0]!;
         process.stderr.write(`${peer} ${name}: did not run: ${error}\n`);
@@ -386,7 +383,7 @@ async function main(): Promise<void> {
           .option('seed', { type: 'number', default: 0, describe: 'sampler seed (0: the current time)' })
           .option('json', { type: 'boolean', default: false, describe: 'print one JSON object instead of streaming text' })
           .option('dump-logits', { type: 'string', describe: 'write float32 [positions][vocab] logits to FILE' })
-          .option('weights', { choices: ['f32', 'f16'] as const, default: 'f32' as const, describe: 'matmul weights on the device: float32, or packed halves (half the bytes)' })
+          .option('weights', { choices: Object.keys(weightFormats) as FormatName[], describe: 'convert matrix weights (matmuls, embedding tables) to this format on load; default: each as its file stores it' })
           .option('backend', { type: 'string', describe: 'Dawn backend (vulkan, opengles, …); default: the first that works' })
           .option('context', { type: 'number', describe: "positions to allocate, below the model's context (a smaller KV cache)" })
           .requiresArg(['tokenizer', 'prompt', 'prompt-ids', 'steps', 'temperature', 'topp', 'seed', 'dump-logits', 'backend', 'context']),
@@ -447,7 +444,7 @@ async function main(): Promise<void> {
           })
           .option('topp', { type: 'number', default: 0.9, describe: 'top-p of the sampled decode (with --temperature above 0)' })
           .option('passes', { type: 'string', describe: "compile with these passes ('' or none: one kernel per op); default: the whole pipeline" })
-          .option('weights', { type: 'string', default: 'f32', describe: 'matmul weights on the device, a row each: f32, f16 (packed halves), q8_0, q4_0 (quantized here, dequantized in the kernels)' })
+          .option('weights', { type: 'string', default: 'stored', describe: `matrix weights on the device, a row each: stored (as the file holds them), or converted on load to ${Object.keys(weightFormats).join(', ')}` })
           .option('kernels', { type: 'boolean', default: true, describe: 'profile each kernel and report time per kernel kind (--no-kernels: skip)' })
           .option('peak-tflops', { type: 'number', describe: "the device's fp32 peak, to report prefill as a share of it (H100 SXM: 67)" })
           .option('peak-gbps', { type: 'number', describe: "the device's memory bandwidth in GB/s, to report decode as a share of it (H100 SXM: 3350)" })

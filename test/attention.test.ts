@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as A from '../src/affine.js';
 import { attentionKernels, defaultAttentionOptions, type AttentionOptions, type AttentionSpec } from '../src/codegen/attention.js';
 import { PlanExecutor, ResidentBuffers } from '../src/runtime/executor.js';
+import { valuesSource } from '../src/weights/source.js';
 import { openGpu, type Gpu } from '../src/runtime/gpu.js';
 import type { Plan } from '../src/runtime/plan.js';
 import * as ref from './reference.js';
@@ -69,7 +70,7 @@ async function runCase(c: Case, seed: number): Promise<{ error: number; splitSum
   const q = ref.randomArray(rows * c.heads * c.headSize, seed, 2);
   const k = ref.randomArray(c.contextLength * c.kvHeads * c.headSize, seed + 1, 2);
   const v = ref.randomArray(c.contextLength * c.kvHeads * c.headSize, seed + 2);
-  const buffers = new ResidentBuffers(gpu, new Map([['k', k], ['v', v]]));
+  const buffers = new ResidentBuffers(gpu, new Map([['k', valuesSource(k)], ['v', valuesSource(v)]]));
   const exec = await PlanExecutor.create(gpu, plan, buffers);
   try {
     exec.run({ T: rows, P: c.P }, { q });

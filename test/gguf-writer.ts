@@ -1,7 +1,6 @@
 // Writes GGUF v3 files (ggml's docs/gguf.md) for tests: typed metadata (arrays included), tensor infos and
-// an aligned data section, with F32, F16, Q8_0 and Q4_0 encoders that also return the values they encode.
-import { dequantizeQ4_0, dequantizeQ8_0, GGML_TYPE } from '../models/gguf.js';
-import { quantizeQ4_0, quantizeQ8_0 } from '../src/runtime/quantized.js';
+// an aligned data section, with tensors encoded by the weight-format table, each with the values it stands for.
+import { weightFormats, type FormatName } from '../src/weights/formats.js';
 
 /** A metadata value with its GGUF value type (0 u8 … 12 f64); arrays name their element type (arrays of arrays hold GgufMeta arrays). */
 export type GgufMeta =
@@ -118,59 +117,13 @@ export function writeGguf(metadata: ReadonlyMap<string, GgufMeta> | [string, Ggu
   return w.result();
 }
 
-/** float → IEEE half bits, rounding to nearest even. */
-export function floatToHalf(x: number): number {
-  const f = new Float32Array([x]);
-  const u = new Uint32Array(f.buffer)[0]!;
-  const sign = (u >>> 16) & 0x8000;
-  const exp = (u >>> 23) & 0xff;
-  let mant = u & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  let e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    let h = mant >>> shift;
-    const rem = mant & ((1 << shift) - 1);
-    const half = 1 << (shift - 1);
-    if (rem > half || (rem === half && h & 1)) h++;
-    return sign | h;
-  }
-  let h = (e << 10) | (mant >>> 13);
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && h & 1)) h++;
-  return sign | h;
-}
-
-/** half bits → float */
-export function halfValue(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24;
-  if (exp === 31) return frac ? Number.NaN : sign * Infinity;
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
-}
-
-export function encodeF32(x: Float32Array): EncodedTensor {
-  return { type: GGML_TYPE.F32, data: new Uint8Array(Float32Array.from(x).buffer), values: Float32Array.from(x) };
-}
-
-export function encodeF16(x: Float32Array): EncodedTensor {
-  const bits = Uint16Array.from(x, floatToHalf);
-  return { type: GGML_TYPE.F16, data: new Uint8Array(bits.buffer), values: Float32Array.from(bits, halfValue) };
-}
-
-/** Q8_0 blocks from ggml's reference quantizer, with the values they stand for. */
-export function encodeQ8_0(x: Float32Array): EncodedTensor {
-  const data = quantizeQ8_0(x);
-  return { type: GGML_TYPE.Q8_0, data, values: dequantizeQ8_0(data, x.length) };
-}
-
-/** Q4_0 blocks from ggml's reference quantizer, with the values they stand for. */
-export function encodeQ4_0(x: Float32Array): EncodedTensor {
-  const data = quantizeQ4_0(x);
-  return { type: GGML_TYPE.Q4_0, data, values: dequantizeQ4_0(data, x.length) };
+/**
+ * A tensor in a format GGUF stores: the table's encoder gives the bytes (ggml's reference quantizer for blocks),
+ * the table's dequantizer the values a reader must decode from them.
+ */
+export function encodeTensor(name: FormatName, x: Float32Array): EncodedTensor {
+  const format = weightFormats[name];
+  if (format.ggmlType === undefined) throw new Error(`GGUF does not store ${name}`);
+  const data = format.encode(x);
+  return { type: format.ggmlType, data, values: format.dequantize(data, x.length) };
 }

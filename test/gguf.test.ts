@@ -5,12 +5,15 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadModel, optimizeGraphs, quantizeCheckpoint, readCheckpoint, readModelFiles, type ModelFiles } from '../src/api.js';
+import { floatWeights, loadModel, optimizeGraphs, quantizeCheckpoint, readCheckpoint, readModelFiles, tensorFormats, type Checkpoint, type ModelFiles } from '../src/api.js';
 import { compileGraph, defaultCodegenOptions } from '../src/codegen/compile.js';
-import { dequantizeQ4_0, dequantizeQ8_0, parseGguf, readGguf } from '../models/gguf.js';
+import { parseGguf, readGguf } from '../models/gguf.js';
 import { llamaWeightShapes } from '../models/llama.js';
+import { defaultPassContext } from '../src/passes/pass.js';
+import { weightFormats, type FormatName } from '../src/weights/formats.js';
+import { sourceValues, valuesSource } from '../src/weights/source.js';
 import { llamaForward, maxAbsDiff } from './reference.js';
-import { encodeF16, encodeF32, encodeQ4_0, encodeQ8_0, writeGguf, type EncodedTensor, type GgufMeta, type GgufTensor } from './gguf-writer.js';
+import { encodeTensor, writeGguf, type GgufMeta, type GgufTensor } from './gguf-writer.js';
 import { ropeTables } from '../models/llama2c.js';
 import { HfTokenizer } from '../src/runtime/hf-tokenizer.js';
 import { byteChar, llama3PreTokenizer, tokenizerJson } from './bpe-fixture.js';
@@ -18,10 +21,18 @@ import { byteChar, llama3PreTokenizer, tokenizerJson } from './bpe-fixture.js';
 const fixture = new URL('../../shared/fixtures/hf/llama-gqa/', import.meta.url).pathname;
 const reference = JSON.parse(readFileSync(join(fixture, 'reference.json'), 'utf8')) as { prompt: number[] };
 const base = readCheckpoint(fixture);
+/** the fixture's values, RoPE tables included */
+const baseWeights = floatWeights(base);
 /** the fixture's config as GGUF stores it: the norm epsilon is an f32 there */
 const baseConfig = { ...base.config, normEps: Math.fround(base.config.normEps) };
 const scratch = mkdtempSync(join(tmpdir(), 'weft-gguf-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+/** A checkpoint of float32 values held in memory: `values` by name, each in the shape `like` gives it. */
+function floatCheckpoint(like: Checkpoint, values: ReadonlyMap<string, Float32Array> = floatWeights(like)): ModelFiles {
+  const tensors = new Map([...like.tensors].map(([name, t]) => [name, valuesSource(values.get(name)!, t.shape)]));
+  return { config: like.config, tensors, tokenizer: undefined };
+}
 
 /** A SentencePiece-style vocabulary of 512: specials, byte pieces, '▁', letters, the merges of "hello", fillers. */
 function vocabulary(): { tokens: string[]; scores: number[] } {
@@ -48,9 +59,9 @@ interface Built {
   expected: Map<string, Float32Array>;
 }
 
-/** The fixture as a GGUF file: 2-D weights through `encode`, norms F32; `meta` overrides or adds metadata. */
+/** The fixture as a GGUF file: 2-D weights in `format`, norms F32; `meta` overrides or adds metadata. */
 function build(
-  encode: (x: Float32Array) => EncodedTensor,
+  format: FormatName,
   meta: [string, GgufMeta][] = [],
   edit: { retype?: { name: string; type: number }; omit?: string; extra?: readonly GgufTensor[] } = {},
 ): Built {
@@ -81,9 +92,9 @@ function build(
   const tensors = [...llamaWeightShapes(c)]
     .filter(([name]) => name !== 'rope_cos' && name !== 'rope_sin')
     .map(([name, shape]) => {
-      // norms stay F32; rows that blocks of 32 do not divide fall back to F16, as llama.cpp's quantizer does
-      const blocked = encode === encodeQ8_0 || encode === encodeQ4_0;
-      const e = (shape.length === 1 ? encodeF32 : blocked && shape[1]! % 32 !== 0 ? encodeF16 : encode)(base.weights.get(name)!);
+      // norms stay F32; rows that blocks do not divide fall back to F16, as llama.cpp's quantizer does
+      const blocked = shape[1]! % weightFormats[format].blockElements !== 0;
+      const e = encodeTensor(shape.length === 1 ? 'f32' : blocked ? 'f16' : format, baseWeights.get(name)!);
       expected.set(name, e.values);
       const type = retype?.name === ggufName(name) ? retype.type : e.type;
       return { name: ggufName(name), dims: [...shape].reverse(), type, data: e.data };
@@ -129,29 +140,30 @@ const worst = (a: Float32Array[], b: Float32Array[]): number => {
 
 describe('GGUF llama checkpoints', () => {
   it('F32: the config and weights of the safetensors checkpoint, and the same logits', async () => {
-    const path = save('f32.gguf', build(encodeF32).bytes);
+    const path = save('f32.gguf', build('f32').bytes);
     const ckpt = readCheckpoint(path);
     expect(ckpt.config).toEqual(baseConfig);
-    for (const [name, w] of base.weights) expect(maxAbsDiff(ckpt.weights.get(name)!, w), name).toBe(0);
+    const weights = floatWeights(ckpt);
+    for (const [name, w] of baseWeights) expect(maxAbsDiff(weights.get(name)!, w), name).toBe(0);
     expect(worst(await logits(path), await logits(fixture))).toBeLessThan(1e-5);
   });
 
   it.each([
-    ['F16', encodeF16],
-    ['Q8_0', encodeQ8_0],
-    ['Q4_0', encodeQ4_0],
-  ])('%s: dequantized weights equal the encoded values; logits equal a model built from them and a CPU dequantize-then-compute forward pass', async (kind, encode) => {
-    const { bytes, expected } = build(encode, kind === 'Q4_0' ? [['general.alignment', { type: 'u32', value: 64 }]] : []);
+    ['F16', 'f16'],
+    ['Q8_0', 'q8_0'],
+    ['Q4_0', 'q4_0'],
+  ] as const)('%s: dequantized weights equal the encoded values; logits equal a model built from them and a CPU dequantize-then-compute forward pass', async (kind, format) => {
+    const { bytes, expected } = build(format, kind === 'Q4_0' ? [['general.alignment', { type: 'u32', value: 64 }]] : []);
     const path = save(`${kind}.gguf`, bytes);
     const ckpt = readCheckpoint(path);
-    for (const [name, w] of expected) expect(maxAbsDiff(ckpt.weights.get(name)!, w), name).toBe(0);
-    const weights = new Map(base.weights);
+    for (const [name, w] of expected) expect(maxAbsDiff(sourceValues(ckpt.tensors.get(name)!), w), name).toBe(0);
+    const weights = new Map(baseWeights);
     for (const [name, w] of expected) weights.set(name, w);
     const got = await logits(path);
-    expect(worst(got, await logits({ config: base.config, weights, tokenizer: undefined }))).toBeLessThan(1e-4);
+    expect(worst(got, await logits(floatCheckpoint(base, weights)))).toBeLessThan(1e-4);
     // the CPU's dequantize-then-compute forward pass over the ids fed, at every position
     const ids = await fedIds(path);
-    const cpu = llamaForward(ckpt.config, ckpt.weights, ids);
+    const cpu = llamaForward(ckpt.config, floatWeights(ckpt), ids);
     const V = ckpt.config.vocabSize;
     expect(worst(got, ids.map((_, p) => cpu.subarray(p * V, (p + 1) * V)))).toBeLessThan(1e-4);
     // a sanity bound: quantization moves this small random model's logits (0.002 F16, 0.04 Q8_0, 1.8 Q4_0)
@@ -159,21 +171,21 @@ describe('GGUF llama checkpoints', () => {
   });
 
   it.each([
-    ['Q8_0', encodeQ8_0, 'q8_0'],
-    ['Q4_0', encodeQ4_0, 'q4_0'],
-  ] as const)('%s matmul weights stay quantized on the device; the embedding table and F16 fallbacks do not', async (kind, encode, dtype) => {
-    const path = save(`${kind}-plan.gguf`, build(encode).bytes);
+    ['Q8_0', 'q8_0'],
+    ['Q4_0', 'q4_0'],
+  ] as const)('%s matmul weights and the embedding table stay quantized on the device; F16 fallbacks stay F16', async (kind, dtype) => {
+    const path = save(`${kind}-plan.gguf`, build(dtype).bytes);
     const ckpt = readCheckpoint(path);
-    const quantized = new Map([...ckpt.quantized!].map(([name, q]) => [name, q.type]));
-    expect(quantized.get('layers.0.wq')).toBe(dtype);
-    const plan = compileGraph(optimizeGraphs(ckpt.config).decode, { ...defaultCodegenOptions, quantized });
+    const formats = tensorFormats(ckpt.tensors);
+    expect(formats.get('layers.0.wq')).toBe(dtype);
+    const plan = compileGraph(optimizeGraphs(ckpt.config, undefined, { ...defaultPassContext, formats }).decode, { ...defaultCodegenOptions, formats });
     const dtypeOf = (source: string): string | undefined => plan.buffers.find((b) => b.role === 'weight' && (b.sources ?? [b.name]).includes(source))?.dtype;
     for (const name of ['layers.0.wq', 'layers.0.wv', 'layers.0.wo', 'layers.1.w1', 'layers.1.w3', 'output']) expect(dtypeOf(name), name).toBe(dtype);
-    // the embedding is read by row (f32 on the device); w2's rows of 344 are not whole blocks, so the file holds them as F16
-    expect(dtypeOf('tok_embeddings')).toBe('f32');
-    expect(dtypeOf('layers.0.w2')).toBe('f32');
+    // the embed kernel decodes the table's format; w2's rows of 344 are not whole blocks, so the file holds them as F16
+    expect(dtypeOf('tok_embeddings')).toBe(dtype);
+    expect(dtypeOf('layers.0.w2')).toBe('f16');
     const model = await loadModel(path);
-    const plain = await loadModel({ config: ckpt.config, weights: ckpt.weights, tokenizer: undefined });
+    const plain = await loadModel(floatCheckpoint(ckpt));
     try {
       expect(model.decodeWeightBytes).toBeLessThan(plain.decodeWeightBytes * (kind === 'Q8_0' ? 0.6 : 0.5));
     } finally {
@@ -183,14 +195,14 @@ describe('GGUF llama checkpoints', () => {
   });
 
   it('routes a file by its magic whatever its name, and output.weight absent ties it to token_embd', () => {
-    const path = save('tied.bin', build(encodeF32, [], { omit: 'output.weight' }).bytes);
+    const path = save('tied.bin', build('f32', [], { omit: 'output.weight' }).bytes);
     const ckpt = readCheckpoint(path);
     expect(ckpt.config).toEqual(baseConfig);
-    expect(ckpt.weights.get('output')).toEqual(base.weights.get('tok_embeddings'));
+    expect(sourceValues(ckpt.tensors.get('output')!)).toEqual(baseWeights.get('tok_embeddings'));
   });
 
   it('carries its SentencePiece tokenizer: ▁ read as a space, merges by score, byte pieces', () => {
-    const files = readModelFiles(save('tok.gguf', build(encodeF32).bytes));
+    const files = readModelFiles(save('tok.gguf', build('f32').bytes));
     const tok = files.tokenizer!;
     const ids = tok.encode('hello', true, false);
     expect(ids).toEqual([1, vocabulary().tokens.indexOf('\u2581hello')]);
@@ -217,7 +229,7 @@ describe('GGUF metadata and blocks', () => {
       ['f64', { type: 'f64', value: 0.1 }],
       ['array', { type: 'array', of: 'array', value: [{ type: 'array', of: 'u32', value: [1, 2] }, { type: 'array', of: 'string', value: ['a'] }] }],
     ];
-    const file = parseGguf(writeGguf(meta, []), 'x.gguf');
+    const file = parseGguf(save('x.gguf', writeGguf(meta, [])));
     expect(file.version).toBe(3);
     expect(Object.fromEntries(file.metadata)).toEqual({
       u8: 250, i8: -5, u16: 65000, i16: -300, u32: 4e9, i32: -2e9, f32: 1.5, bool: true, string: 'héllo ▁',
@@ -231,12 +243,12 @@ describe('GGUF metadata and blocks', () => {
     q8[2] = 0x80; // -128
     q8[3] = 127;
     q8[4] = 0xff; // -1
-    expect([...dequantizeQ8_0(q8, 32).subarray(0, 4)]).toEqual([-32, 31.75, -0.25, 0]);
+    expect([...weightFormats.q8_0.dequantize(q8, 32).subarray(0, 4)]).toEqual([-32, 31.75, -0.25, 0]);
     const q4 = new Uint8Array(18);
     q4.set([0x00, 0x38]); // d = 0.5
     q4[2] = 0x1f; // element 0: 15 → 3.5, element 16: 1 → -3.5
     q4.fill(0x88, 3); // nibble 8 → 0
-    const v = dequantizeQ4_0(q4, 32);
+    const v = weightFormats.q4_0.dequantize(q4, 32);
     expect([v[0], v[16], v[1], v[17]]).toEqual([3.5, -3.5, 0, 0]);
   });
 });
@@ -249,16 +261,20 @@ function ropeFreqs(divisors: Float32Array): GgufTensor {
 describe('quantizeCheckpoint (weft bench --weights q8_0,q4_0)', () => {
   it.each(['q8_0', 'q4_0'] as const)('%s: matmul weights held as blocks of the values it gives; the same logits as those values in float32', async (type) => {
     const q = quantizeCheckpoint(base, type);
-    expect([...q.quantized!.keys()].sort()).toEqual([...base.weights.keys()].filter((n) => n === 'output' || /^layers\.\d+\.w[qkvo13]$/.test(n)).sort());
-    for (const [name, t] of q.quantized!) {
-      expect(t.type).toBe(type);
-      expect(q.weights.get(name)).toEqual((type === 'q8_0' ? dequantizeQ8_0 : dequantizeQ4_0)(t.blocks, t.count));
+    const quantized = [...q.tensors].filter(([name, t]) => t !== base.tensors.get(name)).map(([name]) => name);
+    expect(quantized.sort()).toEqual([...base.tensors.keys()].filter((n) => n === 'output' || /^layers\.\d+\.w[qkvo13]$/.test(n)).sort());
+    for (const name of quantized) {
+      const t = q.tensors.get(name)!;
+      expect(t.format.name).toBe(type);
+      expect(t.shape).toEqual(base.tensors.get(name)!.shape);
+      // the blocks ggml's reference quantizer makes of the checkpoint's values
+      expect(t.read()).toEqual(weightFormats[type].encode(baseWeights.get(name)!));
     }
     // w2's rows of 344 are not whole blocks; the embedding table is read by row
-    expect(q.weights.get('layers.0.w2')).toBe(base.weights.get('layers.0.w2'));
-    expect(q.weights.get('tok_embeddings')).toBe(base.weights.get('tok_embeddings'));
+    expect(q.tensors.get('layers.0.w2')).toBe(base.tensors.get('layers.0.w2'));
+    expect(q.tensors.get('tok_embeddings')).toBe(base.tensors.get('tok_embeddings'));
     const files = { ...q, tokenizer: undefined };
-    expect(worst(await logits(files), await logits({ config: q.config, weights: q.weights, tokenizer: undefined }))).toBeLessThan(1e-5);
+    expect(worst(await logits(files), await logits(floatCheckpoint(q)))).toBeLessThan(1e-5);
   });
 });
 
@@ -266,15 +282,16 @@ describe('GGUF RoPE scaling', () => {
   const c = base.config;
   const hs = c.dim / c.nHeads;
   it('linear scaling from the metadata', () => {
-    const { config, weights } = readCheckpoint(save('linear.gguf', build(encodeF32, [['llama.rope.scaling.type', { type: 'string', value: 'linear' }], ['llama.rope.scaling.factor', { type: 'f32', value: 4 }]]).bytes));
-    expect(config.ropeScaling).toEqual({ kind: 'linear', factor: 4 });
-    expect(weights.get('rope_cos')).toEqual(ropeTables(hs, c.seqLen, c.ropeTheta, { kind: 'linear', factor: 4 }).cos);
+    const ckpt = readCheckpoint(save('linear.gguf', build('f32', [['llama.rope.scaling.type', { type: 'string', value: 'linear' }], ['llama.rope.scaling.factor', { type: 'f32', value: 4 }]]).bytes));
+    expect(ckpt.config.ropeScaling).toEqual({ kind: 'linear', factor: 4 });
+    expect(floatWeights(ckpt).get('rope_cos')).toEqual(ropeTables(hs, c.seqLen, c.ropeTheta, { kind: 'linear', factor: 4 }).cos);
   });
 
   it("Llama 3's frequency divisors from rope_freqs.weight", () => {
     const divisors = Float32Array.from({ length: hs / 2 }, (_, j) => 1 + j / 2);
-    const { config, weights } = readCheckpoint(save('freqs.gguf', build(encodeF32, [], { extra: [ropeFreqs(divisors)] }).bytes));
-    expect(config.ropeScaling).toEqual({ kind: 'divisors', divisors: Array.from(divisors) });
+    const ckpt = readCheckpoint(save('freqs.gguf', build('f32', [], { extra: [ropeFreqs(divisors)] }).bytes));
+    const weights = floatWeights(ckpt);
+    expect(ckpt.config.ropeScaling).toEqual({ kind: 'divisors', divisors: Array.from(divisors) });
     const scaled = ropeTables(hs, c.seqLen, c.ropeTheta, { kind: 'divisors', divisors: Array.from(divisors) });
     expect(weights.get('rope_sin')).toEqual(scaled.sin);
     expect(weights.get('rope_sin')).not.toEqual(ropeTables(hs, c.seqLen, c.ropeTheta).sin);
@@ -319,7 +336,7 @@ describe('GGUF gpt2-kind (byte-level BPE) tokenizer', () => {
   const texts = ['the theme', ' the 12345 things', "it's THE thing's\n\n  end", 'naïve café 日本語 🙂', '<|begin_of_text|>the<|end_of_text|> 1234567'];
 
   it('llama-bpe: encodes and decodes as the tokenizer.json it was converted from (Llama 3 split, ignore_merges, BOS)', () => {
-    const files = readModelFiles(save('llama-bpe.gguf', build(encodeF32, gpt2Meta('llama-bpe')).bytes));
+    const files = readModelFiles(save('llama-bpe.gguf', build('f32', gpt2Meta('llama-bpe')).bytes));
     const tok = files.tokenizer!;
     for (const text of texts) {
       expect(tok.encode(text, true, false)).toEqual(hf.encode(text, true, false));
@@ -335,34 +352,39 @@ describe('GGUF gpt2-kind (byte-level BPE) tokenizer', () => {
     gpt2Json.pre_tokenizer = { type: 'ByteLevel', add_prefix_space: false, use_regex: true };
     gpt2Json.model.ignore_merges = false;
     const plain = HfTokenizer.fromJson(JSON.stringify(gpt2Json), 512);
-    const tok = readModelFiles(save('gpt-2.gguf', build(encodeF32, gpt2Meta('gpt-2')).bytes)).tokenizer!;
+    const tok = readModelFiles(save('gpt-2.gguf', build('f32', gpt2Meta('gpt-2')).bytes)).tokenizer!;
     for (const text of texts) expect(tok.encode(text, true, false)).toEqual(plain.encode(text, false, false));
-    const withBos = readModelFiles(save('gpt-2-bos.gguf', build(encodeF32, [...gpt2Meta('gpt-2'), ['tokenizer.ggml.add_bos_token', { type: 'bool', value: true }]]).bytes)).tokenizer!;
+    const withBos = readModelFiles(save('gpt-2-bos.gguf', build('f32', [...gpt2Meta('gpt-2'), ['tokenizer.ggml.add_bos_token', { type: 'bool', value: true }]]).bytes)).tokenizer!;
     expect(withBos.encode('the', true, false)).toEqual([bos, ...plain.encode('the', false, false)]);
   });
 });
 
+/** A regex source matching `text` literally. */
+const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
 describe('GGUF errors', () => {
-  const good = build(encodeF32).bytes;
+  const good = build('f32').bytes;
   const patched = (at: number, value: number): Uint8Array => {
     const b = good.slice();
     new DataView(b.buffer).setUint32(at, value, true);
     return b;
   };
   it.each([
-    ['a file truncated in its data', () => readGguf(good.subarray(0, good.length - 100), 'm.gguf'), /^m\.gguf: tensor output\.weight: bytes .* are outside the \d+ data bytes \(truncated\?\)$/],
-    ['a file truncated in its header', () => readGguf(good.subarray(0, 40), 'm.gguf'), /^m\.gguf: truncated/],
-    ['a bad magic', () => readGguf(patched(0, 0x46554746), 'm.gguf'), /^m\.gguf: not a GGUF file/],
-    ['version 1', () => readGguf(patched(4, 1), 'm.gguf'), /^m\.gguf: GGUF version 1 is not supported/],
-    ['a tensor count past the file', () => readGguf(patched(8, 1e9), 'm.gguf'), /^m\.gguf: truncated: 1000000000 tensors/],
-    ['an unknown metadata type', () => readGguf(patched(24 + 8 + 'general.architecture'.length, 13), 'm.gguf'), /^m\.gguf: metadata general\.architecture: unknown metadata value type 13$/],
-    ['an unsupported tensor type', () => readGguf(build(encodeF32, [], { retype: { name: 'blk.0.attn_q.weight', type: 12 } }).bytes, 'm.gguf'), /^m\.gguf: tensor blk\.0\.attn_q\.weight has type Q4_K, which weft does not read/],
-    ['a shape disagreeing with the metadata', () => readGguf(build(encodeF32, [['llama.feed_forward_length', { type: 'u32', value: 340 }]]).bytes, 'm.gguf'), /^m\.gguf: tensor blk\.0\.ffn_gate\.weight has shape \[344, 128\] \(ne \[128, 344\]\), the metadata implies \[340, 128\]$/],
-    ['an unknown architecture', () => readGguf(build(encodeF32, [['general.architecture', { type: 'string', value: 'gpt2' }]]).bytes, 'm.gguf'), /^m\.gguf: architecture "gpt2" is not supported/],
-    ['RoPE scaling', () => readGguf(build(encodeF32, [['llama.rope.scaling.type', { type: 'string', value: 'yarn' }]]).bytes, 'm.gguf'), /^m\.gguf: RoPE scaling 'yarn' is not supported/],
-    ['a rope_freqs tensor of the wrong length', () => readGguf(build(encodeF32, [], { extra: [ropeFreqs(new Float32Array(5).fill(2))] }).bytes, 'm.gguf'), /^m\.gguf: tensor rope_freqs\.weight has ne \[5\], the head size implies \[8\]$/],
-  ])('%s', (_, read, message) => {
-    expect(read).toThrow(message);
+    ['a file truncated in its data', () => good.subarray(0, good.length - 100), /tensor output\.weight: bytes .* are outside the \d+ data bytes \(truncated\?\)$/],
+    ['a file truncated in its header', () => good.subarray(0, 40), /truncated/],
+    ['a bad magic', () => patched(0, 0x46554746), /not a GGUF file/],
+    ['version 1', () => patched(4, 1), /GGUF version 1 is not supported/],
+    ['a tensor count past the file', () => patched(8, 1e9), /truncated: 1000000000 tensors/],
+    ['an unknown metadata type', () => patched(24 + 8 + 'general.architecture'.length, 13), /metadata general\.architecture: unknown metadata value type 13$/],
+    ['an unsupported tensor type', () => build('f32', [], { retype: { name: 'blk.0.attn_q.weight', type: 12 } }).bytes, /tensor blk\.0\.attn_q\.weight has type Q4_K, which weft does not read/],
+    ['a shape disagreeing with the metadata', () => build('f32', [['llama.feed_forward_length', { type: 'u32', value: 340 }]]).bytes, /tensor blk\.0\.ffn_gate\.weight has shape \[344, 128\] \(ne \[128, 344\]\), the metadata implies \[340, 128\]$/],
+    ['an unknown architecture', () => build('f32', [['general.architecture', { type: 'string', value: 'gpt2' }]]).bytes, /architecture "gpt2" is not supported/],
+    ['RoPE scaling', () => build('f32', [['llama.rope.scaling.type', { type: 'string', value: 'yarn' }]]).bytes, /RoPE scaling 'yarn' is not supported/],
+    ['a rope_freqs tensor of the wrong length', () => build('f32', [], { extra: [ropeFreqs(new Float32Array(5).fill(2))] }).bytes, /tensor rope_freqs\.weight has ne \[5\], the head size implies \[8\]$/],
+  ])('%s', (_, bytes, message) => {
+    const path = save('m.gguf', bytes());
+    const read = () => readGguf(path);
+    expect(read).toThrow(new RegExp(`^${escapeRegExp(path)}: ${message.source}`));
     try {
       read();
     } catch (e) {
@@ -371,7 +393,7 @@ describe('GGUF errors', () => {
   });
 
   it('refuses a tokenizer.ggml.pre it does not know, in one line', () => {
-    const path = save('pre.gguf', build(encodeF32, gpt2Meta('falcon')).bytes);
+    const path = save('pre.gguf', build('f32', gpt2Meta('falcon')).bytes);
     expect(() => readModelFiles(path)).toThrow(/^.*pre\.gguf: tokenizer\.ggml\.pre "falcon" is not supported \(weft reads llama-bpe, qwen2, gpt-2, default\)$/);
     const { tokens } = gpt2Vocabulary();
     expect(readCheckpoint(path).config).toEqual({ ...baseConfig, bosId: tokens.indexOf('<|begin_of_text|>'), stop: { ids: [tokens.indexOf('<|end_of_text|>')], inPrompt: false } });

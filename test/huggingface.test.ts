@@ -6,8 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ropeTables } from '../models/llama2c.js';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadModel, readCheckpoint, withContext } from '../src/api.js';
+import { floatWeights, loadModel, readCheckpoint, withContext } from '../src/api.js';
 import { readSafetensors } from '../models/safetensors.js';
+import { sourceValues } from '../src/weights/source.js';
 import * as ref from './reference.js';
 import { maxAbsDiff, randomArray } from './reference.js';
 import { runWeft } from './weft-process.js';
@@ -116,13 +117,13 @@ describe('safetensors', () => {
     v.setUint16(10, 0xc500, true); // -5.0 in f16
     v.setUint16(12, 0x4049, true); // bf16 of 3.140625
     v.setUint16(14, 0xbf80, true); // -1.0 in bf16
-    const t = readSafetensors(
-      safetensors({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F16', shape: [2], data_offsets: [8, 12] }, c: { dtype: 'BF16', shape: [1, 2], data_offsets: [12, 16] } }, data),
-      'x.safetensors',
-    );
-    expect([...t.get('a')!.data]).toEqual([1.5, -2.25]);
-    expect([...t.get('b')!.data]).toEqual([1, -5]);
-    expect([...t.get('c')!.data]).toEqual([3.140625, -1]);
+    const path = join(scratch, 'x.safetensors');
+    writeFileSync(path, safetensors({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F16', shape: [2], data_offsets: [8, 12] }, c: { dtype: 'BF16', shape: [1, 2], data_offsets: [12, 16] } }, data));
+    const t = readSafetensors(path);
+    expect([...sourceValues(t.get('a')!)]).toEqual([1.5, -2.25]);
+    expect([...sourceValues(t.get('b')!)]).toEqual([1, -5]);
+    expect([...sourceValues(t.get('c')!)]).toEqual([3.140625, -1]);
+    expect(t.get('c')!.format.name).toBe('bf16');
   });
 
   it.each([
@@ -132,7 +133,10 @@ describe('safetensors', () => {
     ['a size that disagrees with the shape', safetensors({ a: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, new Uint8Array(8)), /tensor a: 8 bytes do not hold 3 F32 values/],
     ['an unsupported dtype', safetensors({ a: { dtype: 'I8', shape: [2], data_offsets: [0, 2] } }, new Uint8Array(2)), /tensor a has dtype I8/],
   ])('rejects %s with one line', (_, bytes, message) => {
-    expect(() => readSafetensors(bytes, 'x.safetensors')).toThrow(message);
+    const path = join(scratch, 'x.safetensors');
+    writeFileSync(path, bytes);
+    expect(() => readSafetensors(path)).toThrow(message);
+    expect(() => readSafetensors(path)).toThrow(/^[^\n]+$/);
   });
 });
 
@@ -168,7 +172,9 @@ describe('config.json mapping', () => {
       c.rope_scaling = llama3;
     };
     for (const edit of [v4, (c: Record<string, unknown>) => (c.rope_parameters = { ...llama3, rope_theta: 500000 })]) {
-      const { config, weights } = readCheckpoint(variant('llama3', edit));
+      const checkpoint = readCheckpoint(variant('llama3', edit));
+      const { config } = checkpoint;
+      const weights = floatWeights(checkpoint);
       expect(config.ropeScaling).toEqual(scaling);
       const tables = ropeTables(config.dim / config.nHeads, config.seqLen, config.ropeTheta, scaling);
       expect(weights.get('rope_cos')).toEqual(tables.cos);
@@ -251,7 +257,7 @@ describe('Qwen2ForCausalLM (q/k/v biases)', () => {
     config.architectures = ['Qwen2ForCausalLM'];
     config.model_type = 'qwen2';
     writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
-    const tensors = new Map([...readSafetensors(new Uint8Array(readFileSync(join(dir, 'model.safetensors'))), 'llama-gqa')].map(([k, v]) => [k, { shape: [...v.shape], data: v.data }]));
+    const tensors = new Map([...readSafetensors(join(hf, 'llama-gqa', 'model.safetensors'))].map(([k, v]) => [k, { shape: [...v.shape], data: sourceValues(v) }]));
     const hs = config.hidden_size / config.num_attention_heads;
     for (let l = 0; l < config.num_hidden_layers; l++) {
       for (const [n, size] of [['q', config.num_attention_heads * hs], ['k', config.num_key_value_heads * hs], ['v', config.num_key_value_heads * hs]] as const) {

@@ -5,6 +5,7 @@ import { compileGraph } from '../src/codegen/compile.js';
 import { GraphBuilder } from '../src/ir/builder.js';
 import { verifyGraph } from '../src/ir/verify.js';
 import { PlanExecutor, ResidentBuffers } from '../src/runtime/executor.js';
+import { valuesSource } from '../src/weights/source.js';
 import { openGpu, type Gpu } from '../src/runtime/gpu.js';
 import * as ref from './reference.js';
 
@@ -28,7 +29,7 @@ async function runOp(
   const graph = g.build();
   verifyGraph(graph);
   const plan = compileGraph(graph);
-  const buffers = new ResidentBuffers(gpu, new Map(Object.entries(resident)));
+  const buffers = new ResidentBuffers(gpu, new Map(Object.entries(resident).map(([k, v]) => [k, valuesSource(v)])));
   const exec = await PlanExecutor.create(gpu, plan, buffers);
   try {
     exec.run(env, inputs);

@@ -1,17 +1,17 @@
-// The fused linear template in each of its ways (tiled, gemv, column), with each epilogue, with float32
-// and packed-half weights, against the CPU's rmsnorm → matmul → epilogue on seeded random data, at sizes
-// that are not multiples of the tiles.
+// The fused linear template in each of its ways (tiled, gemv, column), with each epilogue, with weights in
+// each format of the weight-format table, against the CPU's rmsnorm → matmul → epilogue (over the values the
+// format's reference dequantizer gives) on seeded random data, at sizes that are not multiples of the tiles.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as A from '../src/affine.js';
-import { defaultLinearOptions, linearKernels, linearVariant, type KernelWeights, type LinearEpilogue, type LinearOptions, type LinearSpec, type LinearVariant } from '../src/codegen/linear.js';
+import { defaultLinearOptions, linearKernels, linearVariant, type LinearEpilogue, type LinearOptions, type LinearSpec, type LinearVariant } from '../src/codegen/linear.js';
 import { halfToFloat } from '../models/ieee754.js';
 import { PlanExecutor, ResidentBuffers } from '../src/runtime/executor.js';
 import { openGpu, type Gpu } from '../src/runtime/gpu.js';
 import { floatToHalf, packHalves } from '../src/runtime/halves.js';
 import type { Plan, PlanBuffer } from '../src/runtime/plan.js';
 import * as ref from './reference.js';
-import { encodeQ4_0, encodeQ8_0 } from './gguf-writer.js';
-import type { QuantizedTensor } from '../src/runtime/quantized.js';
+import { weightFormats, type FormatName } from '../src/weights/formats.js';
+import { bytesSource, valuesSource } from '../src/weights/source.js';
 
 let gpu: Gpu;
 beforeAll(async () => {
@@ -29,7 +29,7 @@ interface Case {
   readonly n: number;
   readonly rows: number;
   readonly norm: boolean;
-  readonly weights: KernelWeights;
+  readonly weights: FormatName;
   readonly tileRows?: 4 | 8;
   /** workgroup memory the tile may use (default 16 KiB: 16-deep k slices; 32 KiB and more: 32-deep) */
   readonly workgroupBytes?: number;
@@ -74,12 +74,10 @@ function optionsOf(c: Case): LinearOptions {
   };
 }
 
-const halfRounded = (w: Float32Array): Float32Array => w.map((v) => halfToFloat(floatToHalf(v)));
-
 /** out of the CPU reference: [rows, units] (store, residual, glu) or q [rows, qSize] and the two caches (qkv) */
 function reference(c: Case, data: Record<string, Float32Array>): Record<string, Float32Array> {
-  // quantized weights: data.w already holds the dequantized values
-  const w = c.weights === 'f16' ? halfRounded(data.w!) : data.w!;
+  // data.w holds the values the stored weights stand for
+  const w = data.w!;
   const x = c.norm ? ref.rmsnorm(data.x!, data.nw!, 1e-5) : data.x!;
   const y = ref.matmul(x, w, c.k);
   const n = stackedRows(c);
@@ -125,13 +123,10 @@ async function runCase(c: Case, seed: number): Promise<{ errors: Record<string, 
     kc: ref.randomArray(QKV.context * QKV.kvSize, seed + 6, 1),
     vc: ref.randomArray(QKV.context * QKV.kvSize, seed + 7, 1),
   };
-  // GGUF blocks made by ggml's reference quantizers; the reference multiplies by the values they stand for
-  const quantized = new Map<string, QuantizedTensor>();
-  if (c.weights === 'q8_0' || c.weights === 'q4_0') {
-    const e = (c.weights === 'q8_0' ? encodeQ8_0 : encodeQ4_0)(data.w!);
-    quantized.set('w', { type: c.weights, count: data.w!.length, blocks: e.data });
-    data.w = e.values;
-  }
+  // the weights encoded in the case's format (ggml's reference quantizers for blocks); the reference multiplies by the values they stand for
+  const format = weightFormats[c.weights];
+  const stored = format.encode(data.w!);
+  data.w = format.dequantize(stored, data.w!.length);
   const shape = (...d: number[]): A.Affine[] => d.map((v) => A.constant(v));
   const used = new Set(linear.kernels.flatMap((k) => k.source.bindings.map((b) => b.buffer)));
   const buffers: PlanBuffer[] = [
@@ -160,7 +155,9 @@ async function runCase(c: Case, seed: number): Promise<{ errors: Record<string, 
     inputs: ['x'],
     outputs: ['out'],
   };
-  const resident = new ResidentBuffers(gpu, new Map(Object.entries(data).filter(([k]) => k !== 'x')), quantized);
+  const sources = new Map(Object.entries(data).filter(([k]) => k !== 'x' && k !== 'w').map(([k, v]) => [k, valuesSource(v)]));
+  sources.set('w', bytesSource(stored, [n, c.k], format));
+  const resident = new ResidentBuffers(gpu, sources);
   const exec = await PlanExecutor.create(gpu, plan, resident);
   try {
     exec.run({ T: c.rows, P: QKV.P }, { x: data.x! });
@@ -179,7 +176,7 @@ describe('fused linear kernels against the CPU reference', () => {
   const kinds: Kind[] = ['store', 'residual', 'glu', 'qkv'];
   const cases: Case[] = [];
   for (const kind of kinds) {
-    for (const weights of ['f32', 'f16'] as const) {
+    for (const weights of ['f32', 'f16', 'bf16'] as const) {
       cases.push({ variant: 'tiled', kind, k: 100, n: 150, rows: 37, norm: kind !== 'residual', weights });
       cases.push({ variant: 'gemv', kind, k: 260, n: 75, rows: 1, norm: kind !== 'residual', weights });
       cases.push({ variant: 'column', kind, k: 102, n: 70, rows: 2, norm: kind !== 'residual', weights });

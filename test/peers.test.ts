@@ -6,6 +6,7 @@ import { tinyLlama, tinyLlamaWeights } from './tiny-llama.js';
 import { Model } from '../src/api.js';
 import { tfjsBench, tfjsLogits } from '../src/peers/tfjs.js';
 import * as ref from './reference.js';
+import { valuesSource } from '../src/weights/source.js';
 
 const TOLERANCE = 1e-4;
 /** both engines compile their shaders in each test: minutes on SwiftShader when the CPU is shared */
@@ -18,7 +19,7 @@ const decodeSteps = 6;
 
 /** Token ids weft fed and its logits at every position of a greedy run after `prompt`. */
 async function weftRun(): Promise<{ ids: number[]; logits: Float32Array[] }> {
-  const model = await Model.load({ config, weights, tokenizer: undefined }, {});
+  const model = await Model.load({ config, tensors: new Map([...weights].map(([n, v]) => [n, valuesSource(v)])), tokenizer: undefined }, {});
   try {
     const ids: number[] = [];
     const logits: Float32Array[] = [];

@@ -10,22 +10,23 @@ import { attentionKernels } from './attention.js';
 import { elementwiseKernel } from './elementwise.js';
 import { kernelFor, type KernelContext, type KernelSource } from './kernels.js';
 import type { KernelParts } from './wgsl.js';
-import { defaultLinearOptions, linearKernels, type KernelWeights, type LinearEpilogue, type LinearOptions, type LinearSpec, type WeightFormat } from './linear.js';
-import { QUANT_BLOCK, type QuantType } from '../runtime/quantized.js';
+import { defaultLinearOptions, linearKernels, type LinearEpilogue, type LinearOptions, type LinearSpec } from './linear.js';
+import { weightFormats, type FormatName } from '../weights/formats.js';
 
-/** What codegen needs of the device and the user: the adapter's workgroup limits, the weight format, matmul and attention tiles. */
+/** What codegen needs of the device and the user: the adapter's workgroup limits, the weight formats, matmul and attention tiles. */
 export interface CodegenOptions extends Omit<LinearOptions, 'weights'> {
-  /** how float weights that only linear kernels read are stored */
-  readonly weights: WeightFormat;
+  /**
+   * the format each checkpoint tensor is kept in on the device (its file's, or the one asked for on load) where
+   * every kernel that reads it decodes formats — linear weights and embedding tables; float32 elsewhere and by default
+   */
+  readonly formats?: ReadonlyMap<string, FormatName>;
   /** the most query rows and keys of a prefill attention tile (8, 16 or 32; smaller where the head does not fit) */
   readonly attentionTile: 8 | 16 | 32;
-  /** checkpoint tensors held as quantized blocks: a weight only linear kernels read, built from such tensors of one type, stays quantized */
-  readonly quantized?: ReadonlyMap<string, QuantType>;
 }
 /** Workgroup memory attention tiles may use at most (a 32×32 tile of 64-wide heads takes 29 KiB). */
 const ATTENTION_BYTES = 32768;
 
-export const defaultCodegenOptions: CodegenOptions = { ...defaultLinearOptions, weights: 'f32', attentionTile: 16 };
+export const defaultCodegenOptions: CodegenOptions = (({ weights: _, ...linear }) => ({ ...linear, attentionTile: 16 as const }))(defaultLinearOptions);
 
 function constDim(d: Affine): number {
   if (!A.isConstant(d)) throw new Error(`expected a constant dimension, got ${A.format(d)}`);
@@ -108,14 +109,16 @@ export function compileGraph(graph: Graph, options: CodegenOptions = defaultCode
       }
     }
   }
+  const formats = new Map<string, FormatName>();
   const ctx: KernelContext = {
     typeOf: (v) => types.get(v)!,
     bufferOf: (v) => storage.get(v)!,
+    formatOf: (v) => formats.get(storage.get(v)!) ?? 'f32',
   };
   const nodes = new Map(graph.nodes.map((n) => [n.name, n]));
   const scheduled = scheduledKernels(graph);
   const specs = new Map(scheduled.filter((k) => k.template === 'linear').map((k) => [k.name, linearSpec(k, k.members.map((m) => nodes.get(m)!), ctx)]));
-  const formats = weightFormats(graph, linearOnlyWeights(graph, scheduled, specs), options);
+  for (const [name, format] of deviceFormats(graph, decodedWeights(graph, scheduled, specs), options)) formats.set(name, format);
   const kernels: PlanKernel[] = [];
   const emit = (name: string, op: string, k: KernelSource, after?: string, variant?: string): void => {
     kernels.push({
@@ -178,29 +181,36 @@ export function compileGraph(graph: Graph, options: CodegenOptions = defaultCode
   };
 }
 
-/** Weights read only as the `w` of linear kernels: the ones that can be stored as halves or quantized blocks. */
-function linearOnlyWeights(graph: Graph, scheduled: readonly KernelItem[], specs: ReadonlyMap<string, LinearSpec>): Set<string> {
+/** Weights every reader of which decodes weight formats: the `w` of linear kernels and the tables of embed kernels. */
+function decodedWeights(graph: Graph, scheduled: readonly KernelItem[], specs: ReadonlyMap<string, LinearSpec>): Set<string> {
   const weights = new Set(graph.decls.filter((d) => d.kind === 'weight').map((d) => d.name));
-  const asW = new Set([...specs.values()].map((s) => s.w));
+  const decoded = new Set(weights);
   const nodes = new Map(graph.nodes.map((n) => [n.name, n]));
   for (const k of scheduled) {
     const spec = specs.get(k.name);
     for (const m of k.members) {
-      for (const a of nodes.get(m)!.args) if (weights.has(a) && a !== spec?.w) asW.delete(a);
+      const n = nodes.get(m)!;
+      n.args.forEach((a, i) => {
+        if (!weights.has(a) || a === spec?.w || (n.op === 'embed' && i === 0 && k.members.length === 1)) return;
+        decoded.delete(a);
+      });
     }
   }
-  return asW;
+  return decoded;
 }
 
-/** The storage of each linear-only weight that is not float32: its sources' quantized type where all share one, else f16 when asked. */
-function weightFormats(graph: Graph, linearOnly: ReadonlySet<string>, options: CodegenOptions): Map<string, KernelWeights> {
-  const formats = new Map<string, KernelWeights>();
+/**
+ * The device format of each weight that is not float32: the format every checkpoint tensor it is built from is
+ * kept in, where its readers decode formats and its rows are whole blocks; float32 otherwise (converted on upload).
+ */
+function deviceFormats(graph: Graph, decoded: ReadonlySet<string>, options: CodegenOptions): Map<string, FormatName> {
+  const formats = new Map<string, FormatName>();
   for (const d of graph.decls) {
-    if (!linearOnly.has(d.name)) continue;
-    const types = (d.from ?? [d.name]).map((n) => options.quantized?.get(n));
-    const k = d.type.shape.at(-1)!;
-    if (types[0] && types.every((t) => t === types[0]) && A.isConstant(k) && k.c % QUANT_BLOCK === 0) formats.set(d.name, types[0]);
-    else if (options.weights === 'f16') formats.set(d.name, 'f16');
+    if (!decoded.has(d.name) || d.type.shape.length !== 2) continue;
+    const wanted = (d.from ?? [d.name]).map((n) => options.formats?.get(n) ?? 'f32');
+    const k = d.type.shape[1]!;
+    const format = weightFormats[wanted[0]!];
+    if (wanted.every((f) => f === format.name) && A.isConstant(k) && k.c % format.blockElements === 0 && format.name !== 'f32') formats.set(d.name, format.name);
   }
   return formats;
 }

@@ -4,6 +4,7 @@ import { match } from 'ts-pattern';
 import * as A from '../affine.js';
 import type { Affine } from '../affine.js';
 import type { Op, TensorType } from '../ir/types.js';
+import { weightFormats, type FormatName } from '../weights/formats.js';
 import { f32Lit, kernelSource, preciseMath, u32Expr, wg, workgroupReduce, type KernelBinding, type KernelSource } from './wgsl.js';
 
 export type { KernelSource } from './wgsl.js';
@@ -13,6 +14,8 @@ export interface KernelContext {
   typeOf(value: string): TensorType;
   /** the buffer that holds a value (a kv_write result lives in its cache) */
   bufferOf(value: string): string;
+  /** how a weight is stored on the device (src/weights/formats.ts) */
+  formatOf(value: string): FormatName;
 }
 
 const ROW_THREADS = 64;
@@ -59,16 +62,21 @@ export function kernelFor(node: Op, ctx: KernelContext): KernelSource {
     .with({ op: 'embed' }, (n) => {
       const [rows] = n.type.shape;
       const d = constDim(n.type.shape[1]!, 'embedding width');
+      // the table in its device format: element i decoded as the format's CPU reference does
+      const { wgsl } = weightFormats[ctx.formatOf(n.args[0])];
+      const table = ctx.typeOf(n.args[0]).shape.reduce((p, x) => p * constDim(x, 'embedding table'), 1);
       return kernelSource(
-        [read(ctx, n.args[0], 'table'), read(ctx, n.args[1], 'ids', 'i32'), write(ctx, n.name)],
+        [{ ...read(ctx, n.args[0], 'w'), type: wgsl.scalarType }, read(ctx, n.args[1], 'ids', 'i32'), write(ctx, n.name)],
         `
+fn tableAt(i: u32) -> f32 { return ${wgsl.scalar(table)}; }
+
 @compute @workgroup_size(${ROW_THREADS})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
   let col = gid.x;
   let row = gid.y;
   if (col >= ${d}u || row >= ${u32Expr(rows!)}) { return; }
   let id = u32(ids[row]);
-  out[row * ${d}u + col] = table[id * ${d}u + col];
+  out[row * ${d}u + col] = tableAt(id * ${d}u + col);
 }`,
         [wg(d, ROW_THREADS), wg(rows!), one],
       );

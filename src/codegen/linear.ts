@@ -13,7 +13,7 @@
 import * as A from '../affine.js';
 import type { Affine } from '../affine.js';
 import { f32Lit, header, preciseMath, u32Expr, wg, type KernelBinding, type KernelParts, type KernelSource } from './wgsl.js';
-import { QUANT_BLOCK, quantWords, type QuantType } from '../runtime/quantized.js';
+import { weightFormats, type FormatName } from '../weights/formats.js';
 
 export type LinearEpilogue =
   | { readonly kind: 'store'; readonly out: string }
@@ -47,14 +47,9 @@ export interface LinearSpec {
 }
 
 
-/** How a checkpoint's float weights can be stored on the device: float32, or float16 pairs packed in u32s (read with unpack2x16float). */
-export type WeightFormat = 'f32' | 'f16';
-
-/** How one kernel's weights are stored: a WeightFormat, or GGUF blocks kept quantized (src/runtime/quantized.ts). */
-export type KernelWeights = WeightFormat | QuantType;
-
 export interface LinearOptions {
-  readonly weights: KernelWeights;
+  /** how the kernel's weights are stored on the device (src/weights/formats.ts) */
+  readonly weights: FormatName;
   /** the adapter's maxComputeInvocationsPerWorkgroup */
   readonly maxInvocations: number;
   /** the adapter's maxComputeWorkgroupStorageSize */
@@ -199,50 +194,15 @@ function epilogueOf(s: LinearSpec): Epilogue {
   }
 }
 
-/**
- * `fn wAt(i) -> vec4<f32>`: the i-th group of four weights (of `s.n` rows of `s.k`), from float32, packed
- * halves, or quantized blocks — dequantized as the CPU does it, d·q in float32, so sums match its weights.
- */
-function vectorWeights(format: KernelWeights, s: Pick<LinearSpec, 'n' | 'k'>): { type: KernelBinding['type']; fn: string } {
-  // a block of 32 is 8 groups of four; its f16 scale is half (block & 1) of word (block >> 1) after the quants
-  const scale = (qWords: number): string => `unpack2x16float(w[${qWords}u + (i >> 4u)])[(i >> 3u) & 1u]`;
-  switch (format) {
-    case 'f32':
-      return { type: 'vec4<f32>', fn: 'fn wAt(i: u32) -> vec4<f32> { return w[i]; }' };
-    case 'f16':
-      return { type: 'vec2<u32>', fn: 'fn wAt(i: u32) -> vec4<f32> { let p = w[i]; return vec4<f32>(unpack2x16float(p.x), unpack2x16float(p.y)); }' };
-    case 'q8_0':
-      return {
-        type: 'u32',
-        fn: `fn wAt(i: u32) -> vec4<f32> {
-  let q = w[i];
-  return ${scale(quantWords('q8_0', s.n * s.k))} * vec4<f32>(f32(i32(q << 24u) >> 24u), f32(i32(q << 16u) >> 24u), f32(i32(q << 8u) >> 24u), f32(i32(q) >> 24u));
-}`,
-      };
-    case 'q4_0':
-      return {
-        type: 'u32',
-        fn: `fn wAt(i: u32) -> vec4<f32> {
-  let q = w[i >> 1u] >> ((i & 1u) * 16u);
-  return ${scale(quantWords('q4_0', s.n * s.k))} * (vec4<f32>(f32(q & 15u), f32((q >> 4u) & 15u), f32((q >> 8u) & 15u), f32((q >> 12u) & 15u)) - 8.0);
-}`,
-      };
-  }
+/** `fn wAt(i) -> vec4<f32>`: the i-th group of four weights (of `s.n` rows of `s.k`), decoded as the format's CPU reference does. */
+function vectorWeights(format: FormatName, s: Pick<LinearSpec, 'n' | 'k'>): { type: KernelBinding['type']; fn: string } {
+  const { wgsl } = weightFormats[format];
+  return { type: wgsl.vectorType, fn: wgsl.vector(s.n * s.k) };
 }
 
 /** `w` element i, for the column kernel: the scalar counterpart of vectorWeights. */
-function scalarWeight(format: KernelWeights, s: Pick<LinearSpec, 'n' | 'k'>): string {
-  const scale = (qWords: number): string => `unpack2x16float(w[${qWords}u + (i >> 6u)])[(i >> 5u) & 1u]`;
-  switch (format) {
-    case 'f32':
-      return 'w[i]';
-    case 'f16':
-      return 'unpack2x16float(w[i / 2u])[i % 2u]';
-    case 'q8_0':
-      return `${scale(quantWords('q8_0', s.n * s.k))} * f32(i32(w[i >> 2u] << (24u - 8u * (i & 3u))) >> 24u)`;
-    case 'q4_0':
-      return `${scale(quantWords('q4_0', s.n * s.k))} * (f32((w[i >> 3u] >> (4u * (i & 7u))) & 15u) - 8.0)`;
-  }
+function scalarWeight(format: FormatName, s: Pick<LinearSpec, 'n' | 'k'>): string {
+  return weightFormats[format].wgsl.scalar(s.n * s.k);
 }
 
 /** The dispatches of one linear kernel and the scratch buffers between them, with the variant that runs. */
@@ -252,9 +212,8 @@ export interface LinearKernels extends KernelParts {
 
 /** The kernels for `s`; `name` names the scratch buffers (a split's partial sums). */
 export function linearKernels(s: LinearSpec, o: LinearOptions = defaultLinearOptions, name = 'linear'): LinearKernels {
-  if ((o.weights === 'q8_0' || o.weights === 'q4_0') && s.k % QUANT_BLOCK !== 0) {
-    throw new Error(`${name}: ${o.weights} weights need K a multiple of ${QUANT_BLOCK}, K is ${s.k}`);
-  }
+  const block = weightFormats[o.weights].blockElements;
+  if (s.k % block !== 0) throw new Error(`${name}: ${o.weights} weights need K a multiple of ${block}, K is ${s.k}`);
   const variant = linearVariant(s, o);
   switch (variant) {
     case 'column':
@@ -285,7 +244,7 @@ function columnKernel(s: LinearSpec, o: LinearOptions): KernelSource {
   const THREADS = 64;
   const K = s.k;
   const ep = epilogueOf(s);
-  const bindings: KernelBinding[] = [ro(s.x, 'x'), ro(s.w, 'w', o.weights === 'f32' ? 'f32' : 'u32')];
+  const bindings: KernelBinding[] = [ro(s.x, 'x'), ro(s.w, 'w', weightFormats[o.weights].wgsl.scalarType)];
   if (s.norm) bindings.push(ro(s.norm.weight, 'normWeight'));
   bindings.push(...ep.bindings);
   const xAt = (k: string): string => (s.norm ? `normWeight[${k}] * (scale * x[xBase + ${k}])` : `x[xBase + ${k}]`);

@@ -8,6 +8,7 @@ import { formatBuffer } from '../ir/print.js';
 import { scheduledKernels } from '../ir/schedule.js';
 import type { Graph, Op, TensorType } from '../ir/types.js';
 import type { Plan, PlanBuffer } from '../runtime/plan.js';
+import { bytesPerElement as formatBytesPerElement, weightFormats } from '../weights/formats.js';
 
 export interface BarrierStats {
   readonly reason: string;
@@ -61,8 +62,10 @@ export function fullContextEnv(g: Graph, contextLength: number): Env {
 }
 
 /** bytes a plan buffer's element takes on the device (f16: packed halves) */
-/** device bytes per element; a quantized block of 32 is its quants and a 2-byte scale */
-export const bytesPerElement = { f32: 4, i32: 4, f16: 2, q8_0: 34 / 32, q4_0: 18 / 32 } as const;
+/** device bytes per element of a buffer's dtype */
+export function bytesPerElement(dtype: PlanBuffer['dtype']): number {
+  return dtype === 'i32' ? 4 : formatBytesPerElement(weightFormats[dtype]);
+}
 
 function elements(shape: readonly Affine[], env: Env): number {
   return shape.reduce((n, d) => n * A.evaluate(d, env), 1);
@@ -138,7 +141,7 @@ function touchedRows(g: Graph, env: Env): Map<string, { read?: number; write?: n
 function bufferBytes(b: PlanBuffer, env: Env, rows?: number): number {
   const rowElements = elements(b.shape.slice(1), env);
   const n = rows === undefined ? elements(b.shape, env) : rows * rowElements;
-  return n * bytesPerElement[b.dtype];
+  return n * bytesPerElement(b.dtype);
 }
 
 /** Activation bytes of a plan: planned (a slot once, at its largest value) and unplanned (every buffer alone). */

@@ -4,6 +4,8 @@ import type { Graph } from '../ir/types.js';
 export interface PassContext {
   /** storage buffers one kernel may bind (the adapter's maxStorageBuffersPerShaderStage) */
   readonly maxStorageBuffers: number;
+  /** the device format of each checkpoint tensor where it is not float32: one buffer holds one format, so only weights of one format stack */
+  readonly formats?: ReadonlyMap<string, string>;
 }
 
 export const defaultPassContext: PassContext = { maxStorageBuffers: 8 };

@@ -4,9 +4,11 @@
 //   %l0.q = matmul(%h, %layers.0.wq) : f32[T, 64]          %l0.q_k_v = matmul(%h, %layers.0.wq_wk_wv) : f32[T, 128]
 //   %l0.k = matmul(%h, %layers.0.wk) : f32[T, 32]    ->    %l0.q = slice(%l0.q_k_v) {start=0, size=64} : f32[T, 64]
 //   %l0.v = matmul(%h, %layers.0.wv) : f32[T, 32]          %l0.k = slice(%l0.q_k_v) {start=64, size=32} : f32[T, 32] ...
+// A stacked weight is one buffer of one format, so only weights kept in the same format stack (a Q4_K_M file's
+// Q6_K wv stays apart from its Q4_K wq and wk).
 import * as A from '../affine.js';
 import type { Decl, Graph, Matmul, Op, Slice } from '../ir/types.js';
-import type { Pass } from './pass.js';
+import type { Pass, PassContext } from './pass.js';
 
 /** `layers.0.wq`, `layers.0.wk` → `layers.0.wq_wk` (the shared prefix up to a dot, then the rest joined) */
 export function stackedName(names: readonly string[]): string {
@@ -19,17 +21,25 @@ export function stackedName(names: readonly string[]): string {
 export const stackWeights: Pass = {
   name: 'stack-weights',
   description: 'matmuls sharing an input become one matmul over stacked weights, sliced back into the original values',
-  run(g: Graph): Graph {
+  run(g: Graph, ctx: PassContext): Graph {
     const decls = new Map(g.decls.map((d) => [d.name, d]));
+    const formatOf = (w: Decl): string => {
+      const formats = new Set((w.from ?? [w.name]).map((n) => ctx.formats?.get(n) ?? 'f32'));
+      return formats.size === 1 ? [...formats][0]! : [...formats].join('+');
+    };
     const groups = new Map<string, Matmul[]>();
     for (const n of g.nodes) {
-      if (n.op !== 'matmul' || decls.get(n.args[1])?.kind !== 'weight') continue;
-      groups.set(n.args[0], [...(groups.get(n.args[0]) ?? []), n]);
+      if (n.op !== 'matmul') continue;
+      const w = decls.get(n.args[1]);
+      if (w?.kind !== 'weight') continue;
+      const key = `${n.args[0]}\u0000${formatOf(w)}`;
+      groups.set(key, [...(groups.get(key) ?? []), n]);
     }
     const replaced = new Map<string, Op[]>();
     const newDecls = new Map<string, Decl>();
-    for (const [x, mms] of groups) {
+    for (const mms of groups.values()) {
       if (mms.length < 2) continue;
+      const x = mms[0]!.args[0];
       const ws = mms.map((m) => decls.get(m.args[1])!);
       const n = ws.reduce((s, w) => s + A.evaluate(w.type.shape[0]!, {}), 0);
       const name = stackedName(ws.map((w) => w.name));

@@ -2,8 +2,8 @@
 // a model; each plan owns its activation buffers, which grow to the largest run seen, and its pipelines.
 import * as A from '../affine.js';
 import type { Gpu } from './gpu.js';
-import { packHalves } from './halves.js';
-import { quantizedLayout, type QuantizedTensor } from './quantized.js';
+import { convert, planeOffsets, weightFormats, writeDevice, type WeightFormat } from '../weights/formats.js';
+import { elementCount, type TensorSource } from '../weights/source.js';
 import { uniformSymbols, type Plan, type PlanBuffer } from './plan.js';
 
 const usage = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
@@ -15,26 +15,27 @@ function elements(b: PlanBuffer, env: A.Env): number {
   return b.shape.reduce((p, d) => p * A.evaluate(d, env), 1);
 }
 
-/** Throws unless the tensors a weight is built from hold as many values as its shape. */
-function checkCount(b: PlanBuffer, total: number, count: number): void {
-  if (total !== count) throw new Error(`weight ${b.name} has ${total} values, its shape needs ${count}`);
-}
+/** Bytes written to the queue between waits for the device, so that staging memory for uploads stays bounded. */
+const UPLOAD_WAIT_BYTES = 256 * 1024 * 1024;
+
+/** Progress of an upload: bytes on the device so far of all the weights to upload, and the weight just uploaded. */
+export type UploadProgress = (done: number, total: number, name: string) => void;
 
 /**
- * Weights and state buffers, shared by every plan of a model. A weight is uploaded when a plan first
- * binds it (stacked weights are stacked on the host first); one tensor bound under two names (a shared
- * classifier) is uploaded once. States start zeroed unless given initial contents like a weight.
+ * Weights and state buffers, shared by every plan of a model. Weights are read from their sources one at a
+ * time, converted to the plan's format for them where it differs from the source's, laid out as the format
+ * says (stacked weights part after part), uploaded and let go: the host keeps no copy. One source bound under
+ * two names in one format (a shared classifier) is uploaded once. States start zeroed unless a source gives
+ * their initial contents.
  */
 export class ResidentBuffers {
   private readonly buffers = new Map<string, GPUBuffer>();
-  /** one device buffer per host tensor and storage format */
-  private readonly uploaded = new Map<Float32Array, Map<PlanBuffer['dtype'], GPUBuffer>>();
+  /** one device buffer per single source and format */
+  private readonly uploaded = new Map<TensorSource, Map<string, GPUBuffer>>();
 
   constructor(
     private readonly gpu: Gpu,
-    private readonly weights: ReadonlyMap<string, Float32Array>,
-    /** checkpoint tensors also held as quantized blocks, for weights a plan stores quantized */
-    private readonly quantized: ReadonlyMap<string, QuantizedTensor> = new Map(),
+    private readonly tensors: ReadonlyMap<string, TensorSource>,
   ) {}
 
   private allocate(name: string, bytes: number): GPUBuffer {
@@ -43,59 +44,94 @@ export class ResidentBuffers {
     return this.gpu.device.createBuffer({ label: name, size: bufferSize(bytes), usage: usage() });
   }
 
-  private upload(name: string, data: Float32Array, dtype: PlanBuffer['dtype']): GPUBuffer {
-    const formats = this.uploaded.get(data) ?? new Map<PlanBuffer['dtype'], GPUBuffer>();
-    this.uploaded.set(data, formats);
-    let buf = formats.get(dtype);
-    if (!buf) {
-      const bytes = dtype === 'f16' ? packHalves(data) : data;
-      buf = this.allocate(name, bytes.byteLength);
-      this.gpu.device.queue.writeBuffer(buf, 0, bytes.buffer, bytes.byteOffset, bytes.byteLength);
-      formats.set(dtype, buf);
+  private source(name: string, of: string): TensorSource {
+    const t = this.tensors.get(name);
+    if (!t) throw new Error(`weight ${of} needs ${name}, which is not in the checkpoint`);
+    return t;
+  }
+
+  private write(buf: GPUBuffer, bytes: Uint8Array): void {
+    // writeBuffer takes whole 4-byte words
+    const data = bytes.length % 4 === 0 ? bytes : (() => {
+      const padded = new Uint8Array(Math.ceil(bytes.length / 4) * 4);
+      padded.set(bytes);
+      return padded;
+    })();
+    this.gpu.device.queue.writeBuffer(buf, 0, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  /** A weight's parts read, converted to `format` where needed, and laid out for the device; returns the bytes uploaded. */
+  private build(b: PlanBuffer, format: WeightFormat): { buffer: GPUBuffer; bytes: number } {
+    const parts = (b.sources ?? [b.name]).map((n) => this.source(n, b.name));
+    const count = elements(b, {});
+    const total = parts.reduce((n, p) => n + elementCount(p.shape), 0);
+    if (total !== count) throw new Error(`weight ${b.name} has ${total} values, its shape needs ${count}`);
+    const single = parts.length === 1 ? this.uploaded.get(parts[0]!)?.get(format.name) : undefined;
+    if (single) return { buffer: single, bytes: 0 };
+    const blocks = count / format.blockElements;
+    const { bytes } = planeOffsets(format, blocks);
+    const buffer = this.allocate(b.name, bytes);
+    const bytesOf = (p: TensorSource): Uint8Array => convert(p.read(), elementCount(p.shape), p.format, format);
+    if (parts.length === 1 && !format.toDevice) {
+      // the file layout is the device layout: upload the bytes as read
+      this.write(buffer, bytesOf(parts[0]!));
+    } else {
+      const out = new Uint8Array(bytes);
+      let block = 0;
+      for (const p of parts) {
+        writeDevice(format, bytesOf(p), out, block, blocks);
+        block += elementCount(p.shape) / format.blockElements;
+      }
+      this.write(buffer, out);
     }
-    return buf;
+    if (parts.length === 1) {
+      const formats = this.uploaded.get(parts[0]!) ?? new Map<string, GPUBuffer>();
+      formats.set(format.name, buffer);
+      this.uploaded.set(parts[0]!, formats);
+    }
+    return { buffer, bytes };
   }
 
-  private tensor(name: string, of: string): Float32Array {
-    const data = this.weights.get(name);
-    if (!data) throw new Error(`weight ${of} needs ${name}, which is not in the checkpoint`);
-    return data;
+  private create(b: PlanBuffer): { buffer: GPUBuffer; bytes: number } {
+    if (b.dtype === 'i32') throw new Error(`weight ${b.name}: i32 weights are not supported`);
+    if (b.role === 'state' && !this.tensors.has(b.name)) return { buffer: this.allocate(b.name, elements(b, {}) * 4), bytes: 0 };
+    return this.build(b, weightFormats[b.dtype]);
   }
 
+  /**
+   * Uploads every weight and state the plans bind that is not on the device yet, one at a time, waiting for
+   * the device after every UPLOAD_WAIT_BYTES so that the queue's staging copies are released as it goes.
+   */
+  async upload(plans: readonly Plan[], progress?: UploadProgress): Promise<void> {
+    const pending = new Map<string, PlanBuffer>();
+    for (const plan of plans) {
+      for (const b of plan.buffers) if ((b.role === 'weight' || b.role === 'state') && !this.buffers.has(b.name)) pending.set(b.name, b);
+    }
+    const sizeOf = (b: PlanBuffer): number => (b.dtype === 'i32' ? 4 * elements(b, {}) : planeOffsets(weightFormats[b.dtype], elements(b, {}) / weightFormats[b.dtype].blockElements).bytes);
+    const total = [...pending.values()].reduce((n, b) => n + sizeOf(b), 0);
+    let done = 0;
+    let unwaited = 0;
+    for (const b of pending.values()) {
+      const { buffer, bytes } = this.create(b);
+      this.buffers.set(b.name, buffer);
+      done += sizeOf(b);
+      unwaited += bytes;
+      if (unwaited >= UPLOAD_WAIT_BYTES) {
+        await this.gpu.device.queue.onSubmittedWorkDone();
+        unwaited = 0;
+      }
+      progress?.(done, total, b.name);
+    }
+    await this.gpu.device.queue.onSubmittedWorkDone();
+  }
+
+  /** The device buffer of a weight or state, uploaded now if upload() has not been. */
   get(b: PlanBuffer): GPUBuffer {
     const have = this.buffers.get(b.name);
     if (have) return have;
-    const count = elements(b, {});
-    let buf: GPUBuffer;
-    if (b.role === 'state' && !this.weights.has(b.name)) {
-      buf = this.allocate(b.name, count * 4);
-    } else if (b.dtype === 'q8_0' || b.dtype === 'q4_0') {
-      const parts = (b.sources ?? [b.name]).map((n) => {
-        const q = this.quantized.get(n);
-        if (!q || q.type !== b.dtype) throw new Error(`weight ${b.name} needs ${n} as ${b.dtype} blocks, which the checkpoint does not hold`);
-        return q;
-      });
-      checkCount(b, parts.reduce((n, p) => n + p.count, 0), count);
-      const words = quantizedLayout(parts);
-      buf = this.allocate(b.name, words.byteLength);
-      this.gpu.device.queue.writeBuffer(buf, 0, words.buffer, words.byteOffset, words.byteLength);
-    } else {
-      const parts = (b.sources ?? [b.name]).map((n) => this.tensor(n, b.name));
-      const total = parts.reduce((n, p) => n + p.length, 0);
-      checkCount(b, total, count);
-      let data = parts[0]!;
-      if (parts.length > 1) {
-        data = new Float32Array(total);
-        let at = 0;
-        for (const p of parts) {
-          data.set(p, at);
-          at += p.length;
-        }
-      }
-      buf = this.upload(b.name, data, b.dtype);
-    }
-    this.buffers.set(b.name, buf);
-    return buf;
+    const { buffer } = this.create(b);
+    this.buffers.set(b.name, buffer);
+    return buffer;
   }
 
   destroy(): void {

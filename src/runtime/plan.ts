@@ -1,14 +1,15 @@
 // A compiled graph as the runtime sees it: buffers, WGSL kernels in dispatch order, and the symbolic
 // sizes of both. Plain data produced by codegen; the runtime needs nothing else (and never the IR).
 import type { Affine } from '../affine.js';
+import type { FormatName } from '../weights/formats.js';
 
 export type BufferRole = 'input' | 'weight' | 'state' | 'activation';
 
 export interface PlanBuffer {
   readonly name: string;
   readonly role: BufferRole;
-  /** f16: float32 values stored as packed halves (two per u32); q8_0, q4_0: GGUF blocks in quantized.ts's layout */
-  readonly dtype: 'f32' | 'i32' | 'f16' | 'q8_0' | 'q4_0';
+  /** i32, or a weight format (src/weights/formats.ts): f32, packed halves, blocks in their device layout */
+  readonly dtype: 'i32' | FormatName;
   /** elements = product of the dims evaluated at the run's symbol values */
   readonly shape: readonly Affine[];
   /** a weight stacked from these checkpoint tensors along the first axis (default: the tensor of its name) */

@@ -325,6 +325,15 @@ export function convert(file: Uint8Array, count: number, from: WeightFormat, to:
   return to.encode(from.dequantize(file, count));
 }
 
+/**
+ * Writes tensor bytes in `format` as blocks firstBlock.. of a device buffer of totalBlocks blocks (`out`, the
+ * whole buffer): tensors stacked along their rows are written one after another.
+ */
+export function writeDevice(format: WeightFormat, file: Uint8Array, out: Uint8Array, firstBlock: number, totalBlocks: number): void {
+  if (format.toDevice) format.toDevice(file, out, firstBlock, totalBlocks);
+  else out.set(file, firstBlock * format.blockBytes);
+}
+
 /** Device bytes of tensors stacked along their rows, each given as its file bytes in `format`. */
 export function deviceLayout(format: WeightFormat, parts: readonly { readonly file: Uint8Array; readonly count: number }[]): Uint8Array {
   const count = parts.reduce((n, p) => n + p.count, 0);
@@ -335,8 +344,7 @@ export function deviceLayout(format: WeightFormat, parts: readonly { readonly fi
     if (p.count % format.blockElements !== 0 || p.file.length !== fileBytes(format, p.count)) {
       throw new Error(`a ${format.name} tensor of ${p.count} values needs ${fileBytes(format, p.count)} bytes, has ${p.file.length}`);
     }
-    if (format.toDevice) format.toDevice(p.file, out, block, total);
-    else out.set(p.file, block * format.blockBytes);
+    writeDevice(format, p.file, out, block, total);
     block += p.count / format.blockElements;
   }
   return out;

@@ -1,0 +1,133 @@
+// Checkpoint tensors as sources read when they are needed: a region of a file (read by offset, never the
+// whole file), bytes or values in memory, or values computed on demand; and views of them (rows, rows
+// reordered, a transpose). Reading a source gives its bytes in its own format; nothing is kept.
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { weightFormats, type WeightFormat } from './formats.js';
+
+export interface TensorSource {
+  /** row-major */
+  readonly shape: readonly number[];
+  /** how read() gives the values */
+  readonly format: WeightFormat;
+  /** the tensor's bytes in `format`, read now */
+  read(): Uint8Array;
+}
+
+export function elementCount(shape: readonly number[]): number {
+  return shape.reduce((p, d) => p * d, 1);
+}
+
+/** A source's values as float32 (the format's reference dequantizer). */
+export function sourceValues(source: TensorSource): Float32Array {
+  return source.format.dequantize(source.read(), elementCount(source.shape));
+}
+
+/** Bytes [offset, offset + length) of a file, read in pieces of at most 1 GiB. */
+export function readRegion(path: string, offset: number, length: number): Uint8Array {
+  const out = new Uint8Array(length);
+  const fd = openSync(path, 'r');
+  try {
+    let done = 0;
+    while (done < length) {
+      const n = readSync(fd, out, done, Math.min(length - done, 1 << 30), offset + done);
+      if (n === 0) throw new Error(`${path}: truncated: bytes [${offset}, ${offset + length}) are past its end at ${offset + done}`);
+      done += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return out;
+}
+
+/** A file's size; only regular files are checkpoints (a FIFO or a device would block or never end). */
+export function regularFileSize(path: string, what = 'file'): number {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (e) {
+    throw new Error(`cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  try {
+    const s = fstatSync(fd);
+    if (!s.isFile()) throw new Error(`cannot read ${what} ${path}: not a regular file`);
+    return s.size;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A tensor stored at [offset, offset + its bytes) of a file, in `format`. */
+export function fileSource(path: string, offset: number, shape: readonly number[], format: WeightFormat): TensorSource {
+  const length = (elementCount(shape) / format.blockElements) * format.blockBytes;
+  return { shape, format, read: () => readRegion(path, offset, length) };
+}
+
+/** Float32 values held in memory. */
+export function valuesSource(values: Float32Array, shape: readonly number[] = [values.length]): TensorSource {
+  return { shape, format: weightFormats.f32, read: () => new Uint8Array(values.buffer, values.byteOffset, values.byteLength) };
+}
+
+/** Bytes in `format` held in memory (a quantized tensor made here). */
+export function bytesSource(bytes: Uint8Array, shape: readonly number[], format: WeightFormat): TensorSource {
+  return { shape, format, read: () => bytes };
+}
+
+/** Float32 values computed each time they are read (RoPE tables). */
+export function computedSource(shape: readonly number[], compute: () => Float32Array): TensorSource {
+  return {
+    shape,
+    format: weightFormats.f32,
+    read: () => {
+      const v = compute();
+      return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+    },
+  };
+}
+
+/** Bytes of one row of a [rows, …] tensor; rows must be whole blocks. */
+function rowBytes(source: TensorSource): number {
+  const cols = elementCount(source.shape.slice(1));
+  if (cols % source.format.blockElements !== 0) throw new Error(`rows of ${cols} values are not whole ${source.format.name} blocks`);
+  return (cols / source.format.blockElements) * source.format.blockBytes;
+}
+
+/** Rows start..start+count-1 of a source. */
+export function sourceRows(source: TensorSource, start: number, count: number): TensorSource {
+  const row = rowBytes(source);
+  return { shape: [count, ...source.shape.slice(1)], format: source.format, read: () => source.read().slice(start * row, (start + count) * row) };
+}
+
+/** The rows of a source in the order `order` gives (row i of the result is row order[i] of the source). */
+export function reorderedRows(source: TensorSource, order: readonly number[]): TensorSource {
+  const row = rowBytes(source);
+  return {
+    shape: source.shape,
+    format: source.format,
+    read: () => {
+      const bytes = source.read();
+      const out = new Uint8Array(bytes.length);
+      order.forEach((from, i) => out.set(bytes.subarray(from * row, (from + 1) * row), i * row));
+      return out;
+    },
+  };
+}
+
+/** A [rows, cols] float tensor transposed to [cols, rows]. */
+export function transposedSource(source: TensorSource): TensorSource {
+  const [rows, cols] = source.shape as [number, number];
+  const size = source.format.blockBytes;
+  if (source.format.blockElements !== 1) throw new Error(`a ${source.format.name} tensor cannot be transposed`);
+  return {
+    shape: [cols, rows],
+    format: source.format,
+    read: () => {
+      const bytes = source.read();
+      const out = new Uint8Array(bytes.length);
+      const Words = size === 4 ? Uint32Array : Uint16Array;
+      const from = new Words(bytes.slice().buffer);
+      const to = new Words(out.buffer);
+      for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) to[c * rows + r] = from[r * cols + c]!;
+      return out;
+    },
+  };
+}
