@@ -3,13 +3,17 @@
 // dequantizer and encoder). Adding a format is one entry here and its tests.
 import { halfToFloat } from '../../models/ieee754.js';
 import { floatToHalf } from '../runtime/halves.js';
+import { q4_k, q5_k, q6_k } from './kquants.js';
+import { planeOffsets, planeWord } from './planes.js';
 
-export type FormatName = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0';
+export { planeOffsets, planeWord } from './planes.js';
+
+export type FormatName = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0' | 'q4_k' | 'q5_k' | 'q6_k';
 
 /** The WGSL that reads a weight of this format bound as `w`. */
 export interface FormatWgsl {
   /** element type of `w` when read four elements at a time */
-  readonly vectorType: 'vec4<f32>' | 'vec2<u32>' | 'u32';
+  readonly vectorType: 'vec4<f32>' | 'vec4<u32>' | 'vec2<u32>' | 'u32';
   /** `fn wAt(i: u32) -> vec4<f32>`: elements 4i..4i+3 of a weight of `count` elements (a block never splits them) */
   vector(count: number): string;
   /** element type of `w` when read one element at a time */
@@ -43,22 +47,6 @@ export interface WeightFormat {
   /** file bytes standing for `values` (a whole number of blocks): ggml's reference quantizer for blocks, nearest-even rounding for halves */
   encode(values: Float32Array): Uint8Array;
   readonly wgsl: FormatWgsl;
-}
-
-/** Byte offset of each plane, and the total, for a buffer of `blocks` blocks. */
-export function planeOffsets(format: Pick<WeightFormat, 'planes'>, blocks: number): { offsets: number[]; bytes: number } {
-  const offsets: number[] = [];
-  let at = 0;
-  for (const p of format.planes) {
-    offsets.push(at);
-    at += Math.ceil((p * blocks) / 4) * 4;
-  }
-  return { offsets, bytes: at };
-}
-
-/** u32 word offset of plane p for `count` elements, as a WGSL literal. */
-export function planeWord(format: Pick<WeightFormat, 'planes' | 'blockElements'>, plane: number, count: number): string {
-  return `${planeOffsets(format, count / format.blockElements).offsets[plane]! / 4}u`;
 }
 
 /** Device bytes for `count` elements of this format. */
@@ -307,7 +295,7 @@ const q4_0: WeightFormat = {
 };
 
 /** Every weight format, by name. */
-export const weightFormats: Readonly<Record<FormatName, WeightFormat>> = { f32, f16, bf16, q8_0, q4_0 };
+export const weightFormats: Readonly<Record<FormatName, WeightFormat>> = { f32, f16, bf16, q8_0, q4_0, q4_k, q5_k, q6_k };
 
 /** The format GGUF's type id names, if weft reads it. */
 export function formatOfGgmlType(type: number): WeightFormat | undefined {
