@@ -192,6 +192,13 @@ describe('fused linear kernels against the CPU reference', () => {
     // deep K over few column tiles: split into K ranges (2 and 3, neither a whole number of slices) and reduced
     cases.push({ variant: 'split', kind, k: 2052, n: 70, rows: 37, norm: kind !== 'residual', weights: 'f32' });
     cases.push({ variant: 'split', kind, k: 3300, n: 40, rows: 70, norm: true, weights: 'f16', tune: { prefetch: true, splitK: 3 } });
+    // k-quant super-blocks of 256, K a whole number of them but not of tiles
+    for (const weights of ['q4_k', 'q5_k', 'q6_k'] as const) {
+      cases.push({ variant: 'tiled', kind, k: 768, n: 70, rows: 37, norm: kind !== 'residual', weights });
+      cases.push({ variant: 'gemv', kind, k: 768, n: 75, rows: 1, norm: kind !== 'residual', weights });
+      cases.push({ variant: 'column', kind, k: 256, n: 70, rows: 2, norm: true, weights });
+    }
+    cases.push({ variant: 'split', kind, k: 2304, n: 40, rows: 37, norm: true, weights: 'q4_k', tune: { splitK: 3 } });
     // GGUF blocks kept quantized on the device, K a whole number of blocks of 32 but not of tiles
     for (const weights of ['q8_0', 'q4_0'] as const) {
       cases.push({ variant: 'tiled', kind, k: 96, n: 150, rows: 37, norm: kind !== 'residual', weights });

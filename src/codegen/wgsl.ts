@@ -24,7 +24,7 @@ export function f32Lit(x: number): string {
 }
 
 /** The element type a kernel sees a buffer as: scalars, or vec4<f32> / vec2<u32> (four packed halves) views of K-contiguous rows. */
-export type ElementType = 'f32' | 'i32' | 'u32' | 'vec4<f32>' | 'vec2<u32>';
+export type ElementType = 'f32' | 'i32' | 'u32' | 'vec4<f32>' | 'vec2<u32>' | 'vec4<u32>';
 
 export interface KernelBinding extends Omit<PlanBinding, 'binding'> {
   readonly var: string;
