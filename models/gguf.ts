@@ -1,9 +1,9 @@
-// GGUF v2/v3 files (ggml's docs/gguf.md) of the llama architecture mapped onto models/llama.ts: header,
-// metadata of every GGUF type, tensor infos and an aligned data section, every count, offset and size checked
-// against the file first. Only the header is read here; each tensor becomes a source in its own format
-// (weight-format table), read by offset when it is uploaded.
-import type { ModelConfig, RopeScaling } from './llama.js';
-import { llamaWeightShapes } from './llama.js';
+// GGUF v2/v3 files (ggml's docs/gguf.md) mapped onto models/llama.ts by the family of their architecture
+// (models/families): header, metadata of every GGUF type, tensor infos and an aligned data section, every count,
+// offset and size checked against the file first. Only the header is read here; each tensor becomes a source in
+// its own format (weight-format table), read by offset when it is uploaded.
+import { familyWeights, ggufFamilies, type CheckpointTensors, type ConfigFields } from './families/index.js';
+import type { ModelConfig } from './llama.js';
 import { HfTokenizer } from '../src/runtime/hf-tokenizer.js';
 import { Tokenizer, type TextTokenizer } from '../src/runtime/tokenizer.js';
 import { fileBytes, formatOfGgmlType, weightFormats } from '../src/weights/formats.js';
@@ -202,30 +202,30 @@ export function ggufSource(file: GgufFile, t: GgufTensorInfo): TensorSource {
   return fileSource(file.path, file.dataStart + t.offset, [...t.dims].reverse(), format);
 }
 
-function configOf(file: GgufFile, fail: (msg: string) => never): ModelConfig {
-  const m = file.metadata;
-  const arch = m.get('general.architecture');
-  if (arch !== 'llama') fail(`architecture ${JSON.stringify(arch ?? null)} is not supported (weft reads GGUF llama)`);
+/** The metadata's values, read as a family asks for them (integers as numbers); errors name the file. */
+function metadataFields(file: GgufFile, fail: (msg: string) => never): ConfigFields {
+  const get = (key: string): unknown => {
+    const v = file.metadata.get(key);
+    return typeof v === 'bigint' ? Number(v) : v;
+  };
   const num = (key: string, fallback?: number): number => {
-    const v = m.get(key) ?? fallback;
-    const n = typeof v === 'bigint' ? Number(v) : v;
-    if (typeof n !== 'number' || !(n > 0)) return fail(`${key} must be a positive number, is ${String(v)}`);
-    return n;
+    const v = get(key) ?? fallback;
+    return typeof v === 'number' && v > 0 ? v : fail(`${key} must be a positive number, is ${String(v)}`);
   };
-  const int = (key: string, fallback?: number): number => {
-    const n = num(key, fallback);
-    if (!Number.isSafeInteger(n)) fail(`${key} must be a positive integer, is ${n}`);
-    return n;
+  return {
+    get,
+    num,
+    int: (key, fallback) => {
+      const n = num(key, fallback);
+      return Number.isSafeInteger(n) ? n : fail(`${key} must be a positive integer, is ${n}`);
+    },
+    fail,
   };
-  const scaling = m.get('llama.rope.scaling.type') ?? 'none';
-  if (scaling !== 'none' && scaling !== 'linear') fail(`RoPE scaling '${String(scaling)}' is not supported (weft supports none, linear, and frequency factors in rope_freqs.weight)`);
-  const ropeScaling: RopeScaling | undefined = scaling === 'linear' ? { kind: 'linear', factor: num('llama.rope.scaling.factor') } : undefined;
-  const dim = int('llama.embedding_length');
-  const nHeads = int('llama.attention.head_count');
-  const nKvHeads = int('llama.attention.head_count_kv', nHeads);
-  if (dim % nHeads !== 0 || nHeads % nKvHeads !== 0) fail(`${nHeads} heads and ${nKvHeads} kv heads do not divide embedding_length ${dim}`);
-  const ropeDims = int('llama.rope.dimension_count', dim / nHeads);
-  if (ropeDims !== dim / nHeads) fail(`llama.rope.dimension_count ${ropeDims} differs from the head size ${dim / nHeads}, which weft does not support`);
+}
+
+/** The vocabulary size (the tokenizer's, else the embedding's rows), BOS and the stop ids. */
+function vocabularyOf(file: GgufFile, fail: (msg: string) => never): Pick<ModelConfig, 'vocabSize' | 'bosId' | 'stop'> {
+  const m = file.metadata;
   const tokens = m.get('tokenizer.ggml.tokens');
   const embd = file.tensors.get('token_embd.weight');
   const vocabSize = Array.isArray(tokens) ? tokens.length : embd?.dims.length === 2 ? embd.dims[1]! : fail(`no tokenizer.ggml.tokens and no 2-D token_embd.weight to size the vocabulary`);
@@ -238,71 +238,52 @@ function configOf(file: GgufFile, fail: (msg: string) => never): ModelConfig {
   };
   const bosId = m.get('tokenizer.ggml.add_bos_token') === false ? undefined : id('tokenizer.ggml.bos_token_id', spm ? 1 : undefined);
   const stopIds = [id('tokenizer.ggml.eos_token_id', spm ? 2 : undefined), id('tokenizer.ggml.eot_token_id', undefined)].filter((x): x is number => x !== undefined);
-  return {
-    family: 'llama',
-    dim,
-    hiddenDim: int('llama.feed_forward_length'),
-    nLayers: int('llama.block_count'),
-    nHeads,
-    nKvHeads,
-    vocabSize,
-    seqLen: int('llama.context_length'),
-    normEps: num('llama.attention.layer_norm_rms_epsilon'),
-    ropeTheta: num('llama.rope.freq_base', 10000),
-    ...(ropeScaling ? { ropeScaling } : {}),
-    ...(bosId !== undefined ? { bosId } : {}),
-    stop: { ids: [...new Set(stopIds)], inPrompt: false },
-  };
-}
-
-/** llama.cpp's tensor name for a models/llama.ts weight. */
-function ggufName(name: string): string {
-  if (name === 'tok_embeddings') return 'token_embd.weight';
-  if (name === 'norm') return 'output_norm.weight';
-  if (name === 'output') return 'output.weight';
-  const [, l, part] = /^layers\.(\d+)\.(.+)$/.exec(name)!;
-  const blk = { attention_norm: 'attn_norm', wq: 'attn_q', wk: 'attn_k', wv: 'attn_v', wo: 'attn_output', ffn_norm: 'ffn_norm', w1: 'ffn_gate', w2: 'ffn_down', w3: 'ffn_up' }[part!];
-  return `blk.${l}.${blk ?? part}.weight`;
+  return { vocabSize, ...(bosId !== undefined ? { bosId } : {}), stop: { ids: [...new Set(stopIds)], inPrompt: false } };
 }
 
 /**
- * A GGUF llama checkpoint under models/llama.ts's names. Tensors with ne = [in, out] are row-major [out, in], and
- * llama.cpp's converter stores Q/K rows in adjacent-pair RoPE order, so no weight is reordered; a missing
- * output.weight is tied to token_embd.weight.
+ * A GGUF checkpoint under its model definition's names, mapped by the family of general.architecture
+ * (models/families). Tensors with ne = [in, out] are row-major [out, in]; every tensor of the file must be one
+ * the family reads (or rope_freqs.weight, Llama 3's RoPE frequency divisors).
  */
 export function readGguf(path: string): { config: ModelConfig; tensors: Map<string, TensorSource>; file: GgufFile } {
   const fail = (msg: string): never => {
     throw new Error(`${path}: ${msg}`);
   };
   const file = parseGguf(path);
-  const config = configOf(file, fail);
-  const weights = new Map<string, TensorSource>();
+  const fields = metadataFields(file, fail);
+  const arch = file.metadata.get('general.architecture');
+  const family = (typeof arch === 'string' ? ggufFamilies.get(arch) : undefined)?.gguf;
+  if (!family) return fail(`architecture ${JSON.stringify(arch ?? null)} is not supported (weft reads GGUF ${[...ggufFamilies.keys()].join(', ')})`);
+  const config: ModelConfig = { ...family.config(fields), ...vocabularyOf(file, fail) };
   const used = new Set<string>();
-  for (const [name, shape] of llamaWeightShapes(config)) {
-    if (name === 'rope_cos' || name === 'rope_sin') continue;
-    let key = ggufName(name);
-    if (name === 'output' && !file.tensors.has(key)) key = 'token_embd.weight';
-    const t = file.tensors.get(key) ?? fail(`tensor ${key} is missing`);
-    const rowMajor = [...t.dims].reverse();
-    if (rowMajor.length !== shape.length || rowMajor.some((d, i) => d !== shape[i])) {
-      fail(`tensor ${key} has shape [${rowMajor.join(', ')}] (ne [${t.dims.join(', ')}]), the metadata implies [${shape.join(', ')}]`);
-    }
-    used.add(key);
-    weights.set(name, ggufSource(file, t));
-  }
+  const tensors: CheckpointTensors = {
+    has: (key) => file.tensors.has(key),
+    get: (key, shape) => {
+      const t = file.tensors.get(key) ?? fail(`tensor ${key} is missing`);
+      const rowMajor = [...t.dims].reverse();
+      if (rowMajor.length !== shape.length || rowMajor.some((d, i) => d !== shape[i])) {
+        fail(`tensor ${key} has shape [${rowMajor.join(', ')}] (ne [${t.dims.join(', ')}]), the metadata implies [${shape.join(', ')}]`);
+      }
+      used.add(key);
+      return ggufSource(file, t);
+    },
+    fail,
+  };
+  const weights = familyWeights(family, config, tensors, fields);
   // Llama 3's frequency scaling, as llama.cpp's converter stores it: one divisor per RoPE frequency
   const freqs = file.tensors.get('rope_freqs.weight');
   let scaled = config;
   if (freqs) {
-    const pairs = config.dim / config.nHeads / 2;
+    const pairs = config.headSize / 2;
     if (freqs.dims.length !== 1 || freqs.dims[0] !== pairs) fail(`tensor rope_freqs.weight has ne [${freqs.dims.join(', ')}], the head size implies [${pairs}]`);
-    if (config.ropeScaling) fail(`rope_freqs.weight and llama.rope.scaling.type ${config.ropeScaling.kind} both scale RoPE`);
+    if (config.ropeScaling) fail(`rope_freqs.weight and ${arch}.rope.scaling.type ${config.ropeScaling.kind} both scale RoPE`);
     const divisors = Array.from(sourceValues(ggufSource(file, freqs)));
     if (divisors.some((d) => !(d > 0) || !Number.isFinite(d))) fail(`tensor rope_freqs.weight must hold positive finite factors`);
     scaled = { ...config, ropeScaling: { kind: 'divisors', divisors } };
     used.add('rope_freqs.weight');
   }
-  for (const key of file.tensors.keys()) if (!used.has(key)) fail(`tensor ${key} is not part of weft's llama (biases are not supported)`);
+  for (const key of file.tensors.keys()) if (!used.has(key)) fail(`tensor ${key} is not part of weft's ${arch}`);
   return { config: scaled, tensors: weights, file };
 }
 

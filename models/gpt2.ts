@@ -40,7 +40,7 @@ export function gpt2WeightShapes(c: ModelConfig): Map<string, number[]> {
 }
 
 export function gpt2Graph(c: ModelConfig, kind: GraphKind): Graph {
-  const hs = c.dim / c.nHeads;
+  const hs = c.headSize;
   const T: Dim = kind === 'prefill' ? 'T' : 1;
   const g = new GraphBuilder(kind, kind === 'prefill' ? ['T', 'P'] : ['P']);
   const attn = { heads: c.nHeads, kvHeads: c.nHeads, headSize: hs };

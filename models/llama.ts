@@ -4,7 +4,10 @@ import { GraphBuilder, type Dim } from '../src/ir/builder.js';
 import type { Graph } from '../src/ir/types.js';
 import type { StopRule } from '../src/runtime/generate.js';
 
-/** A decoder-only transformer's sizes; `family` picks its definition (llama.ts or gpt2.ts). */
+/**
+ * A decoder-only transformer's sizes and options; `family` picks its definition: llama.ts (Llama, Mistral,
+ * Qwen2, Qwen3, Phi-3: see models/families) or gpt2.ts.
+ */
 export interface ModelConfig {
   readonly family: 'llama' | 'gpt2';
   readonly dim: number;
@@ -12,6 +15,8 @@ export interface ModelConfig {
   readonly nLayers: number;
   readonly nHeads: number;
   readonly nKvHeads: number;
+  /** values per attention head: dim / nHeads for most models, not all (Qwen3-0.6B: 1024 / 16 heads of 128) */
+  readonly headSize: number;
   readonly vocabSize: number;
   readonly seqLen: number;
   readonly normEps: number;
@@ -25,6 +30,8 @@ export interface ModelConfig {
   readonly stop?: StopRule;
   /** biases of the attention projections: none, on q/k/v (Qwen2), or on q/k/v and the output */
   readonly attentionBias?: 'qkv' | 'qkvo';
+  /** each head of q and k RMS-normalized (weights q_norm, k_norm of headSize) before RoPE (Qwen3) */
+  readonly qkNorm?: boolean;
 }
 
 /**
@@ -42,7 +49,7 @@ export type GraphKind = 'prefill' | 'decode';
 
 /** Names and shapes of every weight the graphs read, in checkpoint order. */
 export function llamaWeightShapes(c: ModelConfig): Map<string, number[]> {
-  const hs = c.dim / c.nHeads;
+  const hs = c.headSize;
   const kvDim = c.nKvHeads * hs;
   const shapes = new Map<string, number[]>([['tok_embeddings', [c.vocabSize, c.dim]]]);
   for (let l = 0; l < c.nLayers; l++) {
@@ -57,6 +64,10 @@ export function llamaWeightShapes(c: ModelConfig): Map<string, number[]> {
       shapes.set(`layers.${l}.bv`, [kvDim]);
     }
     if (c.attentionBias === 'qkvo') shapes.set(`layers.${l}.bo`, [c.dim]);
+    if (c.qkNorm) {
+      shapes.set(`layers.${l}.q_norm`, [hs]);
+      shapes.set(`layers.${l}.k_norm`, [hs]);
+    }
     shapes.set(`layers.${l}.ffn_norm`, [c.dim]);
     shapes.set(`layers.${l}.w1`, [c.hiddenDim, c.dim]);
     shapes.set(`layers.${l}.w2`, [c.dim, c.hiddenDim]);
@@ -70,7 +81,7 @@ export function llamaWeightShapes(c: ModelConfig): Map<string, number[]> {
 }
 
 export function llamaGraph(c: ModelConfig, kind: GraphKind): Graph {
-  const hs = c.dim / c.nHeads;
+  const hs = c.headSize;
   const kvDim = c.nKvHeads * hs;
   const T: Dim = kind === 'prefill' ? 'T' : 1;
   const g = new GraphBuilder(kind, kind === 'prefill' ? ['T', 'P'] : ['P']);
@@ -91,8 +102,10 @@ export function llamaGraph(c: ModelConfig, kind: GraphKind): Graph {
     const h = g.node('rmsnorm', p('attn_in'), [x, lw('attention_norm')], { eps: c.normEps });
     const project = (n: string, x: string, bias: boolean): string =>
       bias ? g.node('add_bias', p(n), [g.node('matmul', p(`${n}_mm`), [x, lw(`w${n}`)], {}), lw(`b${n}`)], {}) : g.node('matmul', p(n), [x, lw(`w${n}`)], {});
-    const q = project('q', h, !!c.attentionBias);
-    const k = project('k', h, !!c.attentionBias);
+    const normed = (n: string, x: string): string =>
+      c.qkNorm ? g.node('head_rmsnorm', p(`${n}_norm`), [x, lw(`${n}_norm`)], { eps: c.normEps, headSize: hs }) : x;
+    const q = normed('q', project('q', h, !!c.attentionBias));
+    const k = normed('k', project('k', h, !!c.attentionBias));
     const v = project('v', h, !!c.attentionBias);
     const qr = g.node('rope', p('q_rot'), [q, weight('rope_cos'), weight('rope_sin')], { headSize: hs });
     const kr = g.node('rope', p('k_rot'), [k, weight('rope_cos'), weight('rope_sin')], { headSize: hs });

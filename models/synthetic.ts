@@ -10,8 +10,8 @@ const base = { family: 'llama', vocabSize: 32000, seqLen: 1024, normEps: 1e-5, r
 
 /** The benchmark shapes: `110M` is llama2.c's stories110M, `1B` a Llama 3.2 1B-sized body on a 32000 vocabulary. */
 export const syntheticConfigs: Readonly<Record<string, ModelConfig>> = {
-  '110M': { ...base, dim: 768, hiddenDim: 2048, nLayers: 12, nHeads: 12, nKvHeads: 12 },
-  '1B': { ...base, dim: 2048, hiddenDim: 8192, nLayers: 16, nHeads: 32, nKvHeads: 8 },
+  '110M': { ...base, dim: 768, hiddenDim: 2048, nLayers: 12, nHeads: 12, nKvHeads: 12, headSize: 64 },
+  '1B': { ...base, dim: 2048, hiddenDim: 8192, nLayers: 16, nHeads: 32, nKvHeads: 8, headSize: 64 },
 };
 
 /** FNV-1a of a name: the seed of its tensor */
@@ -45,7 +45,7 @@ export function syntheticWeights(config: ModelConfig): Map<string, Float32Array>
     const scale = isNorm ? 0.1 : name === 'tok_embeddings' ? 1 : 1 / Math.sqrt(shape[1]!);
     weights.set(name, randomTensor(name, count, scale, isNorm ? 1 : 0));
   }
-  const { cos, sin } = ropeTables(config.dim / config.nHeads, config.seqLen, config.ropeTheta, config.ropeScaling);
+  const { cos, sin } = ropeTables(config.headSize, config.seqLen, config.ropeTheta, config.ropeScaling);
   weights.set('rope_cos', cos);
   weights.set('rope_sin', sin);
   return weights;

@@ -59,14 +59,14 @@ function readCheckpointFile(path: string): { checkpoint: Checkpoint; gguf?: Gguf
     return { checkpoint: { config, tensors }, gguf: file };
   }
   const { config: c, tensors } = readLlama2c(path);
-  return { checkpoint: { config: { ...c, family: 'llama', normEps: 1e-5, ropeTheta: 10000, bosId: BOS }, tensors } };
+  return { checkpoint: { config: { ...c, family: 'llama', headSize: c.dim / c.nHeads, normEps: 1e-5, ropeTheta: 10000, bosId: BOS }, tensors } };
 }
 
 /** A llama checkpoint's RoPE tables at its context, computed when they are uploaded. */
 function withRopeTables(checkpoint: Checkpoint): Checkpoint {
   const c = checkpoint.config;
   if (c.family === 'gpt2') return checkpoint;
-  const half = c.dim / c.nHeads / 2;
+  const half = c.headSize / 2;
   const tables = (which: 'cos' | 'sin') => computedSource([c.seqLen, half], () => ropeTables(2 * half, c.seqLen, c.ropeTheta, c.ropeScaling)[which]);
   return { ...checkpoint, tensors: new Map([...checkpoint.tensors, ['rope_cos', tables('cos')], ['rope_sin', tables('sin')]]) };
 }

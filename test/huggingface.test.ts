@@ -1,15 +1,16 @@
 // Hugging Face checkpoints (Llama, GPT-2) against transformers' own outputs (../shared/fixtures/hf):
-// prefill logits at every prompt position, decode logits at every step, greedy tokens; and the
-// safetensors reader and config mapping on malformed input.
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// prefill logits at every prompt position, decode logits at every step, greedy tokens; Qwen2, Qwen3 and Phi-3
+// checkpoints built here against a CPU forward pass in transformers' conventions; and the safetensors reader
+// and config mapping on malformed input.
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ropeTables } from '../models/llama2c.js';
 import { afterAll, describe, expect, it } from 'vitest';
-import { floatWeights, loadModel, readCheckpoint, withContext } from '../src/api.js';
+import { floatWeights, loadModel, optimizeGraphs, readCheckpoint, withContext } from '../src/api.js';
 import { readSafetensors } from '../models/safetensors.js';
 import { sourceValues } from '../src/weights/source.js';
-import * as ref from './reference.js';
+import { hfForward, randomHfTensors, tinyPhi3, tinyQwen3, type HfTensors } from './hf-reference.js';
 import { maxAbsDiff, randomArray } from './reference.js';
 import { runWeft } from './weft-process.js';
 
@@ -176,9 +177,9 @@ describe('config.json mapping', () => {
       const { config } = checkpoint;
       const weights = floatWeights(checkpoint);
       expect(config.ropeScaling).toEqual(scaling);
-      const tables = ropeTables(config.dim / config.nHeads, config.seqLen, config.ropeTheta, scaling);
+      const tables = ropeTables(config.headSize, config.seqLen, config.ropeTheta, scaling);
       expect(weights.get('rope_cos')).toEqual(tables.cos);
-      expect(weights.get('rope_cos')).not.toEqual(ropeTables(config.dim / config.nHeads, config.seqLen, config.ropeTheta).cos);
+      expect(weights.get('rope_cos')).not.toEqual(ropeTables(config.headSize, config.seqLen, config.ropeTheta).cos);
     }
     const { config } = readCheckpoint(variant('linear', (c) => ((c.rope_parameters = undefined), (c.rope_scaling = { type: 'linear', factor: 2 }))));
     expect(config.ropeScaling).toEqual({ kind: 'linear', factor: 2 });
@@ -197,91 +198,138 @@ describe('config.json mapping', () => {
   });
 });
 
-/** Writes tensors (all F32) as one safetensors file. */
-function writeSafetensors(path: string, tensors: Map<string, { shape: number[]; data: Float32Array }>): void {
+/** Values rounded to the nearest bfloat16 (ties to even), as a bf16 checkpoint holds them. */
+function bf16Values(values: Float32Array): Float32Array {
+  const bits = new Uint32Array(Float32Array.from(values).buffer);
+  for (let i = 0; i < bits.length; i++) bits[i] = ((bits[i]! + 0x7fff + ((bits[i]! >>> 16) & 1)) >>> 16) << 16;
+  return new Float32Array(bits.buffer);
+}
+
+/** Writes tensors as one safetensors file, every one F32 or (values already bf16) BF16. */
+function writeSafetensors(path: string, tensors: HfTensors, dtype: 'F32' | 'BF16' = 'F32'): void {
+  const bytes = [...tensors.values()].map(({ data }) =>
+    dtype === 'F32' ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : new Uint8Array(Uint16Array.from(new Uint32Array(data.slice().buffer), (b) => b >>> 16).buffer),
+  );
   const header: Record<string, unknown> = {};
   let offset = 0;
-  for (const [name, t] of tensors) {
-    header[name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
-    offset += t.data.byteLength;
-  }
+  [...tensors].forEach(([name, t], i) => {
+    header[name] = { dtype, shape: t.shape, data_offsets: [offset, offset + bytes[i]!.length] };
+    offset += bytes[i]!.length;
+  });
   const data = new Uint8Array(offset);
   offset = 0;
-  for (const t of tensors.values()) {
-    data.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), offset);
-    offset += t.data.byteLength;
+  for (const b of bytes) {
+    data.set(b, offset);
+    offset += b.length;
   }
   writeFileSync(path, safetensors(header, data));
 }
 
-/** A transformers-convention forward pass (rotate-half RoPE, q/k/v biases) on the CPU, logits at every position. */
-function hfForward(tensors: Map<string, { shape: number[]; data: Float32Array }>, c: Record<string, number>, ids: number[]): Float32Array {
-  const t = (n: string): Float32Array => tensors.get(n)!.data;
-  const [d, H, KV, L] = [c.hidden_size!, c.num_attention_heads!, c.num_key_value_heads!, c.num_hidden_layers!];
-  const hs = d / H;
-  const T = ids.length;
-  const rope = (x: Float32Array, heads: number): Float32Array => {
-    const out = x.slice();
-    for (let r = 0; r < T; r++)
-      for (let h = 0; h < heads; h++)
-        for (let i = 0; i < hs / 2; i++) {
-          const angle = r / 10000 ** ((2 * i) / hs);
-          const [a, b] = [x[r * heads * hs + h * hs + i]!, x[r * heads * hs + h * hs + i + hs / 2]!];
-          out[r * heads * hs + h * hs + i] = a * Math.cos(angle) - b * Math.sin(angle);
-          out[r * heads * hs + h * hs + i + hs / 2] = b * Math.cos(angle) + a * Math.sin(angle);
-        }
-    return out;
-  };
-  const heads = { heads: H, kvHeads: KV, headSize: hs };
-  let x = ref.embed(t('model.embed_tokens.weight'), Int32Array.from(ids), d);
-  for (let l = 0; l < L; l++) {
-    const w = (n: string): Float32Array => t(`model.layers.${l}.${n}`);
-    const h = ref.rmsnorm(x, w('input_layernorm.weight'), 1e-5);
-    const q = rope(ref.addBias(ref.matmul(h, w('self_attn.q_proj.weight'), d), w('self_attn.q_proj.bias')), H);
-    const k = rope(ref.addBias(ref.matmul(h, w('self_attn.k_proj.weight'), d), w('self_attn.k_proj.bias')), KV);
-    const v = ref.addBias(ref.matmul(h, w('self_attn.v_proj.weight'), d), w('self_attn.v_proj.bias'));
-    const p = ref.softmax(ref.attnScores(q, k, heads, T, T), T, T, true);
-    x = ref.add(x, ref.matmul(ref.attnMix(p, v, heads, T, T), w('self_attn.o_proj.weight'), d));
-    const f = ref.rmsnorm(x, w('post_attention_layernorm.weight'), 1e-5);
-    const g = ref.mul(ref.silu(ref.matmul(f, w('mlp.gate_proj.weight'), d)), ref.matmul(f, w('mlp.up_proj.weight'), d));
-    x = ref.add(x, ref.matmul(g, w('mlp.down_proj.weight'), c.intermediate_size!));
+/** A Hugging Face folder of config.json and model.safetensors. */
+function writeHfFolder(name: string, config: Record<string, unknown>, tensors: HfTensors, dtype: 'F32' | 'BF16' = 'F32'): string {
+  const dir = join(scratch, name);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+  writeSafetensors(join(dir, 'model.safetensors'), tensors, dtype);
+  return dir;
+}
+
+/** weft's logits at every position of a 6-token prefill and 6 greedy decode steps equal hfForward's over the ids fed. */
+async function expectTransformersLogits(dir: string, tensors: HfTensors, config: Record<string, unknown>): Promise<void> {
+  const model = await loadModel(dir);
+  try {
+    const V = model.config.vocabSize;
+    const fed: number[] = [];
+    const got: Float32Array[] = [];
+    for await (const s of model.generate({ promptIds: [1, 45, 100, 7, 99, 120], steps: 12, temperature: 0, logits: true })) {
+      fed.push(s.token);
+      got.push(s.logits!);
+    }
+    expect(fed).toHaveLength(12);
+    const expected = hfForward(tensors, config, fed);
+    got.forEach((row, p) => expect(maxAbsDiff(row, expected.subarray(p * V, (p + 1) * V)), `position ${p}`).toBeLessThan(TOLERANCE));
+  } finally {
+    model.release();
   }
-  return ref.matmul(ref.rmsnorm(x, t('model.norm.weight'), 1e-5), t('lm_head.weight'), d);
 }
 
 describe('Qwen2ForCausalLM (q/k/v biases)', () => {
   it('matches a transformers-convention CPU forward pass with random biases', async () => {
-    const dir = join(scratch, 'qwen2');
-    cpSync(join(hf, 'llama-gqa'), dir, { recursive: true });
-    const config = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'));
+    const config = JSON.parse(readFileSync(join(hf, 'llama-gqa', 'config.json'), 'utf8'));
     config.architectures = ['Qwen2ForCausalLM'];
     config.model_type = 'qwen2';
-    writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
-    const tensors = new Map([...readSafetensors(join(hf, 'llama-gqa', 'model.safetensors'))].map(([k, v]) => [k, { shape: [...v.shape], data: sourceValues(v) }]));
+    const tensors: HfTensors = new Map([...readSafetensors(join(hf, 'llama-gqa', 'model.safetensors'))].map(([k, v]) => [k, { shape: [...v.shape], data: sourceValues(v) }]));
     const hs = config.hidden_size / config.num_attention_heads;
     for (let l = 0; l < config.num_hidden_layers; l++) {
       for (const [n, size] of [['q', config.num_attention_heads * hs], ['k', config.num_key_value_heads * hs], ['v', config.num_key_value_heads * hs]] as const) {
         tensors.set(`model.layers.${l}.self_attn.${n}_proj.bias`, { shape: [size], data: randomArray(size, 100 + l * 3 + n.charCodeAt(0), 0.5) });
       }
     }
-    writeSafetensors(join(dir, 'model.safetensors'), tensors);
+    // both graphs carry the biases
+    await expectTransformersLogits(writeHfFolder('qwen2', config, tensors), tensors, config);
+  });
+});
 
-    const model = await loadModel(dir);
-    try {
-      const V = model.config.vocabSize;
-      const fed: number[] = [];
-      const got: Float32Array[] = [];
-      // a 6-token prefill, then 6 greedy decode steps: both graphs carry the biases
-      for await (const s of model.generate({ promptIds: [1, 45, 300, 7, 99, 250], steps: 12, temperature: 0, logits: true })) {
-        fed.push(s.token);
-        got.push(s.logits!);
-      }
-      expect(fed).toHaveLength(12);
-      const expected = hfForward(tensors, config, fed);
-      got.forEach((row, p) => expect(maxAbsDiff(row, expected.subarray(p * V, (p + 1) * V)), `position ${p}`).toBeLessThan(TOLERANCE));
-    } finally {
-      model.release();
-    }
+describe('Qwen3ForCausalLM (per-head q/k RMSNorm, head_dim, bf16, tied embeddings)', () => {
+  const tensors = new Map([...randomHfTensors(tinyQwen3, { qkNorm: true })].map(([k, t]) => [k, { ...t, data: bf16Values(t.data) }]));
+  const dir = writeHfFolder('qwen3', tinyQwen3, tensors, 'BF16');
+
+  it('reads head_dim: q [H·head_dim, hidden], o [hidden, H·head_dim], norms of head_dim, bf16 kept, no sliding window', () => {
+    const { config, tensors: weights } = readCheckpoint(dir);
+    expect(config).toMatchObject({ dim: 64, nHeads: 4, nKvHeads: 2, headSize: 24, qkNorm: true, seqLen: 64, normEps: 1e-6, ropeTheta: 1000000 });
+    expect(config.attentionBias).toBeUndefined();
+    expect(weights.get('layers.0.wq')!.shape).toEqual([96, 64]);
+    expect(weights.get('layers.0.wk')!.shape).toEqual([48, 64]);
+    expect(weights.get('layers.0.wo')!.shape).toEqual([64, 96]);
+    expect(weights.get('layers.1.k_norm')!.shape).toEqual([24]);
+    expect(weights.get('layers.0.wq')!.format.name).toBe('bf16');
+    // the norm weights follow q/k into adjacent-pair order: element 2j is j, 2j+1 is j + head_dim/2
+    const qNorm = tensors.get('model.layers.0.self_attn.q_norm.weight')!.data;
+    expect([...sourceValues(weights.get('layers.0.q_norm')!).subarray(0, 4)]).toEqual([qNorm[0], qNorm[12], qNorm[1], qNorm[13]]);
+    expect(sourceValues(weights.get('output')!)).toEqual(sourceValues(weights.get('tok_embeddings')!));
+  });
+
+  it('matches a transformers-convention CPU forward pass at every prefill and decode position', async () => {
+    await expectTransformersLogits(dir, tensors, tinyQwen3);
+  });
+
+  it('compiles: the per-head norms sit between the q/k/v matmul and RoPE, so fuse-linear keeps the norm and matmul and leaves RoPE to its own kernels', () => {
+    const { prefill } = optimizeGraphs(readCheckpoint(dir).config);
+    const kernels = prefill.schedule!.filter((i) => i.item === 'kernel');
+    expect(kernels.find((k) => k.members.includes('l0.q_k_v'))).toMatchObject({ template: 'linear', members: ['l0.attn_in', 'l0.q_k_v'] });
+    expect(kernels.find((k) => k.members.includes('l0.q_norm'))).toMatchObject({ template: 'head_rmsnorm', members: ['l0.q_norm'] });
+    const barrier = prefill.schedule!.find((i) => i.item === 'barrier' && i.consumers.includes('l0.q_norm'));
+    expect(barrier).toMatchObject({ reason: expect.stringMatching(/^row-reduction: head_rmsnorm reads whole heads of %l0\.q, written by/) });
+  });
+});
+
+describe('Phi3ForCausalLM (fused qkv_proj and gate_up_proj)', () => {
+  const tensors = randomHfTensors(tinyPhi3, { fused: true });
+  const dir = writeHfFolder('phi3', tinyPhi3, tensors);
+
+  it('splits the fused projections into q, k, v and gate, up; caps the context at the sliding window', () => {
+    const { config, tensors: weights } = readCheckpoint(dir);
+    expect(config).toMatchObject({ headSize: 16, seqLen: 47, hiddenDim: 96 });
+    const gateUp = tensors.get('model.layers.1.mlp.gate_up_proj.weight')!.data;
+    expect(sourceValues(weights.get('layers.1.w1')!)).toEqual(gateUp.subarray(0, 96 * 64));
+    expect(sourceValues(weights.get('layers.1.w3')!)).toEqual(gateUp.subarray(96 * 64));
+    const qkv = tensors.get('model.layers.0.self_attn.qkv_proj.weight')!.data;
+    expect(sourceValues(weights.get('layers.0.wv')!)).toEqual(qkv.subarray(96 * 64));
+  });
+
+  it('matches a transformers-convention CPU forward pass at every prefill and decode position', async () => {
+    await expectTransformersLogits(dir, tensors, tinyPhi3);
+  });
+
+  it.each([
+    ['longrope', { rope_scaling: { type: 'longrope', short_factor: [1], long_factor: [2] } }, /RoPE scaling 'longrope' is not supported/],
+    ['su', { rope_scaling: { type: 'su', short_factor: [1], long_factor: [2] } }, /RoPE scaling 'su' is not supported/],
+    ['partial rotary', { partial_rotary_factor: 0.75 }, /partial_rotary_factor 0\.75 is not supported \(weft rotates whole heads\)/],
+  ])('refuses %s RoPE by name', (name, edit, message) => {
+    const variant = join(scratch, `phi3-${name.replace(' ', '-')}`);
+    mkdirSync(variant, { recursive: true });
+    writeFileSync(join(variant, 'config.json'), JSON.stringify({ ...tinyPhi3, ...edit }));
+    expect(() => readCheckpoint(variant)).toThrow(message);
   });
 });
 

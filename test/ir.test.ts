@@ -211,7 +211,7 @@ const syntaxErrors: [what: string, text: string, message: RegExp][] = [
   [
     'unknown op',
     'graph g(T) {\n  input %x: f32[T, 16]\n  %y = conv(%x) : f32[T, 16]\n  output %y\n}\n',
-    /^bad\.ir:3: unknown op 'conv' \(known: embed, rmsnorm, matmul, .*silu, slice, layernorm, gelu, add_bias, argmax\)$/,
+    /^bad\.ir:3: unknown op 'conv' \(known: embed, rmsnorm, head_rmsnorm, matmul, .*silu, slice, layernorm, gelu, add_bias, argmax\)$/,
   ],
   [
     'wrong arity',
@@ -369,6 +369,16 @@ const invariantErrors: [what: string, text: string, message: RegExp][] = [
     'graph g(T) {\n  input %p: f32[2, T, T]\n  input %v: f32[T, 8]\n' +
       '  %a = attn_mix(%p, %v) {heads=4, kvHeads=2, headSize=4} : f32[T, 16]\n  output %a\n}\n',
     /^graph g: %a = attn_mix: p must have 4 heads$/,
+  ],
+  [
+    'head_rmsnorm with a weight longer than a head',
+    'graph g(T) {\n  input %q: f32[T, 16]\n  weight %n: f32[8]\n  %y = head_rmsnorm(%q, %n) {eps=0.00001, headSize=4} : f32[T, 16]\n  output %y\n}\n',
+    /^graph g: %y = head_rmsnorm: weight length 8 differs from the head size 4$/,
+  ],
+  [
+    'head_rmsnorm over a row that is not whole heads',
+    'graph g(T) {\n  input %q: f32[T, 18]\n  weight %n: f32[4]\n  %y = head_rmsnorm(%q, %n) {eps=0.00001, headSize=4} : f32[T, 18]\n  output %y\n}\n',
+    /^graph g: %y = head_rmsnorm: row length 18 is not a whole number of heads of 4$/,
   ],
   [
     'softmax causal flag out of range',

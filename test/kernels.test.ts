@@ -80,6 +80,17 @@ describe('kernels against CPU references', () => {
     expect(ref.maxAbsDiff(out, ref.rmsnorm(x, w, 1e-5))).toBeLessThan(TOL);
   });
 
+  it('head_rmsnorm: each head of a row normalized alone', async () => {
+    // 5 heads of 26: a head is shorter than the 64 lanes of its workgroup, and the row is no multiple of them
+    const [hs, d] = [26, 130];
+    const x = ref.randomArray(T * d, 26, 3);
+    const w = ref.randomArray(hs, 27);
+    const out = await runOp((g) => g.node('head_rmsnorm', 'y', [g.input('x', 'f32', ['T', d]), g.weight('w', [hs])], { eps: 1e-6, headSize: hs }), env, { x }, { w });
+    expect(ref.maxAbsDiff(out, ref.rmsnorm(x, w, 1e-6))).toBeLessThan(TOL);
+    // not the norm over whole rows
+    expect(ref.maxAbsDiff(out, ref.rmsnorm(x, Float32Array.from({ length: d }, (_, j) => w[j % hs]!), 1e-6))).toBeGreaterThan(1e-3);
+  });
+
   for (const [m, k, n] of [
     [T, 37, 45],
     [1, 70, 33],

@@ -14,7 +14,7 @@ const decodeIds = [33, 2, 81];
 /** Logits of `ids` at positions p.. after the caches, which grow by them. */
 function referenceRun(ids: number[], caches: { k: Float32Array; v: Float32Array }[]): Float32Array {
   const c = config;
-  const hs = c.dim / c.nHeads;
+  const hs = c.headSize;
   const kvDim = c.nKvHeads * hs;
   const heads = { heads: c.nHeads, kvHeads: c.nKvHeads, headSize: hs };
   const w = (name: string): Float32Array => weights.get(name)!;

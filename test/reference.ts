@@ -9,6 +9,7 @@ export function embed(table: Float32Array, ids: Int32Array, d: number): Float32A
   return out;
 }
 
+/** x / sqrt(mean(x²) + eps) · w over every run of w.length values: whole rows, or each head of them (head_rmsnorm) */
 export function rmsnorm(x: Float32Array, w: Float32Array, eps: number): Float32Array {
   const d = w.length;
   const out = new Float32Array(x.length);
@@ -152,10 +153,11 @@ export const gelu = (a: Float32Array): Float32Array =>
 
 export const addBias = (x: Float32Array, b: Float32Array): Float32Array => x.map((v, i) => f(v + b[i % b.length]!));
 
-/** A llama's logits [ids, vocab] (weft's weight names, adjacent-pair RoPE from its rope_cos/rope_sin) in one causal pass on the CPU. */
+/** A llama's logits [ids, vocab] (weft's weight names, adjacent-pair RoPE from its rope_cos/rope_sin, biases and per-head q/k norms where the config has them) in one causal pass on the CPU. */
 export function llamaForward(c: ModelConfig, w: ReadonlyMap<string, Float32Array>, ids: readonly number[]): Float32Array {
   const get = (name: string): Float32Array => w.get(name)!;
-  const hs = c.dim / c.nHeads;
+  const hs = c.headSize;
+  const qDim = c.nHeads * hs;
   const kvDim = c.nKvHeads * hs;
   const heads = { heads: c.nHeads, kvHeads: c.nKvHeads, headSize: hs };
   const n = ids.length;
@@ -163,12 +165,19 @@ export function llamaForward(c: ModelConfig, w: ReadonlyMap<string, Float32Array
   let x = embed(get('tok_embeddings'), Int32Array.from(ids), c.dim);
   for (let l = 0; l < c.nLayers; l++) {
     const lw = (s: string): Float32Array => get(`layers.${l}.${s}`);
+    const project = (name: string, x: Float32Array): Float32Array => {
+      const y = matmul(x, lw(`w${name}`), c.dim);
+      const biased = c.attentionBias ? addBias(y, lw(`b${name}`)) : y;
+      // a norm weight of one head's length normalizes each head alone
+      return c.qkNorm && name !== 'v' ? rmsnorm(biased, lw(`${name}_norm`), c.normEps) : biased;
+    };
     const h = rmsnorm(x, lw('attention_norm'), c.normEps);
-    const q = rope(matmul(h, lw('wq'), c.dim), cos, sin, c.dim, hs, 0);
-    const k = rope(matmul(h, lw('wk'), c.dim), cos, sin, kvDim, hs, 0);
-    const v = matmul(h, lw('wv'), c.dim);
+    const q = rope(project('q', h), cos, sin, qDim, hs, 0);
+    const k = rope(project('k', h), cos, sin, kvDim, hs, 0);
+    const v = project('v', h);
     const probs = softmax(attnScores(q, k, heads, n, n), n, n, true);
-    x = add(x, matmul(attnMix(probs, v, heads, n, n), lw('wo'), c.dim));
+    const o = matmul(attnMix(probs, v, heads, n, n), lw('wo'), qDim);
+    x = add(x, c.attentionBias === 'qkvo' ? addBias(o, lw('bo')) : o);
     const f = rmsnorm(x, lw('ffn_norm'), c.normEps);
     const gated = mul(silu(matmul(f, lw('w1'), c.dim)), matmul(f, lw('w3'), c.dim));
     x = add(x, matmul(gated, lw('w2'), c.hiddenDim));

@@ -10,6 +10,7 @@ export const tinyLlama: ModelConfig = {
   nLayers: 3,
   nHeads: 6,
   nKvHeads: 2,
+  headSize: 8,
   vocabSize: 97,
   seqLen: 32,
   normEps: 1e-5,

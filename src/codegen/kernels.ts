@@ -56,6 +56,27 @@ const write = (ctx: KernelContext, value: string, v = 'out'): KernelBinding => (
   type: 'f32',
 });
 
+/** x / sqrt(mean(x²) + eps) · weight over each of `rows` rows of `cols` values, a workgroup per row. */
+function rmsnormKernel(ctx: KernelContext, n: Extract<Op, { op: 'rmsnorm' | 'head_rmsnorm' }>, rows: Affine, cols: number): KernelSource {
+  return kernelSource(
+    [read(ctx, n.args[0], 'x'), read(ctx, n.args[1], 'weight'), write(ctx, n.name)],
+    `
+var<workgroup> red: array<f32, ${ROW_THREADS}>;
+${workgroupReduce('sumAll', ROW_THREADS, (a, b) => `${a} + ${b}`)}
+${preciseMath}
+
+@compute @workgroup_size(${ROW_THREADS})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane: u32) {
+  let base = wid.x * ${cols}u;
+  var ss = 0.0;
+  for (var j = lane; j < ${cols}u; j += ${ROW_THREADS}u) { let v = x[base + j]; ss += v * v; }
+  ss = sumAll(lane, ss);
+  let scale = preciseDiv(1.0, preciseSqrt(preciseDiv(ss, ${f32Lit(cols)}) + ${f32Lit(n.attrs.eps)}));
+  for (var j = lane; j < ${cols}u; j += ${ROW_THREADS}u) { out[base + j] = weight[j] * (scale * x[base + j]); }
+}`,
+    [wg(rows), one, one],
+  );
+}
 
 export function kernelFor(node: Op, ctx: KernelContext): KernelSource {
   return match<Op, KernelSource>(node)
@@ -83,24 +104,13 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     })
     .with({ op: 'rmsnorm' }, (n) => {
       const { rows, cols } = rowsCols(n.type);
-      return kernelSource(
-        [read(ctx, n.args[0], 'x'), read(ctx, n.args[1], 'weight'), write(ctx, n.name)],
-        `
-var<workgroup> red: array<f32, ${ROW_THREADS}>;
-${workgroupReduce('sumAll', ROW_THREADS, (a, b) => `${a} + ${b}`)}
-${preciseMath}
-
-@compute @workgroup_size(${ROW_THREADS})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane: u32) {
-  let base = wid.x * ${cols}u;
-  var ss = 0.0;
-  for (var j = lane; j < ${cols}u; j += ${ROW_THREADS}u) { let v = x[base + j]; ss += v * v; }
-  ss = sumAll(lane, ss);
-  let scale = preciseDiv(1.0, preciseSqrt(preciseDiv(ss, ${f32Lit(cols)}) + ${f32Lit(n.attrs.eps)}));
-  for (var j = lane; j < ${cols}u; j += ${ROW_THREADS}u) { out[base + j] = weight[j] * (scale * x[base + j]); }
-}`,
-        [wg(rows), one, one],
-      );
+      return rmsnormKernel(ctx, n, rows, cols);
+    })
+    .with({ op: 'head_rmsnorm' }, (n) => {
+      // each head of each row is a row of its own: [M, H·hs] read as [M·H, hs]
+      const { rows, cols } = rowsCols(n.type);
+      const hs = n.attrs.headSize;
+      return rmsnormKernel(ctx, n, A.scale(rows, cols / hs), hs);
     })
     .with({ op: 'matmul' }, (n) => {
       const [m, k] = ctx.typeOf(n.args[0]).shape;

@@ -85,7 +85,7 @@ function causalScores(t: TensorType, env: Env): number {
 
 /**
  * Floating-point operations of one node: matmul 2·M·N·K; attention products 2·headSize per causal score
- * each; softmax ~5 per (causal) entry; argmax 1 per compared element; rmsnorm ~4, silu ~5, add and mul 1 per element; rope 6 per pair;
+ * each; softmax ~5 per (causal) entry; argmax 1 per compared element; rmsnorm (of rows or of heads) ~4, silu ~5, add and mul 1 per element; rope 6 per pair;
  * embed, slice and kv_write move data only.
  */
 export function nodeFlops(n: Op, typeOf: (value: string) => TensorType, env: Env): number {
@@ -98,7 +98,7 @@ export function nodeFlops(n: Op, typeOf: (value: string) => TensorType, env: Env
     .with({ op: 'attn_scores' }, (s) => 2 * s.attrs.headSize * causalScores(s.type, env))
     .with({ op: 'attn_mix' }, (m) => 2 * m.attrs.headSize * causalScores(typeOf(m.args[0]), env))
     .with({ op: 'softmax' }, (s) => 5 * (s.attrs.causal === 1 ? causalScores(s.type, env) : size))
-    .with({ op: 'rmsnorm' }, () => 4 * size)
+    .with({ op: 'rmsnorm' }, { op: 'head_rmsnorm' }, () => 4 * size)
     .with({ op: 'layernorm' }, () => 8 * size)
     .with({ op: 'gelu' }, () => 10 * size)
     .with({ op: 'rope' }, () => 3 * size)

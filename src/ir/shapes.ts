@@ -47,6 +47,14 @@ export function inferType(node: OpWithoutType, typeOf: (name: string) => TensorT
       same(d!, w!, 'weight length differs from row length');
       return t([m!, d!]);
     })
+    .with({ op: 'head_rmsnorm' }, (n) => {
+      const [m, d] = f32(0, 2);
+      const [w] = f32(1, 1);
+      const hs = n.attrs.headSize;
+      if (dim(d!) % hs !== 0) fail(`row length ${A.format(d!)} is not a whole number of heads of ${hs}`);
+      if (dim(w!) !== hs) fail(`weight length ${A.format(w!)} differs from the head size ${hs}`);
+      return t([m!, d!]);
+    })
     .with({ op: 'matmul' }, () => {
       const [m, k] = f32(0, 2);
       const [n, k2] = f32(1, 2);

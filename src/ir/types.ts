@@ -32,6 +32,8 @@ type Node<O extends string, A extends readonly string[], T extends object = Reco
 export type Embed = Node<'embed', [table: string, ids: string]>;
 /** x / sqrt(mean(x²) + eps) · weight over the last axis */
 export type RmsNorm = Node<'rmsnorm', [x: string, weight: string], { eps: number }>;
+/** rmsnorm over each head of a row: every headSize values of x [M, H·headSize] normalized alone, weight [headSize] */
+export type HeadRmsNorm = Node<'head_rmsnorm', [x: string, weight: string], { eps: number; headSize: number }>;
 /** x [M, K] · wᵀ, w stored [N, K] (K contiguous) → [M, N] */
 export type Matmul = Node<'matmul', [x: string, w: string]>;
 /** rotates adjacent pairs (x[2i], x[2i+1]) of each head by the angle of row r at position P+r; tables [S, headSize/2] */
@@ -60,11 +62,11 @@ export type Slice = Node<'slice', [x: string], { start: number; size: number }>;
 /** the column of each row's largest value, the first on ties (run.c's greedy choice): x [M, N] → i32 [M] */
 export type Argmax = Node<'argmax', [x: string]>;
 
-export type Op = Embed | RmsNorm | Matmul | Rope | KvWrite | AttnScores | Softmax | AttnMix | Add | Mul | Silu | Slice | LayerNorm | Gelu | AddBias | Argmax;
+export type Op = Embed | RmsNorm | HeadRmsNorm | Matmul | Rope | KvWrite | AttnScores | Softmax | AttnMix | Add | Mul | Silu | Slice | LayerNorm | Gelu | AddBias | Argmax;
 export type OpName = Op['op'];
 
 export const elementwiseOps: ReadonlySet<OpName> = new Set(['add', 'mul', 'silu', 'gelu']);
-export const reduceOps: ReadonlySet<OpName> = new Set(['rmsnorm', 'layernorm', 'softmax', 'argmax']);
+export const reduceOps: ReadonlySet<OpName> = new Set(['rmsnorm', 'head_rmsnorm', 'layernorm', 'softmax', 'argmax']);
 export const movementOps: ReadonlySet<OpName> = new Set(['embed', 'kv_write', 'slice']);
 
 /**
@@ -87,6 +89,7 @@ export interface OpSignature<O extends OpName> {
 export const opSignatures: { readonly [O in OpName]: OpSignature<O> } = {
   embed: { args: ['table', 'ids'], attrs: [] },
   rmsnorm: { args: ['x', 'weight'], attrs: ['eps'] },
+  head_rmsnorm: { args: ['x', 'weight'], attrs: ['eps', 'headSize'] },
   matmul: { args: ['x', 'w'], attrs: [] },
   rope: { args: ['x', 'cos', 'sin'], attrs: ['headSize'] },
   kv_write: { args: ['cache', 'x'], attrs: [] },

@@ -116,6 +116,10 @@ function checkAttrs(node: Op, fail: (msg: string) => never): void {
     .with({ op: 'rmsnorm' }, { op: 'layernorm' }, (n) => {
       if (!(n.attrs.eps > 0)) fail(`attr 'eps' must be positive, is ${n.attrs.eps}`);
     })
+    .with({ op: 'head_rmsnorm' }, (n) => {
+      if (!(n.attrs.eps > 0)) fail(`attr 'eps' must be positive, is ${n.attrs.eps}`);
+      positiveInt('headSize', n.attrs.headSize);
+    })
     .with({ op: 'rope' }, (n) => positiveInt('headSize', n.attrs.headSize))
     .with({ op: 'attn_scores' }, { op: 'attn_mix' }, (n) => {
       positiveInt('heads', n.attrs.heads);

@@ -55,7 +55,7 @@ function explain(g: Graph, nodes: Map<string, Op>, consumer: KernelItem, hazards
     need === 'cross-token'
       ? `${reader.op} at row t reads %${value} at every position up to P+t`
       : need === 'row-reduction'
-        ? `${reader.op} reads whole rows of %${value}`
+        ? `${reader.op} reads whole ${reader.op === 'head_rmsnorm' ? 'heads' : 'rows'} of %${value}`
         : `${reader.op} reads %${value}`;
   return {
     reason: `${layer}${need}: ${what}, written by ${h.producer.name}`,

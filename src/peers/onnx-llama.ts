@@ -71,8 +71,10 @@ class OnnxGraphBuilder {
 
 /** The ONNX model of `config` with `weights` (names and shapes from llamaWeightShapes). */
 export function llamaOnnx(c: ModelConfig, weights: ReadonlyMap<string, Float32Array>): OnnxModel {
-  if (c.family !== 'llama' || c.attentionBias) throw new Error(`the ONNX peer builds plain llama models, not ${c.family}${c.attentionBias ? ' with attention biases' : ''}`);
-  const hs = c.dim / c.nHeads;
+  if (c.family !== 'llama' || c.attentionBias || c.qkNorm) {
+    throw new Error(`the ONNX peer builds plain llama models, not ${c.family}${c.attentionBias ? ' with attention biases' : c.qkNorm ? ' with q/k norms' : ''}`);
+  }
+  const hs = c.headSize;
   const kvDim = c.nKvHeads * hs;
   const group = c.nHeads / c.nKvHeads;
   const g = new OnnxGraphBuilder();
@@ -126,7 +128,7 @@ export function llamaOnnx(c: ModelConfig, weights: ReadonlyMap<string, Float32Ar
     const w = (n: string): string => `layers.${l}.${n}`;
     const names = cacheNames(l);
     const h = rmsnorm(p('attn_in'), x, w('attention_norm'));
-    const q = rope(p('q_rot'), linear(p('q'), h, w('wq'), c.dim), c.nHeads);
+    const q = rope(p('q_rot'), linear(p('q'), h, w('wq'), c.nHeads * hs), c.nHeads);
     const k = rope(p('k_rot'), linear(p('k'), h, w('wk'), kvDim), c.nKvHeads);
     const v = linear(p('v'), h, w('wv'), kvDim);
     const keys = g.op(names.presentKey, 'Concat', [names.pastKey, k], { axis: 0 });
@@ -140,7 +142,7 @@ export function llamaOnnx(c: ModelConfig, weights: ReadonlyMap<string, Float32Ar
     const scores = g.op(p('scores'), 'Mul', [g.op(p('qk'), 'MatMul', [qGrouped, kHeads]), g.scalar(1 / Math.sqrt(hs))]);
     const probs = g.op(p('probs'), 'Softmax', [g.op(p('masked'), 'Add', [scores, mask])], { axis: -1 });
     const mixed = g.op(p('mixed'), 'Transpose', [g.op(p('pv'), 'MatMul', [probs, vHeads])], { perm: [2, 0, 1, 3] });
-    const merged = g.op(p('merged'), 'Reshape', [mixed, g.ints(-1, c.dim)]);
+    const merged = g.op(p('merged'), 'Reshape', [mixed, g.ints(-1, c.nHeads * hs)]);
     x = g.op(p('resid_attn'), 'Add', [x, linear(p('attn_out'), merged, w('wo'), c.dim)]);
     const f = rmsnorm(p('ffn_in'), x, w('ffn_norm'));
     const gate = linear(p('gate'), f, w('w1'), c.hiddenDim);

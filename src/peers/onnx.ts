@@ -132,7 +132,7 @@ class OnnxLlama {
   }
 
   emptyCache(): KvCache {
-    const kvDim = (this.config.nKvHeads * this.config.dim) / this.config.nHeads;
+    const kvDim = this.config.nKvHeads * this.config.headSize;
     return Array.from({ length: 2 * this.config.nLayers }, () => new this.runtime.ort.Tensor('float32', new Float32Array(0), [0, kvDim]));
   }
 

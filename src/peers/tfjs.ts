@@ -57,7 +57,7 @@ async function useDevice(gpu: Gpu): Promise<void> {
 
 /** The RoPE tables' first `positions` rows widened to the merged qkv columns: llama2.c's adjacent pairs rotated in q and k, v untouched. */
 function qkvRopeTables(c: ModelConfig, cos: Float32Array, sin: Float32Array, positions: number): { cos: Float32Array; sin: Float32Array } {
-  const hs = c.dim / c.nHeads;
+  const hs = c.headSize;
   const half = hs / 2;
   const rotated = (c.nHeads + c.nKvHeads) * hs;
   const width = rotated + c.nKvHeads * hs;
@@ -86,7 +86,7 @@ function uploadWeights(c: ModelConfig, weights: ReadonlyMap<string, Float32Array
     if (!w) throw new Error(`missing weight ${name}`);
     return w;
   };
-  const hs = c.dim / c.nHeads;
+  const hs = c.headSize;
   const kvDim = c.nKvHeads * hs;
   const vector = (name: string): tf.Tensor1D => tf.tensor1d(read(name));
   /** [out, in] blocks (each times a scale) stacked along out, transposed to [in, out] and its rows scaled by the weight `norm` */
@@ -100,7 +100,7 @@ function uploadWeights(c: ModelConfig, weights: ReadonlyMap<string, Float32Array
     const n = (s: string): string => `layers.${l}.${s}`;
     const scale = 1 / Math.sqrt(hs);
     return {
-      wqkv: inputMajor(n('attention_norm'), [n('wq'), c.dim, scale], [n('wk'), kvDim, 1], [n('wv'), kvDim, 1]),
+      wqkv: inputMajor(n('attention_norm'), [n('wq'), c.nHeads * hs, scale], [n('wk'), kvDim, 1], [n('wv'), kvDim, 1]),
       bqkv: c.attentionBias ? tf.tidy(() => tf.concat([tf.mul<tf.Tensor1D>(vector(n('bq')), scale), vector(n('bk')), vector(n('bv'))])) : undefined,
       wo: inputMajor(undefined, [n('wo'), c.dim, 1]),
       bo: c.attentionBias === 'qkvo' ? vector(n('bo')) : undefined,
@@ -136,11 +136,12 @@ function forward(
   const T = ids.length;
   const start = cache ? cache.k[0]!.shape[1] : 0;
   const keys = start + T;
-  const hs = c.dim / c.nHeads;
+  const hs = c.headSize;
   const kvHeads = c.nKvHeads;
   const group = c.nHeads / kvHeads;
   const kvDim = kvHeads * hs;
-  const qkvDim = c.dim + 2 * kvDim;
+  const qDim = c.nHeads * hs;
+  const qkvDim = qDim + 2 * kvDim;
 
   const positions = tf.range(start, keys, 1, 'int32');
   const cos = tf.gather(m.ropeCos, positions);
@@ -156,7 +157,7 @@ function forward(
     const qkv = tf.fused.matMul({ a: rmsnorm(x, c.normEps), b: l.wqkv, bias: l.bqkv }) as tf.Tensor2D;
     const swapped = tf.reshape(tf.reverse(tf.reshape(qkv, [T, qkvDim / 2, 2]), 2), [T, qkvDim]);
     const rotated = tf.add(tf.mul(qkv, cos), tf.mul(swapped, sin));
-    const [q, k, v] = tf.split(rotated, [c.dim, kvDim, kvDim], 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+    const [q, k, v] = tf.split(rotated, [qDim, kvDim, kvDim], 1) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
     const kAll = cache ? tf.concat([cache.k[i]!, headsFirst(k)], 1) : headsFirst(k);
     const vAll = cache ? tf.concat([cache.v[i]!, headsFirst(v)], 1) : headsFirst(v);
     grown.k.push(kAll);
@@ -168,7 +169,7 @@ function forward(
     if (mask) scores = tf.add(tf.reshape(scores, [kvHeads, group, T, keys]), mask);
     const mixed = tf.matMul(tf.reshape(tf.softmax(scores), [kvHeads, group * T, keys]), vAll);
     const merged: tf.Tensor2D =
-      T === 1 ? tf.reshape(mixed, [1, c.dim]) : tf.reshape(tf.transpose(tf.reshape(mixed, [kvHeads, group, T, hs]), [2, 0, 1, 3]), [T, c.dim]);
+      T === 1 ? tf.reshape(mixed, [1, qDim]) : tf.reshape(tf.transpose(tf.reshape(mixed, [kvHeads, group, T, hs]), [2, 0, 1, 3]), [T, qDim]);
     // residual adds ride on the matmuls as their bias
     x = tf.fused.matMul({ a: merged, b: l.wo, bias: l.bo ? tf.add(x, l.bo) : x }) as tf.Tensor2D;
     const f = rmsnorm(x, c.normEps);
@@ -190,7 +191,7 @@ class TfjsLlama {
   ) {}
 
   static async open(config: ModelConfig, weights: ReadonlyMap<string, Float32Array>, positions: number, backend?: string): Promise<TfjsLlama> {
-    if (config.family !== 'llama') throw new Error(`the tfjs peer runs the llama family, not ${config.family}`);
+    if (config.family !== 'llama' || config.qkNorm) throw new Error(`the tfjs peer runs the llama family without q/k norms, not ${config.family}${config.qkNorm ? ' with them' : ''}`);
     if (positions > config.seqLen) throw new Error(`${positions} positions are beyond the model's context of ${config.seqLen}`);
     const gpu = await openGpu({ backend });
     try {
