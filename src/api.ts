@@ -63,7 +63,7 @@ function readCheckpointFile(path: string): { checkpoint: Checkpoint; gguf?: Gguf
 }
 
 /** A llama checkpoint's RoPE tables at its context, computed when they are uploaded. */
-function withRopeTables(checkpoint: Checkpoint): Checkpoint {
+export function withRopeTables(checkpoint: Checkpoint): Checkpoint {
   const c = checkpoint.config;
   if (c.family === 'gpt2') return checkpoint;
   const half = c.dim / c.nHeads / 2;
@@ -366,6 +366,11 @@ export class Model {
     const exec = kind === 'prefill' ? this.prefill : this.decode;
     const env: Record<string, number> = kind === 'prefill' ? { T: tokens, P: 0 } : { P: position };
     return { exec, env, stats: graphStats(this.graphs[kind], exec.plan, { env, layers: this.config.nLayers }) };
+  }
+
+  /** Device bytes of the resident buffers: every weight (once per format it is kept in) and the KV cache. */
+  get residentBytes(): number {
+    return this.resident.bytes;
   }
 
   /** The device formats of the matrix weights (matmuls, embedding tables), each once. */

@@ -1,5 +1,5 @@
 // The package's public API: load a model and generate; compile model definitions and read their IR.
-export { Model, loadModel, readCheckpoint, buildGraphs, defaultToggles, withContext } from './api.js';
+export { Model, loadModel, readCheckpoint, buildGraphs, defaultToggles, withContext, floatWeights, tensorFormats } from './api.js';
 export type { Checkpoint, LoadOptions, GenerateRequest, GeneratedToken } from './api.js';
 export type { GenerationStep, StopRule } from './runtime/generate.js';
 export { Tokenizer, type TextTokenizer } from './runtime/tokenizer.js';

@@ -32,6 +32,8 @@ export class ResidentBuffers {
   private readonly buffers = new Map<string, GPUBuffer>();
   /** one device buffer per single source and format */
   private readonly uploaded = new Map<TensorSource, Map<string, GPUBuffer>>();
+  /** device bytes of the weights and states allocated so far */
+  private allocated = 0;
 
   constructor(
     private readonly gpu: Gpu,
@@ -41,7 +43,13 @@ export class ResidentBuffers {
   private allocate(name: string, bytes: number): GPUBuffer {
     const max = Math.min(this.gpu.limits.maxBufferSize, this.gpu.limits.maxStorageBufferBindingSize);
     if (bytes > max) throw new Error(`${name} needs ${bytes} bytes, the adapter's largest storage buffer is ${max}`);
+    this.allocated += bufferSize(bytes);
     return this.gpu.device.createBuffer({ label: name, size: bufferSize(bytes), usage: usage() });
+  }
+
+  /** Device bytes of every weight and state buffer allocated. */
+  get bytes(): number {
+    return this.allocated;
   }
 
   private source(name: string, of: string): TensorSource {
