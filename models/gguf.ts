@@ -256,7 +256,7 @@ function configOf(file: GgufFile, fail: (msg: string) => never): ModelConfig {
 }
 
 /** llama.cpp's tensor name for a models/llama.ts weight. */
-function ggufName(name: string): string {
+export function ggufName(name: string): string {
   if (name === 'tok_embeddings') return 'token_embd.weight';
   if (name === 'norm') return 'output_norm.weight';
   if (name === 'output') return 'output.weight';
