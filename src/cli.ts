@@ -231,6 +231,7 @@ interface BenchArgs {
   promptTokens: string;
   decodeTokens: number;
   runs: number;
+  context?: number;
   warmupSeconds: number;
   temperature: number;
   topp: number;
@@ -330,6 +331,7 @@ async function bench(a: BenchArgs): Promise<void> {
     const name = `${syntheticConfigs[model] ? model : basename(model)}${label}`;
     for (const format of formats) {
       const row = await benchmark(files, name, {
+        ...(a.context !== undefined ? { context: a.context } : {}),
         passes,
         promptTokens,
         decodeTokens: a.decodeTokens,
@@ -432,6 +434,7 @@ async function main(): Promise<void> {
           .option('prompt-tokens', { type: 'string', default: '128', describe: 'comma-separated prompt lengths to time prefill at' })
           .option('decode-tokens', { type: 'number', default: 64, describe: 'decode steps to time after a one-token prompt' })
           .option('runs', { type: 'number', default: 5, describe: 'timed runs per figure (the median is reported)' })
+          .option('context', { type: 'number', describe: "positions to allocate for a checkpoint, below its own context (a smaller KV cache; default its own)" })
           .option('warmup-seconds', {
             type: 'number',
             default: WARMUP_SECONDS,
@@ -463,7 +466,7 @@ async function main(): Promise<void> {
           })
           .option('json', { type: 'string', describe: 'also write the rows to FILE as JSON' })
           .option('backend', { type: 'string', describe: 'Dawn backend (vulkan, opengles, …); default: the first that works' })
-          .requiresArg(['model', 'prompt-tokens', 'decode-tokens', 'runs', 'warmup-seconds', 'temperature', 'topp', 'passes', 'weights', 'peak-tflops', 'peak-gbps', 'tile-rows', 'split-k-from', 'split-k', 'attention-tile', 'dawn-toggles', 'peers', 'json', 'backend']),
+          .requiresArg(['model', 'prompt-tokens', 'decode-tokens', 'runs', 'context', 'warmup-seconds', 'temperature', 'topp', 'passes', 'weights', 'peak-tflops', 'peak-gbps', 'tile-rows', 'split-k-from', 'split-k', 'attention-tile', 'dawn-toggles', 'peers', 'json', 'backend']),
       async (argv) => bench(argv as unknown as BenchArgs),
     )
     .demandCommand(1, 'name a command: run, inspect, compile or bench')
