@@ -16,6 +16,7 @@ import { runPipeline } from './passes/run-pipeline.js';
 import type { Graph } from './ir/types.js';
 import { verifyGraph } from './ir/verify.js';
 import { PlanExecutor, ResidentBuffers } from './runtime/executor.js';
+import type { Plan } from './runtime/plan.js';
 import { BOS, checkGenerateOptions, generateSteps, type GenerateOptions, type GenerationStep } from './runtime/generate.js';
 import { openGpu, type Gpu } from './runtime/gpu.js';
 import { weightFormats, type FormatName } from './weights/formats.js';
@@ -63,7 +64,7 @@ function readCheckpointFile(path: string): { checkpoint: Checkpoint; gguf?: Gguf
 }
 
 /** A llama checkpoint's RoPE tables at its context, computed when they are uploaded. */
-function withRopeTables(checkpoint: Checkpoint): Checkpoint {
+export function withRopeTables(checkpoint: Checkpoint): Checkpoint {
   const c = checkpoint.config;
   if (c.family === 'gpt2') return checkpoint;
   const half = c.dim / c.nHeads / 2;
@@ -124,8 +125,15 @@ export interface LoadOptions {
   readonly kernels?: Partial<Pick<CodegenOptions, 'splitKFrom' | 'splitK' | 'attentionTile' | 'tileRows' | 'tileWidth' | 'sliceDepth' | 'prefetch' | 'unroll' | 'subgroups'>>;
 }
 
-/** Codegen options for an open device: its workgroup limits, and the caller's choices. */
-export function codegenOptions(gpu: Pick<Gpu, 'limits' | 'fallback' | 'subgroups'>, options: LoadOptions = {}): CodegenOptions {
+/** What compiling for a device needs of it: the limits passes and codegen size kernels by, and its kind of adapter. */
+export interface CompileTarget {
+  readonly limits: Pick<GPUSupportedLimits, 'maxStorageBuffersPerShaderStage' | 'maxComputeInvocationsPerWorkgroup' | 'maxComputeWorkgroupSizeX' | 'maxComputeWorkgroupStorageSize'>;
+  readonly fallback: boolean;
+  readonly subgroups: boolean;
+}
+
+/** Codegen options for a device: its workgroup limits, and the caller's choices. */
+export function codegenOptions(gpu: CompileTarget, options: LoadOptions = {}): CodegenOptions {
   return {
     ...defaultCodegenOptions,
     // a CPU adapter pays for each workgroup barrier: decode matmuls as columns (6× faster on SwiftShader), unless asked otherwise
@@ -136,6 +144,22 @@ export function codegenOptions(gpu: Pick<Gpu, 'limits' | 'fallback' | 'subgroups
     maxInvocations: Math.min(gpu.limits.maxComputeInvocationsPerWorkgroup, gpu.limits.maxComputeWorkgroupSizeX),
     maxWorkgroupBytes: gpu.limits.maxComputeWorkgroupStorageSize,
   };
+}
+
+/**
+ * The plans Model.load compiles for a configuration, with weights in `formats`, on a device of these limits:
+ * both graphs through the passes (fusing within its storage buffers per kernel), then codegen.
+ */
+export function compilePlans(
+  config: ModelConfig,
+  formats: ReadonlyMap<string, FormatName>,
+  gpu: CompileTarget,
+  options: LoadOptions = {},
+  built: Record<GraphKind, Graph> = buildGraphs(config),
+): { graphs: Record<GraphKind, Graph>; plans: Record<GraphKind, Plan>; codegen: CodegenOptions } {
+  const graphs = optimizeGraphs(config, options.passes, { maxStorageBuffers: gpu.limits.maxStorageBuffersPerShaderStage, formats }, built);
+  const codegen = { ...codegenOptions(gpu, options), formats };
+  return { graphs, plans: { prefill: compileGraph(graphs.prefill, codegen), decode: compileGraph(graphs.decode, codegen) }, codegen };
 }
 
 /** Matrix weights the quantizers below convert: every layer's wq … w3, and the classifier (not the embedding table). */
@@ -311,9 +335,7 @@ export class Model {
     const gpu = await openGpu({ backend: options.backend, toggles: options.toggles ?? defaultToggles });
     let resident: ResidentBuffers | undefined;
     try {
-      const graphs = optimizeGraphs(config, options.passes, { maxStorageBuffers: gpu.limits.maxStorageBuffersPerShaderStage, formats }, built);
-      const codegen = { ...codegenOptions(gpu, options), formats };
-      const plans = { prefill: compileGraph(graphs.prefill, codegen), decode: compileGraph(graphs.decode, codegen) };
+      const { graphs, plans, codegen } = compilePlans(config, formats, gpu, options, built);
       resident = new ResidentBuffers(gpu, tensors);
       await resident.upload([plans.prefill, plans.decode], options.onProgress);
       const prefill = await PlanExecutor.create(gpu, plans.prefill, resident);

@@ -16,7 +16,7 @@ function elements(b: PlanBuffer, env: A.Env): number {
 }
 
 /** Bytes written to the queue between waits for the device, so that staging memory for uploads stays bounded. */
-const UPLOAD_WAIT_BYTES = 256 * 1024 * 1024;
+export const UPLOAD_WAIT_BYTES = 256 * 1024 * 1024;
 
 /** Progress of an upload: bytes on the device so far of all the weights to upload, and the weight just uploaded. */
 export type UploadProgress = (done: number, total: number, name: string) => void;
