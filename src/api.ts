@@ -21,7 +21,6 @@ import { BOS, checkGenerateOptions, generateSteps, type GenerateOptions, type Ge
 import { openGpu, type Gpu } from './runtime/gpu.js';
 import { weightFormats, type FormatName } from './weights/formats.js';
 import { bytesSource, computedSource, regularFileSize, sourceRows, sourceValues, type TensorSource } from './weights/source.js';
-import type { UploadProgress } from './runtime/executor.js';
 import { generatorState } from './runtime/sampler.js';
 import { HfTokenizer } from './runtime/hf-tokenizer.js';
 import { Tokenizer, type TextTokenizer } from './runtime/tokenizer.js';
@@ -119,11 +118,17 @@ export interface LoadOptions {
   readonly context?: number;
   /** the format matrix weights (matmuls and embedding tables) are converted to on load (default: each kept in its file's format) */
   readonly weights?: FormatName;
-  /** called as weights reach the device: bytes uploaded so far, of how many, and the weight just uploaded */
-  readonly onProgress?: UploadProgress;
+  /** called as weights reach the device (bytes so far, of how many), then as pipelines compile (pipelines so far, of how many) */
+  readonly onProgress?: LoadProgress;
   /** kernel choices (see CodegenOptions): the K from which decode matmuls split K, prefill K splits, the shape of prefill matmul and attention tiles */
   readonly kernels?: Partial<Pick<CodegenOptions, 'splitKFrom' | 'splitK' | 'attentionTile' | 'tileRows' | 'tileWidth' | 'sliceDepth' | 'prefetch' | 'unroll' | 'subgroups'>>;
 }
+
+/** What Model.load is doing: uploading weights and states, then compiling each distinct kernel's pipeline. */
+export type LoadPhase = 'upload' | 'compile';
+
+/** Progress of Model.load: `done` of `total` (bytes while uploading, pipelines while compiling), and the weight or kernel just done. */
+export type LoadProgress = (done: number, total: number, name: string, phase: LoadPhase) => void;
 
 /** What compiling for a device needs of it: the limits passes and codegen size kernels by, and its kind of adapter. */
 export interface CompileTarget {
@@ -336,10 +341,14 @@ export class Model {
     let resident: ResidentBuffers | undefined;
     try {
       const { graphs, plans, codegen } = compilePlans(config, formats, gpu, options, built);
+      const progress = options.onProgress;
       resident = new ResidentBuffers(gpu, tensors);
-      await resident.upload([plans.prefill, plans.decode], options.onProgress);
-      const prefill = await PlanExecutor.create(gpu, plans.prefill, resident);
-      const decode = await PlanExecutor.create(gpu, plans.decode, resident);
+      await resident.upload([plans.prefill, plans.decode], progress && ((done, total, name) => progress(done, total, name, 'upload')));
+      const pipelines = PlanExecutor.pipelineCount(plans.prefill) + PlanExecutor.pipelineCount(plans.decode);
+      let compiled = 0;
+      const onPipeline = progress && ((name: string) => progress(++compiled, pipelines, name, 'compile'));
+      const prefill = await PlanExecutor.create(gpu, plans.prefill, resident, onPipeline);
+      const decode = await PlanExecutor.create(gpu, plans.decode, resident, onPipeline);
       return new Model(config, cut.tokenizer, gpu, resident, prefill, decode, graphs, codegen.subgroups);
     } catch (e) {
       resident?.destroy();

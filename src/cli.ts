@@ -21,6 +21,7 @@ import { passesByName, pipeline } from './passes/pipeline.js';
 import { runPipeline } from './passes/run-pipeline.js';
 import { weightFormats, type FormatName } from './weights/formats.js';
 import { checkSamplerSettings } from './runtime/sampler.js';
+import { loadProgressBar } from './progress-bar.js';
 import { failedChecksText, fittingText, formatMemoryPlan, memoryPlan, planAdapter, DEFAULT_PROMPT_TOKENS } from './memory-plan.js';
 
 function fail(message: string): never {
@@ -77,7 +78,9 @@ async function run(a: RunArgs): Promise<void> {
   const read = readModelFiles(a.model, { tokenizer: a.tokenizer });
   const files = a.context !== undefined ? withContext(read, a.context) : read;
   resolveRequest(files, request); // every argument is checked before the GPU opens
-  const model = await loadModel(files, { backend: a.backend, weights: a.weights });
+  const progress = loadProgressBar();
+  // the bar ends with the load; the bar of a load that failed is cleared before the error
+  const model = await loadModel(files, { backend: a.backend, weights: a.weights, onProgress: progress?.onProgress }).finally(() => progress?.stop());
   try {
     const tokens: number[] = [];
     const logits: Float32Array[] = [];
@@ -346,6 +349,7 @@ async function bench(a: BenchArgs): Promise<void> {
   checkSamplerSettings(a.temperature, a.topp, 1);
   if (a.temperature > 0 && peerNames.length > 0) throw new Error('--temperature: the peers decode greedily only; time sampled decode without --peers');
   const peers = await Promise.all(peerNames.map(async (n) => [n, await loadPeer(n)] as const));
+  const progress = loadProgressBar();
   // a peer that did not run is a row with its reason instead of figures
   const rows: (BenchRow | { readonly engine: string; readonly model: string; readonly error: string })[] = [];
   for (const model of a.model) {
@@ -366,8 +370,9 @@ async function bench(a: BenchArgs): Promise<void> {
         kernels,
         limits,
         profile: a.kernels,
+        onProgress: progress?.onProgress,
         ...(a.dawnToggles !== undefined ? { toggles: a.dawnToggles === 'none' ? [] : a.dawnToggles.split(',').map((t) => t.trim()).filter((t) => t !== '') } : {}),
-      });
+      }).finally(() => progress?.stop()); // the bar of a load that failed is cleared before the error
       rows.push(row);
       process.stdout.write(formatBenchRow(row));
     }

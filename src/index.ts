@@ -1,6 +1,6 @@
 // The package's public API: load a model and generate; compile model definitions and read their IR.
 export { Model, loadModel, readCheckpoint, buildGraphs, defaultToggles, withContext } from './api.js';
-export type { Checkpoint, LoadOptions, GenerateRequest, GeneratedToken } from './api.js';
+export type { Checkpoint, LoadOptions, LoadPhase, LoadProgress, GenerateRequest, GeneratedToken } from './api.js';
 export { memoryPlan, planAdapter, webgpuDefaultLimits, type MemoryPlan, type MemoryPlanOptions } from './memory-plan.js';
 export type { GenerationStep, StopRule } from './runtime/generate.js';
 export { Tokenizer, type TextTokenizer } from './runtime/tokenizer.js';
