@@ -16,7 +16,7 @@ function elements(b: PlanBuffer, env: A.Env): number {
 }
 
 /** Bytes written to the queue between waits for the device, so that staging memory for uploads stays bounded. */
-const UPLOAD_WAIT_BYTES = 256 * 1024 * 1024;
+export const UPLOAD_WAIT_BYTES = 256 * 1024 * 1024;
 
 /** Progress of an upload: bytes on the device so far of all the weights to upload, and the weight just uploaded. */
 export type UploadProgress = (done: number, total: number, name: string) => void;
@@ -188,6 +188,9 @@ function median(xs: readonly number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
+/** Kernels of one WGSL and binding access share a pipeline. */
+const pipelineKey = (k: Plan['kernels'][number]): string => `${k.wgsl}\u0000${k.bindings.map((b) => b.access).join(',')}`;
+
 export class PlanExecutor {
   private readonly uniform: GPUBuffer;
   private readonly local = new Map<string, { buffer: GPUBuffer; bytes: number }>();
@@ -208,7 +211,13 @@ export class PlanExecutor {
     this.bufferSpecs = new Map(plan.buffers.map((b) => [b.name, b]));
   }
 
-  static async create(gpu: Gpu, plan: Plan, resident: ResidentBuffers): Promise<PlanExecutor> {
+  /** Distinct pipelines a plan compiles: kernels of one WGSL and binding access share one. */
+  static pipelineCount(plan: Plan): number {
+    return new Set(plan.kernels.map(pipelineKey)).size;
+  }
+
+  /** Compiles a plan's pipelines, calling `compiled` with each kernel's name as its pipeline is created. */
+  static async create(gpu: Gpu, plan: Plan, resident: ResidentBuffers, compiled?: (name: string) => void): Promise<PlanExecutor> {
     const cache = new Map<string, Promise<Pipeline>>();
     const build = async (wgsl: string, kernel: Plan['kernels'][number]): Promise<Pipeline> => {
       const device = gpu.device;
@@ -237,9 +246,12 @@ export class PlanExecutor {
     };
     const pipelines = await Promise.all(
       plan.kernels.map((k) => {
-        const key = `${k.wgsl}\u0000${k.bindings.map((b) => b.access).join(',')}`;
+        const key = pipelineKey(k);
         let p = cache.get(key);
-        if (!p) cache.set(key, (p = build(k.wgsl, k)));
+        if (!p) {
+          cache.set(key, (p = build(k.wgsl, k)));
+          compiled?.(k.name);
+        }
         return p;
       }),
     );
