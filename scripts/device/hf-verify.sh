@@ -2,7 +2,8 @@
 # On the GPU machine, for each model named (scripts/hf-checkpoints.py's names): transformers builds the
 # checkpoint from its published config with random bf16 weights and records float32 reference logits; weft runs
 # the same prompt on it (its peak resident memory recorded), scripts/compare-logits.mjs compares the two, and
-# weft bench times it. Figures and logs go to $OUT. Usage:
+# weft bench times it, then scripts/bench-hf-torch.py times the same folder in transformers (bf16 on the GPU).
+# Figures and logs go to $OUT. Usage:
 #   bash .device/vulkan-run bash scripts/device/hf-verify.sh llama-3.2-1b qwen2.5-0.5b
 set -uo pipefail
 out=${OUT:-/tmp/hf-verify}
@@ -29,5 +30,6 @@ PY
   node scripts/compare-logits.mjs --tolerance "$tolerance" "$dir" | tee -a "$out/compare.txt"
   node dist/src/cli.js bench --backend vulkan --model "$dir" --context 1024 --prompt-tokens 128,512 --decode-tokens 64 \
     --peak-tflops 67 --peak-gbps 4800 --json "$out/bench-$m.json" 2>&1 | head -40
+  python3 scripts/bench-hf-torch.py "$dir" --prompt-tokens 128,512 --decode-tokens 64 --json "$out/bench-torch-$m.json" 2>&1 | tail -20
   rm -rf "$dir"
 done
