@@ -16,11 +16,11 @@ import { runPipeline } from './passes/run-pipeline.js';
 import type { Graph } from './ir/types.js';
 import { verifyGraph } from './ir/verify.js';
 import { PlanExecutor, ResidentBuffers } from './runtime/executor.js';
+import type { Plan } from './runtime/plan.js';
 import { BOS, checkGenerateOptions, generateSteps, type GenerateOptions, type GenerationStep } from './runtime/generate.js';
 import { openGpu, type Gpu } from './runtime/gpu.js';
 import { weightFormats, type FormatName } from './weights/formats.js';
 import { bytesSource, computedSource, regularFileSize, sourceRows, sourceValues, type TensorSource } from './weights/source.js';
-import type { UploadProgress } from './runtime/executor.js';
 import { generatorState } from './runtime/sampler.js';
 import { HfTokenizer } from './runtime/hf-tokenizer.js';
 import { Tokenizer, type TextTokenizer } from './runtime/tokenizer.js';
@@ -63,7 +63,7 @@ function readCheckpointFile(path: string): { checkpoint: Checkpoint; gguf?: Gguf
 }
 
 /** A llama checkpoint's RoPE tables at its context, computed when they are uploaded. */
-function withRopeTables(checkpoint: Checkpoint): Checkpoint {
+export function withRopeTables(checkpoint: Checkpoint): Checkpoint {
   const c = checkpoint.config;
   if (c.family === 'gpt2') return checkpoint;
   const half = c.headSize / 2;
@@ -118,14 +118,27 @@ export interface LoadOptions {
   readonly context?: number;
   /** the format matrix weights (matmuls and embedding tables) are converted to on load (default: each kept in its file's format) */
   readonly weights?: FormatName;
-  /** called as weights reach the device: bytes uploaded so far, of how many, and the weight just uploaded */
-  readonly onProgress?: UploadProgress;
+  /** called as weights reach the device (bytes so far, of how many), then as pipelines compile (pipelines so far, of how many) */
+  readonly onProgress?: LoadProgress;
   /** kernel choices (see CodegenOptions): the K from which decode matmuls split K, prefill K splits, the shape of prefill matmul and attention tiles */
   readonly kernels?: Partial<Pick<CodegenOptions, 'splitKFrom' | 'splitK' | 'attentionTile' | 'tileRows' | 'tileWidth' | 'sliceDepth' | 'prefetch' | 'unroll' | 'subgroups'>>;
 }
 
-/** Codegen options for an open device: its workgroup limits, and the caller's choices. */
-export function codegenOptions(gpu: Pick<Gpu, 'limits' | 'fallback' | 'subgroups'>, options: LoadOptions = {}): CodegenOptions {
+/** What Model.load is doing: uploading weights and states, then compiling each distinct kernel's pipeline. */
+export type LoadPhase = 'upload' | 'compile';
+
+/** Progress of Model.load: `done` of `total` (bytes while uploading, pipelines while compiling), and the weight or kernel just done. */
+export type LoadProgress = (done: number, total: number, name: string, phase: LoadPhase) => void;
+
+/** What compiling for a device needs of it: the limits passes and codegen size kernels by, and its kind of adapter. */
+export interface CompileTarget {
+  readonly limits: Pick<GPUSupportedLimits, 'maxStorageBuffersPerShaderStage' | 'maxComputeInvocationsPerWorkgroup' | 'maxComputeWorkgroupSizeX' | 'maxComputeWorkgroupStorageSize'>;
+  readonly fallback: boolean;
+  readonly subgroups: boolean;
+}
+
+/** Codegen options for a device: its workgroup limits, and the caller's choices. */
+export function codegenOptions(gpu: CompileTarget, options: LoadOptions = {}): CodegenOptions {
   return {
     ...defaultCodegenOptions,
     // a CPU adapter pays for each workgroup barrier: decode matmuls as columns (6× faster on SwiftShader), unless asked otherwise
@@ -136,6 +149,22 @@ export function codegenOptions(gpu: Pick<Gpu, 'limits' | 'fallback' | 'subgroups
     maxInvocations: Math.min(gpu.limits.maxComputeInvocationsPerWorkgroup, gpu.limits.maxComputeWorkgroupSizeX),
     maxWorkgroupBytes: gpu.limits.maxComputeWorkgroupStorageSize,
   };
+}
+
+/**
+ * The plans Model.load compiles for a configuration, with weights in `formats`, on a device of these limits:
+ * both graphs through the passes (fusing within its storage buffers per kernel), then codegen.
+ */
+export function compilePlans(
+  config: ModelConfig,
+  formats: ReadonlyMap<string, FormatName>,
+  gpu: CompileTarget,
+  options: LoadOptions = {},
+  built: Record<GraphKind, Graph> = buildGraphs(config),
+): { graphs: Record<GraphKind, Graph>; plans: Record<GraphKind, Plan>; codegen: CodegenOptions } {
+  const graphs = optimizeGraphs(config, options.passes, { maxStorageBuffers: gpu.limits.maxStorageBuffersPerShaderStage, formats }, built);
+  const codegen = { ...codegenOptions(gpu, options), formats };
+  return { graphs, plans: { prefill: compileGraph(graphs.prefill, codegen), decode: compileGraph(graphs.decode, codegen) }, codegen };
 }
 
 /** Matrix weights the quantizers below convert: every layer's wq … w3, and the classifier (not the embedding table). */
@@ -311,13 +340,15 @@ export class Model {
     const gpu = await openGpu({ backend: options.backend, toggles: options.toggles ?? defaultToggles });
     let resident: ResidentBuffers | undefined;
     try {
-      const graphs = optimizeGraphs(config, options.passes, { maxStorageBuffers: gpu.limits.maxStorageBuffersPerShaderStage, formats }, built);
-      const codegen = { ...codegenOptions(gpu, options), formats };
-      const plans = { prefill: compileGraph(graphs.prefill, codegen), decode: compileGraph(graphs.decode, codegen) };
+      const { graphs, plans, codegen } = compilePlans(config, formats, gpu, options, built);
+      const progress = options.onProgress;
       resident = new ResidentBuffers(gpu, tensors);
-      await resident.upload([plans.prefill, plans.decode], options.onProgress);
-      const prefill = await PlanExecutor.create(gpu, plans.prefill, resident);
-      const decode = await PlanExecutor.create(gpu, plans.decode, resident);
+      await resident.upload([plans.prefill, plans.decode], progress && ((done, total, name) => progress(done, total, name, 'upload')));
+      const pipelines = PlanExecutor.pipelineCount(plans.prefill) + PlanExecutor.pipelineCount(plans.decode);
+      let compiled = 0;
+      const onPipeline = progress && ((name: string) => progress(++compiled, pipelines, name, 'compile'));
+      const prefill = await PlanExecutor.create(gpu, plans.prefill, resident, onPipeline);
+      const decode = await PlanExecutor.create(gpu, plans.decode, resident, onPipeline);
       return new Model(config, cut.tokenizer, gpu, resident, prefill, decode, graphs, codegen.subgroups);
     } catch (e) {
       resident?.destroy();
@@ -366,6 +397,11 @@ export class Model {
     const exec = kind === 'prefill' ? this.prefill : this.decode;
     const env: Record<string, number> = kind === 'prefill' ? { T: tokens, P: 0 } : { P: position };
     return { exec, env, stats: graphStats(this.graphs[kind], exec.plan, { env, layers: this.config.nLayers }) };
+  }
+
+  /** Device bytes of the resident buffers: every weight (once per format it is kept in) and the KV cache. */
+  get residentBytes(): number {
+    return this.resident.bytes;
   }
 
   /** The device formats of the matrix weights (matmuls, embedding tables), each once. */

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// The weft command line: `run` generates from a checkpoint, `inspect` prints a model's IR, `compile` runs
-// the passes over one graph and prints its IR, per-pass dumps or static stats. Every failure is one line on
-// stderr and a non-zero exit; output files are written whole, and only once everything else succeeded.
+// The weft command line: `run` generates from a checkpoint, `inspect` prints a model's IR or memory plan,
+// `compile` runs the passes over one graph and prints its IR, per-pass dumps or static stats. Every failure is
+// one line on stderr and a non-zero exit; output files are written whole, and only once everything else succeeded.
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import yargs from 'yargs';
@@ -21,6 +21,8 @@ import { passesByName, pipeline } from './passes/pipeline.js';
 import { runPipeline } from './passes/run-pipeline.js';
 import { weightFormats, type FormatName } from './weights/formats.js';
 import { checkSamplerSettings } from './runtime/sampler.js';
+import { loadProgressBar } from './progress-bar.js';
+import { failedChecksText, fittingText, formatMemoryPlan, memoryPlan, planAdapter, DEFAULT_PROMPT_TOKENS } from './memory-plan.js';
 
 function fail(message: string): never {
   process.stderr.write(`weft: ${message.trim().replace(/\s*\n\s*/g, ' ')}\n`);
@@ -76,7 +78,9 @@ async function run(a: RunArgs): Promise<void> {
   const read = readModelFiles(a.model, { tokenizer: a.tokenizer });
   const files = a.context !== undefined ? withContext(read, a.context) : read;
   resolveRequest(files, request); // every argument is checked before the GPU opens
-  const model = await loadModel(files, { backend: a.backend, weights: a.weights });
+  const progress = loadProgressBar();
+  // the bar ends with the load; the bar of a load that failed is cleared before the error
+  const model = await loadModel(files, { backend: a.backend, weights: a.weights, onProgress: progress?.onProgress }).finally(() => progress?.stop());
   try {
     const tokens: number[] = [];
     const logits: Float32Array[] = [];
@@ -131,6 +135,30 @@ async function run(a: RunArgs): Promise<void> {
   } finally {
     model.release();
   }
+}
+
+interface InspectArgs {
+  model: string;
+  graph?: GraphKind;
+  memory?: boolean;
+  context?: number;
+  weights?: FormatName;
+  promptTokens?: number;
+  backend?: string;
+  json?: boolean;
+}
+
+async function inspect(a: InspectArgs): Promise<void> {
+  const checkpoint = readCheckpoint(a.model);
+  if (!a.memory) {
+    const graphs = buildGraphs(checkpoint.config);
+    process.stdout.write(a.graph ? printGraph(graphs[a.graph]) : printModule([graphs.prefill, graphs.decode]));
+    return;
+  }
+  const adapter = await planAdapter({ backend: a.backend });
+  const plan = memoryPlan(checkpoint, { context: a.context, weights: a.weights, promptTokens: a.promptTokens, adapter });
+  process.stdout.write(a.json ? `${JSON.stringify(plan)}\n` : formatMemoryPlan(plan));
+  if (!plan.fits) throw new Error(`does not fit: ${failedChecksText(plan.checks)}${plan.fitting ? `; ${fittingText(plan.fitting)}` : ''}`);
 }
 
 const formats = {
@@ -231,6 +259,7 @@ interface BenchArgs {
   promptTokens: string;
   decodeTokens: number;
   runs: number;
+  context?: number;
   warmupSeconds: number;
   temperature: number;
   topp: number;
@@ -321,6 +350,7 @@ async function bench(a: BenchArgs): Promise<void> {
   checkSamplerSettings(a.temperature, a.topp, 1);
   if (a.temperature > 0 && peerNames.length > 0) throw new Error('--temperature: the peers decode greedily only; time sampled decode without --peers');
   const peers = await Promise.all(peerNames.map(async (n) => [n, await loadPeer(n)] as const));
+  const progress = loadProgressBar();
   // a peer that did not run is a row with its reason instead of figures
   const rows: (BenchRow | { readonly engine: string; readonly model: string; readonly error: string })[] = [];
   for (const model of a.model) {
@@ -330,6 +360,7 @@ async function bench(a: BenchArgs): Promise<void> {
     const name = `${syntheticConfigs[model] ? model : basename(model)}${label}`;
     for (const format of formats) {
       const row = await benchmark(files, name, {
+        ...(a.context !== undefined ? { context: a.context } : {}),
         passes,
         promptTokens,
         decodeTokens: a.decodeTokens,
@@ -341,8 +372,9 @@ async function bench(a: BenchArgs): Promise<void> {
         kernels,
         limits,
         profile: a.kernels,
+        onProgress: progress?.onProgress,
         ...(a.dawnToggles !== undefined ? { toggles: a.dawnToggles === 'none' ? [] : a.dawnToggles.split(',').map((t) => t.trim()).filter((t) => t !== '') } : {}),
-      });
+      }).finally(() => progress?.stop()); // the bar of a load that failed is cleared before the error
       rows.push(row);
       process.stdout.write(formatBenchRow(row));
     }
@@ -391,15 +423,21 @@ async function main(): Promise<void> {
     )
     .command(
       'inspect <model>',
-      "print a model's IR",
+      "print a model's IR, or with --memory its tensors and memory plan against the adapter's limits (reads no weight)",
       (y) =>
         y
           .positional('model', { type: 'string', demandOption: true, describe: 'llama2.c checkpoint (.bin) or Hugging Face folder (config.json + safetensors)' })
-          .option('graph', { choices: ['prefill', 'decode'] as const, describe: 'one graph (default: both)' }),
-      (argv) => {
-        const graphs = buildGraphs(readCheckpoint(argv.model).config);
-        process.stdout.write(argv.graph ? printGraph(graphs[argv.graph]) : printModule([graphs.prefill, graphs.decode]));
-      },
+          .option('graph', { choices: ['prefill', 'decode'] as const, describe: 'one graph (default: both)' })
+          .option('memory', { type: 'boolean', describe: "print the checkpoint's tensors and the device and host memory a load needs; exit 1 if it does not fit" })
+          .option('context', { type: 'number', describe: "positions to plan for, below the model's context (default: the model's)" })
+          .option('weights', { choices: Object.keys(weightFormats) as FormatName[], describe: 'plan with matrix weights converted to this format (default: each as its file stores it)' })
+          .option('prompt-tokens', { type: 'number', describe: `prompt length prefill activations are planned for (default ${DEFAULT_PROMPT_TOKENS}, capped at the context)` })
+          .option('backend', { type: 'string', describe: "the Dawn backend whose adapter's limits to plan against (no device is opened)" })
+          .option('json', { type: 'boolean', describe: 'print the memory plan as one JSON object' })
+          .conflicts('memory', 'graph')
+          .implies({ context: 'memory', weights: 'memory', 'prompt-tokens': 'memory', backend: 'memory', json: 'memory' })
+          .requiresArg(['graph', 'context', 'weights', 'prompt-tokens', 'backend']),
+      async (argv) => inspect(argv as unknown as InspectArgs),
     )
     .command(
       'compile <model>',
@@ -432,6 +470,7 @@ async function main(): Promise<void> {
           .option('prompt-tokens', { type: 'string', default: '128', describe: 'comma-separated prompt lengths to time prefill at' })
           .option('decode-tokens', { type: 'number', default: 64, describe: 'decode steps to time after a one-token prompt' })
           .option('runs', { type: 'number', default: 5, describe: 'timed runs per figure (the median is reported)' })
+          .option('context', { type: 'number', describe: "positions to allocate for a checkpoint, below its own context (a smaller KV cache; default its own)" })
           .option('warmup-seconds', {
             type: 'number',
             default: WARMUP_SECONDS,
@@ -463,7 +502,7 @@ async function main(): Promise<void> {
           })
           .option('json', { type: 'string', describe: 'also write the rows to FILE as JSON' })
           .option('backend', { type: 'string', describe: 'Dawn backend (vulkan, opengles, …); default: the first that works' })
-          .requiresArg(['model', 'prompt-tokens', 'decode-tokens', 'runs', 'warmup-seconds', 'temperature', 'topp', 'passes', 'weights', 'peak-tflops', 'peak-gbps', 'tile-rows', 'split-k-from', 'split-k', 'attention-tile', 'dawn-toggles', 'peers', 'json', 'backend']),
+          .requiresArg(['model', 'prompt-tokens', 'decode-tokens', 'runs', 'context', 'warmup-seconds', 'temperature', 'topp', 'passes', 'weights', 'peak-tflops', 'peak-gbps', 'tile-rows', 'split-k-from', 'split-k', 'attention-tile', 'dawn-toggles', 'peers', 'json', 'backend']),
       async (argv) => bench(argv as unknown as BenchArgs),
     )
     .demandCommand(1, 'name a command: run, inspect, compile or bench')

@@ -1,11 +1,12 @@
 // The package's public API: load a model and generate; compile model definitions and read their IR.
-export { Model, loadModel, readCheckpoint, buildGraphs, defaultToggles, withContext } from './api.js';
-export type { Checkpoint, LoadOptions, GenerateRequest, GeneratedToken } from './api.js';
+export { Model, loadModel, readCheckpoint, buildGraphs, defaultToggles, withContext, floatWeights, tensorFormats } from './api.js';
+export type { Checkpoint, LoadOptions, LoadPhase, LoadProgress, GenerateRequest, GeneratedToken } from './api.js';
+export { memoryPlan, planAdapter, webgpuDefaultLimits, type MemoryPlan, type MemoryPlanOptions } from './memory-plan.js';
 export type { GenerationStep, StopRule } from './runtime/generate.js';
 export { Tokenizer, type TextTokenizer } from './runtime/tokenizer.js';
 export { HfTokenizer } from './runtime/hf-tokenizer.js';
 export { Sampler } from './runtime/sampler.js';
-export { openGpu, type Gpu, type GpuOptions } from './runtime/gpu.js';
+export { openAdapter, openGpu, type Adapter, type Gpu, type GpuOptions } from './runtime/gpu.js';
 export { compileGraph } from './codegen/compile.js';
 export type { Plan } from './runtime/plan.js';
 export { llamaGraph, type ModelConfig, type GraphKind } from '../models/llama.js';

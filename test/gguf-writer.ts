@@ -127,3 +127,12 @@ export function encodeTensor(name: FormatName, x: Float32Array): EncodedTensor {
   const data = format.encode(x);
   return { type: format.ggmlType, data, values: format.dequantize(data, x.length) };
 }
+
+/** llama.cpp's name for a weft llama weight. */
+export function llamaGgufName(name: string): string {
+  const fixed: Record<string, string> = { tok_embeddings: 'token_embd.weight', norm: 'output_norm.weight', output: 'output.weight' };
+  if (fixed[name]) return fixed[name];
+  const [, l, part] = /^layers\.(\d+)\.(.+)$/.exec(name)!;
+  const blk: Record<string, string> = { attention_norm: 'attn_norm', wq: 'attn_q', wk: 'attn_k', wv: 'attn_v', wo: 'attn_output', ffn_norm: 'ffn_norm', w1: 'ffn_gate', w2: 'ffn_down', w3: 'ffn_up' };
+  return `blk.${l}.${blk[part!]}.weight`;
+}

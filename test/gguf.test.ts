@@ -14,7 +14,7 @@ import { weightFormats, type FormatName } from '../src/weights/formats.js';
 import { sourceValues, valuesSource } from '../src/weights/source.js';
 import { llamaForward, maxAbsDiff } from './reference.js';
 import { hfForward, randomHfTensors, tinyPhi3, tinyQwen3, type HfTensors } from './hf-reference.js';
-import { encodeTensor, writeGguf, type GgufMeta, type GgufTensor } from './gguf-writer.js';
+import { encodeTensor, llamaGgufName, writeGguf, type GgufMeta, type GgufTensor } from './gguf-writer.js';
 import { ropeTables } from '../models/llama2c.js';
 import { HfTokenizer } from '../src/runtime/hf-tokenizer.js';
 import { byteChar, llama3PreTokenizer, tokenizerJson } from './bpe-fixture.js';
@@ -43,15 +43,6 @@ function vocabulary(): { tokens: string[]; scores: number[] } {
   [['he', -1], ['ll', -2], ['llo', -3], ['hello', -4], ['\u2581hello', -5]].forEach(([t, s]) => (tokens.push(t as string), scores.push(s as number)));
   while (tokens.length < 512) (tokens.push(`<extra_${tokens.length}>`), scores.push(-100));
   return { tokens, scores };
-}
-
-/** llama.cpp's name for a weft llama weight. */
-function ggufName(name: string): string {
-  const fixed: Record<string, string> = { tok_embeddings: 'token_embd.weight', norm: 'output_norm.weight', output: 'output.weight' };
-  if (fixed[name]) return fixed[name];
-  const [, l, part] = /^layers\.(\d+)\.(.+)$/.exec(name)!;
-  const blk: Record<string, string> = { attention_norm: 'attn_norm', wq: 'attn_q', wk: 'attn_k', wv: 'attn_v', wo: 'attn_output', ffn_norm: 'ffn_norm', w1: 'ffn_gate', w2: 'ffn_down', w3: 'ffn_up' };
-  return `blk.${l}.${blk[part!]}.weight`;
 }
 
 interface Built {
@@ -97,8 +88,8 @@ function build(
       const blocked = shape[1]! % weightFormats[format].blockElements !== 0;
       const e = encodeTensor(shape.length === 1 ? 'f32' : blocked ? 'f16' : format, baseWeights.get(name)!);
       expected.set(name, e.values);
-      const type = retype?.name === ggufName(name) ? retype.type : e.type;
-      return { name: ggufName(name), dims: [...shape].reverse(), type, data: e.data };
+      const type = retype?.name === llamaGgufName(name) ? retype.type : e.type;
+      return { name: llamaGgufName(name), dims: [...shape].reverse(), type, data: e.data };
     })
     .filter((t) => t.name !== omit);
   return { bytes: writeGguf(metadata, [...tensors, ...extra]), expected };

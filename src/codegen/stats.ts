@@ -144,19 +144,26 @@ function bufferBytes(b: PlanBuffer, env: Env, rows?: number): number {
   return n * bytesPerElement(b.dtype);
 }
 
-/** Activation bytes of a plan: planned (a slot once, at its largest value) and unplanned (every buffer alone). */
-function activationBytes(plan: Plan, env: Env): { planned: number; unplanned: number } {
-  const slots = new Map<string, number>();
-  let unslotted = 0;
-  let unplanned = 0;
+/**
+ * The device buffers of a plan's activations at `env`: a slot once, named after its largest value, and every
+ * unslotted activation and scratch buffer.
+ */
+export function activationBuffers(plan: Plan, env: Env): { name: string; bytes: number }[] {
+  const slots = new Map<string, { name: string; bytes: number }>();
+  const unslotted: { name: string; bytes: number }[] = [];
   for (const b of plan.buffers) {
     if (b.role !== 'activation') continue;
-    const bytes = bufferBytes(b, env);
-    unplanned += bytes;
-    if (b.slot === undefined) unslotted += bytes;
-    else slots.set(b.slot, Math.max(slots.get(b.slot) ?? 0, bytes));
+    const buffer = { name: b.name, bytes: bufferBytes(b, env) };
+    if (b.slot === undefined) unslotted.push(buffer);
+    else if (buffer.bytes > (slots.get(b.slot)?.bytes ?? -1)) slots.set(b.slot, buffer);
   }
-  return { planned: unslotted + [...slots.values()].reduce((s, x) => s + x, 0), unplanned };
+  return [...unslotted, ...slots.values()];
+}
+
+/** Activation bytes of a plan: planned (a slot once, at its largest value) and unplanned (every buffer alone). */
+function activationBytes(plan: Plan, env: Env): { planned: number; unplanned: number } {
+  const unplanned = plan.buffers.filter((b) => b.role === 'activation').reduce((s, b) => s + bufferBytes(b, env), 0);
+  return { planned: activationBuffers(plan, env).reduce((s, b) => s + b.bytes, 0), unplanned };
 }
 
 const layerOf = (kernel: string): number | undefined => {
@@ -225,7 +232,8 @@ export function graphStats(graph: Graph, plan: Plan, options: { readonly env: En
 
 const count = (n: number): string => n.toLocaleString('en-US');
 
-function bytesText(n: number): string {
+/** Bytes for a reader: in the largest binary unit, with the exact count unless `exact` is false. */
+export function bytesText(n: number, exact = true): string {
   const units = ['B', 'KiB', 'MiB', 'GiB'];
   let v = n;
   let u = 0;
@@ -233,7 +241,7 @@ function bytesText(n: number): string {
     v /= 1024;
     u++;
   }
-  return u === 0 ? `${n} B` : `${v.toFixed(1)} ${units[u]} (${count(n)} B)`;
+  return u === 0 ? `${n} B` : exact ? `${v.toFixed(1)} ${units[u]} (${count(n)} B)` : `${v.toFixed(1)} ${units[u]}`;
 }
 
 /** The stats for a reader: counts, each barrier with its reason, a kernel table, activation memory. */

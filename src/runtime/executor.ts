@@ -16,7 +16,7 @@ function elements(b: PlanBuffer, env: A.Env): number {
 }
 
 /** Bytes written to the queue between waits for the device, so that staging memory for uploads stays bounded. */
-const UPLOAD_WAIT_BYTES = 256 * 1024 * 1024;
+export const UPLOAD_WAIT_BYTES = 256 * 1024 * 1024;
 
 /** Progress of an upload: bytes on the device so far of all the weights to upload, and the weight just uploaded. */
 export type UploadProgress = (done: number, total: number, name: string) => void;
@@ -32,6 +32,8 @@ export class ResidentBuffers {
   private readonly buffers = new Map<string, GPUBuffer>();
   /** one device buffer per single source and format */
   private readonly uploaded = new Map<TensorSource, Map<string, GPUBuffer>>();
+  /** device bytes of the weights and states allocated so far */
+  private allocated = 0;
 
   constructor(
     private readonly gpu: Gpu,
@@ -41,7 +43,13 @@ export class ResidentBuffers {
   private allocate(name: string, bytes: number): GPUBuffer {
     const max = Math.min(this.gpu.limits.maxBufferSize, this.gpu.limits.maxStorageBufferBindingSize);
     if (bytes > max) throw new Error(`${name} needs ${bytes} bytes, the adapter's largest storage buffer is ${max}`);
+    this.allocated += bufferSize(bytes);
     return this.gpu.device.createBuffer({ label: name, size: bufferSize(bytes), usage: usage() });
+  }
+
+  /** Device bytes of every weight and state buffer allocated. */
+  get bytes(): number {
+    return this.allocated;
   }
 
   private source(name: string, of: string): TensorSource {
@@ -180,6 +188,9 @@ function median(xs: readonly number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
+/** Kernels of one WGSL and binding access share a pipeline. */
+const pipelineKey = (k: Plan['kernels'][number]): string => `${k.wgsl}\u0000${k.bindings.map((b) => b.access).join(',')}`;
+
 export class PlanExecutor {
   private readonly uniform: GPUBuffer;
   private readonly local = new Map<string, { buffer: GPUBuffer; bytes: number }>();
@@ -200,7 +211,13 @@ export class PlanExecutor {
     this.bufferSpecs = new Map(plan.buffers.map((b) => [b.name, b]));
   }
 
-  static async create(gpu: Gpu, plan: Plan, resident: ResidentBuffers): Promise<PlanExecutor> {
+  /** Distinct pipelines a plan compiles: kernels of one WGSL and binding access share one. */
+  static pipelineCount(plan: Plan): number {
+    return new Set(plan.kernels.map(pipelineKey)).size;
+  }
+
+  /** Compiles a plan's pipelines, calling `compiled` with each kernel's name as its pipeline is created. */
+  static async create(gpu: Gpu, plan: Plan, resident: ResidentBuffers, compiled?: (name: string) => void): Promise<PlanExecutor> {
     const cache = new Map<string, Promise<Pipeline>>();
     const build = async (wgsl: string, kernel: Plan['kernels'][number]): Promise<Pipeline> => {
       const device = gpu.device;
@@ -229,9 +246,12 @@ export class PlanExecutor {
     };
     const pipelines = await Promise.all(
       plan.kernels.map((k) => {
-        const key = `${k.wgsl}\u0000${k.bindings.map((b) => b.access).join(',')}`;
+        const key = pipelineKey(k);
         let p = cache.get(key);
-        if (!p) cache.set(key, (p = build(k.wgsl, k)));
+        if (!p) {
+          cache.set(key, (p = build(k.wgsl, k)));
+          compiled?.(k.name);
+        }
         return p;
       }),
     );

@@ -48,10 +48,10 @@ function useSwiftShaderWithoutDriver(): void {
 /** Limits weft never uses; requesting the adapter's values only makes Dawn's GL backend warn. */
 const unusedLimits = new Set(['maxDynamicUniformBuffersPerPipelineLayout', 'maxDynamicStorageBuffersPerPipelineLayout']);
 
-function limitsOf(adapter: GPUAdapter): Record<string, number> {
+function limitsOf(adapter: GPUAdapter, skip: ReadonlySet<string> = unusedLimits): Record<string, number> {
   const out: Record<string, number> = {};
   for (const key in adapter.limits) {
-    if (unusedLimits.has(key)) continue;
+    if (skip.has(key)) continue;
     const v = (adapter.limits as unknown as Record<string, unknown>)[key];
     if (typeof v === 'number') out[key] = v;
   }
@@ -126,27 +126,52 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(subgroup_size) size:
   }
 }
 
-export async function openGpu(options: GpuOptions = {}): Promise<Gpu> {
+/** The adapter of the backend asked for (`backend`, else WEBGPU_BACKEND), else of the first that gives one: the default, then opengles. */
+async function findAdapter(options: GpuOptions): Promise<Found> {
   useSwiftShaderWithoutDriver();
   const hint = process.env.WEBGPU_BACKEND;
   const candidates: (string | undefined)[] = options.backend ? [options.backend] : hint ? [hint] : [undefined, 'opengles'];
   const tried: string[] = [];
-  let found: Found | undefined;
   for (const b of candidates) {
     const r = await tryBackend(b, options.toggles ?? []);
-    if (typeof r === 'string') tried.push(r);
-    else {
-      found = r;
-      break;
-    }
+    if (typeof r !== 'string') return r;
+    tried.push(r);
   }
-  if (!found) {
-    throw new Error(
-      `no WebGPU adapter (${tried.join('; ')}); without a GPU, install Debian's chromium and libvulkan1 ` +
-        `(SwiftShader, ${swiftShaderIcd})`,
-    );
-  }
-  const { instance, adapter, backend } = found;
+  throw new Error(
+    `no WebGPU adapter (${tried.join('; ')}); without a GPU, install Debian's chromium and libvulkan1 ` +
+      `(SwiftShader, ${swiftShaderIcd})`,
+  );
+}
+
+/** An adapter's name as weft reports it: vendor, architecture, device and description, where given. */
+function adapterName(adapter: GPUAdapter): string {
+  const info = adapter.info;
+  return [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ') || 'unknown adapter';
+}
+
+function isFallback(adapter: GPUAdapter): boolean {
+  return (adapter.info as GPUAdapterInfo & { isFallbackAdapter?: boolean }).isFallbackAdapter === true;
+}
+
+/** An adapter without a device: what openGpu would open, for its limits and features. */
+export interface Adapter {
+  readonly backend: string;
+  readonly adapter: string;
+  readonly fallback: boolean;
+  readonly limits: GPUSupportedLimits;
+  readonly features: ReadonlySet<string>;
+}
+
+/** The adapter openGpu would open (same backend choice), without requesting a device. */
+export async function openAdapter(options: GpuOptions = {}): Promise<Adapter> {
+  const { adapter, backend } = await findAdapter(options);
+  // a plain copy: Dawn's own object goes with the instance
+  const limits = limitsOf(adapter, new Set()) as unknown as GPUSupportedLimits;
+  return { backend, adapter: adapterName(adapter), fallback: isFallback(adapter), limits, features: new Set([...adapter.features]) };
+}
+
+export async function openGpu(options: GpuOptions = {}): Promise<Gpu> {
+  const { instance, adapter, backend } = await findAdapter(options);
   // timestamp queries time kernels in benchmarks where the adapter has them; subgroups speed up reductions
   const requiredFeatures = (['timestamp-query', 'subgroups'] as GPUFeatureName[]).filter((f) => adapter.features.has(f));
   const device = await adapter.requestDevice({ requiredLimits: limitsOf(adapter), requiredFeatures });
@@ -158,14 +183,13 @@ export async function openGpu(options: GpuOptions = {}): Promise<Gpu> {
   void device.lost.then((info) => {
     if (!destroyed) pending ??= `WebGPU device lost: ${info.message || info.reason}`;
   });
-  const info = adapter.info;
   return {
     // The instance must outlive the device: dawn.node tears Dawn down when it is collected.
     instance,
     device,
     backend,
-    adapter: [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ') || 'unknown adapter',
-    fallback: (info as GPUAdapterInfo & { isFallbackAdapter?: boolean }).isFallbackAdapter === true,
+    adapter: adapterName(adapter),
+    fallback: isFallback(adapter),
     limits: device.limits,
     features: new Set([...device.features]),
     subgroups: device.features.has('subgroups') && (await subgroupsInOrder(device)),

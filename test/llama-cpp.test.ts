@@ -1,0 +1,228 @@
+// llama.cpp as the outside reference for GGUF llama files: a small random llama written once per file type,
+// decoded greedily for 64 steps by llama.cpp (test/llama-cpp.ts) and by weft from the same file and prompt ids.
+// The tokens must be the same, and every step's logits and probabilities close: within float32 rounding of
+// llama.cpp's run over the values the file stands for, and within its activation rounding of its run of the file.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadModel } from '../src/api.js';
+import { llamaWeightShapes, type ModelConfig } from '../models/llama.js';
+import { randomTensor } from '../models/synthetic.js';
+import { encodeTensor, llamaGgufName, writeGguf, type EncodedTensor, type GgufMeta } from './gguf-writer.js';
+import type { FormatName } from '../src/weights/formats.js';
+import { llamaCppGreedy, type LlamaCppStep } from './llama-cpp.js';
+
+/** How a file type stores each weight (by weft name and shape). */
+type Encoding = (name: string, shape: readonly number[]) => (x: Float32Array) => EncodedTensor;
+
+const encoder = (format: FormatName) => (x: Float32Array): EncodedTensor => encodeTensor(format, x);
+const encodeF32 = encoder('f32');
+
+/** Norms in F32, as llama.cpp's converter keeps them; every matrix, the embedding and classifier included, in `format`. */
+const matrices =
+  (format: FormatName): Encoding =>
+  (_, shape) => (shape.length === 1 ? encodeF32 : encoder(format));
+
+/**
+ * llama.cpp's Q4_K_M mix: Q4_K matrices, with Q6_K for the classifier and for attn_v and ffn_down (llama.cpp
+ * gives those more bits in some layers; here in layer 0, so one layer mixes formats in its Q/K/V).
+ */
+const q4_k_m: Encoding = (name, shape) =>
+  shape.length === 1 ? encodeF32 : encoder(name === 'output' || /^layers\.0\.w[v2]$/.test(name) ? 'q6_k' : 'q4_k');
+
+/**
+ * How llama.cpp's CPU matmuls round the activations they read: not at all against F32 weights, to halves
+ * against F16, to blocks of 8-bit integers (Q8_0, or Q8_K beside k-quants) against quantized weights.
+ */
+type Activations = 'f32' | 'f16' | 'q8';
+
+/**
+ * The largest differences allowed between weft's and llama.cpp's logits (each step's less its largest) and
+ * probabilities over 64 steps, from what llama.cpp's rounding of activations moves; measured in brackets.
+ */
+const tolerance: Record<Activations, { logit: number; probability: number }> = {
+  // float32 sums in another order, and llama.cpp's float32 softmax (1.6e-5, 2.3e-6)
+  f32: { logit: 1e-4, probability: 1e-5 },
+  // activations rounded to halves (4.8e-3, 5.5e-4)
+  f16: { logit: 0.02, probability: 2e-3 },
+  // activations rounded to Q8_0 blocks: 0.5% of each block's largest, through every layer (Q8_0 0.099, 0.010; Q4_0 0.106, 0.012)
+  q8: { logit: 0.3, probability: 0.03 },
+};
+
+/** The file types, one line each. */
+const cases: readonly { name: string; encoding: Encoding; activations: Activations }[] = [
+  { name: 'F32', encoding: matrices('f32'), activations: 'f32' },
+  { name: 'F16', encoding: matrices('f16'), activations: 'f16' },
+  { name: 'Q8_0', encoding: matrices('q8_0'), activations: 'q8' },
+  { name: 'Q4_0', encoding: matrices('q4_0'), activations: 'q8' },
+  { name: 'Q4_K', encoding: matrices('q4_k'), activations: 'q8' },
+  { name: 'Q5_K', encoding: matrices('q5_k'), activations: 'q8' },
+  { name: 'Q6_K', encoding: matrices('q6_k'), activations: 'q8' },
+  { name: 'Q4_K_M-style mix', encoding: q4_k_m, activations: 'q8' },
+];
+
+/** Every weight as the F32 values its encoding stands for. */
+const asValues =
+  (encoding: Encoding): Encoding =>
+  (name, shape) =>
+  (x) =>
+    encodeF32(encoding(name, shape)(x).values);
+
+const config: ModelConfig = {
+  family: 'llama',
+  dim: 256,
+  hiddenDim: 512,
+  nLayers: 2,
+  nHeads: 4,
+  nKvHeads: 2,
+  headSize: 64,
+  vocabSize: 768,
+  seqLen: 256,
+  normEps: 1e-5,
+  ropeTheta: 10000,
+};
+const prompt = [1, 300, 301, 302, 303, 304, 305, 306];
+const steps = 64;
+const scratch = mkdtempSync(join(tmpdir(), 'weft-llama-cpp-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+/** A SentencePiece vocabulary as llama.cpp loads one: <unk>, <s>, </s>, the 256 byte pieces, then plain pieces. */
+function vocabulary(size: number): [string, GgufMeta][] {
+  const tokens = ['<unk>', '<s>', '</s>', ...Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`)];
+  while (tokens.length < size) tokens.push(`\u2581p${tokens.length}`);
+  return [
+    ['tokenizer.ggml.model', { type: 'string', value: 'llama' }],
+    ['tokenizer.ggml.tokens', { type: 'array', of: 'string', value: tokens }],
+    ['tokenizer.ggml.scores', { type: 'array', of: 'f32', value: tokens.map((_, i) => -i) }],
+    // unknown, control, byte, normal
+    ['tokenizer.ggml.token_type', { type: 'array', of: 'i32', value: tokens.map((_, i) => (i === 0 ? 2 : i < 3 ? 3 : i < 259 ? 6 : 1)) }],
+    ['tokenizer.ggml.bos_token_id', { type: 'u32', value: 1 }],
+    ['tokenizer.ggml.eos_token_id', { type: 'u32', value: 2 }],
+  ];
+}
+
+/**
+ * Random weights as models/synthetic.ts draws them (matrices in ±1/√fan_in, norms 1 ± 0.1, the embedding
+ * ±1), the classifier 6× larger so that the next-token distributions are neither flat nor one-hot (the top
+ * probability ranges 0.1–0.99 over the steps), and zero in the rows of <unk>, <s> and </s>, so that greedy
+ * decoding never picks the token that ends weft's generation.
+ */
+function randomWeights(c: ModelConfig): Map<string, Float32Array> {
+  const out = new Map<string, Float32Array>();
+  for (const [name, shape] of llamaWeightShapes(c)) {
+    if (name === 'rope_cos' || name === 'rope_sin') continue;
+    const norm = shape.length === 1;
+    const scale = norm ? 0.1 : name === 'tok_embeddings' ? 1 : (name === 'output' ? 6 : 1) / Math.sqrt(shape[1]!);
+    out.set(name, randomTensor(name, shape.reduce((a, b) => a * b, 1), scale, norm ? 1 : 0));
+  }
+  out.get('output')!.fill(0, 0, 3 * c.dim);
+  return out;
+}
+
+/** The model as a GGUF llama file in the scratch folder, each weight stored as `encoding` says. */
+function writeModel(file: string, c: ModelConfig, weights: ReadonlyMap<string, Float32Array>, encoding: Encoding): string {
+  const metadata: [string, GgufMeta][] = [
+    ['general.architecture', { type: 'string', value: 'llama' }],
+    ['general.name', { type: 'string', value: 'random llama' }],
+    ['llama.context_length', { type: 'u32', value: c.seqLen }],
+    ['llama.embedding_length', { type: 'u32', value: c.dim }],
+    ['llama.feed_forward_length', { type: 'u32', value: c.hiddenDim }],
+    ['llama.block_count', { type: 'u32', value: c.nLayers }],
+    ['llama.attention.head_count', { type: 'u32', value: c.nHeads }],
+    ['llama.attention.head_count_kv', { type: 'u32', value: c.nKvHeads }],
+    ['llama.attention.layer_norm_rms_epsilon', { type: 'f32', value: c.normEps }],
+    ['llama.rope.freq_base', { type: 'f32', value: c.ropeTheta }],
+    ['llama.rope.dimension_count', { type: 'u32', value: c.dim / c.nHeads }],
+    ...vocabulary(c.vocabSize),
+  ];
+  const shapes = llamaWeightShapes(c);
+  const tensors = [...weights].map(([name, x]) => {
+    const shape = shapes.get(name)!;
+    const e = encoding(name, shape)(x);
+    return { name: llamaGgufName(name), dims: [...shape].reverse(), type: e.type, data: e.data };
+  });
+  const path = join(scratch, file);
+  writeFileSync(path, writeGguf(metadata, tensors));
+  return path;
+}
+
+/** weft's greedy run of a file: the token and logits of each step from the last prompt token on. */
+async function weftGreedy(path: string): Promise<{ token: number; logits: Float32Array }[]> {
+  const model = await loadModel(path);
+  try {
+    const out: { token: number; logits: Float32Array }[] = [];
+    for await (const s of model.generate({ promptIds: prompt, steps: prompt.length + steps - 1, temperature: 0, logits: true })) {
+      if (s.sampled) out.push({ token: s.next, logits: s.logits! });
+    }
+    return out;
+  } finally {
+    model.release();
+  }
+}
+
+/** Float64 softmax. */
+function softmax(logits: Float32Array): Float64Array {
+  const max = logits.reduce((a, b) => Math.max(a, b), -Infinity);
+  const e = Float64Array.from(logits, (x) => Math.exp(x - max));
+  const sum = e.reduce((a, b) => a + b, 0);
+  return e.map((x) => x / sum);
+}
+
+/** weft's step against llama.cpp's: the largest |Δ logit| (each less its largest) and |Δ probability|. */
+function stepDifference(weft: Float32Array, ref: LlamaCppStep): { logit: number; probability: number } {
+  const max = weft.reduce((a, b) => Math.max(a, b), -Infinity);
+  const p = softmax(weft);
+  let logit = 0;
+  let probability = 0;
+  for (let i = 0; i < weft.length; i++) {
+    // a token whose probability underflowed in llama.cpp's float32 softmax has no logit to compare
+    if (Number.isFinite(ref.logits[i]!)) logit = Math.max(logit, Math.abs(weft[i]! - max - ref.logits[i]!));
+    probability = Math.max(probability, Math.abs(p[i]! - ref.probabilities[i]!));
+  }
+  return { logit, probability };
+}
+
+/** llama.cpp's gap between its best and second-best logits: how far apart the two engines may be before greedy choices can differ. */
+function margin(ref: LlamaCppStep): number {
+  return -ref.logits.reduce((second, x, i) => (i === ref.token ? second : Math.max(second, x)), -Infinity);
+}
+
+/**
+ * Every step's distributions agree within `allowed`, and the greedy tokens are the same, up to a step where
+ * llama.cpp's top two logits are closer than twice the allowed logit difference: there either choice is right
+ * for the rounding allowed, and the two generations part, so the comparison ends. Returns the steps compared.
+ */
+function expectAgreement(weft: readonly { token: number; logits: Float32Array }[], ref: readonly LlamaCppStep[], allowed: { logit: number; probability: number }): number {
+  expect(weft.length).toBe(ref.length);
+  for (let s = 0; s < weft.length; s++) {
+    const d = stepDifference(weft[s]!.logits, ref[s]!);
+    const at = `step ${s} (llama.cpp's top two logits ${margin(ref[s]!).toExponential(2)} apart)`;
+    expect(d.logit, at).toBeLessThan(allowed.logit);
+    expect(d.probability, at).toBeLessThan(allowed.probability);
+    if (weft[s]!.token !== ref[s]!.token) {
+      expect(margin(ref[s]!), `${at}: weft chose ${weft[s]!.token}, llama.cpp ${ref[s]!.token}`).toBeLessThan(2 * allowed.logit);
+      return s + 1;
+    }
+  }
+  return weft.length;
+}
+
+describe('weft against llama.cpp on the same GGUF file', () => {
+  const weights = randomWeights(config);
+
+  it.each(cases)('$name: the same 64 greedy tokens (up to a near tie); logits as llama.cpp computes them from the values the file stands for', async ({ name, encoding, activations }) => {
+    const path = writeModel(`${name}.gguf`, config, weights, encoding);
+    const values = writeModel(`${name}-values.gguf`, config, weights, asValues(encoding));
+    const [file, exact] = await llamaCppGreedy([path, values], prompt, steps);
+    const tokens = file!.map((s) => s.token);
+    // decoding that is not stuck on one or two tokens (the fewest over the cases: 11 distinct, Q4_0)
+    expect(new Set(tokens).size).toBeGreaterThan(8);
+    const weft = await weftGreedy(path);
+    // weft reads the file's weights as the values they stand for and computes in float32, as llama.cpp does over F32 weights
+    const exactSteps = expectAgreement(weft, exact!, tolerance.f32);
+    // llama.cpp's own kernels for the file's types, which round the activations they read
+    const fileSteps = expectAgreement(weft, file!, tolerance[activations]);
+    console.log(`${name}: ${exactSteps} steps agree with llama.cpp on the values, ${fileSteps} on the file`);
+  });
+});
