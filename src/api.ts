@@ -116,7 +116,7 @@ export interface LoadOptions {
   readonly toggles?: readonly string[];
   /** the most positions a generation may use, below the model's own context: a smaller KV cache and position tables */
   readonly context?: number;
-  /** the format matrix weights (matmuls and embedding tables) are converted to on load (default: each kept in its file's format) */
+  /** the format matmul weights (the classifier included) are converted to on load (default: each kept in its file's format; embedding tables always are) */
   readonly weights?: FormatName;
   /** called as weights reach the device (bytes so far, of how many), then as pipelines compile (pipelines so far, of how many) */
   readonly onProgress?: LoadProgress;
@@ -157,13 +157,16 @@ export function codegenOptions(gpu: CompileTarget, options: LoadOptions = {}): C
  */
 export function compilePlans(
   config: ModelConfig,
-  formats: ReadonlyMap<string, FormatName>,
+  tensors: ReadonlyMap<string, TensorSource>,
   gpu: CompileTarget,
   options: LoadOptions = {},
   built: Record<GraphKind, Graph> = buildGraphs(config),
 ): { graphs: Record<GraphKind, Graph>; plans: Record<GraphKind, Plan>; codegen: CodegenOptions } {
-  const graphs = optimizeGraphs(config, options.passes, { maxStorageBuffers: gpu.limits.maxStorageBuffersPerShaderStage, formats }, built);
-  const codegen = { ...codegenOptions(gpu, options), formats };
+  // stacking sees the formats matmul weights will have; codegen converts only matmul weights, and keeps
+  // embedding tables (read one row per token) as stored
+  const stacking = tensorFormats(tensors, options.weights);
+  const graphs = optimizeGraphs(config, options.passes, { maxStorageBuffers: gpu.limits.maxStorageBuffersPerShaderStage, formats: stacking }, built);
+  const codegen = { ...codegenOptions(gpu, options), formats: tensorFormats(tensors), ...(options.weights ? { convert: options.weights } : {}) };
   return { graphs, plans: { prefill: compileGraph(graphs.prefill, codegen), decode: compileGraph(graphs.decode, codegen) }, codegen };
 }
 
@@ -336,11 +339,10 @@ export class Model {
     const cut = options.context === undefined ? files : withContext(files, options.context);
     const { config, tensors } = withRopeTables(cut);
     const built = buildGraphs(config); // a model the IR rejects fails before the GPU opens
-    const formats = tensorFormats(tensors, options.weights);
     const gpu = await openGpu({ backend: options.backend, toggles: options.toggles ?? defaultToggles });
     let resident: ResidentBuffers | undefined;
     try {
-      const { graphs, plans, codegen } = compilePlans(config, formats, gpu, options, built);
+      const { graphs, plans, codegen } = compilePlans(config, tensors, gpu, options, built);
       const progress = options.onProgress;
       resident = new ResidentBuffers(gpu, tensors);
       await resident.upload([plans.prefill, plans.decode], progress && ((done, total, name) => progress(done, total, name, 'upload')));

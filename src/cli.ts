@@ -415,7 +415,7 @@ async function main(): Promise<void> {
           .option('seed', { type: 'number', default: 0, describe: 'sampler seed (0: the current time)' })
           .option('json', { type: 'boolean', default: false, describe: 'print one JSON object instead of streaming text' })
           .option('dump-logits', { type: 'string', describe: 'write float32 [positions][vocab] logits to FILE' })
-          .option('weights', { choices: Object.keys(weightFormats) as FormatName[], describe: 'convert matrix weights (matmuls, embedding tables) to this format on load; default: each as its file stores it' })
+          .option('weights', { choices: Object.keys(weightFormats) as FormatName[], describe: 'convert matmul weights to this format on load (embedding tables stay as stored); default: each as its file stores it' })
           .option('backend', { type: 'string', describe: 'Dawn backend (vulkan, opengles, …); default: the first that works' })
           .option('context', { type: 'number', describe: "positions to allocate, below the model's context (a smaller KV cache)" })
           .requiresArg(['tokenizer', 'prompt', 'prompt-ids', 'steps', 'temperature', 'topp', 'seed', 'dump-logits', 'backend', 'context']),

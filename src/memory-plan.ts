@@ -190,9 +190,8 @@ function planAt(checkpoint: Checkpoint, options: MemoryPlanOptions): MemoryPlan 
   const promptTokens = Math.min(options.promptTokens ?? DEFAULT_PROMPT_TOKENS, context);
   if (!Number.isInteger(promptTokens) || promptTokens < 1) throw new Error(`prompt tokens must be a positive whole number, got ${options.promptTokens}`);
   const { config, tensors } = withRopeTables(withContext(checkpoint, context));
-  const formats = tensorFormats(tensors, options.weights);
   // subgroups change the kernels' code, not their buffers
-  const { graphs, plans } = compilePlans(config, formats, { limits: adapter.limits, fallback: adapter.fallback ?? false, subgroups: false }, options);
+  const { graphs, plans } = compilePlans(config, tensors, { limits: adapter.limits, fallback: adapter.fallback ?? false, subgroups: false }, options);
   const env = { prefill: { T: promptTokens, P: 0 }, decode: fullContextEnv(graphs.decode, context) };
   const activations = {
     prefill: graphStats(graphs.prefill, plans.prefill, { env: env.prefill, layers: config.nLayers }).peakActivationBytes,

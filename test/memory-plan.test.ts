@@ -63,14 +63,15 @@ describe('memory plan', () => {
     expect(() => plan(c, { promptTokens: 0 })).toThrow(/positive whole number/);
   });
 
-  it('counts converted weights in their device layout: Q8_0 where rows are whole blocks, float32 elsewhere', () => {
+  it('counts converted weights in their device layout: Q8_0 matmul weights where rows are whole blocks, float32 elsewhere', () => {
     const c = gqaCheckpoint;
     // Q8_0: 32 quants and a 2-byte scale per block of 32; every tensor here has an even number of blocks, so no plane is padded
     const q8 = (n: number): number => (n / 32) * 34;
     let quantized = 0;
     let floats = ropeBytes(c, 256);
-    for (const t of c.tensors.values()) {
-      if (t.shape.length === 2 && t.shape[1]! % 32 === 0) quantized += q8(elements(t.shape));
+    for (const [name, t] of c.tensors) {
+      // --weights converts matmul weights; the embedding table stays as stored
+      if (t.shape.length === 2 && t.shape[1]! % 32 === 0 && name !== 'tok_embeddings') quantized += q8(elements(t.shape));
       else floats += 4 * elements(t.shape);
     }
     const p = plan(c, { weights: 'q8_0' });
@@ -100,12 +101,12 @@ describe('memory plan', () => {
   });
 
   it('suggests smaller weights when no context fits, and they fit', () => {
-    const c = storiesCheckpoint;
-    // below the float32 embedding table (512 × 64 × 4 = 128 KiB), which no context shrinks
-    const adapter = limited({ maxStorageBufferBindingSize: 100 * 1024 });
+    const c = gqaCheckpoint;
+    // below the stacked float32 gate/up weights (688 × 128 × 4 = 344 KiB), which no context shrinks, above the embedding table (256 KiB)
+    const adapter = limited({ maxStorageBufferBindingSize: 300 * 1024 });
     const p = plan(c, { adapter, promptTokens: 16 });
     expect(p.fits).toBe(false);
-    expect(p.device.largestBuffer).toEqual({ name: 'tok_embeddings', bytes: 512 * 64 * 4 });
+    expect(p.device.largestBuffer).toEqual({ name: 'layers.0.w1_w3', bytes: 688 * 128 * 4 });
     expect(p.fitting?.context).toBeUndefined();
     const fit = p.fitting!.weights.filter((w) => w.fits).map((w) => w.format);
     expect(fit).toEqual(expect.arrayContaining(['f16', 'q8_0', 'q4_0']));

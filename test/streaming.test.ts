@@ -78,12 +78,13 @@ async function prefillLogits(dir: string, options: LoadOptions = {}): Promise<{ 
 }
 
 describe('weights in their own precision', () => {
-  it.each(['bf16', 'f16'] as const)('a %s checkpoint keeps %s on the device and gives exactly the logits of its values kept as float32', async (format) => {
+  it.each(['bf16', 'f16'] as const)('a %s checkpoint keeps its format on the device and gives exactly the logits of its values kept as float32', async (format) => {
     const dir = copyOfFixture(`stored-${format}`, format, 3);
     const stored = await prefillLogits(dir);
     expect(stored.formats).toEqual([format]);
+    // the matmul weights widened, the embedding table as stored
     const widened = await prefillLogits(dir, { weights: 'f32' });
-    expect(widened.formats).toEqual(['f32']);
+    expect(widened.formats).toEqual([format, 'f32']);
     // the kernels decode each weight exactly to the float32 it stands for and sum in the same order
     expect(maxAbsDiff(stored.logits, widened.logits)).toBe(0);
   });
@@ -91,13 +92,14 @@ describe('weights in their own precision', () => {
   it.each([
     // float32 as stored: transformers' own tolerance for the fixtures
     ['f32', 1e-4],
-    // converted on load; measured max |Δ| at logits up to about 0.5: bf16 2.6e-3, f16 3.0e-4, q8_0 3.7e-3
-    ['bf16', 1e-2],
-    ['f16', 2e-3],
-    ['q8_0', 1e-2],
+    // matmul weights converted on load; measured max |Δ| at logits up to 2.2: bf16 1.5e-2, f16 1.6e-3, q8_0 3.3e-2
+    ['bf16', 0.05],
+    ['f16', 5e-3],
+    ['q8_0', 0.1],
   ] as const)('--weights %s stays within %s of transformers float32 prefill logits', async (format, tolerance) => {
     const { logits, formats } = await prefillLogits(fixture, { weights: format });
-    expect(formats).toEqual([format]);
+    // the matmul weights converted, the embedding table as stored
+    expect(formats).toEqual([...new Set([format, 'f32'])].sort());
     const error = maxAbsDiff(logits, prefill);
     console.log(`--weights ${format}: max |Δ logit| ${error.toExponential(2)}`);
     expect(error).toBeLessThan(tolerance);

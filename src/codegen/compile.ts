@@ -20,6 +20,8 @@ export interface CodegenOptions extends Omit<LinearOptions, 'weights'> {
    * every kernel that reads it decodes formats — linear weights and embedding tables; float32 elsewhere and by default
    */
   readonly formats?: ReadonlyMap<string, FormatName>;
+  /** the format matmul weights are converted to on upload instead (where their rows are whole blocks of it) */
+  readonly convert?: FormatName;
   /** the most query rows and keys of a prefill attention tile (8, 16 or 32; smaller where the head does not fit) */
   readonly attentionTile: 8 | 16 | 32;
 }
@@ -118,7 +120,8 @@ export function compileGraph(graph: Graph, options: CodegenOptions = defaultCode
   const nodes = new Map(graph.nodes.map((n) => [n.name, n]));
   const scheduled = scheduledKernels(graph);
   const specs = new Map(scheduled.filter((k) => k.template === 'linear').map((k) => [k.name, linearSpec(k, k.members.map((m) => nodes.get(m)!), ctx)]));
-  for (const [name, format] of deviceFormats(graph, decodedWeights(graph, scheduled, specs), options)) formats.set(name, format);
+  const linearWeights = new Set([...specs.values()].map((s) => s.w));
+  for (const [name, format] of deviceFormats(graph, decodedWeights(graph, scheduled, specs), linearWeights, options)) formats.set(name, format);
   const kernels: PlanKernel[] = [];
   const emit = (name: string, op: string, k: KernelSource, after?: string, variant?: string): void => {
     kernels.push({
@@ -203,12 +206,13 @@ function decodedWeights(graph: Graph, scheduled: readonly KernelItem[], specs: R
  * The device format of each weight that is not float32: the format every checkpoint tensor it is built from is
  * kept in, where its readers decode formats and its rows are whole blocks; float32 otherwise (converted on upload).
  */
-function deviceFormats(graph: Graph, decoded: ReadonlySet<string>, options: CodegenOptions): Map<string, FormatName> {
+function deviceFormats(graph: Graph, decoded: ReadonlySet<string>, linear: ReadonlySet<string>, options: CodegenOptions): Map<string, FormatName> {
   const formats = new Map<string, FormatName>();
   for (const d of graph.decls) {
     if (!decoded.has(d.name) || d.type.shape.length !== 2) continue;
-    const wanted = (d.from ?? [d.name]).map((n) => options.formats?.get(n) ?? 'f32');
     const k = d.type.shape[1]!;
+    const convert = options.convert && linear.has(d.name) && A.isConstant(k) && k.c % weightFormats[options.convert].blockElements === 0 ? options.convert : undefined;
+    const wanted = (d.from ?? [d.name]).map((n) => convert ?? options.formats?.get(n) ?? 'f32');
     const format = weightFormats[wanted[0]!];
     if (wanted.every((f) => f === format.name) && A.isConstant(k) && k.c % format.blockElements === 0 && format.name !== 'f32') formats.set(d.name, format.name);
   }
