@@ -1,6 +1,7 @@
 // Writes GGUF v3 files (ggml's docs/gguf.md) for tests: typed metadata (arrays included), tensor infos and
 // an aligned data section, with tensors encoded by the weight-format table, each with the values it stands for.
 import { weightFormats, type FormatName } from '../src/weights/formats.js';
+import type { HfTensors } from './hf-reference.js';
 
 /** A metadata value with its GGUF value type (0 u8 … 12 f64); arrays name their element type (arrays of arrays hold GgufMeta arrays). */
 export type GgufMeta =
@@ -135,4 +136,54 @@ export function llamaGgufName(name: string): string {
   const [, l, part] = /^layers\.(\d+)\.(.+)$/.exec(name)!;
   const blk: Record<string, string> = { attention_norm: 'attn_norm', wq: 'attn_q', wk: 'attn_k', wv: 'attn_v', wo: 'attn_output', ffn_norm: 'ffn_norm', w1: 'ffn_gate', w2: 'ffn_down', w3: 'ffn_up' };
   return `blk.${l}.${blk[part!]}.weight`;
+}
+
+/** llama.cpp's name for a Hugging Face tensor of a llama-like model (its converter's table, for the tensors tests build). */
+function ggufNameOfHf(name: string): string {
+  const fixed: Record<string, string> = { 'model.embed_tokens.weight': 'token_embd.weight', 'model.norm.weight': 'output_norm.weight', 'lm_head.weight': 'output.weight' };
+  if (fixed[name]) return fixed[name];
+  const [, l, part, kind] = /^model\.layers\.(\d+)\.(.+)\.(weight|bias)$/.exec(name)!;
+  const parts: Record<string, string> = {
+    input_layernorm: 'attn_norm', 'self_attn.q_proj': 'attn_q', 'self_attn.k_proj': 'attn_k', 'self_attn.v_proj': 'attn_v', 'self_attn.o_proj': 'attn_output',
+    'self_attn.qkv_proj': 'attn_qkv', 'self_attn.q_norm': 'attn_q_norm', 'self_attn.k_norm': 'attn_k_norm', post_attention_layernorm: 'ffn_norm',
+    'mlp.gate_proj': 'ffn_gate', 'mlp.up_proj': 'ffn_up', 'mlp.gate_up_proj': 'ffn_up', 'mlp.down_proj': 'ffn_down',
+  };
+  return `blk.${l}.${parts[part!]}.${kind}`;
+}
+
+/**
+ * A llama-like Hugging Face checkpoint (config.json's values `c`, tensors by their names) as llama.cpp's converter
+ * writes it for `arch`: `{arch}.` metadata (the head size as attention.key_length), its tensor names, rows as
+ * stored (its qwen2, qwen3 and phi3 keep q/k in rotate-half order), each tensor encoded by `encode`.
+ */
+export function hfAsGguf(
+  arch: string,
+  c: Record<string, unknown>,
+  tensors: HfTensors,
+  extra: readonly (readonly [string, GgufMeta])[],
+  encode: (name: string, t: { shape: number[]; data: Float32Array }) => EncodedTensor,
+): Uint8Array {
+  const n = (key: string, fallback?: number): number => (c[key] ?? fallback) as number;
+  const headSize = n('head_dim', n('hidden_size') / n('num_attention_heads'));
+  const u32 = (key: string, value: number): [string, GgufMeta] => [`${arch}.${key}`, { type: 'u32', value }];
+  const metadata: [string, GgufMeta][] = [
+    ['general.architecture', { type: 'string', value: arch }],
+    u32('context_length', n('max_position_embeddings')),
+    u32('embedding_length', n('hidden_size')),
+    u32('feed_forward_length', n('intermediate_size')),
+    u32('block_count', n('num_hidden_layers')),
+    u32('attention.head_count', n('num_attention_heads')),
+    u32('attention.head_count_kv', n('num_key_value_heads', n('num_attention_heads'))),
+    u32('attention.key_length', headSize),
+    u32('attention.value_length', headSize),
+    u32('rope.dimension_count', headSize),
+    [`${arch}.attention.layer_norm_rms_epsilon`, { type: 'f32', value: n('rms_norm_eps') }],
+    [`${arch}.rope.freq_base`, { type: 'f32', value: n('rope_theta', 10000) }],
+    ...extra.map(([k, v]): [string, GgufMeta] => [k, v]),
+  ];
+  const out = [...tensors].map(([name, t]): GgufTensor => {
+    const e = encode(name, t);
+    return { name: ggufNameOfHf(name), dims: [...t.shape].reverse(), type: e.type, data: e.data };
+  });
+  return writeGguf(metadata, out);
 }

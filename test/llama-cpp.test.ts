@@ -1,5 +1,6 @@
-// llama.cpp as the outside reference for GGUF llama files: a small random llama written once per file type,
-// decoded greedily for 64 steps by llama.cpp (test/llama-cpp.ts) and by weft from the same file and prompt ids.
+// llama.cpp as the outside reference for GGUF files: a small random llama written once per file type, and small
+// qwen3 and phi3 files, decoded greedily for 64 steps by llama.cpp (test/llama-cpp.ts) and by weft from the same
+// file and prompt ids.
 // The tokens must be the same, and every step's logits and probabilities close: within float32 rounding of
 // llama.cpp's run over the values the file stands for, and within its activation rounding of its run of the file.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -9,9 +10,10 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadModel } from '../src/api.js';
 import { llamaWeightShapes, type ModelConfig } from '../models/llama.js';
 import { randomTensor } from '../models/synthetic.js';
-import { encodeTensor, llamaGgufName, writeGguf, type EncodedTensor, type GgufMeta } from './gguf-writer.js';
+import { encodeTensor, hfAsGguf, llamaGgufName, writeGguf, type EncodedTensor, type GgufMeta } from './gguf-writer.js';
 import type { FormatName } from '../src/weights/formats.js';
 import { llamaCppGreedy, type LlamaCppStep } from './llama-cpp.js';
+import { randomHfTensors, tinyPhi3, tinyQwen3 } from './hf-reference.js';
 
 /** How a file type stores each weight (by weft name and shape). */
 type Encoding = (name: string, shape: readonly number[]) => (x: Float32Array) => EncodedTensor;
@@ -224,5 +226,24 @@ describe('weft against llama.cpp on the same GGUF file', () => {
     // llama.cpp's own kernels for the file's types, which round the activations they read
     const fileSteps = expectAgreement(weft, file!, tolerance[activations]);
     console.log(`${name}: ${exactSteps} steps agree with llama.cpp on the values, ${fileSteps} on the file`);
+  });
+});
+
+describe('qwen3 and phi3 files against llama.cpp (q/k in rotate-half order, per-head q/k norms, a head size of its own, fused projections)', () => {
+  const families = [
+    ['qwen3', { ...tinyQwen3, vocab_size: 384, max_position_embeddings: 128, tie_word_embeddings: false }, { qkNorm: true }],
+    ['phi3', { ...tinyPhi3, vocab_size: 384, max_position_embeddings: 128, sliding_window: null }, { fused: true }],
+  ] as const;
+
+  it.each(families)('%s, F32: the same 64 greedy tokens (up to a near tie); logits within float32 rounding of llama.cpp\'s', async (arch, c, shape) => {
+    const tensors = randomHfTensors(c, shape);
+    // no greedy step picks <unk>, <s> or </s>
+    tensors.get('lm_head.weight')!.data.fill(0, 0, 3 * c.hidden_size);
+    const path = join(scratch, `${arch}.gguf`);
+    writeFileSync(path, hfAsGguf(arch, c, tensors, vocabulary(c.vocab_size), (_, t) => encodeF32(t.data)));
+    const [ref] = await llamaCppGreedy([path], prompt, steps);
+    expect(new Set(ref!.map((s) => s.token)).size).toBeGreaterThan(8);
+    const agreed = expectAgreement(await weftGreedy(path), ref!, tolerance.f32);
+    console.log(`${arch}: ${agreed} steps agree with llama.cpp`);
   });
 });
