@@ -28,6 +28,7 @@ peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
 print(f"weft run: exit {r.returncode}, {time.time() - t:.1f} s, peak resident {peak:.2f} GiB {r.stderr.strip()[-300:]}")
 PY
   node scripts/compare-logits.mjs --tolerance "$tolerance" "$dir" | tee -a "$out/compare.txt"
+  node dist/src/cli.js inspect "$dir" --memory --context 1024 --backend vulkan 2>&1 | tail -12
   node dist/src/cli.js bench --backend vulkan --model "$dir" --context 1024 --prompt-tokens 128,512 --decode-tokens 64 \
     --peak-tflops 67 --peak-gbps 4800 --json "$out/bench-$m.json" 2>&1 | head -40
   python3 scripts/bench-hf-torch.py "$dir" --prompt-tokens 128,512 --decode-tokens 64 --json "$out/bench-torch-$m.json" 2>&1 | tail -20
