@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadModel, readCheckpoint, type LoadOptions } from '../src/api.js';
 import { readSafetensors } from '../models/safetensors.js';
 import { weightFormats, type FormatName } from '../src/weights/formats.js';
-import { sourceValues } from '../src/weights/source.js';
+import { sourceRows, sourceValues } from '../src/weights/source.js';
 import { maxAbsDiff } from './reference.js';
 
 const fixture = new URL('../../shared/fixtures/hf/llama-gqa/', import.meta.url).pathname;
@@ -103,6 +103,17 @@ describe('weights in their own precision', () => {
     const error = maxAbsDiff(logits, prefill);
     console.log(`--weights ${format}: max |Δ logit| ${error.toExponential(2)}`);
     expect(error).toBeLessThan(tolerance);
+  });
+});
+
+describe('rows of a file tensor', () => {
+  it('are read alone, with the values of the whole tensor read and sliced', () => {
+    const w = readCheckpoint(fixture).tensors.get('layers.1.w1')!;
+    const whole = sourceValues(w);
+    const cols = w.shape[1]!;
+    const rows = sourceRows(sourceRows(w, 100, 200), 7, 50);
+    expect(w.readPart).toBeDefined();
+    expect(sourceValues(rows)).toEqual(whole.subarray(107 * cols, 157 * cols));
   });
 });
 

@@ -11,6 +11,8 @@ export interface TensorSource {
   readonly format: WeightFormat;
   /** the tensor's bytes in `format`, read now */
   read(): Uint8Array;
+  /** bytes [offset, offset + length) of read()'s, read alone, where the source can (a file region) */
+  readPart?(offset: number, length: number): Uint8Array;
 }
 
 export function elementCount(shape: readonly number[]): number {
@@ -59,7 +61,7 @@ export function regularFileSize(path: string, what = 'file'): number {
 /** A tensor stored at [offset, offset + its bytes) of a file, in `format`. */
 export function fileSource(path: string, offset: number, shape: readonly number[], format: WeightFormat): TensorSource {
   const length = (elementCount(shape) / format.blockElements) * format.blockBytes;
-  return { shape, format, read: () => readRegion(path, offset, length) };
+  return { shape, format, read: () => readRegion(path, offset, length), readPart: (at, bytes) => readRegion(path, offset + at, bytes) };
 }
 
 /** Float32 values held in memory. */
@@ -91,10 +93,12 @@ function rowBytes(source: TensorSource): number {
   return (cols / source.format.blockElements) * source.format.blockBytes;
 }
 
-/** Rows start..start+count-1 of a source. */
+/** Rows start..start+count-1 of a source (read alone from a file: a fused tensor split in three is read once in all). */
 export function sourceRows(source: TensorSource, start: number, count: number): TensorSource {
   const row = rowBytes(source);
-  return { shape: [count, ...source.shape.slice(1)], format: source.format, read: () => source.read().slice(start * row, (start + count) * row) };
+  const part = (at: number, bytes: number): Uint8Array =>
+    source.readPart ? source.readPart(start * row + at, bytes) : source.read().slice(start * row + at, start * row + at + bytes);
+  return { shape: [count, ...source.shape.slice(1)], format: source.format, read: () => part(0, count * row), readPart: part };
 }
 
 /** The rows of a source in the order `order` gives (row i of the result is row order[i] of the source). */
