@@ -3,7 +3,7 @@
 // host, set against an adapter's limits. memoryPlan opens no GPU: the caller gives the limits (default:
 // WebGPU's), which planAdapter reads from an adapter without opening a device.
 import { freemem, totalmem } from 'node:os';
-import type { GraphKind } from '../models/llama.js';
+import type { GraphKind, ModelConfig } from '../models/llama.js';
 import * as A from './affine.js';
 import { compilePlans, tensorFormats, withContext, withRopeTables, type Checkpoint, type LoadOptions } from './api.js';
 import { activationBuffers, bytesPerElement, bytesText, fullContextEnv, graphStats } from './codegen/stats.js';
@@ -86,17 +86,8 @@ export interface FormatBytes {
 
 export interface MemoryPlan {
   readonly family: string;
-  readonly config: {
-    readonly dim: number;
-    readonly hiddenDim: number;
-    readonly nLayers: number;
-    readonly nHeads: number;
-    readonly nKvHeads: number;
-    readonly headSize: number;
-    readonly vocabSize: number;
-    /** the model's own context */
-    readonly seqLen: number;
-  };
+  /** the model's sizes; seqLen is its own context */
+  readonly config: Pick<ModelConfig, 'dim' | 'hiddenDim' | 'nLayers' | 'nHeads' | 'nKvHeads' | 'headSize' | 'vocabSize' | 'seqLen'>;
   /** the checkpoint's tensors by the format they are stored in, with their bytes in the file */
   readonly file: { readonly tensors: number; readonly bytes: number; readonly formats: readonly FormatBytes[] };
   /** positions the KV cache and position tables are allocated for */

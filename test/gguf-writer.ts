@@ -2,6 +2,7 @@
 // an aligned data section, with tensors encoded by the weight-format table, each with the values it stands for.
 import { weightFormats, type FormatName } from '../src/weights/formats.js';
 import type { HfTensors } from './hf-reference.js';
+import type { ModelConfig } from '../models/llama.js';
 
 /** A metadata value with its GGUF value type (0 u8 … 12 f64); arrays name their element type (arrays of arrays hold GgufMeta arrays). */
 export type GgufMeta =
@@ -186,4 +187,21 @@ export function hfAsGguf(
     return { name: ggufNameOfHf(name), dims: [...t.shape].reverse(), type: e.type, data: e.data };
   });
   return writeGguf(metadata, out);
+}
+
+/** The metadata of a GGUF llama of `config`'s sizes, named `name` (no tokenizer). */
+export function llamaMetadata(c: ModelConfig, name: string): [string, GgufMeta][] {
+  return [
+    ['general.architecture', { type: 'string', value: 'llama' }],
+    ['general.name', { type: 'string', value: name }],
+    ['llama.context_length', { type: 'u32', value: c.seqLen }],
+    ['llama.embedding_length', { type: 'u32', value: c.dim }],
+    ['llama.feed_forward_length', { type: 'u32', value: c.hiddenDim }],
+    ['llama.block_count', { type: 'u32', value: c.nLayers }],
+    ['llama.attention.head_count', { type: 'u32', value: c.nHeads }],
+    ['llama.attention.head_count_kv', { type: 'u32', value: c.nKvHeads }],
+    ['llama.attention.layer_norm_rms_epsilon', { type: 'f32', value: c.normEps }],
+    ['llama.rope.freq_base', { type: 'f32', value: c.ropeTheta }],
+    ['llama.rope.dimension_count', { type: 'u32', value: c.headSize }],
+  ];
 }

@@ -14,7 +14,7 @@ import { weightFormats, type FormatName } from '../src/weights/formats.js';
 import { sourceValues, valuesSource } from '../src/weights/source.js';
 import { llamaForward, maxAbsDiff } from './reference.js';
 import { hfForward, randomHfTensors, tinyPhi3, tinyQwen3, type HfTensors } from './hf-reference.js';
-import { encodeTensor, hfAsGguf, llamaGgufName, writeGguf, type GgufMeta, type GgufTensor } from './gguf-writer.js';
+import { encodeTensor, hfAsGguf, llamaGgufName, llamaMetadata, writeGguf, type GgufMeta, type GgufTensor } from './gguf-writer.js';
 import { ropeTables } from '../models/llama2c.js';
 import { HfTokenizer } from '../src/runtime/hf-tokenizer.js';
 import { byteChar, llama3PreTokenizer, tokenizerJson } from './bpe-fixture.js';
@@ -61,17 +61,7 @@ function build(
   const c = base.config;
   const { tokens, scores } = vocabulary();
   const metadata = new Map<string, GgufMeta>([
-    ['general.architecture', { type: 'string', value: 'llama' }],
-    ['general.name', { type: 'string', value: 'llama-gqa fixture' }],
-    ['llama.context_length', { type: 'u32', value: c.seqLen }],
-    ['llama.embedding_length', { type: 'u32', value: c.dim }],
-    ['llama.feed_forward_length', { type: 'u32', value: c.hiddenDim }],
-    ['llama.block_count', { type: 'u32', value: c.nLayers }],
-    ['llama.attention.head_count', { type: 'u32', value: c.nHeads }],
-    ['llama.attention.head_count_kv', { type: 'u32', value: c.nKvHeads }],
-    ['llama.attention.layer_norm_rms_epsilon', { type: 'f32', value: c.normEps }],
-    ['llama.rope.freq_base', { type: 'f32', value: c.ropeTheta }],
-    ['llama.rope.dimension_count', { type: 'u32', value: c.dim / c.nHeads }],
+    ...llamaMetadata(c, 'llama-gqa fixture'),
     ['tokenizer.ggml.model', { type: 'string', value: 'llama' }],
     ['tokenizer.ggml.tokens', { type: 'array', of: 'string', value: tokens }],
     ['tokenizer.ggml.scores', { type: 'array', of: 'f32', value: scores }],

@@ -7,10 +7,10 @@ import { defaultLinearOptions, linearKernels, linearVariant, type LinearEpilogue
 import { halfToFloat } from '../models/ieee754.js';
 import { PlanExecutor, ResidentBuffers } from '../src/runtime/executor.js';
 import { openGpu, type Gpu } from '../src/runtime/gpu.js';
-import { floatToHalf, packHalves } from '../src/runtime/halves.js';
+import { floatToHalf } from '../src/runtime/halves.js';
 import type { Plan, PlanBuffer } from '../src/runtime/plan.js';
 import * as ref from './reference.js';
-import { weightFormats, type FormatName } from '../src/weights/formats.js';
+import { deviceLayout, weightFormats, type FormatName } from '../src/weights/formats.js';
 import { bytesSource, valuesSource } from '../src/weights/source.js';
 
 let gpu: Gpu;
@@ -286,6 +286,7 @@ describe('packed halves', () => {
       if ((h & 0x7c00) === 0x7c00 && (h & 0x3ff) !== 0) continue;
       expect(floatToHalf(halfToFloat(h))).toBe(h);
     }
-    expect([...packHalves(new Float32Array([1, -2, 0.5]))]).toEqual([(0xc000 << 16) | 0x3c00, 0x3800].map((v) => v >>> 0));
+    const packed = deviceLayout(weightFormats.f16, [{ file: weightFormats.f16.encode(new Float32Array([1, -2, 0.5])), count: 3 }]);
+    expect([...new Uint32Array(packed.buffer)]).toEqual([(0xc000 << 16) | 0x3c00, 0x3800].map((v) => v >>> 0));
   });
 });

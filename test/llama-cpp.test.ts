@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadModel } from '../src/api.js';
 import { llamaWeightShapes, type ModelConfig } from '../models/llama.js';
 import { randomTensor } from '../models/synthetic.js';
-import { encodeTensor, hfAsGguf, llamaGgufName, writeGguf, type EncodedTensor, type GgufMeta } from './gguf-writer.js';
+import { encodeTensor, hfAsGguf, llamaGgufName, llamaMetadata, writeGguf, type EncodedTensor, type GgufMeta } from './gguf-writer.js';
 import type { FormatName } from '../src/weights/formats.js';
 import { llamaCppGreedy, type LlamaCppStep } from './llama-cpp.js';
 import { randomHfTensors, tinyPhi3, tinyQwen3 } from './hf-reference.js';
@@ -125,17 +125,7 @@ function randomWeights(c: ModelConfig): Map<string, Float32Array> {
 /** The model as a GGUF llama file in the scratch folder, each weight stored as `encoding` says. */
 function writeModel(file: string, c: ModelConfig, weights: ReadonlyMap<string, Float32Array>, encoding: Encoding): string {
   const metadata: [string, GgufMeta][] = [
-    ['general.architecture', { type: 'string', value: 'llama' }],
-    ['general.name', { type: 'string', value: 'random llama' }],
-    ['llama.context_length', { type: 'u32', value: c.seqLen }],
-    ['llama.embedding_length', { type: 'u32', value: c.dim }],
-    ['llama.feed_forward_length', { type: 'u32', value: c.hiddenDim }],
-    ['llama.block_count', { type: 'u32', value: c.nLayers }],
-    ['llama.attention.head_count', { type: 'u32', value: c.nHeads }],
-    ['llama.attention.head_count_kv', { type: 'u32', value: c.nKvHeads }],
-    ['llama.attention.layer_norm_rms_epsilon', { type: 'f32', value: c.normEps }],
-    ['llama.rope.freq_base', { type: 'f32', value: c.ropeTheta }],
-    ['llama.rope.dimension_count', { type: 'u32', value: c.dim / c.nHeads }],
+    ...llamaMetadata(c, 'random llama'),
     ...vocabulary(c.vocabSize),
   ];
   const shapes = llamaWeightShapes(c);

@@ -31,12 +31,3 @@ export function floatToHalf(value: number): number {
   if (rest > halfway || (rest === halfway && (h & 1) === 1)) h++;
   return sign | h;
 }
-
-/** float32 values as packed halves, two per u32 (element 2i in the low 16 bits), as unpack2x16float reads them. */
-export function packHalves(values: Float32Array): Uint32Array {
-  const out = new Uint32Array(Math.ceil(values.length / 2));
-  for (let i = 0; i < values.length; i += 2) {
-    out[i >> 1] = (floatToHalf(values[i]!) | ((i + 1 < values.length ? floatToHalf(values[i + 1]!) : 0) << 16)) >>> 0;
-  }
-  return out;
-}
