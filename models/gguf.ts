@@ -223,7 +223,7 @@ function metadataFields(file: GgufFile, fail: (msg: string) => never): ConfigFie
   };
 }
 
-/** The vocabulary size (the tokenizer's, else the embedding's rows), BOS and the stop ids. */
+/** The vocabulary size (the tokenizer's, else the embedding's rows), BOS and the stop ids (EOS, end of turn, end of message). */
 function vocabularyOf(file: GgufFile, fail: (msg: string) => never): Pick<ModelConfig, 'vocabSize' | 'bosId' | 'stop'> {
   const m = file.metadata;
   const tokens = m.get('tokenizer.ggml.tokens');
@@ -237,7 +237,9 @@ function vocabularyOf(file: GgufFile, fail: (msg: string) => never): Pick<ModelC
     return n !== undefined && Number.isInteger(n) && n >= 0 && n < vocabSize ? n : undefined;
   };
   const bosId = m.get('tokenizer.ggml.add_bos_token') === false ? undefined : id('tokenizer.ggml.bos_token_id', spm ? 1 : undefined);
-  const stopIds = [id('tokenizer.ggml.eos_token_id', spm ? 2 : undefined), id('tokenizer.ggml.eot_token_id', undefined)].filter((x): x is number => x !== undefined);
+  const stopIds = [id('tokenizer.ggml.eos_token_id', spm ? 2 : undefined), id('tokenizer.ggml.eot_token_id', undefined), id('tokenizer.ggml.eom_token_id', undefined)].filter(
+    (x): x is number => x !== undefined,
+  );
   return { vocabSize, ...(bosId !== undefined ? { bosId } : {}), stop: { ids: [...new Set(stopIds)], inPrompt: false } };
 }
 

@@ -8,7 +8,8 @@ import { familyWeights, hfFamilies, type CheckpointTensors, type ConfigFields } 
 import type { ModelConfig } from './llama.js';
 import { readSafetensors } from './safetensors.js';
 
-function readJson(path: string): Record<string, unknown> {
+/** A JSON file that must hold an object; errors name the file. */
+export function readJson(path: string): Record<string, unknown> {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');

@@ -424,6 +424,15 @@ describe('GGUF errors', () => {
     }
   });
 
+  it('stops at EOS, end of turn and end of message (tokenizer.ggml.eos/eot/eom_token_id)', () => {
+    const ids = (meta: [string, GgufMeta][]) => readCheckpoint(save('stops.gguf', build('f32', meta).bytes)).config.stop?.ids;
+    const eot: [string, GgufMeta] = ['tokenizer.ggml.eot_token_id', { type: 'u32', value: 300 }];
+    const eom: [string, GgufMeta] = ['tokenizer.ggml.eom_token_id', { type: 'u32', value: 301 }];
+    expect(ids([])).toEqual([2]);
+    expect(ids([eot, eom])).toEqual([2, 300, 301]);
+    expect(ids([eot, ['tokenizer.ggml.eom_token_id', { type: 'u32', value: 2 }]])).toEqual([2, 300]);
+  });
+
   it('refuses a tokenizer.ggml.pre it does not know, in one line', () => {
     const path = save('pre.gguf', build('f32', gpt2Meta('falcon')).bytes);
     expect(() => readModelFiles(path)).toThrow(/^.*pre\.gguf: tokenizer\.ggml\.pre "falcon" is not supported \(weft reads llama-bpe, qwen2, gpt-2, default\)$/);
