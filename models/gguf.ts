@@ -312,7 +312,15 @@ export function ggufTokenizer(file: GgufFile, vocabSize: number, source = 'model
   }
   const utf8 = new TextEncoder();
   const pieces = (tokens as string[]).map((t) => utf8.encode(t.replaceAll('\u2581', ' ')));
-  return Tokenizer.fromPieces(pieces, Float32Array.from(scores as number[]), source);
+  const specials = { bos: specialId(file, 'tokenizer.ggml.bos_token_id', tokens.length), eos: specialId(file, 'tokenizer.ggml.eos_token_id', tokens.length) };
+  return Tokenizer.fromPieces(pieces, Float32Array.from(scores as number[]), source, specials);
+}
+
+/** A token id metadata `key` gives, if it is one of the vocabulary's. */
+function specialId(file: GgufFile, key: string, vocabSize: number): number | undefined {
+  const v = file.metadata.get(key);
+  const id = typeof v === 'bigint' ? Number(v) : v;
+  return typeof id === 'number' && Number.isInteger(id) && id >= 0 && id < vocabSize ? id : undefined;
 }
 
 /** Llama 3's split regex (tokenizer.json's Split pre-tokenizer; llama.cpp's "llama-bpe"). */
@@ -354,29 +362,36 @@ function byteLevelTokenizer(file: GgufFile, tokens: readonly string[], source: s
   // llama.cpp's token types: 3 control, 4 user-defined are matched whole, as tokenizer.json's added tokens
   const addedAt = (i: number): boolean => Array.isArray(types) && (types[i] === 3 || types[i] === 4);
   const vocab = Object.create(null) as Record<string, number>;
-  const added: { id: number; content: string }[] = [];
+  const added: { id: number; content: string; special: boolean; normalized: boolean }[] = [];
   tokens.forEach((t, i) => {
-    if (addedAt(i)) added.push({ id: i, content: t });
+    if (addedAt(i)) added.push({ id: i, content: t, special: (types as unknown[])[i] === 3, normalized: false });
     else if (!Object.hasOwn(vocab, t)) vocab[t] = i;
   });
-  const special = (key: string): string | undefined => {
-    const v = m.get(key);
-    const id = typeof v === 'bigint' ? Number(v) : v;
-    return typeof id === 'number' && Number.isInteger(id) && id >= 0 && id < tokens.length ? tokens[id] : undefined;
-  };
+  const bos = specialId(file, 'tokenizer.ggml.bos_token_id', tokens.length);
+  const eos = specialId(file, 'tokenizer.ggml.eos_token_id', tokens.length);
   const addBos = m.get('tokenizer.ggml.add_bos_token');
+  // BOS is what a TemplateProcessing post-processor puts before the text, as in the tokenizer.json converted from
+  const bosToken = (typeof addBos === 'boolean' ? addBos : style.addBos) && bos !== undefined ? tokens[bos] : undefined;
   const json = {
     model: { type: 'BPE', vocab, merges, ignore_merges: style.ignoreMerges },
     added_tokens: added,
     normalizer: style.normalizer,
     pre_tokenizer: style.pre_tokenizer,
+    post_processor: bosToken === undefined ? null : bosTemplate(bosToken, bos!),
+    decoder: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
   };
-  const config = {
-    add_bos_token: typeof addBos === 'boolean' ? addBos : style.addBos,
-    bos_token: special('tokenizer.ggml.bos_token_id'),
-    eos_token: special('tokenizer.ggml.eos_token_id'),
-  };
+  const config = { bos_token: bos === undefined ? undefined : tokens[bos], eos_token: eos === undefined ? undefined : tokens[eos] };
   return HfTokenizer.fromObject(json, tokens.length, source, { config });
+}
+
+/** tokenizer.json's post-processor that puts `token` (id `id`) before a single text. */
+function bosTemplate(token: string, id: number): unknown {
+  return {
+    type: 'TemplateProcessing',
+    single: [{ SpecialToken: { id: token, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+    pair: [{ SpecialToken: { id: token, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: token, type_id: 1 } }, { Sequence: { id: 'B', type_id: 1 } }],
+    special_tokens: { [token]: { id: token, ids: [id], tokens: [token] } },
+  };
 }
 
 /** Whether a file starts with the GGUF magic. */

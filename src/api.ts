@@ -23,7 +23,7 @@ import { weightFormats, type FormatName } from './weights/formats.js';
 import { bytesSource, computedSource, regularFileSize, sourceRows, sourceValues, type TensorSource } from './weights/source.js';
 import { generatorState } from './runtime/sampler.js';
 import { HfTokenizer } from './runtime/hf-tokenizer.js';
-import { Tokenizer, type TextTokenizer } from './runtime/tokenizer.js';
+import { concatBytes, Tokenizer, type TextTokenizer } from './runtime/tokenizer.js';
 
 export interface Checkpoint {
   readonly config: ModelConfig;
@@ -293,7 +293,7 @@ function bosPrompt(config: ModelConfig): number[] {
 /** Encodes text as run.c does: BOS, the dummy-prefix space, BPE merges. */
 function encodePrompt(tokenizer: TextTokenizer | undefined, text: string): number[] {
   if (!tokenizer) throw new Error(`a text prompt needs a tokenizer (--tokenizer FILE), or give --prompt-ids`);
-  return tokenizer.encode(text, true, false);
+  return tokenizer.encode(text, true);
 }
 
 /** The generation a request asks of a model: the prompt encoded, defaults filled in, every value checked. Opens no GPU. */
@@ -316,7 +316,7 @@ export function resolveRequest(
 }
 
 export interface GeneratedToken extends GenerationStep {
-  /** the bytes run.c prints for `next` (empty for BOS and unprintable bytes) */
+  /** the bytes the tokenizer's stream gives for `next` (llama2.c's: what run.c prints); the last step adds what the stream held back */
   readonly piece: Uint8Array;
 }
 
@@ -431,14 +431,13 @@ export class Model {
   }
 
   async *generate(request: GenerateRequest = {}): AsyncGenerator<GeneratedToken> {
-    const steps$ = generateSteps(
-      { prefill: this.prefill, decode: this.decode, vocabSize: this.config.vocabSize, contextLength: this.config.seqLen },
-      resolveRequest(this, request),
-    );
+    const options = resolveRequest(this, request);
+    const steps$ = generateSteps({ prefill: this.prefill, decode: this.decode, vocabSize: this.config.vocabSize, contextLength: this.config.seqLen }, options);
+    const text = this.tokenizer?.stream(options.promptIds.slice(0, 1));
     for await (const step of steps$) {
-      const piece =
-        step.stop || !this.tokenizer ? new Uint8Array() : this.tokenizer.printable(this.tokenizer.decodePiece(step.token, step.next));
-      yield { ...step, piece };
+      const pushed = step.stop || !text ? new Uint8Array() : text.push(step.next);
+      const last = step.stop || step.position === options.steps - 1;
+      yield { ...step, piece: text && last ? concatBytes([pushed, text.flush()]) : pushed };
     }
   }
 

@@ -96,11 +96,9 @@ async function run(a: RunArgs): Promise<void> {
       tokens.push(step.token);
       if (step.prefill) prefillCount++;
       if (step.logits) logits.push(step.logits.slice());
-      if (!step.stop) {
-        text.push(step.piece);
-        ids.push(step.next);
-        if (!a.json) process.stdout.write(model.tokenizer ? step.piece : `${step.next} `);
-      }
+      text.push(step.piece);
+      if (!step.stop) ids.push(step.next);
+      if (!a.json) process.stdout.write(model.tokenizer ? step.piece : step.stop ? '' : `${step.next} `);
     }
     const end = performance.now();
     const decodeCount = tokens.length - prefillCount;

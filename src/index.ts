@@ -3,7 +3,7 @@ export { Model, loadModel, readCheckpoint, buildGraphs, defaultToggles, withCont
 export type { Checkpoint, LoadOptions, LoadPhase, LoadProgress, GenerateRequest, GeneratedToken } from './api.js';
 export { memoryPlan, planAdapter, webgpuDefaultLimits, type MemoryPlan, type MemoryPlanOptions } from './memory-plan.js';
 export type { GenerationStep, StopRule } from './runtime/generate.js';
-export { Tokenizer, type TextTokenizer } from './runtime/tokenizer.js';
+export { Tokenizer, type SpecialTokens, type TextTokenizer, type TokenStream } from './runtime/tokenizer.js';
 export { HfTokenizer } from './runtime/hf-tokenizer.js';
 export { Sampler } from './runtime/sampler.js';
 export { openAdapter, openGpu, type Adapter, type Gpu, type GpuOptions } from './runtime/gpu.js';

@@ -186,11 +186,12 @@ describe('GGUF llama checkpoints', () => {
   it('carries its SentencePiece tokenizer: ▁ read as a space, merges by score, byte pieces', () => {
     const files = readModelFiles(save('tok.gguf', build('f32').bytes));
     const tok = files.tokenizer!;
-    const ids = tok.encode('hello', true, false);
+    const ids = tok.encode('hello', true);
     expect(ids).toEqual([1, vocabulary().tokens.indexOf('\u2581hello')]);
-    expect(new TextDecoder().decode(tok.decodePiece(1, ids[1]!))).toBe('hello');
-    expect(new TextDecoder().decode(tok.decodePiece(5, ids[1]!))).toBe(' hello');
-    expect([...tok.decodePiece(5, 3 + 10)]).toEqual([10]);
+    expect(new TextDecoder().decode(tok.stream([1]).push(ids[1]!))).toBe('hello');
+    expect(new TextDecoder().decode(tok.stream([5]).push(ids[1]!))).toBe(' hello');
+    expect([...tok.stream([5]).push(3 + 10)]).toEqual([10]);
+    expect(tok.specials).toEqual({ bos: { id: 1, text: '<s>' }, eos: { id: 2, text: '</s>' } });
   });
 });
 
@@ -364,18 +365,26 @@ describe('GGUF gpt2-kind (byte-level BPE) tokenizer', () => {
   tokens.forEach((t, id) => {
     if (id > bos + 1) json.model.vocab[t] = id;
   });
-  const hf = HfTokenizer.fromJson(JSON.stringify(json), 512, 'tokenizer.json', { config: { add_bos_token: true, bos_token: '<|begin_of_text|>', eos_token: '<|end_of_text|>' } });
+  json.post_processor = {
+    type: 'TemplateProcessing',
+    single: [{ SpecialToken: { id: '<|begin_of_text|>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+    special_tokens: { '<|begin_of_text|>': { id: '<|begin_of_text|>', ids: [bos], tokens: ['<|begin_of_text|>'] } },
+  };
+  const hf = HfTokenizer.fromJson(JSON.stringify(json), 512, 'tokenizer.json', { config: { bos_token: '<|begin_of_text|>', eos_token: '<|end_of_text|>' } });
   const texts = ['the theme', ' the 12345 things', "it's THE thing's\n\n  end", 'naïve café 日本語 🙂', '<|begin_of_text|>the<|end_of_text|> 1234567'];
 
   it('llama-bpe: encodes and decodes as the tokenizer.json it was converted from (Llama 3 split, ignore_merges, BOS)', () => {
     const files = readModelFiles(save('llama-bpe.gguf', build('f32', gpt2Meta('llama-bpe')).bytes));
-    const tok = files.tokenizer!;
+    const tok = files.tokenizer as HfTokenizer;
+    expect(tok).toBeInstanceOf(HfTokenizer);
     for (const text of texts) {
-      expect(tok.encode(text, true, false)).toEqual(hf.encode(text, true, false));
-      expect(tok.encode(text, true, false)[0]).toBe(bos);
+      expect(tok.encode(text, true)).toEqual(hf.encode(text, true));
+      expect(tok.encode(text, true)[0]).toBe(bos);
+      expect(tok.decode(tok.encode(text, false))).toBe(text);
     }
-    expect(tok.encode(' the 12345', false, false)).toEqual([tokens.indexOf('Ġthe'), byteChar.indexOf('Ġ'), tokens.indexOf('123'), ...'45'.split('').map((c) => c.charCodeAt(0))]);
-    for (let id = 0; id < 512; id++) expect(tok.decodePiece(0, id)).toEqual(hf.decodePiece(0, id));
+    expect(tok.encode(' the 12345', false)).toEqual([tokens.indexOf('Ġthe'), byteChar.indexOf('Ġ'), tokens.indexOf('123'), ...'45'.split('').map((c) => c.charCodeAt(0))]);
+    for (let id = 0; id < 512; id++) expect(tok.decode([id])).toEqual(hf.decode([id]));
+    expect(tok.specials).toEqual(hf.specials);
     expect(files.config.stop).toEqual({ ids: [tokens.indexOf('<|end_of_text|>')], inPrompt: false });
   });
 
@@ -385,9 +394,9 @@ describe('GGUF gpt2-kind (byte-level BPE) tokenizer', () => {
     gpt2Json.model.ignore_merges = false;
     const plain = HfTokenizer.fromJson(JSON.stringify(gpt2Json), 512);
     const tok = readModelFiles(save('gpt-2.gguf', build('f32', gpt2Meta('gpt-2')).bytes)).tokenizer!;
-    for (const text of texts) expect(tok.encode(text, true, false)).toEqual(plain.encode(text, false, false));
+    for (const text of texts) expect(tok.encode(text, true)).toEqual(plain.encode(text, false));
     const withBos = readModelFiles(save('gpt-2-bos.gguf', build('f32', [...gpt2Meta('gpt-2'), ['tokenizer.ggml.add_bos_token', { type: 'bool', value: true }]]).bytes)).tokenizer!;
-    expect(withBos.encode('the', true, false)).toEqual([bos, ...plain.encode('the', false, false)]);
+    expect(withBos.encode('the', true)).toEqual([bos, ...plain.encode('the', false)]);
   });
 });
 

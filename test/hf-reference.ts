@@ -1,6 +1,8 @@
 // A forward pass in transformers' conventions on the CPU (rotate-half RoPE, head_dim, q/k/v/o biases, Qwen3's
 // per-head q/k norms, Phi-3's fused qkv_proj and gate_up_proj, tied embeddings), over the Hugging Face tensor
-// names of checkpoints the tests build; and such checkpoints of random values.
+// names of checkpoints the tests build; such checkpoints of random values, and their folders written as Hugging Face's.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import * as ref from './reference.js';
 
 export type HfTensors = Map<string, { shape: number[]; data: Float32Array }>;
@@ -144,4 +146,42 @@ export function randomHfTensors(c: Record<string, unknown>, { biases = false, qk
   add('model.norm.weight', [d], true);
   if (c.tie_word_embeddings !== true) add('lm_head.weight', [V, d]);
   return tensors;
+}
+
+/** A safetensors file from a header object and raw data bytes. */
+export function safetensors(header: object, data: Uint8Array): Uint8Array {
+  const json = Buffer.from(JSON.stringify(header));
+  const out = new Uint8Array(8 + json.length + data.length);
+  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
+  out.set(json, 8);
+  out.set(data, 8 + json.length);
+  return out;
+}
+
+/** Writes tensors as one safetensors file, every one F32 or (values already bf16) BF16. */
+export function writeSafetensors(path: string, tensors: HfTensors, dtype: 'F32' | 'BF16' = 'F32'): void {
+  const bytes = [...tensors.values()].map(({ data }) =>
+    dtype === 'F32' ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : new Uint8Array(Uint16Array.from(new Uint32Array(data.slice().buffer), (b) => b >>> 16).buffer),
+  );
+  const header: Record<string, unknown> = {};
+  let offset = 0;
+  [...tensors].forEach(([name, t], i) => {
+    header[name] = { dtype, shape: t.shape, data_offsets: [offset, offset + bytes[i]!.length] };
+    offset += bytes[i]!.length;
+  });
+  const data = new Uint8Array(offset);
+  offset = 0;
+  for (const b of bytes) {
+    data.set(b, offset);
+    offset += b.length;
+  }
+  writeFileSync(path, safetensors(header, data));
+}
+
+/** A Hugging Face folder `dir` of config.json and model.safetensors. */
+export function writeHfFolder(dir: string, config: Record<string, unknown>, tensors: HfTensors, dtype: 'F32' | 'BF16' = 'F32'): string {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+  writeSafetensors(join(dir, 'model.safetensors'), tensors, dtype);
+  return dir;
 }

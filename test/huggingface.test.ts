@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { floatWeights, loadModel, optimizeGraphs, readCheckpoint, withContext } from '../src/api.js';
 import { readSafetensors } from '../models/safetensors.js';
 import { sourceValues } from '../src/weights/source.js';
-import { hfForward, randomHfTensors, tinyPhi3, tinyQwen3, type HfTensors } from './hf-reference.js';
+import { hfForward, randomHfTensors, safetensors, tinyPhi3, tinyQwen3, writeHfFolder, type HfTensors } from './hf-reference.js';
 import { maxAbsDiff, randomArray } from './reference.js';
 import { runWeft } from './weft-process.js';
 
@@ -20,16 +20,6 @@ const scratch = mkdtempSync(join(tmpdir(), 'weft-hf-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 const floats = (path: string): Float32Array => new Float32Array(readFileSync(path).buffer.slice(0));
-
-/** A safetensors file from a header object and raw data bytes. */
-function safetensors(header: object, data: Uint8Array): Uint8Array {
-  const json = Buffer.from(JSON.stringify(header));
-  const out = new Uint8Array(8 + json.length + data.length);
-  new DataView(out.buffer).setBigUint64(0, BigInt(json.length), true);
-  out.set(json, 8);
-  out.set(data, 8 + json.length);
-  return out;
-}
 
 describe.each([
   ['llama-gqa', 'LlamaForCausalLM: 8 heads, 2 kv heads, untied classifier, RoPE'],
@@ -205,35 +195,6 @@ function bf16Values(values: Float32Array): Float32Array {
   return new Float32Array(bits.buffer);
 }
 
-/** Writes tensors as one safetensors file, every one F32 or (values already bf16) BF16. */
-function writeSafetensors(path: string, tensors: HfTensors, dtype: 'F32' | 'BF16' = 'F32'): void {
-  const bytes = [...tensors.values()].map(({ data }) =>
-    dtype === 'F32' ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : new Uint8Array(Uint16Array.from(new Uint32Array(data.slice().buffer), (b) => b >>> 16).buffer),
-  );
-  const header: Record<string, unknown> = {};
-  let offset = 0;
-  [...tensors].forEach(([name, t], i) => {
-    header[name] = { dtype, shape: t.shape, data_offsets: [offset, offset + bytes[i]!.length] };
-    offset += bytes[i]!.length;
-  });
-  const data = new Uint8Array(offset);
-  offset = 0;
-  for (const b of bytes) {
-    data.set(b, offset);
-    offset += b.length;
-  }
-  writeFileSync(path, safetensors(header, data));
-}
-
-/** A Hugging Face folder of config.json and model.safetensors. */
-function writeHfFolder(name: string, config: Record<string, unknown>, tensors: HfTensors, dtype: 'F32' | 'BF16' = 'F32'): string {
-  const dir = join(scratch, name);
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
-  writeSafetensors(join(dir, 'model.safetensors'), tensors, dtype);
-  return dir;
-}
-
 /** weft's logits at every position of a 6-token prefill and 6 greedy decode steps equal hfForward's over the ids fed. */
 async function expectTransformersLogits(dir: string, tensors: HfTensors, config: Record<string, unknown>): Promise<void> {
   const model = await loadModel(dir);
@@ -266,13 +227,13 @@ describe('Qwen2ForCausalLM (q/k/v biases)', () => {
       }
     }
     // both graphs carry the biases
-    await expectTransformersLogits(writeHfFolder('qwen2', config, tensors), tensors, config);
+    await expectTransformersLogits(writeHfFolder(join(scratch, 'qwen2'), config, tensors), tensors, config);
   });
 });
 
 describe('Qwen3ForCausalLM (per-head q/k RMSNorm, head_dim, bf16, tied embeddings)', () => {
   const tensors = new Map([...randomHfTensors(tinyQwen3, { qkNorm: true })].map(([k, t]) => [k, { ...t, data: bf16Values(t.data) }]));
-  const dir = writeHfFolder('qwen3', tinyQwen3, tensors, 'BF16');
+  const dir = writeHfFolder(join(scratch, 'qwen3'), tinyQwen3, tensors, 'BF16');
 
   it('reads head_dim: q [H·head_dim, hidden], o [hidden, H·head_dim], norms of head_dim, bf16 kept, no sliding window', () => {
     const { config, tensors: weights } = readCheckpoint(dir);
@@ -305,7 +266,7 @@ describe('Qwen3ForCausalLM (per-head q/k RMSNorm, head_dim, bf16, tied embedding
 
 describe('Phi3ForCausalLM (fused qkv_proj and gate_up_proj)', () => {
   const tensors = randomHfTensors(tinyPhi3, { fused: true });
-  const dir = writeHfFolder('phi3', tinyPhi3, tensors);
+  const dir = writeHfFolder(join(scratch, 'phi3'), tinyPhi3, tensors);
 
   it('splits the fused projections into q, k, v and gate, up; caps the context at the sliding window', () => {
     const { config, tensors: weights } = readCheckpoint(dir);

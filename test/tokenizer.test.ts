@@ -239,5 +239,30 @@ describe('Tokenizer.decodePiece / safePiece', () => {
 
     const pieceByPiece = concatBytes(printed.slice(1).map((token, i) => Tokenizer.safePiece(tokenizer.decodePiece(printed[i], token))));
     expect(pieceByPiece).toEqual(tokenizer.decode(printed));
+    // the stream generation uses: after the first token, one push per token, nothing held back
+    const stream = tokenizer.stream(printed.slice(0, 1));
+    expect(concatBytes([...printed.slice(1).map((id) => stream.push(id)), stream.flush()])).toEqual(tokenizer.decode(printed));
+  });
+});
+
+describe('Tokenizer as a TextTokenizer', () => {
+  it('encode(text, special): special is run.c\'s BOS', () => {
+    expect(tokenizer.encode('a', true)).toEqual([1, ...tokenizer.encode('a', false)]);
+    expect(tokenizer.encode('a', false)[0]).not.toBe(1);
+  });
+
+  it('stream: run.c\'s printing after the last context id (BOS drops a leading space), and nothing to flush', () => {
+    expect(tokenizer.stream([1]).push(262)).toEqual(utf8('a'));
+    expect(tokenizer.stream([1, 5]).push(262)).toEqual(utf8(' a'));
+    expect(tokenizer.stream().push(262)).toEqual(utf8(' a'));
+    const stream = tokenizer.stream([5]);
+    expect(stream.push(3 + 0xc3)).toEqual(new Uint8Array(0));
+    expect(stream.flush()).toEqual(new Uint8Array(0));
+  });
+
+  it('names BOS and EOS by their pieces', () => {
+    expect(tokenizer.specials.bos?.id).toBe(1);
+    expect(tokenizer.specials.eos?.id).toBe(2);
+    expect(tokenizer.specials.eos?.text).toBe(new TextDecoder().decode(tokenizer.piece(2)));
   });
 });

@@ -2,17 +2,39 @@
 // encode and decode reproduce run.c byte for byte. Text is handled as UTF-8 bytes throughout, and pieces
 // compare as C strings (up to their first NUL), as run.c's strcmp/sprintf/printf see them.
 
-/** What generation and the CLI need of a tokenizer: llama2.c's (Tokenizer) or Hugging Face's (HfTokenizer). */
+/** What generation, chat and the CLI need of a tokenizer: llama2.c's (Tokenizer) or Hugging Face's (HfTokenizer). */
 export interface TextTokenizer {
   /** the file it was read from, for messages */
   readonly source: string;
   /** the model's vocabulary size */
   readonly vocabSize: number;
-  encode(text: string | Uint8Array, bos: boolean, eos: boolean): number[];
-  /** the bytes of `token` following `prev` */
-  decodePiece(prev: number, token: number): Uint8Array;
-  /** the bytes of a piece that are safe to print */
-  printable(piece: Uint8Array): Uint8Array;
+  /**
+   * Text to ids. With `special`, the tokenizer's own additions: llama2.c's BOS (run.c's), or what tokenizer.json's
+   * post-processor adds (BOS for Llama-style tokenizers, nothing for Qwen's); never a BOS the text already starts with.
+   */
+  encode(text: string, special: boolean): number[];
+  /** A decoder for ids that arrive one at a time, after the ids `context` (e.g. a prompt) already shown. */
+  stream(context?: readonly number[]): TokenStream;
+  /** BOS and EOS as text and id, where the tokenizer names them (chat templates write them as text) */
+  readonly specials: SpecialTokens;
+}
+
+export interface SpecialToken {
+  readonly id: number;
+  readonly text: string;
+}
+
+export interface SpecialTokens {
+  readonly bos?: SpecialToken;
+  readonly eos?: SpecialToken;
+}
+
+/** Streaming decode: what each new id makes printable. The bytes pushed and flushed, in order, are the whole decode. */
+export interface TokenStream {
+  /** The bytes `id` completes: whole UTF-8 sequences only for text tokenizers (llama2.c's: the bytes run.c prints). */
+  push(id: number): Uint8Array;
+  /** what is still held back at the end (an incomplete sequence the next id did not complete) */
+  flush(): Uint8Array;
 }
 
 const BOS = 1;
@@ -30,6 +52,7 @@ export class Tokenizer implements TextTokenizer {
     /** C-string key -> the id run.c's str_lookup finds for it. */
     private readonly idByKey: ReadonlyMap<string, number>,
     readonly source: string,
+    readonly specials: SpecialTokens,
   ) {}
 
   /** Parses a tokenizer file that must hold exactly `vocabSize` entries (the model's vocabulary). */
@@ -74,15 +97,18 @@ export class Tokenizer implements TextTokenizer {
       throw new Error(`${source}: ${bytes.length - offset} trailing bytes after ${vocabSize + extra} tokens`);
     }
     const keys = pieces.map((piece) => byteKey(cString(piece)));
-    return new Tokenizer(pieces, scores, keys, lookupTable(keys), source);
+    return new Tokenizer(pieces, scores, keys, lookupTable(keys), source, specialTokens(pieces, { bos: BOS, eos: EOS }));
   }
 
-  /** A tokenizer from its pieces (raw bytes, as a llama2.c file stores them) and their merge scores, e.g. a GGUF file's. */
-  static fromPieces(pieces: readonly Uint8Array[], scores: Float32Array, source = 'tokenizer'): Tokenizer {
+  /**
+   * A tokenizer from its pieces (raw bytes, as a llama2.c file stores them) and their merge scores, e.g. a GGUF file's;
+   * `specials` names BOS and EOS by id (default: run.c's 1 and 2).
+   */
+  static fromPieces(pieces: readonly Uint8Array[], scores: Float32Array, source = 'tokenizer', specials: { bos?: number; eos?: number } = { bos: BOS, eos: EOS }): Tokenizer {
     if (pieces.length === 0 || pieces.length !== scores.length) throw new Error(`${source}: ${pieces.length} pieces and ${scores.length} scores do not make a vocabulary`);
     const copies = pieces.map((piece) => piece.slice());
     const keys = copies.map((piece) => byteKey(cString(piece)));
-    return new Tokenizer(copies, Float32Array.from(scores), keys, lookupTable(keys), source);
+    return new Tokenizer(copies, Float32Array.from(scores), keys, lookupTable(keys), source, specialTokens(copies, specials));
   }
 
   get vocabSize(): number {
@@ -102,13 +128,13 @@ export class Tokenizer implements TextTokenizer {
    * run.c's encode: optional BOS, a dummy-prefix " " token for non-empty text, one token per UTF-8
    * codepoint (or per byte when the codepoint is not in the vocabulary), then greedy merges of the
    * adjacent pair whose concatenation has the highest score (the leftmost on ties), optional EOS.
-   * Bytes after a NUL are ignored, as C would.
+   * Bytes after a NUL are ignored, as C would. `special` is run.c's BOS.
    */
-  encode(text: string | Uint8Array, bos: boolean, eos: boolean): number[] {
+  encode(text: string | Uint8Array, special: boolean, eos = false): number[] {
     const encoded = typeof text === 'string' ? new TextEncoder().encode(text) : text;
     const bytes = cString(encoded);
     const tokens: number[] = [];
-    if (bos) tokens.push(BOS);
+    if (special) tokens.push(BOS);
     if (bytes.length > 0) {
       const space = this.idByKey.get(' ');
       if (space === undefined) throw new Error(`${this.source}: no " " token for the dummy prefix`);
@@ -163,9 +189,8 @@ export class Tokenizer implements TextTokenizer {
 
   /** What run.c prints while generating `tokens`: the piece of each token after the first, through safePiece. */
   decode(tokens: readonly number[]): Uint8Array {
-    const parts: Uint8Array[] = [];
-    for (let i = 1; i < tokens.length; i++) parts.push(Tokenizer.safePiece(this.decodePiece(tokens[i - 1], tokens[i])));
-    return concatBytes(parts);
+    const printed = this.stream(tokens.slice(0, 1));
+    return concatBytes(tokens.slice(1).map((id) => printed.push(id)));
   }
 
   /** run.c's safe_printf: the bytes printf("%s") writes, or nothing for a lone byte that is neither printable nor whitespace. */
@@ -176,8 +201,17 @@ export class Tokenizer implements TextTokenizer {
     return text.slice();
   }
 
-  printable(piece: Uint8Array): Uint8Array {
-    return Tokenizer.safePiece(piece);
+  /** run.c's printing: each id's piece after the one before it (the last of `context` first), through safePiece. */
+  stream(context: readonly number[] = []): TokenStream {
+    let prev = context.length > 0 ? context[context.length - 1] : -1;
+    return {
+      push: (id: number): Uint8Array => {
+        const piece = Tokenizer.safePiece(this.decodePiece(prev, id));
+        prev = id;
+        return piece;
+      },
+      flush: (): Uint8Array => EMPTY,
+    };
   }
 
   private checkId(id: number): number {
@@ -193,6 +227,15 @@ export class Tokenizer implements TextTokenizer {
     }
     return id;
   }
+}
+
+/** BOS and EOS by id, with their pieces as text, where the vocabulary has them. */
+function specialTokens(pieces: readonly Uint8Array[], ids: { bos?: number; eos?: number }): SpecialTokens {
+  const token = (id: number | undefined): SpecialToken | undefined =>
+    id !== undefined && Number.isInteger(id) && id >= 0 && id < pieces.length ? { id, text: new TextDecoder().decode(cString(pieces[id])) } : undefined;
+  const bos = token(ids.bos);
+  const eos = token(ids.eos);
+  return { ...(bos && { bos }), ...(eos && { eos }) };
 }
 
 /** Concatenates byte chunks, e.g. decoded pieces, into one array. */
