@@ -24,6 +24,8 @@ import { bytesSource, computedSource, regularFileSize, sourceRows, sourceValues,
 import { generatorState } from './runtime/sampler.js';
 import { HfTokenizer } from './runtime/hf-tokenizer.js';
 import { concatBytes, Tokenizer, type TextTokenizer } from './runtime/tokenizer.js';
+import { chatFiles, ChatSession, type ChatOptions, type ChatReply } from './chat.js';
+import { findChatTemplate, type ChatMessage, type ChatTemplate } from '../models/chat-template.js';
 
 export interface Checkpoint {
   readonly config: ModelConfig;
@@ -108,6 +110,8 @@ export const defaultToggles: readonly string[] = ['disable_robustness'];
 export interface LoadOptions {
   /** tokenizer file (llama2.c .bin, or Hugging Face .json); defaults to tokenizer.json in a checkpoint folder, else tokenizer.bin beside the checkpoint */
   readonly tokenizer?: string;
+  /** chat template file (Jinja); defaults to the checkpoint's own (chat_template.jinja, tokenizer_config.json's, or GGUF's) */
+  readonly template?: string;
   /** Dawn backend; defaults to the first that works */
   readonly backend?: string;
   /** the passes to compile with (default: the whole pipeline; [] runs one kernel per op) */
@@ -242,6 +246,15 @@ export interface GenerateRequest {
   readonly seed?: number;
   /** attach each position's logits */
   readonly logits?: boolean;
+  /**
+   * keep what the KV cache holds from the model's last generation: prefill only the prompt ids after the longest
+   * prefix of them it already holds (a conversation's next turn); `steps` still counts from position 0
+   */
+  readonly reuseCache?: boolean;
+  /** ids that end generation, instead of the model's own */
+  readonly stop?: readonly number[];
+  /** ends the generation between two steps, with the signal's reason as the error */
+  readonly signal?: AbortSignal;
 }
 
 /** run.c's default -n */
@@ -250,6 +263,10 @@ const defaultSteps = 256;
 /** A checkpoint and its tokenizer, read and checked on the CPU: what Model.load uploads. */
 export interface ModelFiles extends Checkpoint {
   readonly tokenizer: TextTokenizer | undefined;
+  /** how a conversation is written as a prompt, where the checkpoint (or LoadOptions.template) has one */
+  readonly chatTemplate?: ChatTemplate;
+  /** why the checkpoint's own chat template cannot be used */
+  readonly chatTemplateError?: string;
 }
 
 /**
@@ -258,6 +275,25 @@ export interface ModelFiles extends Checkpoint {
  */
 export function readModelFiles(path: string, options: LoadOptions = {}): ModelFiles {
   const { checkpoint, gguf } = readCheckpointFile(path);
+  return { ...readTokenizer(path, checkpoint, gguf, options), ...readChatTemplate(gguf ?? path, options.template) };
+}
+
+/**
+ * A checkpoint's chat template, or a template file's. A checkpoint's own that does not compile stops a chat, not a
+ * plain generation: its error is kept for the chat to report.
+ */
+function readChatTemplate(checkpoint: string | GgufFile, file: string | undefined): Pick<ModelFiles, 'chatTemplate' | 'chatTemplateError'> {
+  if (file !== undefined) return { chatTemplate: findChatTemplate(checkpoint, { templateFile: file }) };
+  try {
+    const chatTemplate = findChatTemplate(checkpoint);
+    return chatTemplate ? { chatTemplate } : {};
+  } catch (e) {
+    return { chatTemplateError: (e as Error).message };
+  }
+}
+
+/** A checkpoint with its tokenizer (see readModelFiles). */
+function readTokenizer(path: string, checkpoint: Checkpoint, gguf: GgufFile | undefined, options: LoadOptions): ModelFiles {
   // a GGUF file's own tokenizer, unless one is given
   const embedded = gguf && options.tokenizer === undefined ? ggufTokenizer(gguf, checkpoint.config.vocabSize, path) : undefined;
   if (embedded) return { ...checkpoint, tokenizer: embedded };
@@ -309,14 +345,18 @@ export function resolveRequest(
     topp: request.topp ?? 0.9,
     seed: request.seed === undefined || (Number.isSafeInteger(request.seed) && generatorState(request.seed) === 0n) ? Math.floor(Date.now() / 1000) : request.seed,
     logits: request.logits,
-    ...(model.config.stop ? { stop: model.config.stop } : {}),
+    ...(request.stop ? { stop: { ids: request.stop, inPrompt: false } } : model.config.stop ? { stop: model.config.stop } : {}),
+    ...(request.signal ? { signal: request.signal } : {}),
   };
   checkGenerateOptions(options, model.config.vocabSize, model.config.seqLen);
   return options;
 }
 
 export interface GeneratedToken extends GenerationStep {
-  /** the bytes the tokenizer's stream gives for `next` (llama2.c's: what run.c prints); the last step adds what the stream held back */
+  /**
+   * the bytes `next` makes printable: run.c's for a llama2.c tokenizer (empty for BOS and unprintable bytes);
+   * whole UTF-8 sequences for the others, held back until complete (the last step gives what is left)
+   */
   readonly piece: Uint8Array;
 }
 
@@ -324,6 +364,7 @@ export class Model {
   private constructor(
     readonly config: ModelConfig,
     readonly tokenizer: TextTokenizer | undefined,
+    private readonly files: Pick<ModelFiles, 'chatTemplate' | 'chatTemplateError'>,
     private readonly gpu: Gpu,
     private readonly resident: ResidentBuffers,
     private readonly prefill: PlanExecutor,
@@ -332,6 +373,12 @@ export class Model {
     /** the kernels reduce with subgroup operations */
     readonly subgroups: boolean,
   ) {}
+
+  /**
+   * The ids whose keys and values the KV cache holds at positions 0, 1, …: what the last generation fed and
+   * read back. Positions a generation ran past its last step (greedy steps run ahead) are not counted.
+   */
+  private cached: number[] = [];
 
   /** Uploads a checkpoint (a path, or files already read with readModelFiles) and compiles its plans. */
   static async load(source: string | ModelFiles, options: LoadOptions = {}): Promise<Model> {
@@ -351,7 +398,7 @@ export class Model {
       const onPipeline = progress && ((name: string) => progress(++compiled, pipelines, name, 'compile'));
       const prefill = await PlanExecutor.create(gpu, plans.prefill, resident, onPipeline);
       const decode = await PlanExecutor.create(gpu, plans.decode, resident, onPipeline);
-      return new Model(config, cut.tokenizer, gpu, resident, prefill, decode, graphs, codegen.subgroups);
+      return new Model(config, cut.tokenizer, { chatTemplate: cut.chatTemplate, chatTemplateError: cut.chatTemplateError }, gpu, resident, prefill, decode, graphs, codegen.subgroups);
     } catch (e) {
       resident?.destroy();
       gpu.destroy();
@@ -374,6 +421,7 @@ export class Model {
    * for the generation in progress; generate starts afresh.
    */
   async profile(kind: GraphKind, tokens: number, position = 0): Promise<{ kernels: ProfiledKernel[]; clock: 'timestamp' | 'host' }> {
+    this.cached = [];
     const { exec, env, stats } = this.graphRun(kind, tokens, position);
     const ids = Int32Array.from({ length: kind === 'prefill' ? tokens : 1 }, (_, i) => (i * 7919) % this.config.vocabSize);
     const { seconds, clock } = await exec.profile(env, { tokens: ids, positions: Int32Array.from(ids, (_, i) => position + i) });
@@ -430,15 +478,50 @@ export class Model {
     return encodePrompt(this.tokenizer, text);
   }
 
+  /** The positions a generation of `promptIds` with `reuseCache` skips: the prefix the cache holds, all but the last id at most. */
+  reusable(promptIds: readonly number[]): number {
+    const limit = Math.min(this.cached.length, promptIds.length - 1);
+    let n = 0;
+    while (n < limit && this.cached[n] === promptIds[n]) n++;
+    return n;
+  }
+
   async *generate(request: GenerateRequest = {}): AsyncGenerator<GeneratedToken> {
-    const options = resolveRequest(this, request);
+    const resolved = resolveRequest(this, request);
+    const start = request.reuseCache ? this.reusable(resolved.promptIds) : 0;
+    const options = { ...resolved, start, promptIds: resolved.promptIds.slice(start), steps: resolved.steps - start };
     const steps$ = generateSteps({ prefill: this.prefill, decode: this.decode, vocabSize: this.config.vocabSize, contextLength: this.config.seqLen }, options);
-    const text = this.tokenizer?.stream(options.promptIds.slice(0, 1));
+    // what the cache holds past `start` is known again once the prefill has run
+    this.cached.length = start;
+    const stream = this.tokenizer?.stream(resolved.promptIds.slice(0, start + 1));
+    let first = true;
     for await (const step of steps$) {
-      const pushed = step.stop || !text ? new Uint8Array() : text.push(step.next);
-      const last = step.stop || step.position === options.steps - 1;
-      yield { ...step, piece: text && last ? concatBytes([pushed, text.flush()]) : pushed };
+      if (first) this.cached.push(...options.promptIds.slice(0, options.steps));
+      first = false;
+      if (step.position >= this.cached.length) this.cached[step.position] = step.token;
+      // the last step also gives what the stream held back (an incomplete sequence the generation ended in)
+      const pushed = step.stop || !stream ? new Uint8Array() : stream.push(step.next);
+      const piece = stream && (step.stop || step.position + 1 >= resolved.steps) ? concatBytes([pushed, stream.flush()]) : pushed;
+      yield { ...step, piece };
     }
+  }
+
+  /**
+   * A conversation (see ChatSession): its replies end at the model's stop tokens (generation_config.json's eos ids)
+   * and the tokenizer's EOS. Needs a chat template and a tokenizer.
+   */
+  chatSession(options: { readonly system?: string } = {}): ChatSession {
+    const { template, tokenizer } = chatFiles({ ...this.files, tokenizer: this.tokenizer });
+    const eos = tokenizer.specials.eos?.id;
+    const stops = [...new Set([...(this.config.stop?.ids ?? []), ...(eos !== undefined ? [eos] : [])])];
+    return new ChatSession(this, template, tokenizer, stops, options.system);
+  }
+
+  /** The reply to a conversation given whole (the last message is the one replied to), as a new session would give it. */
+  chat(messages: readonly ChatMessage[], options: ChatOptions = {}): Promise<ChatReply> {
+    const session = this.chatSession();
+    session.load(messages);
+    return session.reply(options);
   }
 
   release(): void {

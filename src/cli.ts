@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The weft command line: `run` generates from a checkpoint, `inspect` prints a model's IR or memory plan,
+// The weft command line: `run` generates from a checkpoint, `chat` holds a conversation with one, `inspect` prints a model's IR or memory plan,
 // `compile` runs the passes over one graph and prints its IR, per-pass dumps or static stats. Every failure is
 // one line on stderr and a non-zero exit; output files are written whole, and only once everything else succeeded.
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,6 +22,8 @@ import { runPipeline } from './passes/run-pipeline.js';
 import { weightFormats, type FormatName } from './weights/formats.js';
 import { checkSamplerSettings } from './runtime/sampler.js';
 import { loadProgressBar } from './progress-bar.js';
+import { chatFiles } from './chat.js';
+import { chatLoop, type ChatArgs } from './chat-cli.js';
 import { failedChecksText, fittingText, formatMemoryPlan, memoryPlan, planAdapter, DEFAULT_PROMPT_TOKENS } from './memory-plan.js';
 
 function fail(message: string): never {
@@ -130,6 +132,30 @@ async function run(a: RunArgs): Promise<void> {
         `prompt: ${prefillCount} tokens at ${prefillRate.toFixed(1)} tok/s; decode: ${decodeCount} tokens at ${decodeRate.toFixed(1)} tok/s (${model.device.backend}: ${model.device.adapter})\n`,
       );
     }
+  } finally {
+    model.release();
+  }
+}
+
+interface ChatCommandArgs extends ChatArgs {
+  model: string;
+  tokenizer?: string;
+  template?: string;
+  weights?: FormatName;
+  backend?: string;
+  context?: number;
+}
+
+async function chat(a: ChatCommandArgs): Promise<void> {
+  if (a.maxTokens !== undefined && (a.maxTokens < 1 || !Number.isInteger(a.maxTokens))) throw new Error(`--max-tokens must be a whole number >= 1, got ${a.maxTokens}`);
+  checkSamplerSettings(a.temperature, a.topp, a.seed === 0 ? 1 : a.seed);
+  const read = readModelFiles(a.model, { tokenizer: a.tokenizer, template: a.template });
+  const files = a.context !== undefined ? withContext(read, a.context) : read;
+  chatFiles(files); // a model that cannot chat fails before the GPU opens
+  const progress = loadProgressBar();
+  const model = await loadModel(files, { backend: a.backend, weights: a.weights, onProgress: progress?.onProgress }).finally(() => progress?.stop());
+  try {
+    await chatLoop(model, a);
   } finally {
     model.release();
   }
@@ -420,6 +446,26 @@ async function main(): Promise<void> {
       async (argv) => run(argv as unknown as RunArgs),
     )
     .command(
+      'chat <model>',
+      'a conversation in the terminal, with the model\'s chat template; each turn reuses the KV cache of the turns before it',
+      (y) =>
+        y
+          .positional('model', { type: 'string', demandOption: true, describe: 'Hugging Face folder or GGUF file with a chat template' })
+          .option('system', { type: 'string', describe: 'the system message' })
+          .option('template', { type: 'string', describe: "a chat template file (Jinja), instead of the model's own" })
+          .option('tokenizer', { type: 'string', describe: 'tokenizer.json (default: the one in the folder, or the GGUF file\'s own)' })
+          .option('max-tokens', { type: 'number', describe: 'the most tokens of a reply (default: until a stop token or the end of the context)' })
+          .option('temperature', { type: 'number', default: 1.0, describe: '0 is greedy' })
+          .option('topp', { type: 'number', default: 0.9, describe: 'top-p (nucleus) threshold; 0 or 1 samples the whole distribution' })
+          .option('seed', { type: 'number', default: 0, describe: 'sampler seed (0: the current time)' })
+          .option('verbose', { type: 'boolean', default: false, describe: 'after each turn, the positions it reused and prefilled and the tokens it generated (stderr)' })
+          .option('weights', { choices: Object.keys(weightFormats) as FormatName[], describe: 'convert matmul weights to this format on load' })
+          .option('backend', { type: 'string', describe: 'Dawn backend (vulkan, opengles, …); default: the first that works' })
+          .option('context', { type: 'number', describe: "positions to allocate, below the model's context (a smaller KV cache)" })
+          .requiresArg(['system', 'template', 'tokenizer', 'max-tokens', 'temperature', 'topp', 'seed', 'weights', 'backend', 'context']),
+      async (argv) => chat(argv as unknown as ChatCommandArgs),
+    )
+    .command(
       'inspect <model>',
       "print a model's IR, or with --memory its tensors and memory plan against the adapter's limits (reads no weight)",
       (y) =>
@@ -503,7 +549,7 @@ async function main(): Promise<void> {
           .requiresArg(['model', 'prompt-tokens', 'decode-tokens', 'runs', 'context', 'warmup-seconds', 'temperature', 'topp', 'passes', 'weights', 'peak-tflops', 'peak-gbps', 'tile-rows', 'split-k-from', 'split-k', 'attention-tile', 'dawn-toggles', 'peers', 'json', 'backend']),
       async (argv) => bench(argv as unknown as BenchArgs),
     )
-    .demandCommand(1, 'name a command: run, inspect, compile or bench')
+    .demandCommand(1, 'name a command: run, chat, inspect, compile or bench')
     .strict()
     .strictCommands()
     .help()

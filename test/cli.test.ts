@@ -160,7 +160,7 @@ describe('bad input', () => {
     ['an unknown backend', withTok('--backend', 'nosuchbackend', '--steps', '2'), /no WebGPU adapter \(nosuchbackend/],
     ['an unwritable --dump-logits', ['run', aidreams, '--steps', '2', '--json', '--dump-logits', join(dumps, 'no-such-folder', 'x.f32')], /cannot write .*x\.f32: ENOENT/],
     ['an unknown command', ['bogus'], /unknown command: bogus/i],
-    ['no command', [], /name a command: run, inspect, compile or bench/],
+    ['no command', [], /name a command: run, chat, inspect, compile or bench/],
     ['inspect on a bad file', ['inspect', truncated], /cut\.bin: truncated/],
     ['bench with negative --warmup-seconds', ['bench', '--model', stories, '--warmup-seconds', '-1', '--json', join(dumps, 'w.json')], /--warmup-seconds must be a number ≥ 0, got -1/],
     ['bench with a negative --temperature', ['bench', '--model', stories, '--temperature', '-1', '--json', join(dumps, 't.json')], /sampler: temperature must be a finite number >= 0, got -1/],

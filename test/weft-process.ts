@@ -11,8 +11,9 @@ export interface Result {
   stderr: string;
 }
 
-export function runWeft(args: readonly string[], timeoutMs: number): Result {
-  const r = spawnSync(process.execPath, [cli, ...args], { cwd: root, env: process.env, encoding: 'utf8', timeout: timeoutMs });
+/** Runs `weft ARGS`, with `input` as its standard input (default: none). */
+export function runWeft(args: readonly string[], timeoutMs: number, input?: string): Result {
+  const r = spawnSync(process.execPath, [cli, ...args], { cwd: root, env: process.env, encoding: 'utf8', timeout: timeoutMs, ...(input !== undefined ? { input } : {}) });
   if (r.error) throw r.error;
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }

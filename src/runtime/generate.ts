@@ -1,5 +1,6 @@
 // The generation loop of llama2.c's run.c: prefill the prompt in one run of the prefill plan, then one
-// decode run per position; a prompt token is forced until the prompt ends, then the sampler chooses.
+// decode run per position; a prompt token is forced until the prompt ends, then the sampler chooses. A
+// generation may start past position 0, continuing the keys and values an earlier one left in the cache.
 import { RECORD_SLOTS, type PlanExecutor, type RecordedRun } from './executor.js';
 import { checkSamplerSettings, Sampler } from './sampler.js';
 
@@ -19,9 +20,14 @@ export interface StopRule {
 export const runcStop: StopRule = { ids: [BOS], inPrompt: true };
 
 export interface GenerateOptions {
-  /** token ids fed from position 0 (a text prompt is encoded with BOS first) */
+  /** token ids fed from position `start` (a text prompt is encoded with BOS first) */
   readonly promptIds: readonly number[];
-  /** positions to run, prompt included (run.c's -n); at most the context length */
+  /**
+   * the positions before this one hold the keys and values of an earlier generation, which this one continues
+   * (a conversation's next turn prefills only its new tokens); default 0
+   */
+  readonly start?: number;
+  /** positions to run from `start`, prompt included (run.c's -n); start + steps is at most the context length */
   readonly steps: number;
   readonly temperature: number;
   readonly topp: number;
@@ -30,6 +36,8 @@ export interface GenerateOptions {
   readonly logits?: boolean;
   /** default: run.c's */
   readonly stop?: StopRule;
+  /** ends the generation between two steps, with the signal's reason as the error */
+  readonly signal?: AbortSignal;
 }
 
 /** One forward position: `token` was fed at `position`, and `next` was taken from its logits. */
@@ -54,11 +62,15 @@ export interface GenerationGraphs {
 }
 
 export function checkGenerateOptions(o: GenerateOptions, vocabSize: number, contextLength: number): void {
+  const start = o.start ?? 0;
+  if (!Number.isInteger(start) || start < 0 || start >= contextLength) throw new Error(`start ${start} is outside the context of ${contextLength} positions`);
   if (!Number.isInteger(o.steps) || o.steps < 1) throw new Error(`steps must be a positive whole number, got ${o.steps}`);
-  if (o.steps > contextLength) throw new Error(`steps ${o.steps} is beyond the model's context of ${contextLength} positions`);
+  if (start + o.steps > contextLength) {
+    throw new Error(`steps ${o.steps}${start ? ` from position ${start}` : ''} is beyond the model's context of ${contextLength} positions`);
+  }
   if (o.promptIds.length === 0) throw new Error(`the prompt has no tokens`);
-  if (o.promptIds.length > contextLength) {
-    throw new Error(`the prompt has ${o.promptIds.length} tokens, longer than the model's context of ${contextLength}`);
+  if (start + o.promptIds.length > contextLength) {
+    throw new Error(`the prompt has ${o.promptIds.length} tokens${start ? ` after ${start} positions` : ''}, longer than the model's context of ${contextLength}`);
   }
   o.promptIds.forEach((id, i) => {
     if (!Number.isInteger(id) || id < 0 || id >= vocabSize) throw new Error(`prompt token ${i} is ${id}, outside the vocabulary 0..${vocabSize - 1}`);
@@ -70,30 +82,37 @@ export async function* generateSteps(g: GenerationGraphs, o: GenerateOptions): A
   checkGenerateOptions(o, g.vocabSize, g.contextLength);
   const sampler = new Sampler(g.vocabSize, o.temperature, o.topp, o.seed);
   const V = g.vocabSize;
+  const start = o.start ?? 0;
+  const end = start + o.steps;
   const fed = o.promptIds.slice(0, o.steps);
   const T = fed.length;
+  const aborted = (): void => o.signal?.throwIfAborted();
+  aborted();
 
-  g.prefill.run({ T, P: 0 }, { tokens: Int32Array.from(fed), positions: Int32Array.from(fed, (_, i) => i) });
+  g.prefill.run({ T, P: start }, { tokens: Int32Array.from(fed), positions: Int32Array.from(fed, (_, i) => start + i) });
   const out = g.prefill.plan.outputs[0]!;
   const rows = o.logits ? await g.prefill.read(out, 0, T * V) : await g.prefill.read(out, (T - 1) * V, V);
-  const rowAt = (p: number): Float32Array => (o.logits ? rows.subarray(p * V, (p + 1) * V) : rows);
+  const rowAt = (p: number): Float32Array => (o.logits ? rows.subarray((p - start) * V, (p - start + 1) * V) : rows);
+  /** the prompt token fed at position p + 1, if the prompt reaches it */
+  const promptAfter = (p: number): number | undefined => o.promptIds[p + 1 - start];
 
   const stop = o.stop ?? runcStop;
   let token = fed[0]!;
-  let position = 0;
-  for (; position < T - 1; position++) {
-    const next = o.promptIds[position + 1]!;
+  let position = start;
+  for (; position < start + T - 1; position++) {
+    const next = promptAfter(position)!;
     const ends = stop.inPrompt && stop.ids.includes(next);
+    aborted();
     yield { position, token, next, sampled: false, prefill: true, stop: ends, ...(o.logits ? { logits: rowAt(position) } : {}) };
     if (ends) return;
     token = next;
   }
-  let logits = rowAt(T - 1);
+  let logits = rowAt(start + T - 1);
   const decode = g.decode;
   const logitsOut = { name: decode.plan.outputs[0]!, start: 0, count: V };
   // the decode graph's greedy token (an i32 output), fed on the device to the step after
   const nextOut = decode.plan.outputs.find((o) => decode.plan.buffers.find((b) => b.name === o)?.dtype === 'i32');
-  const forcedAt = (p: number): boolean => p + 1 < o.promptIds.length;
+  const forcedAt = (p: number): boolean => promptAfter(p) !== undefined;
   // greedy steps chain on the device: each is submitted before the one before it is read back
   const chained = sampler.greedy && nextOut !== undefined;
   const inFlight: RecordedRun[] = [];
@@ -115,16 +134,17 @@ export async function* generateSteps(g: GenerationGraphs, o: GenerateOptions): A
   try {
     for (;;) {
       const forced = forcedAt(position);
-      const next = forced ? o.promptIds[position + 1]! : sampler.sample(logits);
+      const next = forced ? promptAfter(position)! : sampler.sample(logits);
       const ends = (!forced || stop.inPrompt) && stop.ids.includes(next);
-      yield { position, token, next, sampled: !forced, prefill: position < T, stop: ends, ...(o.logits ? { logits } : {}) };
+      aborted();
+      yield { position, token, next, sampled: !forced, prefill: position < start + T, stop: ends, ...(o.logits ? { logits } : {}) };
       position++;
-      if (position >= o.steps || ends) return;
+      if (position >= end || ends) return;
       token = next;
       if (!chained || forcedAt(position)) {
         // the host chooses each token: one step at a time
         submit(position, Int32Array.of(token), recordedAhead?.position === position ? recordedAhead.run : undefined);
-        recordedAhead = !chained && position + 1 < o.steps ? { position: position + 1, run: record(position + 1) } : undefined;
+        recordedAhead = !chained && position + 1 < end ? { position: position + 1, run: record(position + 1) } : undefined;
         const [row] = await decode.readBack(inFlight.shift()!);
         logits = new Float32Array(row!);
         continue;
@@ -133,13 +153,14 @@ export async function* generateSteps(g: GenerationGraphs, o: GenerateOptions): A
       let submitted = position;
       for (;;) {
         // the steps after this one run on device-chosen tokens while this one is read
-        while (submitted + 1 < o.steps && submitted - position < STEPS_AHEAD) submit(++submitted);
+        while (submitted + 1 < end && submitted - position < STEPS_AHEAD) submit(++submitted);
         const [chosen, row] = await decode.readBack(inFlight.shift()!);
         const greedy = new Int32Array(chosen!)[0]!;
         const done = stop.ids.includes(greedy);
+        aborted();
         yield { position, token, next: greedy, sampled: true, prefill: false, stop: done, ...(o.logits ? { logits: new Float32Array(row!) } : {}) };
         position++;
-        if (position >= o.steps || done) return;
+        if (position >= end || done) return;
         token = greedy;
       }
     }
