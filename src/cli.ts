@@ -22,6 +22,7 @@ import { runPipeline } from './passes/run-pipeline.js';
 import { weightFormats, type FormatName } from './weights/formats.js';
 import { checkSamplerSettings } from './runtime/sampler.js';
 import { loadProgressBar } from './progress-bar.js';
+import { bindFlagValues, flagOptions, type FlagTable } from './cli-flags.js';
 import { chatFiles } from './chat.js';
 import { chatLoop, type ChatArgs } from './chat-cli.js';
 import { failedChecksText, fittingText, formatMemoryPlan, memoryPlan, planAdapter, DEFAULT_PROMPT_TOKENS } from './memory-plan.js';
@@ -67,7 +68,7 @@ interface RunArgs {
 }
 
 async function run(a: RunArgs): Promise<void> {
-  if (a.steps !== undefined && (a.steps < 0 || !Number.isInteger(a.steps))) throw new Error(`--steps must be a whole number >= 0, got ${a.steps}`);
+  if (a.steps !== undefined && a.steps < 0) throw new Error(`--steps must be a whole number >= 0, got ${a.steps}`);
   const request: GenerateRequest = {
     prompt: a.prompt,
     promptIds: a.promptIds !== undefined ? parsePromptIds(a.promptIds) : undefined,
@@ -147,7 +148,7 @@ interface ChatCommandArgs extends ChatArgs {
 }
 
 async function chat(a: ChatCommandArgs): Promise<void> {
-  if (a.maxTokens !== undefined && (a.maxTokens < 1 || !Number.isInteger(a.maxTokens))) throw new Error(`--max-tokens must be a whole number >= 1, got ${a.maxTokens}`);
+  if (a.maxTokens !== undefined && a.maxTokens < 1) throw new Error(`--max-tokens must be a whole number >= 1, got ${a.maxTokens}`);
   checkSamplerSettings(a.temperature, a.topp, a.seed === 0 ? 1 : a.seed);
   const read = readModelFiles(a.model, { tokenizer: a.tokenizer, template: a.template });
   const files = a.context !== undefined ? withContext(read, a.context) : read;
@@ -280,7 +281,7 @@ function printWithDumps(format: (typeof formats)[Format], dumps: readonly { name
 
 interface BenchArgs {
   model: string[];
-  promptTokens: string;
+  promptTokens: number[];
   decodeTokens: number;
   runs: number;
   context?: number;
@@ -301,14 +302,6 @@ interface BenchArgs {
   peers: string;
   json?: string;
   backend?: string;
-}
-
-function parseCounts(flag: string, text: string): number[] {
-  return text.split(',').map((p, i) => {
-    const n = Number(p.trim());
-    if (!Number.isInteger(n) || n < 1) throw new Error(`${flag}: item ${i + 1} ('${p.trim()}') is not a positive whole number`);
-    return n;
-  });
 }
 
 /** Peer engines by name, loaded on demand: their packages are development dependencies. */
@@ -350,14 +343,14 @@ function benchFiles(model: string): ModelFiles {
 
 async function bench(a: BenchArgs): Promise<void> {
   const passes = selectPasses(a.passes);
-  const promptTokens = parseCounts('--prompt-tokens', a.promptTokens);
-  if (!Number.isInteger(a.runs) || a.runs < 1) throw new Error(`--runs must be a positive whole number, got ${a.runs}`);
+  const { promptTokens } = a;
+  if (a.runs < 1) throw new Error(`--runs must be a positive whole number, got ${a.runs}`);
   const formats = a.weights.split(',').map((w) => w.trim());
   const weightChoices = ['stored', ...Object.keys(weightFormats)];
   for (const w of formats) if (!weightChoices.includes(w)) throw new Error(`--weights: '${w}' is not one of ${weightChoices.join(', ')}`);
   if (a.tileRows !== undefined && a.tileRows !== 4 && a.tileRows !== 8) throw new Error(`--tile-rows must be 4 or 8, got ${a.tileRows}`);
   if (a.attentionTile !== undefined && ![8, 16, 32].includes(a.attentionTile)) throw new Error(`--attention-tile must be 8, 16 or 32, got ${a.attentionTile}`);
-  if (a.splitK !== undefined && !(Number.isInteger(a.splitK) && a.splitK >= 1)) throw new Error(`--split-k must be a whole number ≥ 1, got ${a.splitK}`);
+  if (a.splitK !== undefined && a.splitK < 1) throw new Error(`--split-k must be a whole number ≥ 1, got ${a.splitK}`);
   for (const [flag, v] of [['--peak-tflops', a.peakTflops], ['--peak-gbps', a.peakGbps], ['--split-k-from', a.splitKFrom]] as const) {
     if (v !== undefined && !(Number.isFinite(v) && v >= 0)) throw new Error(`${flag} must be a number ≥ 0, got ${v}`);
   }
@@ -420,49 +413,129 @@ async function bench(a: BenchArgs): Promise<void> {
   if (a.json !== undefined) writeWhole(a.json, Buffer.from(`${JSON.stringify(rows, null, 2)}\n`));
 }
 
+const backendFlag = { kind: 'text', describe: 'Dawn backend (vulkan, opengles, …); default: the first that works' } as const;
+const contextFlag = { kind: 'integer', describe: "positions to allocate, below the model's context (a smaller KV cache)" } as const;
+const temperatureFlag = { kind: 'atof', default: 1.0, describe: '0 is greedy' } as const;
+const toppFlag = { kind: 'atof', default: 0.9, describe: 'top-p (nucleus) threshold; 0 or 1 samples the whole distribution' } as const;
+const seedFlag = { kind: 'atoi', default: 0, describe: 'sampler seed, read as C atoi reads it (0: the current time)' } as const;
+const modelPath = 'llama2.c checkpoint (.bin) or Hugging Face folder (config.json + safetensors)';
+const weightNames = Object.keys(weightFormats);
+
+const runFlags: FlagTable = {
+  tokenizer: { kind: 'text', describe: 'llama2.c tokenizer (.bin) or Hugging Face tokenizer.json; default: tokenizer.json in a Hugging Face folder, else tokenizer.bin beside the model' },
+  prompt: { kind: 'text', describe: "prompt text, encoded by the model's tokenizer (llama2.c: with BOS, as run.c does)" },
+  'prompt-ids': { kind: 'text', describe: 'comma-separated token ids, fed exactly as given' },
+  steps: { kind: 'atoi', describe: 'positions to run, prompt included, read as C atoi reads it (default 256 capped at the context; 0: the whole context)' },
+  temperature: temperatureFlag,
+  topp: toppFlag,
+  seed: seedFlag,
+  json: { kind: 'switch', default: false, describe: 'print one JSON object instead of streaming text' },
+  'dump-logits': { kind: 'output-file', describe: 'write float32 [positions][vocab] logits to FILE' },
+  weights: { kind: 'choice', choices: weightNames, describe: 'convert matmul weights to this format on load (embedding tables stay as stored); default: each as its file stores it' },
+  backend: backendFlag,
+  context: contextFlag,
+};
+
+const chatFlags: FlagTable = {
+  system: { kind: 'text', describe: 'the system message' },
+  template: { kind: 'text', describe: "a chat template file (Jinja), instead of the model's own" },
+  tokenizer: { kind: 'text', describe: "tokenizer.json (default: the one in the folder, or the GGUF file's own)" },
+  'max-tokens': { kind: 'integer', describe: 'the most tokens of a reply (default: until a stop token or the end of the context)' },
+  temperature: temperatureFlag,
+  topp: toppFlag,
+  seed: seedFlag,
+  verbose: { kind: 'switch', default: false, describe: 'after each turn, the positions it reused and prefilled and the tokens it generated (stderr)' },
+  weights: { kind: 'choice', choices: weightNames, describe: 'convert matmul weights to this format on load' },
+  backend: backendFlag,
+  context: contextFlag,
+};
+
+const inspectFlags: FlagTable = {
+  graph: { kind: 'choice', choices: ['prefill', 'decode'], describe: 'one graph (default: both)' },
+  memory: { kind: 'switch', describe: "print the checkpoint's tensors and the device and host memory a load needs; exit 1 if it does not fit" },
+  context: { kind: 'integer', describe: "positions to plan for, below the model's context (default: the model's)" },
+  weights: { kind: 'choice', choices: weightNames, describe: 'plan with matrix weights converted to this format (default: each as its file stores it)' },
+  'prompt-tokens': { kind: 'integer', describe: `prompt length prefill activations are planned for (default ${DEFAULT_PROMPT_TOKENS}, capped at the context)` },
+  backend: { kind: 'text', describe: "the Dawn backend whose adapter's limits to plan against (no device is opened)" },
+  json: { kind: 'switch', describe: 'print the memory plan as one JSON object' },
+};
+
+const compileFlags: FlagTable = {
+  graph: { kind: 'choice', choices: ['prefill', 'decode'], demandOption: true, describe: 'the graph to compile' },
+  passes: { kind: 'text', describe: `comma-separated passes in order ('' or none: no pass); default: ${pipeline.map((p) => p.name).join(', ')}` },
+  'dump-after': { kind: 'text', describe: "print the IR after this pass too ('all': the input and after every pass)" },
+  'dump-dir': { kind: 'output-folder', describe: 'write the dumps to DIR/NNN_<pass>.<ext> instead (000_input is the input graph)' },
+  format: { kind: 'choice', choices: Object.keys(formats), default: 'text', describe: 'IR format of the output and the dumps' },
+  stats: { kind: 'switch', default: false, describe: 'print dispatches, barriers, FLOPs and bytes per kernel, activation memory' },
+  json: { kind: 'switch', default: false, describe: 'print the stats as one JSON object' },
+};
+
+const benchFlags: FlagTable = {
+  model: {
+    kind: 'text',
+    array: true,
+    demandOption: true,
+    describe: `a llama-shaped model with deterministic random weights (${Object.keys(syntheticConfigs).join(', ')}), a checkpoint file or a Hugging Face folder; repeat for several`,
+  },
+  'prompt-tokens': { kind: 'integers', default: '128', describe: 'comma-separated prompt lengths to time prefill at' },
+  'decode-tokens': { kind: 'integer', default: 64, describe: 'decode steps to time after a one-token prompt' },
+  runs: { kind: 'integer', default: 5, describe: 'timed runs per figure (the median is reported)' },
+  context: { kind: 'integer', describe: 'positions to allocate for a checkpoint, below its own context (a smaller KV cache; default its own)' },
+  'warmup-seconds': {
+    kind: 'decimal',
+    default: WARMUP_SECONDS,
+    describe: `untimed runs before each figure: at least ${WARMUP_RUNS}, those after the first lasting at least this many seconds`,
+  },
+  temperature: {
+    kind: 'atof',
+    default: 0,
+    describe: 'decode samples each token on the host at this temperature, as run.c does (0: greedy, chosen on the device); not with --peers, which decode greedily',
+  },
+  topp: { kind: 'atof', default: 0.9, describe: 'top-p of the sampled decode (with --temperature above 0)' },
+  passes: { kind: 'text', describe: "compile with these passes ('' or none: one kernel per op); default: the whole pipeline" },
+  weights: { kind: 'text', default: 'stored', describe: `matrix weights on the device, a row each: stored (as the file holds them), or converted on load to ${weightNames.join(', ')}` },
+  kernels: { kind: 'switch', default: true, describe: 'profile each kernel and report time per kernel kind (--no-kernels: skip)' },
+  'peak-tflops': { kind: 'decimal', describe: "the device's fp32 peak, to report prefill as a share of it (H100 SXM: 67)" },
+  'peak-gbps': { kind: 'decimal', describe: "the device's memory bandwidth in GB/s, to report decode as a share of it (H100 SXM: 3350)" },
+  'tile-rows': { kind: 'integer', describe: 'rows per invocation of prefill matmul tiles: 4 (64×128 tiles, default) or 8 (128×128)' },
+  'split-k-from': { kind: 'integer', describe: 'decode matmuls split K across invocations from this K on (default 512)' },
+  'attention-tile': { kind: 'integer', describe: 'the most query rows and keys of a prefill attention tile: 8, 16 (default) or 32' },
+  'split-k': { kind: 'integer', describe: 'at most this many K ranges for prefill matmuls whose outputs give few tiles (default 4; 1: never split)' },
+  subgroups: { kind: 'switch', default: true, describe: 'reduce with subgroup operations where the device has them (--no-subgroups: workgroup memory alone)' },
+  'dawn-toggles': { kind: 'text', describe: `comma-separated Dawn toggles to enable (default ${defaultToggles.join(',')}; none for none)` },
+  peers: {
+    kind: 'text',
+    default: 'none',
+    describe:
+      'also run each model in these engines: tfjs (TensorFlow.js WebGPU on the same adapter), onnx (onnxruntime-node, its own Dawn on Vulkan), ' +
+      'onnx-web (onnxruntime-web on the same adapter); llama-family models only; none: weft alone',
+  },
+  json: { kind: 'output-file', describe: 'also write the rows to FILE as JSON' },
+  backend: backendFlag,
+};
+
 async function main(): Promise<void> {
-  await yargs(hideBin(process.argv))
+  const args = bindFlagValues(hideBin(process.argv), { run: runFlags, chat: chatFlags, inspect: inspectFlags, compile: compileFlags, bench: benchFlags });
+  await yargs(args)
     .scriptName('weft')
+    .parserConfiguration({ 'parse-numbers': false }) // the flag kinds read numbers (src/cli-flags.ts)
     .command(
       'run <model>',
       'generate text from a llama2.c checkpoint or a Hugging Face folder',
       (y) =>
         y
-          .positional('model', { type: 'string', demandOption: true, describe: 'llama2.c checkpoint (.bin) or Hugging Face folder (config.json + safetensors)' })
-          .option('tokenizer', { type: 'string', describe: 'llama2.c tokenizer (.bin) or Hugging Face tokenizer.json; default: tokenizer.json in a Hugging Face folder, else tokenizer.bin beside the model' })
-          .option('prompt', { type: 'string', describe: "prompt text, encoded by the model's tokenizer (llama2.c: with BOS, as run.c does)" })
-          .option('prompt-ids', { type: 'string', describe: 'comma-separated token ids, fed exactly as given' })
-          .conflicts('prompt', 'prompt-ids')
-          .option('steps', { type: 'number', describe: 'positions to run, prompt included (default 256 capped at the context; 0: the whole context)' })
-          .option('temperature', { type: 'number', default: 1.0, describe: '0 is greedy' })
-          .option('topp', { type: 'number', default: 0.9, describe: 'top-p (nucleus) threshold; 0 or 1 samples the whole distribution' })
-          .option('seed', { type: 'number', default: 0, describe: 'sampler seed (0: the current time)' })
-          .option('json', { type: 'boolean', default: false, describe: 'print one JSON object instead of streaming text' })
-          .option('dump-logits', { type: 'string', describe: 'write float32 [positions][vocab] logits to FILE' })
-          .option('weights', { choices: Object.keys(weightFormats) as FormatName[], describe: 'convert matmul weights to this format on load (embedding tables stay as stored); default: each as its file stores it' })
-          .option('backend', { type: 'string', describe: 'Dawn backend (vulkan, opengles, …); default: the first that works' })
-          .option('context', { type: 'number', describe: "positions to allocate, below the model's context (a smaller KV cache)" })
-          .requiresArg(['tokenizer', 'prompt', 'prompt-ids', 'steps', 'temperature', 'topp', 'seed', 'dump-logits', 'backend', 'context']),
+          .positional('model', { type: 'string', demandOption: true, describe: modelPath })
+          .options(flagOptions(runFlags))
+          .conflicts('prompt', 'prompt-ids'),
       async (argv) => run(argv as unknown as RunArgs),
     )
     .command(
       'chat <model>',
-      'a conversation in the terminal, with the model\'s chat template; each turn reuses the KV cache of the turns before it',
+      "a conversation in the terminal, with the model's chat template; each turn reuses the KV cache of the turns before it",
       (y) =>
         y
           .positional('model', { type: 'string', demandOption: true, describe: 'Hugging Face folder or GGUF file with a chat template' })
-          .option('system', { type: 'string', describe: 'the system message' })
-          .option('template', { type: 'string', describe: "a chat template file (Jinja), instead of the model's own" })
-          .option('tokenizer', { type: 'string', describe: 'tokenizer.json (default: the one in the folder, or the GGUF file\'s own)' })
-          .option('max-tokens', { type: 'number', describe: 'the most tokens of a reply (default: until a stop token or the end of the context)' })
-          .option('temperature', { type: 'number', default: 1.0, describe: '0 is greedy' })
-          .option('topp', { type: 'number', default: 0.9, describe: 'top-p (nucleus) threshold; 0 or 1 samples the whole distribution' })
-          .option('seed', { type: 'number', default: 0, describe: 'sampler seed (0: the current time)' })
-          .option('verbose', { type: 'boolean', default: false, describe: 'after each turn, the positions it reused and prefilled and the tokens it generated (stderr)' })
-          .option('weights', { choices: Object.keys(weightFormats) as FormatName[], describe: 'convert matmul weights to this format on load' })
-          .option('backend', { type: 'string', describe: 'Dawn backend (vulkan, opengles, …); default: the first that works' })
-          .option('context', { type: 'number', describe: "positions to allocate, below the model's context (a smaller KV cache)" })
-          .requiresArg(['system', 'template', 'tokenizer', 'max-tokens', 'temperature', 'topp', 'seed', 'weights', 'backend', 'context']),
+          .options(flagOptions(chatFlags)),
       async (argv) => chat(argv as unknown as ChatCommandArgs),
     )
     .command(
@@ -470,17 +543,10 @@ async function main(): Promise<void> {
       "print a model's IR, or with --memory its tensors and memory plan against the adapter's limits (reads no weight)",
       (y) =>
         y
-          .positional('model', { type: 'string', demandOption: true, describe: 'llama2.c checkpoint (.bin) or Hugging Face folder (config.json + safetensors)' })
-          .option('graph', { choices: ['prefill', 'decode'] as const, describe: 'one graph (default: both)' })
-          .option('memory', { type: 'boolean', describe: "print the checkpoint's tensors and the device and host memory a load needs; exit 1 if it does not fit" })
-          .option('context', { type: 'number', describe: "positions to plan for, below the model's context (default: the model's)" })
-          .option('weights', { choices: Object.keys(weightFormats) as FormatName[], describe: 'plan with matrix weights converted to this format (default: each as its file stores it)' })
-          .option('prompt-tokens', { type: 'number', describe: `prompt length prefill activations are planned for (default ${DEFAULT_PROMPT_TOKENS}, capped at the context)` })
-          .option('backend', { type: 'string', describe: "the Dawn backend whose adapter's limits to plan against (no device is opened)" })
-          .option('json', { type: 'boolean', describe: 'print the memory plan as one JSON object' })
+          .positional('model', { type: 'string', demandOption: true, describe: modelPath })
+          .options(flagOptions(inspectFlags))
           .conflicts('memory', 'graph')
-          .implies({ context: 'memory', weights: 'memory', 'prompt-tokens': 'memory', backend: 'memory', json: 'memory' })
-          .requiresArg(['graph', 'context', 'weights', 'prompt-tokens', 'backend']),
+          .implies({ context: 'memory', weights: 'memory', 'prompt-tokens': 'memory', backend: 'memory', json: 'memory' }),
       async (argv) => inspect(argv as unknown as InspectArgs),
     )
     .command(
@@ -488,65 +554,15 @@ async function main(): Promise<void> {
       'compile one graph through the passes; print its IR, per-pass dumps or stats (opens no GPU)',
       (y) =>
         y
-          .positional('model', { type: 'string', demandOption: true, describe: 'llama2.c checkpoint (.bin) or Hugging Face folder (config.json + safetensors)' })
-          .option('graph', { choices: ['prefill', 'decode'] as const, demandOption: true, describe: 'the graph to compile' })
-          .option('passes', { type: 'string', describe: `comma-separated passes in order ('' or none: no pass); default: ${pipeline.map((p) => p.name).join(', ')}` })
-          .option('dump-after', { type: 'string', describe: "print the IR after this pass too ('all': the input and after every pass)" })
-          .option('dump-dir', { type: 'string', describe: 'write the dumps to DIR/NNN_<pass>.<ext> instead (000_input is the input graph)' })
-          .implies('dump-dir', 'dump-after')
-          .option('format', { choices: ['text', 'json', 'dot'] as const, default: 'text' as const, describe: 'IR format of the output and the dumps' })
-          .option('stats', { type: 'boolean', default: false, describe: 'print dispatches, barriers, FLOPs and bytes per kernel, activation memory' })
-          .option('json', { type: 'boolean', default: false, describe: 'print the stats as one JSON object' })
-          .requiresArg(['graph', 'passes', 'dump-after', 'dump-dir', 'format']),
+          .positional('model', { type: 'string', demandOption: true, describe: modelPath })
+          .options(flagOptions(compileFlags))
+          .implies('dump-dir', 'dump-after'),
       (argv) => compile(argv as unknown as CompileArgs),
     )
     .command(
       'bench',
       'time prefill and decode on the device (median of --runs after warm-ups), with time per kernel kind',
-      (y) =>
-        y
-          .option('model', {
-            type: 'string',
-            array: true,
-            demandOption: true,
-            describe: `a llama-shaped model with deterministic random weights (${Object.keys(syntheticConfigs).join(', ')}), a checkpoint file or a Hugging Face folder; repeat for several`,
-          })
-          .option('prompt-tokens', { type: 'string', default: '128', describe: 'comma-separated prompt lengths to time prefill at' })
-          .option('decode-tokens', { type: 'number', default: 64, describe: 'decode steps to time after a one-token prompt' })
-          .option('runs', { type: 'number', default: 5, describe: 'timed runs per figure (the median is reported)' })
-          .option('context', { type: 'number', describe: "positions to allocate for a checkpoint, below its own context (a smaller KV cache; default its own)" })
-          .option('warmup-seconds', {
-            type: 'number',
-            default: WARMUP_SECONDS,
-            describe: `untimed runs before each figure: at least ${WARMUP_RUNS}, those after the first lasting at least this many seconds`,
-          })
-          .option('temperature', {
-            type: 'number',
-            default: 0,
-            describe: 'decode samples each token on the host at this temperature, as run.c does (0: greedy, chosen on the device); not with --peers, which decode greedily',
-          })
-          .option('topp', { type: 'number', default: 0.9, describe: 'top-p of the sampled decode (with --temperature above 0)' })
-          .option('passes', { type: 'string', describe: "compile with these passes ('' or none: one kernel per op); default: the whole pipeline" })
-          .option('weights', { type: 'string', default: 'stored', describe: `matrix weights on the device, a row each: stored (as the file holds them), or converted on load to ${Object.keys(weightFormats).join(', ')}` })
-          .option('kernels', { type: 'boolean', default: true, describe: 'profile each kernel and report time per kernel kind (--no-kernels: skip)' })
-          .option('peak-tflops', { type: 'number', describe: "the device's fp32 peak, to report prefill as a share of it (H100 SXM: 67)" })
-          .option('peak-gbps', { type: 'number', describe: "the device's memory bandwidth in GB/s, to report decode as a share of it (H100 SXM: 3350)" })
-          .option('tile-rows', { type: 'number', describe: 'rows per invocation of prefill matmul tiles: 4 (64×128 tiles, default) or 8 (128×128)' })
-          .option('split-k-from', { type: 'number', describe: 'decode matmuls split K across invocations from this K on (default 512)' })
-          .option('attention-tile', { type: 'number', describe: 'the most query rows and keys of a prefill attention tile: 8, 16 (default) or 32' })
-          .option('split-k', { type: 'number', describe: 'at most this many K ranges for prefill matmuls whose outputs give few tiles (default 4; 1: never split)' })
-          .option('subgroups', { type: 'boolean', default: true, describe: 'reduce with subgroup operations where the device has them (--no-subgroups: workgroup memory alone)' })
-          .option('dawn-toggles', { type: 'string', describe: `comma-separated Dawn toggles to enable (default ${defaultToggles.join(',')}; none for none)` })
-          .option('peers', {
-            type: 'string',
-            default: 'none',
-            describe:
-              'also run each model in these engines: tfjs (TensorFlow.js WebGPU on the same adapter), onnx (onnxruntime-node, its own Dawn on Vulkan), ' +
-              'onnx-web (onnxruntime-web on the same adapter); llama-family models only; none: weft alone',
-          })
-          .option('json', { type: 'string', describe: 'also write the rows to FILE as JSON' })
-          .option('backend', { type: 'string', describe: 'Dawn backend (vulkan, opengles, …); default: the first that works' })
-          .requiresArg(['model', 'prompt-tokens', 'decode-tokens', 'runs', 'context', 'warmup-seconds', 'temperature', 'topp', 'passes', 'weights', 'peak-tflops', 'peak-gbps', 'tile-rows', 'split-k-from', 'split-k', 'attention-tile', 'dawn-toggles', 'peers', 'json', 'backend']),
+      (y) => y.options(flagOptions(benchFlags)),
       async (argv) => bench(argv as unknown as BenchArgs),
     )
     .demandCommand(1, 'name a command: run, chat, inspect, compile or bench')

@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { runWeft, type Result } from './weft-process.js';
 import { Tokenizer } from '../src/runtime/tokenizer.js';
 import { maxAbsDiff } from './reference.js';
+import { bindFlagValues, readCFloat, readCInt, readDecimal, readInteger } from '../src/cli-flags.js';
 
 const dir = new URL('../../shared/fixtures/llama2c/', import.meta.url).pathname;
 const aidreams = join(dir, 'aidreams260K.bin');
@@ -79,6 +80,72 @@ describe('weft run', () => {
   });
 });
 
+describe('weft run: flag values', () => {
+  const runJson = (...args: string[]) => JSON.parse(succeeded(weft('run', aidreams, '--tokenizer', tokenizer, '--json', ...args)).stdout);
+  const now = (): number => Date.now() / 1000;
+
+  it('takes a --prompt that starts with a dash as the prompt, as run.c -i does', () => {
+    const tok = Tokenizer.fromBytes(new Uint8Array(readFileSync(tokenizer)), VOCAB, tokenizer);
+    const prompt = tok.encode('-dash first', true);
+    const out = runJson('--prompt', '-dash first', '--temperature', '0', '--steps', String(prompt.length + 2));
+    expect(out.tokens.slice(0, prompt.length)).toEqual(prompt);
+    expect(out.prompt_tokens).toBe(prompt.length);
+  });
+
+  it("reads --steps and --seed as atoi does, and reports the seed used", () => {
+    const out = runJson('--steps', '1e1', '--seed', '1e3');
+    expect(out.tokens).toHaveLength(1); // atoi('1e1') is 1
+    expect(out.seed).toBe(1); // atoi('1e3') is 1
+    expect(runJson('--steps', '2.9', '--seed', '4294967297').seed).toBe(1); // the low 32 bits
+  });
+
+  it('seeds from the time where atoi gives 0, and --json reports that seed', () => {
+    for (const seed of ['0x10', '4294967296']) {
+      const before = Math.floor(now());
+      const out = runJson('--steps', '2', '--seed', seed);
+      expect(out.seed).toBeGreaterThanOrEqual(before);
+      expect(out.seed).toBeLessThanOrEqual(Math.ceil(now()));
+    }
+  });
+});
+
+describe('flag values', () => {
+  it('reads integers as glibc atoi does', () => {
+    const cases: [string, number | undefined][] = [
+      ['42', 42], ['1e3', 1], ['0x10', 0], [' \t-7x', -7], ['+5', 5], ['2.9', 2],
+      ['4294967296', 0], ['4294967297', 1], ['2147483648', -2147483648], ['99999999999999999999', -1], ['-99999999999999999999', 0],
+      ['abc', undefined], ['', undefined], ['-', undefined], ['x1', undefined],
+    ];
+    for (const [text, n] of cases) expect(readCInt(text), text).toBe(n);
+  });
+
+  it('reads floats as glibc atof does', () => {
+    const cases: [string, number | undefined][] = [
+      ['0.9', 0.9], ['1e3x', 1000], ['1e', 1], ['.5', 0.5], ['5.', 5], ['  -2.5', -2.5], ['-1', -1],
+      ['0x1p-1', 0.5], ['0x.8', 0.5], ['0X1.8P1', 3], ['0x', 0], ['0x1p', 1],
+      ['inf', Infinity], ['-INFINITY', -Infinity], ['infinite', Infinity],
+      ['abc', undefined], ['', undefined], ['e5', undefined],
+    ];
+    for (const [text, n] of cases) expect(readCFloat(text), text).toBe(n);
+    expect(readCFloat('nan(1)')).toBeNaN();
+  });
+
+  it("reads weft's own numbers as plain decimals only", () => {
+    expect(['10', '-3', '0'].map(readInteger)).toEqual([10, -3, 0]);
+    expect(['1e1', '0x10', ' 1', '1.0', '+1', '', '9007199254740993'].map(readInteger)).toEqual(Array(7).fill(undefined));
+    expect(['0.5', '67', '-1', '.5'].map(readDecimal)).toEqual([0.5, 67, -1, 0.5]);
+    expect(['1e0', '0x1', 'inf', '', '1.2.3'].map(readDecimal)).toEqual(Array(5).fill(undefined));
+  });
+
+  it('binds the token after each value-taking flag to it', () => {
+    const tables = { run: { prompt: { kind: 'text', describe: '' }, json: { kind: 'switch', describe: '' }, 'dump-logits': { kind: 'text', describe: '' } } } as const;
+    expect(bindFlagValues(['run', 'm', '--prompt', '-x', '--json', '--dumpLogits', '--', '--prompt', '-y'], tables)).toEqual(['run', 'm', '--prompt=-x', '--json', '--dumpLogits=--', '--prompt=-y']);
+    expect(bindFlagValues(['run', 'm', '--json', '--', '--prompt', '-y'], tables)).toEqual(['run', 'm', '--json', '--', '--prompt', '-y']);
+    expect(bindFlagValues(['run', 'm', '--prompt'], tables)).toEqual(['run', 'm', '--prompt']);
+    expect(bindFlagValues(['other', '--prompt', '-x'], tables)).toEqual(['other', '--prompt', '-x']);
+  });
+});
+
 describe('weft inspect', () => {
   it('prints one graph', () => {
     expect(succeeded(weft('inspect', aidreams, '--graph', 'decode')).stdout).toMatch(/^graph decode\(P\) \{\n/);
@@ -147,8 +214,9 @@ describe('bad input', () => {
     ['a tokenizer of another vocabulary', run(aidreams, '--tokenizer', smallTokenizer), /tok100\.bin: tokenizer has 100 tokens, model vocabulary is 512/],
     ['--steps beyond the context', withTok('--steps', '129'), /steps 129 is beyond the model's context of 128/],
     ['negative --steps', withTok('--steps', '-1'), /--steps must be a whole number >= 0, got -1/],
-    ['fractional --steps', withTok('--steps', '1.5'), /--steps must be a whole number >= 0, got 1\.5/],
-    ['--steps without a value', withTok('--steps'), /steps/],
+    ['--steps without a value', ['run', aidreams, '--steps'], /Not enough arguments following: steps/],
+    ['--steps with no number', withTok('--steps', 'abc'), /--steps: 'abc' is not a number \(read as C atoi reads it\)/],
+    ['--context in exponent notation', withTok('--context', '1e1'), /--context: '1e1' is not a whole number in decimal/],
     ['an empty --prompt-ids item', withTok('--prompt-ids', '1,,2'), /--prompt-ids: item 2 \(''\) is not a token id/],
     ['non-numeric --prompt-ids', withTok('--prompt-ids', 'a,b'), /--prompt-ids: item 1 \('a'\) is not a token id/],
     ['--prompt-ids outside the vocabulary', withTok('--prompt-ids', '1,99999'), /prompt token 1 is 99999, outside the vocabulary 0\.\.511/],
@@ -158,7 +226,33 @@ describe('bad input', () => {
     ['negative --temperature', withTok('--temperature', '-1'), /temperature must be a finite number >= 0, got -1/],
     ['--topp above 1', withTok('--topp', '1.5'), /top-p must be in \[0, 1\], got 1\.5/],
     ['an unknown backend', withTok('--backend', 'nosuchbackend', '--steps', '2'), /no WebGPU adapter \(nosuchbackend/],
-    ['an unwritable --dump-logits', ['run', aidreams, '--steps', '2', '--json', '--dump-logits', join(dumps, 'no-such-folder', 'x.f32')], /cannot write .*x\.f32: ENOENT/],
+    // output paths are checked before the work starts: before the checkpoint is read
+    ['--dump-logits in a missing folder', ['run', missing, '--dump-logits', join(dumps, 'no-such-folder', 'x.f32')], /--dump-logits .*x\.f32: no folder .*no-such-folder$/m],
+    ['--dump-logits naming a folder', ['run', missing, '--dump-logits', dumps], /--dump-logits .*: is a folder, not a file/],
+    ['--dump-logits under a file', ['run', missing, '--dump-logits', join(tenBytes, 'x.f32')], /--dump-logits .*ten\.bin.x\.f32: .*ten\.bin is not a folder/],
+    ['bench --json in a missing folder', ['bench', '--model', missing, '--json', join(dumps, 'no-such-folder', 'rows.json')], /--json .*rows\.json: no folder/],
+    ['compile --dump-dir under a file', ['compile', missing, '--graph', 'decode', '--dump-after', 'all', '--dump-dir', join(tenBytes, 'd')], /--dump-dir .*: .*ten\.bin is not a folder/],
+    // a value that starts with a dash is the value (these fail later, on the value itself)
+    ['--prompt-ids starting with a dash', withTok('--prompt-ids', '-1'), /--prompt-ids: item 1 \('-1'\) is not a token id/],
+    ['--tokenizer starting with a dash', run(aidreams, '--tokenizer', '-no-such-tokenizer.bin'), /cannot read tokenizer -no-such-tokenizer\.bin: ENOENT/],
+    ['compile --passes starting with a dash', ['compile', aidreams, '--graph', 'decode', '--passes', '-bogus'], /unknown pass '-bogus'/],
+    ['bench --model starting with a dash', ['bench', '--model', '-no-such-model.bin', '--json', join(dumps, 'm.json')], /cannot read checkpoint -no-such-model\.bin: ENOENT/],
+    ['chat --system starting with a dash', ['chat', aidreams, '--tokenizer', tokenizer, '--system', '-be brief'], /no chat template/],
+    // a single-valued flag given twice is refused
+    ['--prompt twice', withTok('--prompt', 'a', '--prompt', 'b'), /^weft: --prompt is given 2 times; give it once$/m],
+    ['--tokenizer twice', run(aidreams, '--tokenizer', tokenizer, '--tokenizer', tokenizer), /^weft: --tokenizer is given 2 times; give it once$/m],
+    ['--prompt-ids twice, in both spellings', withTok('--prompt-ids', '1', '--promptIds', '2'), /--prompt-ids is given 2 times/],
+    ['--dump-logits twice', withTok('--dump-logits', join(dumps, 'a.f32')), /--dump-logits is given 2 times/],
+    ['--weights twice', withTok('--weights', 'f16', '--weights', 'f32'), /--weights is given 2 times/],
+    ['chat --system twice', ['chat', aidreams, '--system', 'a', '--system', 'b'], /--system is given 2 times/],
+    ['chat --max-tokens, not a whole number', ['chat', aidreams, '--max-tokens', '1.5'], /--max-tokens: '1\.5' is not a whole number in decimal/],
+    ['compile --graph twice', ['compile', aidreams, '--graph', 'decode', '--graph', 'prefill'], /--graph is given 2 times/],
+    ['inspect --prompt-tokens in hexadecimal', ['inspect', aidreams, '--memory', '--prompt-tokens', '0x10'], /--prompt-tokens: '0x10' is not a whole number in decimal/],
+    ['bench --json twice', ['bench', '--model', stories, '--json', join(dumps, 'a.json'), '--json', join(dumps, 'b.json')], /--json is given 2 times/],
+    ['bench --runs in hexadecimal', ['bench', '--model', stories, '--runs', '0x2', '--json', join(dumps, 'r.json')], /--runs: '0x2' is not a whole number in decimal/],
+    ['bench --prompt-tokens in exponent notation', ['bench', '--model', stories, '--prompt-tokens', '5,1e1', '--json', join(dumps, 'e.json')], /--prompt-tokens: item 2 \('1e1'\) is not a whole number in decimal/],
+    ['bench --warmup-seconds in exponent notation', ['bench', '--model', stories, '--warmup-seconds', '1e0', '--json', join(dumps, 'x.json')], /--warmup-seconds: '1e0' is not a decimal number/],
+    ['bench --model repeated, each read', ['bench', '--model', missing, '--model', stories, '--json', join(dumps, 'two.json')], /cannot read checkpoint .*missing\.bin: ENOENT/],
     ['an unknown command', ['bogus'], /unknown command: bogus/i],
     ['no command', [], /name a command: run, chat, inspect, compile or bench/],
     ['inspect on a bad file', ['inspect', truncated], /cut\.bin: truncated/],
