@@ -42,11 +42,15 @@ export function readCFloat(text: string): number | undefined {
   if (!m) return undefined;
   const { sign, hexInt, hexFrac, hexOnlyFrac, hexExp, decimal, inf } = m.groups!;
   const fraction = hexFrac ?? hexOnlyFrac ?? '';
+  const mantissa = Number(BigInt(`0x0${hexInt ?? ''}${fraction}`));
+  const exponent = Number(hexExp ?? 0) - 4 * fraction.length;
+  const half = Math.trunc(exponent / 2); // in two factors, so that neither overflows where the product does not
   const magnitude =
     decimal !== undefined ? Number(decimal)
     : inf !== undefined ? Infinity
     : hexInt === undefined && hexOnlyFrac === undefined ? NaN
-    : Number(BigInt(`0x0${hexInt ?? ''}${fraction}`)) * 2 ** (Number(hexExp ?? 0) - 4 * fraction.length);
+    : mantissa === 0 ? 0
+    : mantissa * 2 ** half * 2 ** (exponent - half);
   return sign === '-' ? -magnitude : magnitude;
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The weft command line: `run` generates from a checkpoint, `chat` holds a conversation with one, `inspect` prints a model's IR or memory plan,
 // `compile` runs the passes over one graph and prints its IR, per-pass dumps or static stats. Every failure is
-// one line on stderr and a non-zero exit; output files are written whole, and only once everything else succeeded.
+// one line on stderr and a non-zero exit; output paths are checked before any work, and their files written whole, only once everything else succeeded.
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import yargs from 'yargs';

@@ -122,7 +122,7 @@ describe('flag values', () => {
   it('reads floats as glibc atof does', () => {
     const cases: [string, number | undefined][] = [
       ['0.9', 0.9], ['1e3x', 1000], ['1e', 1], ['.5', 0.5], ['5.', 5], ['  -2.5', -2.5], ['-1', -1],
-      ['0x1p-1', 0.5], ['0x.8', 0.5], ['0X1.8P1', 3], ['0x', 0], ['0x1p', 1],
+      ['0x1p-1', 0.5], ['0x.8', 0.5], ['0X1.8P1', 3], ['0x', 0], ['0x1p', 1], ['0x0p99999', 0], ['0x1p-1074', 5e-324], ['0x1p1024', Infinity],
       ['inf', Infinity], ['-INFINITY', -Infinity], ['infinite', Infinity],
       ['abc', undefined], ['', undefined], ['e5', undefined],
     ];
