@@ -34,7 +34,11 @@ export interface ChatTemplateText {
   readonly specials: SpecialTokenTexts;
 }
 
-const oneLine = (message: string): string => message.replace(/\s*\n\s*/g, ' ').trim();
+/** A message on one line, cut at 240 characters: the template's own text may appear in it. */
+const oneLine = (message: string): string => {
+  const line = message.replace(/\s*\n\s*/g, ' ').trim();
+  return line.length <= 240 ? line : `${line.slice(0, 239)}…`;
+};
 
 const MONTHS = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
 const DAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'];

@@ -50,6 +50,8 @@ function readTensors(dir: string): Map<string, TensorSource> {
       if (typeof shard !== 'string' || shard === '' || resolve(dir, shard).slice(0, resolve(dir).length + 1) !== resolve(dir) + sep) {
         throw new Error(`${index}: weight_map's tensor ${excerpt(name)} names ${excerpt(shard)}, not a file inside the folder`);
       }
+      // shard paths appear in messages as they are: no control characters, no path longer than a file system takes
+      if (shard.length > 1024 || /[\u0000-\u001f\u007f-\u009f]/.test(shard)) throw new Error(`${index}: weight_map's tensor ${excerpt(name)} names ${excerpt(shard)}, not a plain file name`);
       shards.add(shard);
     }
     const tensors = new Map<string, TensorSource>();
