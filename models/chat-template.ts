@@ -1,10 +1,11 @@
 // Chat templates: the Jinja text a checkpoint ships (chat_template.jinja, tokenizer_config.json's chat_template,
 // GGUF tokenizer.chat_template, or a --template file), compiled once with @huggingface/jinja and rendered with the
 // variables transformers' apply_chat_template passes. Every error is one line that names where the template came from.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Environment, Interpreter, Template } from '@huggingface/jinja';
 import type { GgufFile } from './gguf.js';
+import { excerpt, readRegularFile } from '../src/file-input.js';
 import { readJson } from './huggingface.js';
 
 export interface ChatMessage {
@@ -33,7 +34,11 @@ export interface ChatTemplateText {
   readonly specials: SpecialTokenTexts;
 }
 
-const oneLine = (message: string): string => message.replace(/\s*\n\s*/g, ' ').trim();
+/** A message on one line, cut at 240 characters: the template's own text may appear in it. */
+const oneLine = (message: string): string => {
+  const line = message.replace(/\s*\n\s*/g, ' ').trim();
+  return line.length <= 240 ? line : `${line.slice(0, 239)}…`;
+};
 
 const MONTHS = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
 const DAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'];
@@ -123,11 +128,11 @@ export function chatTemplate(text: string, source: string, specials: SpecialToke
 
 /** A tokenizer_config.json special token: a string, an AddedToken object's content, or absent (null too). */
 function specialText(path: string, config: Record<string, unknown>, key: string): string | undefined {
-  const v = config[key];
+  const v = Object.hasOwn(config, key) ? config[key] : undefined;
   if (v === undefined || v === null) return undefined;
   if (typeof v === 'string') return v;
   if (typeof v === 'object' && !Array.isArray(v) && typeof (v as { content?: unknown }).content === 'string') return (v as { content: string }).content;
-  throw new Error(`${path}: ${key} must be a string or an object with a string content, is ${JSON.stringify(v)?.slice(0, 60)}`);
+  throw new Error(`${path}: ${key} must be a string or an object with a string content, is ${excerpt(v)}`);
 }
 
 /** tokenizer_config.json's chat_template: a string, or a list of {name, template} of which "default" is taken. */
@@ -135,7 +140,7 @@ function configTemplate(path: string, value: unknown): string | undefined {
   if (value === undefined || value === null) return undefined;
   if (typeof value === 'string') return value;
   const fail = (): never => {
-    throw new Error(`${path}: chat_template must be a string or a list of {name, template}, is ${JSON.stringify(value)?.slice(0, 60)}`);
+    throw new Error(`${path}: chat_template must be a string or a list of {name, template}, is ${excerpt(value)}`);
   };
   if (!Array.isArray(value)) return fail();
   for (const entry of value) {
@@ -165,7 +170,7 @@ function huggingFaceFolder(dir: string): Shipped {
   );
   const jinjaPath = join(dir, 'chat_template.jinja');
   if (existsSync(jinjaPath)) return { text: readChatTemplateFile(jinjaPath), source: jinjaPath, specials };
-  return { text: configTemplate(configPath, config.chat_template), source: `${configPath} chat_template`, specials };
+  return { text: configTemplate(configPath, Object.hasOwn(config, 'chat_template') ? config.chat_template : undefined), source: `${configPath} chat_template`, specials };
 }
 
 /** tokenizer.chat_template, with the texts of the BOS, EOS, padding and unknown token ids. */
@@ -173,7 +178,7 @@ function ggufMetadata(file: GgufFile): Shipped {
   const m = file.metadata;
   const text = m.get('tokenizer.chat_template');
   if (text !== undefined && typeof text !== 'string') {
-    throw new Error(`${file.path}: tokenizer.chat_template must be a string, is ${typeof text === 'bigint' ? String(text) : JSON.stringify(text).slice(0, 60)}`);
+    throw new Error(`${file.path}: tokenizer.chat_template must be a string, is ${excerpt(text)}`);
   }
   const tokens = m.get('tokenizer.ggml.tokens');
   const token = (key: string): string | undefined => {
@@ -204,11 +209,7 @@ export function ggufChatTemplate(file: GgufFile): ChatTemplateText | undefined {
 
 /** A template file given on its own (--template FILE): its whole text. */
 export function readChatTemplateFile(path: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new Error(`cannot read chat template ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+  return new TextDecoder().decode(readRegularFile(path, 'chat template'));
 }
 
 /**

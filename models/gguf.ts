@@ -8,6 +8,8 @@ import { HfTokenizer } from '../src/runtime/hf-tokenizer.js';
 import { Tokenizer, type TextTokenizer } from '../src/runtime/tokenizer.js';
 import { fileBytes, formatOfGgmlType, weightFormats } from '../src/weights/formats.js';
 import { fileSource, readRegion, regularFileSize, sourceValues, type TensorSource } from '../src/weights/source.js';
+import { excerpt, MAX_NESTING } from '../src/file-input.js';
+import { MAX_SIZE } from './families/family.js';
 
 /** A metadata value: u64/i64 as bigint, the other numbers as number, arrays of any of them (nested too). */
 export type GgufValue = number | bigint | boolean | string | GgufValue[];
@@ -88,7 +90,8 @@ class Cursor {
     const at = this.take(n, what);
     return new TextDecoder().decode(this.bytes.subarray(at, at + n));
   };
-  value(type: number, what: string): GgufValue {
+  /** a value of `type`; arrays nest `depth` deep around it */
+  value(type: number, what: string, depth = 0): GgufValue {
     const v = this.view;
     switch (type) {
       case ValueType.U8: return v.getUint8(this.take(1, what));
@@ -108,6 +111,7 @@ class Cursor {
       }
       case ValueType.STRING: return this.string(what);
       case ValueType.ARRAY: {
+        if (depth === MAX_NESTING) return this.fail(`${what}: arrays nested more than ${MAX_NESTING} levels deep`);
         const itemType = this.u32(`${what} array type`);
         const n = this.count(`${what} array length`);
         // every element takes at least this many bytes: a length past the file fails before any allocation
@@ -115,7 +119,7 @@ class Cursor {
         if (least === 0) return this.fail(`${what}: unknown metadata value type ${itemType}`);
         if (n * least > this.left) this.fail(`truncated: ${what} claims ${n} array elements, only ${this.left} bytes are left`);
         const out: GgufValue[] = new Array(n);
-        for (let i = 0; i < n; i++) out[i] = this.value(itemType, what);
+        for (let i = 0; i < n; i++) out[i] = this.value(itemType, what, depth + 1);
         return out;
       }
       default:
@@ -158,36 +162,38 @@ function parseHeader(bytes: Uint8Array, size: number, source: string): GgufFile 
   const metadata = new Map<string, GgufValue>();
   for (let i = 0; i < kvCount; i++) {
     const key = c.string(`metadata key ${i}`);
-    metadata.set(key, c.value(c.u32(`metadata ${key} type`), `metadata ${key}`));
+    const what = `metadata ${excerpt(key)}`;
+    metadata.set(key, c.value(c.u32(`${what} type`), what));
   }
   const alignment = metadata.get('general.alignment') ?? 32;
   if (typeof alignment !== 'number' || !Number.isInteger(alignment) || alignment <= 0 || alignment % 8 !== 0) {
-    fail(`general.alignment ${String(alignment)} is not a positive multiple of 8`);
+    fail(`general.alignment ${excerpt(alignment)} is not a positive multiple of 8`);
   }
   const align = alignment as number;
   const infos: GgufTensorInfo[] = [];
   for (let i = 0; i < tensorCount; i++) {
     const name = c.string(`tensor ${i} name`);
-    const nDims = c.u32(`tensor ${name} dimension count`);
-    if (nDims < 1 || nDims > 4) fail(`tensor ${name} has ${nDims} dimensions (1 to 4 are allowed)`);
-    const dims = Array.from({ length: nDims }, () => c.count(`tensor ${name} dimension`));
-    const type = c.u32(`tensor ${name} type`);
-    const offset = c.count(`tensor ${name} offset`);
-    if (offset % align !== 0) fail(`tensor ${name} offset ${offset} is not a multiple of the alignment ${align}`);
+    const what = `tensor ${excerpt(name)}`;
+    const nDims = c.u32(`${what} dimension count`);
+    if (nDims < 1 || nDims > 4) fail(`${what} has ${nDims} dimensions (1 to 4 are allowed)`);
+    const dims = Array.from({ length: nDims }, () => c.count(`${what} dimension`));
+    const type = c.u32(`${what} type`);
+    const offset = c.count(`${what} offset`);
+    if (offset % align !== 0) fail(`${what} offset ${offset} is not a multiple of the alignment ${align}`);
     infos.push({ name, dims, type, offset });
   }
   const dataStart = Math.ceil(c.pos / align) * align;
   const dataBytes = size - dataStart;
   const tensors = new Map<string, GgufTensorInfo>();
   for (const t of infos) {
-    if (tensors.has(t.name)) fail(`tensor ${t.name} appears twice`);
+    if (tensors.has(t.name)) fail(`tensor ${excerpt(t.name)} appears twice`);
     tensors.set(t.name, t);
     const format = formatOfGgmlType(t.type);
     if (!format) continue; // named when read
     const n = t.dims.reduce((a, b) => a * b, 1);
-    if (!Number.isSafeInteger(n) || t.dims[0]! % format.blockElements !== 0) fail(`tensor ${t.name}: dimensions [${t.dims.join(', ')}] do not fit ${ggmlTypeName(t.type)} blocks of ${format.blockElements}`);
+    if (!Number.isSafeInteger(n) || t.dims[0]! % format.blockElements !== 0) fail(`tensor ${excerpt(t.name)}: dimensions [${t.dims.join(', ')}] do not fit ${ggmlTypeName(t.type)} blocks of ${format.blockElements}`);
     const bytes = fileBytes(format, n);
-    if (t.offset + bytes > dataBytes) fail(`tensor ${t.name}: bytes [${t.offset}, ${t.offset + bytes}) are outside the ${Math.max(0, dataBytes)} data bytes (truncated?)`);
+    if (t.offset + bytes > dataBytes) fail(`tensor ${excerpt(t.name)}: bytes [${t.offset}, ${t.offset + bytes}) are outside the ${Math.max(0, dataBytes)} data bytes (truncated?)`);
   }
   return { version, metadata, tensors, path: source, dataStart };
 }
@@ -198,7 +204,7 @@ const readable = (): string => Object.values(weightFormats).flatMap((f) => (f.gg
 /** A tensor of the file as a source in its own format (row-major shape), read by offset when needed. */
 export function ggufSource(file: GgufFile, t: GgufTensorInfo): TensorSource {
   const format = formatOfGgmlType(t.type);
-  if (!format) throw new Error(`${file.path}: tensor ${t.name} has type ${ggmlTypeName(t.type)}, which weft does not read (${readable()})`);
+  if (!format) throw new Error(`${file.path}: tensor ${excerpt(t.name)} has type ${ggmlTypeName(t.type)}, which weft does not read (${readable()})`);
   return fileSource(file.path, file.dataStart + t.offset, [...t.dims].reverse(), format);
 }
 
@@ -210,14 +216,15 @@ function metadataFields(file: GgufFile, fail: (msg: string) => never): ConfigFie
   };
   const num = (key: string, fallback?: number): number => {
     const v = get(key) ?? fallback;
-    return typeof v === 'number' && v > 0 ? v : fail(`${key} must be a positive number, is ${String(v)}`);
+    return typeof v === 'number' && v > 0 ? v : fail(`${key} must be a positive number, is ${excerpt(v)}`);
   };
   return {
     get,
     num,
     int: (key, fallback) => {
       const n = num(key, fallback);
-      return Number.isSafeInteger(n) ? n : fail(`${key} must be a positive integer, is ${n}`);
+      if (!Number.isSafeInteger(n)) return fail(`${key} must be a positive integer, is ${n}`);
+      return n <= MAX_SIZE ? n : fail(`${key} is ${n}, beyond the ${MAX_SIZE} weft reads`);
     },
     fail,
   };
@@ -256,10 +263,11 @@ export function readGguf(path: string): { config: ModelConfig; tensors: Map<stri
   const fields = metadataFields(file, fail);
   const arch = file.metadata.get('general.architecture');
   const family = (typeof arch === 'string' ? ggufFamilies.get(arch) : undefined)?.gguf;
-  if (!family) return fail(`architecture ${JSON.stringify(arch ?? null)} is not supported (weft reads GGUF ${[...ggufFamilies.keys()].join(', ')})`);
+  if (!family) return fail(`architecture ${excerpt(arch ?? null)} is not supported (weft reads GGUF ${[...ggufFamilies.keys()].join(', ')})`);
   const config: ModelConfig = { ...family.config(fields), ...vocabularyOf(file, fail) };
   const used = new Set<string>();
   const tensors: CheckpointTensors = {
+    names: () => file.tensors.keys(),
     has: (key) => file.tensors.has(key),
     get: (key, shape) => {
       const t = file.tensors.get(key) ?? fail(`tensor ${key} is missing`);
@@ -285,7 +293,7 @@ export function readGguf(path: string): { config: ModelConfig; tensors: Map<stri
     scaled = { ...config, ropeScaling: { kind: 'divisors', divisors } };
     used.add('rope_freqs.weight');
   }
-  for (const key of file.tensors.keys()) if (!used.has(key)) fail(`tensor ${key} is not part of weft's ${arch}`);
+  for (const key of file.tensors.keys()) if (!used.has(key)) fail(`tensor ${excerpt(key)} is not part of weft's ${arch}`);
   return { config: scaled, tensors: weights, file };
 }
 
@@ -301,7 +309,7 @@ export function ggufTokenizer(file: GgufFile, vocabSize: number, source = 'model
   };
   const kind = file.metadata.get('tokenizer.ggml.model');
   if (kind === undefined) return undefined;
-  if (kind !== 'llama' && kind !== 'gpt2') fail(`tokenizer.ggml.model ${JSON.stringify(kind)} is not supported (weft reads "llama" and "gpt2")`);
+  if (kind !== 'llama' && kind !== 'gpt2') fail(`tokenizer.ggml.model ${excerpt(kind)} is not supported (weft reads "llama" and "gpt2")`);
   const tokens = file.metadata.get('tokenizer.ggml.tokens');
   if (!Array.isArray(tokens) || tokens.some((t) => typeof t !== 'string')) return fail(`tokenizer.ggml.tokens must be an array of strings`);
   if (tokens.length !== vocabSize) fail(`tokenizer has ${tokens.length} tokens, model vocabulary is ${vocabSize}`);
@@ -353,8 +361,8 @@ const BYTE_LEVEL_PRE: Readonly<Record<string, { normalizer: unknown; pre_tokeniz
 function byteLevelTokenizer(file: GgufFile, tokens: readonly string[], source: string, fail: (msg: string) => never): HfTokenizer {
   const m = file.metadata;
   const pre = m.get('tokenizer.ggml.pre') ?? 'default';
-  const style = typeof pre === 'string' ? BYTE_LEVEL_PRE[pre] : undefined;
-  if (!style) return fail(`tokenizer.ggml.pre ${JSON.stringify(pre)} is not supported (weft reads ${Object.keys(BYTE_LEVEL_PRE).join(', ')})`);
+  const style = typeof pre === 'string' && Object.hasOwn(BYTE_LEVEL_PRE, pre) ? BYTE_LEVEL_PRE[pre] : undefined;
+  if (!style) return fail(`tokenizer.ggml.pre ${excerpt(pre)} is not supported (weft reads ${Object.keys(BYTE_LEVEL_PRE).join(', ')})`);
   const merges = m.get('tokenizer.ggml.merges');
   if (!Array.isArray(merges) || merges.some((x) => typeof x !== 'string')) return fail(`tokenizer.ggml.merges must be an array of strings`);
   const types = m.get('tokenizer.ggml.token_type');

@@ -1,28 +1,20 @@
 // Hugging Face checkpoints: config.json and safetensors (one file, or shards listed in
 // model.safetensors.index.json), mapped onto models/llama.ts or models/gpt2.ts by the family that config.json's
 // architecture names (models/families); every tensor is checked against the shape config.json implies.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
+import { excerpt, readJsonFile } from '../src/file-input.js';
 import type { TensorSource } from '../src/weights/source.js';
 import { familyWeights, hfFamilies, type CheckpointTensors, type ConfigFields } from './families/index.js';
+import { MAX_SIZE } from './families/family.js';
 import type { ModelConfig } from './llama.js';
 import { readSafetensors } from './safetensors.js';
 
-/** A JSON file that must hold an object; errors name the file. */
+/** A JSON file that must hold an object (a regular file, its nesting checked); errors name the file. */
 export function readJson(path: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new Error(`cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-  try {
-    const v = JSON.parse(text);
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error();
-    return v as Record<string, unknown>;
-  } catch {
-    throw new Error(`${path}: not a JSON object`);
-  }
+  const v = readJsonFile(path);
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(`${path}: not a JSON object`);
+  return v as Record<string, unknown>;
 }
 
 /** config.json's values, read as a family asks for them; errors name the file. */
@@ -35,11 +27,12 @@ function configFields(path: string, c: Record<string, unknown>): ConfigFields {
     get,
     int: (key, fallback) => {
       const v = get(key) ?? fallback;
-      return typeof v === 'number' && Number.isSafeInteger(v) && v > 0 ? v : fail(`${key} must be a positive integer, is ${JSON.stringify(v)}`);
+      if (!(typeof v === 'number' && Number.isSafeInteger(v) && v > 0)) return fail(`${key} must be a positive integer, is ${excerpt(v)}`);
+      return v <= MAX_SIZE ? v : fail(`${key} is ${v}, beyond the ${MAX_SIZE} weft reads`);
     },
     num: (key, fallback) => {
       const v = get(key) ?? fallback;
-      return typeof v === 'number' && v > 0 ? v : fail(`${key} must be a positive number, is ${JSON.stringify(v)}`);
+      return typeof v === 'number' && v > 0 ? v : fail(`${key} must be a positive number, is ${excerpt(v)}`);
     },
     fail,
   };
@@ -55,14 +48,16 @@ function readTensors(dir: string): Map<string, TensorSource> {
     const shards = new Set<string>();
     for (const [name, shard] of Object.entries(map)) {
       if (typeof shard !== 'string' || shard === '' || resolve(dir, shard).slice(0, resolve(dir).length + 1) !== resolve(dir) + sep) {
-        throw new Error(`${index}: tensor ${JSON.stringify(name).slice(0, 60)} names ${JSON.stringify(shard)?.slice(0, 60)}, not a file inside the folder`);
+        throw new Error(`${index}: weight_map's tensor ${excerpt(name)} names ${excerpt(shard)}, not a file inside the folder`);
       }
+      // shard paths appear in messages as they are: no control characters, no path longer than a file system takes
+      if (shard.length > 1024 || /[\u0000-\u001f\u007f-\u009f]/.test(shard)) throw new Error(`${index}: weight_map's tensor ${excerpt(name)} names ${excerpt(shard)}, not a plain file name`);
       shards.add(shard);
     }
     const tensors = new Map<string, TensorSource>();
     for (const shard of shards) {
       for (const [k, v] of readSafetensors(join(dir, shard))) {
-        if (tensors.has(k)) throw new Error(`${join(dir, shard)}: tensor ${k} is also in another shard`);
+        if (tensors.has(k)) throw new Error(`${join(dir, shard)}: tensor ${excerpt(k)} is also in another shard`);
         tensors.set(k, v);
       }
     }
@@ -81,8 +76,9 @@ function specialTokens(dir: string, c: Record<string, unknown>, vocab: number): 
   const generation = join(dir, 'generation_config.json');
   const g = existsSync(generation) ? readJson(generation) : {};
   const ids = (v: unknown): number[] => (Array.isArray(v) ? v : [v]).filter((x): x is number => Number.isInteger(x) && x >= 0 && x < vocab);
-  const [bos] = ids(g.bos_token_id ?? c.bos_token_id);
-  return { ...(bos !== undefined ? { bosId: bos } : {}), stop: { ids: ids(g.eos_token_id ?? c.eos_token_id), inPrompt: false } };
+  const field = (key: string): unknown => (Object.hasOwn(g, key) ? g[key] : undefined) ?? (Object.hasOwn(c, key) ? c[key] : undefined);
+  const [bos] = ids(field('bos_token_id'));
+  return { ...(bos !== undefined ? { bosId: bos } : {}), stop: { ids: ids(field('eos_token_id')), inPrompt: false } };
 }
 
 /** The tensors as families read them, each checked against the shape config.json implies. */
@@ -91,6 +87,7 @@ function checkedTensors(dir: string, tensors: ReadonlyMap<string, TensorSource>)
     throw new Error(`${dir}: ${msg}`);
   };
   return {
+    names: () => tensors.keys(),
     has: (key) => tensors.has(key),
     get: (key, shape) => {
       const t = tensors.get(key) ?? fail(`tensor ${key} is missing`);
@@ -107,8 +104,9 @@ export function readHuggingFace(dir: string): { config: ModelConfig; tensors: Ma
   const path = join(dir, 'config.json');
   const raw = readJson(path);
   const fields = configFields(path, raw);
-  const arch = Array.isArray(raw.architectures) ? String(raw.architectures[0]) : String(raw.model_type);
-  const family = hfFamilies.get(arch) ?? fields.fail(`architecture ${arch} is not supported (weft runs ${[...hfFamilies.keys()].join(', ')})`);
+  const architectures = fields.get('architectures');
+  const arch = Array.isArray(architectures) ? architectures[0] : fields.get('model_type');
+  const family = (typeof arch === 'string' ? hfFamilies.get(arch) : undefined) ?? fields.fail(`architecture ${excerpt(arch)} is not supported (weft runs ${[...hfFamilies.keys()].join(', ')})`);
   const sized = { ...family.hf.config(fields), vocabSize: fields.int('vocab_size') };
   const config: ModelConfig = { ...sized, ...specialTokens(dir, raw, sized.vocabSize) };
   return { config, tensors: familyWeights(family.hf, config, checkedTensors(dir, readTensors(dir)), fields) };

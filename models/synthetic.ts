@@ -53,8 +53,8 @@ export function syntheticWeights(config: ModelConfig): Map<string, Float32Array>
 
 /** A synthetic model by name, its tensors in memory, or undefined when `name` is not one. */
 export function syntheticModel(name: string): { config: ModelConfig; tensors: Map<string, TensorSource> } | undefined {
-  const config = syntheticConfigs[name];
-  if (!config) return undefined;
+  if (!Object.hasOwn(syntheticConfigs, name)) return undefined;
+  const config = syntheticConfigs[name]!;
   const shapes = llamaWeightShapes(config);
   return { config, tensors: new Map([...syntheticWeights(config)].map(([n, v]) => [n, valuesSource(v, shapes.get(n))])) };
 }

@@ -1,6 +1,6 @@
 // The programmatic API: load a checkpoint onto the GPU, generate as an async iterator, release.
 // Glue between model definitions (models/), the compiler (ir, codegen) and the runtime.
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { llamaGraph, type GraphKind, type ModelConfig } from '../models/llama.js';
 import { gpt2Graph } from '../models/gpt2.js';
@@ -24,6 +24,7 @@ import { bytesSource, computedSource, regularFileSize, sourceRows, sourceValues,
 import { generatorState } from './runtime/sampler.js';
 import { HfTokenizer } from './runtime/hf-tokenizer.js';
 import { concatBytes, Tokenizer, type TextTokenizer } from './runtime/tokenizer.js';
+import { readJsonFile, readRegularFile } from './file-input.js';
 import { chatFiles, ChatSession, type ChatOptions, type ChatReply } from './chat.js';
 import { findChatTemplate, type ChatMessage, type ChatTemplate } from '../models/chat-template.js';
 
@@ -31,14 +32,6 @@ export interface Checkpoint {
   readonly config: ModelConfig;
   /** every tensor the graphs read, by name, as a source in its own format, read when it is uploaded */
   readonly tensors: ReadonlyMap<string, TensorSource>;
-}
-
-function readBytes(path: string, what: string): Uint8Array {
-  try {
-    return new Uint8Array(readFileSync(path));
-  } catch (e) {
-    throw new Error(`cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
 }
 
 /**
@@ -300,7 +293,7 @@ function readTokenizer(path: string, checkpoint: Checkpoint, gguf: GgufFile | un
   const hfPath = join(path, 'tokenizer.json');
   const tokPath = options.tokenizer ?? (isDirectory(path) && existsSync(hfPath) ? hfPath : join(dirname(path), 'tokenizer.bin'));
   if (options.tokenizer === undefined && !existsSync(tokPath)) return { ...checkpoint, tokenizer: undefined };
-  const bytes = readBytes(tokPath, 'tokenizer');
+  const bytes = readRegularFile(tokPath, 'tokenizer');
   const vocabSize = checkpoint.config.vocabSize;
   if (!tokPath.endsWith('.json')) return { ...checkpoint, tokenizer: Tokenizer.fromBytes(bytes, vocabSize, tokPath) };
   const configPath = join(dirname(tokPath), 'tokenizer_config.json');
@@ -309,13 +302,7 @@ function readTokenizer(path: string, checkpoint: Checkpoint, gguf: GgufFile | un
 }
 
 function readJsonObject(path: string): Record<string, unknown> {
-  const text = new TextDecoder().decode(readBytes(path, 'tokenizer config'));
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (e) {
-    throw new Error(`${path}: not valid JSON (${(e as Error).message.split('\n')[0]})`);
-  }
+  const value = readJsonFile(path, 'tokenizer config');
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error(`${path}: not a JSON object`);
   return value as Record<string, unknown>;
 }

@@ -326,7 +326,7 @@ describe('GGUF qwen2, qwen3 and phi3 (q/k in rotate-half order, as llama.cpp kee
       ),
       ['phi3.attention.layer_norm_rms_epsilon', { type: 'f32', value: 1e-5 }],
     ];
-    const path = save('longrope.gguf', writeGguf(meta, [t('token_embd.weight', [8, 4]), t('rope_factors_long.weight', [4])]));
+    const path = save('longrope.gguf', writeGguf(meta, [t('token_embd.weight', [8, 4]), t('blk.0.attn_norm.weight', [8]), t('rope_factors_long.weight', [4])]));
     expect(() => readGguf(path)).toThrow(/tensor rope_factors_long\.weight: LongRoPE frequency factors \(Phi-3 128k\) are not supported$/);
   });
 });
@@ -411,17 +411,28 @@ describe('GGUF errors', () => {
     return b;
   };
   it.each([
-    ['a file truncated in its data', () => good.subarray(0, good.length - 100), /tensor output\.weight: bytes .* are outside the \d+ data bytes \(truncated\?\)$/],
+    ['a file truncated in its data', () => good.subarray(0, good.length - 100), /tensor "output\.weight": bytes .* are outside the \d+ data bytes \(truncated\?\)$/],
     ['a file truncated in its header', () => good.subarray(0, 40), /truncated/],
     ['a bad magic', () => patched(0, 0x46554746), /not a GGUF file/],
     ['version 1', () => patched(4, 1), /GGUF version 1 is not supported/],
     ['a tensor count past the file', () => patched(8, 1e9), /truncated: 1000000000 tensors/],
-    ['an unknown metadata type', () => patched(24 + 8 + 'general.architecture'.length, 13), /metadata general\.architecture: unknown metadata value type 13$/],
-    ['an unsupported tensor type', () => build('f32', [], { retype: { name: 'blk.0.attn_q.weight', type: 10 } }).bytes, /tensor blk\.0\.attn_q\.weight has type Q2_K, which weft does not read \(F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K\)/],
+    ['an unknown metadata type', () => patched(24 + 8 + 'general.architecture'.length, 13), /metadata "general\.architecture": unknown metadata value type 13$/],
+    ['an unsupported tensor type', () => build('f32', [], { retype: { name: 'blk.0.attn_q.weight', type: 10 } }).bytes, /tensor "blk\.0\.attn_q\.weight" has type Q2_K, which weft does not read \(F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K\)/],
     ['a shape disagreeing with the metadata', () => build('f32', [['llama.feed_forward_length', { type: 'u32', value: 340 }]]).bytes, /tensor blk\.0\.ffn_gate\.weight has shape \[344, 128\] \(ne \[128, 344\]\), the metadata implies \[340, 128\]$/],
     ['an unknown architecture', () => build('f32', [['general.architecture', { type: 'string', value: 'gpt2' }]]).bytes, /architecture "gpt2" is not supported/],
-    ['RoPE scaling', () => build('f32', [['llama.rope.scaling.type', { type: 'string', value: 'yarn' }]]).bytes, /RoPE scaling 'yarn' is not supported/],
+    ['RoPE scaling', () => build('f32', [['llama.rope.scaling.type', { type: 'string', value: 'yarn' }]]).bytes, /RoPE scaling "yarn" is not supported/],
     ['a rope_freqs tensor of the wrong length', () => build('f32', [], { extra: [ropeFreqs(new Float32Array(5).fill(2))] }).bytes, /tensor rope_freqs\.weight has ne \[5\], the head size implies \[8\]$/],
+    // sizes are checked against sane bounds and the tensors before anything is sized or looped over by them
+    ['a context of 1e8 positions', () => build('f32', [['llama.context_length', { type: 'u32', value: 1e8 }]]).bytes, /llama\.context_length is 100000000, beyond the 16777216 weft reads$/],
+    ['a context of 3681791530 positions', () => build('f32', [['llama.context_length', { type: 'u32', value: 3681791530 }]]).bytes, /llama\.context_length is 3681791530, beyond the 16777216 weft reads$/],
+    ['a block count of 1e8', () => build('f32', [['llama.block_count', { type: 'u32', value: 1e8 }]]).bytes, /llama\.block_count is 100000000, beyond the 16777216 weft reads$/],
+    ['more blocks than the tensors hold', () => build('f32', [['llama.block_count', { type: 'u64', value: 1_000_000n }]]).bytes, /llama\.block_count is 1000000, but the tensors hold layers 0 to 2$/],
+    // names from the file are quoted escaped and cut
+    [
+      'a tensor name of NUL, ESC and 60,000 characters',
+      () => build('f32', [], { extra: [{ name: `\u0000\u001b[2J${'n'.repeat(60_000)}`, dims: [1], type: 0, data: new Uint8Array(4) }] }).bytes,
+      /tensor "\\u0000\\u001b\[2Jn+… \(60017 characters\) is not part of weft's llama$/,
+    ],
   ])('%s', (_, bytes, message) => {
     const path = save('m.gguf', bytes());
     const read = () => readGguf(path);
@@ -431,6 +442,30 @@ describe('GGUF errors', () => {
     } catch (e) {
       expect((e as Error).message).not.toContain('\n');
     }
+  });
+
+  it('refuses metadata arrays nested more than 64 deep (10,000 here), naming the key escaped and cut', () => {
+    const key = `\u0000\u001b${'k'.repeat(60_000)}`;
+    const depth = 10_000;
+    const keyBytes = new TextEncoder().encode(key);
+    const bytes = new Uint8Array(24 + 8 + keyBytes.length + 4 + depth * 12 + 4 + 8);
+    const v = new DataView(bytes.buffer);
+    bytes.set(new TextEncoder().encode('GGUF'));
+    v.setUint32(4, 3, true);
+    v.setBigUint64(8, 0n, true); // tensors
+    v.setBigUint64(16, 1n, true); // metadata entries
+    v.setBigUint64(24, BigInt(keyBytes.length), true);
+    bytes.set(keyBytes, 32);
+    let at = 32 + keyBytes.length;
+    v.setUint32(at, 9, true); // an array …
+    at += 4;
+    for (let i = 0; i < depth; i++, at += 12) {
+      v.setUint32(at, 9, true); // … of arrays …
+      v.setBigUint64(at + 4, 1n, true); // … of one element
+    }
+    v.setUint32(at, 0, true); // the innermost: u8, empty
+    const path = save('deep.gguf', bytes);
+    expect(() => parseGguf(path)).toThrow(new RegExp(`^${escapeRegExp(path)}: metadata "\\\\u0000\\\\u001bk+… \\(60014 characters\\): arrays nested more than 64 levels deep$`));
   });
 
   it('stops at EOS, end of turn and end of message (tokenizer.ggml.eos/eot/eom_token_id)', () => {

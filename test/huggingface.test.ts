@@ -120,9 +120,9 @@ describe('safetensors', () => {
   it.each([
     ['a truncated file', new Uint8Array(5), /x\.safetensors: truncated/],
     ['a header longer than the file', safetensors({}, new Uint8Array()).subarray(0, 9), /truncated: the header claims/],
-    ['offsets past the data', safetensors({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 16] } }, new Uint8Array(8)), /tensor a: data offsets \[0, 16\] are outside the 8 data bytes/],
-    ['a size that disagrees with the shape', safetensors({ a: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, new Uint8Array(8)), /tensor a: 8 bytes do not hold 3 F32 values/],
-    ['an unsupported dtype', safetensors({ a: { dtype: 'I8', shape: [2], data_offsets: [0, 2] } }, new Uint8Array(2)), /tensor a has dtype I8/],
+    ['offsets past the data', safetensors({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 16] } }, new Uint8Array(8)), /tensor "a": data offsets \[0, 16\] are outside the 8 data bytes/],
+    ['a size that disagrees with the shape', safetensors({ a: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, new Uint8Array(8)), /tensor "a": 8 bytes do not hold 3 F32 values/],
+    ['an unsupported dtype', safetensors({ a: { dtype: 'I8', shape: [2], data_offsets: [0, 2] } }, new Uint8Array(2)), /tensor "a" has dtype "I8"/],
   ])('rejects %s with one line', (_, bytes, message) => {
     const path = join(scratch, 'x.safetensors');
     writeFileSync(path, bytes);
@@ -143,9 +143,9 @@ describe('config.json mapping', () => {
   }
 
   it('refuses what it cannot run, naming the setting', () => {
-    expect(() => readCheckpoint(variant('phi', (c) => (c.architectures = ['PhiForCausalLM'])))).toThrow(/config\.json: architecture PhiForCausalLM is not supported/);
+    expect(() => readCheckpoint(variant('phi', (c) => (c.architectures = ['PhiForCausalLM'])))).toThrow(/config\.json: architecture "PhiForCausalLM" is not supported/);
     expect(() => readCheckpoint(variant('yarn', (c) => (c.rope_parameters = { rope_type: 'yarn', factor: 4, rope_theta: 500000 })))).toThrow(
-      /config\.json: RoPE scaling 'yarn' is not supported \(weft supports default, linear and llama3\)/,
+      /config\.json: RoPE scaling "yarn" is not supported \(weft supports default, linear and llama3\)/,
     );
     expect(() => readCheckpoint(variant('llama3-partial', (c) => (c.rope_parameters = { rope_type: 'llama3', factor: 8, rope_theta: 500000 })))).toThrow(
       /rope_scaling\.low_freq_factor must be a positive number, is undefined/,
@@ -283,8 +283,8 @@ describe('Phi3ForCausalLM (fused qkv_proj and gate_up_proj)', () => {
   });
 
   it.each([
-    ['longrope', { rope_scaling: { type: 'longrope', short_factor: [1], long_factor: [2] } }, /RoPE scaling 'longrope' is not supported/],
-    ['su', { rope_scaling: { type: 'su', short_factor: [1], long_factor: [2] } }, /RoPE scaling 'su' is not supported/],
+    ['longrope', { rope_scaling: { type: 'longrope', short_factor: [1], long_factor: [2] } }, /RoPE scaling "longrope" is not supported/],
+    ['su', { rope_scaling: { type: 'su', short_factor: [1], long_factor: [2] } }, /RoPE scaling "su" is not supported/],
     ['partial rotary', { partial_rotary_factor: 0.75 }, /partial_rotary_factor 0\.75 is not supported \(weft rotates whole heads\)/],
   ])('refuses %s RoPE by name', (name, edit, message) => {
     const variant = join(scratch, `phi3-${name.replace(' ', '-')}`);

@@ -4,11 +4,17 @@
 import type { TensorSource } from '../../src/weights/source.js';
 import type { ModelConfig } from '../llama.js';
 
+/**
+ * The largest size (a dimension, a head count, a vocabulary, a context) weft reads from a configuration: products
+ * of two stay exact (2^48), and a context beyond it is refused before anything is sized by it.
+ */
+export const MAX_SIZE = 2 ** 24;
+
 /** Typed reads of one configuration (config.json, or a GGUF file's metadata), failing with the key named. */
 export interface ConfigFields {
   /** the value as stored (a GGUF integer as a number), undefined when absent or null */
   get(key: string): unknown;
-  /** a positive integer; `fallback` when absent */
+  /** a positive integer of at most MAX_SIZE; `fallback` when absent */
   int(key: string, fallback?: number): number;
   /** a positive number; `fallback` when absent */
   num(key: string, fallback?: number): number;
@@ -18,6 +24,8 @@ export interface ConfigFields {
 
 /** A checkpoint's tensors by the file's own names, each checked against the shape the configuration implies. */
 export interface CheckpointTensors {
+  /** every tensor name the file holds */
+  names(): Iterable<string>;
   has(key: string): boolean;
   get(key: string, shape: readonly number[]): TensorSource;
   fail(msg: string): never;
@@ -29,6 +37,8 @@ export type FamilyConfig = Omit<ModelConfig, 'vocabSize' | 'bosId' | 'stop'>;
 /** One file format's view of a family. */
 export interface FormatMapping {
   config(fields: ConfigFields): FamilyConfig;
+  /** the key that counts the layers, and the tensor names of a layer (its index the first group) */
+  readonly layers: { readonly key: string; readonly tensor: RegExp };
   /** every weight the model definition reads (the RoPE tables aside, which weft computes), by weft's name */
   weights(config: ModelConfig, tensors: CheckpointTensors, fields: ConfigFields): Map<string, TensorSource>;
 }

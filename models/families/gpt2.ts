@@ -1,5 +1,6 @@
 // GPT-2 (GPT2LMHeadModel): models/gpt2.ts's sizes from config.json, and its tensors under gpt2.ts's names:
 // Conv1D weights ([in, out]) transposed to [out, in], the fused c_attn split into q, k and v.
+import { excerpt } from '../../src/file-input.js';
 import { sourceRows, transposedSource, type TensorSource } from '../../src/weights/source.js';
 import type { ModelConfig } from '../llama.js';
 import type { CheckpointTensors, ConfigFields, Family, FamilyConfig } from './family.js';
@@ -8,8 +9,9 @@ function config(c: ConfigFields): FamilyConfig {
   const dim = c.int('n_embd');
   const nHeads = c.int('n_head');
   if (dim % nHeads !== 0) c.fail(`n_head ${nHeads} does not divide n_embd ${dim}`);
-  if (!['gelu_new', 'gelu_pytorch_tanh'].includes(String(c.get('activation_function') ?? 'gelu_new'))) {
-    c.fail(`activation_function ${String(c.get('activation_function'))} is not supported (gelu_new is)`);
+  const activation = c.get('activation_function') ?? 'gelu_new';
+  if (typeof activation !== 'string' || !['gelu_new', 'gelu_pytorch_tanh'].includes(activation)) {
+    c.fail(`activation_function ${excerpt(activation)} is not supported (gelu_new is)`);
   }
   if (c.get('scale_attn_weights') === false || c.get('scale_attn_by_inverse_layer_idx') === true) c.fail(`only attention scaled by 1/sqrt(head size) is supported`);
   return {
@@ -59,4 +61,4 @@ function weights(config: ModelConfig, tensors: CheckpointTensors): Map<string, T
   return out;
 }
 
-export const gpt2: Family = { name: 'gpt2', hf: { architectures: ['GPT2LMHeadModel'], config, weights } };
+export const gpt2: Family = { name: 'gpt2', hf: { architectures: ['GPT2LMHeadModel'], config, weights, layers: { key: 'n_layer', tensor: /^(?:transformer\.)?h\.(\d+)\./ } } };

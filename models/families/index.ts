@@ -23,6 +23,9 @@ export const ggufFamilies: ReadonlyMap<string, Family> = new Map(families.flatMa
 
 /** A family's weights from a checkpoint, checked: a tensor for every weight its model definition reads (RoPE tables aside), of the shape it reads. */
 export function familyWeights(mapping: FormatMapping, config: ModelConfig, tensors: CheckpointTensors, fields: ConfigFields): Map<string, TensorSource> {
+  // the layer count is checked against the file before anything is sized or looped over by it
+  const held = layersHeld(tensors.names(), mapping.layers.tensor);
+  if (config.nLayers > held) fields.fail(`${mapping.layers.key} is ${config.nLayers}, but the tensors hold ${held === 0 ? 'no layer' : `layers 0 to ${held - 1}`}`);
   const weights = mapping.weights(config, tensors, fields);
   const shapes = config.family === 'gpt2' ? gpt2WeightShapes(config) : llamaWeightShapes(config);
   for (const [name, shape] of shapes) {
@@ -31,4 +34,16 @@ export function familyWeights(mapping: FormatMapping, config: ModelConfig, tenso
     if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) tensors.fail(`${name} has shape [${t.shape.join(', ')}], the model reads [${shape.join(', ')}]`);
   }
   return weights;
+}
+
+/** How many layers, from layer 0 on without a gap, have tensors among `names`. */
+function layersHeld(names: Iterable<string>, tensor: RegExp): number {
+  const layers = new Set<number>();
+  for (const name of names) {
+    const m = tensor.exec(name);
+    if (m) layers.add(Number(m[1]));
+  }
+  let n = 0;
+  while (layers.has(n)) n++;
+  return n;
 }

@@ -1,6 +1,7 @@
 // Llama (LlamaForCausalLM; GGUF llama), and what every family whose graph is models/llama.ts shares: config.json
 // and GGUF metadata read into its ModelConfig, and one table of where Hugging Face and llama.cpp keep each weight.
 // Q/K rows stored in rotate-half RoPE order are reordered on load to the adjacent pairs weft rotates.
+import { excerpt } from '../../src/file-input.js';
 import { reorderedRows, sourceRows, type TensorSource } from '../../src/weights/source.js';
 import { llamaWeightShapes, type ModelConfig, type RopeScaling } from '../llama.js';
 import type { CheckpointTensors, ConfigFields, Family, FamilyConfig } from './family.js';
@@ -73,12 +74,14 @@ export function llamaFamily(f: LlamaFamily): Family {
     name: f.name,
     hf: {
       architectures: f.architectures,
+      layers: { key: 'num_hidden_layers', tensor: /^model\.layers\.(\d+)\./ },
       config: (c) => ({ ...hfConfig(c, f.window ?? ((c) => (c.get('use_sliding_window') !== false ? c.get('sliding_window') : undefined))), ...f.options(c) }),
       weights: (config, tensors, fields) => llamaWeights(config, tensors, table, 'hf', { rotateHalf: true, tied: fields.get('tie_word_embeddings') === true }),
     },
     ...(gguf && {
       gguf: {
         arch: gguf.arch,
+        layers: { key: `${gguf.arch}.block_count`, tensor: /^blk\.(\d+)\./ },
         config: (m) => ({ ...ggufConfig(gguf.arch, m), ...gguf.options }),
         weights: (config, tensors) => {
           for (const key of ['rope_factors_long.weight', 'rope_factors_short.weight']) {
@@ -101,13 +104,15 @@ function hfConfig(c: ConfigFields, window: (c: ConfigFields) => unknown): Family
   const headSize = c.int('head_dim', dim / nHeads);
   if (headSize % 2 !== 0) c.fail(`head_dim ${headSize} is odd, and RoPE rotates pairs`);
   const partial = c.get('partial_rotary_factor');
-  if (partial !== undefined && partial !== 1) c.fail(`partial_rotary_factor ${JSON.stringify(partial)} is not supported (weft rotates whole heads)`);
-  if ((c.get('hidden_act') ?? 'silu') !== 'silu') c.fail(`hidden_act ${String(c.get('hidden_act'))} is not supported (silu is)`);
+  if (partial !== undefined && partial !== 1) c.fail(`partial_rotary_factor ${excerpt(partial)} is not supported (weft rotates whole heads)`);
+  if ((c.get('hidden_act') ?? 'silu') !== 'silu') c.fail(`hidden_act ${excerpt(c.get('hidden_act'))} is not supported (silu is)`);
   if (c.get('mlp_bias') === true) c.fail(`MLP biases are not supported (mlp_bias)`);
-  const rope = (c.get('rope_parameters') ?? c.get('rope_scaling') ?? {}) as Record<string, unknown>;
-  const ropeScaling = ropeScalingOf(rope, c.fail);
-  const theta = rope.rope_theta ?? c.get('rope_theta') ?? 10000;
-  if (typeof theta !== 'number' || !(theta > 0)) c.fail(`rope_theta must be a positive number, is ${JSON.stringify(theta)}`);
+  const ropeKey = c.get('rope_parameters') !== undefined ? 'rope_parameters' : 'rope_scaling';
+  const rope = c.get(ropeKey) ?? {};
+  if (typeof rope !== 'object' || Array.isArray(rope)) return c.fail(`${ropeKey} must be an object, is ${excerpt(rope)}`);
+  const ropeScaling = ropeScalingOf(rope as Record<string, unknown>, c.fail);
+  const theta = ownField(rope, 'rope_theta') ?? c.get('rope_theta') ?? 10000;
+  if (typeof theta !== 'number' || !(theta > 0)) c.fail(`rope_theta must be a positive number, is ${excerpt(theta)}`);
   // within its window, sliding-window attention is full attention: cap the context there
   const w = window(c);
   const seqLen = Math.min(c.int('max_position_embeddings'), typeof w === 'number' && w > 0 ? w : Infinity);
@@ -128,10 +133,10 @@ function hfConfig(c: ConfigFields, window: (c: ConfigFields) => unknown): Family
 
 /** config.json's rope_scaling (or rope_parameters): none, linear or llama3; any other rope type is refused. */
 function ropeScalingOf(rope: Record<string, unknown>, fail: (msg: string) => never): RopeScaling | undefined {
-  const type = rope.rope_type ?? rope.type ?? 'default';
+  const type = ownField(rope, 'rope_type') ?? ownField(rope, 'type') ?? 'default';
   const positive = (key: string): number => {
-    const v = rope[key];
-    return typeof v === 'number' && v > 0 ? v : fail(`rope_scaling.${key} must be a positive number, is ${JSON.stringify(v)}`);
+    const v = ownField(rope, key);
+    return typeof v === 'number' && v > 0 ? v : fail(`rope_scaling.${key} must be a positive number, is ${excerpt(v)}`);
   };
   if (type === 'default') return undefined;
   if (type === 'linear') return { kind: 'linear', factor: positive('factor') };
@@ -146,14 +151,14 @@ function ropeScalingOf(rope: Record<string, unknown>, fail: (msg: string) => nev
     if (!(scaling.highFreqFactor > scaling.lowFreqFactor)) fail(`rope_scaling.high_freq_factor must exceed low_freq_factor`);
     return scaling;
   }
-  return fail(`RoPE scaling '${String(type)}' is not supported (weft supports default, linear and llama3)`);
+  return fail(`RoPE scaling ${excerpt(type)} is not supported (weft supports default, linear and llama3)`);
 }
 
 /** GGUF metadata under `{arch}.`: sizes, head size (attention.key_length), RoPE and a sliding window. */
 function ggufConfig(arch: string, m: ConfigFields): FamilyConfig {
   const key = (k: string): string => `${arch}.${k}`;
   const scaling = m.get(key('rope.scaling.type')) ?? 'none';
-  if (scaling !== 'none' && scaling !== 'linear') m.fail(`RoPE scaling '${String(scaling)}' is not supported (weft supports none, linear, and frequency factors in rope_freqs.weight)`);
+  if (scaling !== 'none' && scaling !== 'linear') m.fail(`RoPE scaling ${excerpt(scaling)} is not supported (weft supports none, linear, and frequency factors in rope_freqs.weight)`);
   const ropeScaling: RopeScaling | undefined = scaling === 'linear' ? { kind: 'linear', factor: m.num(key('rope.scaling.factor')) } : undefined;
   const dim = m.int(key('embedding_length'));
   const nHeads = m.int(key('attention.head_count'));
@@ -224,4 +229,9 @@ function adjacentPairs(name: string, t: TensorSource, c: ModelConfig): TensorSou
   const half = c.headSize / 2;
   for (let h = 0; h < heads; h++) for (let j = 0; j < half; j++) order.push(h * c.headSize + j, h * c.headSize + half + j);
   return reorderedRows(t, order);
+}
+
+/** A field of an object read from a file, never one of its prototype's; undefined when absent or null. */
+function ownField(o: object, key: string): unknown {
+  return Object.hasOwn(o, key) ? ((o as Record<string, unknown>)[key] ?? undefined) : undefined;
 }

@@ -1,6 +1,7 @@
 // Hugging Face tokenizer.json through @huggingface/tokenizers: encode, exact decode (no clean-up, specials kept),
 // and a streaming decoder whose chunks are whole UTF-8 sequences adding up to the decode of everything pushed.
 import { Tokenizer as LibraryTokenizer } from '@huggingface/tokenizers';
+import { errorLine, excerpt, parseJson } from '../file-input.js';
 import { installLongWordMerges, type LibraryBpeModel } from './bpe-merges.js';
 import type { SpecialToken, SpecialTokens, TextTokenizer, TokenStream } from './tokenizer.js';
 
@@ -38,13 +39,8 @@ export class HfTokenizer implements TextTokenizer {
 
   /** Parses tokenizer.json text; every id must be below `vocabSize` (the model's vocabulary). */
   static fromJson(text: string, vocabSize: number, source = 'tokenizer.json', options: HfTokenizerOptions = {}): HfTokenizer {
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch (e) {
-      throw new Error(`${source}: not valid JSON (${firstLine(e)})`);
-    }
-    return HfTokenizer.fromObject(json, vocabSize, source, options);
+    // the library walks the file's pre-tokenizers, normalizers and processors recursively: nesting is checked first
+    return HfTokenizer.fromObject(parseJson(text, source), vocabSize, source, options);
   }
 
   /** A tokenizer.json already parsed (or built from another format's metadata, as GGUF's gpt2 kind is). */
@@ -55,22 +51,22 @@ export class HfTokenizer implements TextTokenizer {
     if (!Number.isInteger(vocabSize) || vocabSize <= 0) fail(`vocabulary size must be a positive integer, got ${vocabSize}`);
     if (!isObject(json)) return fail(`not a JSON object`);
     const type = isObject(json.model) ? json.model.type : undefined;
-    if (type !== undefined && !MODEL_TYPES.includes(type as string)) fail(`model.type ${JSON.stringify(type)} is not supported (${MODEL_TYPES.join(', ')} are)`);
+    if (type !== undefined && !MODEL_TYPES.includes(type as string)) fail(`model.type ${excerpt(type)} is not supported (${MODEL_TYPES.join(', ')} are)`);
     checkIds(json, vocabSize, fail);
     const config = options.config ?? {};
     let library: Library;
     try {
       library = new LibraryTokenizer(json, config) as Library;
     } catch (e) {
-      return fail(firstLine(e));
+      return fail(errorLine(e));
     }
     if (isBpeModel(library.model)) installLongWordMerges(library.model);
     const special = (key: string): SpecialToken | undefined => {
-      const v = config[key];
+      const v = Object.hasOwn(config, key) ? config[key] : undefined;
       const text = typeof v === 'string' ? v : isObject(v) && typeof v.content === 'string' ? v.content : undefined;
       if (text === undefined) return undefined;
       const id = library.token_to_id(text);
-      if (id === undefined) return fail(`tokenizer_config.json's ${key} ${JSON.stringify(text)} is not a token of this tokenizer`);
+      if (id === undefined) return fail(`tokenizer_config.json's ${key} ${excerpt(text)} is not a token of this tokenizer`);
       return { id, text };
     };
     const bos = special('bos_token');
@@ -137,7 +133,7 @@ export class HfTokenizer implements TextTokenizer {
   private encodeIds(text: string, special: boolean): number[] {
     const { ids, tokens } = this.library.encode(text, { add_special_tokens: special });
     const missing = ids.indexOf(undefined);
-    if (missing >= 0) throw new Error(`${this.source}: ${JSON.stringify(tokens[missing])} is not in the vocabulary and there is no unk_token`);
+    if (missing >= 0) throw new Error(`${this.source}: ${excerpt(tokens[missing])} is not in the vocabulary and there is no unk_token`);
     return ids as number[];
   }
 
@@ -152,20 +148,20 @@ export class HfTokenizer implements TextTokenizer {
 /** Every id model.vocab and added_tokens give must be below the model's vocabulary size. */
 function checkIds(json: Record<string, unknown>, vocabSize: number, fail: (msg: string) => never): void {
   const check = (id: unknown, what: string): void => {
-    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) fail(`${what} has invalid id ${JSON.stringify(id)}`);
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) fail(`${what} has invalid id ${excerpt(id)}`);
     else if (id >= vocabSize) fail(`${what} has id ${id}, beyond the model's vocabulary of ${vocabSize}`);
   };
   const model = json.model;
   if (isObject(model) && Array.isArray(model.vocab)) {
     if (model.vocab.length > vocabSize) fail(`model.vocab has ${model.vocab.length} entries, beyond the model's vocabulary of ${vocabSize}`);
   } else if (isObject(model) && isObject(model.vocab)) {
-    for (const [token, id] of Object.entries(model.vocab)) check(id, `model.vocab token ${JSON.stringify(token)}`);
+    for (const [token, id] of Object.entries(model.vocab)) check(id, `model.vocab token ${excerpt(token)}`);
   }
   const added = json.added_tokens ?? [];
   if (!Array.isArray(added)) fail(`added_tokens must be an array`);
   (added as unknown[]).forEach((t, i) => {
     if (!isObject(t) || typeof t.content !== 'string') fail(`added_tokens[${i}] needs a content string`);
-    else check(t.id, `added token ${JSON.stringify(t.content)}`);
+    else check(t.id, `added token ${excerpt(t.content)}`);
   });
 }
 
@@ -177,8 +173,4 @@ function isBpeModel(model: unknown): model is LibraryBpeModel {
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function firstLine(e: unknown): string {
-  return (e instanceof Error ? e.message : String(e)).split('\n')[0];
 }

@@ -1,7 +1,8 @@
 // Checkpoint tensors as sources read when they are needed: a region of a file (read by offset, never the
 // whole file), bytes or values in memory, or values computed on demand; and views of them (rows, rows
 // reordered, a transpose). Reading a source gives its bytes in its own format; nothing is kept.
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
+import { openRegularFile } from '../file-input.js';
 import { weightFormats, type WeightFormat } from './formats.js';
 
 export interface TensorSource {
@@ -43,19 +44,9 @@ export function readRegion(path: string, offset: number, length: number): Uint8A
 
 /** A file's size; only regular files are checkpoints (a FIFO or a device would block or never end). */
 export function regularFileSize(path: string, what = 'file'): number {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (e) {
-    throw new Error(`cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-  try {
-    const s = fstatSync(fd);
-    if (!s.isFile()) throw new Error(`cannot read ${what} ${path}: not a regular file`);
-    return s.size;
-  } finally {
-    closeSync(fd);
-  }
+  const { fd, size } = openRegularFile(path, what);
+  closeSync(fd);
+  return size;
 }
 
 /** A tensor stored at [offset, offset + its bytes) of a file, in `format`. */
