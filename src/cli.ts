@@ -395,11 +395,13 @@ async function bench(a: BenchArgs): Promise<void> {
       rows.push(row);
       process.stdout.write(formatBenchRow(row));
     }
+    // the peers run at the same context as weft (--context cuts the KV cache and the RoPE tables they get)
+    const peerFiles = a.context !== undefined ? withContext(files, a.context) : files;
     for (const [peer, run] of peers) {
       // a peer that cannot run on this device is reported (and recorded with its reason), not fatal
       let row: PeerRow;
       try {
-        row = await run(name, files.config, floatWeights(files), { promptTokens, decodeTokens: a.decodeTokens, runs: a.runs, warmupSeconds: a.warmupSeconds, backend: a.backend });
+        row = await run(name, peerFiles.config, floatWeights(peerFiles), { promptTokens, decodeTokens: a.decodeTokens, runs: a.runs, warmupSeconds: a.warmupSeconds, backend: a.backend });
       } catch (e) {
         const error = (e as Error).message.split('\n')[0]!;
         process.stderr.write(`${peer} ${name}: did not run: ${error}\n`);
