@@ -5,11 +5,14 @@
 import { familyWeights, ggufFamilies, type CheckpointTensors, type ConfigFields } from './families/index.js';
 import type { ModelConfig } from './llama.js';
 import { HfTokenizer } from '../src/runtime/hf-tokenizer.js';
-import { Tokenizer, type TextTokenizer } from '../src/runtime/tokenizer.js';
+import type { TextTokenizer } from '../src/runtime/tokenizer.js';
 import { fileBytes, formatOfGgmlType, weightFormats } from '../src/weights/formats.js';
 import { fileSource, readRegion, regularFileSize, sourceValues, type TensorSource } from '../src/weights/source.js';
 import { excerpt, MAX_NESTING } from '../src/file-input.js';
 import { MAX_SIZE } from './families/family.js';
+
+/** GGUF strings as written: a leading U+FEFF is text (a token of its own in SentencePiece vocabularies), not a byte order mark. */
+const utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
 
 /** A metadata value: u64/i64 as bigint, the other numbers as number, arrays of any of them (nested too). */
 export type GgufValue = number | bigint | boolean | string | GgufValue[];
@@ -88,7 +91,7 @@ class Cursor {
   string = (what: string): string => {
     const n = this.count(`${what} length`);
     const at = this.take(n, what);
-    return new TextDecoder().decode(this.bytes.subarray(at, at + n));
+    return utf8.decode(this.bytes.subarray(at, at + n));
   };
   /** a value of `type`; arrays nest `depth` deep around it */
   value(type: number, what: string, depth = 0): GgufValue {
@@ -298,10 +301,9 @@ export function readGguf(path: string): { config: ModelConfig; tensors: Map<stri
 }
 
 /**
- * The tokenizer a GGUF file carries, undefined when absent: tokenizer.ggml.model "llama" (SentencePiece
- * tokens and scores) becomes a llama2.c-style Tokenizer, SentencePiece's '▁' turned back into the space
- * llama2.c stores; "gpt2" (byte-level BPE: tokens, merges, and the pre-tokenizer tokenizer.ggml.pre names)
- * becomes the HfTokenizer of the tokenizer.json it was converted from.
+ * The tokenizer a GGUF file carries, undefined when absent, as the HfTokenizer of the tokenizer.json it stands
+ * for: "llama" (SentencePiece tokens and scores) as Hugging Face's LlamaConverter builds it, "gpt2" (byte-level
+ * BPE: tokens, merges, and the pre-tokenizer tokenizer.ggml.pre names) as the file it was converted from.
  */
 export function ggufTokenizer(file: GgufFile, vocabSize: number, source = 'model.gguf'): TextTokenizer | undefined {
   const fail = (msg: string): never => {
@@ -313,16 +315,14 @@ export function ggufTokenizer(file: GgufFile, vocabSize: number, source = 'model
   const tokens = file.metadata.get('tokenizer.ggml.tokens');
   if (!Array.isArray(tokens) || tokens.some((t) => typeof t !== 'string')) return fail(`tokenizer.ggml.tokens must be an array of strings`);
   if (tokens.length !== vocabSize) fail(`tokenizer has ${tokens.length} tokens, model vocabulary is ${vocabSize}`);
-  if (kind === 'gpt2') return byteLevelTokenizer(file, tokens as string[], source, fail);
-  const scores = file.metadata.get('tokenizer.ggml.scores');
-  if (!Array.isArray(scores) || scores.length !== tokens.length || scores.some((s) => typeof s !== 'number')) {
-    return fail(`tokenizer.ggml.scores must be ${tokens.length} numbers, one per token`);
-  }
-  const utf8 = new TextEncoder();
-  const pieces = (tokens as string[]).map((t) => utf8.encode(t.replaceAll('\u2581', ' ')));
-  const specials = { bos: specialId(file, 'tokenizer.ggml.bos_token_id', tokens.length), eos: specialId(file, 'tokenizer.ggml.eos_token_id', tokens.length) };
-  return Tokenizer.fromPieces(pieces, Float32Array.from(scores as number[]), source, specials);
+  const types = file.metadata.get('tokenizer.ggml.token_type');
+  if (types !== undefined && (!Array.isArray(types) || types.length !== tokens.length)) fail(`tokenizer.ggml.token_type must have one type per token`);
+  const typeOf = (i: number): unknown => (Array.isArray(types) ? types[i] : TOKEN_TYPE.normal);
+  return (kind === 'gpt2' ? byteLevelTokenizer : sentencePieceTokenizer)(file, tokens as string[], typeOf, source, fail);
 }
+
+/** llama.cpp's token types (tokenizer.ggml.token_type). */
+const TOKEN_TYPE = { normal: 1, unknown: 2, control: 3, userDefined: 4, unused: 5, byte: 6 } as const;
 
 /** A token id metadata `key` gives, if it is one of the vocabulary's. */
 function specialId(file: GgufFile, key: string, vocabSize: number): number | undefined {
@@ -357,39 +357,132 @@ const BYTE_LEVEL_PRE: Readonly<Record<string, { normalizer: unknown; pre_tokeniz
   };
 })();
 
-/** A gpt2-kind GGUF tokenizer as the tokenizer.json it stands for: control and user-defined tokens are added tokens. */
-function byteLevelTokenizer(file: GgufFile, tokens: readonly string[], source: string, fail: (msg: string) => never): HfTokenizer {
+/** A token's place in tokenizer.json by its llama.cpp type: unknown, control and user-defined tokens are matched whole, as added tokens. */
+function addedToken(type: unknown, id: number, content: string): { id: number; content: string; special: boolean; normalized: boolean } | undefined {
+  if (type !== TOKEN_TYPE.unknown && type !== TOKEN_TYPE.control && type !== TOKEN_TYPE.userDefined) return undefined;
+  return { id, content, special: type !== TOKEN_TYPE.userDefined, normalized: false };
+}
+
+/** BOS and EOS as tokenizer_config.json names them, and the post-processor that puts BOS first where `addBos`. */
+function bosAndEos(file: GgufFile, tokens: readonly string[], addBos: boolean): { config: Record<string, unknown>; postProcessor: unknown } {
+  const bos = specialId(file, 'tokenizer.ggml.bos_token_id', tokens.length);
+  const eos = specialId(file, 'tokenizer.ggml.eos_token_id', tokens.length);
+  const add = file.metadata.get('tokenizer.ggml.add_bos_token');
+  // BOS is what a TemplateProcessing post-processor puts before the text, as in the tokenizer.json converted from
+  const withBos = (typeof add === 'boolean' ? add : addBos) && bos !== undefined;
+  return {
+    config: { bos_token: bos === undefined ? undefined : tokens[bos], eos_token: eos === undefined ? undefined : tokens[eos] },
+    postProcessor: withBos ? bosTemplate(tokens[bos], bos) : null,
+  };
+}
+
+type TokenizerOfKind = (file: GgufFile, tokens: readonly string[], typeOf: (i: number) => unknown, source: string, fail: (msg: string) => never) => HfTokenizer;
+
+/** A gpt2-kind GGUF tokenizer as the tokenizer.json it stands for. */
+const byteLevelTokenizer: TokenizerOfKind = (file, tokens, typeOf, source, fail) => {
   const m = file.metadata;
   const pre = m.get('tokenizer.ggml.pre') ?? 'default';
   const style = typeof pre === 'string' && Object.hasOwn(BYTE_LEVEL_PRE, pre) ? BYTE_LEVEL_PRE[pre] : undefined;
   if (!style) return fail(`tokenizer.ggml.pre ${excerpt(pre)} is not supported (weft reads ${Object.keys(BYTE_LEVEL_PRE).join(', ')})`);
   const merges = m.get('tokenizer.ggml.merges');
   if (!Array.isArray(merges) || merges.some((x) => typeof x !== 'string')) return fail(`tokenizer.ggml.merges must be an array of strings`);
-  const types = m.get('tokenizer.ggml.token_type');
-  if (types !== undefined && (!Array.isArray(types) || types.length !== tokens.length)) fail(`tokenizer.ggml.token_type must have one type per token`);
-  // llama.cpp's token types: 3 control, 4 user-defined are matched whole, as tokenizer.json's added tokens
-  const addedAt = (i: number): boolean => Array.isArray(types) && (types[i] === 3 || types[i] === 4);
   const vocab = Object.create(null) as Record<string, number>;
-  const added: { id: number; content: string; special: boolean; normalized: boolean }[] = [];
+  const added: NonNullable<ReturnType<typeof addedToken>>[] = [];
   tokens.forEach((t, i) => {
-    if (addedAt(i)) added.push({ id: i, content: t, special: (types as unknown[])[i] === 3, normalized: false });
+    const a = addedToken(typeOf(i), i, t);
+    if (a) added.push(a);
     else if (!Object.hasOwn(vocab, t)) vocab[t] = i;
   });
-  const bos = specialId(file, 'tokenizer.ggml.bos_token_id', tokens.length);
-  const eos = specialId(file, 'tokenizer.ggml.eos_token_id', tokens.length);
-  const addBos = m.get('tokenizer.ggml.add_bos_token');
-  // BOS is what a TemplateProcessing post-processor puts before the text, as in the tokenizer.json converted from
-  const bosToken = (typeof addBos === 'boolean' ? addBos : style.addBos) && bos !== undefined ? tokens[bos] : undefined;
+  const { config, postProcessor } = bosAndEos(file, tokens, style.addBos);
   const json = {
     model: { type: 'BPE', vocab, merges, ignore_merges: style.ignoreMerges },
     added_tokens: added,
     normalizer: style.normalizer,
     pre_tokenizer: style.pre_tokenizer,
-    post_processor: bosToken === undefined ? null : bosTemplate(bosToken, bos!),
+    post_processor: postProcessor,
     decoder: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
   };
-  const config = { bos_token: bos === undefined ? undefined : tokens[bos], eos_token: eos === undefined ? undefined : tokens[eos] };
   return HfTokenizer.fromObject(json, tokens.length, source, { config });
+};
+
+const SPACE = '\u2581';
+
+/**
+ * A llama-kind GGUF tokenizer as the tokenizer.json Hugging Face's LlamaConverter (legacy) builds from the same
+ * SentencePiece vocabulary: a byte-fallback BPE whose merges come from the scores, spaces as '▁' with one put
+ * before each text between added tokens where tokenizer.ggml.add_space_prefix (the default), stripped again by
+ * the decoder; BOS added unless tokenizer.ggml.add_bos_token is false.
+ */
+const sentencePieceTokenizer: TokenizerOfKind = (file, tokens, typeOf, source, fail) => {
+  const m = file.metadata;
+  const scores = m.get('tokenizer.ggml.scores');
+  if (!Array.isArray(scores) || scores.length !== tokens.length || scores.some((s) => typeof s !== 'number')) {
+    return fail(`tokenizer.ggml.scores must be ${tokens.length} numbers, one per token`);
+  }
+  const addSpacePrefix = m.get('tokenizer.ggml.add_space_prefix') ?? true;
+  if (typeof addSpacePrefix !== 'boolean') fail(`tokenizer.ggml.add_space_prefix must be a bool`);
+  // a piece written more than once is its last id, in llama.cpp's token_to_id as in the converter's dict
+  const vocab = new Map<string, number>();
+  tokens.forEach((t, i) => vocab.set(t, i));
+  const added = tokens.flatMap((t, i) => addedToken(typeOf(i), i, t) ?? []);
+  // llama.cpp's unknown token where a SentencePiece vocabulary names none is id 0
+  const unk = m.has('tokenizer.ggml.unknown_token_id') ? specialId(file, 'tokenizer.ggml.unknown_token_id', tokens.length) : 0;
+  const byteFallback = Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`).every((t) => vocab.has(t));
+  const { config, postProcessor } = bosAndEos(file, tokens, true);
+  const json = {
+    model: {
+      type: 'BPE',
+      vocab: Object.fromEntries(vocab),
+      merges: sentencePieceMerges(vocab, scores as number[]),
+      unk_token: unk === undefined ? null : tokens[unk],
+      fuse_unk: true,
+      byte_fallback: byteFallback,
+    },
+    added_tokens: added,
+    normalizer: {
+      type: 'Sequence',
+      normalizers: [...(addSpacePrefix ? [{ type: 'Prepend', prepend: SPACE }] : []), { type: 'Replace', pattern: { String: ' ' }, content: SPACE }],
+    },
+    pre_tokenizer: null,
+    post_processor: postProcessor,
+    decoder: {
+      type: 'Sequence',
+      decoders: [
+        { type: 'Replace', pattern: { String: SPACE }, content: ' ' },
+        { type: 'ByteFallback' },
+        { type: 'Fuse' },
+        ...(addSpacePrefix ? [{ type: 'Strip', content: ' ', start: 1, stop: 0 }] : []),
+      ],
+    },
+  };
+  return HfTokenizer.fromObject(json, tokens.length, source, { config });
+};
+
+/**
+ * The BPE merges of a SentencePiece vocabulary with scores, as the converter's SentencePieceExtractor derives
+ * them: every split of a piece into two pieces of the vocabulary (ordered by their ids), all of them ranked by
+ * the piece's score, highest first, ties in vocabulary order. Sorting the pieces first ranks their merges as the
+ * converter's stable sort of all merges does; one lookup per split point, O(total chars).
+ */
+export function sentencePieceMerges(vocab: ReadonlyMap<string, number>, scores: readonly number[]): [string, string][] {
+  const pieces: string[] = [];
+  for (const [piece, id] of vocab) pieces[id] = piece;
+  const order = Int32Array.from(vocab.values()).sort((a, b) => scores[b]! - scores[a]! || a - b);
+  const merges: [string, string][] = [];
+  const local: [number, number][] = [];
+  for (const id of order) {
+    const piece = pieces[id]!;
+    local.length = 0;
+    // split points between code points, as Python slices a str
+    for (let at = 0; (at += piece.codePointAt(at)! > 0xffff ? 2 : 1) < piece.length; ) {
+      const l = vocab.get(piece.slice(0, at));
+      const r = l === undefined ? undefined : vocab.get(piece.slice(at));
+      if (r !== undefined) local.push([l!, r]);
+    }
+    if (local.length > 1) local.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    for (const [l, r] of local) merges.push([pieces[l]!, pieces[r]!]);
+  }
+  return merges;
 }
 
 /** tokenizer.json's post-processor that puts `token` (id `id`) before a single text. */

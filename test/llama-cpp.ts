@@ -1,6 +1,7 @@
 // llama.cpp itself, through node-llama-cpp's CPU build, as the outside reference for GGUF files: greedy
 // decoding from prompt ids fed as they are (no tokenizer, no BOS added), with each step's whole next-token
-// distribution. One thread, no GPU, a float32 KV cache: the same file and ids give the same numbers.
+// distribution. One thread, no GPU, a float32 KV cache: the same file and ids give the same numbers. And its
+// tokenizer of a file, tokenize and detokenize.
 import { getLlama, LlamaLogLevel, type ControlledEvaluateInputItem, type Llama, type LlamaContextSequence, type Token } from 'node-llama-cpp';
 
 export interface LlamaCppStep {
@@ -70,4 +71,31 @@ async function nextStep(sequence: LlamaContextSequence, ids: readonly number[]):
   for (const [id, p] of next.probabilities) probabilities[id] = p;
   const top = probabilities[next.token]!;
   return { token: next.token, probabilities, logits: probabilities.map((p) => Math.log(p / top)) };
+}
+
+/** llama.cpp's tokenizer of a GGUF file, read alone (vocab_only: no tensors are needed). */
+export interface LlamaCppTokenizer {
+  /** llama_tokenize with special-token text parsed, as llama.cpp's chat does; no BOS (node-llama-cpp passes add_special false) */
+  tokenize(text: string): number[];
+  /** llama_detokenize with special tokens written out and kept */
+  detokenize(ids: readonly number[]): string;
+  dispose(): Promise<void>;
+}
+
+export async function llamaCppTokenizer(path: string): Promise<LlamaCppTokenizer> {
+  const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error, maxThreads: 1 });
+  try {
+    const model = await llama.loadModel({ modelPath: path, gpuLayers: 0, vocabOnly: true });
+    return {
+      tokenize: (text) => model.tokenize(text, true).map(Number),
+      detokenize: (ids) => model.detokenize(ids as readonly Token[], true),
+      dispose: async () => {
+        await model.dispose();
+        await llama.dispose();
+      },
+    };
+  } catch (e) {
+    await llama.dispose();
+    throw e;
+  }
 }

@@ -97,18 +97,7 @@ export class Tokenizer implements TextTokenizer {
       throw new Error(`${source}: ${bytes.length - offset} trailing bytes after ${vocabSize + extra} tokens`);
     }
     const keys = pieces.map((piece) => byteKey(cString(piece)));
-    return new Tokenizer(pieces, scores, keys, lookupTable(keys), source, specialTokens(pieces, { bos: BOS, eos: EOS }));
-  }
-
-  /**
-   * A tokenizer from its pieces (raw bytes, as a llama2.c file stores them) and their merge scores, e.g. a GGUF file's;
-   * `specials` names BOS and EOS by id (default: run.c's 1 and 2).
-   */
-  static fromPieces(pieces: readonly Uint8Array[], scores: Float32Array, source = 'tokenizer', specials: { bos?: number; eos?: number } = { bos: BOS, eos: EOS }): Tokenizer {
-    if (pieces.length === 0 || pieces.length !== scores.length) throw new Error(`${source}: ${pieces.length} pieces and ${scores.length} scores do not make a vocabulary`);
-    const copies = pieces.map((piece) => piece.slice());
-    const keys = copies.map((piece) => byteKey(cString(piece)));
-    return new Tokenizer(copies, Float32Array.from(scores), keys, lookupTable(keys), source, specialTokens(copies, specials));
+    return new Tokenizer(pieces, scores, keys, lookupTable(keys), source, specialTokens(pieces));
   }
 
   get vocabSize(): number {
@@ -229,12 +218,11 @@ export class Tokenizer implements TextTokenizer {
   }
 }
 
-/** BOS and EOS by id, with their pieces as text, where the vocabulary has them. */
-function specialTokens(pieces: readonly Uint8Array[], ids: { bos?: number; eos?: number }): SpecialTokens {
-  const token = (id: number | undefined): SpecialToken | undefined =>
-    id !== undefined && Number.isInteger(id) && id >= 0 && id < pieces.length ? { id, text: new TextDecoder().decode(cString(pieces[id])) } : undefined;
-  const bos = token(ids.bos);
-  const eos = token(ids.eos);
+/** run.c's BOS and EOS, with their pieces as text, where the vocabulary has them. */
+function specialTokens(pieces: readonly Uint8Array[]): SpecialTokens {
+  const token = (id: number): SpecialToken | undefined => (id < pieces.length ? { id, text: new TextDecoder().decode(cString(pieces[id])) } : undefined);
+  const bos = token(BOS);
+  const eos = token(EOS);
   return { ...(bos && { bos }), ...(eos && { eos }) };
 }
 
