@@ -153,7 +153,7 @@ export const textOps: Readonly<Record<string, TextOp>> = {
   duplicateLine: (s, r) => {
     const lines = s.split('\n');
     const i = r.below(lines.length);
-    lines.splice(r.below(lines.length + 1), 0, ...Array<string>(r.chance(0.1) ? 1000 : 1).fill(lines[i]!));
+    lines.splice(r.below(lines.length + 1), 0, ...Array<string>(r.chance(0.1) && lines[i]!.length < 1000 ? 1000 : 1).fill(lines[i]!));
     return lines.join('\n');
   },
   swapLines: (s, r) => {
@@ -414,11 +414,18 @@ const mutators: Readonly<Record<InputKind, (b: Uint8Array, r: Rng) => Uint8Array
   gguf: mutateGguf,
 };
 
+/** The largest input a case gives a reader. */
+const MAX_INPUT_BYTES = 16 * 1024 * 1024;
+
 /** Case `index` of a run seeded `seed`: one seed input, its target file mutated. */
 export function makeCase(reader: ReaderName, seeds: readonly Seed[], seed: number, index: number): Case & { seedName: string } {
   const r = new Rng(caseSeed(seed, reader, index));
   const s = r.pick(seeds);
-  const files = { ...s.files, [s.target]: mutators[s.kind](s.files[s.target]!, r) };
+  // a plain copy: the operators' slice() must copy, and no case may write into the seed
+  const original = new Uint8Array(s.files[s.target]!);
+  const mutated = mutators[s.kind](original, r);
+  // operators stacked on huge values can make a file of gigabytes: such a case flips bits instead
+  const files = { ...s.files, [s.target]: mutated.length > MAX_INPUT_BYTES ? byteOps.bitFlip!(original, r) : mutated };
   return { reader, files, params: s.params ?? {}, seedName: s.name };
 }
 
@@ -505,16 +512,29 @@ class CaseRunner {
     this.dir = join(root, `w${index}`);
   }
 
-  private start(): Worker {
-    return (this.worker ??= new Worker(workerUrl, { resourceLimits: { maxOldGenerationSizeMb: 512, stackSizeMb: 1 } }));
+  /** The worker, once it has loaded the readers (its start is not part of any case's time). */
+  private async start(): Promise<Worker> {
+    if (this.worker) return this.worker;
+    const worker = new Worker(workerUrl, { resourceLimits: { maxOldGenerationSizeMb: 512, stackSizeMb: 1 } });
+    await new Promise<void>((resolve, reject) => {
+      worker.once('message', () => resolve());
+      worker.once('error', reject);
+    });
+    return (this.worker = worker);
   }
 
+  /** A case's outcome; one that runs past the time limit runs again on a fresh worker, and is a hang if it does again. */
   async run(c: Case): Promise<Outcome> {
+    const first = await this.runOnce(c);
+    return first.kind === 'unclean' && first.reason.startsWith('a hang') ? this.runOnce(c) : first;
+  }
+
+  private async runOnce(c: Case): Promise<Outcome> {
     const dir = join(this.dir, 'case');
     rmSync(dir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true });
     for (const [name, bytes] of Object.entries(c.files)) writeFileSync(join(dir, name), bytes);
-    const worker = this.start();
+    const worker = await this.start();
     const rssBefore = process.memoryUsage.rss();
     const reply = await new Promise<WorkerReply | { failure: string }>((resolve) => {
       const finish = (v: WorkerReply | { failure: string }): void => {
@@ -545,7 +565,9 @@ class CaseRunner {
     if (reply.ok) return { kind: 'accepted' };
     const error = { name: reply.name ?? '?', message: reply.message ?? '', isError: reply.isError ?? false };
     const reason = uncleanReason(error, reply.path ?? dir);
-    return reason ? { kind: 'unclean', reason, message: error.message } : { kind: 'clean', message: error.message };
+    // a flood of a message is judged whole but kept short: a long run holds every outcome
+    const message = error.message.length > 1000 ? `${error.message.slice(0, 1000)}...` : error.message;
+    return reason ? { kind: 'unclean', reason, message } : { kind: 'clean', message };
   }
 
   async stop(): Promise<void> {

@@ -59,6 +59,7 @@ const readers = {
   ],
 };
 
+parentPort.postMessage({ ready: true });
 parentPort.on('message', ({ reader, dir, params }) => {
   const [path, read] = readers[reader](dir, params);
   try {

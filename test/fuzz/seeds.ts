@@ -11,6 +11,8 @@ import type { ReaderName, Seed } from './harness.js';
 const root = new URL('../..', import.meta.url).pathname;
 const fixtures = '/work/shared/fixtures/llama2c';
 const utf8 = new TextEncoder();
+/** A file's bytes as a plain Uint8Array (a Buffer's slice is a view: a mutation would write into the seed). */
+const read = (path: string): Uint8Array => new Uint8Array(readFileSync(path));
 const json = (v: unknown): Uint8Array => utf8.encode(JSON.stringify(v, null, r(v)));
 /** Some seeds are pretty-printed, as checkpoints ship them. */
 const r = (v: unknown): number => (JSON.stringify(v).length % 2 === 0 ? 2 : 0);
@@ -169,10 +171,10 @@ const seeds: Record<ReaderName, () => Seed[]> = {
   llama2c: () => [
     { name: 'tiny-shared', files: { 'model.bin': llama2cFile({ dim: 8, hidden: 12, layers: 2, heads: 2, kvHeads: 1, vocab: 16, seqLen: 8, shared: true }) }, target: 'model.bin', kind: 'bytes' },
     { name: 'tiny-unshared', files: { 'model.bin': llama2cFile({ dim: 12, hidden: 20, layers: 1, heads: 3, kvHeads: 3, vocab: 10, seqLen: 4, shared: false }) }, target: 'model.bin', kind: 'bytes' },
-    { name: 'stories260K', files: { 'model.bin': readFileSync(join(fixtures, 'stories260K.bin')) }, target: 'model.bin', kind: 'bytes' },
+    { name: 'stories260K', files: { 'model.bin': read(join(fixtures, 'stories260K.bin')) }, target: 'model.bin', kind: 'bytes' },
   ],
   'llama2c-tokenizer': () => [
-    { name: 'tok512', files: { 'tokenizer.bin': readFileSync(join(fixtures, 'tok512-aidreams.bin')) }, target: 'tokenizer.bin', kind: 'bytes', params: { vocabSize: 512 } },
+    { name: 'tok512', files: { 'tokenizer.bin': read(join(fixtures, 'tok512-aidreams.bin')) }, target: 'tokenizer.bin', kind: 'bytes', params: { vocabSize: 512 } },
     { name: 'tiny', files: { 'tokenizer.bin': llama2cTokenizer(llama2cPieces) }, target: 'tokenizer.bin', kind: 'bytes', params: { vocabSize: llama2cPieces.length } },
   ],
   safetensors: () => {
@@ -206,14 +208,14 @@ const seeds: Record<ReaderName, () => Seed[]> = {
   ir: () =>
     [...readdirSync(join(root, 'test/golden')).filter((f) => f.endsWith('.ir')).map((f) => join(root, 'test/golden', f)), join(root, 'test/ir/every-op.ir')].map((path) => ({
       name: path.split('/').pop()!,
-      files: { 'graph.ir': readFileSync(path) },
+      files: { 'graph.ir': read(path) },
       target: 'graph.ir',
       kind: 'text' as const,
     })),
   'chat-template': () =>
     readdirSync(join(root, 'test/chat-templates'))
       .filter((f) => f.endsWith('.jinja'))
-      .map((f) => ({ name: f, files: { 'template.jinja': readFileSync(join(root, 'test/chat-templates', f)) }, target: 'template.jinja', kind: 'text' as const })),
+      .map((f) => ({ name: f, files: { 'template.jinja': read(join(root, 'test/chat-templates', f)) }, target: 'template.jinja', kind: 'text' as const })),
 };
 
 /** The seed inputs of a reader. */
