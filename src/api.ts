@@ -402,6 +402,16 @@ export class Model {
     return { backend: this.gpu.backend, adapter: this.gpu.adapter };
   }
 
+  /** The WebGPU device the model runs on: to watch its errors and its loss, or to share it with other WebGPU work. */
+  get gpuDevice(): GPUDevice {
+    return this.gpu.device;
+  }
+
+  /** The GPU buffers the model holds now (weights, KV cache, per-run and staging buffers) and their bytes. */
+  get deviceBuffers(): { readonly buffers: number; readonly bytes: number } {
+    return this.gpu.live;
+  }
+
   /**
    * Each dispatch of one graph run, its GPU seconds (see PlanExecutor.profile) and static cost: a prefill
    * of `tokens` positions from 0, or a decode step at position `position`. Leaves the KV cache unusable

@@ -44,7 +44,7 @@ export class ResidentBuffers {
     const max = Math.min(this.gpu.limits.maxBufferSize, this.gpu.limits.maxStorageBufferBindingSize);
     if (bytes > max) throw new Error(`${name} needs ${bytes} bytes, the adapter's largest storage buffer is ${max}`);
     this.allocated += bufferSize(bytes);
-    return this.gpu.device.createBuffer({ label: name, size: bufferSize(bytes), usage: usage() });
+    return this.gpu.createBuffer({ label: name, size: bufferSize(bytes), usage: usage() });
   }
 
   /** Device bytes of every weight and state buffer allocated. */
@@ -143,7 +143,7 @@ export class ResidentBuffers {
   }
 
   destroy(): void {
-    for (const b of new Set([...this.buffers.values(), ...[...this.uploaded.values()].flatMap((f) => [...f.values()])])) b.destroy();
+    for (const b of new Set([...this.buffers.values(), ...[...this.uploaded.values()].flatMap((f) => [...f.values()])])) this.gpu.destroyBuffer(b);
     this.buffers.clear();
     this.uploaded.clear();
   }
@@ -207,7 +207,7 @@ export class PlanExecutor {
     private readonly resident: ResidentBuffers,
     private readonly pipelines: readonly Pipeline[],
   ) {
-    this.uniform = gpu.device.createBuffer({ label: `${plan.graph}.dims`, size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    this.uniform = gpu.createBuffer({ label: `${plan.graph}.dims`, size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
     this.bufferSpecs = new Map(plan.buffers.map((b) => [b.name, b]));
   }
 
@@ -285,8 +285,8 @@ export class PlanExecutor {
     for (const [key, bytes] of needed) {
       const have = this.local.get(key);
       if (have && have.bytes >= bytes) continue;
-      have?.buffer.destroy();
-      this.local.set(key, { buffer: this.gpu.device.createBuffer({ label: key, size: bytes, usage: usage() }), bytes });
+      if (have) this.gpu.destroyBuffer(have.buffer);
+      this.local.set(key, { buffer: this.gpu.createBuffer({ label: key, size: bytes, usage: usage() }), bytes });
       this.bindGroups = undefined;
     }
     this.bindGroups ??= this.plan.kernels.map((k, i) =>
@@ -361,9 +361,9 @@ export class PlanExecutor {
       size += bufferSize(r.count * 4);
     }
     size = Math.max(size, 16);
-    this.recordStaging = this.recordStaging.map((b) => (b && b.size >= size ? b : (b?.destroy(), undefined)));
+    this.recordStaging = this.recordStaging.map((b) => (b && b.size >= size ? b : (b && this.gpu.destroyBuffer(b), undefined)));
     const slot = this.recorded++ % RECORD_SLOTS;
-    const staging = (this.recordStaging[slot] ??= this.gpu.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }));
+    const staging = (this.recordStaging[slot] ??= this.gpu.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }));
     const encoder = this.encode(grid);
     if (feed) {
       const [from, to] = [this.specOf(feed.from), this.specOf(feed.to)];
@@ -387,7 +387,7 @@ export class PlanExecutor {
    * ask for a run's copies only once the runs after it that should overlap are submitted.
    */
   async readBack(run: RecordedRun): Promise<ArrayBuffer[]> {
-    await run.staging.mapAsync(GPUMapMode.READ, 0, run.staging.size);
+    await this.gpu.mapRead(run.staging, 0, run.staging.size);
     const out = run.reads.map((r) => run.staging.getMappedRange(r.offset, bufferSize(r.bytes)).slice(0, r.bytes));
     run.staging.unmap();
     this.gpu.check();
@@ -428,8 +428,8 @@ export class PlanExecutor {
     const samples: number[][] = grid.map(() => []);
     if (this.gpu.features.has('timestamp-query')) {
       const querySet = device.createQuerySet({ type: 'timestamp', count: 2 * n });
-      const resolved = device.createBuffer({ size: 16 * n, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
-      const staging = device.createBuffer({ size: 16 * n, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      const resolved = this.gpu.createBuffer({ size: 16 * n, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+      const staging = this.gpu.createBuffer({ size: 16 * n, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
       try {
         for (let t = 0; t <= trials; t++) {
           const encoder = device.createCommandEncoder();
@@ -441,7 +441,7 @@ export class PlanExecutor {
           encoder.resolveQuerySet(querySet, 0, 2 * n, resolved, 0);
           encoder.copyBufferToBuffer(resolved, 0, staging, 0, 16 * n);
           device.queue.submit([encoder.finish()]);
-          await staging.mapAsync(GPUMapMode.READ);
+          await this.gpu.mapRead(staging);
           const ns = new BigInt64Array(staging.getMappedRange().slice(0));
           staging.unmap();
           // the first trial warms up
@@ -449,8 +449,8 @@ export class PlanExecutor {
         }
       } finally {
         querySet.destroy();
-        resolved.destroy();
-        staging.destroy();
+        this.gpu.destroyBuffer(resolved);
+        this.gpu.destroyBuffer(staging);
       }
       this.gpu.check();
       return { seconds: samples.map(median), clock: 'timestamp' };
@@ -484,10 +484,10 @@ export class PlanExecutor {
     // one staging buffer is kept and grown for the next read; a read while it is mapped gets its own
     const owned = !this.stagingBusy;
     if (owned && (this.staging?.size ?? 0) < size) {
-      this.staging?.destroy();
+      if (this.staging) this.gpu.destroyBuffer(this.staging);
       this.staging = undefined;
     }
-    const staging = owned && this.staging ? this.staging : this.gpu.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const staging = owned && this.staging ? this.staging : this.gpu.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
     if (owned) {
       this.staging = staging;
       this.stagingBusy = true;
@@ -496,24 +496,24 @@ export class PlanExecutor {
       const encoder = this.gpu.device.createCommandEncoder();
       encoder.copyBufferToBuffer(src, start * 4, staging, 0, Math.ceil(bytes / 4) * 4);
       this.gpu.device.queue.submit([encoder.finish()]);
-      await staging.mapAsync(GPUMapMode.READ, 0, size);
+      await this.gpu.mapRead(staging, 0, size);
       const out = new Float32Array(staging.getMappedRange(0, bytes).slice(0));
       staging.unmap();
       this.gpu.check();
       return out;
     } finally {
       if (owned) this.stagingBusy = false;
-      else staging.destroy();
+      else this.gpu.destroyBuffer(staging);
     }
   }
 
   destroy(): void {
-    for (const b of this.recordStaging) b?.destroy();
+    for (const b of this.recordStaging) if (b) this.gpu.destroyBuffer(b);
     this.recordStaging = this.recordStaging.map(() => undefined);
-    this.staging?.destroy();
+    if (this.staging) this.gpu.destroyBuffer(this.staging);
     this.staging = undefined;
-    for (const { buffer } of this.local.values()) buffer.destroy();
+    for (const { buffer } of this.local.values()) this.gpu.destroyBuffer(buffer);
     this.local.clear();
-    this.uniform.destroy();
+    this.gpu.destroyBuffer(this.uniform);
   }
 }

@@ -1,5 +1,6 @@
 // Opens a Dawn device: picks the backend (asked for, hinted by WEBGPU_BACKEND, or the first that works),
-// requests the adapter's own limits, and turns validation errors and device loss into thrown errors.
+// requests the adapter's own limits, and turns validation errors and device loss into thrown errors; counts the
+// buffers it creates that are not destroyed yet.
 import { existsSync, readdirSync } from 'node:fs';
 import { create, globals } from 'webgpu';
 
@@ -26,8 +27,15 @@ export interface Gpu {
    * SUBGROUP_MAX_SIZE wide, and they hold consecutive local invocation indices (checked on the device).
    */
   readonly subgroups: boolean;
-  /** throws the first validation error or device loss seen since the last check */
+  /** throws the device's loss (every time, once it is lost), else the first validation error seen since the last check */
   check(): void;
+  /** maps a buffer for reading; a device lost meanwhile is thrown as its loss, not as the failed mapping */
+  mapRead(buffer: GPUBuffer, offset?: number, size?: number): Promise<void>;
+  /** a buffer counted in `live` until destroyBuffer */
+  createBuffer(descriptor: GPUBufferDescriptor): GPUBuffer;
+  destroyBuffer(buffer: GPUBuffer): void;
+  /** the buffers createBuffer made that are not destroyed, and their bytes */
+  readonly live: { readonly buffers: number; readonly bytes: number };
   destroy(): void;
 }
 
@@ -170,19 +178,32 @@ export async function openAdapter(options: GpuOptions = {}): Promise<Adapter> {
   return { backend, adapter: adapterName(adapter), fallback: isFallback(adapter), limits, features: new Set([...adapter.features]) };
 }
 
+/** How long a failed mapping waits for the device's lost promise, to report the loss rather than the mapping. */
+const LOST_WAIT_MS = 1000;
+
 export async function openGpu(options: GpuOptions = {}): Promise<Gpu> {
   const { instance, adapter, backend } = await findAdapter(options);
   // timestamp queries time kernels in benchmarks where the adapter has them; subgroups speed up reductions
   const requiredFeatures = (['timestamp-query', 'subgroups'] as GPUFeatureName[]).filter((f) => adapter.features.has(f));
   const device = await adapter.requestDevice({ requiredLimits: limitsOf(adapter), requiredFeatures });
   let pending: string | undefined;
+  let lost: string | undefined;
   let destroyed = false;
+  const live = new Set<GPUBuffer>();
   device.onuncapturederror = (ev) => {
     pending ??= `WebGPU error: ${(ev as GPUUncapturedErrorEvent).error.message.split('\n')[0]}`;
   };
-  void device.lost.then((info) => {
-    if (!destroyed) pending ??= `WebGPU device lost: ${info.message || info.reason}`;
+  const lostInfo = device.lost.then((info) => {
+    if (!destroyed) lost = `the GPU device was lost: ${(info.message || info.reason || 'no reason given').split('\n')[0]}`;
   });
+  const check = (): void => {
+    if (lost) throw new Error(lost);
+    if (pending) {
+      const p = pending;
+      pending = undefined;
+      throw new Error(p);
+    }
+  };
   return {
     // The instance must outlive the device: dawn.node tears Dawn down when it is collected.
     instance,
@@ -193,12 +214,30 @@ export async function openGpu(options: GpuOptions = {}): Promise<Gpu> {
     limits: device.limits,
     features: new Set([...device.features]),
     subgroups: device.features.has('subgroups') && (await subgroupsInOrder(device)),
-    check() {
-      if (pending) {
-        const p = pending;
-        pending = undefined;
-        throw new Error(p);
+    check,
+    async mapRead(buffer, offset, size) {
+      try {
+        await buffer.mapAsync(GPUMapMode.READ, offset, size);
+      } catch (e) {
+        // a lost device rejects the mapping before (or just after) its lost promise settles
+        await Promise.race([lostInfo, new Promise((resolve) => setTimeout(resolve, LOST_WAIT_MS))]);
+        check();
+        throw new Error(`reading back from the GPU failed: ${(e as Error).name}${(e as Error).message ? `: ${(e as Error).message.split('\n')[0]}` : ''}`);
       }
+    },
+    createBuffer(descriptor) {
+      const buffer = device.createBuffer(descriptor);
+      live.add(buffer);
+      return buffer;
+    },
+    destroyBuffer(buffer) {
+      live.delete(buffer);
+      buffer.destroy();
+    },
+    get live() {
+      let bytes = 0;
+      for (const b of live) bytes += b.size;
+      return { buffers: live.size, bytes };
     },
     destroy() {
       if (destroyed) return;
