@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Environment, Interpreter, Template } from '@huggingface/jinja';
 import type { GgufFile } from './gguf.js';
-import { excerpt, readRegularFile } from '../src/file-input.js';
+import { errorLine, excerpt, readRegularFile } from '../src/file-input.js';
 import { readJson } from './huggingface.js';
 
 export interface ChatMessage {
@@ -35,10 +35,8 @@ export interface ChatTemplateText {
 }
 
 /** A message on one line, cut at 240 characters: the template's own text may appear in it. */
-const oneLine = (message: string): string => {
-  const line = message.replace(/\s*\n\s*/g, ' ').trim();
-  return line.length <= 240 ? line : `${line.slice(0, 239)}…`;
-};
+/** A Jinja error as one line: its lines joined, control characters escaped, cut (it may quote the template). */
+const oneLine = (message: string): string => errorLine(message.replace(/\s*\n\s*/g, ' ').trim(), 240);
 
 const MONTHS = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
 const DAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'];

@@ -38,6 +38,9 @@ function configFields(path: string, c: Record<string, unknown>): ConfigFields {
   };
 }
 
+/** The longest shard name an index may give (its messages quote it whole). */
+const MAX_SHARD_NAME = 200;
+
 /** All tensors of the checkpoint: model.safetensors, or the shards its index names (each inside the folder, each tensor once). */
 function readTensors(dir: string): Map<string, TensorSource> {
   const single = join(dir, 'model.safetensors');
@@ -50,8 +53,10 @@ function readTensors(dir: string): Map<string, TensorSource> {
       if (typeof shard !== 'string' || shard === '' || resolve(dir, shard).slice(0, resolve(dir).length + 1) !== resolve(dir) + sep) {
         throw new Error(`${index}: weight_map's tensor ${excerpt(name)} names ${excerpt(shard)}, not a file inside the folder`);
       }
-      // shard paths appear in messages as they are: no control characters, no path longer than a file system takes
-      if (shard.length > 1024 || /[\u0000-\u001f\u007f-\u009f]/.test(shard)) throw new Error(`${index}: weight_map's tensor ${excerpt(name)} names ${excerpt(shard)}, not a plain file name`);
+      // shard paths appear in messages as they are: no control characters, and short (real ones are ~40 characters)
+      if (shard.length > MAX_SHARD_NAME || /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(shard)) {
+        throw new Error(`${index}: weight_map's tensor ${excerpt(name)} names ${excerpt(shard)}, not a plain file name (at most ${MAX_SHARD_NAME} characters, no control characters)`);
+      }
       shards.add(shard);
     }
     const tensors = new Map<string, TensorSource>();

@@ -89,10 +89,10 @@ export function parseJson(text: string, source: string): unknown {
   return value;
 }
 
-/** The first line of an error's message, cut: a parser's or a library's may quote the text it failed on. */
-export function errorLine(e: unknown): string {
-  const message = (e instanceof Error ? e.message : String(e)).split('\n')[0]!;
-  return message.length <= 2 * EXCERPT_CHARS ? message : `${message.slice(0, 2 * EXCERPT_CHARS - 1)}…`;
+/** The first line of an error's message, escaped and cut to `chars`: a parser's or a library's may quote the text it failed on. */
+export function errorLine(e: unknown, chars = 2 * EXCERPT_CHARS): string {
+  const message = escapeControls((e instanceof Error ? e.message : String(e)).split('\n')[0]!);
+  return message.length <= chars ? message : `${message.slice(0, chars - 1)}…`;
 }
 
 /**

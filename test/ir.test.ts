@@ -211,7 +211,7 @@ const syntaxErrors: [what: string, text: string, message: RegExp][] = [
   [
     'unknown op',
     'graph g(T) {\n  input %x: f32[T, 16]\n  %y = conv(%x) : f32[T, 16]\n  output %y\n}\n',
-    /^bad\.ir:3: unknown op 'conv' \(known: embed, rmsnorm, head_rmsnorm, matmul, .*silu, slice, layernorm, gelu, add_bias, argmax\)$/,
+    /^bad\.ir:3: unknown op "conv" \(known: embed, rmsnorm, head_rmsnorm, matmul, .*silu, slice, layernorm, gelu, add_bias, argmax\)$/,
   ],
   [
     'wrong arity',
@@ -231,12 +231,12 @@ const syntaxErrors: [what: string, text: string, message: RegExp][] = [
   [
     'malformed type',
     'graph g(T) {\n  input %x: f32[T,, 16]\n  output %x\n}\n',
-    /^bad\.ir:2: malformed type 'f32\[T,, 16\]': empty dimension$/,
+    /^bad\.ir:2: malformed type "f32\[T,, 16\]": empty dimension$/,
   ],
   [
     'unknown dtype',
     'graph g(T) {\n  input %x: f16[T]\n  output %x\n}\n',
-    /^bad\.ir:2: malformed type 'f16\[T\]': dtype must be f32 or i32$/,
+    /^bad\.ir:2: malformed type "f16\[T\]": dtype must be f32 or i32$/,
   ],
   [
     'duplicate name',
@@ -262,7 +262,7 @@ const syntaxErrors: [what: string, text: string, message: RegExp][] = [
   [
     'garbage line',
     'graph g(T) {\n  input x: f32[T]\n}\n',
-    /^bad\.ir:2: expected a declaration, a node, a kernel, a barrier, an output or '}', got 'input x: f32\[T\]'$/,
+    /^bad\.ir:2: expected a declaration, a node, a kernel, a barrier, an output or '}', got "input x: f32\[T\]"$/,
   ],
   [
     'a loose node line after a kernel block',

@@ -3,6 +3,7 @@
 // one line, `source:line: what is wrong`. Types, definition order and schedule soundness are `verify.ts`'s job.
 import * as A from '../affine.js';
 import type { Affine } from '../affine.js';
+import { errorLine, excerpt } from '../file-input.js';
 import { opSignatures } from './types.js';
 import type { BarrierItem, Decl, DeclKind, DType, Graph, Op, OpName, ScheduleItem, TensorType } from './types.js';
 
@@ -11,10 +12,10 @@ const SYMBOL = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const NUMBER = /^-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
 const HEADER = new RegExp(`^graph\\s+(${NAME})\\s*\\(([^)]*)\\)\\s*\\{$`);
 const IDENT = new RegExp(`^${NAME}$`);
-const DECL = new RegExp(`^(input|weight|state)\\s+%(${NAME})\\s*:\\s*(.*?)(?:\\s+from\\b\\s*(.*))?$`);
-const NODE = new RegExp(
-  `^%(${NAME})\\s*=\\s*([A-Za-z_][A-Za-z0-9_]*)\\s*\\(([^)]*)\\)\\s*(?:\\{([^}]*)\\}\\s*)?:\\s*(.*?)(?:\\s*@(\\S*))?$`,
-);
+// The type and what follows it (a decl's `from …`, a node's `@slot`) are split off by splitTail, not by lazy
+// groups: a lazy group before `\\s+` backtracks over every run of spaces, quadratic in a long one.
+const DECL = new RegExp(`^(input|weight|state)\\s+%(${NAME})\\s*:\\s*(.*)$`);
+const NODE = new RegExp(`^%(${NAME})\\s*=\\s*([A-Za-z_][A-Za-z0-9_]*)\\s*\\(([^)]*)\\)\\s*(?:\\{([^}]*)\\}\\s*)?:\\s*(.*)$`);
 const KERNEL = new RegExp(`^kernel\\s+(${NAME})\\s*:\\s*(${NAME})\\s*\\{$`);
 const BARRIER = /^barrier\s*\{(.*)\}$/;
 const OUTPUT = new RegExp(`^output\\s+%(${NAME})$`);
@@ -67,15 +68,15 @@ export function parseModule(text: string, source = '<ir>'): Graph[] {
 
 export function parseType(text: string): TensorType {
   const m = TYPE.exec(text.trim());
-  if (!m) throw new Error(`malformed type '${text}': expected dtype[dims]`);
+  if (!m) throw new Error(`malformed type ${excerpt(text)}: expected dtype[dims]`);
   const dtype = m[1]!;
-  if (dtype !== 'f32' && dtype !== 'i32') throw new Error(`malformed type '${text}': dtype must be f32 or i32`);
+  if (dtype !== 'f32' && dtype !== 'i32') throw new Error(`malformed type ${excerpt(text)}: dtype must be f32 or i32`);
   const inner = m[2]!.trim();
   let shape: Affine[];
   try {
     shape = inner === '' ? [] : inner.split(',').map((d) => A.parse(d));
   } catch (e) {
-    throw new Error(`malformed type '${text}': ${(e as Error).message}`);
+    throw new Error(`malformed type ${excerpt(text)}: ${(e as Error).message}`);
   }
   return { dtype: dtype as DType, shape };
 }
@@ -85,7 +86,8 @@ function parseWithLines(text: string, source: string): { graph: Graph; line: num
   let open: OpenGraph | undefined;
   let lineNo = 0;
   const fail = (msg: string, at = lineNo): never => {
-    throw new Error(`${source}:${at}: ${msg}`);
+    // messages quote the text they failed on: escaped and cut, as any text read from a file
+    throw new Error(`${source}:${at}: ${errorLine(msg, 240)}`);
   };
   const attempt = <T>(f: () => T): T => {
     try {
@@ -118,7 +120,7 @@ function parseWithLines(text: string, source: string): { graph: Graph; line: num
 
     if (open === undefined) {
       const m = HEADER.exec(line);
-      if (!m) fail(`expected 'graph name(symbols) {', got '${line}'`);
+      if (!m) fail(`expected 'graph name(symbols) {', got ${excerpt(line)}`);
       open = {
         name: m![1]!,
         headerLine: lineNo,
@@ -164,7 +166,8 @@ function parseWithLines(text: string, source: string): { graph: Graph; line: num
     const decl = DECL.exec(line);
     if (decl) {
       enter(g, SECTION.decl, 'declarations');
-      const [, kind, name, type, from] = decl;
+      const [, kind, name, rest] = decl;
+      const [type, from] = splitTail(rest!, /\sfrom\b/, 'from'.length);
       define(g, name!);
       const parsed: Decl = { kind: kind as DeclKind, name: name!, type: attempt(() => parseType(type!)) };
       g.decls.push(from === undefined ? parsed : { ...parsed, from: parseCheckpointNames(from, fail) });
@@ -174,8 +177,9 @@ function parseWithLines(text: string, source: string): { graph: Graph; line: num
     if (node) {
       enter(g, SECTION.node, 'nodes');
       if (g.kernel === undefined) layout(g, false);
-      const [, name, op, argText, attrText, type, slot] = node;
-      if (!Object.hasOwn(opSignatures, op!)) fail(`unknown op '${op}' (known: ${knownOps.join(', ')})`);
+      const [, name, op, argText, attrText, rest] = node;
+      const [type, slot] = splitTail(rest!, /@\S*$/, 1);
+      if (!Object.hasOwn(opSignatures, op!)) fail(`unknown op ${excerpt(op)} (known: ${knownOps.join(', ')})`);
       const sig = opSignatures[op as OpName];
       const args = parseArgs(argText!, fail);
       if (args.length !== sig.args.length) {
@@ -219,11 +223,22 @@ function parseWithLines(text: string, source: string): { graph: Graph; line: num
     }
 
     if (HEADER.test(line)) fail(`graph ${g.name} (line ${g.headerLine}) has no closing '}'`);
-    fail(`expected a declaration, a node, a kernel, a barrier, an output or '}', got '${line}'`);
+    fail(`expected a declaration, a node, a kernel, a barrier, an output or '}', got ${excerpt(line)}`);
   }
   if (open?.kernel !== undefined) fail(`kernel ${open.kernel.name} has no closing '}'`, open.kernel.line);
   if (open !== undefined) fail(`graph ${open.name} has no closing '}'`, open.headerLine);
   return done;
+}
+
+/**
+ * `text` split at the first match of `marker` (a pattern that matches in linear time): the part before it,
+ * trimmed, and what follows the marker's first `skip` non-space characters, trimmed; undefined without one.
+ */
+function splitTail(text: string, marker: RegExp, skip: number): [string, string | undefined] {
+  const m = marker.exec(text);
+  if (!m) return [text.trimEnd(), undefined];
+  const after = text.slice(m.index + m[0].length - m[0].trimStart().length + skip);
+  return [text.slice(0, m.index).trimEnd(), after.trim()];
 }
 
 /** The line without its `#` comment; a `#` inside a double-quoted string is text. */

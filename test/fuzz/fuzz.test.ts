@@ -39,18 +39,8 @@ function saveCase(c: Case, name: string, about: Record<string, unknown>): void {
  * replay as known failures. Remove an entry when its fix lands; FUZZ_STRICT=1 counts them all.
  */
 const openFindings: readonly { readonly reader: ReaderName; readonly outcome: RegExp; readonly finding: string }[] = [
-  { reader: 'safetensors-index', outcome: /^a RangeError: Maximum call stack size exceeded$/, finding: '3: deep nesting (a shard name nested in arrays, quoted in the message)' },
-  { reader: 'safetensors', outcome: /^a raw control character: \S*model\.safetensors: /, finding: '7: names quoted with DEL and C1 control characters raw' },
-  { reader: 'safetensors-index', outcome: /^(a message of \d+ characters|a message of several lines|a raw control character): cannot read file /, finding: '4, 7: shard names used unchecked and echoed whole' },
-  { reader: 'config-json', outcome: /^(a message of \d+ characters|a raw control character|an internal error \(\\\[object Object\\\]\)): \S*config\.json: /, finding: '6, 7: values echoed whole, architecture not checked as a string' },
-  { reader: 'config-json', outcome: /^a RangeError: Maximum call stack size exceeded$/, finding: '3: deep nesting in config.json' },
-  { reader: 'config-json', outcome: /^a hang /, finding: '1: sizes from config.json trusted (num_hidden_layers, max_position_embeddings)' },
-  { reader: 'gguf', outcome: /^a RangeError: Maximum call stack size exceeded$/, finding: '3: metadata arrays nested deep' },
-  { reader: 'gguf', outcome: /^(a message of \d+ characters|a message of several lines|a raw control character): \S*model\.gguf: /, finding: '7: keys, tensor names and values echoed raw and whole' },
   { reader: 'tokenizer-json', outcome: /^(a TypeError|an internal error \([^)]*\)): /, finding: '4: the tokenizers library\'s internal errors reach the user' },
   { reader: 'tokenizer-json', outcome: /^(a message of \d+ characters|a raw control character): /, finding: '7: values and JSON excerpts echoed whole and raw' },
-  { reader: 'ir', outcome: /^(a message of \d+ characters|a raw control character): \S*graph\.ir:\d+: /, finding: 'beyond the issue: the IR parser quotes whole lines, control characters raw' },
-  { reader: 'ir', outcome: /^a hang /, finding: 'beyond the issue: the IR parser is quadratic in a long run of spaces' },
   { reader: 'chat-template', outcome: /^(a message of \d+ characters|a raw control character|an internal error \([^)]*\)): \S*template\.jinja: chat template: /, finding: 'beyond the issue: Jinja errors quote the template whole and control characters raw, and its internal errors pass through' },
   { reader: 'chat-template', outcome: /^a hang /, finding: 'beyond the issue: templates that run long (large loops, long runs of spaces in a tag) have no limit' },
 ];
