@@ -169,7 +169,7 @@ describe('internal errors do not reach the user: every field checked where it is
   it.each([
     ['a number as a shard', 7, /weight_map's tensor "model\.norm\.weight" names 7, not a file inside the folder$/],
     ['a shard outside the folder', '../../../../etc/hostname', /weight_map's tensor "model\.norm\.weight" names "\.\.\/\.\.\/\.\.\/\.\.\/etc\/hostname", not a file inside the folder$/],
-    ['a shard name with control characters', '\u001b[2J.safetensors', /weight_map's tensor "model\.norm\.weight" names "\\u001b\[2J\.safetensors", not a plain file name$/],
+    ['a shard name with control characters', '\u001b[2J.safetensors', /weight_map's tensor "model\.norm\.weight" names "\\u001b\[2J\.safetensors", not a plain file name \(at most 200 characters, no control characters\)$/],
     ['an empty shard name', '', /weight_map's tensor "model\.norm\.weight" names "", not a file inside the folder$/],
   ])('model.safetensors.index.json: %s', (name, shard, message) => {
     const dir = variant(`index-${name.replaceAll(' ', '-')}`, () => {}, { 'model.safetensors.index.json': { weight_map: { 'model.norm.weight': shard } } });

@@ -28,6 +28,49 @@ const utf8 = new TextEncoder();
 /** tokenizer.json model types the library reads */
 const MODEL_TYPES = ['BPE', 'WordPiece', 'Unigram'];
 
+/** The parts of a tokenizer.json the library builds besides its model and added tokens. */
+const PARTS = ['normalizer', 'pre_tokenizer', 'post_processor', 'decoder'] as const;
+/** Text a tokenizer encodes and decodes once when it loads: letters, digits, runs of spaces, punctuation, other scripts, an emoji. */
+const PROBE = 'Hello, world! 123  4567\n\tÜber café 日本語 مرحبا 😀';
+
+/** The library's tokenizer, after one encode and decode of PROBE (some parts fail only when they first run). */
+function probedLibrary(json: Record<string, unknown>, config: Record<string, unknown>): Library {
+  const library = new LibraryTokenizer(json, config) as Library;
+  const ids = library.encode(PROBE, { add_special_tokens: true }).ids.filter((id): id is number => id !== undefined && library.id_to_token(id) !== undefined);
+  if (ids.length > 0) library.decode(ids, { skip_special_tokens: false, clean_up_tokenization_spaces: false });
+  return library;
+}
+
+/**
+ * The library's tokenizer for `json`, or one line saying what it cannot use. Where its failure is an internal
+ * error (a field of the wrong type surfaces as "x.replace is not a function"), the part is found by building the
+ * model and added tokens alone, then with each part in turn.
+ */
+function usableLibrary(json: Record<string, unknown>, config: Record<string, unknown>, fail: (msg: string) => never): Library {
+  try {
+    return probedLibrary(json, config);
+  } catch (e) {
+    // the library's own messages ("Unknown Decoder type: Foo", a regex it cannot compile) say what is wrong
+    const internal = e instanceof TypeError || e instanceof RangeError || /\[object \w+\]/.test(String((e as Error).message));
+    if (!internal) return fail(errorLine(e));
+    const bare: Record<string, unknown> = { ...json, ...Object.fromEntries(PARTS.map((p) => [p, null])) };
+    const fails = (j: Record<string, unknown>): boolean => {
+      try {
+        probedLibrary(j, config);
+        return false;
+      } catch {
+        return true;
+      }
+    };
+    if (fails(bare)) return fail(`the tokenizers library cannot use its model or added_tokens${typeText(json.model)}`);
+    const part = PARTS.find((p) => fails({ ...bare, [p]: json[p] }));
+    return fail(part ? `the tokenizers library cannot use its ${part}${typeText(json[part])}` : `the tokenizers library cannot use its ${PARTS.join(', ')} together`);
+  }
+}
+
+/** " (type X)" for a part whose type is given. */
+const typeText = (part: unknown): string => (isObject(part) && part.type !== undefined ? ` (type ${excerpt(part.type)})` : '');
+
 export class HfTokenizer implements TextTokenizer {
   private constructor(
     readonly source: string,
@@ -54,12 +97,7 @@ export class HfTokenizer implements TextTokenizer {
     if (type !== undefined && !MODEL_TYPES.includes(type as string)) fail(`model.type ${excerpt(type)} is not supported (${MODEL_TYPES.join(', ')} are)`);
     checkIds(json, vocabSize, fail);
     const config = options.config ?? {};
-    let library: Library;
-    try {
-      library = new LibraryTokenizer(json, config) as Library;
-    } catch (e) {
-      return fail(errorLine(e));
-    }
+    const library = usableLibrary(json, config, fail);
     if (isBpeModel(library.model)) installLongWordMerges(library.model);
     const special = (key: string): SpecialToken | undefined => {
       const v = Object.hasOwn(config, key) ? config[key] : undefined;

@@ -39,8 +39,6 @@ function saveCase(c: Case, name: string, about: Record<string, unknown>): void {
  * replay as known failures. Remove an entry when its fix lands; FUZZ_STRICT=1 counts them all.
  */
 const openFindings: readonly { readonly reader: ReaderName; readonly outcome: RegExp; readonly finding: string }[] = [
-  { reader: 'tokenizer-json', outcome: /^(a TypeError|an internal error \([^)]*\)): /, finding: '4: the tokenizers library\'s internal errors reach the user' },
-  { reader: 'tokenizer-json', outcome: /^(a message of \d+ characters|a raw control character): /, finding: '7: values and JSON excerpts echoed whole and raw' },
   { reader: 'chat-template', outcome: /^(a message of \d+ characters|a raw control character|an internal error \([^)]*\)): \S*template\.jinja: chat template: /, finding: 'beyond the issue: Jinja errors quote the template whole and control characters raw, and its internal errors pass through' },
   { reader: 'chat-template', outcome: /^a hang /, finding: 'beyond the issue: templates that run long (large loops, long runs of spaces in a tag) have no limit' },
 ];
