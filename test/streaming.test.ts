@@ -140,8 +140,8 @@ describe('sharded checkpoints: one line naming the file', () => {
 
   it.each<[string, (dir: string, index: { weight_map: Record<string, unknown> }) => void, RegExp]>([
     ['a shard listed but missing', (_, i) => (i.weight_map[first(i)] = 'model-3-of-2.safetensors'), /^cannot read file \S+model-3-of-2\.safetensors: ENOENT$/],
-    ['a shard outside the folder', (_, i) => (i.weight_map[first(i)] = '../../../../etc/hostname'), /model\.safetensors\.index\.json: tensor "[^"]+" names "\.\.\/\.\.\/\.\.\/\.\.\/etc\/hostname", not a file inside the folder$/],
-    ['a number as a shard', (_, i) => (i.weight_map[first(i)] = 7), /model\.safetensors\.index\.json: tensor "[^"]+" names 7, not a file inside the folder$/],
+    ['a shard outside the folder', (_, i) => (i.weight_map[first(i)] = '../../../../etc/hostname'), /model\.safetensors\.index\.json: weight_map's tensor "[^"]+" names "\.\.\/\.\.\/\.\.\/\.\.\/etc\/hostname", not a file inside the folder$/],
+    ['a number as a shard', (_, i) => (i.weight_map[first(i)] = 7), /model\.safetensors\.index\.json: weight_map's tensor "[^"]+" names 7, not a file inside the folder$/],
     ['no weight map', (_, i) => ((i as { weight_map: unknown }).weight_map = [1]), /model\.safetensors\.index\.json: weight_map must be an object of tensor names to shard files$/],
     [
       'a tensor in two shards',
