@@ -4,9 +4,9 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Environment, Interpreter, Template } from '@huggingface/jinja';
-import type { GgufFile } from './gguf.js';
-import { errorLine, excerpt, readRegularFile } from '../src/file-input.js';
-import { readJson } from './huggingface.js';
+import { errorLine, excerpt, ownField, readJsonObject, readRegularFile } from '../src/file-input.js';
+import { addedTokenText } from '../src/runtime/hf-tokenizer.js';
+import { ggufTokenId, type GgufFile } from './gguf.js';
 
 export interface ChatMessage {
   readonly role: string;
@@ -126,10 +126,10 @@ export function chatTemplate(text: string, source: string, specials: SpecialToke
 
 /** A tokenizer_config.json special token: a string, an AddedToken object's content, or absent (null too). */
 function specialText(path: string, config: Record<string, unknown>, key: string): string | undefined {
-  const v = Object.hasOwn(config, key) ? config[key] : undefined;
-  if (v === undefined || v === null) return undefined;
-  if (typeof v === 'string') return v;
-  if (typeof v === 'object' && !Array.isArray(v) && typeof (v as { content?: unknown }).content === 'string') return (v as { content: string }).content;
+  const v = ownField(config, key);
+  if (v === undefined) return undefined;
+  const text = addedTokenText(v);
+  if (text !== undefined) return text;
   throw new Error(`${path}: ${key} must be a string or an object with a string content, is ${excerpt(v)}`);
 }
 
@@ -159,7 +159,7 @@ const shippedTemplate = ({ text, source, specials }: Shipped): ChatTemplateText 
 /** chat_template.jinja (newer transformers save it there) before tokenizer_config.json's chat_template and special tokens. */
 function huggingFaceFolder(dir: string): Shipped {
   const configPath = join(dir, 'tokenizer_config.json');
-  const config = existsSync(configPath) ? readJson(configPath) : {};
+  const config = existsSync(configPath) ? readJsonObject(configPath) : {};
   const specials: SpecialTokenTexts = Object.fromEntries(
     (['bos', 'eos', 'pad', 'unk'] as const).flatMap((k) => {
       const text = specialText(configPath, config, `${k}_token`);
@@ -168,7 +168,7 @@ function huggingFaceFolder(dir: string): Shipped {
   );
   const jinjaPath = join(dir, 'chat_template.jinja');
   if (existsSync(jinjaPath)) return { text: readChatTemplateFile(jinjaPath), source: jinjaPath, specials };
-  return { text: configTemplate(configPath, Object.hasOwn(config, 'chat_template') ? config.chat_template : undefined), source: `${configPath} chat_template`, specials };
+  return { text: configTemplate(configPath, ownField(config, 'chat_template')), source: `${configPath} chat_template`, specials };
 }
 
 /** tokenizer.chat_template, with the texts of the BOS, EOS, padding and unknown token ids. */
@@ -178,11 +178,11 @@ function ggufMetadata(file: GgufFile): Shipped {
   if (text !== undefined && typeof text !== 'string') {
     throw new Error(`${file.path}: tokenizer.chat_template must be a string, is ${excerpt(text)}`);
   }
-  const tokens = m.get('tokenizer.ggml.tokens');
+  const value = m.get('tokenizer.ggml.tokens');
+  const tokens: readonly unknown[] = Array.isArray(value) ? value : [];
   const token = (key: string): string | undefined => {
-    const v = m.get(key);
-    const id = typeof v === 'bigint' ? Number(v) : v;
-    const t = Array.isArray(tokens) && typeof id === 'number' ? tokens[id] : undefined;
+    const id = ggufTokenId(file, key, tokens.length);
+    const t = id === undefined ? undefined : tokens[id];
     return typeof t === 'string' ? t : undefined;
   };
   const keys = { bos: 'tokenizer.ggml.bos_token_id', eos: 'tokenizer.ggml.eos_token_id', pad: 'tokenizer.ggml.padding_token_id', unk: 'tokenizer.ggml.unknown_token_id' };

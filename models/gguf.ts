@@ -241,11 +241,7 @@ function vocabularyOf(file: GgufFile, fail: (msg: string) => never): Pick<ModelC
   const vocabSize = Array.isArray(tokens) ? tokens.length : embd?.dims.length === 2 ? embd.dims[1]! : fail(`no tokenizer.ggml.tokens and no 2-D token_embd.weight to size the vocabulary`);
   // llama.cpp's defaults for a SentencePiece vocabulary: BOS 1, EOS 2
   const spm = m.get('tokenizer.ggml.model') === 'llama';
-  const id = (key: string, fallback: number | undefined): number | undefined => {
-    const v = m.get(key);
-    const n = typeof v === 'bigint' ? Number(v) : typeof v === 'number' ? v : fallback;
-    return n !== undefined && Number.isInteger(n) && n >= 0 && n < vocabSize ? n : undefined;
-  };
+  const id = (key: string, fallback: number | undefined): number | undefined => ggufTokenId(file, key, vocabSize, fallback);
   const bosId = m.get('tokenizer.ggml.add_bos_token') === false ? undefined : id('tokenizer.ggml.bos_token_id', spm ? 1 : undefined);
   const stopIds = [id('tokenizer.ggml.eos_token_id', spm ? 2 : undefined), id('tokenizer.ggml.eot_token_id', undefined), id('tokenizer.ggml.eom_token_id', undefined)].filter(
     (x): x is number => x !== undefined,
@@ -324,11 +320,11 @@ export function ggufTokenizer(file: GgufFile, vocabSize: number, source = 'model
 /** llama.cpp's token types (tokenizer.ggml.token_type). */
 const TOKEN_TYPE = { normal: 1, unknown: 2, control: 3, userDefined: 4, unused: 5, byte: 6 } as const;
 
-/** A token id metadata `key` gives, if it is one of the vocabulary's. */
-function specialId(file: GgufFile, key: string, vocabSize: number): number | undefined {
+/** The token id metadata `key` gives (`fallback` where it gives no number), if it is one of the vocabulary's. */
+export function ggufTokenId(file: GgufFile, key: string, vocabSize: number, fallback?: number): number | undefined {
   const v = file.metadata.get(key);
-  const id = typeof v === 'bigint' ? Number(v) : v;
-  return typeof id === 'number' && Number.isInteger(id) && id >= 0 && id < vocabSize ? id : undefined;
+  const n = typeof v === 'bigint' ? Number(v) : typeof v === 'number' ? v : fallback;
+  return n !== undefined && Number.isInteger(n) && n >= 0 && n < vocabSize ? n : undefined;
 }
 
 /** Llama 3's split regex (tokenizer.json's Split pre-tokenizer; llama.cpp's "llama-bpe"). */
@@ -365,8 +361,8 @@ function addedToken(type: unknown, id: number, content: string): { id: number; c
 
 /** BOS and EOS as tokenizer_config.json names them, and the post-processor that puts BOS first where `addBos`. */
 function bosAndEos(file: GgufFile, tokens: readonly string[], addBos: boolean): { config: Record<string, unknown>; postProcessor: unknown } {
-  const bos = specialId(file, 'tokenizer.ggml.bos_token_id', tokens.length);
-  const eos = specialId(file, 'tokenizer.ggml.eos_token_id', tokens.length);
+  const bos = ggufTokenId(file, 'tokenizer.ggml.bos_token_id', tokens.length);
+  const eos = ggufTokenId(file, 'tokenizer.ggml.eos_token_id', tokens.length);
   const add = file.metadata.get('tokenizer.ggml.add_bos_token');
   // BOS is what a TemplateProcessing post-processor puts before the text, as in the tokenizer.json converted from
   const withBos = (typeof add === 'boolean' ? add : addBos) && bos !== undefined;
@@ -426,7 +422,7 @@ const sentencePieceTokenizer: TokenizerOfKind = (file, tokens, typeOf, source, f
   tokens.forEach((t, i) => vocab.set(t, i));
   const added = tokens.flatMap((t, i) => addedToken(typeOf(i), i, t) ?? []);
   // llama.cpp's unknown token where a SentencePiece vocabulary names none is id 0
-  const unk = m.has('tokenizer.ggml.unknown_token_id') ? specialId(file, 'tokenizer.ggml.unknown_token_id', tokens.length) : 0;
+  const unk = m.has('tokenizer.ggml.unknown_token_id') ? ggufTokenId(file, 'tokenizer.ggml.unknown_token_id', tokens.length) : 0;
   const byteFallback = Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`).every((t) => vocab.has(t));
   const { config, postProcessor } = bosAndEos(file, tokens, true);
   const json = {

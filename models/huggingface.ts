@@ -3,26 +3,19 @@
 // architecture names (models/families); every tensor is checked against the shape config.json implies.
 import { existsSync } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
-import { excerpt, readJsonFile } from '../src/file-input.js';
+import { excerpt, isJsonObject, ownField, readJsonObject } from '../src/file-input.js';
 import type { TensorSource } from '../src/weights/source.js';
 import { familyWeights, hfFamilies, type CheckpointTensors, type ConfigFields } from './families/index.js';
 import { MAX_SIZE } from './families/family.js';
 import type { ModelConfig } from './llama.js';
 import { readSafetensors } from './safetensors.js';
 
-/** A JSON file that must hold an object (a regular file, its nesting checked); errors name the file. */
-export function readJson(path: string): Record<string, unknown> {
-  const v = readJsonFile(path);
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error(`${path}: not a JSON object`);
-  return v as Record<string, unknown>;
-}
-
 /** config.json's values, read as a family asks for them; errors name the file. */
 function configFields(path: string, c: Record<string, unknown>): ConfigFields {
   const fail = (msg: string): never => {
     throw new Error(`${path}: ${msg}`);
   };
-  const get = (key: string): unknown => (Object.hasOwn(c, key) ? (c[key] ?? undefined) : undefined);
+  const get = (key: string): unknown => ownField(c, key);
   return {
     get,
     int: (key, fallback) => {
@@ -46,8 +39,8 @@ function readTensors(dir: string): Map<string, TensorSource> {
   const single = join(dir, 'model.safetensors');
   const index = join(dir, 'model.safetensors.index.json');
   if (existsSync(index)) {
-    const map = readJson(index).weight_map;
-    if (typeof map !== 'object' || map === null || Array.isArray(map)) throw new Error(`${index}: weight_map must be an object of tensor names to shard files`);
+    const map = readJsonObject(index).weight_map;
+    if (!isJsonObject(map)) throw new Error(`${index}: weight_map must be an object of tensor names to shard files`);
     const shards = new Set<string>();
     for (const [name, shard] of Object.entries(map)) {
       if (typeof shard !== 'string' || shard === '' || resolve(dir, shard).slice(0, resolve(dir).length + 1) !== resolve(dir) + sep) {
@@ -79,9 +72,9 @@ export function isHuggingFaceDir(dir: string): boolean {
 /** BOS and the end-of-sequence ids (generation_config.json's, else config.json's) that are in the vocabulary. */
 function specialTokens(dir: string, c: Record<string, unknown>, vocab: number): Pick<ModelConfig, 'bosId' | 'stop'> {
   const generation = join(dir, 'generation_config.json');
-  const g = existsSync(generation) ? readJson(generation) : {};
+  const g = existsSync(generation) ? readJsonObject(generation) : {};
   const ids = (v: unknown): number[] => (Array.isArray(v) ? v : [v]).filter((x): x is number => Number.isInteger(x) && x >= 0 && x < vocab);
-  const field = (key: string): unknown => (Object.hasOwn(g, key) ? g[key] : undefined) ?? (Object.hasOwn(c, key) ? c[key] : undefined);
+  const field = (key: string): unknown => ownField(g, key) ?? ownField(c, key);
   const [bos] = ids(field('bos_token_id'));
   return { ...(bos !== undefined ? { bosId: bos } : {}), stop: { ids: ids(field('eos_token_id')), inPrompt: false } };
 }
@@ -107,7 +100,7 @@ function checkedTensors(dir: string, tensors: ReadonlyMap<string, TensorSource>)
 
 export function readHuggingFace(dir: string): { config: ModelConfig; tensors: Map<string, TensorSource> } {
   const path = join(dir, 'config.json');
-  const raw = readJson(path);
+  const raw = readJsonObject(path);
   const fields = configFields(path, raw);
   const architectures = fields.get('architectures');
   const arch = Array.isArray(architectures) ? architectures[0] : fields.get('model_type');

@@ -1,7 +1,7 @@
 // Reader for Hugging Face safetensors files: an 8-byte little-endian header length, a JSON header of
 // tensors {dtype, shape, data_offsets}, then the data. Only the header is read here; every offset, size
 // and shape is checked against the file's size, and each tensor becomes a source read by offset later.
-import { excerpt, parseJson } from '../src/file-input.js';
+import { excerpt, isJsonObject, parseJson } from '../src/file-input.js';
 import { formatOfSafetensors } from '../src/weights/formats.js';
 import { elementCount, fileSource, readRegion, regularFileSize, type TensorSource } from '../src/weights/source.js';
 
@@ -19,14 +19,14 @@ export function readSafetensors(path: string): Map<string, TensorSource> {
   if (headerLength > size - 8) fail(`truncated: the header claims ${headerLength} bytes, the file has ${size - 8} after its length`);
   if (headerLength > MAX_HEADER_BYTES) fail(`a header of ${headerLength} bytes is beyond the ${MAX_HEADER_BYTES} weft reads`);
   const header = parseJson(new TextDecoder().decode(readRegion(path, 8, headerLength)), `${path} header`);
-  if (typeof header !== 'object' || header === null || Array.isArray(header)) return fail(`the header is not a JSON object`);
+  if (!isJsonObject(header)) return fail(`the header is not a JSON object`);
   const dataStart = 8 + headerLength;
   const dataBytes = size - dataStart;
   const tensors = new Map<string, TensorSource>();
   const taken: [number, number, string][] = [];
   for (const [name, e] of Object.entries(header)) {
     if (name === '__metadata__') continue;
-    if (typeof e !== 'object' || e === null || Array.isArray(e)) fail(`tensor ${excerpt(name)} is not an object`);
+    if (!isJsonObject(e)) fail(`tensor ${excerpt(name)} is not an object`);
     const entry = e as Record<string, unknown>;
     const dtype = entry.dtype;
     const format = typeof dtype === 'string' ? formatOfSafetensors(dtype) : undefined;

@@ -24,7 +24,7 @@ import { bytesSource, computedSource, regularFileSize, sourceRows, sourceValues,
 import { generatorState } from './runtime/sampler.js';
 import { HfTokenizer } from './runtime/hf-tokenizer.js';
 import { concatBytes, Tokenizer, type TextTokenizer } from './runtime/tokenizer.js';
-import { readJsonFile, readRegularFile } from './file-input.js';
+import { readJsonObject, readRegularFile } from './file-input.js';
 import { chatFiles, ChatSession, type ChatOptions, type ChatReply } from './chat.js';
 import { findChatTemplate, type ChatMessage, type ChatTemplate } from '../models/chat-template.js';
 
@@ -297,14 +297,8 @@ function readTokenizer(path: string, checkpoint: Checkpoint, gguf: GgufFile | un
   const vocabSize = checkpoint.config.vocabSize;
   if (!tokPath.endsWith('.json')) return { ...checkpoint, tokenizer: Tokenizer.fromBytes(bytes, vocabSize, tokPath) };
   const configPath = join(dirname(tokPath), 'tokenizer_config.json');
-  const config = existsSync(configPath) ? readJsonObject(configPath) : undefined;
+  const config = existsSync(configPath) ? readJsonObject(configPath, 'tokenizer config') : undefined;
   return { ...checkpoint, tokenizer: HfTokenizer.fromJson(new TextDecoder().decode(bytes), vocabSize, tokPath, { config }) };
-}
-
-function readJsonObject(path: string): Record<string, unknown> {
-  const value = readJsonFile(path, 'tokenizer config');
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error(`${path}: not a JSON object`);
-  return value as Record<string, unknown>;
 }
 
 /** The prompt when none is given: the model's BOS alone, as run.c starts. */

@@ -71,6 +71,23 @@ export function readRegularFile(path: string, what = 'file'): Uint8Array {
   }
 }
 
+/** A JSON object (not null, not an array), as files' values are checked before their fields are read. */
+export function isJsonObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** A field of an object read from a file, never one of its prototype's ("constructor", "__proto__"); undefined when absent or null. */
+export function ownField(o: object, key: string): unknown {
+  return Object.hasOwn(o, key) ? ((o as Record<string, unknown>)[key] ?? undefined) : undefined;
+}
+
+/** A JSON file that must hold an object; errors name the file (`what` in a read error). */
+export function readJsonObject(path: string, what = 'file'): Record<string, unknown> {
+  const value = readJsonFile(path, what);
+  if (!isJsonObject(value)) throw new Error(`${path}: not a JSON object`);
+  return value;
+}
+
 /** A JSON file's value, its nesting checked; errors name the file. */
 export function readJsonFile(path: string, what = 'file'): unknown {
   const text = new TextDecoder().decode(readRegularFile(path, what));

@@ -1,7 +1,7 @@
 // Llama (LlamaForCausalLM; GGUF llama), and what every family whose graph is models/llama.ts shares: config.json
 // and GGUF metadata read into its ModelConfig, and one table of where Hugging Face and llama.cpp keep each weight.
 // Q/K rows stored in rotate-half RoPE order are reordered on load to the adjacent pairs weft rotates.
-import { excerpt } from '../../src/file-input.js';
+import { excerpt, ownField } from '../../src/file-input.js';
 import { reorderedRows, sourceRows, type TensorSource } from '../../src/weights/source.js';
 import { llamaWeightShapes, type ModelConfig, type RopeScaling } from '../llama.js';
 import type { CheckpointTensors, ConfigFields, Family, FamilyConfig } from './family.js';
@@ -229,9 +229,4 @@ function adjacentPairs(name: string, t: TensorSource, c: ModelConfig): TensorSou
   const half = c.headSize / 2;
   for (let h = 0; h < heads; h++) for (let j = 0; j < half; j++) order.push(h * c.headSize + j, h * c.headSize + half + j);
   return reorderedRows(t, order);
-}
-
-/** A field of an object read from a file, never one of its prototype's; undefined when absent or null. */
-function ownField(o: object, key: string): unknown {
-  return Object.hasOwn(o, key) ? ((o as Record<string, unknown>)[key] ?? undefined) : undefined;
 }

@@ -1,7 +1,7 @@
 // Hugging Face tokenizer.json through @huggingface/tokenizers: encode, exact decode (no clean-up, specials kept),
 // and a streaming decoder whose chunks are whole UTF-8 sequences adding up to the decode of everything pushed.
 import { Tokenizer as LibraryTokenizer } from '@huggingface/tokenizers';
-import { errorLine, excerpt, parseJson } from '../file-input.js';
+import { errorLine, excerpt, isJsonObject, ownField, parseJson } from '../file-input.js';
 import { installLongWordMerges, type LibraryBpeModel } from './bpe-merges.js';
 import type { SpecialToken, SpecialTokens, TextTokenizer, TokenStream } from './tokenizer.js';
 
@@ -69,7 +69,7 @@ function usableLibrary(json: Record<string, unknown>, config: Record<string, unk
 }
 
 /** " (type X)" for a part whose type is given. */
-const typeText = (part: unknown): string => (isObject(part) && part.type !== undefined ? ` (type ${excerpt(part.type)})` : '');
+const typeText = (part: unknown): string => (isJsonObject(part) && part.type !== undefined ? ` (type ${excerpt(part.type)})` : '');
 
 export class HfTokenizer implements TextTokenizer {
   private constructor(
@@ -92,16 +92,15 @@ export class HfTokenizer implements TextTokenizer {
       throw new Error(`${source}: ${msg}`);
     };
     if (!Number.isInteger(vocabSize) || vocabSize <= 0) fail(`vocabulary size must be a positive integer, got ${vocabSize}`);
-    if (!isObject(json)) return fail(`not a JSON object`);
-    const type = isObject(json.model) ? json.model.type : undefined;
+    if (!isJsonObject(json)) return fail(`not a JSON object`);
+    const type = isJsonObject(json.model) ? json.model.type : undefined;
     if (type !== undefined && !MODEL_TYPES.includes(type as string)) fail(`model.type ${excerpt(type)} is not supported (${MODEL_TYPES.join(', ')} are)`);
     checkIds(json, vocabSize, fail);
     const config = options.config ?? {};
     const library = usableLibrary(json, config, fail);
     if (isBpeModel(library.model)) installLongWordMerges(library.model);
     const special = (key: string): SpecialToken | undefined => {
-      const v = Object.hasOwn(config, key) ? config[key] : undefined;
-      const text = typeof v === 'string' ? v : isObject(v) && typeof v.content === 'string' ? v.content : undefined;
+      const text = addedTokenText(ownField(config, key));
       if (text === undefined) return undefined;
       const id = library.token_to_id(text);
       if (id === undefined) return fail(`tokenizer_config.json's ${key} ${excerpt(text)} is not a token of this tokenizer`);
@@ -190,15 +189,15 @@ function checkIds(json: Record<string, unknown>, vocabSize: number, fail: (msg: 
     else if (id >= vocabSize) fail(`${what} has id ${id}, beyond the model's vocabulary of ${vocabSize}`);
   };
   const model = json.model;
-  if (isObject(model) && Array.isArray(model.vocab)) {
+  if (isJsonObject(model) && Array.isArray(model.vocab)) {
     if (model.vocab.length > vocabSize) fail(`model.vocab has ${model.vocab.length} entries, beyond the model's vocabulary of ${vocabSize}`);
-  } else if (isObject(model) && isObject(model.vocab)) {
+  } else if (isJsonObject(model) && isJsonObject(model.vocab)) {
     for (const [token, id] of Object.entries(model.vocab)) check(id, `model.vocab token ${excerpt(token)}`);
   }
   const added = json.added_tokens ?? [];
   if (!Array.isArray(added)) fail(`added_tokens must be an array`);
   (added as unknown[]).forEach((t, i) => {
-    if (!isObject(t) || typeof t.content !== 'string') fail(`added_tokens[${i}] needs a content string`);
+    if (!isJsonObject(t) || typeof t.content !== 'string') fail(`added_tokens[${i}] needs a content string`);
     else check(t.id, `added token ${excerpt(t.content)}`);
   });
 }
@@ -209,6 +208,7 @@ function isBpeModel(model: unknown): model is LibraryBpeModel {
   return m !== null && Array.isArray(m.merges) && typeof m.bpe === 'function';
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
+/** A special token as tokenizer_config.json writes it: a string, or an AddedToken object's content; else undefined. */
+export function addedTokenText(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : isJsonObject(v) && typeof v.content === 'string' ? v.content : undefined;
 }
