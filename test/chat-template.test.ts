@@ -301,6 +301,31 @@ describe('errors are one line naming the template', () => {
     oneLine(() => chatTemplate('{{ messages[0].content.nosuchmethod() }}', 'm.jinja', {}).render([{ role: 'user', content: 'x' }], { addGenerationPrompt: false }), /^m\.jinja: chat template: .+$/);
   });
 
+  it('limits the Jinja library does not keep: length, whitespace runs, nesting, range(), rendering steps', () => {
+    const user = [{ role: 'user', content: 'x' }];
+    const render = (text: string) => () => chatTemplate(text, 't.jinja', {}).render(user, { addGenerationPrompt: false });
+    oneLine(render(`{{ 'a' }}${' '.repeat((1 << 20) + 1)}`), /^t\.jinja: chat template: 1048586 characters, more than 1048576$/);
+    oneLine(render(`{% if x %}\n  ${' '.repeat(600)}{% endif %}`), /^t\.jinja: chat template: a run of 603 whitespace characters at line 1, column 11, more than 512 \(/);
+    expect(render(`{% if x %}${' '.repeat(512)}{% endif %}`)).not.toThrow();
+    oneLine(render(`{{ ${'('.repeat(65)}1${')'.repeat(65)} }}`), /^t\.jinja: chat template: brackets nested more than 64 deep$/);
+    expect(render(`{{ ${'['.repeat(64)}1${']'.repeat(64)} }}`)).not.toThrow();
+    oneLine(render(`${'{% if x %}'.repeat(65)}${'{% endif %}'.repeat(65)}`), /^t\.jinja: chat template: blocks nested more than 64 deep$/);
+    // a block set opens a block, a set with '=' does not
+    expect(render(`${'{% set y = 1 %}{% for i in [1] %}'.repeat(64)}${'{% endfor %}'.repeat(64)}{% set z %}a{% endset %}{{ z }}`)).not.toThrow();
+    oneLine(render(`{{ ${'not '.repeat(20000)}x }}`), /^t\.jinja: chat template: nested or recursing too deeply to parse$/);
+    oneLine(render('{{ range(100001)|length }}'), /^t\.jinja: chat template: range\(\) of 100001 items: at most 100000, as transformers' sandbox allows$/);
+    expect(render('{{ range(100000)|length }}')()).toBe('100000');
+    oneLine(render('{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}'), /^t\.jinja: chat template: rendering runs too long \(/);
+    oneLine(render('{% for i in range(600) %}{% for j in range(600) %}{% endfor %}{% endfor %}'), /^t\.jinja: chat template: rendering runs too long \(/);
+    oneLine(render('{% set ns = namespace(s="ab") %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}'), /^t\.jinja: chat template: rendering built a text or list longer than JavaScript allows$/);
+  });
+
+  it('a template that ends inside a tag or an open block', () => {
+    for (const text of ['{%- if messages[0]', '{% if x %}abc', '{% for m in messages %}x'])
+      oneLine(() => chatTemplate(text, 't.jinja', {}), /^t\.jinja: chat template: the template ends inside a tag, an expression or a block it does not close$/);
+    oneLine(() => chatTemplate('{{ messages', 't.jinja', {}), /^t\.jinja: chat template: Unexpected end of input$/);
+  });
+
   it('a chat_template or special token of the wrong type names the file and key', () => {
     const dir = join(scratch, 'wrong');
     mkdirSync(dir);
