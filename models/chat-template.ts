@@ -228,9 +228,7 @@ export function chatTemplate(text: string, source: string, specials: SpecialToke
   } catch (e) {
     return fail(libraryFailure(e, 'parse'));
   }
-  const tokens = Object.fromEntries(
-    (['bos', 'eos', 'pad', 'unk'] as const).flatMap((k) => (specials[k] === undefined ? [] : [[`${k}_token`, specials[k]]])),
-  );
+  const tokens = Object.fromEntries((['bos', 'eos', 'pad', 'unk'] as const).flatMap((k) => (specials[k] === undefined ? [] : [[`${k}_token`, specials[k]]])));
   return {
     source,
     render(messages, { addGenerationPrompt }) {
@@ -326,7 +324,12 @@ function ggufMetadata(file: GgufFile): Shipped {
     const t = id === undefined ? undefined : tokens[id];
     return typeof t === 'string' ? t : undefined;
   };
-  const keys = { bos: 'tokenizer.ggml.bos_token_id', eos: 'tokenizer.ggml.eos_token_id', pad: 'tokenizer.ggml.padding_token_id', unk: 'tokenizer.ggml.unknown_token_id' };
+  const keys = {
+    bos: 'tokenizer.ggml.bos_token_id',
+    eos: 'tokenizer.ggml.eos_token_id',
+    pad: 'tokenizer.ggml.padding_token_id',
+    unk: 'tokenizer.ggml.unknown_token_id',
+  };
   const specials: SpecialTokenTexts = Object.fromEntries(
     Object.entries(keys).flatMap(([k, key]) => {
       const t = token(key);
@@ -357,6 +360,9 @@ export function readChatTemplateFile(path: string): string {
  */
 export function findChatTemplate(checkpoint: string | GgufFile, options: { templateFile?: string; clock?: () => Date } = {}): ChatTemplate | undefined {
   const shipped = typeof checkpoint === 'string' ? huggingFaceFolder(checkpoint) : ggufMetadata(checkpoint);
-  const found = options.templateFile === undefined ? shippedTemplate(shipped) : { ...shipped, text: readChatTemplateFile(options.templateFile), source: options.templateFile };
+  const found =
+    options.templateFile === undefined
+      ? shippedTemplate(shipped)
+      : { ...shipped, text: readChatTemplateFile(options.templateFile), source: options.templateFile };
   return found && chatTemplate(found.text, found.source, found.specials, options.clock);
 }

@@ -38,10 +38,38 @@ export interface GgufFile {
 
 /** ggml type ids (ggml.h's ggml_type), for names in messages. */
 const typeNames: Record<number, string> = {
-  0: 'F32', 1: 'F16', 2: 'Q4_0', 3: 'Q4_1', 6: 'Q5_0', 7: 'Q5_1', 8: 'Q8_0', 9: 'Q8_1', 10: 'Q2_K', 11: 'Q3_K', 12: 'Q4_K',
-  13: 'Q5_K', 14: 'Q6_K', 15: 'Q8_K', 16: 'IQ2_XXS', 17: 'IQ2_XS', 18: 'IQ3_XXS', 19: 'IQ1_S', 20: 'IQ4_NL', 21: 'IQ3_S',
-  22: 'IQ2_S', 23: 'IQ4_XS', 24: 'I8', 25: 'I16', 26: 'I32', 27: 'I64', 28: 'F64', 29: 'IQ1_M', 30: 'BF16', 34: 'TQ1_0',
-  35: 'TQ2_0', 39: 'MXFP4',
+  0: 'F32',
+  1: 'F16',
+  2: 'Q4_0',
+  3: 'Q4_1',
+  6: 'Q5_0',
+  7: 'Q5_1',
+  8: 'Q8_0',
+  9: 'Q8_1',
+  10: 'Q2_K',
+  11: 'Q3_K',
+  12: 'Q4_K',
+  13: 'Q5_K',
+  14: 'Q6_K',
+  15: 'Q8_K',
+  16: 'IQ2_XXS',
+  17: 'IQ2_XS',
+  18: 'IQ3_XXS',
+  19: 'IQ1_S',
+  20: 'IQ4_NL',
+  21: 'IQ3_S',
+  22: 'IQ2_S',
+  23: 'IQ4_XS',
+  24: 'I8',
+  25: 'I16',
+  26: 'I32',
+  27: 'I64',
+  28: 'F64',
+  29: 'IQ1_M',
+  30: 'BF16',
+  34: 'TQ1_0',
+  35: 'TQ2_0',
+  39: 'MXFP4',
 };
 
 export function ggmlTypeName(type: number): string {
@@ -50,11 +78,21 @@ export function ggmlTypeName(type: number): string {
 
 /** gguf_metadata_value_type ids */
 const enum ValueType {
-  U8 = 0, I8 = 1, U16 = 2, I16 = 3, U32 = 4, I32 = 5, F32 = 6, BOOL = 7, STRING = 8, ARRAY = 9, U64 = 10, I64 = 11, F64 = 12,
+  U8 = 0,
+  I8 = 1,
+  U16 = 2,
+  I16 = 3,
+  U32 = 4,
+  I32 = 5,
+  F32 = 6,
+  BOOL = 7,
+  STRING = 8,
+  ARRAY = 9,
+  U64 = 10,
+  I64 = 11,
+  F64 = 12,
 }
 const fixedSize: Record<number, number> = { 0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8 };
-
-
 
 /** Sequential little-endian reads that fail with "truncated" past the end. */
 class Cursor {
@@ -97,22 +135,33 @@ class Cursor {
   value(type: number, what: string, depth = 0): GgufValue {
     const v = this.view;
     switch (type) {
-      case ValueType.U8: return v.getUint8(this.take(1, what));
-      case ValueType.I8: return v.getInt8(this.take(1, what));
-      case ValueType.U16: return v.getUint16(this.take(2, what), true);
-      case ValueType.I16: return v.getInt16(this.take(2, what), true);
-      case ValueType.U32: return v.getUint32(this.take(4, what), true);
-      case ValueType.I32: return v.getInt32(this.take(4, what), true);
-      case ValueType.F32: return v.getFloat32(this.take(4, what), true);
-      case ValueType.U64: return v.getBigUint64(this.take(8, what), true);
-      case ValueType.I64: return v.getBigInt64(this.take(8, what), true);
-      case ValueType.F64: return v.getFloat64(this.take(8, what), true);
+      case ValueType.U8:
+        return v.getUint8(this.take(1, what));
+      case ValueType.I8:
+        return v.getInt8(this.take(1, what));
+      case ValueType.U16:
+        return v.getUint16(this.take(2, what), true);
+      case ValueType.I16:
+        return v.getInt16(this.take(2, what), true);
+      case ValueType.U32:
+        return v.getUint32(this.take(4, what), true);
+      case ValueType.I32:
+        return v.getInt32(this.take(4, what), true);
+      case ValueType.F32:
+        return v.getFloat32(this.take(4, what), true);
+      case ValueType.U64:
+        return v.getBigUint64(this.take(8, what), true);
+      case ValueType.I64:
+        return v.getBigInt64(this.take(8, what), true);
+      case ValueType.F64:
+        return v.getFloat64(this.take(8, what), true);
       case ValueType.BOOL: {
         const b = v.getUint8(this.take(1, what));
         if (b > 1) this.fail(`${what}: bool byte ${b} is neither 0 nor 1`);
         return b === 1;
       }
-      case ValueType.STRING: return this.string(what);
+      case ValueType.STRING:
+        return this.string(what);
       case ValueType.ARRAY: {
         if (depth === MAX_NESTING) return this.fail(`${what}: arrays nested more than ${MAX_NESTING} levels deep`);
         const itemType = this.u32(`${what} array type`);
@@ -194,15 +243,20 @@ function parseHeader(bytes: Uint8Array, size: number, source: string): GgufFile 
     const format = formatOfGgmlType(t.type);
     if (!format) continue; // named when read
     const n = t.dims.reduce((a, b) => a * b, 1);
-    if (!Number.isSafeInteger(n) || t.dims[0]! % format.blockElements !== 0) fail(`tensor ${excerpt(t.name)}: dimensions [${t.dims.join(', ')}] do not fit ${ggmlTypeName(t.type)} blocks of ${format.blockElements}`);
+    if (!Number.isSafeInteger(n) || t.dims[0]! % format.blockElements !== 0)
+      fail(`tensor ${excerpt(t.name)}: dimensions [${t.dims.join(', ')}] do not fit ${ggmlTypeName(t.type)} blocks of ${format.blockElements}`);
     const bytes = fileBytes(format, n);
-    if (t.offset + bytes > dataBytes) fail(`tensor ${excerpt(t.name)}: bytes [${t.offset}, ${t.offset + bytes}) are outside the ${Math.max(0, dataBytes)} data bytes (truncated?)`);
+    if (t.offset + bytes > dataBytes)
+      fail(`tensor ${excerpt(t.name)}: bytes [${t.offset}, ${t.offset + bytes}) are outside the ${Math.max(0, dataBytes)} data bytes (truncated?)`);
   }
   return { version, metadata, tensors, path: source, dataStart };
 }
 
 /** The formats GGUF tensors may have, for messages. */
-const readable = (): string => Object.values(weightFormats).flatMap((f) => (f.ggmlType === undefined ? [] : [ggmlTypeName(f.ggmlType)])).join(', ');
+const readable = (): string =>
+  Object.values(weightFormats)
+    .flatMap((f) => (f.ggmlType === undefined ? [] : [ggmlTypeName(f.ggmlType)]))
+    .join(', ');
 
 /** A tensor of the file as a source in its own format (row-major shape), read by offset when needed. */
 export function ggufSource(file: GgufFile, t: GgufTensorInfo): TensorSource {
@@ -238,14 +292,20 @@ function vocabularyOf(file: GgufFile, fail: (msg: string) => never): Pick<ModelC
   const m = file.metadata;
   const tokens = m.get('tokenizer.ggml.tokens');
   const embd = file.tensors.get('token_embd.weight');
-  const vocabSize = Array.isArray(tokens) ? tokens.length : embd?.dims.length === 2 ? embd.dims[1]! : fail(`no tokenizer.ggml.tokens and no 2-D token_embd.weight to size the vocabulary`);
+  const vocabSize = Array.isArray(tokens)
+    ? tokens.length
+    : embd?.dims.length === 2
+      ? embd.dims[1]!
+      : fail(`no tokenizer.ggml.tokens and no 2-D token_embd.weight to size the vocabulary`);
   // llama.cpp's defaults for a SentencePiece vocabulary: BOS 1, EOS 2
   const spm = m.get('tokenizer.ggml.model') === 'llama';
   const id = (key: string, fallback: number | undefined): number | undefined => ggufTokenId(file, key, vocabSize, fallback);
   const bosId = m.get('tokenizer.ggml.add_bos_token') === false ? undefined : id('tokenizer.ggml.bos_token_id', spm ? 1 : undefined);
-  const stopIds = [id('tokenizer.ggml.eos_token_id', spm ? 2 : undefined), id('tokenizer.ggml.eot_token_id', undefined), id('tokenizer.ggml.eom_token_id', undefined)].filter(
-    (x): x is number => x !== undefined,
-  );
+  const stopIds = [
+    id('tokenizer.ggml.eos_token_id', spm ? 2 : undefined),
+    id('tokenizer.ggml.eot_token_id', undefined),
+    id('tokenizer.ggml.eom_token_id', undefined),
+  ].filter((x): x is number => x !== undefined);
   return { vocabSize, ...(bosId !== undefined ? { bosId } : {}), stop: { ids: [...new Set(stopIds)], inPrompt: false } };
 }
 
@@ -285,7 +345,8 @@ export function readGguf(path: string): { config: ModelConfig; tensors: Map<stri
   let scaled = config;
   if (freqs) {
     const pairs = config.headSize / 2;
-    if (freqs.dims.length !== 1 || freqs.dims[0] !== pairs) fail(`tensor rope_freqs.weight has ne [${freqs.dims.join(', ')}], the head size implies [${pairs}]`);
+    if (freqs.dims.length !== 1 || freqs.dims[0] !== pairs)
+      fail(`tensor rope_freqs.weight has ne [${freqs.dims.join(', ')}], the head size implies [${pairs}]`);
     if (config.ropeScaling) fail(`rope_freqs.weight and ${arch}.rope.scaling.type ${config.ropeScaling.kind} both scale RoPE`);
     const divisors = Array.from(sourceValues(ggufSource(file, freqs)));
     if (divisors.some((d) => !(d > 0) || !Number.isFinite(d))) fail(`tensor rope_freqs.weight must hold positive finite factors`);
@@ -470,7 +531,7 @@ export function sentencePieceMerges(vocab: ReadonlyMap<string, number>, scores: 
     const piece = pieces[id]!;
     local.length = 0;
     // split points between code points, as Python slices a str
-    for (let at = 0; (at += piece.codePointAt(at)! > 0xffff ? 2 : 1) < piece.length; ) {
+    for (let at = 0; (at += piece.codePointAt(at)! > 0xffff ? 2 : 1) < piece.length;) {
       const l = vocab.get(piece.slice(0, at));
       const r = l === undefined ? undefined : vocab.get(piece.slice(at));
       if (r !== undefined) local.push([l!, r]);
@@ -486,7 +547,12 @@ function bosTemplate(token: string, id: number): unknown {
   return {
     type: 'TemplateProcessing',
     single: [{ SpecialToken: { id: token, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
-    pair: [{ SpecialToken: { id: token, type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }, { SpecialToken: { id: token, type_id: 1 } }, { Sequence: { id: 'B', type_id: 1 } }],
+    pair: [
+      { SpecialToken: { id: token, type_id: 0 } },
+      { Sequence: { id: 'A', type_id: 0 } },
+      { SpecialToken: { id: token, type_id: 1 } },
+      { Sequence: { id: 'B', type_id: 1 } },
+    ],
     special_tokens: { [token]: { id: token, ids: [id], tokens: [token] } },
   };
 }

@@ -27,27 +27,47 @@ const LOG2_TABLE: readonly { readonly invc: number; readonly logc: number }[] = 
 ].map(([invc, logc]) => ({ invc: hexDouble(invc), logc: hexDouble(logc) }));
 
 /** __powf_log2_data.poly: log1p(r) / ln2 ~ A0 r^5 + A1 r^4 + A2 r^3 + A3 r^2 + A4 r. */
-const [A0, A1, A2, A3, A4] = [
-  '0x1.27616c9496e0bp-2',
-  '-0x1.71969a075c67ap-2',
-  '0x1.ec70a6ca7baddp-2',
-  '-0x1.7154748bef6c8p-1',
-  '0x1.71547652ab82bp0',
-].map(hexDouble);
+const [A0, A1, A2, A3, A4] = ['0x1.27616c9496e0bp-2', '-0x1.71969a075c67ap-2', '0x1.ec70a6ca7baddp-2', '-0x1.7154748bef6c8p-1', '0x1.71547652ab82bp0'].map(
+  hexDouble,
+);
 
 /** The base of the table subintervals (log2_inline's OFF). */
 const LOG2_OFF = 0x3f330000;
 
 /** __exp2f_data.tab as [high, low] 32-bit words: bits of 2^(i/32) minus i << 47. */
 const EXP2_TABLE: readonly (readonly [number, number])[] = [
-  0x3ff0000000000000n, 0x3fefd9b0d3158574n, 0x3fefb5586cf9890fn, 0x3fef9301d0125b51n,
-  0x3fef72b83c7d517bn, 0x3fef54873168b9aan, 0x3fef387a6e756238n, 0x3fef1e9df51fdee1n,
-  0x3fef06fe0a31b715n, 0x3feef1a7373aa9cbn, 0x3feedea64c123422n, 0x3feece086061892dn,
-  0x3feebfdad5362a27n, 0x3feeb42b569d4f82n, 0x3feeab07dd485429n, 0x3feea47eb03a5585n,
-  0x3feea09e667f3bcdn, 0x3fee9f75e8ec5f74n, 0x3feea11473eb0187n, 0x3feea589994cce13n,
-  0x3feeace5422aa0dbn, 0x3feeb737b0cdc5e5n, 0x3feec49182a3f090n, 0x3feed503b23e255dn,
-  0x3feee89f995ad3adn, 0x3feeff76f2fb5e47n, 0x3fef199bdd85529cn, 0x3fef3720dcef9069n,
-  0x3fef5818dcfba487n, 0x3fef7c97337b9b5fn, 0x3fefa4afa2a490dan, 0x3fefd0765b6e4540n,
+  0x3ff0000000000000n,
+  0x3fefd9b0d3158574n,
+  0x3fefb5586cf9890fn,
+  0x3fef9301d0125b51n,
+  0x3fef72b83c7d517bn,
+  0x3fef54873168b9aan,
+  0x3fef387a6e756238n,
+  0x3fef1e9df51fdee1n,
+  0x3fef06fe0a31b715n,
+  0x3feef1a7373aa9cbn,
+  0x3feedea64c123422n,
+  0x3feece086061892dn,
+  0x3feebfdad5362a27n,
+  0x3feeb42b569d4f82n,
+  0x3feeab07dd485429n,
+  0x3feea47eb03a5585n,
+  0x3feea09e667f3bcdn,
+  0x3fee9f75e8ec5f74n,
+  0x3feea11473eb0187n,
+  0x3feea589994cce13n,
+  0x3feeace5422aa0dbn,
+  0x3feeb737b0cdc5e5n,
+  0x3feec49182a3f090n,
+  0x3feed503b23e255dn,
+  0x3feee89f995ad3adn,
+  0x3feeff76f2fb5e47n,
+  0x3fef199bdd85529cn,
+  0x3fef3720dcef9069n,
+  0x3fef5818dcfba487n,
+  0x3fef7c97337b9b5fn,
+  0x3fefa4afa2a490dan,
+  0x3fefd0765b6e4540n,
 ].map((bits) => [Number(bits >> 32n), Number(bits & 0xffffffffn)] as const);
 
 /** __exp2f_data.shift_scaled: 0x1.8p52 / 32, so adding it rounds x to a multiple of 1/32 in the low bits. */
@@ -133,8 +153,8 @@ function checkint(iy: number): number {
 }
 
 /** Zero, infinity or NaN. */
-const zeroInfNan = (ix: number): boolean => ((2 * ix - 1) >>> 0) >= 2 * 0x7f800000 - 1;
-const isSignalingNan = (ix: number): boolean => ((2 * (ix ^ 0x00400000)) >>> 0) > 2 * 0x7fc00000;
+const zeroInfNan = (ix: number): boolean => (2 * ix - 1) >>> 0 >= 2 * 0x7f800000 - 1;
+const isSignalingNan = (ix: number): boolean => (2 * (ix ^ 0x00400000)) >>> 0 > 2 * 0x7fc00000;
 
 /** The result of an overflow or underflow in the sign of signBias (__math_oflowf, __math_uflowf). */
 const withSign = (signBias: number, magnitude: number): number => (signBias ? -magnitude : magnitude);
@@ -147,15 +167,15 @@ export function powf(x: number, y: number): number {
   x = f32(x);
   y = f32(y);
 
-  if (((ix - 0x00800000) >>> 0) >= 0x7f800000 - 0x00800000 || zeroInfNan(iy)) {
+  if ((ix - 0x00800000) >>> 0 >= 0x7f800000 - 0x00800000 || zeroInfNan(iy)) {
     // Either (x < 0x1p-126 or inf or nan) or (y is 0 or inf or nan).
     if (zeroInfNan(iy)) {
-      if (((2 * iy) >>> 0) === 0) return isSignalingNan(ix) ? x + y : 1;
+      if ((2 * iy) >>> 0 === 0) return isSignalingNan(ix) ? x + y : 1;
       if (ix === 0x3f800000) return isSignalingNan(iy) ? x + y : 1;
-      if (((2 * ix) >>> 0) > 2 * 0x7f800000 || ((2 * iy) >>> 0) > 2 * 0x7f800000) return f32(x + y);
-      if (((2 * ix) >>> 0) === 2 * 0x3f800000) return 1;
+      if ((2 * ix) >>> 0 > 2 * 0x7f800000 || (2 * iy) >>> 0 > 2 * 0x7f800000) return f32(x + y);
+      if ((2 * ix) >>> 0 === 2 * 0x3f800000) return 1;
       // |x| < 1 && y == inf or |x| > 1 && y == -inf.
-      if (((2 * ix) >>> 0 < 2 * 0x3f800000) === !(iy & 0x80000000)) return 0;
+      if ((2 * ix) >>> 0 < 2 * 0x3f800000 === !(iy & 0x80000000)) return 0;
       return y * y;
     }
     if (zeroInfNan(ix)) {
@@ -164,7 +184,7 @@ export function powf(x: number, y: number): number {
         x2 = -x2;
         signBias = 1;
       }
-      if (((2 * ix) >>> 0) === 0 && iy & 0x80000000) return withSign(signBias, Infinity);
+      if ((2 * ix) >>> 0 === 0 && iy & 0x80000000) return withSign(signBias, Infinity);
       return iy & 0x80000000 ? f32(1 / x2) : x2;
     }
     // x and y are non-zero finite.

@@ -53,7 +53,7 @@ export function fma(a: number, b: number, c: number): number {
 function roundedToOdd(w: number, wError: number): number {
   doubleScratch[0] = w;
   if ((doubleWords[LOW_WORD] & 1) === 1) return w;
-  if ((w > 0) === (wError > 0)) doubleWords[LOW_WORD] += 1;
+  if (w > 0 === wError > 0) doubleWords[LOW_WORD] += 1;
   else if (doubleWords[LOW_WORD] !== 0) doubleWords[LOW_WORD] -= 1;
   else {
     doubleWords[LOW_WORD] = 0xffffffff;

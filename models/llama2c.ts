@@ -135,10 +135,7 @@ function readHeader(bytes: Uint8Array, source: string): Llama2cConfig {
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, HEADER_BYTES);
   const names = Object.keys(LIMITS) as (keyof typeof LIMITS)[];
-  const header = Object.fromEntries(names.map((name, i) => [name, view.getInt32(4 * i, true)])) as Record<
-    keyof typeof LIMITS,
-    number
-  >;
+  const header = Object.fromEntries(names.map((name, i) => [name, view.getInt32(4 * i, true)])) as Record<keyof typeof LIMITS, number>;
   const sharedClassifier = header.vocab_size > 0;
   header.vocab_size = Math.abs(header.vocab_size);
   for (const name of names) {

@@ -32,7 +32,8 @@ export function readSafetensors(path: string): Map<string, TensorSource> {
     const format = typeof dtype === 'string' ? formatOfSafetensors(dtype) : undefined;
     if (!format) return fail(`tensor ${excerpt(name)} has dtype ${excerpt(dtype)}; weft reads F32, F16 and BF16`);
     const shape = entry.shape;
-    if (!Array.isArray(shape) || shape.length > 8 || shape.some((d) => !Number.isSafeInteger(d) || d < 0)) return fail(`tensor ${excerpt(name)} has a malformed shape ${excerpt(shape)}`);
+    if (!Array.isArray(shape) || shape.length > 8 || shape.some((d) => !Number.isSafeInteger(d) || d < 0))
+      return fail(`tensor ${excerpt(name)} has a malformed shape ${excerpt(shape)}`);
     const offsets = entry.data_offsets;
     if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0)) {
       return fail(`tensor ${excerpt(name)}: data_offsets must be two byte offsets, is ${excerpt(offsets)}`);
@@ -40,7 +41,8 @@ export function readSafetensors(path: string): Map<string, TensorSource> {
     const [begin, end] = offsets as [number, number];
     if (end < begin || end > dataBytes) fail(`tensor ${excerpt(name)}: data offsets [${begin}, ${end}] are outside the ${dataBytes} data bytes`);
     const count = elementCount(shape as number[]);
-    if (end - begin !== count * format.blockBytes) fail(`tensor ${excerpt(name)}: ${end - begin} bytes do not hold ${(shape as number[]).join('×')} ${dtype} values`);
+    if (end - begin !== count * format.blockBytes)
+      fail(`tensor ${excerpt(name)}: ${end - begin} bytes do not hold ${(shape as number[]).join('×')} ${dtype} values`);
     taken.push([begin, end, name]);
     tensors.set(name, fileSource(path, dataStart + begin, shape as number[], format));
   }

@@ -118,7 +118,9 @@ export interface LoadOptions {
   /** called as weights reach the device (bytes so far, of how many), then as pipelines compile (pipelines so far, of how many) */
   readonly onProgress?: LoadProgress;
   /** kernel choices (see CodegenOptions): the K from which decode matmuls split K, prefill K splits, the shape of prefill matmul and attention tiles */
-  readonly kernels?: Partial<Pick<CodegenOptions, 'splitKFrom' | 'splitK' | 'attentionTile' | 'tileRows' | 'tileWidth' | 'sliceDepth' | 'prefetch' | 'unroll' | 'subgroups'>>;
+  readonly kernels?: Partial<
+    Pick<CodegenOptions, 'splitKFrom' | 'splitK' | 'attentionTile' | 'tileRows' | 'tileWidth' | 'sliceDepth' | 'prefetch' | 'unroll' | 'subgroups'>
+  >;
 }
 
 /** What Model.load is doing: uploading weights and states, then compiling each distinct kernel's pipeline. */
@@ -129,7 +131,10 @@ export type LoadProgress = (done: number, total: number, name: string, phase: Lo
 
 /** What compiling for a device needs of it: the limits passes and codegen size kernels by, and its kind of adapter. */
 export interface CompileTarget {
-  readonly limits: Pick<GPUSupportedLimits, 'maxStorageBuffersPerShaderStage' | 'maxComputeInvocationsPerWorkgroup' | 'maxComputeWorkgroupSizeX' | 'maxComputeWorkgroupStorageSize'>;
+  readonly limits: Pick<
+    GPUSupportedLimits,
+    'maxStorageBuffersPerShaderStage' | 'maxComputeInvocationsPerWorkgroup' | 'maxComputeWorkgroupSizeX' | 'maxComputeWorkgroupStorageSize'
+  >;
   readonly fallback: boolean;
   readonly subgroups: boolean;
 }
@@ -324,7 +329,8 @@ export function resolveRequest(
     steps: request.steps === undefined ? Math.min(defaultSteps, model.config.seqLen) : request.steps === 0 ? model.config.seqLen : request.steps,
     temperature: request.temperature ?? 1,
     topp: request.topp ?? 0.9,
-    seed: request.seed === undefined || (Number.isSafeInteger(request.seed) && generatorState(request.seed) === 0n) ? Math.floor(Date.now() / 1000) : request.seed,
+    seed:
+      request.seed === undefined || (Number.isSafeInteger(request.seed) && generatorState(request.seed) === 0n) ? Math.floor(Date.now() / 1000) : request.seed,
     logits: request.logits,
     ...(request.stop ? { stop: { ids: request.stop, inPrompt: false } } : model.config.stop ? { stop: model.config.stop } : {}),
     ...(request.signal ? { signal: request.signal } : {}),
@@ -379,7 +385,17 @@ export class Model {
       const onPipeline = progress && ((name: string) => progress(++compiled, pipelines, name, 'compile'));
       const prefill = await PlanExecutor.create(gpu, plans.prefill, resident, onPipeline);
       const decode = await PlanExecutor.create(gpu, plans.decode, resident, onPipeline);
-      return new Model(config, cut.tokenizer, { chatTemplate: cut.chatTemplate, chatTemplateError: cut.chatTemplateError }, gpu, resident, prefill, decode, graphs, codegen.subgroups);
+      return new Model(
+        config,
+        cut.tokenizer,
+        { chatTemplate: cut.chatTemplate, chatTemplateError: cut.chatTemplateError },
+        gpu,
+        resident,
+        prefill,
+        decode,
+        graphs,
+        codegen.subgroups,
+      );
     } catch (e) {
       resident?.destroy();
       gpu.destroy();

@@ -89,11 +89,15 @@ function byKind(kernels: readonly ProfiledKernel[], key: (k: ProfiledKernel) => 
 
 async function timePrefill(model: Model, n: number, o: BenchOptions): Promise<number> {
   const first = model.config.bosId ?? 0;
-  const ms = await timeRuns(async () => {
-    const t0 = performance.now();
-    for await (const _ of model.generate({ promptIds: benchPrompt(n, model.config.vocabSize, first), steps: n, temperature: 0 })) break;
-    return performance.now() - t0;
-  }, o.runs, o.warmupSeconds);
+  const ms = await timeRuns(
+    async () => {
+      const t0 = performance.now();
+      for await (const _ of model.generate({ promptIds: benchPrompt(n, model.config.vocabSize, first), steps: n, temperature: 0 })) break;
+      return performance.now() - t0;
+    },
+    o.runs,
+    o.warmupSeconds,
+  );
   return ms / 1000;
 }
 
@@ -101,18 +105,22 @@ async function timeDecode(model: Model, o: BenchOptions): Promise<number> {
   const first = model.config.bosId ?? 0;
   const sampled = sampledDecode(o);
   const sampling = sampled ? { ...sampled, seed: 1 } : { temperature: 0 };
-  const ms = await timeRuns(async () => {
-    let start = 0;
-    let end = 0;
-    let count = 0;
-    // a stop token may end a run early: count the steps that ran
-    for await (const s of model.generate({ promptIds: [first], steps: o.decodeTokens + 1, ...sampling })) {
-      if (s.position === 0) start = performance.now();
-      else count++;
-      end = performance.now();
-    }
-    return count > 0 ? (end - start) / count : undefined;
-  }, o.runs, o.warmupSeconds);
+  const ms = await timeRuns(
+    async () => {
+      let start = 0;
+      let end = 0;
+      let count = 0;
+      // a stop token may end a run early: count the steps that ran
+      for await (const s of model.generate({ promptIds: [first], steps: o.decodeTokens + 1, ...sampling })) {
+        if (s.position === 0) start = performance.now();
+        else count++;
+        end = performance.now();
+      }
+      return count > 0 ? (end - start) / count : undefined;
+    },
+    o.runs,
+    o.warmupSeconds,
+  );
   return ms / 1000;
 }
 

@@ -50,7 +50,9 @@ export function chatFiles(files: {
   const template = files.chatTemplate;
   if (files.chatTemplateError !== undefined) throw new Error(`${files.chatTemplateError}; give --template FILE`);
   if (!template) {
-    throw new Error(`this model has no chat template (chat_template.jinja, tokenizer_config.json's chat_template, or GGUF's tokenizer.chat_template): give --template FILE`);
+    throw new Error(
+      `this model has no chat template (chat_template.jinja, tokenizer_config.json's chat_template, or GGUF's tokenizer.chat_template): give --template FILE`,
+    );
   }
   if (!files.tokenizer) throw new Error(`a chat needs the model's tokenizer (--tokenizer FILE)`);
   return { template, tokenizer: files.tokenizer };
@@ -166,12 +168,17 @@ export class ChatSession {
     const dropped: ChatMessage[] = [];
     for (;;) {
       const text = this.template.render(this.history, { addGenerationPrompt: true });
-      const ids = this.fedText && text.startsWith(this.fedText) ? [...this.fed, ...this.tokenizer.encode(text.slice(this.fedText.length), false)] : this.tokenizer.encode(text, false);
+      const ids =
+        this.fedText && text.startsWith(this.fedText)
+          ? [...this.fed, ...this.tokenizer.encode(text.slice(this.fedText.length), false)]
+          : this.tokenizer.encode(text, false);
       if (ids.length + room <= context) return { ids, text, dropped };
       const first = this.history[0]?.role === 'system' ? 1 : 0;
       // the last message is the one to reply to; user and assistant messages go in pairs, so roles still alternate
       if (this.history.length - first <= 1) {
-        throw new Error(`the conversation's last message needs ${ids.length} positions with its template, and the context holds ${context} with ${room} kept for the reply`);
+        throw new Error(
+          `the conversation's last message needs ${ids.length} positions with its template, and the context holds ${context} with ${room} kept for the reply`,
+        );
       }
       dropped.push(...this.history.splice(first, this.history[first + 1]?.role === 'assistant' && this.history.length - first > 2 ? 2 : 1));
     }

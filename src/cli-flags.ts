@@ -46,11 +46,15 @@ export function readCFloat(text: string): number | undefined {
   const exponent = Number(hexExp ?? 0) - 4 * fraction.length;
   const half = Math.trunc(exponent / 2); // in two factors, so that neither overflows where the product does not
   const magnitude =
-    decimal !== undefined ? Number(decimal)
-    : inf !== undefined ? Infinity
-    : hexInt === undefined && hexOnlyFrac === undefined ? NaN
-    : mantissa === 0 ? 0
-    : mantissa * 2 ** half * 2 ** (exponent - half);
+    decimal !== undefined
+      ? Number(decimal)
+      : inf !== undefined
+        ? Infinity
+        : hexInt === undefined && hexOnlyFrac === undefined
+          ? NaN
+          : mantissa === 0
+            ? 0
+            : mantissa * 2 ** half * 2 ** (exponent - half);
   return sign === '-' ? -magnitude : magnitude;
 }
 
@@ -177,7 +181,11 @@ export function bindFlagValues(args: readonly string[], commands: Readonly<Recor
   const at = args.findIndex((a) => !a.startsWith('-'));
   const table = at >= 0 ? commands[args[at]!] : undefined;
   if (!table) return [...args];
-  const takesValue = new Set(Object.entries(table).filter(([, f]) => flagKinds[f.kind] !== undefined).map(([name]) => camel(name)));
+  const takesValue = new Set(
+    Object.entries(table)
+      .filter(([, f]) => flagKinds[f.kind] !== undefined)
+      .map(([name]) => camel(name)),
+  );
   const bound = args.slice(0, at + 1);
   for (let i = at + 1; i < args.length; i++) {
     const arg = args[i]!;

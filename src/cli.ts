@@ -10,7 +10,18 @@ import type { GraphKind, ModelConfig } from '../models/llama.js';
 import { syntheticConfigs, syntheticModel } from '../models/synthetic.js';
 import { checkBenchOptions, WARMUP_RUNS, WARMUP_SECONDS, type PeerBenchOptions, type PeerRow } from './peers/peer.js';
 import { benchmark, formatBenchRow, type BenchRow } from './bench.js';
-import { buildGraphs, defaultToggles, floatWeights, loadModel, readCheckpoint, readModelFiles, resolveRequest, withContext, type GenerateRequest, type ModelFiles } from './api.js';
+import {
+  buildGraphs,
+  defaultToggles,
+  floatWeights,
+  loadModel,
+  readCheckpoint,
+  readModelFiles,
+  resolveRequest,
+  withContext,
+  type GenerateRequest,
+  type ModelFiles,
+} from './api.js';
 import { compileGraph } from './codegen/compile.js';
 import { formatStats, fullContextEnv, graphStats } from './codegen/stats.js';
 import { printDot, printJson } from './ir/formats.js';
@@ -351,7 +362,11 @@ async function bench(a: BenchArgs): Promise<void> {
   if (a.tileRows !== undefined && a.tileRows !== 4 && a.tileRows !== 8) throw new Error(`--tile-rows must be 4 or 8, got ${a.tileRows}`);
   if (a.attentionTile !== undefined && ![8, 16, 32].includes(a.attentionTile)) throw new Error(`--attention-tile must be 8, 16 or 32, got ${a.attentionTile}`);
   if (a.splitK !== undefined && a.splitK < 1) throw new Error(`--split-k must be a whole number ≥ 1, got ${a.splitK}`);
-  for (const [flag, v] of [['--peak-tflops', a.peakTflops], ['--peak-gbps', a.peakGbps], ['--split-k-from', a.splitKFrom]] as const) {
+  for (const [flag, v] of [
+    ['--peak-tflops', a.peakTflops],
+    ['--peak-gbps', a.peakGbps],
+    ['--split-k-from', a.splitKFrom],
+  ] as const) {
     if (v !== undefined && !(Number.isFinite(v) && v >= 0)) throw new Error(`${flag} must be a number ≥ 0, got ${v}`);
   }
   const label = a.passes === undefined ? '' : ` [passes: ${passes.map((p) => p.name).join(',') || 'none'}]`;
@@ -390,7 +405,17 @@ async function bench(a: BenchArgs): Promise<void> {
         limits,
         profile: a.kernels,
         onProgress: progress?.onProgress,
-        ...(a.dawnToggles !== undefined ? { toggles: a.dawnToggles === 'none' ? [] : a.dawnToggles.split(',').map((t) => t.trim()).filter((t) => t !== '') } : {}),
+        ...(a.dawnToggles !== undefined
+          ? {
+              toggles:
+                a.dawnToggles === 'none'
+                  ? []
+                  : a.dawnToggles
+                      .split(',')
+                      .map((t) => t.trim())
+                      .filter((t) => t !== ''),
+            }
+          : {}),
       }).finally(() => progress?.stop()); // the bar of a load that failed is cleared before the error
       rows.push(row);
       process.stdout.write(formatBenchRow(row));
@@ -401,7 +426,13 @@ async function bench(a: BenchArgs): Promise<void> {
       // a peer that cannot run on this device is reported (and recorded with its reason), not fatal
       let row: PeerRow;
       try {
-        row = await run(name, peerFiles.config, floatWeights(peerFiles), { promptTokens, decodeTokens: a.decodeTokens, runs: a.runs, warmupSeconds: a.warmupSeconds, backend: a.backend });
+        row = await run(name, peerFiles.config, floatWeights(peerFiles), {
+          promptTokens,
+          decodeTokens: a.decodeTokens,
+          runs: a.runs,
+          warmupSeconds: a.warmupSeconds,
+          backend: a.backend,
+        });
       } catch (e) {
         const error = (e as Error).message.split('\n')[0]!;
         process.stderr.write(`${peer} ${name}: did not run: ${error}\n`);
@@ -424,7 +455,10 @@ const modelPath = 'llama2.c checkpoint (.bin) or Hugging Face folder (config.jso
 const weightNames = Object.keys(weightFormats);
 
 const runFlags: FlagTable = {
-  tokenizer: { kind: 'text', describe: 'llama2.c tokenizer (.bin) or Hugging Face tokenizer.json; default: tokenizer.json in a Hugging Face folder, else tokenizer.bin beside the model' },
+  tokenizer: {
+    kind: 'text',
+    describe: 'llama2.c tokenizer (.bin) or Hugging Face tokenizer.json; default: tokenizer.json in a Hugging Face folder, else tokenizer.bin beside the model',
+  },
   prompt: { kind: 'text', describe: "prompt text, encoded by the model's tokenizer (llama2.c: with BOS, as run.c does)" },
   'prompt-ids': { kind: 'text', describe: 'comma-separated token ids, fed exactly as given' },
   steps: { kind: 'atoi', describe: 'positions to run, prompt included, read as C atoi reads it (default 256 capped at the context; 0: the whole context)' },
@@ -433,7 +467,11 @@ const runFlags: FlagTable = {
   seed: seedFlag,
   json: { kind: 'switch', default: false, describe: 'print one JSON object instead of streaming text' },
   'dump-logits': { kind: 'output-file', describe: 'write float32 [positions][vocab] logits to FILE' },
-  weights: { kind: 'choice', choices: weightNames, describe: 'convert matmul weights to this format on load (embedding tables stay as stored); default: each as its file stores it' },
+  weights: {
+    kind: 'choice',
+    choices: weightNames,
+    describe: 'convert matmul weights to this format on load (embedding tables stay as stored); default: each as its file stores it',
+  },
   backend: backendFlag,
   context: contextFlag,
 };
@@ -491,11 +529,16 @@ const benchFlags: FlagTable = {
   temperature: {
     kind: 'atof',
     default: 0,
-    describe: 'decode samples each token on the host at this temperature, as run.c does (0: greedy, chosen on the device); not with --peers, which decode greedily',
+    describe:
+      'decode samples each token on the host at this temperature, as run.c does (0: greedy, chosen on the device); not with --peers, which decode greedily',
   },
   topp: { kind: 'atof', default: 0.9, describe: 'top-p of the sampled decode (with --temperature above 0)' },
   passes: { kind: 'text', describe: "compile with these passes ('' or none: one kernel per op); default: the whole pipeline" },
-  weights: { kind: 'text', default: 'stored', describe: `matrix weights on the device, a row each: stored (as the file holds them), or converted on load to ${weightNames.join(', ')}` },
+  weights: {
+    kind: 'text',
+    default: 'stored',
+    describe: `matrix weights on the device, a row each: stored (as the file holds them), or converted on load to ${weightNames.join(', ')}`,
+  },
   kernels: { kind: 'switch', default: true, describe: 'profile each kernel and report time per kernel kind (--no-kernels: skip)' },
   'peak-tflops': { kind: 'decimal', describe: "the device's fp32 peak, to report prefill as a share of it (H100 SXM: 67)" },
   'peak-gbps': { kind: 'decimal', describe: "the device's memory bandwidth in GB/s, to report decode as a share of it (H100 SXM: 3350)" },
@@ -525,10 +568,7 @@ async function main(): Promise<void> {
       'run <model>',
       'generate text from a llama2.c checkpoint or a Hugging Face folder',
       (y) =>
-        y
-          .positional('model', { type: 'string', demandOption: true, describe: modelPath })
-          .options(flagOptions(runFlags))
-          .conflicts('prompt', 'prompt-ids'),
+        y.positional('model', { type: 'string', demandOption: true, describe: modelPath }).options(flagOptions(runFlags)).conflicts('prompt', 'prompt-ids'),
       async (argv) => run(argv as unknown as RunArgs),
     )
     .command(
@@ -555,10 +595,7 @@ async function main(): Promise<void> {
       'compile <model>',
       'compile one graph through the passes; print its IR, per-pass dumps or stats (opens no GPU)',
       (y) =>
-        y
-          .positional('model', { type: 'string', demandOption: true, describe: modelPath })
-          .options(flagOptions(compileFlags))
-          .implies('dump-dir', 'dump-after'),
+        y.positional('model', { type: 'string', demandOption: true, describe: modelPath }).options(flagOptions(compileFlags)).implies('dump-dir', 'dump-after'),
       (argv) => compile(argv as unknown as CompileArgs),
     )
     .command(

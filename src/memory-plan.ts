@@ -190,14 +190,19 @@ function planAt(checkpoint: Checkpoint, options: MemoryPlanOptions): MemoryPlan 
   };
 
   const resident = residentBuffers([plans.prefill, plans.decode]);
-  const weights = uploadedWeights(resident.filter((b) => b.role === 'weight'), tensors);
+  const weights = uploadedWeights(
+    resident.filter((b) => b.role === 'weight'),
+    tensors,
+  );
   const states = resident.filter((b) => b.role === 'state').map((b) => ({ name: b.name, bytes: elementCount(dims(b)) * bytesPerElement(b.dtype) }));
   const kvCache = states.reduce((s, b) => s + b.bytes, 0);
   const weightBytes = weights.reduce((s, w) => s + w.device, 0);
   const buffers = [
     ...weights.map((w) => ({ name: w.name, bytes: w.device })),
     ...states,
-    ...(['prefill', 'decode'] as const).flatMap((kind) => activationBuffers(plans[kind], env[kind]).map((b) => ({ name: `${kind} ${b.name}`, bytes: b.bytes }))),
+    ...(['prefill', 'decode'] as const).flatMap((kind) =>
+      activationBuffers(plans[kind], env[kind]).map((b) => ({ name: `${kind} ${b.name}`, bytes: b.bytes })),
+    ),
   ];
   const largestBuffer = buffers.reduce((a, b) => (b.bytes > a.bytes ? b : a));
   const kernels = [plans.prefill, plans.decode].flatMap((p) => p.kernels.map((k) => ({ kernel: `${p.graph} ${k.name}`, count: k.bindings.length })));
@@ -358,7 +363,8 @@ export function fittingText(f: FittingChoices): string {
   const context = f.context !== undefined ? `--context ${f.context} fits` : 'no --context fits';
   const fit = f.weights.filter((w) => w.fits).map((w) => w.format);
   const all = f.weights.map((w) => w.format).join(', ');
-  const weights = f.weights.length === 0 ? 'no smaller --weights format' : fit.length > 0 ? `--weights ${fit.join(' or ')} fits` : `none of --weights ${all} fits`;
+  const weights =
+    f.weights.length === 0 ? 'no smaller --weights format' : fit.length > 0 ? `--weights ${fit.join(' or ')} fits` : `none of --weights ${all} fits`;
   return `${context}; ${weights}`;
 }
 
@@ -390,7 +396,10 @@ export function formatMemoryPlan(p: MemoryPlan): string {
       ['largest buffer', `${size(d.largestBuffer.bytes)} (${d.largestBuffer.name}) ${against('maxStorageBufferBindingSize')}, ${against('maxBufferSize')}`],
       ['storage buffers', `${d.mostStorageBuffers.count} per kernel (${d.mostStorageBuffers.kernel}) ${against('maxStorageBuffersPerShaderStage')}`],
       ['host peak', `${size(h.peak)} ${against('hostMemory')}${h.peak > h.free ? `, more than the ${size(h.free)} free now` : ` (${size(h.free)} free)`}`],
-      ['', `= ${w.name}: ${size(w.read)} read + ${size(w.converted)} converted + 2 × ${size(w.device)} laid out and queued, + ${size(h.queued)} of earlier uploads queued`],
+      [
+        '',
+        `= ${w.name}: ${size(w.read)} read + ${size(w.converted)} converted + 2 × ${size(w.device)} laid out and queued, + ${size(h.queued)} of earlier uploads queued`,
+      ],
     ]),
     p.fits ? 'fits' : `does not fit: ${failedChecksText(p.checks)}`,
     ...(p.fitting ? [`would fit: ${fittingText(p.fitting)}`] : []),

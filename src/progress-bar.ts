@@ -37,7 +37,15 @@ function formatLine(options: Options, params: Params, payload: Payload): string 
 export function loadProgressBar(stream: NodeJS.WriteStream = process.stderr): LoadProgressBar | undefined {
   if (!stream.isTTY) return undefined;
   // no handler on SIGINT (Ctrl-C still ends the process), so the cursor is left shown
-  const bar = new SingleBar({ stream, format: formatLine as Options['format'], barsize: 24, clearOnComplete: true, gracefulExit: false, hideCursor: false, etaBuffer: 32 });
+  const bar = new SingleBar({
+    stream,
+    format: formatLine as Options['format'],
+    barsize: 24,
+    clearOnComplete: true,
+    gracefulExit: false,
+    hideCursor: false,
+    etaBuffer: 32,
+  });
   let phase: LoadPhase | undefined;
   const stop = (): void => {
     bar.stop();

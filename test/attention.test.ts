@@ -70,14 +70,26 @@ async function runCase(c: Case, seed: number): Promise<{ error: number; splitSum
   const q = ref.randomArray(rows * c.heads * c.headSize, seed, 2);
   const k = ref.randomArray(c.contextLength * c.kvHeads * c.headSize, seed + 1, 2);
   const v = ref.randomArray(c.contextLength * c.kvHeads * c.headSize, seed + 2);
-  const buffers = new ResidentBuffers(gpu, new Map([['k', valuesSource(k)], ['v', valuesSource(v)]]));
+  const buffers = new ResidentBuffers(
+    gpu,
+    new Map([
+      ['k', valuesSource(k)],
+      ['v', valuesSource(v)],
+    ]),
+  );
   const exec = await PlanExecutor.create(gpu, plan, buffers);
   try {
     exec.run({ T: rows, P: c.P }, { q });
     const got = await exec.read('out', 0, rows * c.heads * c.headSize);
     // (m, l) per head and split: the sums l sit at odd places
     const stats = plan.buffers.find((b) => b.name === 'att.partial_ml');
-    const splitStats = stats ? await exec.read(stats.name, 0, stats.shape.reduce((p, d) => p * d.c, 1)) : new Float32Array();
+    const splitStats = stats
+      ? await exec.read(
+          stats.name,
+          0,
+          stats.shape.reduce((p, d) => p * d.c, 1),
+        )
+      : new Float32Array();
     const splitSums = splitStats.filter((_, i) => i % 2 === 1);
     const scores = ref.attnScores(q, k, c, rows, keys);
     const want = ref.attnMix(ref.softmax(scores, rows, keys, true), v, c, rows, keys);
@@ -129,7 +141,15 @@ describe('fused attention against the three-op CPU reference', () => {
     { heads: 4, kvHeads: 2, headSize: 6, P: 3, contextLength: 200, limits: { ...defaultAttentionOptions, subgroups: true } },
     { heads: 8, kvHeads: 4, headSize: 8, P: 511, contextLength: 512, busy: 'all', limits: { ...defaultAttentionOptions, subgroups: true } },
     { heads: 2, kvHeads: 1, headSize: 8, P: 9000, contextLength: 10000, busy: 'some', limits: { ...defaultAttentionOptions, subgroups: true } },
-    { heads: 4, kvHeads: 2, headSize: 64, P: 1010, contextLength: 1024, busy: 'all', limits: { maxInvocations: 128, maxWorkgroupBytes: 16384, maxTile: 8, subgroups: true } },
+    {
+      heads: 4,
+      kvHeads: 2,
+      headSize: 64,
+      P: 1010,
+      contextLength: 1024,
+      busy: 'all',
+      limits: { maxInvocations: 128, maxWorkgroupBytes: 16384, maxTile: 8, subgroups: true },
+    },
     { heads: 4, kvHeads: 1, headSize: 96, P: 257, contextLength: 300, limits: { ...defaultAttentionOptions, subgroups: true } },
   ];
   decode.forEach((c, i) => {

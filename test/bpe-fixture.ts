@@ -24,7 +24,9 @@ function range(from: number, to: number): number[] {
 }
 
 /** Token b (0..255) is byte b; merged tokens follow in merge order; then the added tokens. */
-export function tokenizerJson(opts: { merges?: string[]; preTokenizer?: unknown; model?: Record<string, unknown>; added?: string[]; arrayMerges?: boolean } = {}): string {
+export function tokenizerJson(
+  opts: { merges?: string[]; preTokenizer?: unknown; model?: Record<string, unknown>; added?: string[]; arrayMerges?: boolean } = {},
+): string {
   const merges = opts.merges ?? ['Ġ t', 'h e', 'Ġt h', 'Ġth e'];
   const vocab: Record<string, number> = {};
   byteChar.forEach((c, b) => (vocab[c] = b));

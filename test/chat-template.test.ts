@@ -67,10 +67,19 @@ const withoutSystem: ChatMessage[] = [
 describe('each family renders its documented prompt format', () => {
   const llama31System = (date: string, system: string) =>
     `<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\nToday Date: ${date}\n\n${system}<|eot_id|>`;
-  const llamaTurns = (turns: [string, string][]) => turns.map(([r, c]) => `<|start_header_id|>${r}<|end_header_id|>\n\n${c}<|eot_id|>`).join('') + '<|start_header_id|>assistant<|end_header_id|>\n\n';
+  const llamaTurns = (turns: [string, string][]) =>
+    turns.map(([r, c]) => `<|start_header_id|>${r}<|end_header_id|>\n\n${c}<|eot_id|>`).join('') + '<|start_header_id|>assistant<|end_header_id|>\n\n';
   const chatml = (turns: [string, string][]) => turns.map(([r, c]) => `<|im_start|>${r}\n${c}<|im_end|>\n`).join('') + '<|im_start|>assistant\n';
-  const qa: [string, string][] = [['user', 'What is 2+2?'], ['assistant', '4'], ['user', 'And 3+3?']];
-  const hi: [string, string][] = [['user', 'Hello!'], ['assistant', 'Hi there.'], ['user', 'How are you?']];
+  const qa: [string, string][] = [
+    ['user', 'What is 2+2?'],
+    ['assistant', '4'],
+    ['user', 'And 3+3?'],
+  ];
+  const hi: [string, string][] = [
+    ['user', 'Hello!'],
+    ['assistant', 'Hi there.'],
+    ['user', 'How are you?'],
+  ];
   const qwenDefault = 'You are Qwen, created by Alibaba Cloud. You are a helpful assistant.';
 
   it.each<[string, string, string]>([
@@ -79,8 +88,16 @@ describe('each family renders its documented prompt format', () => {
     ['llama-3.2', llama31System('05 Mar 2025', 'You are a helpful assistant.') + llamaTurns(qa), llama31System('05 Mar 2025', '') + llamaTurns(hi)],
     ['qwen2.5', chatml([['system', 'You are a helpful assistant.'], ...qa]), chatml([['system', qwenDefault], ...hi])],
     ['qwen3', chatml([['system', 'You are a helpful assistant.'], ...qa]), chatml(hi)],
-    ['mistral-v0.2', '<s> [INST] You are a helpful assistant.\n\nWhat is 2+2? [/INST] 4</s> [INST] And 3+3? [/INST]', '<s> [INST] Hello! [/INST] Hi there.</s> [INST] How are you? [/INST]'],
-    ['mistral-nemo', '<s>[INST]What is 2+2?[/INST]4</s>[INST]You are a helpful assistant.\n\nAnd 3+3?[/INST]', '<s>[INST]Hello![/INST]Hi there.</s>[INST]How are you?[/INST]'],
+    [
+      'mistral-v0.2',
+      '<s> [INST] You are a helpful assistant.\n\nWhat is 2+2? [/INST] 4</s> [INST] And 3+3? [/INST]',
+      '<s> [INST] Hello! [/INST] Hi there.</s> [INST] How are you? [/INST]',
+    ],
+    [
+      'mistral-nemo',
+      '<s>[INST]What is 2+2?[/INST]4</s>[INST]You are a helpful assistant.\n\nAnd 3+3?[/INST]',
+      '<s>[INST]Hello![/INST]Hi there.</s>[INST]How are you?[/INST]',
+    ],
     [
       'gemma3',
       '<bos><start_of_turn>user\nYou are a helpful assistant.\n\nWhat is 2+2?<end_of_turn>\n<start_of_turn>model\n4<end_of_turn>\n<start_of_turn>user\nAnd 3+3?<end_of_turn>\n<start_of_turn>model\n',
@@ -101,7 +118,11 @@ describe('each family renders its documented prompt format', () => {
     const t = compiled('qwen3');
     const thought = { role: 'assistant', content: '<think>\nAdd them.\n</think>\n\n4' };
     expect(t.render([{ role: 'user', content: 'What is 2+2?' }, thought, { role: 'user', content: 'Sure?' }], { addGenerationPrompt: true })).toBe(
-      chatml([['user', 'What is 2+2?'], ['assistant', '4'], ['user', 'Sure?']]),
+      chatml([
+        ['user', 'What is 2+2?'],
+        ['assistant', '4'],
+        ['user', 'Sure?'],
+      ]),
     );
     expect(t.render([{ role: 'user', content: 'What is 2+2?' }, thought], { addGenerationPrompt: false })).toBe(
       '<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n<think>\nAdd them.\n</think>\n\n4<|im_end|>\n',
@@ -109,7 +130,9 @@ describe('each family renders its documented prompt format', () => {
   });
 
   it('phi-3 ends with EOS when no generation prompt is asked for; llama 3.2 reads the clock it is given', () => {
-    expect(compiled('phi-3').render(withoutSystem.slice(0, 2), { addGenerationPrompt: false })).toBe('<|user|>\nHello!<|end|>\n<|assistant|>\nHi there.<|end|>\n<|endoftext|>');
+    expect(compiled('phi-3').render(withoutSystem.slice(0, 2), { addGenerationPrompt: false })).toBe(
+      '<|user|>\nHello!<|end|>\n<|assistant|>\nHi there.<|end|>\n<|endoftext|>',
+    );
     const t = templates['llama-3.2']!;
     const later = chatTemplate(t.text, t.source, t.specials, () => new Date(2031, 11, 24, 23, 59));
     expect(later.render(withoutSystem, { addGenerationPrompt: true })).toContain('Today Date: 24 Dec 2031\n\n');
@@ -188,21 +211,24 @@ describe('the same text as transformers (jinja2, its environment, filters and gl
     expect(reference).toHaveLength(cases.length);
   });
 
-  it.each(cases.map((c, i) => [c.family, c.name, c.addGenerationPrompt, i] as const))('%s, %s, add_generation_prompt %s', (family, _, addGenerationPrompt, i) => {
-    const expected = reference[i]!;
-    const render = () => compiled(family).render(cases[i]!.messages, { addGenerationPrompt });
-    const divergence = divergences[`${family}, ${cases[i]!.name}`];
-    if (divergence) {
-      expect('error' in expected, divergence).toBe(true);
-      expect(render, divergence).not.toThrow();
-      return;
-    }
-    // raise_exception's message is the template's own: the same on both sides
-    const raised = 'error' in expected && /^TemplateError: (.*)$/s.exec(expected.error);
-    if (raised) expect(render).toThrow(`chat template: ${raised[1]}`);
-    else if ('error' in expected) expect(render, expected.error).toThrow(/chat template: /);
-    else expect(render()).toBe(expected.text);
-  });
+  it.each(cases.map((c, i) => [c.family, c.name, c.addGenerationPrompt, i] as const))(
+    '%s, %s, add_generation_prompt %s',
+    (family, _, addGenerationPrompt, i) => {
+      const expected = reference[i]!;
+      const render = () => compiled(family).render(cases[i]!.messages, { addGenerationPrompt });
+      const divergence = divergences[`${family}, ${cases[i]!.name}`];
+      if (divergence) {
+        expect('error' in expected, divergence).toBe(true);
+        expect(render, divergence).not.toThrow();
+        return;
+      }
+      // raise_exception's message is the template's own: the same on both sides
+      const raised = 'error' in expected && /^TemplateError: (.*)$/s.exec(expected.error);
+      if (raised) expect(render).toThrow(`chat template: ${raised[1]}`);
+      else if ('error' in expected) expect(render, expected.error).toThrow(/chat template: /);
+      else expect(render()).toBe(expected.text);
+    },
+  );
 
   it('every family renders most conversations (the comparison is not of errors)', () => {
     for (const family of Object.keys(templates)) {
@@ -225,7 +251,14 @@ describe('where templates are found', () => {
   const render = (t: ReturnType<typeof findChatTemplate>) => t!.render(hello, { addGenerationPrompt: true });
 
   it("reads tokenizer_config.json's chat_template with its special tokens, strings or AddedToken objects", () => {
-    const dir = folder({ 'tokenizer_config.json': { chat_template: '{{ bos_token }}[{{ messages[0].content }}]{{ eos_token }}{{ pad_token }}', bos_token: { content: '<s>', lstrip: false }, eos_token: '</s>', pad_token: null } });
+    const dir = folder({
+      'tokenizer_config.json': {
+        chat_template: '{{ bos_token }}[{{ messages[0].content }}]{{ eos_token }}{{ pad_token }}',
+        bos_token: { content: '<s>', lstrip: false },
+        eos_token: '</s>',
+        pad_token: null,
+      },
+    });
     const t = findChatTemplate(dir);
     expect(t!.source).toBe(`${join(dir, 'tokenizer_config.json')} chat_template`);
     expect(render(t)).toBe('<s>[hello]</s>');
@@ -237,7 +270,10 @@ describe('where templates are found', () => {
       { name: 'default', template: 'default {{ messages | length }}' },
     ];
     expect(render(findChatTemplate(folder({ 'tokenizer_config.json': { chat_template: list } })))).toBe('default 1');
-    const dir = folder({ 'tokenizer_config.json': { chat_template: 'from the config', bos_token: '<s>' }, 'chat_template.jinja': '{{ bos_token }}from the file\n' });
+    const dir = folder({
+      'tokenizer_config.json': { chat_template: 'from the config', bos_token: '<s>' },
+      'chat_template.jinja': '{{ bos_token }}from the file\n',
+    });
     const t = findChatTemplate(dir);
     expect(t!.source).toBe(join(dir, 'chat_template.jinja'));
     expect(render(t)).toBe('<s>from the file');
@@ -255,7 +291,13 @@ describe('where templates are found', () => {
   });
 
   it("reads a GGUF file's tokenizer.chat_template with the texts of its BOS and EOS ids", () => {
-    const gguf = (metadata: [string, GgufValue][]): GgufFile => ({ version: 3, metadata: new Map(metadata), tensors: new Map(), path: '/models/m.gguf', dataStart: 0 });
+    const gguf = (metadata: [string, GgufValue][]): GgufFile => ({
+      version: 3,
+      metadata: new Map(metadata),
+      tensors: new Map(),
+      path: '/models/m.gguf',
+      dataStart: 0,
+    });
     const tokens: [string, GgufValue] = ['tokenizer.ggml.tokens', ['<unk>', '<|begin_of_text|>', '<|eot_id|>', 'a']];
     const file = gguf([
       tokens,
@@ -263,7 +305,11 @@ describe('where templates are found', () => {
       ['tokenizer.ggml.eos_token_id', 2],
       ['tokenizer.chat_template', '{{ bos_token }}{{ messages[0].content }}{{ eos_token }}{{ unk_token }}'],
     ]);
-    expect(ggufChatTemplate(file)).toEqual({ text: expect.any(String), source: '/models/m.gguf tokenizer.chat_template', specials: { bos: '<|begin_of_text|>', eos: '<|eot_id|>' } });
+    expect(ggufChatTemplate(file)).toEqual({
+      text: expect.any(String),
+      source: '/models/m.gguf tokenizer.chat_template',
+      specials: { bos: '<|begin_of_text|>', eos: '<|eot_id|>' },
+    });
     expect(render(findChatTemplate(file))).toBe('<|begin_of_text|>hello<|eot_id|>');
     expect(findChatTemplate(gguf([tokens]))).toBeUndefined();
   });
@@ -292,20 +338,31 @@ describe('errors are one line naming the template', () => {
     const mistral = templates['mistral-v0.2']!;
     oneLine(
       () => compiled('mistral-v0.2').render(twoUsers, { addGenerationPrompt: true }),
-      new RegExp(`^${escape(mistral.source)}: chat template: After the optional system message, conversation roles must alternate user/assistant/user/assistant/\\.\\.\\.$`),
+      new RegExp(
+        `^${escape(mistral.source)}: chat template: After the optional system message, conversation roles must alternate user/assistant/user/assistant/\\.\\.\\.$`,
+      ),
     );
-    oneLine(() => compiled('gemma3').render(twoUsers, { addGenerationPrompt: true }), /tokenizer_config\.json chat_template: chat template: Conversation roles must alternate user\/assistant\/user\/assistant\/\.\.\.$/);
+    oneLine(
+      () => compiled('gemma3').render(twoUsers, { addGenerationPrompt: true }),
+      /tokenizer_config\.json chat_template: chat template: Conversation roles must alternate user\/assistant\/user\/assistant\/\.\.\.$/,
+    );
   });
 
   it('an error while rendering', () => {
-    oneLine(() => chatTemplate('{{ messages[0].content.nosuchmethod() }}', 'm.jinja', {}).render([{ role: 'user', content: 'x' }], { addGenerationPrompt: false }), /^m\.jinja: chat template: .+$/);
+    oneLine(
+      () => chatTemplate('{{ messages[0].content.nosuchmethod() }}', 'm.jinja', {}).render([{ role: 'user', content: 'x' }], { addGenerationPrompt: false }),
+      /^m\.jinja: chat template: .+$/,
+    );
   });
 
   it('limits the Jinja library does not keep: length, whitespace runs, nesting, range(), rendering steps', () => {
     const user = [{ role: 'user', content: 'x' }];
     const render = (text: string) => () => chatTemplate(text, 't.jinja', {}).render(user, { addGenerationPrompt: false });
     oneLine(render(`{{ 'a' }}${' '.repeat((1 << 20) + 1)}`), /^t\.jinja: chat template: 1048586 characters, more than 1048576$/);
-    oneLine(render(`{% if x %}\n  ${' '.repeat(600)}{% endif %}`), /^t\.jinja: chat template: a run of 603 whitespace characters at line 1, column 11, more than 512 \(/);
+    oneLine(
+      render(`{% if x %}\n  ${' '.repeat(600)}{% endif %}`),
+      /^t\.jinja: chat template: a run of 603 whitespace characters at line 1, column 11, more than 512 \(/,
+    );
     expect(render(`{% if x %}${' '.repeat(512)}{% endif %}`)).not.toThrow();
     oneLine(render(`{{ ${'('.repeat(65)}1${')'.repeat(65)} }}`), /^t\.jinja: chat template: brackets nested more than 64 deep$/);
     expect(render(`{{ ${'['.repeat(64)}1${']'.repeat(64)} }}`)).not.toThrow();
@@ -317,7 +374,10 @@ describe('errors are one line naming the template', () => {
     expect(render('{{ range(100000)|length }}')()).toBe('100000');
     oneLine(render('{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}'), /^t\.jinja: chat template: rendering runs too long \(/);
     oneLine(render('{% for i in range(600) %}{% for j in range(600) %}{% endfor %}{% endfor %}'), /^t\.jinja: chat template: rendering runs too long \(/);
-    oneLine(render('{% set ns = namespace(s="ab") %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}'), /^t\.jinja: chat template: rendering built a text or list longer than JavaScript allows$/);
+    oneLine(
+      render('{% set ns = namespace(s="ab") %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}'),
+      /^t\.jinja: chat template: rendering built a text or list longer than JavaScript allows$/,
+    );
   });
 
   it('a template that ends inside a tag or an open block', () => {

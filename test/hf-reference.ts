@@ -93,9 +93,11 @@ export function hfForward(tensors: HfTensors, c: Record<string, unknown>, ids: r
     const headNorm = (y: Float32Array, norm: string): Float32Array => (tensors.has(name(norm)) ? ref.rmsnorm(y, w(norm), eps) : y);
     const h = ref.rmsnorm(x, w('input_layernorm.weight'), eps);
     let [q, k, v] = tensors.has(name('self_attn.qkv_proj.weight'))
-      ? ((qkv) => [columns(qkv, (H + 2 * KV) * hs, 0, H * hs), columns(qkv, (H + 2 * KV) * hs, H * hs, KV * hs), columns(qkv, (H + 2 * KV) * hs, (H + KV) * hs, KV * hs)])(
-          linear(h, 'self_attn.qkv_proj', d),
-        )
+      ? ((qkv) => [
+          columns(qkv, (H + 2 * KV) * hs, 0, H * hs),
+          columns(qkv, (H + 2 * KV) * hs, H * hs, KV * hs),
+          columns(qkv, (H + 2 * KV) * hs, (H + KV) * hs, KV * hs),
+        ])(linear(h, 'self_attn.qkv_proj', d))
       : [linear(h, 'self_attn.q_proj', d), linear(h, 'self_attn.k_proj', d), linear(h, 'self_attn.v_proj', d)];
     q = rope(headNorm(q!, 'self_attn.q_norm.weight'), H);
     k = rope(headNorm(k!, 'self_attn.k_norm.weight'), KV);
@@ -134,8 +136,20 @@ export function randomHfTensors(c: Record<string, unknown>, { biases = false, qk
     const p = `model.layers.${l}.`;
     add(`${p}input_layernorm.weight`, [d], true);
     if (fused) add(`${p}self_attn.qkv_proj.weight`, [(H + 2 * KV) * hs, d]);
-    else for (const [proj, rows] of [['q', H * hs], ['k', KV * hs], ['v', KV * hs]] as const) add(`${p}self_attn.${proj}_proj.weight`, [rows, d]);
-    if (biases) for (const [proj, rows] of [['q', H * hs], ['k', KV * hs], ['v', KV * hs]] as const) add(`${p}self_attn.${proj}_proj.bias`, [rows]);
+    else
+      for (const [proj, rows] of [
+        ['q', H * hs],
+        ['k', KV * hs],
+        ['v', KV * hs],
+      ] as const)
+        add(`${p}self_attn.${proj}_proj.weight`, [rows, d]);
+    if (biases)
+      for (const [proj, rows] of [
+        ['q', H * hs],
+        ['k', KV * hs],
+        ['v', KV * hs],
+      ] as const)
+        add(`${p}self_attn.${proj}_proj.bias`, [rows]);
     add(`${p}self_attn.o_proj.weight`, [d, H * hs]);
     if (qkNorm) for (const norm of ['q_norm', 'k_norm']) add(`${p}self_attn.${norm}.weight`, [hs], true);
     add(`${p}post_attention_layernorm.weight`, [d], true);
@@ -161,7 +175,9 @@ export function safetensors(header: object, data: Uint8Array): Uint8Array {
 /** Writes tensors as one safetensors file, every one F32 or (values already bf16) BF16. */
 export function writeSafetensors(path: string, tensors: HfTensors, dtype: 'F32' | 'BF16' = 'F32'): void {
   const bytes = [...tensors.values()].map(({ data }) =>
-    dtype === 'F32' ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : new Uint8Array(Uint16Array.from(new Uint32Array(data.slice().buffer), (b) => b >>> 16).buffer),
+    dtype === 'F32'
+      ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+      : new Uint8Array(Uint16Array.from(new Uint32Array(data.slice().buffer), (b) => b >>> 16).buffer),
   );
   const header: Record<string, unknown> = {};
   let offset = 0;

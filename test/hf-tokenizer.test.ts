@@ -13,7 +13,8 @@ import { llama3PreTokenizer, tokenizerJson } from './bpe-fixture.js';
 
 const gpt2Fixture = new URL('../../shared/fixtures/hf/gpt2/', import.meta.url).pathname;
 
-const load = (json: string, vocabSize = 500, config?: Record<string, unknown>): HfTokenizer => HfTokenizer.fromJson(json, vocabSize, 'tokenizer.json', { config });
+const load = (json: string, vocabSize = 500, config?: Record<string, unknown>): HfTokenizer =>
+  HfTokenizer.fromJson(json, vocabSize, 'tokenizer.json', { config });
 const bytesOf = (s: string): number[] => [...new TextEncoder().encode(s)];
 /** What a stream gives for `ids` pushed one by one after `context`, then flushed; each chunk must be whole UTF-8. */
 const streamed = (t: HfTokenizer, ids: readonly number[], context: readonly number[] = []): string => {
@@ -178,12 +179,20 @@ describe('HfTokenizer errors', () => {
   it.each([
     ['bad JSON', '{"model": ', /^tokenizer\.json: not valid JSON/],
     ['not an object', '[1, 2]', /^tokenizer\.json: not a JSON object$/],
-    ['an unknown model type', edit({ model: { type: 'Foo', vocab: {} } }), /^tokenizer\.json: model\.type "Foo" is not supported \(BPE, WordPiece, Unigram are\)$/],
+    [
+      'an unknown model type',
+      edit({ model: { type: 'Foo', vocab: {} } }),
+      /^tokenizer\.json: model\.type "Foo" is not supported \(BPE, WordPiece, Unigram are\)$/,
+    ],
     ['an unknown normalizer', edit({ normalizer: { type: 'Foo' } }), /^tokenizer\.json: Unknown Normalizer type: Foo$/],
     ['an unknown pre-tokenizer', edit({ pre_tokenizer: { type: 'Foo' } }), /^tokenizer\.json: Unknown PreTokenizer type: Foo$/],
     ['an unknown decoder', edit({ decoder: { type: 'Foo' } }), /^tokenizer\.json: Unknown Decoder type: Foo$/],
     ['no decoder', JSON.stringify({ ...base, decoder: undefined }), /^tokenizer\.json: Tokenizer must contain a "decoder" property$/],
-    ['a regex JavaScript cannot read', edit({ pre_tokenizer: { type: 'Split', pattern: { Regex: '(?<!a' }, behavior: 'Isolated' } }), /^tokenizer\.json: Invalid regular expression/],
+    [
+      'a regex JavaScript cannot read',
+      edit({ pre_tokenizer: { type: 'Split', pattern: { Regex: '(?<!a' }, behavior: 'Isolated' } }),
+      /^tokenizer\.json: Invalid regular expression/,
+    ],
   ])('%s', (_, json, message) => {
     const m = error(json);
     expect(m).toMatch(message);
@@ -195,7 +204,7 @@ describe('HfTokenizer errors', () => {
     expect(error(tokenizerJson(), 260)).toMatch(/^tokenizer\.json: added token "<\|endoftext\|>" has id 260, beyond the model's vocabulary of 260$/);
   });
 
-  it("a tokenizer_config.json BOS that is not a token", () => {
+  it('a tokenizer_config.json BOS that is not a token', () => {
     expect(error(tokenizerJson(), 500, { bos_token: '<s>' })).toBe(`tokenizer.json: tokenizer_config.json's bos_token "<s>" is not a token of this tokenizer`);
   });
 });
@@ -220,9 +229,11 @@ describe('readModelFiles with tokenizer.json', () => {
     expect(tokenizer?.specials.bos).toEqual({ id: 260, text: '<|endoftext|>' });
   });
 
-  it('rejects a vocabulary larger than the model\'s, naming the file', () => {
+  it("rejects a vocabulary larger than the model's, naming the file", () => {
     const dir = folder('big', tokenizerJson({ added: Array.from({ length: 300 }, (_, i) => `<extra_${i}>`) }));
-    expect(() => readModelFiles(dir)).toThrow(new RegExp(`^${join(dir, 'tokenizer.json')}: added token "<extra_240>" has id 500, beyond the model's vocabulary of 500$`));
+    expect(() => readModelFiles(dir)).toThrow(
+      new RegExp(`^${join(dir, 'tokenizer.json')}: added token "<extra_240>" has id 500, beyond the model's vocabulary of 500$`),
+    );
   });
 
   it('weft run encodes --prompt with it and prints the decode of the generated ids (built CLI, npx tsc -p . first)', () => {

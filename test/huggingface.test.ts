@@ -34,7 +34,8 @@ describe.each([
     try {
       const V = model.config.vocabSize;
       const steps = [];
-      for await (const s of model.generate({ promptIds: ref.prompt, steps: ref.prompt.length + ref.greedy.length, temperature: 0, logits: true })) steps.push(s);
+      for await (const s of model.generate({ promptIds: ref.prompt, steps: ref.prompt.length + ref.greedy.length, temperature: 0, logits: true }))
+        steps.push(s);
       expect(steps.slice(ref.prompt.length).map((s) => s.token)).toEqual(ref.greedy);
       steps.forEach((s, p) => {
         if (p < ref.prompt.length) expect(maxAbsDiff(s.logits!, prefill.subarray(p * V, (p + 1) * V)), `prefill position ${p}`).toBeLessThan(TOLERANCE);
@@ -53,7 +54,10 @@ describe.each(['llama-gqa', 'gpt2'])('weft run %s --prompt-ids … --temperature
     const ref = JSON.parse(readFileSync(join(dir, 'reference.json'), 'utf8')) as { prompt: number[]; greedy: number[] };
     const dump = join(scratch, `${name}-cli.f32`);
     const steps = ref.prompt.length + ref.greedy.length;
-    const r = runWeft(['run', dir, '--prompt-ids', ref.prompt.join(','), '--steps', String(steps), '--temperature', '0', '--json', '--dump-logits', dump], 120_000);
+    const r = runWeft(
+      ['run', dir, '--prompt-ids', ref.prompt.join(','), '--steps', String(steps), '--temperature', '0', '--json', '--dump-logits', dump],
+      120_000,
+    );
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     expect(JSON.parse(r.stdout).tokens).toEqual([...ref.prompt, ...ref.greedy]);
@@ -91,7 +95,10 @@ describe('a shorter context (LoadOptions.context, weft run --context)', () => {
     short.forEach((row, p) => expect(maxAbsDiff(row, full[p]!), `position ${p}`).toBe(0));
     const cut = withContext(readCheckpoint(dir), steps);
     expect(cut.config.seqLen).toBe(steps);
-    const r = runWeft(['run', dir, '--prompt-ids', ref.prompt.join(','), '--steps', String(steps + 1), '--context', String(steps), '--temperature', '0'], 60_000);
+    const r = runWeft(
+      ['run', dir, '--prompt-ids', ref.prompt.join(','), '--steps', String(steps + 1), '--context', String(steps), '--temperature', '0'],
+      60_000,
+    );
     expect(r.status).not.toBe(0);
     expect(r.stderr).toBe(`weft: steps ${steps + 1} is beyond the model's context of ${steps} positions\n`);
     expect(() => withContext(readCheckpoint(dir), 100_000)).toThrow(/^context 100000 is beyond the model's context of \d+ positions$/);
@@ -109,7 +116,17 @@ describe('safetensors', () => {
     v.setUint16(12, 0x4049, true); // bf16 of 3.140625
     v.setUint16(14, 0xbf80, true); // -1.0 in bf16
     const path = join(scratch, 'x.safetensors');
-    writeFileSync(path, safetensors({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F16', shape: [2], data_offsets: [8, 12] }, c: { dtype: 'BF16', shape: [1, 2], data_offsets: [12, 16] } }, data));
+    writeFileSync(
+      path,
+      safetensors(
+        {
+          a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] },
+          b: { dtype: 'F16', shape: [2], data_offsets: [8, 12] },
+          c: { dtype: 'BF16', shape: [1, 2], data_offsets: [12, 16] },
+        },
+        data,
+      ),
+    );
     const t = readSafetensors(path);
     expect([...sourceValues(t.get('a')!)]).toEqual([1.5, -2.25]);
     expect([...sourceValues(t.get('b')!)]).toEqual([1, -5]);
@@ -120,8 +137,16 @@ describe('safetensors', () => {
   it.each([
     ['a truncated file', new Uint8Array(5), /x\.safetensors: truncated/],
     ['a header longer than the file', safetensors({}, new Uint8Array()).subarray(0, 9), /truncated: the header claims/],
-    ['offsets past the data', safetensors({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 16] } }, new Uint8Array(8)), /tensor "a": data offsets \[0, 16\] are outside the 8 data bytes/],
-    ['a size that disagrees with the shape', safetensors({ a: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, new Uint8Array(8)), /tensor "a": 8 bytes do not hold 3 F32 values/],
+    [
+      'offsets past the data',
+      safetensors({ a: { dtype: 'F32', shape: [2], data_offsets: [0, 16] } }, new Uint8Array(8)),
+      /tensor "a": data offsets \[0, 16\] are outside the 8 data bytes/,
+    ],
+    [
+      'a size that disagrees with the shape',
+      safetensors({ a: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, new Uint8Array(8)),
+      /tensor "a": 8 bytes do not hold 3 F32 values/,
+    ],
     ['an unsupported dtype', safetensors({ a: { dtype: 'I8', shape: [2], data_offsets: [0, 2] } }, new Uint8Array(2)), /tensor "a" has dtype "I8"/],
   ])('rejects %s with one line', (_, bytes, message) => {
     const path = join(scratch, 'x.safetensors');
@@ -143,7 +168,9 @@ describe('config.json mapping', () => {
   }
 
   it('refuses what it cannot run, naming the setting', () => {
-    expect(() => readCheckpoint(variant('phi', (c) => (c.architectures = ['PhiForCausalLM'])))).toThrow(/config\.json: architecture "PhiForCausalLM" is not supported/);
+    expect(() => readCheckpoint(variant('phi', (c) => (c.architectures = ['PhiForCausalLM'])))).toThrow(
+      /config\.json: architecture "PhiForCausalLM" is not supported/,
+    );
     expect(() => readCheckpoint(variant('yarn', (c) => (c.rope_parameters = { rope_type: 'yarn', factor: 4, rope_theta: 500000 })))).toThrow(
       /config\.json: RoPE scaling "yarn" is not supported \(weft supports default, linear and llama3\)/,
     );
@@ -176,7 +203,9 @@ describe('config.json mapping', () => {
   });
 
   it('names a tensor whose shape disagrees with config.json', () => {
-    expect(() => readCheckpoint(variant('wide', (c) => (c.intermediate_size = 400)))).toThrow(/tensor model\.layers\.0\.mlp\.gate_proj\.weight has shape \[344, 128\], config\.json implies \[400, 128\]/);
+    expect(() => readCheckpoint(variant('wide', (c) => (c.intermediate_size = 400)))).toThrow(
+      /tensor model\.layers\.0\.mlp\.gate_proj\.weight has shape \[344, 128\], config\.json implies \[400, 128\]/,
+    );
   });
 
   it('caps the context at a sliding window', () => {
@@ -219,10 +248,16 @@ describe('Qwen2ForCausalLM (q/k/v biases)', () => {
     const config = JSON.parse(readFileSync(join(hf, 'llama-gqa', 'config.json'), 'utf8'));
     config.architectures = ['Qwen2ForCausalLM'];
     config.model_type = 'qwen2';
-    const tensors: HfTensors = new Map([...readSafetensors(join(hf, 'llama-gqa', 'model.safetensors'))].map(([k, v]) => [k, { shape: [...v.shape], data: sourceValues(v) }]));
+    const tensors: HfTensors = new Map(
+      [...readSafetensors(join(hf, 'llama-gqa', 'model.safetensors'))].map(([k, v]) => [k, { shape: [...v.shape], data: sourceValues(v) }]),
+    );
     const hs = config.hidden_size / config.num_attention_heads;
     for (let l = 0; l < config.num_hidden_layers; l++) {
-      for (const [n, size] of [['q', config.num_attention_heads * hs], ['k', config.num_key_value_heads * hs], ['v', config.num_key_value_heads * hs]] as const) {
+      for (const [n, size] of [
+        ['q', config.num_attention_heads * hs],
+        ['k', config.num_key_value_heads * hs],
+        ['v', config.num_key_value_heads * hs],
+      ] as const) {
         tensors.set(`model.layers.${l}.self_attn.${n}_proj.bias`, { shape: [size], data: randomArray(size, 100 + l * 3 + n.charCodeAt(0), 0.5) });
       }
     }

@@ -164,7 +164,7 @@ describe('scheduled IR text', () => {
 describe('JSON and dot views', () => {
   const g = parseGraph(scheduled);
 
-  it('printJson is stable JSON with dims as strings and each node\'s parallelism', () => {
+  it("printJson is stable JSON with dims as strings and each node's parallelism", () => {
     const text = printJson(g);
     expect(printJson(parseGraph(printGraph(g)))).toBe(text);
     const json = JSON.parse(text);
@@ -213,11 +213,7 @@ const syntaxErrors: [what: string, text: string, message: RegExp][] = [
     'graph g(T) {\n  input %x: f32[T, 16]\n  %y = conv(%x) : f32[T, 16]\n  output %y\n}\n',
     /^bad\.ir:3: unknown op "conv" \(known: embed, rmsnorm, head_rmsnorm, matmul, .*silu, slice, layernorm, gelu, add_bias, argmax\)$/,
   ],
-  [
-    'wrong arity',
-    'graph g(T) {\n  input %x: f32[T, 16]\n  %y = matmul(%x) : f32[T, 16]\n  output %y\n}\n',
-    /^bad\.ir:3: matmul takes 2 args \(x, w\), got 1$/,
-  ],
+  ['wrong arity', 'graph g(T) {\n  input %x: f32[T, 16]\n  %y = matmul(%x) : f32[T, 16]\n  output %y\n}\n', /^bad\.ir:3: matmul takes 2 args \(x, w\), got 1$/],
   [
     'missing attr',
     'graph g(T) {\n  input %x: f32[T, 16]\n  weight %n: f32[16]\n  %y = rmsnorm(%x, %n) : f32[T, 16]\n  output %y\n}\n',
@@ -228,31 +224,15 @@ const syntaxErrors: [what: string, text: string, message: RegExp][] = [
     'graph g(T) {\n  input %x: f32[T, 16]\n  %y = silu(%x) {alpha=1} : f32[T, 16]\n  output %y\n}\n',
     /^bad\.ir:3: silu has no attr 'alpha' \(expects none\)$/,
   ],
-  [
-    'malformed type',
-    'graph g(T) {\n  input %x: f32[T,, 16]\n  output %x\n}\n',
-    /^bad\.ir:2: malformed type "f32\[T,, 16\]": empty dimension$/,
-  ],
-  [
-    'unknown dtype',
-    'graph g(T) {\n  input %x: f16[T]\n  output %x\n}\n',
-    /^bad\.ir:2: malformed type "f16\[T\]": dtype must be f32 or i32$/,
-  ],
+  ['malformed type', 'graph g(T) {\n  input %x: f32[T,, 16]\n  output %x\n}\n', /^bad\.ir:2: malformed type "f32\[T,, 16\]": empty dimension$/],
+  ['unknown dtype', 'graph g(T) {\n  input %x: f16[T]\n  output %x\n}\n', /^bad\.ir:2: malformed type "f16\[T\]": dtype must be f32 or i32$/],
   [
     'duplicate name',
     'graph g(T) {\n  input %x: f32[T, 16]\n  %y = silu(%x) : f32[T, 16]\n  %y = silu(%x) : f32[T, 16]\n  output %y\n}\n',
     /^bad\.ir:4: duplicate name %y \(first defined on line 3\)$/,
   ],
-  [
-    'undefined value',
-    'graph g(T) {\n  input %x: f32[T, 16]\n  %y = silu(%nope) : f32[T, 16]\n  output %y\n}\n',
-    /^bad\.ir:3: undefined value %nope$/,
-  ],
-  [
-    'undefined output',
-    'graph g(T) {\n  input %x: f32[T, 16]\n  output %z\n}\n',
-    /^bad\.ir:3: undefined value %z$/,
-  ],
+  ['undefined value', 'graph g(T) {\n  input %x: f32[T, 16]\n  %y = silu(%nope) : f32[T, 16]\n  output %y\n}\n', /^bad\.ir:3: undefined value %nope$/],
+  ['undefined output', 'graph g(T) {\n  input %x: f32[T, 16]\n  output %z\n}\n', /^bad\.ir:3: undefined value %z$/],
   [
     'declaration after a node',
     'graph g(T) {\n  input %x: f32[T, 16]\n  %y = silu(%x) : f32[T, 16]\n  weight %w: f32[4]\n  output %y\n}\n',
@@ -309,11 +289,7 @@ const syntaxErrors: [what: string, text: string, message: RegExp][] = [
     'graph g(T) {\n  input %x: f32[T, 4]\n  %y = silu(%x) : f32[T, 4] @s-1\n  output %y\n}\n',
     /^bad\.ir:3: malformed slot '@s-1': expected @name$/,
   ],
-  [
-    'an empty from list',
-    'graph g(T) {\n  weight %w: f32[4] from \n  input %x: f32[T, 4]\n  output %x\n}\n',
-    /^bad\.ir:2: 'from' lists no checkpoint tensors$/,
-  ],
+  ['an empty from list', 'graph g(T) {\n  weight %w: f32[4] from \n  input %x: f32[T, 4]\n  output %x\n}\n', /^bad\.ir:2: 'from' lists no checkpoint tensors$/],
   [
     'a malformed checkpoint name',
     'graph g(T) {\n  weight %w: f32[4] from a, , b\n  input %x: f32[T, 4]\n  output %x\n}\n',
@@ -452,7 +428,9 @@ describe('verifier', () => {
 
   it('checks the schedule too', () => {
     const g = parseGraph(scheduled);
-    expect(() => verifyGraph({ ...g, schedule: g.schedule!.filter((i) => i.item === 'kernel') })).toThrow(/^graph layer0: kernel l0\.qkv reads @s0 written by embed/);
+    expect(() => verifyGraph({ ...g, schedule: g.schedule!.filter((i) => i.item === 'kernel') })).toThrow(
+      /^graph layer0: kernel l0\.qkv reads @s0 written by embed/,
+    );
   });
 
   it('accepts the valid base graph', () => {

@@ -85,10 +85,24 @@ describe('kernels against CPU references', () => {
     const [hs, d] = [26, 130];
     const x = ref.randomArray(T * d, 26, 3);
     const w = ref.randomArray(hs, 27);
-    const out = await runOp((g) => g.node('head_rmsnorm', 'y', [g.input('x', 'f32', ['T', d]), g.weight('w', [hs])], { eps: 1e-6, headSize: hs }), env, { x }, { w });
+    const out = await runOp(
+      (g) => g.node('head_rmsnorm', 'y', [g.input('x', 'f32', ['T', d]), g.weight('w', [hs])], { eps: 1e-6, headSize: hs }),
+      env,
+      { x },
+      { w },
+    );
     expect(ref.maxAbsDiff(out, ref.rmsnorm(x, w, 1e-6))).toBeLessThan(TOL);
     // not the norm over whole rows
-    expect(ref.maxAbsDiff(out, ref.rmsnorm(x, Float32Array.from({ length: d }, (_, j) => w[j % hs]!), 1e-6))).toBeGreaterThan(1e-3);
+    expect(
+      ref.maxAbsDiff(
+        out,
+        ref.rmsnorm(
+          x,
+          Float32Array.from({ length: d }, (_, j) => w[j % hs]!),
+          1e-6,
+        ),
+      ),
+    ).toBeGreaterThan(1e-3);
   });
 
   for (const [m, k, n] of [
@@ -132,12 +146,7 @@ describe('kernels against CPU references', () => {
   it('attn_scores (grouped-query, causal)', async () => {
     const q = ref.randomArray(T * 24, 11);
     const k = ref.randomArray(keys * 12, 12);
-    const out = await runOp(
-      (g) => g.node('attn_scores', 'y', [g.input('q', 'f32', ['T', 24]), g.input('k', 'f32', ['P+T', 12])], heads),
-      env,
-      { q, k },
-      {},
-    );
+    const out = await runOp((g) => g.node('attn_scores', 'y', [g.input('q', 'f32', ['T', 24]), g.input('k', 'f32', ['P+T', 12])], heads), env, { q, k }, {});
     expect(ref.maxAbsDiff(out, ref.attnScores(q, k, heads, T, keys))).toBeLessThan(TOL);
   });
 
@@ -156,12 +165,7 @@ describe('kernels against CPU references', () => {
   it('attn_mix (grouped-query, causal)', async () => {
     const p = ref.softmax(ref.randomArray(4 * T * keys, 15, 3), T, keys, true);
     const v = ref.randomArray(keys * 12, 16);
-    const out = await runOp(
-      (g) => g.node('attn_mix', 'y', [g.input('p', 'f32', [4, 'T', 'P+T']), g.input('v', 'f32', ['P+T', 12])], heads),
-      env,
-      { p, v },
-      {},
-    );
+    const out = await runOp((g) => g.node('attn_mix', 'y', [g.input('p', 'f32', [4, 'T', 'P+T']), g.input('v', 'f32', ['P+T', 12])], heads), env, { p, v }, {});
     expect(ref.maxAbsDiff(out, ref.attnMix(p, v, heads, T, keys))).toBeLessThan(TOL);
   });
 

@@ -165,14 +165,16 @@ const ggml = JSON.parse(readFileSync(new URL('./reference/kquants-ggml.json', im
 describe.each(Object.values(kquants))('$name against ggml', (format) => {
   const reference = ggml[format.name] as { encode: Record<string, string>; dequantize: Record<string, string> };
 
-  it.each(Object.keys(kquantCases))('encode gives quantize_row_*_ref\'s bytes and dequantize its values: %s', (name) => {
+  it.each(Object.keys(kquantCases))("encode gives quantize_row_*_ref's bytes and dequantize its values: %s", (name) => {
     const bytes = format.encode(kquantCases[name]!());
     expect(hex(bytes)).toBe(reference.encode[name]);
     expect(fnv1a(format.dequantize(bytes, 512))).toBe(reference.dequantize[name]);
   });
 
-  it('dequantize gives dequantize_row_*\'s values for blocks of random bytes', () => {
-    expect(fnv1a(format.dequantize(randomBlocks(format, 2, randomBlockSeeds[format.name as keyof typeof randomBlockSeeds]), 512))).toBe(reference.dequantize['random-bytes']);
+  it("dequantize gives dequantize_row_*'s values for blocks of random bytes", () => {
+    expect(fnv1a(format.dequantize(randomBlocks(format, 2, randomBlockSeeds[format.name as keyof typeof randomBlockSeeds]), 512))).toBe(
+      reference.dequantize['random-bytes'],
+    );
   });
 });
 
@@ -189,7 +191,8 @@ function levels(format: WeightFormat, file: Uint8Array, e: number): number[] {
   const dmin = halfToFloat(block[2]! | (block[3]! << 8));
   // get_scale_min_k4 on the scale bytes (4..15 of the block) for sub-block j
   const j = (e >> 5) & 7;
-  const [sc, m] = j < 4 ? [block[4 + j]! & 63, block[8 + j]! & 63] : [(block[8 + j]! & 15) | ((block[j]! >> 6) << 4), (block[8 + j]! >> 4) | ((block[4 + j]! >> 6) << 4)];
+  const [sc, m] =
+    j < 4 ? [block[4 + j]! & 63, block[8 + j]! & 63] : [(block[8 + j]! & 15) | ((block[j]! >> 6) << 4), (block[8 + j]! >> 4) | ((block[4 + j]! >> 6) << 4)];
   return Array.from({ length: nmax + 1 }, (_, q) => f(f(f(d * sc) * q) - f(dmin * m)));
 }
 
@@ -221,7 +224,7 @@ describe.each(Object.values(kquants))('$name round trip', (format) => {
     }
   });
 
-  it('errors stay within a share of each super-block\'s range; zeros stay zeros', () => {
+  it("errors stay within a share of each super-block's range; zeros stay zeros", () => {
     const bounds = errorBounds[format.name as keyof typeof errorBounds];
     for (const x of roundTripRows()) {
       const y = format.dequantize(format.encode(x), x.length);
@@ -321,7 +324,8 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
 function bitMismatches(got: Float32Array, want: Float32Array): string[] {
   const [g, w] = [new Uint32Array(got.buffer, got.byteOffset, got.length), new Uint32Array(want.buffer, want.byteOffset, want.length)];
   const out: string[] = [];
-  for (let i = 0; i < w.length && out.length < 8; i++) if (g[i] !== w[i]) out.push(`element ${i}: ${got[i]} (0x${g[i]!.toString(16)}), want ${want[i]} (0x${w[i]!.toString(16)})`);
+  for (let i = 0; i < w.length && out.length < 8; i++)
+    if (g[i] !== w[i]) out.push(`element ${i}: ${got[i]} (0x${g[i]!.toString(16)}), want ${want[i]} (0x${w[i]!.toString(16)})`);
   return got.length === want.length ? out : [`${got.length} elements, want ${want.length}`, ...out];
 }
 
@@ -353,7 +357,7 @@ describe.each(Object.values(weightFormats))('$name stacked on the device', (form
   }
   const bytes = deviceLayout(format, parts);
 
-  it.each(['vector', 'scalar'] as const)('%s decode of the stacked weight equals each part\'s dequantize', async (way) => {
+  it.each(['vector', 'scalar'] as const)("%s decode of the stacked weight equals each part's dequantize", async (way) => {
     expect(bitMismatches(await decodeOnDevice(format, bytes, count, way), want)).toEqual([]);
   });
 });

@@ -79,7 +79,7 @@ function writeCheckpoint(dir: string): number {
     shapes.forEach(([name, shape], t) => {
       const exponent = shape.length === 1 ? 127 : name.includes('embed') ? 122 : 118;
       let state = (t * 2654435761) >>> 0 || 1;
-      for (let left = shape.reduce((a, b) => a * b, 1); left > 0; ) {
+      for (let left = shape.reduce((a, b) => a * b, 1); left > 0;) {
         const n = Math.min(left, chunk.length);
         for (let i = 0; i < n; i++) {
           state ^= state << 13;
@@ -109,7 +109,10 @@ describe('a 2.3 GB single-file bf16 checkpoint', () => {
     const prompt = [1, 517, 29];
     const steps = 4;
     const out = join(scratch, 'logits.f32');
-    const r = spawnSync(process.execPath, [join(root, 'test/load-memory.mjs'), dir, prompt.join(','), String(steps), out], { encoding: 'utf8', timeout: 600_000 });
+    const r = spawnSync(process.execPath, [join(root, 'test/load-memory.mjs'), dir, prompt.join(','), String(steps), out], {
+      encoding: 'utf8',
+      timeout: 600_000,
+    });
     expect(r.status, r.stderr).toBe(0);
     const run = JSON.parse(r.stdout) as { rssBefore: number; peakAfterLoad: number; tokens: number[]; residentBytes: number };
     const largest = 2 * config.intermediate_size * config.hidden_size;
@@ -120,7 +123,9 @@ describe('a 2.3 GB single-file bf16 checkpoint', () => {
     // SwiftShader's own (measured: 512 MiB above the device bytes in all). A host copy of the weights, even in
     // bf16, would add the whole file (2.2 GiB).
     const allowed = run.residentBytes + 2 * 256 * 2 ** 20 + 4 * largest + 256 * 2 ** 20;
-    console.log(`peak ${((run.peakAfterLoad - run.rssBefore) / 2 ** 20).toFixed(0)} MiB above the ${(run.rssBefore / 2 ** 20).toFixed(0)} MiB before the load; device ${(run.residentBytes / 2 ** 20).toFixed(0)} MiB; allowed ${(allowed / 2 ** 20).toFixed(0)} MiB`);
+    console.log(
+      `peak ${((run.peakAfterLoad - run.rssBefore) / 2 ** 20).toFixed(0)} MiB above the ${(run.rssBefore / 2 ** 20).toFixed(0)} MiB before the load; device ${(run.residentBytes / 2 ** 20).toFixed(0)} MiB; allowed ${(allowed / 2 ** 20).toFixed(0)} MiB`,
+    );
     expect(run.peakAfterLoad - run.rssBefore).toBeLessThan(allowed);
 
     // the reference reads each weight from the file when its layer needs it

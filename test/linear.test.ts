@@ -3,7 +3,15 @@
 // format's reference dequantizer gives) on seeded random data, at sizes that are not multiples of the tiles.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as A from '../src/affine.js';
-import { defaultLinearOptions, linearKernels, linearVariant, type LinearEpilogue, type LinearOptions, type LinearSpec, type LinearVariant } from '../src/codegen/linear.js';
+import {
+  defaultLinearOptions,
+  linearKernels,
+  linearVariant,
+  type LinearEpilogue,
+  type LinearOptions,
+  type LinearSpec,
+  type LinearVariant,
+} from '../src/codegen/linear.js';
 import { halfToFloat } from '../models/ieee754.js';
 import { PlanExecutor, ResidentBuffers } from '../src/runtime/executor.js';
 import { openGpu, type Gpu } from '../src/runtime/gpu.js';
@@ -155,7 +163,11 @@ async function runCase(c: Case, seed: number): Promise<{ errors: Record<string, 
     inputs: ['x'],
     outputs: ['out'],
   };
-  const sources = new Map(Object.entries(data).filter(([k]) => k !== 'x' && k !== 'w').map(([k, v]) => [k, valuesSource(v)]));
+  const sources = new Map(
+    Object.entries(data)
+      .filter(([k]) => k !== 'x' && k !== 'w')
+      .map(([k, v]) => [k, valuesSource(v)]),
+  );
   sources.set('w', bytesSource(stored, [n, c.k], format));
   const resident = new ResidentBuffers(gpu, sources);
   const exec = await PlanExecutor.create(gpu, plan, resident);
@@ -186,7 +198,17 @@ describe('fused linear kernels against the CPU reference', () => {
     // several blocks of in-flight weights per lane: K a whole number of blocks, and not
     cases.push({ variant: 'gemv', kind, k: 4096, n: 6, rows: 1, norm: kind !== 'residual', weights: 'f32' });
     cases.push({ variant: 'gemv', kind, k: 4100, n: 6, rows: 2, norm: true, weights: 'f16' });
-    cases.push({ variant: 'tiled', kind, k: 164, n: 70, rows: 70, norm: kind !== 'residual', weights: 'f16', workgroupBytes: 49152, tune: { sliceDepth: 0, prefetch: true } });
+    cases.push({
+      variant: 'tiled',
+      kind,
+      k: 164,
+      n: 70,
+      rows: 70,
+      norm: kind !== 'residual',
+      weights: 'f16',
+      workgroupBytes: 49152,
+      tune: { sliceDepth: 0, prefetch: true },
+    });
     cases.push({ variant: 'tiled', kind, k: 44, n: 66, rows: 5, norm: true, weights: 'f32', tileRows: 8, tune: { sliceDepth: 8, unroll: false } });
     cases.push({ variant: 'tiled', kind, k: 52, n: 90, rows: 150, norm: kind !== 'store', weights: 'f16', tune: { tileWidth: 64, unroll: true } });
     // deep K over few column tiles: split into K ranges (2 and 3, neither a whole number of slices) and reduced
@@ -208,8 +230,21 @@ describe('fused linear kernels against the CPU reference', () => {
       cases.push({ variant: 'split', kind, k: 2080, n: 70, rows: 37, norm: true, weights, tune: { splitK: 3 } });
     }
     // subgroup reductions (the test device's subgroups are 4 wide), with 1, 2 and 4 groups of 64 lanes per workgroup
-    for (const [weights, maxInvocations] of [['f32', 256], ['f16', 128], ['q8_0', 64]] as const) {
-      cases.push({ variant: 'gemv', kind, k: weights === 'q8_0' ? 288 : 260, n: 75, rows: 1, norm: kind !== 'residual', weights, tune: { subgroups: true, maxInvocations } });
+    for (const [weights, maxInvocations] of [
+      ['f32', 256],
+      ['f16', 128],
+      ['q8_0', 64],
+    ] as const) {
+      cases.push({
+        variant: 'gemv',
+        kind,
+        k: weights === 'q8_0' ? 288 : 260,
+        n: 75,
+        rows: 1,
+        norm: kind !== 'residual',
+        weights,
+        tune: { subgroups: true, maxInvocations },
+      });
       cases.push({ variant: 'gemv', kind, k: weights === 'q8_0' ? 4128 : 4100, n: 7, rows: 3, norm: true, weights, tune: { subgroups: true, maxInvocations } });
     }
   }

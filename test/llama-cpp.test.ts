@@ -18,20 +18,23 @@ import { randomHfTensors, tinyPhi3, tinyQwen3 } from './hf-reference.js';
 /** How a file type stores each weight (by weft name and shape). */
 type Encoding = (name: string, shape: readonly number[]) => (x: Float32Array) => EncodedTensor;
 
-const encoder = (format: FormatName) => (x: Float32Array): EncodedTensor => encodeTensor(format, x);
+const encoder =
+  (format: FormatName) =>
+  (x: Float32Array): EncodedTensor =>
+    encodeTensor(format, x);
 const encodeF32 = encoder('f32');
 
 /** Norms in F32, as llama.cpp's converter keeps them; every matrix, the embedding and classifier included, in `format`. */
 const matrices =
   (format: FormatName): Encoding =>
-  (_, shape) => (shape.length === 1 ? encodeF32 : encoder(format));
+  (_, shape) =>
+    shape.length === 1 ? encodeF32 : encoder(format);
 
 /**
  * llama.cpp's Q4_K_M mix: Q4_K matrices, with Q6_K for the classifier and for attn_v and ffn_down (llama.cpp
  * gives those more bits in some layers; here in layer 0, so one layer mixes formats in its Q/K/V).
  */
-const q4_k_m: Encoding = (name, shape) =>
-  shape.length === 1 ? encodeF32 : encoder(name === 'output' || /^layers\.0\.w[v2]$/.test(name) ? 'q6_k' : 'q4_k');
+const q4_k_m: Encoding = (name, shape) => (shape.length === 1 ? encodeF32 : encoder(name === 'output' || /^layers\.0\.w[v2]$/.test(name) ? 'q6_k' : 'q4_k'));
 
 /**
  * How llama.cpp's CPU matmuls round the activations they read: not at all against F32 weights, to halves
@@ -116,7 +119,15 @@ function randomWeights(c: ModelConfig): Map<string, Float32Array> {
     if (name === 'rope_cos' || name === 'rope_sin') continue;
     const norm = shape.length === 1;
     const scale = norm ? 0.1 : name === 'tok_embeddings' ? 1 : (name === 'output' ? 6 : 1) / Math.sqrt(shape[1]!);
-    out.set(name, randomTensor(name, shape.reduce((a, b) => a * b, 1), scale, norm ? 1 : 0));
+    out.set(
+      name,
+      randomTensor(
+        name,
+        shape.reduce((a, b) => a * b, 1),
+        scale,
+        norm ? 1 : 0,
+      ),
+    );
   }
   out.get('output')!.fill(0, 0, 3 * c.dim);
   return out;
@@ -124,10 +135,7 @@ function randomWeights(c: ModelConfig): Map<string, Float32Array> {
 
 /** The model as a GGUF llama file in the scratch folder, each weight stored as `encoding` says. */
 function writeModel(file: string, c: ModelConfig, weights: ReadonlyMap<string, Float32Array>, encoding: Encoding): string {
-  const metadata: [string, GgufMeta][] = [
-    ...llamaMetadata(c, 'random llama'),
-    ...vocabulary(c.vocabSize),
-  ];
+  const metadata: [string, GgufMeta][] = [...llamaMetadata(c, 'random llama'), ...vocabulary(c.vocabSize)];
   const shapes = llamaWeightShapes(c);
   const tensors = [...weights].map(([name, x]) => {
     const shape = shapes.get(name)!;
@@ -221,7 +229,11 @@ function expectAlong(weft: readonly WeftStep[], ref: readonly LlamaCppStep[], al
  * llama.cpp's top two logits are closer than twice the allowed logit difference: there either choice is right
  * for the rounding allowed, and the two generations part, so the comparison ends. Returns the steps compared.
  */
-function expectAgreement(weft: readonly { token: number; logits: Float32Array }[], ref: readonly LlamaCppStep[], allowed: { logit: number; probability: number }): number {
+function expectAgreement(
+  weft: readonly { token: number; logits: Float32Array }[],
+  ref: readonly LlamaCppStep[],
+  allowed: { logit: number; probability: number },
+): number {
   expect(weft.length).toBe(ref.length);
   for (let s = 0; s < weft.length; s++) {
     const d = stepDifference(weft[s]!.logits, ref[s]!);
@@ -239,25 +251,28 @@ function expectAgreement(weft: readonly { token: number; logits: Float32Array }[
 describe('weft against llama.cpp on the same GGUF file', () => {
   const weights = randomWeights(config);
 
-  it.each(cases)('$name: the same greedy tokens over 64 steps but at near ties, the same distributions at every step; logits as llama.cpp computes them from the values the file stands for', async ({ name, encoding, activations }) => {
-    const path = writeModel(`${name}.gguf`, config, weights, encoding);
-    const values = writeModel(`${name}-values.gguf`, config, weights, asValues(encoding));
-    const [file, exact] = await llamaCppGreedy([path, values], prompt, steps);
-    const tokens = file!.map((s) => s.token);
-    // decoding that is not stuck on one or two tokens (the fewest over the cases: 11 distinct, Q4_0)
-    expect(new Set(tokens).size).toBeGreaterThan(8);
-    const weft = await weftRuns(path, [exact!, file!]);
-    // weft reads the file's weights as the values they stand for and computes in float32, as llama.cpp does over F32 weights
-    const exactSteps = expectAgreement(weft.greedy, exact!, tolerance.f32);
-    const exactTies = expectAlong(weft.along[0]!, exact!, tolerance.f32);
-    // llama.cpp's own kernels for the file's types, which round the activations they read
-    const fileSteps = expectAgreement(weft.greedy, file!, tolerance[activations]);
-    const fileTies = expectAlong(weft.along[1]!, file!, tolerance[activations]);
-    console.log(
-      `${name}: greedy runs agree for ${exactSteps} steps with llama.cpp on the values, ${fileSteps} on the file; ` +
-        `along llama.cpp's 64 tokens every step agrees but ${exactTies} and ${fileTies} near ties`,
-    );
-  });
+  it.each(cases)(
+    '$name: the same greedy tokens over 64 steps but at near ties, the same distributions at every step; logits as llama.cpp computes them from the values the file stands for',
+    async ({ name, encoding, activations }) => {
+      const path = writeModel(`${name}.gguf`, config, weights, encoding);
+      const values = writeModel(`${name}-values.gguf`, config, weights, asValues(encoding));
+      const [file, exact] = await llamaCppGreedy([path, values], prompt, steps);
+      const tokens = file!.map((s) => s.token);
+      // decoding that is not stuck on one or two tokens (the fewest over the cases: 11 distinct, Q4_0)
+      expect(new Set(tokens).size).toBeGreaterThan(8);
+      const weft = await weftRuns(path, [exact!, file!]);
+      // weft reads the file's weights as the values they stand for and computes in float32, as llama.cpp does over F32 weights
+      const exactSteps = expectAgreement(weft.greedy, exact!, tolerance.f32);
+      const exactTies = expectAlong(weft.along[0]!, exact!, tolerance.f32);
+      // llama.cpp's own kernels for the file's types, which round the activations they read
+      const fileSteps = expectAgreement(weft.greedy, file!, tolerance[activations]);
+      const fileTies = expectAlong(weft.along[1]!, file!, tolerance[activations]);
+      console.log(
+        `${name}: greedy runs agree for ${exactSteps} steps with llama.cpp on the values, ${fileSteps} on the file; ` +
+          `along llama.cpp's 64 tokens every step agrees but ${exactTies} and ${fileTies} near ties`,
+      );
+    },
+  );
 });
 
 describe('qwen3 and phi3 files against llama.cpp (q/k in rotate-half order, per-head q/k norms, a head size of its own, fused projections)', () => {
@@ -266,12 +281,15 @@ describe('qwen3 and phi3 files against llama.cpp (q/k in rotate-half order, per-
     ['phi3', { ...tinyPhi3, vocab_size: 384, max_position_embeddings: 128, sliding_window: null }, { fused: true }],
   ] as const;
 
-  it.each(families)('%s, F32: the same 64 greedy tokens (up to a near tie); logits within float32 rounding of llama.cpp\'s', async (arch, c, shape) => {
+  it.each(families)("%s, F32: the same 64 greedy tokens (up to a near tie); logits within float32 rounding of llama.cpp's", async (arch, c, shape) => {
     const tensors = randomHfTensors(c, shape);
     // no greedy step picks <unk>, <s> or </s>
     tensors.get('lm_head.weight')!.data.fill(0, 0, 3 * c.hidden_size);
     const path = join(scratch, `${arch}.gguf`);
-    writeFileSync(path, hfAsGguf(arch, c, tensors, vocabulary(c.vocab_size), (_, t) => encodeF32(t.data)));
+    writeFileSync(
+      path,
+      hfAsGguf(arch, c, tensors, vocabulary(c.vocab_size), (_, t) => encodeF32(t.data)),
+    );
     const [ref] = await llamaCppGreedy([path], prompt, steps);
     expect(new Set(ref!.map((s) => s.token)).size).toBeGreaterThan(8);
     const agreed = expectAgreement(await weftGreedy(path), ref!, tolerance.f32);

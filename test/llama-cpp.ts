@@ -62,7 +62,9 @@ async function nextStep(sequence: LlamaContextSequence, ids: readonly number[]):
   // node-llama-cpp brands token ids; these are the file's ids as they are
   const tokens = ids as readonly Token[];
   // temperature 0 is llama.cpp's greedy sampler alone, which picks a token and leaves the logits as they are
-  const input = tokens.map((id, i): ControlledEvaluateInputItem => (i === last ? [id, { generateNext: { token: true, probabilities: true, options: { temperature: 0 } } }] : id));
+  const input = tokens.map((id, i): ControlledEvaluateInputItem =>
+    i === last ? [id, { generateNext: { token: true, probabilities: true, options: { temperature: 0 } } }] : id,
+  );
   const results = await sequence.controlledEvaluate(input);
   const next = results[last]?.next;
   if (next?.token == null || !next.probabilities) throw new Error(`llama.cpp gave no token after position ${sequence.nextTokenIndex - 1}`);

@@ -26,8 +26,7 @@ function fileOf(bytes: Uint8Array, name: string): string {
 const valuesOf = (tensors: ReadonlyMap<string, TensorSource>): Map<string, Float32Array> => new Map([...tensors].map(([n, t]) => [n, sourceValues(t)]));
 
 /** The float32 at byte `offset` of a file. */
-const floatAt = (bytes: Uint8Array, offset: number): number =>
-  new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getFloat32(offset, true);
+const floatAt = (bytes: Uint8Array, offset: number): number => new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getFloat32(offset, true);
 
 /** A copy of `bytes` with header field `index` (0..6) set to `value`. */
 function withHeader(bytes: Uint8Array, index: number, value: number): Uint8Array {
@@ -121,7 +120,10 @@ describe('readLlama2c', () => {
     expectOneLineError(() => readLlama2c(fileOf(extra, 'extra.bin')), /\/extra\.bin: has trailing bytes: expected 932124 bytes for this header, got 932132$/);
     expectOneLineError(() => readLlama2c(fileOf(withHeader(aidreams, 3, 5), 'heads.bin')), /\/heads\.bin: dim 64 is not divisible by n_heads 5$/);
     expectOneLineError(() => readLlama2c(fileOf(withHeader(stories, 4, 3), 'kv.bin')), /\/kv\.bin: n_heads 8 is not divisible by n_kv_heads 3$/);
-    expectOneLineError(() => readLlama2c(fileOf(withHeader(withHeader(withHeader(aidreams, 0, 63), 3, 9), 4, 3), 'odd.bin')), /\/odd\.bin: head size 7 \(dim \/ n_heads\) is odd$/);
+    expectOneLineError(
+      () => readLlama2c(fileOf(withHeader(withHeader(withHeader(aidreams, 0, 63), 3, 9), 4, 3), 'odd.bin')),
+      /\/odd\.bin: head size 7 \(dim \/ n_heads\) is odd$/,
+    );
   });
 });
 

@@ -126,7 +126,10 @@ describe('memory plan', () => {
 });
 
 /** A llama2.c checkpoint of these sizes with no weights written: a sparse file, read only for its header. */
-function sparseLlama2c(path: string, c: { dim: number; hidden: number; layers: number; heads: number; kvHeads: number; vocab: number; seqLen: number }): string {
+function sparseLlama2c(
+  path: string,
+  c: { dim: number; hidden: number; layers: number; heads: number; kvHeads: number; vocab: number; seqLen: number },
+): string {
   const hs = c.dim / c.heads;
   const perLayer = 2 * c.dim + 2 * c.dim * c.dim + 2 * hs * c.kvHeads * c.dim + 3 * c.hidden * c.dim;
   const floats = c.vocab * c.dim + c.layers * perLayer + c.dim + c.seqLen * hs;

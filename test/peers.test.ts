@@ -34,32 +34,40 @@ async function weftRun(): Promise<{ ids: number[]; logits: Float32Array[] }> {
 }
 
 describe('tfjs peer', () => {
-  it('matches a CPU forward pass and weft at every prefill and decode position', async () => {
-    const weft = await weftRun();
-    expect(weft.ids).toHaveLength(prompt.length + decodeSteps);
-    const tensorsBefore = tf.engine().state.numTensors;
-    const peer = await tfjsLogits(config, weights, prompt, weft.ids.slice(prompt.length));
-    expect(tf.engine().state.numTensors, 'tensors left behind').toBe(tensorsBefore);
+  it(
+    'matches a CPU forward pass and weft at every prefill and decode position',
+    async () => {
+      const weft = await weftRun();
+      expect(weft.ids).toHaveLength(prompt.length + decodeSteps);
+      const tensorsBefore = tf.engine().state.numTensors;
+      const peer = await tfjsLogits(config, weights, prompt, weft.ids.slice(prompt.length));
+      expect(tf.engine().state.numTensors, 'tensors left behind').toBe(tensorsBefore);
 
-    const V = config.vocabSize;
-    expect(peer.prefill).toHaveLength(prompt.length * V);
-    expect(peer.decode).toHaveLength(decodeSteps);
-    const rows = [...Array.from({ length: prompt.length }, (_, p) => peer.prefill.subarray(p * V, (p + 1) * V)), ...peer.decode];
-    const expected = ref.llamaForward(config, weights, weft.ids);
-    rows.forEach((row, p) => {
-      expect(ref.maxAbsDiff(row, expected.subarray(p * V, (p + 1) * V)), `max |Δlogit| against the CPU at position ${p}`).toBeLessThan(TOLERANCE);
-      expect(ref.maxAbsDiff(row, weft.logits[p]!), `max |Δlogit| against weft at position ${p}`).toBeLessThan(TOLERANCE);
-    });
-  }, GPU_TEST_TIMEOUT);
+      const V = config.vocabSize;
+      expect(peer.prefill).toHaveLength(prompt.length * V);
+      expect(peer.decode).toHaveLength(decodeSteps);
+      const rows = [...Array.from({ length: prompt.length }, (_, p) => peer.prefill.subarray(p * V, (p + 1) * V)), ...peer.decode];
+      const expected = ref.llamaForward(config, weights, weft.ids);
+      rows.forEach((row, p) => {
+        expect(ref.maxAbsDiff(row, expected.subarray(p * V, (p + 1) * V)), `max |Δlogit| against the CPU at position ${p}`).toBeLessThan(TOLERANCE);
+        expect(ref.maxAbsDiff(row, weft.logits[p]!), `max |Δlogit| against weft at position ${p}`).toBeLessThan(TOLERANCE);
+      });
+    },
+    GPU_TEST_TIMEOUT,
+  );
 
-  it('reports prefill and decode throughput on the device weft picks', async () => {
-    const row = await tfjsBench('tiny', config, weights, { promptTokens: [5, 17], decodeTokens: 3, runs: 1 });
-    expect(row.engine).toBe('tfjs-webgpu');
-    expect(row.model).toBe('tiny');
-    expect(row.device).toMatch(/: /);
-    expect(Object.keys(row.prefill_tokens_per_s)).toEqual(['5', '17']);
-    for (const v of [...Object.values(row.prefill_tokens_per_s), row.decode_tokens_per_s]) expect(v).toBeGreaterThan(0);
-  }, GPU_TEST_TIMEOUT);
+  it(
+    'reports prefill and decode throughput on the device weft picks',
+    async () => {
+      const row = await tfjsBench('tiny', config, weights, { promptTokens: [5, 17], decodeTokens: 3, runs: 1 });
+      expect(row.engine).toBe('tfjs-webgpu');
+      expect(row.model).toBe('tiny');
+      expect(row.device).toMatch(/: /);
+      expect(Object.keys(row.prefill_tokens_per_s)).toEqual(['5', '17']);
+      for (const v of [...Object.values(row.prefill_tokens_per_s), row.decode_tokens_per_s]) expect(v).toBeGreaterThan(0);
+    },
+    GPU_TEST_TIMEOUT,
+  );
 
   it('refuses a prompt longer than the context before opening the device', async () => {
     await expect(tfjsBench('tiny', config, weights, { promptTokens: [33], decodeTokens: 1, runs: 1 })).rejects.toThrow(/outside 1\.\.32/);

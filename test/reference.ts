@@ -148,8 +148,7 @@ export function layernorm(x: Float32Array, w: Float32Array, b: Float32Array, eps
 }
 
 /** gelu_new (tanh approximation), in double */
-export const gelu = (a: Float32Array): Float32Array =>
-  a.map((x) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3))));
+export const gelu = (a: Float32Array): Float32Array => a.map((x) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3))));
 
 export const addBias = (x: Float32Array, b: Float32Array): Float32Array => x.map((v, i) => f(v + b[i % b.length]!));
 

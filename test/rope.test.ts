@@ -38,14 +38,21 @@ describe('RoPE frequencies', () => {
 
   it('divisors divide frequency j by divisor j, and must be one per frequency', () => {
     const divisors = Array.from({ length: 8 }, (_, j) => 1 + j);
-    expect(Array.from(ropeFrequencies(16, 10000, { kind: 'divisors', divisors }))).toEqual(Array.from(ropeFrequencies(16, 10000), (f, j) => Math.fround(f / divisors[j]!)));
+    expect(Array.from(ropeFrequencies(16, 10000, { kind: 'divisors', divisors }))).toEqual(
+      Array.from(ropeFrequencies(16, 10000), (f, j) => Math.fround(f / divisors[j]!)),
+    );
     expect(() => ropeFrequencies(16, 10000, { kind: 'divisors', divisors: [1, 2] })).toThrow(/2 frequency divisors for 8 frequencies/);
   });
 
   it('tables rotate position p by p times the scaled frequency', () => {
     const freqs = ropeFrequencies(64, 500000, scalings.llama3);
     const { cos, sin } = ropeTables(64, 100, 500000, scalings.llama3);
-    for (const [p, j] of [[0, 0], [7, 3], [99, 31], [50, 20]] as const) {
+    for (const [p, j] of [
+      [0, 0],
+      [7, 3],
+      [99, 31],
+      [50, 20],
+    ] as const) {
       const angle = Math.fround(p * freqs[j]!);
       expect(cos[p * 32 + j]).toBe(cosf(angle));
       expect(sin[p * 32 + j]).toBe(sinf(angle));

@@ -5,8 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { argmax, generatorState, Sampler, Xorshift64Star } from '../src/runtime/sampler.js';
 
 const fixtures = new URL('../../shared/fixtures/llama2c/', import.meta.url);
-const fixtureTokens = (name: string): number[] =>
-  readFileSync(new URL(name, fixtures), 'utf8').trim().split('\n').map(Number);
+const fixtureTokens = (name: string): number[] => readFileSync(new URL(name, fixtures), 'utf8').trim().split('\n').map(Number);
 const fixtureLogits = (name: string, vocab: number): Float32Array[] => {
   const bytes = readFileSync(new URL(name, fixtures));
   const all = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
@@ -66,8 +65,7 @@ describe('Sampler on the run.c reference runs', () => {
 
 describe('Sampler paths', () => {
   // Coins for seed 42: 0.339, 0.782, 0.790, 0.944, 0.764, 0.836.
-  const sampleSix = (sampler: Sampler, logits: number[]): number[] =>
-    Array.from({ length: 6 }, () => sampler.sample(Float32Array.from(logits)));
+  const sampleSix = (sampler: Sampler, logits: number[]): number[] => Array.from({ length: 6 }, () => sampler.sample(Float32Array.from(logits)));
 
   it('samples the whole distribution when top-p is 0 or 1', () => {
     // Equal logits: probabilities are exactly 1/4, so the token is floor(coin * 4).

@@ -14,9 +14,15 @@ const barrierAt = (g: Graph): number[] => g.schedule!.flatMap((item, i) => (item
 const withSchedule = (g: Graph, schedule: readonly ScheduleItem[]): Graph => ({ ...g, schedule });
 const withSlot = (g: Graph, value: string, slot: string): Graph => ({ ...g, slots: { ...g.slots, [value]: slot } });
 const editKernel = (g: Graph, name: string, edit: (k: KernelItem) => KernelItem): Graph =>
-  withSchedule(g, g.schedule!.map((i) => (i.item === 'kernel' && i.name === name ? edit(i) : i)));
+  withSchedule(
+    g,
+    g.schedule!.map((i) => (i.item === 'kernel' && i.name === name ? edit(i) : i)),
+  );
 const editBarrier = (g: Graph, n: number, edit: Partial<BarrierItem>): Graph =>
-  withSchedule(g, g.schedule!.map((i, at) => (at === barrierAt(g)[n] ? { ...(i as BarrierItem), ...edit } : i)));
+  withSchedule(
+    g,
+    g.schedule!.map((i, at) => (at === barrierAt(g)[n] ? { ...(i as BarrierItem), ...edit } : i)),
+  );
 const barrier = (producers: string[], consumers: string[], buffers: string[]): BarrierItem => ({
   item: 'barrier',
   reason: 'test',
@@ -72,7 +78,10 @@ describe('barriers', () => {
 
   it.each(expected.map((message, n) => [n, message] as const))('removing barrier %i is rejected', (n, message) => {
     const at = barrierAt(scheduled)[n]!;
-    const g = withSchedule(scheduled, scheduled.schedule!.filter((_, i) => i !== at));
+    const g = withSchedule(
+      scheduled,
+      scheduled.schedule!.filter((_, i) => i !== at),
+    );
     expect(() => verifyGraph(g)).toThrow(message);
   });
 
@@ -123,7 +132,9 @@ describe('barriers', () => {
     expect(() => verifyGraph(editBarrier(scheduled, 0, { consumers: ['l0.attn'] }))).toThrow(
       /^graph layer0: barrier 0 lists consumer l0\.attn, which is not among the kernels just after it \(l0\.qkv\)$/,
     );
-    expect(() => verifyGraph(editBarrier(scheduled, 1, { producers: ['nope'] }))).toThrow(/^graph layer0: barrier 1 lists producer nope, which is not a kernel$/);
+    expect(() => verifyGraph(editBarrier(scheduled, 1, { producers: ['nope'] }))).toThrow(
+      /^graph layer0: barrier 1 lists producer nope, which is not a kernel$/,
+    );
     expect(() => verifyGraph(editBarrier(scheduled, 0, { buffers: ['s0', 's1'] }))).toThrow(
       /^graph layer0: barrier 0 lists buffer @s1, which no hazard across it involves \(hazards on: @s0\)$/,
     );
@@ -180,7 +191,9 @@ describe('buffers', () => {
   output %w
 }
 `);
-    expect(() => verifyGraph(g)).toThrow(/^graph g: @s0 is clobbered: kernel k2 writes %w into it after kernel k0 wrote %y there and before the graph outputs it$/);
+    expect(() => verifyGraph(g)).toThrow(
+      /^graph g: @s0 is clobbered: kernel k2 writes %w into it after kernel k0 wrote %y there and before the graph outputs it$/,
+    );
   });
 
   it('rejects two values written into one slot by one kernel', () => {
@@ -210,7 +223,11 @@ describe('kernels', () => {
 
   it.each([
     ['a node in no kernel', (k: KernelItem) => ({ ...k, members: k.members.slice(1) }), /^graph layer0: node %l0\.attn_in is in no kernel$/],
-    ['a node listed twice', (k: KernelItem) => ({ ...k, members: [...k.members, k.members[0]!] }), /^graph layer0: node %l0\.attn_in is listed twice in kernel l0\.qkv$/],
+    [
+      'a node listed twice',
+      (k: KernelItem) => ({ ...k, members: [...k.members, k.members[0]!] }),
+      /^graph layer0: node %l0\.attn_in is listed twice in kernel l0\.qkv$/,
+    ],
     ['an unknown member', (k: KernelItem) => ({ ...k, members: [...k.members, 'nope'] }), /^graph layer0: kernel l0\.qkv: %nope is not a node$/],
     ['an empty kernel', (k: KernelItem) => ({ ...k, members: [] }), /^graph layer0: kernel l0\.qkv is empty$/],
     ['a duplicate kernel name', (k: KernelItem) => ({ ...k, name: 'embed' }), /^graph layer0: kernel name embed is used twice$/],

@@ -78,16 +78,19 @@ async function prefillLogits(dir: string, options: LoadOptions = {}): Promise<{ 
 }
 
 describe('weights in their own precision', () => {
-  it.each(['bf16', 'f16'] as const)('a %s checkpoint keeps its format on the device and gives exactly the logits of its values kept as float32', async (format) => {
-    const dir = copyOfFixture(`stored-${format}`, format, 3);
-    const stored = await prefillLogits(dir);
-    expect(stored.formats).toEqual([format]);
-    // the matmul weights widened, the embedding table as stored
-    const widened = await prefillLogits(dir, { weights: 'f32' });
-    expect(widened.formats).toEqual([format, 'f32']);
-    // the kernels decode each weight exactly to the float32 it stands for and sum in the same order
-    expect(maxAbsDiff(stored.logits, widened.logits)).toBe(0);
-  });
+  it.each(['bf16', 'f16'] as const)(
+    'a %s checkpoint keeps its format on the device and gives exactly the logits of its values kept as float32',
+    async (format) => {
+      const dir = copyOfFixture(`stored-${format}`, format, 3);
+      const stored = await prefillLogits(dir);
+      expect(stored.formats).toEqual([format]);
+      // the matmul weights widened, the embedding table as stored
+      const widened = await prefillLogits(dir, { weights: 'f32' });
+      expect(widened.formats).toEqual([format, 'f32']);
+      // the kernels decode each weight exactly to the float32 it stands for and sum in the same order
+      expect(maxAbsDiff(stored.logits, widened.logits)).toBe(0);
+    },
+  );
 
   it.each([
     // float32 as stored: transformers' own tolerance for the fixtures
@@ -140,12 +143,32 @@ describe('sharded checkpoints: one line naming the file', () => {
 
   it.each<[string, (dir: string, index: { weight_map: Record<string, unknown> }) => void, RegExp]>([
     ['a shard listed but missing', (_, i) => (i.weight_map[first(i)] = 'model-3-of-2.safetensors'), /^cannot read file \S+model-3-of-2\.safetensors: ENOENT$/],
-    ['a shard outside the folder', (_, i) => (i.weight_map[first(i)] = '../../../../etc/hostname'), /model\.safetensors\.index\.json: weight_map's tensor "[^"]+" names "\.\.\/\.\.\/\.\.\/\.\.\/etc\/hostname", not a file inside the folder$/],
-    ['a number as a shard', (_, i) => (i.weight_map[first(i)] = 7), /model\.safetensors\.index\.json: weight_map's tensor "[^"]+" names 7, not a file inside the folder$/],
-    ['no weight map', (_, i) => ((i as { weight_map: unknown }).weight_map = [1]), /model\.safetensors\.index\.json: weight_map must be an object of tensor names to shard files$/],
+    [
+      'a shard outside the folder',
+      (_, i) => (i.weight_map[first(i)] = '../../../../etc/hostname'),
+      /model\.safetensors\.index\.json: weight_map's tensor "[^"]+" names "\.\.\/\.\.\/\.\.\/\.\.\/etc\/hostname", not a file inside the folder$/,
+    ],
+    [
+      'a number as a shard',
+      (_, i) => (i.weight_map[first(i)] = 7),
+      /model\.safetensors\.index\.json: weight_map's tensor "[^"]+" names 7, not a file inside the folder$/,
+    ],
+    [
+      'no weight map',
+      (_, i) => ((i as { weight_map: unknown }).weight_map = [1]),
+      /model\.safetensors\.index\.json: weight_map must be an object of tensor names to shard files$/,
+    ],
     [
       'a tensor in two shards',
-      (dir) => writeFileSync(join(dir, 'model-2-of-2.safetensors'), safetensorsBytes([...readSafetensors(join(sharded, 'model-1-of-2.safetensors'))].slice(0, 1).map(([n, t]) => ({ name: n, shape: t.shape, dtype: 'F32', data: t.read() })))),
+      (dir) =>
+        writeFileSync(
+          join(dir, 'model-2-of-2.safetensors'),
+          safetensorsBytes(
+            [...readSafetensors(join(sharded, 'model-1-of-2.safetensors'))]
+              .slice(0, 1)
+              .map(([n, t]) => ({ name: n, shape: t.shape, dtype: 'F32', data: t.read() })),
+          ),
+        ),
       /model-\d-of-2\.safetensors: tensor \S+ is also in another shard$/,
     ],
     [

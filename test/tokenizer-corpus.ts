@@ -20,7 +20,7 @@ export function longWord(seed: number, length = 20_000): string {
 /** 300+ strings, seeded: English, code, scripts, emoji, whitespace runs, accents, special-token text, long words, mixes. */
 export function buildCorpus(): string[] {
   const random = seeded(20261204);
-  const pick = <T,>(items: readonly T[]): T => items[random(items.length)];
+  const pick = <T>(items: readonly T[]): T => items[random(items.length)];
   const english = [
     'The quick brown fox jumps over the lazy dog.',
     "I'm sure you'll see we've done what they'd said: it's fine, isn't it?",
@@ -33,7 +33,25 @@ export function buildCorpus(): string[] {
     'https://example.com/path?query=1&other=two#anchor',
     'user@example.org wrote: > quoted reply',
   ];
-  const words = ['time', 'model', 'token', 'weight', 'graph', 'kernel', 'buffer', 'the', 'of', 'and', 'Transformer', 'GPU', 'WebGPU', "don't", 'naïve', 'x', 'compile'];
+  const words = [
+    'time',
+    'model',
+    'token',
+    'weight',
+    'graph',
+    'kernel',
+    'buffer',
+    'the',
+    'of',
+    'and',
+    'Transformer',
+    'GPU',
+    'WebGPU',
+    "don't",
+    'naïve',
+    'x',
+    'compile',
+  ];
   const code = [
     'function add(a, b) {\n  return a + b;\n}\n',
     'const xs = [1, 2, 3].map((x) => x * 2);',
@@ -51,11 +69,43 @@ export function buildCorpus(): string[] {
     'let rec fact n = if n = 0 then 1 else n * fact (n - 1);;',
     '@media (max-width: 600px) { .a { color: #ff00aa; } }',
   ];
-  const specials = ['<|begin_of_text|>', '<|end_of_text|>', '<|eot_id|>', '<s>', '</s>', '<unk>', '<|im_start|>', '<|im_end|>', '<start_of_turn>', '<end_of_turn>', '<bos>', '<｜begin▁of▁sentence｜>', '<｜end▁of▁sentence｜>', '<|endoftext|>'];
+  const specials = [
+    '<|begin_of_text|>',
+    '<|end_of_text|>',
+    '<|eot_id|>',
+    '<s>',
+    '</s>',
+    '<unk>',
+    '<|im_start|>',
+    '<|im_end|>',
+    '<start_of_turn>',
+    '<end_of_turn>',
+    '<bos>',
+    '<｜begin▁of▁sentence｜>',
+    '<｜end▁of▁sentence｜>',
+    '<|endoftext|>',
+  ];
   const scripts = [
-    '日本語のテキストです。', '中文文本，包括标点符号。', '漢字と ひらがな と カタカナ', '한국어 텍스트입니다.', '안녕하세요 세계',
-    'مرحبا بالعالم', 'العربية: ١٢٣٤٥', 'שלום עולם', 'עברית עם ניקוד: שָׁלוֹם', 'नमस्ते दुनिया', 'हिन्दी में पाठ',
-    'สวัสดีชาวโลก', 'ภาษาไทยไม่มีช่องว่าง', 'Привет, мир!', 'Ελληνικά κείμενα', 'Tiếng Việt có dấu', 'ქართული', 'Հայերեն', 'አማርኛ', '𝔘𝔫𝔦𝔠𝔬𝔡𝔢 𝕄𝕒𝕥𝕙',
+    '日本語のテキストです。',
+    '中文文本，包括标点符号。',
+    '漢字と ひらがな と カタカナ',
+    '한국어 텍스트입니다.',
+    '안녕하세요 세계',
+    'مرحبا بالعالم',
+    'العربية: ١٢٣٤٥',
+    'שלום עולם',
+    'עברית עם ניקוד: שָׁלוֹם',
+    'नमस्ते दुनिया',
+    'हिन्दी में पाठ',
+    'สวัสดีชาวโลก',
+    'ภาษาไทยไม่มีช่องว่าง',
+    'Привет, мир!',
+    'Ελληνικά κείμενα',
+    'Tiếng Việt có dấu',
+    'ქართული',
+    'Հայերեն',
+    'አማርኛ',
+    '𝔘𝔫𝔦𝔠𝔬𝔡𝔢 𝕄𝕒𝕥𝕙',
   ];
   const emoji = ['😀', '🎉', '👍🏽', '👩🏿‍💻', '👨‍👩‍👧‍👦', '🏳️‍🌈', '🇫🇷🇯🇵', '1️⃣', '❤️‍🔥', '🧑🏻‍🤝‍🧑🏾', '🤖', '🫠', '☕️'];
   const whitespace = [' ', '  ', '\t', '\n', '\n\n', '\r\n', '\u0085', '\u00a0', '\u2028', '\ufeff', '\u3000', ' \t ', '\r'];

@@ -7,8 +7,7 @@ import { concatBytes, Tokenizer } from '../src/runtime/tokenizer.js';
 
 const fixtures = new URL('../../shared/fixtures/llama2c/', import.meta.url);
 const fixtureBytes = (name: string): Uint8Array => new Uint8Array(readFileSync(new URL(name, fixtures)));
-const fixtureTokens = (name: string): number[] =>
-  readFileSync(new URL(name, fixtures), 'utf8').trim().split('\n').map(Number);
+const fixtureTokens = (name: string): number[] => readFileSync(new URL(name, fixtures), 'utf8').trim().split('\n').map(Number);
 const fixtureLogits = (name: string, vocab: number): Float32Array[] => {
   const bytes = fixtureBytes(name);
   const all = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
@@ -246,12 +245,12 @@ describe('Tokenizer.decodePiece / safePiece', () => {
 });
 
 describe('Tokenizer as a TextTokenizer', () => {
-  it('encode(text, special): special is run.c\'s BOS', () => {
+  it("encode(text, special): special is run.c's BOS", () => {
     expect(tokenizer.encode('a', true)).toEqual([1, ...tokenizer.encode('a', false)]);
     expect(tokenizer.encode('a', false)[0]).not.toBe(1);
   });
 
-  it('stream: run.c\'s printing after the last context id (BOS drops a leading space), and nothing to flush', () => {
+  it("stream: run.c's printing after the last context id (BOS drops a leading space), and nothing to flush", () => {
     expect(tokenizer.stream([1]).push(262)).toEqual(utf8('a'));
     expect(tokenizer.stream([1, 5]).push(262)).toEqual(utf8(' a'));
     expect(tokenizer.stream().push(262)).toEqual(utf8(' a'));

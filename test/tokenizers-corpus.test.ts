@@ -61,7 +61,7 @@ describe.each(TOKENIZERS)('%s', (name) => {
     expect(mismatches((i) => sameIds(t.weft.encode(corpus[i], false), expected[i]))).toEqual(EXCEPTIONS[name] ?? []);
   });
 
-  it("encodes the corpus as the Rust reference does, with special tokens (one BOS where the text starts with it)", async () => {
+  it('encodes the corpus as the Rust reference does, with special tokens (one BOS where the text starts with it)', async () => {
     const plain = await referenceIds(false);
     const expected = (await referenceIds(true)).map((ids, i) =>
       // weft's rule: the post-processor's BOS goes when the text's own first token is the same one
@@ -87,8 +87,13 @@ describe.each(TOKENIZERS)('%s', (name) => {
     };
     expect(mismatches((i) => streamed([], ids[i]) === expected[i])).toEqual(EXCEPTIONS[name] ?? []);
     const half = ids.map((x) => x.length >> 1);
-    const contexts = await t.reference.decodeBatch(ids.map((x, i) => x.slice(0, half[i])), false);
-    expect(mismatches((i) => !expected[i].startsWith(contexts[i]) || contexts[i] + streamed(ids[i].slice(0, half[i]), ids[i].slice(half[i])) === expected[i])).toEqual(EXCEPTIONS[name] ?? []);
+    const contexts = await t.reference.decodeBatch(
+      ids.map((x, i) => x.slice(0, half[i])),
+      false,
+    );
+    expect(
+      mismatches((i) => !expected[i].startsWith(contexts[i]) || contexts[i] + streamed(ids[i].slice(0, half[i]), ids[i].slice(half[i])) === expected[i]),
+    ).toEqual(EXCEPTIONS[name] ?? []);
   });
 
   it('keeps one BOS where the text starts with the one the post-processor adds', () => {
@@ -158,6 +163,8 @@ describe('a Llama 2 Hugging Face folder (tokenizer.json with byte fallback) thro
     const logits = new Float32Array(readFileSync(dump).buffer.slice(0));
     const expected = hfForward(tensors, config, out.tokens);
     const V = config.vocab_size;
-    out.tokens.forEach((_, p) => expect(maxAbsDiff(logits.subarray(p * V, (p + 1) * V), expected.subarray(p * V, (p + 1) * V)), `position ${p}`).toBeLessThan(1e-4));
+    out.tokens.forEach((_, p) =>
+      expect(maxAbsDiff(logits.subarray(p * V, (p + 1) * V), expected.subarray(p * V, (p + 1) * V)), `position ${p}`).toBeLessThan(1e-4),
+    );
   });
 });

@@ -13,7 +13,13 @@ export interface Result {
 
 /** Runs `weft ARGS`, with `input` as its standard input (default: none). */
 export function runWeft(args: readonly string[], timeoutMs: number, input?: string): Result {
-  const r = spawnSync(process.execPath, [cli, ...args], { cwd: root, env: process.env, encoding: 'utf8', timeout: timeoutMs, ...(input !== undefined ? { input } : {}) });
+  const r = spawnSync(process.execPath, [cli, ...args], {
+    cwd: root,
+    env: process.env,
+    encoding: 'utf8',
+    timeout: timeoutMs,
+    ...(input !== undefined ? { input } : {}),
+  });
   if (r.error) throw r.error;
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }

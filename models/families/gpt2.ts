@@ -13,7 +13,8 @@ function config(c: ConfigFields): FamilyConfig {
   if (typeof activation !== 'string' || !['gelu_new', 'gelu_pytorch_tanh'].includes(activation)) {
     c.fail(`activation_function ${excerpt(activation)} is not supported (gelu_new is)`);
   }
-  if (c.get('scale_attn_weights') === false || c.get('scale_attn_by_inverse_layer_idx') === true) c.fail(`only attention scaled by 1/sqrt(head size) is supported`);
+  if (c.get('scale_attn_weights') === false || c.get('scale_attn_by_inverse_layer_idx') === true)
+    c.fail(`only attention scaled by 1/sqrt(head size) is supported`);
   return {
     family: 'gpt2',
     dim,
@@ -61,4 +62,7 @@ function weights(config: ModelConfig, tensors: CheckpointTensors): Map<string, T
   return out;
 }
 
-export const gpt2: Family = { name: 'gpt2', hf: { architectures: ['GPT2LMHeadModel'], config, weights, layers: { key: 'n_layer', tensor: /^(?:transformer\.)?h\.(\d+)\./ } } };
+export const gpt2: Family = {
+  name: 'gpt2',
+  hf: { architectures: ['GPT2LMHeadModel'], config, weights, layers: { key: 'n_layer', tensor: /^(?:transformer\.)?h\.(\d+)\./ } },
+};

@@ -25,13 +25,15 @@ export const ggufFamilies: ReadonlyMap<string, Family> = new Map(families.flatMa
 export function familyWeights(mapping: FormatMapping, config: ModelConfig, tensors: CheckpointTensors, fields: ConfigFields): Map<string, TensorSource> {
   // the layer count is checked against the file before anything is sized or looped over by it
   const held = layersHeld(tensors.names(), mapping.layers.tensor);
-  if (config.nLayers > held) fields.fail(`${mapping.layers.key} is ${config.nLayers}, but the tensors hold ${held === 0 ? 'no layer' : `layers 0 to ${held - 1}`}`);
+  if (config.nLayers > held)
+    fields.fail(`${mapping.layers.key} is ${config.nLayers}, but the tensors hold ${held === 0 ? 'no layer' : `layers 0 to ${held - 1}`}`);
   const weights = mapping.weights(config, tensors, fields);
   const shapes = config.family === 'gpt2' ? gpt2WeightShapes(config) : llamaWeightShapes(config);
   for (const [name, shape] of shapes) {
     if (name === 'rope_cos' || name === 'rope_sin') continue;
     const t = weights.get(name) ?? tensors.fail(`no tensor for ${name}`);
-    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) tensors.fail(`${name} has shape [${t.shape.join(', ')}], the model reads [${shape.join(', ')}]`);
+    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))
+      tensors.fail(`${name} has shape [${t.shape.join(', ')}], the model reads [${shape.join(', ')}]`);
   }
   return weights;
 }

@@ -100,7 +100,8 @@ function hfConfig(c: ConfigFields, window: (c: ConfigFields) => unknown): Family
   const nHeads = c.int('num_attention_heads');
   const nKvHeads = c.int('num_key_value_heads', nHeads);
   if (nHeads % nKvHeads !== 0) c.fail(`num_key_value_heads ${nKvHeads} does not divide num_attention_heads ${nHeads}`);
-  if (c.get('head_dim') === undefined && dim % nHeads !== 0) c.fail(`num_attention_heads ${nHeads} does not divide hidden_size ${dim}, and no head_dim is given`);
+  if (c.get('head_dim') === undefined && dim % nHeads !== 0)
+    c.fail(`num_attention_heads ${nHeads} does not divide hidden_size ${dim}, and no head_dim is given`);
   const headSize = c.int('head_dim', dim / nHeads);
   if (headSize % 2 !== 0) c.fail(`head_dim ${headSize} is odd, and RoPE rotates pairs`);
   const partial = c.get('partial_rotary_factor');
@@ -158,13 +159,15 @@ function ropeScalingOf(rope: Record<string, unknown>, fail: (msg: string) => nev
 function ggufConfig(arch: string, m: ConfigFields): FamilyConfig {
   const key = (k: string): string => `${arch}.${k}`;
   const scaling = m.get(key('rope.scaling.type')) ?? 'none';
-  if (scaling !== 'none' && scaling !== 'linear') m.fail(`RoPE scaling ${excerpt(scaling)} is not supported (weft supports none, linear, and frequency factors in rope_freqs.weight)`);
+  if (scaling !== 'none' && scaling !== 'linear')
+    m.fail(`RoPE scaling ${excerpt(scaling)} is not supported (weft supports none, linear, and frequency factors in rope_freqs.weight)`);
   const ropeScaling: RopeScaling | undefined = scaling === 'linear' ? { kind: 'linear', factor: m.num(key('rope.scaling.factor')) } : undefined;
   const dim = m.int(key('embedding_length'));
   const nHeads = m.int(key('attention.head_count'));
   const nKvHeads = m.int(key('attention.head_count_kv'), nHeads);
   if (nHeads % nKvHeads !== 0) m.fail(`${nKvHeads} kv heads do not divide ${nHeads} heads`);
-  if (m.get(key('attention.key_length')) === undefined && dim % nHeads !== 0) m.fail(`${nHeads} heads do not divide embedding_length ${dim}, and no ${key('attention.key_length')} is given`);
+  if (m.get(key('attention.key_length')) === undefined && dim % nHeads !== 0)
+    m.fail(`${nHeads} heads do not divide embedding_length ${dim}, and no ${key('attention.key_length')} is given`);
   const headSize = m.int(key('attention.key_length'), dim / nHeads);
   const valueSize = m.int(key('attention.value_length'), headSize);
   if (valueSize !== headSize) m.fail(`${key('attention.value_length')} ${valueSize} differs from key_length ${headSize}, which weft does not support`);
@@ -223,7 +226,9 @@ function llamaWeights(
  * (j, j+hs/2) become adjacent (2j, 2j+1); attention scores are unchanged, since q and k are permuted alike.
  */
 function adjacentPairs(name: string, t: TensorSource, c: ModelConfig): TensorSource {
-  const heads = ({ wq: c.nHeads, bq: c.nHeads, wk: c.nKvHeads, bk: c.nKvHeads, q_norm: 1, k_norm: 1 } as Record<string, number>)[name.slice(name.lastIndexOf('.') + 1)];
+  const heads = ({ wq: c.nHeads, bq: c.nHeads, wk: c.nKvHeads, bk: c.nKvHeads, q_norm: 1, k_norm: 1 } as Record<string, number>)[
+    name.slice(name.lastIndexOf('.') + 1)
+  ];
   if (!heads) return t;
   const order: number[] = [];
   const half = c.headSize / 2;

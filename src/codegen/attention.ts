@@ -3,7 +3,18 @@
 // workgroupBarrier sits in uniform control flow, so any rows, keys and headSize ≤ 256 are safe.
 import * as A from '../affine.js';
 import type { Affine } from '../affine.js';
-import { f32Lit, kernelSource, preciseMath, subgroupBuiltins, u32Expr, wg, workgroupReduce, type KernelBinding, type KernelParts, type KernelSource } from './wgsl.js';
+import {
+  f32Lit,
+  kernelSource,
+  preciseMath,
+  subgroupBuiltins,
+  u32Expr,
+  wg,
+  workgroupReduce,
+  type KernelBinding,
+  type KernelParts,
+  type KernelSource,
+} from './wgsl.js';
 
 export interface AttentionSpec {
   /** the IR value computed; scratch buffers are named after it (`${name}.partial_o`, …) */
@@ -61,7 +72,6 @@ function workgroupThreads(o: AttentionOptions): number {
 const one = wg(1);
 const u = (n: number): string => `${n}u`;
 
-
 const read = (buffer: string, v: string): KernelBinding => ({ buffer, access: 'read', var: v, type: 'f32' });
 const write = (buffer: string, v: string): KernelBinding => ({ buffer, access: 'read_write', var: v, type: 'f32' });
 
@@ -92,7 +102,12 @@ export function attentionStorageBuffers(rows: Affine): number {
 
 export function attentionKernels(spec: AttentionSpec, o: AttentionOptions = defaultAttentionOptions): AttentionKernels {
   const { heads, kvHeads, headSize, contextLength } = spec;
-  for (const [what, n] of [['heads', heads], ['kvHeads', kvHeads], ['headSize', headSize], ['contextLength', contextLength]] as const) {
+  for (const [what, n] of [
+    ['heads', heads],
+    ['kvHeads', kvHeads],
+    ['headSize', headSize],
+    ['contextLength', contextLength],
+  ] as const) {
     if (!Number.isInteger(n) || n < 1) throw new Error(`attention ${spec.name}: ${what} must be a positive integer, is ${n}`);
   }
   if (heads % kvHeads !== 0) throw new Error(`attention ${spec.name}: ${heads} heads do not divide into ${kvHeads} kv heads`);

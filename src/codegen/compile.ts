@@ -119,7 +119,18 @@ export function compileGraph(graph: Graph, options: CodegenOptions = defaultCode
   };
   const nodes = new Map(graph.nodes.map((n) => [n.name, n]));
   const scheduled = scheduledKernels(graph);
-  const specs = new Map(scheduled.filter((k) => k.template === 'linear').map((k) => [k.name, linearSpec(k, k.members.map((m) => nodes.get(m)!), ctx)]));
+  const specs = new Map(
+    scheduled
+      .filter((k) => k.template === 'linear')
+      .map((k) => [
+        k.name,
+        linearSpec(
+          k,
+          k.members.map((m) => nodes.get(m)!),
+          ctx,
+        ),
+      ]),
+  );
   const linearWeights = new Set([...specs.values()].map((s) => s.w));
   for (const [name, format] of deviceFormats(graph, decodedWeights(graph, scheduled, specs), linearWeights, options)) formats.set(name, format);
   const kernels: PlanKernel[] = [];
@@ -149,19 +160,27 @@ export function compileGraph(graph: Graph, options: CodegenOptions = defaultCode
       const [scores, , mix] = members as [Extract<Op, { op: 'attn_scores' }>, Op, Extract<Op, { op: 'attn_mix' }>];
       const [, rows, keys] = scores.type.shape;
       const cache = graph.decls.find((d) => d.name === ctx.bufferOf(scores.args[1]))!;
-      const attn = attentionKernels({
-        name: mix.name,
-        q: ctx.bufferOf(scores.args[0]),
-        k: ctx.bufferOf(scores.args[1]),
-        v: ctx.bufferOf(mix.args[1]),
-        out: ctx.bufferOf(mix.name),
-        heads: mix.attrs.heads,
-        kvHeads: mix.attrs.kvHeads,
-        headSize: mix.attrs.headSize,
-        rows: rows!,
-        keys: keys!,
-        contextLength: constDim(cache.type.shape[0]!),
-      }, { maxInvocations: options.maxInvocations, maxWorkgroupBytes: Math.min(options.maxWorkgroupBytes, ATTENTION_BYTES), maxTile: options.attentionTile, subgroups: options.subgroups });
+      const attn = attentionKernels(
+        {
+          name: mix.name,
+          q: ctx.bufferOf(scores.args[0]),
+          k: ctx.bufferOf(scores.args[1]),
+          v: ctx.bufferOf(mix.args[1]),
+          out: ctx.bufferOf(mix.name),
+          heads: mix.attrs.heads,
+          kvHeads: mix.attrs.kvHeads,
+          headSize: mix.attrs.headSize,
+          rows: rows!,
+          keys: keys!,
+          contextLength: constDim(cache.type.shape[0]!),
+        },
+        {
+          maxInvocations: options.maxInvocations,
+          maxWorkgroupBytes: Math.min(options.maxWorkgroupBytes, ATTENTION_BYTES),
+          maxTile: options.attentionTile,
+          subgroups: options.subgroups,
+        },
+      );
       emitParts(k.name, 'attention', attn);
     } else if (k.template === 'elementwise') {
       emit(k.name, 'elementwise', elementwiseKernel(members, materialized, ctx));
@@ -211,10 +230,12 @@ function deviceFormats(graph: Graph, decoded: ReadonlySet<string>, linear: Reado
   for (const d of graph.decls) {
     if (!decoded.has(d.name) || d.type.shape.length !== 2) continue;
     const k = d.type.shape[1]!;
-    const convert = options.convert && linear.has(d.name) && A.isConstant(k) && k.c % weightFormats[options.convert].blockElements === 0 ? options.convert : undefined;
+    const convert =
+      options.convert && linear.has(d.name) && A.isConstant(k) && k.c % weightFormats[options.convert].blockElements === 0 ? options.convert : undefined;
     const wanted = (d.from ?? [d.name]).map((n) => convert ?? options.formats?.get(n) ?? 'f32');
     const format = weightFormats[wanted[0]!];
-    if (wanted.every((f) => f === format.name) && A.isConstant(k) && k.c % format.blockElements === 0 && format.name !== 'f32') formats.set(d.name, format.name);
+    if (wanted.every((f) => f === format.name) && A.isConstant(k) && k.c % format.blockElements === 0 && format.name !== 'f32')
+      formats.set(d.name, format.name);
   }
   return formats;
 }

@@ -9,7 +9,6 @@ import { f32Lit, kernelSource, preciseMath, u32Expr, wg, workgroupReduce, type K
 
 export type { KernelSource } from './wgsl.js';
 
-
 export interface KernelContext {
   typeOf(value: string): TensorType;
   /** the buffer that holds a value (a kv_write result lives in its cache) */
@@ -41,7 +40,6 @@ export function rowsCols(t: TensorType): { rows: Affine; cols: number } {
   }
   return { rows: A.scale(rows, factor), cols };
 }
-
 
 const read = (ctx: KernelContext, value: string, v: string, type: 'f32' | 'i32' = 'f32'): KernelBinding => ({
   buffer: ctx.bufferOf(value),

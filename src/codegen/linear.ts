@@ -46,7 +46,6 @@ export interface LinearSpec {
   readonly epilogue: LinearEpilogue;
 }
 
-
 export interface LinearOptions {
   /** how the kernel's weights are stored on the device (src/weights/formats.ts) */
   readonly weights: FormatName;
@@ -237,8 +236,7 @@ export function linearKernels(s: LinearSpec, o: LinearOptions = defaultLinearOpt
   }
 }
 
-const normScale = (sum: string, s: LinearSpec): string =>
-  `preciseDiv(1.0, preciseSqrt(preciseDiv(${sum}, ${f32Lit(s.k)}) + ${f32Lit(s.norm!.eps)}))`;
+const normScale = (sum: string, s: LinearSpec): string => `preciseDiv(1.0, preciseSqrt(preciseDiv(${sum}, ${f32Lit(s.k)}) + ${f32Lit(s.norm!.eps)}))`;
 
 function columnKernel(s: LinearSpec, o: LinearOptions): KernelSource {
   const THREADS = 64;
@@ -440,9 +438,7 @@ function tiledKernel(s: LinearSpec, o: LinearOptions, split?: { readonly splits:
   const comps = ['x', 'y', 'z', 'w'];
 
   // which w row feeds local tile column `c`, and whether it exists
-  const wRow = glu
-    ? (c: string): string => `select(${s.n / 2}u + base + ${c} - ${HALF}u, base + ${c}, ${c} < ${HALF}u)`
-    : (c: string): string => `base + ${c}`;
+  const wRow = glu ? (c: string): string => `select(${s.n / 2}u + base + ${c} - ${HALF}u, base + ${c}, ${c} < ${HALF}u)` : (c: string): string => `base + ${c}`;
   const wLive = glu ? (c: string): string => `base + ${c} % ${HALF}u < ${s.n / 2}u` : (c: string): string => `base + ${c} < ${s.n}u`;
 
   const scales = s.norm
@@ -487,14 +483,14 @@ function tiledKernel(s: LinearSpec, o: LinearOptions, split?: { readonly splits:
   const step = (k: string): string => `
       let b0 = Bs[${k} * ${BN / 4}u + tx];
       let b1 = Bs[${k} * ${BN / 4}u + ${TX}u + tx];${range(TM / 4)
-    .map(
-      (q) => `
+        .map(
+          (q) => `
       let a${q} = As[${k} * ${BM / 4}u + ty * ${TM / 4}u + ${q}u];
 ${range(4)
   .map((c) => `      acc0_${q * 4 + c} += a${q}.${comps[c]} * b0;\n      acc1_${q * 4 + c} += a${q}.${comps[c]} * b1;`)
   .join('\n')}`,
-    )
-    .join('')}`;
+        )
+        .join('')}`;
   const multiply = o.unroll
     ? range(BK)
         .map((k) => `    {${step(`${k}u`)}\n    }`)
@@ -538,7 +534,8 @@ ${multiply}
         body = [0, 1]
           .flatMap((h) =>
             range(4).map(
-              (c) => `if (base + ${h * HALF}u + tx * 4u + ${c}u < ${ep.units}u) { emit(row, base + ${h * HALF}u + tx * 4u + ${c}u, acc${h}_${i}.${comps[c]}, 0.0); }`,
+              (c) =>
+                `if (base + ${h * HALF}u + tx * 4u + ${c}u < ${ep.units}u) { emit(row, base + ${h * HALF}u + tx * 4u + ${c}u, acc${h}_${i}.${comps[c]}, 0.0); }`,
             ),
           )
           .join('\n      ');
@@ -589,8 +586,12 @@ ${range(bLoads)
   )
   .join('\n')}${scales}
 ${accs.map((a) => `  var ${a} = vec4<f32>(0.0);`).join('\n')}
-${range(aLoads).map((j) => `  var pa${j}: vec4<f32>;`).join('\n')}
-${range(bLoads).map((j) => `  var pb${j}: vec4<f32>;`).join('\n')}
+${range(aLoads)
+  .map((j) => `  var pa${j}: vec4<f32>;`)
+  .join('\n')}
+${range(bLoads)
+  .map((j) => `  var pb${j}: vec4<f32>;`)
+  .join('\n')}
 ${loop}${stores}
 }
 `;

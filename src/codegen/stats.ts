@@ -210,7 +210,15 @@ export function graphStats(graph: Graph, plan: Plan, options: { readonly env: En
   }
   const barriers = (graph.schedule ?? []).flatMap((item) =>
     item.item === 'barrier'
-      ? [{ reason: item.reason, producers: item.producers, consumers: item.consumers, buffers: item.buffers.map((b) => formatBuffer(graph, b)), unfused: item.unfused }]
+      ? [
+          {
+            reason: item.reason,
+            producers: item.producers,
+            consumers: item.consumers,
+            buffers: item.buffers.map((b) => formatBuffer(graph, b)),
+            unfused: item.unfused,
+          },
+        ]
       : [],
   );
   const activations = activationBytes(plan, env);
@@ -246,7 +254,9 @@ export function bytesText(n: number, exact = true): string {
 
 /** The stats for a reader: counts, each barrier with its reason, a kernel table, activation memory. */
 export function formatStats(s: GraphStats): string {
-  const env = Object.entries(s.env).map(([k, v]) => `${k}=${v}`).join(', ');
+  const env = Object.entries(s.env)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(', ');
   const perLayer = new Set(s.dispatchesPerLayer);
   const layers = perLayer.size === 1 ? `${[...perLayer][0]} per layer × ${s.layers}` : `per layer ${s.dispatchesPerLayer.join(', ')}`;
   const name = Math.max(6, ...s.kernels.map((k) => k.name.length));

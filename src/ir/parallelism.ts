@@ -5,7 +5,18 @@ import type { Op, Parallelism } from './types.js';
 
 export function parallelismOf(node: Op): Parallelism {
   return match<Op, Parallelism>(node)
-    .with({ op: 'embed' }, { op: 'rope' }, { op: 'kv_write' }, { op: 'add' }, { op: 'mul' }, { op: 'silu' }, { op: 'slice' }, { op: 'gelu' }, { op: 'add_bias' }, () => 'token-parallel')
+    .with(
+      { op: 'embed' },
+      { op: 'rope' },
+      { op: 'kv_write' },
+      { op: 'add' },
+      { op: 'mul' },
+      { op: 'silu' },
+      { op: 'slice' },
+      { op: 'gelu' },
+      { op: 'add_bias' },
+      () => 'token-parallel',
+    )
     .with({ op: 'rmsnorm' }, { op: 'head_rmsnorm' }, { op: 'layernorm' }, { op: 'softmax' }, { op: 'matmul' }, { op: 'argmax' }, () => 'row-reduction')
     .with({ op: 'attn_scores' }, { op: 'attn_mix' }, () => 'cross-token')
     .exhaustive();

@@ -20,7 +20,18 @@ function attrEntries(node: Op): readonly (readonly [string, number])[] {
     .with({ op: 'attn_scores' }, { op: 'attn_mix' }, (n) => n.attrs)
     .with({ op: 'softmax' }, (n) => n.attrs)
     .with({ op: 'slice' }, (n) => n.attrs)
-    .with({ op: 'embed' }, { op: 'matmul' }, { op: 'kv_write' }, { op: 'add' }, { op: 'mul' }, { op: 'silu' }, { op: 'gelu' }, { op: 'add_bias' }, { op: 'argmax' }, () => ({}))
+    .with(
+      { op: 'embed' },
+      { op: 'matmul' },
+      { op: 'kv_write' },
+      { op: 'add' },
+      { op: 'mul' },
+      { op: 'silu' },
+      { op: 'gelu' },
+      { op: 'add_bias' },
+      { op: 'argmax' },
+      () => ({}),
+    )
     .exhaustive();
   return opSignatures[node.op].attrs.map((a) => [a, attrs[a]!] as const);
 }

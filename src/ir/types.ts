@@ -62,7 +62,8 @@ export type Slice = Node<'slice', [x: string], { start: number; size: number }>;
 /** the column of each row's largest value, the first on ties (run.c's greedy choice): x [M, N] → i32 [M] */
 export type Argmax = Node<'argmax', [x: string]>;
 
-export type Op = Embed | RmsNorm | HeadRmsNorm | Matmul | Rope | KvWrite | AttnScores | Softmax | AttnMix | Add | Mul | Silu | Slice | LayerNorm | Gelu | AddBias | Argmax;
+export type Op =
+  Embed | RmsNorm | HeadRmsNorm | Matmul | Rope | KvWrite | AttnScores | Softmax | AttnMix | Add | Mul | Silu | Slice | LayerNorm | Gelu | AddBias | Argmax;
 export type OpName = Op['op'];
 
 export const elementwiseOps: ReadonlySet<OpName> = new Set(['add', 'mul', 'silu', 'gelu']);

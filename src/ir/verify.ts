@@ -65,7 +65,8 @@ export function verifyGraph(g: Graph): void {
     match(node)
       .with({ op: 'kv_write' }, (n) => {
         const cache = defined.get(n.args[0])!;
-        if (cache.kind !== 'state') fail(`${what}: cache %${n.args[0]} must be a state declaration, is ${cache.kind === 'node' ? 'a node' : `a ${cache.kind}`}`);
+        if (cache.kind !== 'state')
+          fail(`${what}: cache %${n.args[0]} must be a state declaration, is ${cache.kind === 'node' ? 'a node' : `a ${cache.kind}`}`);
       })
       .otherwise(() => {});
     checkSymbols(`%${node.name}`, node.type);
@@ -133,6 +134,17 @@ function checkAttrs(node: Op, fail: (msg: string) => never): void {
       if (!Number.isInteger(n.attrs.start) || n.attrs.start < 0) fail(`attr 'start' must be a non-negative integer, is ${n.attrs.start}`);
       positiveInt('size', n.attrs.size);
     })
-    .with({ op: 'embed' }, { op: 'matmul' }, { op: 'kv_write' }, { op: 'add' }, { op: 'mul' }, { op: 'silu' }, { op: 'gelu' }, { op: 'add_bias' }, { op: 'argmax' }, () => {})
+    .with(
+      { op: 'embed' },
+      { op: 'matmul' },
+      { op: 'kv_write' },
+      { op: 'add' },
+      { op: 'mul' },
+      { op: 'silu' },
+      { op: 'gelu' },
+      { op: 'add_bias' },
+      { op: 'argmax' },
+      () => {},
+    )
     .exhaustive();
 }

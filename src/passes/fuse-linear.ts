@@ -78,14 +78,19 @@ export const fuseLinear: Pass = {
         add?.op === 'add' && !outputs.has(mm.name) ? [add] : outputs.has(mm.name) ? [] : (gluEpilogue(mm, users) ?? qkvEpilogue(mm, users) ?? []);
       // widest first; a group that would bind more storage buffers than the adapter allows sheds its
       // epilogue, then its prologue
-      const candidates = [
-        [...prologue, mm, ...epilogue],
-        [...prologue, mm],
-        [mm, ...epilogue],
-        [mm],
-      ].filter((c) => storageBuffers(g, c, users, outputs) <= ctx.maxStorageBuffers);
+      const candidates = [[...prologue, mm, ...epilogue], [...prologue, mm], [mm, ...epilogue], [mm]].filter(
+        (c) => storageBuffers(g, c, users, outputs) <= ctx.maxStorageBuffers,
+      );
       for (const c of candidates) {
-        const merged = c.length > 1 ? mergeKernels(kernels, c.map((n) => n.name), mm.name, 'linear') : undefined;
+        const merged =
+          c.length > 1
+            ? mergeKernels(
+                kernels,
+                c.map((n) => n.name),
+                mm.name,
+                'linear',
+              )
+            : undefined;
         if (merged) {
           kernels = merged;
           break;

@@ -68,40 +68,40 @@ function explain(g: Graph, nodes: Map<string, Op>, consumer: KernelItem, hazards
 
 /** The kernels in order with a barrier before each one that depends on the segment before it. */
 export function placeBarriers(g: Graph, kernels: readonly KernelItem[]): ScheduleItem[] {
-    const unscheduled: Graph = { ...g, schedule: kernels };
-    const access = kernelAccess(unscheduled);
-    const nodes = nodeMap(g);
-    const schedule: ScheduleItem[] = [];
-    let segment: KernelItem[] = [];
-    for (const k of kernels) {
-      const mine = access.get(k.name)!;
-      const hazards = segment.flatMap((p) => {
-        const theirs = access.get(p.name)!;
-        const found: Hazard[] = [];
-        for (const b of mine.reads) if (theirs.writes.has(b)) found.push({ producer: p, buffer: b, kind: 'read-after-write' });
-        for (const b of mine.writes) {
-          if (theirs.reads.has(b)) found.push({ producer: p, buffer: b, kind: 'write-after-read' });
-          else if (theirs.writes.has(b)) found.push({ producer: p, buffer: b, kind: 'write-after-write' });
-        }
-        return found;
-      });
-      if (hazards.length > 0) {
-        const { reason, unfused } = explain(unscheduled, nodes, k, hazards);
-        const barrier: BarrierItem = {
-          item: 'barrier',
-          reason,
-          producers: [...new Set(hazards.map((h) => h.producer.name))],
-          consumers: [k.name],
-          buffers: [...new Set(hazards.map((h) => h.buffer))],
-          unfused,
-        };
-        schedule.push(barrier);
-        segment = [];
+  const unscheduled: Graph = { ...g, schedule: kernels };
+  const access = kernelAccess(unscheduled);
+  const nodes = nodeMap(g);
+  const schedule: ScheduleItem[] = [];
+  let segment: KernelItem[] = [];
+  for (const k of kernels) {
+    const mine = access.get(k.name)!;
+    const hazards = segment.flatMap((p) => {
+      const theirs = access.get(p.name)!;
+      const found: Hazard[] = [];
+      for (const b of mine.reads) if (theirs.writes.has(b)) found.push({ producer: p, buffer: b, kind: 'read-after-write' });
+      for (const b of mine.writes) {
+        if (theirs.reads.has(b)) found.push({ producer: p, buffer: b, kind: 'write-after-read' });
+        else if (theirs.writes.has(b)) found.push({ producer: p, buffer: b, kind: 'write-after-write' });
       }
-      schedule.push(k);
-      segment.push(k);
+      return found;
+    });
+    if (hazards.length > 0) {
+      const { reason, unfused } = explain(unscheduled, nodes, k, hazards);
+      const barrier: BarrierItem = {
+        item: 'barrier',
+        reason,
+        producers: [...new Set(hazards.map((h) => h.producer.name))],
+        consumers: [k.name],
+        buffers: [...new Set(hazards.map((h) => h.buffer))],
+        unfused,
+      };
+      schedule.push(barrier);
+      segment = [];
     }
-    return schedule;
+    schedule.push(k);
+    segment.push(k);
+  }
+  return schedule;
 }
 
 export const insertBarriers: Pass = {

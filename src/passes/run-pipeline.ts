@@ -4,12 +4,7 @@ import type { Graph } from '../ir/types.js';
 import { verifyGraph } from '../ir/verify.js';
 import { defaultPassContext, type Pass, type PassContext } from './pass.js';
 
-export function runPipeline(
-  graph: Graph,
-  passes: readonly Pass[],
-  ctx: PassContext = defaultPassContext,
-  after?: (pass: Pass, graph: Graph) => void,
-): Graph {
+export function runPipeline(graph: Graph, passes: readonly Pass[], ctx: PassContext = defaultPassContext, after?: (pass: Pass, graph: Graph) => void): Graph {
   verifyGraph(graph);
   let g = graph;
   for (const p of passes) {

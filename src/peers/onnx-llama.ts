@@ -72,7 +72,9 @@ class OnnxGraphBuilder {
 /** The ONNX model of `config` with `weights` (names and shapes from llamaWeightShapes). */
 export function llamaOnnx(c: ModelConfig, weights: ReadonlyMap<string, Float32Array>): OnnxModel {
   if (c.family !== 'llama' || c.attentionBias || c.qkNorm) {
-    throw new Error(`the ONNX peer builds plain llama models, not ${c.family}${c.attentionBias ? ' with attention biases' : c.qkNorm ? ' with q/k norms' : ''}`);
+    throw new Error(
+      `the ONNX peer builds plain llama models, not ${c.family}${c.attentionBias ? ' with attention biases' : c.qkNorm ? ' with q/k norms' : ''}`,
+    );
   }
   const hs = c.headSize;
   const kvDim = c.nKvHeads * hs;
@@ -117,7 +119,10 @@ export function llamaOnnx(c: ModelConfig, weights: ReadonlyMap<string, Float32Ar
     return g.op(out, 'Reshape', [g.op(`${out}.rotated`, 'Concat', [y0, y1], { axis: 3 }), g.ints(-1, heads * hs)]);
   };
   // Additive causal mask [T, P+T]: key j is hidden from the query at position p when j > p
-  const keyPositions = g.op('key_positions', 'Unsqueeze', [g.op('key_range', 'Range', [g.constant('int64', [], [0]), end, g.constant('int64', [], [1])]), g.ints(0)]);
+  const keyPositions = g.op('key_positions', 'Unsqueeze', [
+    g.op('key_range', 'Range', [g.constant('int64', [], [0]), end, g.constant('int64', [], [1])]),
+    g.ints(0),
+  ]);
   const queryPositions = g.op('query_positions', 'Unsqueeze', [positions, g.ints(1)]);
   const hidden = g.op('hidden', 'Greater', [keyPositions, queryPositions]);
   const mask = g.op('mask', 'Where', [hidden, g.scalar(-3.4028234663852886e38), g.scalar(0)]);

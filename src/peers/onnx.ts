@@ -150,7 +150,10 @@ class OnnxLlama {
       return { logits: (await results.logits!.getData()) as Float32Array, results };
     });
     for (const t of cache) t.dispose();
-    const grown = Array.from({ length: this.config.nLayers }, (_, l) => cacheNames(l)).flatMap((n) => [out.results[n.presentKey]!, out.results[n.presentValue]!]);
+    const grown = Array.from({ length: this.config.nLayers }, (_, l) => cacheNames(l)).flatMap((n) => [
+      out.results[n.presentKey]!,
+      out.results[n.presentValue]!,
+    ]);
     return { logits: out.logits, cache: grown };
   }
 

@@ -103,22 +103,30 @@ export async function timePeer<Cache>(
   const prefill: Record<string, number> = {};
   for (const n of o.promptTokens) {
     const prompt = benchPrompt(n, vocabSize, first);
-    const ms = await timeRuns(async () => {
-      const t0 = performance.now();
-      const { cache } = await m.run(prompt, undefined);
-      const elapsed = performance.now() - t0;
-      m.dispose(cache);
-      return elapsed;
-    }, o.runs, o.warmupSeconds);
+    const ms = await timeRuns(
+      async () => {
+        const t0 = performance.now();
+        const { cache } = await m.run(prompt, undefined);
+        const elapsed = performance.now() - t0;
+        m.dispose(cache);
+        return elapsed;
+      },
+      o.runs,
+      o.warmupSeconds,
+    );
     prefill[n] = n / (ms / 1000);
   }
-  const stepMs = await timeRuns(async () => {
-    let { logits, cache } = await m.run([first], undefined);
-    const t0 = performance.now();
-    for (let s = 0; s < o.decodeTokens; s++) ({ logits, cache } = await m.run([argmax(logits)], cache));
-    const elapsed = (performance.now() - t0) / o.decodeTokens;
-    m.dispose(cache);
-    return elapsed;
-  }, o.runs, o.warmupSeconds);
+  const stepMs = await timeRuns(
+    async () => {
+      let { logits, cache } = await m.run([first], undefined);
+      const t0 = performance.now();
+      for (let s = 0; s < o.decodeTokens; s++) ({ logits, cache } = await m.run([argmax(logits)], cache));
+      const elapsed = (performance.now() - t0) / o.decodeTokens;
+      m.dispose(cache);
+      return elapsed;
+    },
+    o.runs,
+    o.warmupSeconds,
+  );
   return { prefill_tokens_per_s: prefill, decode_tokens_per_s: 1000 / stepMs };
 }

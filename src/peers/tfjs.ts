@@ -92,7 +92,10 @@ function uploadWeights(c: ModelConfig, weights: ReadonlyMap<string, Float32Array
   /** [out, in] blocks (each times a scale) stacked along out, transposed to [in, out] and its rows scaled by the weight `norm` */
   const inputMajor = (norm: string | undefined, ...blocks: [name: string, rows: number, scale: number][]): tf.Tensor2D =>
     tf.tidy(() => {
-      const stacked = tf.concat(blocks.map(([name, rows, scale]) => tf.mul(tf.tensor2d(read(name), [rows, read(name).length / rows]), scale)), 0);
+      const stacked = tf.concat(
+        blocks.map(([name, rows, scale]) => tf.mul(tf.tensor2d(read(name), [rows, read(name).length / rows]), scale)),
+        0,
+      );
       const t = tf.transpose(stacked) as tf.Tensor2D;
       return norm ? tf.mul(t, tf.reshape(vector(norm), [-1, 1])) : t;
     });
@@ -148,8 +151,7 @@ function forward(
   const sin = tf.gather(m.ropeSin, positions);
   const mask = T > 1 ? tf.slice(m.causalMask, [start, 0], [T, keys]) : undefined;
   /** [T, kvDim] → [kvHeads, T, hs] */
-  const headsFirst = (t: tf.Tensor2D): tf.Tensor3D =>
-    T === 1 ? tf.reshape(t, [kvHeads, 1, hs]) : tf.transpose(tf.reshape(t, [T, kvHeads, hs]), [1, 0, 2]);
+  const headsFirst = (t: tf.Tensor2D): tf.Tensor3D => (T === 1 ? tf.reshape(t, [kvHeads, 1, hs]) : tf.transpose(tf.reshape(t, [T, kvHeads, hs]), [1, 0, 2]));
 
   let x: tf.Tensor2D = tf.gather(m.embeddings, tf.tensor1d(Array.from(ids), 'int32'));
   const grown: KvCache = { k: [], v: [] };
@@ -191,7 +193,8 @@ class TfjsLlama {
   ) {}
 
   static async open(config: ModelConfig, weights: ReadonlyMap<string, Float32Array>, positions: number, backend?: string): Promise<TfjsLlama> {
-    if (config.family !== 'llama' || config.qkNorm) throw new Error(`the tfjs peer runs the llama family without q/k norms, not ${config.family}${config.qkNorm ? ' with them' : ''}`);
+    if (config.family !== 'llama' || config.qkNorm)
+      throw new Error(`the tfjs peer runs the llama family without q/k norms, not ${config.family}${config.qkNorm ? ' with them' : ''}`);
     if (positions > config.seqLen) throw new Error(`${positions} positions are beyond the model's context of ${config.seqLen}`);
     const gpu = await openGpu({ backend });
     try {

@@ -60,11 +60,14 @@ export class ResidentBuffers {
 
   private write(buf: GPUBuffer, bytes: Uint8Array): void {
     // writeBuffer takes whole 4-byte words
-    const data = bytes.length % 4 === 0 ? bytes : (() => {
-      const padded = new Uint8Array(Math.ceil(bytes.length / 4) * 4);
-      padded.set(bytes);
-      return padded;
-    })();
+    const data =
+      bytes.length % 4 === 0
+        ? bytes
+        : (() => {
+            const padded = new Uint8Array(Math.ceil(bytes.length / 4) * 4);
+            padded.set(bytes);
+            return padded;
+          })();
     this.gpu.device.queue.writeBuffer(buf, 0, data.buffer, data.byteOffset, data.byteLength);
   }
 
@@ -115,7 +118,8 @@ export class ResidentBuffers {
     for (const plan of plans) {
       for (const b of plan.buffers) if ((b.role === 'weight' || b.role === 'state') && !this.buffers.has(b.name)) pending.set(b.name, b);
     }
-    const sizeOf = (b: PlanBuffer): number => (b.dtype === 'i32' ? 4 * elements(b, {}) : planeOffsets(weightFormats[b.dtype], elements(b, {}) / weightFormats[b.dtype].blockElements).bytes);
+    const sizeOf = (b: PlanBuffer): number =>
+      b.dtype === 'i32' ? 4 * elements(b, {}) : planeOffsets(weightFormats[b.dtype], elements(b, {}) / weightFormats[b.dtype].blockElements).bytes;
     const total = [...pending.values()].reduce((n, b) => n + sizeOf(b), 0);
     let done = 0;
     let unwaited = 0;
@@ -337,7 +341,8 @@ export class PlanExecutor {
         if (name === fed) continue;
         throw new Error(`${this.plan.graph}: input %${name} is missing`);
       }
-      if (data.length !== elements(spec, env)) throw new Error(`${this.plan.graph}: input %${name} has ${data.length} elements, expected ${elements(spec, env)}`);
+      if (data.length !== elements(spec, env))
+        throw new Error(`${this.plan.graph}: input %${name} has ${data.length} elements, expected ${elements(spec, env)}`);
     }
     device.queue.writeBuffer(this.uniform, 0, new Uint32Array([...uniformSymbols.map((s) => env[s] ?? 0), 0, 0]));
     for (const name of this.plan.inputs) {

@@ -70,7 +70,9 @@ export function checkGenerateOptions(o: GenerateOptions, vocabSize: number, cont
   }
   if (o.promptIds.length === 0) throw new Error(`the prompt has no tokens`);
   if (start + o.promptIds.length > contextLength) {
-    throw new Error(`the prompt has ${o.promptIds.length} tokens${start ? ` after ${start} positions` : ''}, longer than the model's context of ${contextLength}`);
+    throw new Error(
+      `the prompt has ${o.promptIds.length} tokens${start ? ` after ${start} positions` : ''}, longer than the model's context of ${contextLength}`,
+    );
   }
   o.promptIds.forEach((id, i) => {
     if (!Number.isInteger(id) || id < 0 || id >= vocabSize) throw new Error(`prompt token ${i} is ${id}, outside the vocabulary 0..${vocabSize - 1}`);

@@ -145,10 +145,7 @@ async function findAdapter(options: GpuOptions): Promise<Found> {
     if (typeof r !== 'string') return r;
     tried.push(r);
   }
-  throw new Error(
-    `no WebGPU adapter (${tried.join('; ')}); without a GPU, install Debian's chromium and libvulkan1 ` +
-      `(SwiftShader, ${swiftShaderIcd})`,
-  );
+  throw new Error(`no WebGPU adapter (${tried.join('; ')}); without a GPU, install Debian's chromium and libvulkan1 ` + `(SwiftShader, ${swiftShaderIcd})`);
 }
 
 /** An adapter's name as weft reports it: vendor, architecture, device and description, where given. */

@@ -64,7 +64,9 @@ function usableLibrary(json: Record<string, unknown>, config: Record<string, unk
     };
     if (fails(bare)) return fail(`the tokenizers library cannot use its model or added_tokens${typeText(json.model)}`);
     const part = PARTS.find((p) => fails({ ...bare, [p]: json[p] }));
-    return fail(part ? `the tokenizers library cannot use its ${part}${typeText(json[part])}` : `the tokenizers library cannot use its ${PARTS.join(', ')} together`);
+    return fail(
+      part ? `the tokenizers library cannot use its ${part}${typeText(json[part])}` : `the tokenizers library cannot use its ${PARTS.join(', ')} together`,
+    );
   }
 }
 

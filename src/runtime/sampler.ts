@@ -42,7 +42,12 @@ export class Sampler {
   readonly topp: number;
   private readonly rng: Xorshift64Star;
 
-  constructor(readonly vocabSize: number, temperature: number, topp: number, seed: number) {
+  constructor(
+    readonly vocabSize: number,
+    temperature: number,
+    topp: number,
+    seed: number,
+  ) {
     if (!Number.isInteger(vocabSize) || vocabSize <= 0) {
       throw new Error(`sampler: vocabulary size must be a positive integer, got ${vocabSize}`);
     }

@@ -269,11 +269,7 @@ function compareBytes(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-type Entry =
-  | { kind: 'ok'; start: number; end: number; length: number }
-  | { kind: 'end' }
-  | { kind: 'truncated' }
-  | { kind: 'bad-length'; length: number };
+type Entry = { kind: 'ok'; start: number; end: number; length: number } | { kind: 'end' } | { kind: 'truncated' } | { kind: 'bad-length'; length: number };
 
 function readEntry(view: DataView, offset: number): Entry {
   if (offset === view.byteLength) return { kind: 'end' };

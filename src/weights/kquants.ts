@@ -26,7 +26,15 @@ const clamp = (v: number, lo: number, hi: number): number => Math.max(lo, Math.m
  * ggml's make_qkx2_quants with squared error: value ≈ scale·L − min for L in 0..nmax; tries nstep + 1 scales
  * (nmax + rmin + rdelta·step over the range) and keeps the least weighted error. Writes the quants; min ≥ 0.
  */
-function scaleMinQuants(x: Float32Array, weights: Float32Array, nmax: number, quants: Uint8Array, rmin: number, rdelta: number, nstep: number): { scale: number; min: number } {
+function scaleMinQuants(
+  x: Float32Array,
+  weights: Float32Array,
+  nmax: number,
+  quants: Uint8Array,
+  rmin: number,
+  rdelta: number,
+  nstep: number,
+): { scale: number; min: number } {
   const n = x.length;
   let min = x[0]!;
   let max = x[0]!;
@@ -211,7 +219,12 @@ function quantizeScaleMin(x: Float32Array, nmax: number, rmin: number, nstep: nu
 }
 
 /** Values of sub-block pairs (64 elements) of Q4_K / Q5_K: `quant(g, l, high)` is element 64g + 32·high + l's quant. */
-function dequantizeScaleMin(file: Uint8Array, count: number, blockBytes: number, quant: (o: number, g: number, l: number, high: boolean) => number): Float32Array {
+function dequantizeScaleMin(
+  file: Uint8Array,
+  count: number,
+  blockBytes: number,
+  quant: (o: number, g: number, l: number, high: boolean) => number,
+): Float32Array {
   const out = new Float32Array(count);
   for (let b = 0; b < count / SUPER_BLOCK; b++) {
     const o = b * blockBytes;
@@ -265,7 +278,8 @@ export const q4_k: WeightFormat = {
   blockElements: SUPER_BLOCK,
   blockBytes: 144,
   planes: [144],
-  dequantize: (file, count) => dequantizeScaleMin(file, count, 144, (o, g, l, high) => (high ? file[o + 16 + 32 * g + l]! >> 4 : file[o + 16 + 32 * g + l]! & 0xf)),
+  dequantize: (file, count) =>
+    dequantizeScaleMin(file, count, 144, (o, g, l, high) => (high ? file[o + 16 + 32 * g + l]! >> 4 : file[o + 16 + 32 * g + l]! & 0xf)),
   /** ggml's quantize_row_q4_K_ref */
   encode(x) {
     const out = new Uint8Array(superBlocks('q4_k', x.length) * 144);
@@ -289,7 +303,11 @@ export const q4_k: WeightFormat = {
   return (dm.x * f32(sc)) * ${byteFloats('q')} - dm.y * f32(m);
 }`,
     scalarType: 'u32',
-    scalar: () => scaleMinScalar('(i >> 8u) * 36u', 'extractBits(w[(i >> 8u) * 36u + 4u + 8u * ((i >> 6u) & 3u) + ((i >> 2u) & 7u)], 8u * (i & 3u) + 4u * ((i >> 5u) & 1u), 4u)'),
+    scalar: () =>
+      scaleMinScalar(
+        '(i >> 8u) * 36u',
+        'extractBits(w[(i >> 8u) * 36u + 4u + 8u * ((i >> 6u) & 3u) + ((i >> 2u) & 7u)], 8u * (i & 3u) + 4u * ((i >> 5u) & 1u), 4u)',
+      ),
   },
 };
 

@@ -45,35 +45,47 @@ const openFinding = (reader: ReaderName, o: Outcome & { kind: 'unclean' }) =>
 
 describe('fuzz', () => {
   for (const reader of readers) {
-    it(`${reader}: every case is accepted or one clean error`, async () => {
-      const seeds = seedsOf(reader);
-      const count = only === undefined ? cases : 1;
-      const make = (i: number) => makeCase(reader, seeds, seed, only ?? i);
-      const unclean: string[] = [];
-      const open = new Map<string, number>();
-      const toSave: { c: Case & { seedName: string }; reason: string; message: string; index: number }[] = [];
-      const tally = { accepted: 0, clean: 0, unclean: 0 };
-      const started = performance.now();
-      await pool.runAll(count, make, (i, c, o) => {
-        tally[o.kind]++;
-        if (o.kind !== 'unclean') return;
-        const index = only ?? i;
-        if (save) toSave.push({ c, reason: o.reason, message: o.message, index });
-        const known = openFinding(reader, o);
-        if (known) {
-          open.set(known.finding, (open.get(known.finding) ?? 0) + 1);
-          return;
+    it(
+      `${reader}: every case is accepted or one clean error`,
+      async () => {
+        const seeds = seedsOf(reader);
+        const count = only === undefined ? cases : 1;
+        const make = (i: number) => makeCase(reader, seeds, seed, only ?? i);
+        const unclean: string[] = [];
+        const open = new Map<string, number>();
+        const toSave: { c: Case & { seedName: string }; reason: string; message: string; index: number }[] = [];
+        const tally = { accepted: 0, clean: 0, unclean: 0 };
+        const started = performance.now();
+        await pool.runAll(count, make, (i, c, o) => {
+          tally[o.kind]++;
+          if (o.kind !== 'unclean') return;
+          const index = only ?? i;
+          if (save) toSave.push({ c, reason: o.reason, message: o.message, index });
+          const known = openFinding(reader, o);
+          if (known) {
+            open.set(known.finding, (open.get(known.finding) ?? 0) + 1);
+            return;
+          }
+          unclean.push(
+            `  case ${index} (seed input ${c.seedName}): ${o.reason}${o.message ? `: ${excerpt(o.message)}` : ''}\n    FUZZ_SEED=${seed} FUZZ_READERS=${reader} FUZZ_CASE=${index} npx vitest run test/fuzz/fuzz.test.ts`,
+          );
+        });
+        const seconds = ((performance.now() - started) / 1000).toFixed(1);
+        for (const { c, reason, message, index } of toSave) {
+          saveCase(await minimize(pool, c, reason), `seed${seed}-case${index}`, { seed, index, seedInput: c.seedName, reason, message: excerpt(message, 300) });
         }
-        unclean.push(`  case ${index} (seed input ${c.seedName}): ${o.reason}${o.message ? `: ${excerpt(o.message)}` : ''}\n    FUZZ_SEED=${seed} FUZZ_READERS=${reader} FUZZ_CASE=${index} npx vitest run test/fuzz/fuzz.test.ts`);
-      });
-      const seconds = ((performance.now() - started) / 1000).toFixed(1);
-      for (const { c, reason, message, index } of toSave) {
-        saveCase(await minimize(pool, c, reason), `seed${seed}-case${index}`, { seed, index, seedInput: c.seedName, reason, message: excerpt(message, 300) });
-      }
-      const openLines = [...open].map(([finding, n]) => `  ${n} in open finding ${finding}`);
-      console.log([`${reader}: ${count} cases, ${tally.accepted} accepted, ${tally.clean} clean errors, ${tally.unclean} unclean (${seconds} s, seed ${seed})`, ...openLines, ...unclean].join('\n'));
-      expect(unclean).toEqual([]);
-    }, 60_000 + cases * 500);
+        const openLines = [...open].map(([finding, n]) => `  ${n} in open finding ${finding}`);
+        console.log(
+          [
+            `${reader}: ${count} cases, ${tally.accepted} accepted, ${tally.clean} clean errors, ${tally.unclean} unclean (${seconds} s, seed ${seed})`,
+            ...openLines,
+            ...unclean,
+          ].join('\n'),
+        );
+        expect(unclean).toEqual([]);
+      },
+      60_000 + cases * 500,
+    );
   }
 });
 
@@ -89,7 +101,11 @@ const saved = existsSync(regressions)
 describe('fuzz regressions', () => {
   for (const { reader, name, dir } of saved) {
     const about = JSON.parse(readFileSync(join(dir, 'case.json'), 'utf8')) as { params?: Record<string, unknown>; known?: string };
-    const files = Object.fromEntries(readdirSync(dir).filter((f) => f !== 'case.json').map((f) => [f, new Uint8Array(readFileSync(join(dir, f)))]));
+    const files = Object.fromEntries(
+      readdirSync(dir)
+        .filter((f) => f !== 'case.json')
+        .map((f) => [f, new Uint8Array(readFileSync(join(dir, f)))]),
+    );
     const replay = about.known ? it.fails : it;
     replay(`${reader}/${name}${about.known ? ` (known: ${about.known})` : ''}`, async () => {
       const [outcome] = await pool.runAll(1, () => ({ reader, files, params: about.params ?? {} }));

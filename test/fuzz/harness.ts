@@ -7,7 +7,17 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 
 /** The readers fuzzed, as reader-worker.mjs names them. */
-export const readerNames = ['llama2c', 'llama2c-tokenizer', 'safetensors', 'safetensors-index', 'config-json', 'gguf', 'tokenizer-json', 'ir', 'chat-template'] as const;
+export const readerNames = [
+  'llama2c',
+  'llama2c-tokenizer',
+  'safetensors',
+  'safetensors-index',
+  'config-json',
+  'gguf',
+  'tokenizer-json',
+  'ir',
+  'chat-template',
+] as const;
 export type ReaderName = (typeof readerNames)[number];
 
 /** How a seed's target file is mutated. */
@@ -141,7 +151,42 @@ const utf8 = new TextEncoder();
 const fromUtf8 = (b: Uint8Array): string => new TextDecoder().decode(b);
 
 /** Pieces of the text grammars fuzzed (IR text, Jinja) worth inserting whole. */
-const textTokens = ['{%', '%}', '{{', '}}', '{#', '#}', 'for', 'endfor', 'if', 'endif', 'set', 'range(', ')', '(', '[', ']', ',', '%', '=', ':', '"', "'", '\\', '|', '-', 'f32', 'i32', '%x', '->', '\n', '\0', '\u001b', '\u2028', '\uFFFD'];
+const textTokens = [
+  '{%',
+  '%}',
+  '{{',
+  '}}',
+  '{#',
+  '#}',
+  'for',
+  'endfor',
+  'if',
+  'endif',
+  'set',
+  'range(',
+  ')',
+  '(',
+  '[',
+  ']',
+  ',',
+  '%',
+  '=',
+  ':',
+  '"',
+  "'",
+  '\\',
+  '|',
+  '-',
+  'f32',
+  'i32',
+  '%x',
+  '->',
+  '\n',
+  '\0',
+  '\u001b',
+  '\u2028',
+  '\uFFFD',
+];
 
 type TextOp = (s: string, r: Rng) => string;
 export const textOps: Readonly<Record<string, TextOp>> = {
@@ -176,7 +221,11 @@ export const textOps: Readonly<Record<string, TextOp>> = {
   deepNesting: (s, r) => {
     const at = r.below(s.length + 1);
     const n = r.pick([100, 1000, 10000]);
-    const [open, close] = r.pick([['(', ')'], ['[', ']'], ['{{ (', ') }}']] as const);
+    const [open, close] = r.pick([
+      ['(', ')'],
+      ['[', ']'],
+      ['{{ (', ') }}'],
+    ] as const);
     return s.slice(0, at) + open.repeat(n) + '1' + close.repeat(n) + s.slice(at);
   },
   hugeToken: (s, r) => {
@@ -376,9 +425,14 @@ export const ggufOps: Readonly<Record<string, ByteOp>> = {
     const { fields } = ggufFields(b);
     if (fields.length === 0) return b;
     const f = r.pick(fields);
-    const old = f.width === 4 ? new DataView(b.buffer, b.byteOffset).getUint32(f.at, true) : Number(new DataView(b.buffer, b.byteOffset).getBigUint64(f.at, true));
+    const old =
+      f.width === 4 ? new DataView(b.buffer, b.byteOffset).getUint32(f.at, true) : Number(new DataView(b.buffer, b.byteOffset).getBigUint64(f.at, true));
     const values =
-      f.role === 'type' ? [0, 7, 8, 9, 10, 12, 13, 14, 2 ** 31, 2 ** 32 - 1] : f.role === 'dims' ? [0, 1, 2, 4, 5, 2 ** 32 - 1] : [...boundaryValues, old + 1, old - 1, old * 2];
+      f.role === 'type'
+        ? [0, 7, 8, 9, 10, 12, 13, 14, 2 ** 31, 2 ** 32 - 1]
+        : f.role === 'dims'
+          ? [0, 1, 2, 4, 5, 2 ** 32 - 1]
+          : [...boundaryValues, old + 1, old - 1, old * 2];
     const out = b.slice();
     out.set(intBytes(r.pick(values), f.width), f.at);
     return out;
@@ -627,6 +681,8 @@ export async function minimize<C extends Case>(pool: CasePool, c: C, reason: str
 
 /** One line for a message in a report: escaped, at most `n` characters. */
 export const excerpt = (message: string, n = 160): string => {
-  const s = JSON.stringify(message).slice(1, -1).replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  const s = JSON.stringify(message)
+    .slice(1, -1)
+    .replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   return s.length > n ? `${s.slice(0, n - 3)}...` : s;
 };

@@ -6,20 +6,29 @@ import { parentPort } from 'node:worker_threads';
 
 const dist = new URL('../../dist/', import.meta.url);
 const load = (path) => import(new URL(path, dist).href);
-const [{ readLlama2c }, { Tokenizer }, { readSafetensors }, { readHuggingFace }, { readGguf, ggufTokenizer }, { HfTokenizer }, { parseModule }, { printModule }, { chatTemplate }] =
-  await Promise.all(
-    [
-      'models/llama2c.js',
-      'src/runtime/tokenizer.js',
-      'models/safetensors.js',
-      'models/huggingface.js',
-      'models/gguf.js',
-      'src/runtime/hf-tokenizer.js',
-      'src/ir/parse.js',
-      'src/ir/print.js',
-      'models/chat-template.js',
-    ].map(load),
-  );
+const [
+  { readLlama2c },
+  { Tokenizer },
+  { readSafetensors },
+  { readHuggingFace },
+  { readGguf, ggufTokenizer },
+  { HfTokenizer },
+  { parseModule },
+  { printModule },
+  { chatTemplate },
+] = await Promise.all(
+  [
+    'models/llama2c.js',
+    'src/runtime/tokenizer.js',
+    'models/safetensors.js',
+    'models/huggingface.js',
+    'models/gguf.js',
+    'src/runtime/hf-tokenizer.js',
+    'src/ir/parse.js',
+    'src/ir/print.js',
+    'models/chat-template.js',
+  ].map(load),
+);
 
 /** One encode and one streamed decode of a short text, as a first prompt would have. */
 function exercise(tokenizer) {
@@ -39,7 +48,10 @@ const messages = [
 /** Each reader: the file (or folder) it is given, and what it does with it. */
 const readers = {
   llama2c: (dir) => [join(dir, 'model.bin'), (path) => readLlama2c(path)],
-  'llama2c-tokenizer': (dir, params) => [join(dir, 'tokenizer.bin'), (path) => exercise(Tokenizer.fromBytes(new Uint8Array(readFileSync(path)), params.vocabSize, path))],
+  'llama2c-tokenizer': (dir, params) => [
+    join(dir, 'tokenizer.bin'),
+    (path) => exercise(Tokenizer.fromBytes(new Uint8Array(readFileSync(path)), params.vocabSize, path)),
+  ],
   safetensors: (dir) => [join(dir, 'model.safetensors'), (path) => readSafetensors(path)],
   'safetensors-index': (dir) => [dir, (path) => readHuggingFace(path)],
   'config-json': (dir) => [dir, (path) => readHuggingFace(path)],
@@ -51,7 +63,10 @@ const readers = {
       if (tokenizer) exercise(tokenizer);
     },
   ],
-  'tokenizer-json': (dir, params) => [join(dir, 'tokenizer.json'), (path) => exercise(HfTokenizer.fromJson(readFileSync(path, 'utf8'), params.vocabSize, path))],
+  'tokenizer-json': (dir, params) => [
+    join(dir, 'tokenizer.json'),
+    (path) => exercise(HfTokenizer.fromJson(readFileSync(path, 'utf8'), params.vocabSize, path)),
+  ],
   ir: (dir) => [join(dir, 'graph.ir'), (path) => printModule(parseModule(readFileSync(path, 'utf8'), path))],
   'chat-template': (dir) => [
     join(dir, 'template.jinja'),

