@@ -48,7 +48,9 @@ function readTensors(dir: string): Map<string, TensorSource> {
       }
       // shard paths appear in messages as they are: no control characters, and short (real ones are ~40 characters)
       if (shard.length > MAX_SHARD_NAME || /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(shard)) {
-        throw new Error(`${index}: weight_map's tensor ${excerpt(name)} names ${excerpt(shard)}, not a plain file name (at most ${MAX_SHARD_NAME} characters, no control characters)`);
+        throw new Error(
+          `${index}: weight_map names the shard ${excerpt(shard)}: a shard's name has at most ${MAX_SHARD_NAME} characters, none of them a control character`,
+        );
       }
       shards.add(shard);
     }
@@ -104,7 +106,9 @@ export function readHuggingFace(dir: string): { config: ModelConfig; tensors: Ma
   const fields = configFields(path, raw);
   const architectures = fields.get('architectures');
   const arch = Array.isArray(architectures) ? architectures[0] : fields.get('model_type');
-  const family = (typeof arch === 'string' ? hfFamilies.get(arch) : undefined) ?? fields.fail(`architecture ${excerpt(arch)} is not supported (weft runs ${[...hfFamilies.keys()].join(', ')})`);
+  const family =
+    (typeof arch === 'string' ? hfFamilies.get(arch) : undefined) ??
+    fields.fail(`architecture ${excerpt(arch)} is not supported (weft runs ${[...hfFamilies.keys()].join(', ')})`);
   const sized = { ...family.hf.config(fields), vocabSize: fields.int('vocab_size') };
   const config: ModelConfig = { ...sized, ...specialTokens(dir, raw, sized.vocabSize) };
   return { config, tensors: familyWeights(family.hf, config, checkedTensors(dir, readTensors(dir)), fields) };

@@ -86,7 +86,14 @@ describe('sizes from metadata are checked before anything is sized by them', () 
   it("a Llama 3.1-shaped context (131072 positions): RoPE tables only at the run's context, computed when read", () => {
     const dir = variant('llama31', (c) => {
       c.max_position_embeddings = 131072;
-      c.rope_parameters = { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192, rope_theta: 500000 };
+      c.rope_parameters = {
+        rope_type: 'llama3',
+        factor: 8,
+        low_freq_factor: 1,
+        high_freq_factor: 4,
+        original_max_position_embeddings: 8192,
+        rope_theta: 500000,
+      };
     });
     const start = performance.now();
     const checkpoint = readCheckpoint(dir);
@@ -102,7 +109,10 @@ describe('nesting beyond 64 levels is one line naming the file and the path', ()
   it('checkNesting walks any depth without recursion', () => {
     expect(() => checkNesting(JSON.parse(nestedText(MAX_NESTING)), 'f.json')).not.toThrow();
     oneLine(() => checkNesting(JSON.parse(nestedText(MAX_NESTING + 1)), 'f.json'), /^f\.json: \[0\](\[0\]){15,}.*… is nested more than 64 levels deep$/);
-    oneLine(() => checkNesting(JSON.parse(`{"a":{"b c":${nestedText(100_000)}}}`), 'f.json'), /^f\.json: a\["b c"\]\[0\]\[0\].* is nested more than 64 levels deep$/);
+    oneLine(
+      () => checkNesting(JSON.parse(`{"a":{"b c":${nestedText(100_000)}}}`), 'f.json'),
+      /^f\.json: a\["b c"\]\[0\]\[0\].* is nested more than 64 levels deep$/,
+    );
   });
 
   it('config.json: a value 5,000 deep', () => {
@@ -113,7 +123,10 @@ describe('nesting beyond 64 levels is one line naming the file and the path', ()
   });
 
   it('tokenizer_config.json: a value 5,000 deep', () => {
-    const dir = variant('deep-tokenizer-config', () => {}, { 'tokenizer.json': tokenizerJson(), 'tokenizer_config.json': `{"bos_token":${nestedText(5000, '"<s>"')}}` });
+    const dir = variant('deep-tokenizer-config', () => {}, {
+      'tokenizer.json': tokenizerJson(),
+      'tokenizer_config.json': `{"bos_token":${nestedText(5000, '"<s>"')}}`,
+    });
     oneLine(() => readModelFiles(dir), /tokenizer_config\.json: bos_token(\[0\])+.* is nested more than 64 levels deep$/);
   });
 
@@ -137,7 +150,10 @@ describe('nesting beyond 64 levels is one line naming the file and the path', ()
     for (let i = 0; i < 5000; i++) nested = wrap(nested);
     const json = JSON.parse(tokenizerJson()) as Record<string, unknown>;
     const text = JSON.stringify({ ...json, [key]: '@' }).replace('"@"', nested);
-    oneLine(() => HfTokenizer.fromJson(text, 512, 'tokenizer.json'), new RegExp(`^tokenizer\\.json: ${key}\\.\\w+\\[0\\].* is nested more than 64 levels deep$`));
+    oneLine(
+      () => HfTokenizer.fromJson(text, 512, 'tokenizer.json'),
+      new RegExp(`^tokenizer\\.json: ${key}\\.\\w+\\[0\\].* is nested more than 64 levels deep$`),
+    );
   });
 });
 
@@ -158,8 +174,16 @@ describe('internal errors do not reach the user: every field checked where it is
     ['data_offsets null', '{"a":{"dtype":"F32","shape":[2],"data_offsets":null}}', /tensor "a": data_offsets must be two byte offsets, is null$/],
     ['data_offsets []', '{"a":{"dtype":"F32","shape":[2],"data_offsets":[]}}', /tensor "a": data_offsets must be two byte offsets, is \[\]$/],
     ['one data offset', '{"a":{"dtype":"F32","shape":[2],"data_offsets":[8]}}', /tensor "a": data_offsets must be two byte offsets, is \[8\]$/],
-    ['a shape of 100,000 entries', `{"a":{"dtype":"F32","shape":[${Array(100_000).fill(1)}],"data_offsets":[0,4]}}`, /tensor "a" has a malformed shape \[1,1,1.*… \(200001 characters\)$/],
-    ['a name with control bytes, 60,000 long', `{${JSON.stringify(`\u0000\u001b[2J${'n'.repeat(60_000)}`)}:null}`, /tensor "\\u0000\\u001b\[2Jn+… \(\d+ characters\) is not an object$/],
+    [
+      'a shape of 100,000 entries',
+      `{"a":{"dtype":"F32","shape":[${Array(100_000).fill(1)}],"data_offsets":[0,4]}}`,
+      /tensor "a" has a malformed shape \[1,1,1.*… \(200001 characters\)$/,
+    ],
+    [
+      'a name with control bytes, 60,000 long',
+      `{${JSON.stringify(`\u0000\u001b[2J${'n'.repeat(60_000)}`)}:null}`,
+      /tensor "\\u0000\\u001b\[2Jn+… \(\d+ characters\) is not an object$/,
+    ],
   ])('safetensors: %s', (_, h, message) => {
     const path = join(scratch, 'bad.safetensors');
     writeFileSync(path, header(h));
@@ -168,8 +192,16 @@ describe('internal errors do not reach the user: every field checked where it is
 
   it.each([
     ['a number as a shard', 7, /weight_map's tensor "model\.norm\.weight" names 7, not a file inside the folder$/],
-    ['a shard outside the folder', '../../../../etc/hostname', /weight_map's tensor "model\.norm\.weight" names "\.\.\/\.\.\/\.\.\/\.\.\/etc\/hostname", not a file inside the folder$/],
-    ['a shard name with control characters', '\u001b[2J.safetensors', /weight_map's tensor "model\.norm\.weight" names "\\u001b\[2J\.safetensors", not a plain file name \(at most 200 characters, no control characters\)$/],
+    [
+      'a shard outside the folder',
+      '../../../../etc/hostname',
+      /weight_map's tensor "model\.norm\.weight" names "\.\.\/\.\.\/\.\.\/\.\.\/etc\/hostname", not a file inside the folder$/,
+    ],
+    [
+      'a shard name with control characters',
+      '\u001b[2J.safetensors',
+      /weight_map names the shard "\\u001b\[2J\.safetensors": a shard's name has at most 200 characters, none of them a control character$/,
+    ],
     ['an empty shard name', '', /weight_map's tensor "model\.norm\.weight" names "", not a file inside the folder$/],
   ])('model.safetensors.index.json: %s', (name, shard, message) => {
     const dir = variant(`index-${name.replaceAll(' ', '-')}`, () => {}, { 'model.safetensors.index.json': { weight_map: { 'model.norm.weight': shard } } });
@@ -177,10 +209,19 @@ describe('internal errors do not reach the user: every field checked where it is
   });
 
   it('config.json: an architecture or rope type named like a prototype key is unknown, not found', () => {
-    oneLine(() => readCheckpoint(variant('arch-proto', (c) => (c.architectures = ['constructor']))), /config\.json: architecture "constructor" is not supported/);
-    oneLine(() => readCheckpoint(variant('rope-proto', (c) => (c.rope_parameters = { rope_type: 'toString' }))), /config\.json: RoPE scaling "toString" is not supported/);
+    oneLine(
+      () => readCheckpoint(variant('arch-proto', (c) => (c.architectures = ['constructor']))),
+      /config\.json: architecture "constructor" is not supported/,
+    );
+    oneLine(
+      () => readCheckpoint(variant('rope-proto', (c) => (c.rope_parameters = { rope_type: 'toString' }))),
+      /config\.json: RoPE scaling "toString" is not supported/,
+    );
     oneLine(() => readCheckpoint(variant('rope-array', (c) => (c.rope_parameters = [1]))), /config\.json: rope_parameters must be an object, is \[1\]$/);
-    oneLine(() => readCheckpoint(variant('arch-flood', (c) => (c.architectures = [`\u001b]0;${'x'.repeat(100_000)}`]))), /config\.json: architecture "\\u001b\]0;x+… \(100011 characters\) is not supported/);
+    oneLine(
+      () => readCheckpoint(variant('arch-flood', (c) => (c.architectures = [`\u001b]0;${'x'.repeat(100_000)}`]))),
+      /config\.json: architecture "\\u001b\]0;x+… \(100011 characters\) is not supported/,
+    );
   });
 });
 
@@ -204,7 +245,10 @@ describe('only regular files are read: a FIFO or /dev/zero is one line, not a ha
 
   it('the checkpoint (weft run and inspect, in a child process that would otherwise block)', () => {
     const path = fifo(join(scratch, 'model.bin'));
-    for (const args of [['inspect', path], ['run', path, '--prompt-ids', '1']]) {
+    for (const args of [
+      ['inspect', path],
+      ['run', path, '--prompt-ids', '1'],
+    ]) {
       const r = runWeft(args, 30_000);
       expect(r.stderr).toBe(`weft: cannot read checkpoint ${path}: not a regular file\n`);
       expect(r.status).not.toBe(0);
