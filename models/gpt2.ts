@@ -59,6 +59,7 @@ export function gpt2Graph(c: ModelConfig, kind: GraphKind): Graph {
   const pos = g.node('embed', 'pos', [weight('wpe'), positions], {});
   let x = g.node('add', 'x', [tok, pos], {});
   for (let l = 0; l < c.nLayers; l++) {
+    g.layer(l);
     const p = (n: string): string => `l${l}.${n}`;
     const lw = `layers.${l}.`;
     const h = g.node('layernorm', p('attn_in'), [x, weight(`${lw}ln_1.weight`), weight(`${lw}ln_1.bias`)], { eps: c.normEps });
@@ -75,6 +76,7 @@ export function gpt2Graph(c: ModelConfig, kind: GraphKind): Graph {
     const act = g.node('gelu', p('fc_act'), [linear(p('fc'), f, `${lw}w_fc`, `${lw}b_fc`)], {});
     x = g.node('add', p('resid_ffn'), [x, linear(p('proj'), act, `${lw}w_proj`, `${lw}b_proj`)], {});
   }
+  g.layer(undefined);
   const xf = g.node('layernorm', 'final_norm', [x, weight('ln_f.weight'), weight('ln_f.bias')], { eps: c.normEps });
   const logits = g.node('matmul', 'logits', [xf, weight('wte')], {});
   g.output(logits);

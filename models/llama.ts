@@ -97,6 +97,7 @@ export function llamaGraph(c: ModelConfig, kind: GraphKind): Graph {
 
   let x = g.node('embed', 'x', [weight('tok_embeddings'), tokens], {});
   for (let l = 0; l < c.nLayers; l++) {
+    g.layer(l);
     const p = (n: string): string => `l${l}.${n}`;
     const lw = (n: string): string => weight(`layers.${l}.${n}`);
     const h = g.node('rmsnorm', p('attn_in'), [x, lw('attention_norm')], { eps: c.normEps });
@@ -127,6 +128,7 @@ export function llamaGraph(c: ModelConfig, kind: GraphKind): Graph {
     const down = g.node('matmul', p('down'), [gated, lw('w2')], {});
     x = g.node('add', p('resid_ffn'), [x, down], {});
   }
+  g.layer(undefined);
   const xf = g.node('rmsnorm', 'final_norm', [x, weight('norm')], { eps: c.normEps });
   const logits = g.node('matmul', 'logits', [xf, weight('output')], {});
   g.output(logits);

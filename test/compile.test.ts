@@ -37,7 +37,7 @@ interface Stats {
   dispatchesPerLayer: number[];
   dispatchesOutsideLayers: number;
   barriers: { reason: string; producers: string[]; consumers: string[]; buffers: string[]; unfused: string }[];
-  kernels: { name: string; template: string; dispatches: string[]; internalBarriers: string[]; flops: number; bytes: number }[];
+  kernels: { name: string; kind: string; dispatches: string[]; internalBarriers: string[]; flops: number; bytes: number }[];
   flops: number;
   bytes: number;
   peakActivationBytes: number;
@@ -84,7 +84,7 @@ describe('weft compile --stats --json', () => {
       for (const buffer of b.buffers) expect(buffer).toMatch(/^[@%]/);
     }
     for (const k of s.kernels) {
-      expect(Object.keys(k)).toEqual(['name', 'template', 'dispatches', 'internalBarriers', 'flops', 'bytes']);
+      expect(Object.keys(k)).toEqual(['name', 'kind', 'dispatches', 'internalBarriers', 'flops', 'bytes']);
       expect(Number.isInteger(k.flops) && Number.isInteger(k.bytes) && k.bytes > 0).toBe(true);
     }
     expect(s.flops).toBe(s.kernels.reduce((sum, k) => sum + k.flops, 0));
@@ -95,7 +95,7 @@ describe('weft compile --stats --json', () => {
     const T = 'T' in env ? env.T : 1;
     const kernel = (name: string) => s.kernels.find((k) => k.name === name)!;
     // attention: two products of 2·headSize per causal score, ~5 per score for the softmax
-    expect(kernel('l0.mixed')).toMatchObject({ template: 'attention', flops: S.heads * causal(T, env.P) * (4 * S.headSize + 5) });
+    expect(kernel('l0.mixed')).toMatchObject({ kind: 'attention(causal)', flops: S.heads * causal(T, env.P) * (4 * S.headSize + 5) });
     expect(kernel('l0.mixed').dispatches).toHaveLength(graph === 'decode' ? 2 : 1);
     expect(kernel('l0.mixed').internalBarriers).toEqual(graph === 'decode' ? [expect.stringMatching(/^split-K: /)] : []);
     // the final RMSNorm (4 per element) and the classifier matmul
@@ -120,7 +120,7 @@ describe('weft compile --stats --json', () => {
     expect(out).toContain('dispatches: 33 per run (6 per layer × 5, 3 outside layers)\n');
     expect(out).toContain('barriers: 27\n');
     expect(out).toMatch(/^ {5}reason: cross-token: attn_scores/m);
-    expect(out).toMatch(/^ {2}l0\.mixed +attention +2 +151,552 /m);
+    expect(out).toMatch(/^ {2}l0\.mixed +attention\(causal\) +2 +151,552 /m);
     expect(out).toMatch(/^activations: 5\.6 KiB \(5,760 B\) planned, 13\.7 KiB \(14,068 B\) unplanned\n$/m);
   });
 });

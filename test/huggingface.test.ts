@@ -292,8 +292,11 @@ describe('Qwen3ForCausalLM (per-head q/k RMSNorm, head_dim, bf16, tied embedding
   it('compiles: the per-head norms sit between the q/k/v matmul and RoPE, so fuse-linear keeps the norm and matmul and leaves RoPE to its own kernels', () => {
     const { prefill } = optimizeGraphs(readCheckpoint(dir).config);
     const kernels = prefill.schedule!.filter((i) => i.item === 'kernel');
-    expect(kernels.find((k) => k.members.includes('l0.q_k_v'))).toMatchObject({ template: 'linear', members: ['l0.attn_in', 'l0.q_k_v'] });
-    expect(kernels.find((k) => k.members.includes('l0.q_norm'))).toMatchObject({ template: 'head_rmsnorm', members: ['l0.q_norm'] });
+    expect(kernels.find((k) => k.members.includes('l0.q_k_v'))).toMatchObject({
+      kind: { kind: 'linear', prologue: 'rmsnorm', epilogue: 'store' },
+      members: ['l0.attn_in', 'l0.q_k_v'],
+    });
+    expect(kernels.find((k) => k.members.includes('l0.q_norm'))).toMatchObject({ kind: { kind: 'op', op: 'head_rmsnorm' }, members: ['l0.q_norm'] });
     const barrier = prefill.schedule!.find((i) => i.item === 'barrier' && i.consumers.includes('l0.q_norm'));
     expect(barrier).toMatchObject({ reason: expect.stringMatching(/^row-reduction: head_rmsnorm reads whole heads of %l0\.q, written by/) });
   });

@@ -7,6 +7,7 @@ import * as A from '../src/affine.js';
 import { opSignatures, parseGraph, parseModule, printGraph, printModule, verifyGraph } from '../src/ir/index.js';
 import type { Graph } from '../src/ir/index.js';
 import { printDot, printJson } from '../src/ir/formats.js';
+import { formatKind } from '../src/ir/kernel-kinds.js';
 
 const everyOp = readFileSync(new URL('./ir/every-op.ir', import.meta.url), 'utf8');
 const scheduled = readFileSync(new URL('./ir/scheduled.ir', import.meta.url), 'utf8');
@@ -87,27 +88,26 @@ describe('scheduled IR text', () => {
     expect(parseGraph(printGraph(g))).toEqual(g);
     expect(g.decls.find((d) => d.name === 'layers.0.wqkv')?.from).toEqual(['layers.0.wq', 'layers.0.wk', 'layers.0.wv']);
     expect(g.decls.find((d) => d.name === 'layers.0.wo')).not.toHaveProperty('from');
-    expect(g.schedule!.map((i) => (i.item === 'kernel' ? `${i.name}: ${i.template}` : '|'))).toEqual([
-      'embed: embed',
+    expect(g.schedule!.map((i) => (i.item === 'kernel' ? `${i.name}: ${formatKind(i.kind)}` : '|'))).toEqual([
+      'x: embed',
       '|',
-      'l0.qkv: rmsnorm_matmul',
+      'l0.qkv: linear(prologue=rmsnorm, epilogue=qkv)',
       '|',
-      'l0.q: rope',
-      'l0.kv: rope_kv_write',
+      'l0.mix: attention(causal)',
       '|',
-      'l0.attn: attention',
-      '|',
-      'l0.out: matmul_add',
+      'l0.o: linear(prologue=none, epilogue=residual)',
     ]);
+    expect(g.schedule![2]).toMatchObject({ kind: { kind: 'linear', prologue: 'rmsnorm', epilogue: 'qkv' } });
     expect(g.nodes.map((n) => n.name)).toEqual(g.schedule!.flatMap((i) => (i.item === 'kernel' ? i.members : [])));
-    expect(g.slots).toEqual({ x: 's0', 'l0.qkv': 's1', 'l0.qr': 's2', 'l0.mix': 's1', 'x.1': 's2' });
-    expect(g.schedule![6]).toEqual({
+    expect(g.nodes.map((n) => n.layer)).toEqual([undefined, ...Array(14).fill(0)]);
+    expect(g.slots).toEqual({ x: 's0', 'l0.qr': 's1', 'l0.mix': 's2', 'x.1': 's1' });
+    expect(g.schedule![3]).toEqual({
       item: 'barrier',
-      reason: 'attention reads the "k" and "v" cache rows of every position up to its own (#keys = P+T)',
-      producers: ['l0.q', 'l0.kv'],
-      consumers: ['l0.attn'],
-      buffers: ['s2', 'layers.0.k_cache', 'layers.0.v_cache', 's1'],
-      unfused: 'attn_scores is cross-token: row r needs keys 0..P+r, written by other invocations',
+      reason: 'cross-token: attn_scores at row t reads %l0.keys at every position up to P+t, written by l0.qkv',
+      producers: ['l0.qkv'],
+      consumers: ['l0.mix'],
+      buffers: ['s1', 'layers.0.k_cache', 'layers.0.v_cache'],
+      unfused: 'a workgroup of l0.mix needs values that other workgroups of l0.qkv write, and workgroups of one dispatch cannot wait for each other',
     });
   });
 
@@ -149,9 +149,54 @@ describe('scheduled IR text', () => {
     const reason = 'say "hi" \\ # not a comment\nsecond line';
     const schedule = g.schedule!.map((i) => (i.item === 'barrier' ? { ...i, reason, unfused: '' } : i));
     const text = printGraph({ ...g, schedule });
-    expect(text).toContain(`barrier {reason="say \\"hi\\" \\\\ # not a comment\\nsecond line", producers=[embed]`);
+    expect(text).toContain(`barrier {reason="say \\"hi\\" \\\\ # not a comment\\nsecond line", producers=[x]`);
     expect(parseGraph(text).schedule).toEqual(schedule);
     expect(printGraph(parseGraph(text))).toBe(text);
+  });
+
+  it('kernel kinds are data: a bogus one fails to parse, one that does not fit its members fails verification', () => {
+    expect(() => parseGraph(scheduled.replace('kernel l0.mix: attention(causal) {', 'kernel l0.mix: bogus_template {'), 's.ir')).toThrow(
+      /^s\.ir:27: kernel l0\.mix: unknown kernel kind 'bogus_template' \(kinds: an op name, linear\(prologue=…, epilogue=…\), attention\(causal\), elementwise\)$/,
+    );
+    expect(() => parseGraph(scheduled.replace('epilogue=qkv', 'epilogue=fancy'), 's.ir')).toThrow(
+      /^s\.ir:15: kernel l0\.qkv: unknown linear epilogue 'fancy' \(epilogues: store, residual, glu, qkv\)$/,
+    );
+    const misfit = (from: string, to: string) => () => verifyGraph(parseGraph(scheduled.replace(from, to)));
+    expect(misfit('epilogue=qkv', 'epilogue=glu')).toThrow(
+      /^graph layer0: kernel l0\.qkv: linear\(prologue=rmsnorm, epilogue=glu\) has a qkv epilogue, not glu$/,
+    );
+    expect(misfit('prologue=rmsnorm, epilogue=qkv', 'prologue=none, epilogue=qkv')).toThrow(
+      /^graph layer0: kernel l0\.qkv: linear\(prologue=none, epilogue=qkv\) computes matmul, slice, slice, slice, rope, rope, kv_write, kv_write, not rmsnorm, /,
+    );
+    expect(misfit('l0.o: linear(prologue=none, epilogue=residual)', 'l0.o: matmul')).toThrow(
+      /^graph layer0: kernel l0\.o: matmul is one matmul node, not matmul, add$/,
+    );
+    expect(misfit('l0.mix: attention(causal)', 'l0.mix: elementwise')).toThrow(
+      /^graph layer0: kernel l0\.mix: elementwise takes elementwise ops only, not attn_scores %l0\.scores$/,
+    );
+  });
+
+  it('declined fusions and layers parse back, and a decline must name nodes', () => {
+    const line = '    declined {pass="fuse-linear", nodes=[%x.1], reason="the \\"residual\\" epilogue would bind 9 storage buffers"}';
+    const text = scheduled.replace(
+      '  kernel l0.o: linear(prologue=none, epilogue=residual) {\n',
+      `  kernel l0.o: linear(prologue=none, epilogue=residual) {\n${line}\n`,
+    );
+    const g = parseGraph(text);
+    expect(printGraph(g)).toBe(text);
+    expect(g.schedule![6]).toMatchObject({
+      declined: [{ pass: 'fuse-linear', nodes: ['x.1'], reason: 'the "residual" epilogue would bind 9 storage buffers' }],
+    });
+    expect(() => verifyGraph(g)).not.toThrow();
+    expect(() => verifyGraph(parseGraph(text.replace('nodes=[%x.1]', 'nodes=[%nope]')))).toThrow(
+      /^graph layer0: kernel l0\.o: a decline of fuse-linear names %nope, not a node$/,
+    );
+    expect(() =>
+      parseGraph(text.replace(`${line}\n    %l0.o = matmul`, `    %l0.o = matmul`).replace('    %x.1 = add', `${line}\n    %x.1 = add`), 's.ir'),
+    ).toThrow(/^s\.ir:\d+: kernel l0\.o: its 'declined' lines come before its nodes$/);
+    expect(() => parseGraph(scheduled.replace('f32[T, 16] layer=0 @s2', 'f32[T, 16] layer=x @s2'), 's.ir')).toThrow(
+      /^s\.ir:30: malformed layer 'layer=x': expected layer=N$/,
+    );
   });
 
   it('has no schedule or slots when the text has no kernel blocks or @slots', () => {
@@ -182,10 +227,11 @@ describe('JSON and dot views', () => {
       attrs: { heads: 4, kvHeads: 2, headSize: 4 },
       type: { dtype: 'f32', shape: ['4', 'T', 'P+T'] },
       parallelism: 'cross-token',
+      layer: 0,
     });
     expect(json.nodes[0]).toMatchObject({ name: 'x', slot: 's0', parallelism: 'token-parallel' });
     expect(json.schedule).toHaveLength(g.schedule!.length);
-    expect(Object.keys(json.slots)).toEqual(['x', 'l0.qkv', 'l0.qr', 'l0.mix', 'x.1']);
+    expect(Object.keys(json.slots)).toEqual(['x', 'l0.qr', 'l0.mix', 'x.1']);
     expect(JSON.parse(printJson(parseGraph(everyOp)))).not.toHaveProperty('schedule');
   });
 
@@ -197,11 +243,11 @@ describe('JSON and dot views', () => {
     expect(defined).toEqual([...g.decls.map((d) => d.name), ...g.nodes.map((n) => n.name)]);
     const edges = dot.split('\n').filter((l) => /^ {2}"%[^"]+" -> "%[^"]+";$/.test(l));
     expect(edges).toHaveLength(g.nodes.reduce((sum, n) => sum + n.args.length, 0));
-    expect(dot).toContain('  subgraph "cluster_l0.qkv" {\n    label="kernel l0.qkv: rmsnorm_matmul";');
-    expect(dot.match(/\[shape=note/g)).toHaveLength(4);
-    expect(dot).toContain('"%l0.qkv" -> "barrier 1" [style=dashed, color=red, ltail="cluster_l0.qkv"];');
-    expect(dot).toContain('"barrier 1" -> "%l0.k" [style=dashed, color=red, lhead="cluster_l0.kv"];');
-    expect(dot).toContain('label="%x.1 = add\\nf32[T, 16] @s2\\ntoken-parallel", peripheries=2]');
+    expect(dot).toContain('  subgraph "cluster_l0.qkv" {\n    label="kernel l0.qkv: linear(prologue=rmsnorm, epilogue=qkv)";');
+    expect(dot.match(/\[shape=note/g)).toHaveLength(3);
+    expect(dot).toContain('"%l0.values" -> "barrier 1" [style=dashed, color=red, ltail="cluster_l0.qkv"];');
+    expect(dot).toContain('"barrier 1" -> "%l0.scores" [style=dashed, color=red, lhead="cluster_l0.mix"];');
+    expect(dot).toContain('label="%x.1 = add\\nf32[T, 16] @s1\\ntoken-parallel", peripheries=2]');
     expect(printDot(parseGraph(everyOp))).not.toContain('subgraph');
   });
 });
@@ -429,7 +475,7 @@ describe('verifier', () => {
   it('checks the schedule too', () => {
     const g = parseGraph(scheduled);
     expect(() => verifyGraph({ ...g, schedule: g.schedule!.filter((i) => i.item === 'kernel') })).toThrow(
-      /^graph layer0: kernel l0\.qkv reads @s0 written by embed/,
+      /^graph layer0: kernel l0\.qkv reads @s0 written by x/,
     );
   });
 

@@ -95,11 +95,6 @@ function decodeSplits(contextLength: number, tile: number): number {
   return Math.max(1, Math.min(MAX_SPLITS, Math.ceil(contextLength / tile)));
 }
 
-/** The most storage buffers one dispatch of the template binds: decode's partial (q, K, V, max and sum, partial out, out) or prefill's flash (q, K, V, out). */
-export function attentionStorageBuffers(rows: Affine): number {
-  return A.isConstant(rows) && rows.c === 1 ? 6 : 4;
-}
-
 export function attentionKernels(spec: AttentionSpec, o: AttentionOptions = defaultAttentionOptions): AttentionKernels {
   const { heads, kvHeads, headSize, contextLength } = spec;
   for (const [what, n] of [

@@ -4,7 +4,9 @@
 import * as A from '../affine.js';
 import type { Affine } from '../affine.js';
 import { materializedValues, scheduledKernels } from '../ir/schedule.js';
-import type { Graph, KernelItem, Op, TensorType } from '../ir/types.js';
+import { match } from 'ts-pattern';
+import { kernelLayer } from '../ir/kernel-kinds.js';
+import type { Graph, KernelItem, KernelKind, LinearEpilogue as LinearEpilogueKind, Op, TensorType } from '../ir/types.js';
 import type { Plan, PlanBuffer, PlanKernel } from '../runtime/plan.js';
 import { attentionKernels } from './attention.js';
 import { elementwiseKernel } from './elementwise.js';
@@ -35,43 +37,39 @@ function constDim(d: Affine): number {
   return d.c;
 }
 
-function linearSpec(k: KernelItem, members: readonly Op[], ctx: KernelContext): LinearSpec {
+/** The linear template's spec for a kernel of kind linear: its members picked by the kind's prologue and epilogue. */
+function linearSpec(kind: Extract<KernelKind, { kind: 'linear' }>, members: readonly Op[], ctx: KernelContext): LinearSpec {
   const find = <O extends Op['op']>(op: O): Extract<Op, { op: O }>[] => members.filter((m): m is Extract<Op, { op: O }> => m.op === op);
-  const [mm] = find('matmul');
-  const [norm] = find('rmsnorm');
-  if (!mm || find('matmul').length !== 1) throw new Error(`kernel ${k.name}: template linear needs exactly one matmul`);
-  const [add] = find('add');
-  const [mul] = find('mul');
-  const writes = find('kv_write');
-  const ropes = find('rope');
-  let epilogue: LinearEpilogue;
-  if (add) {
-    epilogue = { kind: 'residual', residual: ctx.bufferOf(add.args[0] === mm.name ? add.args[1] : add.args[0]), out: ctx.bufferOf(add.name) };
-  } else if (mul) {
-    epilogue = { kind: 'glu', out: ctx.bufferOf(mul.name) };
-  } else if (writes.length === 2 && ropes.length === 2) {
-    const slices = find('slice');
-    const qSlice = slices.find((s) => s.attrs.start === 0)!;
-    const qRope = ropes.find((r) => r.args[0] === qSlice.name)!;
-    const kRope = ropes.find((r) => r !== qRope)!;
-    const kWrite = writes.find((w) => w.args[1] === kRope.name)!;
-    const vWrite = writes.find((w) => w !== kWrite)!;
-    epilogue = {
-      kind: 'qkv',
-      q: ctx.bufferOf(qRope.name),
-      kCache: ctx.bufferOf(kWrite.name),
-      vCache: ctx.bufferOf(vWrite.name),
-      qSize: qSlice.attrs.size,
-      kvSize: constDim(ctx.typeOf(kRope.name).shape[1]!),
-      cos: ctx.bufferOf(qRope.args[1]),
-      sin: ctx.bufferOf(qRope.args[2]),
-      headSize: qRope.attrs.headSize,
-    };
-  } else if (members.length === (norm ? 2 : 1)) {
-    epilogue = { kind: 'store', out: ctx.bufferOf(mm.name) };
-  } else {
-    throw new Error(`kernel ${k.name}: template linear cannot emit ${members.map((m) => m.op).join(', ')}`);
-  }
+  const mm = find('matmul')[0]!;
+  const norm = kind.prologue === 'rmsnorm' ? find('rmsnorm')[0]! : undefined;
+  const epilogue = match<LinearEpilogueKind, LinearEpilogue>(kind.epilogue)
+    .with('store', () => ({ kind: 'store', out: ctx.bufferOf(mm.name) }))
+    .with('residual', () => {
+      const add = find('add')[0]!;
+      return { kind: 'residual', residual: ctx.bufferOf(add.args[0] === mm.name ? add.args[1] : add.args[0]), out: ctx.bufferOf(add.name) };
+    })
+    .with('glu', () => ({ kind: 'glu', out: ctx.bufferOf(find('mul')[0]!.name) }))
+    .with('qkv', () => {
+      const ropes = find('rope');
+      const writes = find('kv_write');
+      const qSlice = find('slice').find((s) => s.attrs.start === 0)!;
+      const qRope = ropes.find((r) => r.args[0] === qSlice.name)!;
+      const kRope = ropes.find((r) => r !== qRope)!;
+      const kWrite = writes.find((w) => w.args[1] === kRope.name)!;
+      const vWrite = writes.find((w) => w !== kWrite)!;
+      return {
+        kind: 'qkv',
+        q: ctx.bufferOf(qRope.name),
+        kCache: ctx.bufferOf(kWrite.name),
+        vCache: ctx.bufferOf(vWrite.name),
+        qSize: qSlice.attrs.size,
+        kvSize: constDim(ctx.typeOf(kRope.name).shape[1]!),
+        cos: ctx.bufferOf(qRope.args[1]),
+        sin: ctx.bufferOf(qRope.args[2]),
+        headSize: qRope.attrs.headSize,
+      };
+    })
+    .exhaustive();
   const [rows, kk] = ctx.typeOf(mm.args[0]).shape;
   return {
     x: ctx.bufferOf(norm ? norm.args[0] : mm.args[0]),
@@ -120,75 +118,86 @@ export function compileGraph(graph: Graph, options: CodegenOptions = defaultCode
   const nodes = new Map(graph.nodes.map((n) => [n.name, n]));
   const scheduled = scheduledKernels(graph);
   const specs = new Map(
-    scheduled
-      .filter((k) => k.template === 'linear')
-      .map((k) => [
-        k.name,
-        linearSpec(
-          k,
-          k.members.map((m) => nodes.get(m)!),
-          ctx,
-        ),
-      ]),
+    scheduled.flatMap((k) =>
+      k.kind.kind === 'linear'
+        ? [
+            [
+              k.name,
+              linearSpec(
+                k.kind,
+                k.members.map((m) => nodes.get(m)!),
+                ctx,
+              ),
+            ] as const,
+          ]
+        : [],
+    ),
   );
   const linearWeights = new Set([...specs.values()].map((s) => s.w));
   for (const [name, format] of deviceFormats(graph, decodedWeights(graph, scheduled, specs), linearWeights, options)) formats.set(name, format);
   const kernels: PlanKernel[] = [];
-  const emit = (name: string, op: string, k: KernelSource, after?: string, variant?: string): void => {
-    kernels.push({
-      name,
-      op,
-      ...(variant ? { variant } : {}),
-      wgsl: k.wgsl,
-      bindings: k.bindings.map((b, i) => ({ binding: i + 1, buffer: b.buffer, access: b.access })),
-      workgroups: k.workgroups,
-      ...(after ? { after } : {}),
-    });
-  };
-  const emitParts = (name: string, op: string, parts: KernelParts, variant?: string): void => {
-    for (const sc of parts.scratch) buffers.push({ name: sc.name, role: 'activation', dtype: 'f32', shape: sc.shape });
-    for (const part of parts.kernels) emit(part.suffix ? `${name}.${part.suffix}` : name, op, part.source, part.after, variant);
+  /** Appends the dispatches of schedule kernel `of`. */
+  const emitter = (of: KernelItem) => {
+    const layer = kernelLayer(of.members.map((m) => nodes.get(m)!));
+    const emit = (name: string, op: string, k: KernelSource, after?: string, variant?: string): void => {
+      kernels.push({
+        name,
+        kernel: of.name,
+        ...(layer !== undefined ? { layer } : {}),
+        op,
+        ...(variant ? { variant } : {}),
+        wgsl: k.wgsl,
+        bindings: k.bindings.map((b, i) => ({ binding: i + 1, buffer: b.buffer, access: b.access })),
+        workgroups: k.workgroups,
+        ...(after ? { after } : {}),
+      });
+    };
+    const emitParts = (name: string, op: string, parts: KernelParts, variant?: string): void => {
+      for (const sc of parts.scratch) buffers.push({ name: sc.name, role: 'activation', dtype: 'f32', shape: sc.shape });
+      for (const part of parts.kernels) emit(part.suffix ? `${name}.${part.suffix}` : name, op, part.source, part.after, variant);
+    };
+    return { emit, emitParts };
   };
   for (const k of scheduled) {
     const members = k.members.map((m) => nodes.get(m)!);
-    const spec = specs.get(k.name);
-    if (spec) {
-      const o = { ...options, weights: formats.get(spec.w) ?? ('f32' as const) };
-      const linear = linearKernels(spec, o, k.name);
-      emitParts(k.name, 'linear', linear, linear.variant);
-    } else if (k.template === 'attention') {
-      const [scores, , mix] = members as [Extract<Op, { op: 'attn_scores' }>, Op, Extract<Op, { op: 'attn_mix' }>];
-      const [, rows, keys] = scores.type.shape;
-      const cache = graph.decls.find((d) => d.name === ctx.bufferOf(scores.args[1]))!;
-      const attn = attentionKernels(
-        {
-          name: mix.name,
-          q: ctx.bufferOf(scores.args[0]),
-          k: ctx.bufferOf(scores.args[1]),
-          v: ctx.bufferOf(mix.args[1]),
-          out: ctx.bufferOf(mix.name),
-          heads: mix.attrs.heads,
-          kvHeads: mix.attrs.kvHeads,
-          headSize: mix.attrs.headSize,
-          rows: rows!,
-          keys: keys!,
-          contextLength: constDim(cache.type.shape[0]!),
-        },
-        {
-          maxInvocations: options.maxInvocations,
-          maxWorkgroupBytes: Math.min(options.maxWorkgroupBytes, ATTENTION_BYTES),
-          maxTile: options.attentionTile,
-          subgroups: options.subgroups,
-        },
-      );
-      emitParts(k.name, 'attention', attn);
-    } else if (k.template === 'elementwise') {
-      emit(k.name, 'elementwise', elementwiseKernel(members, materialized, ctx));
-    } else if (members.length === 1 && members[0]!.op === k.template) {
-      emit(k.name, k.template, kernelFor(members[0]!, ctx));
-    } else {
-      throw new Error(`kernel ${k.name}: no template '${k.template}' for ${members.map((m) => m.op).join(', ')}`);
-    }
+    const { emit, emitParts } = emitter(k);
+    match(k.kind)
+      .with({ kind: 'linear' }, () => {
+        const spec = specs.get(k.name)!;
+        const o = { ...options, weights: formats.get(spec.w) ?? ('f32' as const) };
+        const linear = linearKernels(spec, o, k.name);
+        emitParts(k.name, 'linear', linear, linear.variant);
+      })
+      .with({ kind: 'attention' }, () => {
+        const [scores, , mix] = members as [Extract<Op, { op: 'attn_scores' }>, Op, Extract<Op, { op: 'attn_mix' }>];
+        const [, rows, keys] = scores.type.shape;
+        const cache = graph.decls.find((d) => d.name === ctx.bufferOf(scores.args[1]))!;
+        const attn = attentionKernels(
+          {
+            name: mix.name,
+            q: ctx.bufferOf(scores.args[0]),
+            k: ctx.bufferOf(scores.args[1]),
+            v: ctx.bufferOf(mix.args[1]),
+            out: ctx.bufferOf(mix.name),
+            heads: mix.attrs.heads,
+            kvHeads: mix.attrs.kvHeads,
+            headSize: mix.attrs.headSize,
+            rows: rows!,
+            keys: keys!,
+            contextLength: constDim(cache.type.shape[0]!),
+          },
+          {
+            maxInvocations: options.maxInvocations,
+            maxWorkgroupBytes: Math.min(options.maxWorkgroupBytes, ATTENTION_BYTES),
+            maxTile: options.attentionTile,
+            subgroups: options.subgroups,
+          },
+        );
+        emitParts(k.name, 'attention', attn);
+      })
+      .with({ kind: 'elementwise' }, () => emit(k.name, 'elementwise', elementwiseKernel(members, materialized, ctx)))
+      .with({ kind: 'op' }, ({ op }) => emit(k.name, op, kernelFor(members[0]!, ctx)))
+      .exhaustive();
   }
   return {
     graph: graph.name,

@@ -4,6 +4,7 @@
 import { match } from 'ts-pattern';
 import * as A from '../affine.js';
 import type { Affine, Env } from '../affine.js';
+import { formatKind } from '../ir/kernel-kinds.js';
 import { formatBuffer } from '../ir/print.js';
 import { scheduledKernels } from '../ir/schedule.js';
 import type { Graph, Op, TensorType } from '../ir/types.js';
@@ -22,7 +23,8 @@ export interface BarrierStats {
 /** One kernel of the schedule (one per node when unscheduled) and the plan kernels it dispatches. */
 export interface KernelStats {
   readonly name: string;
-  readonly template: string;
+  /** its kind as the text IR writes it */
+  readonly kind: string;
   readonly dispatches: readonly string[];
   /** dependencies between this kernel's own dispatches (a boundary inside one fused kernel) */
   readonly internalBarriers: readonly string[];
@@ -37,7 +39,7 @@ export interface GraphStats {
   readonly env: Env;
   /** plan kernels dispatched per graph run */
   readonly dispatches: number;
-  /** dispatches of the kernels named `l<layer>.…`, by layer */
+  /** dispatches of the kernels of each layer (their nodes' layer) */
   readonly dispatchesPerLayer: readonly number[];
   readonly dispatchesOutsideLayers: number;
   readonly barriers: readonly BarrierStats[];
@@ -166,11 +168,6 @@ function activationBytes(plan: Plan, env: Env): { planned: number; unplanned: nu
   return { planned: activationBuffers(plan, env).reduce((s, b) => s + b.bytes, 0), unplanned };
 }
 
-const layerOf = (kernel: string): number | undefined => {
-  const m = /^l(\d+)\./.exec(kernel);
-  return m ? Number(m[1]) : undefined;
-};
-
 export function graphStats(graph: Graph, plan: Plan, options: { readonly env: Env; readonly layers: number }): GraphStats {
   const { env, layers } = options;
   const types = new Map([...graph.decls, ...graph.nodes].map((v) => [v.name, v.type]));
@@ -179,14 +176,12 @@ export function graphStats(graph: Graph, plan: Plan, options: { readonly env: En
   const buffers = new Map(plan.buffers.map((b) => [b.name, b]));
   const rows = touchedRows(graph, env);
 
-  // plan kernels come in schedule order, one or more per kernel, each named after its kernel (with a suffix when more)
+  // plan kernels come in schedule order, one or more per kernel, each naming its kernel
   const irKernels = scheduledKernels(graph);
   let next = 0;
-  const kernels = irKernels.map((k, i): KernelStats => {
-    const following = irKernels[i + 1]?.name;
+  const kernels = irKernels.map((k): KernelStats => {
     const dispatched: Plan['kernels'][number][] = [];
-    const mine = (name: string): boolean => name === k.name || (name.startsWith(k.name) && !(following !== undefined && name.startsWith(following)));
-    while (next < plan.kernels.length && mine(plan.kernels[next]!.name)) dispatched.push(plan.kernels[next++]!);
+    while (next < plan.kernels.length && plan.kernels[next]!.kernel === k.name) dispatched.push(plan.kernels[next++]!);
     if (dispatched.length === 0) {
       throw new Error(`plan ${plan.graph} does not dispatch kernel ${k.name} where its schedule has it`);
     }
@@ -199,14 +194,13 @@ export function graphStats(graph: Graph, plan: Plan, options: { readonly env: En
       }, 0);
     const flops = k.members.reduce((sum, m) => sum + nodeFlops(nodes.get(m)!, typeOf, env), 0);
     const internalBarriers = dispatched.flatMap((p) => (p.after ? [p.after] : []));
-    return { name: k.name, template: k.template, dispatches: dispatched.map((p) => p.name), internalBarriers, flops, bytes };
+    return { name: k.name, kind: formatKind(k.kind), dispatches: dispatched.map((p) => p.name), internalBarriers, flops, bytes };
   });
   if (next !== plan.kernels.length) throw new Error(`plan ${plan.graph} dispatches ${plan.kernels[next]!.name}, which no kernel of the schedule names`);
 
   const dispatchesPerLayer = Array.from({ length: layers }, () => 0);
   for (const p of plan.kernels) {
-    const l = layerOf(p.name);
-    if (l !== undefined && l < layers) dispatchesPerLayer[l]!++;
+    if (p.layer !== undefined && p.layer < layers) dispatchesPerLayer[p.layer]!++;
   }
   const barriers = (graph.schedule ?? []).flatMap((item) =>
     item.item === 'barrier'
@@ -260,10 +254,10 @@ export function formatStats(s: GraphStats): string {
   const perLayer = new Set(s.dispatchesPerLayer);
   const layers = perLayer.size === 1 ? `${[...perLayer][0]} per layer × ${s.layers}` : `per layer ${s.dispatchesPerLayer.join(', ')}`;
   const name = Math.max(6, ...s.kernels.map((k) => k.name.length));
-  const template = Math.max(8, ...s.kernels.map((k) => k.template.length));
+  const kind = Math.max(8, ...s.kernels.map((k) => k.kind.length));
   const width = Math.max(5, count(s.flops).length, count(s.bytes).length);
   const row = (a: string, b: string, c: string, d: string, e: string): string =>
-    `  ${a.padEnd(name)}  ${b.padEnd(template)}  ${c.padStart(3)}  ${d.padStart(width)}  ${e.padStart(width)}`;
+    `  ${a.padEnd(name)}  ${b.padEnd(kind)}  ${c.padStart(3)}  ${d.padStart(width)}  ${e.padStart(width)}`;
   const lines = [
     `graph ${s.graph}: ${s.layers} layers, sizes at ${env || 'no symbols'}`,
     `dispatches: ${s.dispatches} per run (${layers}, ${s.dispatchesOutsideLayers} outside layers)`,
@@ -274,9 +268,9 @@ export function formatStats(s: GraphStats): string {
       `     unfused: ${b.unfused}`,
     ]),
     `kernels: ${s.kernels.length}`,
-    row('kernel', 'template', 'n', 'FLOPs', 'bytes'),
+    row('kernel', 'kind', 'n', 'FLOPs', 'bytes'),
     ...s.kernels.flatMap((k) => [
-      row(k.name, k.template, String(k.dispatches.length), count(k.flops), count(k.bytes)),
+      row(k.name, k.kind, String(k.dispatches.length), count(k.flops), count(k.bytes)),
       ...k.internalBarriers.map((b) => `    between its dispatches: ${b}`),
     ]),
     row('total', '', String(s.dispatches), count(s.flops), count(s.bytes)),

@@ -18,6 +18,7 @@ export class GraphBuilder {
   private readonly nodes: Op[] = [];
   private readonly outputs: string[] = [];
   private readonly types = new Map<string, TensorType>();
+  private currentLayer: number | undefined;
 
   constructor(
     private readonly name: string,
@@ -44,6 +45,11 @@ export class GraphBuilder {
     return this.declare('state', name, 'f32', shape);
   }
 
+  /** Nodes built from now on belong to transformer layer `l` (none: undefined). */
+  layer(l: number | undefined): void {
+    this.currentLayer = l;
+  }
+
   node<O extends OpName>(op: O, name: string, args: OpOf<O>['args'], attrs: OpOf<O>['attrs']): string {
     if (this.types.has(name)) throw new Error(`graph ${this.name}: %${name} is defined twice`);
     const partial = { op, name, args, attrs } as unknown as OpWithoutType;
@@ -52,7 +58,7 @@ export class GraphBuilder {
       if (!t) throw new Error(`graph ${this.name}: %${name} uses %${n} before it is defined`);
       return t;
     });
-    this.nodes.push({ ...partial, type } as Op);
+    this.nodes.push({ ...partial, type, ...(this.currentLayer !== undefined ? { layer: this.currentLayer } : {}) } as Op);
     this.types.set(name, type);
     return name;
   }

@@ -1,6 +1,7 @@
 // Machine- and eye-readable views of a Graph beside the text form: stable JSON (dims as formatted strings,
 // each node's parallelism) and Graphviz dot (one node per value, a cluster per kernel, barriers as notes).
 import * as A from '../affine.js';
+import { formatKind } from './kernel-kinds.js';
 import { parallelismOf } from './parallelism.js';
 import { formatBuffer } from './print.js';
 import { formatType } from './shapes.js';
@@ -28,13 +29,14 @@ export function printJson(g: Graph): string {
       attrs: attrsOf(n),
       type: jsonType(n.type),
       parallelism: parallelismOf(n),
+      ...(n.layer !== undefined ? { layer: n.layer } : {}),
       ...(g.slots?.[n.name] !== undefined ? { slot: g.slots[n.name] } : {}),
     })),
     ...(g.schedule
       ? {
           schedule: g.schedule.map((item) =>
             item.item === 'kernel'
-              ? { item: item.item, name: item.name, template: item.template, members: item.members }
+              ? { item: item.item, name: item.name, kind: formatKind(item.kind), members: item.members, ...(item.declined ? { declined: item.declined } : {}) }
               : {
                   item: item.item,
                   reason: item.reason,
@@ -83,7 +85,7 @@ export function printDot(g: Graph): string {
   const kernels = (g.schedule ?? []).filter((i): i is KernelItem => i.item === 'kernel');
   const clustered = new Set<string>();
   for (const k of kernels) {
-    lines.push(`  subgraph ${quote(`cluster_${k.name}`)} {`, `    label=${quote(`kernel ${k.name}: ${k.template}`)};`, '    style=rounded;');
+    lines.push(`  subgraph ${quote(`cluster_${k.name}`)} {`, `    label=${quote(`kernel ${k.name}: ${formatKind(k.kind)}`)};`, '    style=rounded;');
     for (const m of k.members.filter((m) => byName.has(m) && !clustered.has(m))) {
       lines.push(nodeLine(m, '    '));
       clustered.add(m);

@@ -4,8 +4,9 @@
 import * as A from '../affine.js';
 import type { Affine } from '../affine.js';
 import { errorLine, excerpt } from '../file-input.js';
+import { parseKind } from './kernel-kinds.js';
 import { opSignatures } from './types.js';
-import type { BarrierItem, Decl, DeclKind, DType, Graph, Op, OpName, ScheduleItem, TensorType } from './types.js';
+import type { BarrierItem, Decl, DeclKind, DType, FusionDecline, Graph, KernelKind, Op, OpName, ScheduleItem, TensorType } from './types.js';
 
 const NAME = '[A-Za-z0-9_.]+';
 const SYMBOL = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -16,8 +17,10 @@ const IDENT = new RegExp(`^${NAME}$`);
 // groups: a lazy group before `\\s+` backtracks over every run of spaces, quadratic in a long one.
 const DECL = new RegExp(`^(input|weight|state)\\s+%(${NAME})\\s*:\\s*(.*)$`);
 const NODE = new RegExp(`^%(${NAME})\\s*=\\s*([A-Za-z_][A-Za-z0-9_]*)\\s*\\(([^)]*)\\)\\s*(?:\\{([^}]*)\\}\\s*)?:\\s*(.*)$`);
-const KERNEL = new RegExp(`^kernel\\s+(${NAME})\\s*:\\s*(${NAME})\\s*\\{$`);
+const KERNEL = new RegExp(`^kernel\\s+(${NAME})\\s*:([^{]*)\\{$`);
 const BARRIER = /^barrier\s*\{(.*)\}$/;
+const DECLINED = /^declined\s*\{(.*)\}$/;
+const LAYER = /^\d{1,6}$/;
 const OUTPUT = new RegExp(`^output\\s+%(${NAME})$`);
 const VALUE = new RegExp(`^%(${NAME})$`);
 const TYPE = /^(\w+)\s*\[(.*)\]$/;
@@ -29,8 +32,9 @@ const SECTION = { decl: 0, node: 1, output: 2 } as const;
 
 interface OpenKernel {
   readonly name: string;
-  readonly template: string;
+  readonly kind: KernelKind;
   readonly members: string[];
+  readonly declined: FusionDecline[];
   readonly line: number;
 }
 
@@ -139,8 +143,8 @@ function parseWithLines(text: string, source: string): { graph: Graph; line: num
 
     const g: OpenGraph = open;
     if (line === '}' && g.kernel !== undefined) {
-      const { name, template, members } = g.kernel;
-      g.schedule.push({ item: 'kernel', name, template, members });
+      const { name, kind, members, declined } = g.kernel;
+      g.schedule.push({ item: 'kernel', name, kind, members, ...(declined.length > 0 ? { declined } : {}) });
       g.kernel = undefined;
       continue;
     }
@@ -161,7 +165,14 @@ function parseWithLines(text: string, source: string): { graph: Graph; line: num
     }
 
     const node = NODE.exec(line);
-    if (g.kernel !== undefined && !node) fail(`kernel ${g.kernel.name} (line ${g.kernel.line}) has no closing '}'`);
+    const declined = DECLINED.exec(line);
+    if (g.kernel !== undefined && !node && !declined) fail(`kernel ${g.kernel.name} (line ${g.kernel.line}) has no closing '}'`);
+    if (declined) {
+      if (g.kernel === undefined) fail(`a 'declined' line belongs inside a kernel block`);
+      if (g.kernel!.members.length > 0) fail(`kernel ${g.kernel!.name}: its 'declined' lines come before its nodes`);
+      g.kernel!.declined.push(parseDecline(declined[1]!, fail));
+      continue;
+    }
 
     const decl = DECL.exec(line);
     if (decl) {
@@ -178,7 +189,9 @@ function parseWithLines(text: string, source: string): { graph: Graph; line: num
       enter(g, SECTION.node, 'nodes');
       if (g.kernel === undefined) layout(g, false);
       const [, name, op, argText, attrText, rest] = node;
-      const [type, slot] = splitTail(rest!, /@\S*$/, 1);
+      const [typeAndLayer, slot] = splitTail(rest!, /@\S*$/, 1);
+      const [type, layer] = splitTail(typeAndLayer, /\slayer=/, 'layer='.length);
+      if (layer !== undefined && !LAYER.test(layer)) fail(`malformed layer 'layer=${layer}': expected layer=N`);
       if (!Object.hasOwn(opSignatures, op!)) fail(`unknown op ${excerpt(op)} (known: ${knownOps.join(', ')})`);
       const sig = opSignatures[op as OpName];
       const args = parseArgs(argText!, fail);
@@ -188,7 +201,7 @@ function parseWithLines(text: string, source: string): { graph: Graph; line: num
       const attrs = parseAttrs(attrText ?? '', op!, sig.attrs, fail);
       define(g, name!);
       for (const a of args) g.uses.push({ name: a, line: lineNo });
-      const parsed = { op, name: name!, args, attrs, type: attempt(() => parseType(type!)) };
+      const parsed = { op, name: name!, args, attrs, type: attempt(() => parseType(type!)), ...(layer !== undefined ? { layer: Number(layer) } : {}) };
       g.nodes.push(parsed as unknown as Op); // op, arity and attr names were checked against opSignatures
       if (slot !== undefined) {
         if (!IDENT.test(slot)) fail(`malformed slot '@${slot}': expected @name`);
@@ -202,7 +215,9 @@ function parseWithLines(text: string, source: string): { graph: Graph; line: num
     if (kernel) {
       enter(g, SECTION.node, 'kernels');
       layout(g, true);
-      g.kernel = { name: kernel[1]!, template: kernel[2]!, members: [], line: lineNo };
+      const kind = parseKind(kernel[2]!.trim());
+      if ('error' in kind) fail(`kernel ${kernel[1]}: ${kind.error}`);
+      g.kernel = { name: kernel[1]!, kind: kind as KernelKind, members: [], declined: [], line: lineNo };
       continue;
     }
 
@@ -308,10 +323,13 @@ const STRING = /"(?:[^"\\]|\\.)*"/y;
 const KERNEL_NAME = new RegExp(`(${NAME})`, 'y');
 const BUFFER = new RegExp(`[%@](${NAME})`, 'y');
 
-/** The inside of `barrier {…}`: every field, in BARRIER_FIELDS order; strings are JSON string literals. */
-function parseBarrier(text: string, fail: Fail): BarrierItem {
+/**
+ * Reads the inside of a `what {field=value, …}` line: every field in the order given; strings are JSON string
+ * literals, lists are bracketed names.
+ */
+function recordReader(text: string, what: string, order: readonly string[], fail: Fail) {
   let pos = 0;
-  const malformed = (what: string): never => fail(`malformed barrier: ${what} at '${text.slice(pos).trim()}'`);
+  const malformed = (msg: string): never => fail(`malformed ${what}: ${msg} at '${text.slice(pos).trim()}'`);
   const token = (re: RegExp): RegExpExecArray | undefined => {
     while (pos < text.length && /\s/.test(text[pos]!)) pos++;
     re.lastIndex = pos;
@@ -330,26 +348,35 @@ function parseBarrier(text: string, fail: Fail): BarrierItem {
     try {
       return JSON.parse(m[0]) as string;
     } catch {
-      return fail(`malformed barrier: bad escape in string ${m[0]}`);
+      return fail(`malformed ${what}: bad escape in string ${m[0]}`);
     }
   };
-  const list = (item: RegExp, what: string) => (): string[] => {
-    if (!punct('[')) malformed(`expected '[' before the ${what}`);
-    const items: string[] = [];
-    if (punct(']')) return items;
-    do items.push((token(item) ?? malformed(`expected ${what}`))[1]!);
+  const list = (item: RegExp, items: string) => (): string[] => {
+    if (!punct('[')) malformed(`expected '[' before the ${items}`);
+    const out: string[] = [];
+    if (punct(']')) return out;
+    do out.push((token(item) ?? malformed(`expected ${items}`))[1]!);
     while (punct(','));
-    if (!punct(']')) malformed(`expected ',' or ']' in the ${what}`);
-    return items;
+    if (!punct(']')) malformed(`expected ',' or ']' in the ${items}`);
+    return out;
   };
   let fields = 0;
-  const field = <T>(name: (typeof BARRIER_FIELDS)[number], value: () => T): T => {
+  const field = <T>(name: string, value: () => T): T => {
     if (fields++ > 0 && !punct(',')) malformed(`expected ', ${name}=…'`);
     const key = token(FIELD_NAME)?.[0];
-    if (key !== name) fail(`barrier fields are ${BARRIER_FIELDS.join(', ')} in this order: expected '${name}', got '${key ?? text.slice(pos).trim()}'`);
+    if (key !== name) fail(`${what} fields are ${order.join(', ')} in this order: expected '${name}', got '${key ?? text.slice(pos).trim()}'`);
     if (!punct('=')) malformed(`expected '=' after '${name}'`);
     return value();
   };
+  const end = (): void => {
+    if (token(/$/y) === undefined) malformed('unexpected text after the last field');
+  };
+  return { string, list, field, end };
+}
+
+/** The inside of `barrier {…}`: every field, in BARRIER_FIELDS order. */
+function parseBarrier(text: string, fail: Fail): BarrierItem {
+  const { string, list, field, end } = recordReader(text, 'barrier', BARRIER_FIELDS, fail);
   const barrier: BarrierItem = {
     item: 'barrier',
     reason: field('reason', string),
@@ -358,6 +385,17 @@ function parseBarrier(text: string, fail: Fail): BarrierItem {
     buffers: field('buffers', list(BUFFER, '%value or @slot buffers')),
     unfused: field('unfused', string),
   };
-  if (token(/$/y) === undefined) malformed('unexpected text after the last field');
+  end();
   return barrier;
+}
+
+const DECLINE_FIELDS = ['pass', 'nodes', 'reason'] as const;
+const VALUE_NAME = new RegExp(`%(${NAME})`, 'y');
+
+/** The inside of `declined {pass="…", nodes=[%…], reason="…"}`. */
+function parseDecline(text: string, fail: Fail): FusionDecline {
+  const { string, list, field, end } = recordReader(text, 'declined', DECLINE_FIELDS, fail);
+  const decline: FusionDecline = { pass: field('pass', string), nodes: field('nodes', list(VALUE_NAME, '%node names')), reason: field('reason', string) };
+  end();
+  return decline;
 }

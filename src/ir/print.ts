@@ -2,6 +2,7 @@
 // Declarations, then nodes (or, once scheduled, kernel blocks and barriers in schedule order), then outputs;
 // every node line ends with its parallelism class as a comment, which the parser ignores.
 import { match } from 'ts-pattern';
+import { formatKind } from './kernel-kinds.js';
 import { parallelismOf } from './parallelism.js';
 import { formatType } from './shapes.js';
 import { opSignatures } from './types.js';
@@ -36,13 +37,14 @@ function attrEntries(node: Op): readonly (readonly [string, number])[] {
   return opSignatures[node.op].attrs.map((a) => [a, attrs[a]!] as const);
 }
 
-/** `%name = op(%args) {attrs} : type @slot  # parallelism` */
+/** `%name = op(%args) {attrs} : type layer=N @slot  # parallelism` */
 export function printNode(node: Op, slot?: string): string {
   const args = node.args.map((a) => `%${a}`).join(', ');
   const attrs = attrEntries(node);
   const braces = attrs.length === 0 ? '' : ` {${attrs.map(([k, v]) => `${k}=${String(v)}`).join(', ')}}`;
+  const layer = node.layer === undefined ? '' : ` layer=${node.layer}`;
   const at = slot === undefined ? '' : ` @${slot}`;
-  return `%${node.name} = ${node.op}(${args})${braces} : ${formatType(node.type)}${at}  # ${parallelismOf(node)}`;
+  return `%${node.name} = ${node.op}(${args})${braces} : ${formatType(node.type)}${layer}${at}  # ${parallelismOf(node)}`;
 }
 
 /** A buffer as barriers and errors name it: `@slot` for an activation slot, `%name` for a value or declaration. */
@@ -68,7 +70,10 @@ function printKernel(g: Graph, k: KernelItem, byName: ReadonlyMap<string, Op>): 
     const node = byName.get(m);
     return node === undefined ? `    # %${m} is not a node` : `    ${printNode(node, g.slots?.[m])}`;
   });
-  return [`  kernel ${k.name}: ${k.template} {`, ...members, '  }'];
+  const declined = (k.declined ?? []).map(
+    (d) => `    declined {pass=${JSON.stringify(d.pass)}, nodes=[${d.nodes.map((n) => `%${n}`).join(', ')}], reason=${JSON.stringify(d.reason)}}`,
+  );
+  return [`  kernel ${k.name}: ${formatKind(k.kind)} {`, ...declined, ...members, '  }'];
 }
 
 /** Node lines in schedule order; nodes no kernel holds (a broken schedule) follow as loose lines. */

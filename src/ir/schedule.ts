@@ -1,6 +1,7 @@
 // Checks a Graph's schedule: every node in exactly one kernel, kernels and members in node order; a barrier
 // between any two kernels that touch one buffer where either writes it (RAW, WAR, WAW), and none that guards
 // nothing; no buffer written while a value in it is still to be read. Throws `graph <name>: ...`.
+import { formatKind, kindMismatch, singleNodeKernel, usersOf } from './kernel-kinds.js';
 import { formatBuffer } from './print.js';
 import type { BarrierItem, Graph, KernelItem, Op } from './types.js';
 
@@ -117,6 +118,26 @@ function checkMembers(g: Graph, fail: (msg: string) => never): void {
       fail(`kernel ${kernel} schedules %${member} before %${n.name} (kernel ${kernelOf.get(n.name)}), against node order`);
     }
   });
+}
+
+/** Every kernel's kind fits its members, and its declines name nodes (verifyGraph's check, after the schedule's). */
+export function verifyKernelKinds(g: Graph): void {
+  if (g.schedule === undefined) return;
+  const fail = (msg: string): never => {
+    throw new Error(`graph ${g.name}: ${msg}`);
+  };
+  const byName = new Map(g.nodes.map((n) => [n.name, n]));
+  const users = usersOf(g);
+  for (const k of g.schedule!.filter(isKernel)) {
+    const mismatch = kindMismatch(
+      g,
+      k.kind,
+      k.members.map((m) => byName.get(m)!),
+      users,
+    );
+    if (mismatch !== undefined) fail(`kernel ${k.name}: ${formatKind(k.kind)} ${mismatch}`);
+    for (const d of k.declined ?? []) for (const n of d.nodes) if (!byName.has(n)) fail(`kernel ${k.name}: a decline of ${d.pass} names %${n}, not a node`);
+  }
 }
 
 function bufferFinder(g: Graph): (value: string) => string {
@@ -263,7 +284,7 @@ function checkBarriers(g: Graph, facts: readonly KernelFacts[], fail: (msg: stri
 /** The kernels of a graph: its schedule's, or one per node named after it. */
 export function scheduledKernels(g: Graph): KernelItem[] {
   if (g.schedule) return g.schedule.filter((i): i is KernelItem => i.item === 'kernel');
-  return g.nodes.map((n) => ({ item: 'kernel', name: n.name, template: n.op, members: [n.name] }));
+  return g.nodes.map(singleNodeKernel);
 }
 
 /** Values read outside the kernel that computes them, or returned: the ones that need a buffer. */

@@ -26,6 +26,8 @@ type Node<O extends string, A extends readonly string[], T extends object = Reco
   readonly args: Readonly<A>;
   readonly attrs: Readonly<T>;
   readonly type: TensorType;
+  /** the transformer layer the node belongs to, where it belongs to one (set by the model's builder) */
+  readonly layer?: number;
 };
 
 /** rows of `table` [V, D] picked by `ids` i32[T] → [T, D] */
@@ -107,13 +109,41 @@ export const opSignatures: { readonly [O in OpName]: OpSignature<O> } = {
   argmax: { args: ['x'], attrs: [] },
 };
 
+/** What a fused linear kernel computes before its matmul: the RMSNorm of its input row, or nothing. */
+export type LinearPrologue = 'none' | 'rmsnorm';
+/** What it does with each output: store it, add it to a residual, SiLU(gate)·up of a stacked gate/up, or RoPE + KV append of a stacked q/k/v. */
+export type LinearEpilogue = 'store' | 'residual' | 'glu' | 'qkv';
+
+/**
+ * The kind of a kernel: which codegen template emits it, as data the verifier checks against the kernel's
+ * members (src/ir/kernel-kinds.ts) and codegen matches on exhaustively.
+ */
+export type KernelKind =
+  /** one node by its op's own template */
+  | { readonly kind: 'op'; readonly op: OpName }
+  /** [rmsnorm,] matmul [, epilogue ops] */
+  | { readonly kind: 'linear'; readonly prologue: LinearPrologue; readonly epilogue: LinearEpilogue }
+  /** attn_scores, softmax {causal=1}, attn_mix: flash attention */
+  | { readonly kind: 'attention'; readonly variant: 'causal' }
+  /** a chain of elementwise ops over one shape */
+  | { readonly kind: 'elementwise' };
+
+/** A fusion a pass did not take, recorded where it decided: which nodes stayed out of the kernel, and why. */
+export interface FusionDecline {
+  readonly pass: string;
+  /** the nodes the kernel did not take in (its readers or writers outside it) */
+  readonly nodes: readonly string[];
+  readonly reason: string;
+}
+
 /** One dispatch group: the nodes one kernel template computes, in graph order. */
 export interface KernelItem {
   readonly item: 'kernel';
   readonly name: string;
-  /** the codegen template that emits it: an op name for a single node, or a fused template */
-  readonly template: string;
+  readonly kind: KernelKind;
   readonly members: readonly string[];
+  /** fusions of this kernel with its neighbours that passes declined, with their reasons */
+  readonly declined?: readonly FusionDecline[];
 }
 
 /**

@@ -1,9 +1,9 @@
 // Checks a Graph's invariants: unique names, definition before use, known symbols, constant resident shapes,
 // sane attrs, kv_write onto state, every node's written type equal to `inferType`, weights stacked `from`
-// checkpoint tensors, slots on nodes only, and the schedule (`schedule.ts`). Throws `graph <name>: ...`.
+// checkpoint tensors, slots on nodes only, and the schedule and its kernels' kinds (`schedule.ts`). Throws `graph <name>: ...`.
 import { match } from 'ts-pattern';
 import * as A from '../affine.js';
-import { verifySchedule } from './schedule.js';
+import { verifyKernelKinds, verifySchedule } from './schedule.js';
 import { formatType, inferType } from './shapes.js';
 import { opSignatures } from './types.js';
 import type { DeclKind, Graph, Op, TensorType } from './types.js';
@@ -99,6 +99,7 @@ export function verifyGraph(g: Graph): void {
   }
 
   verifySchedule(g);
+  verifyKernelKinds(g);
 }
 
 /** Attr names are exactly the signature's, values finite, and each in the range its op needs. */

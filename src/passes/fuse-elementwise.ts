@@ -5,10 +5,10 @@
 //   kernel b: mul { %b = mul(%a, %u) }   ->     %a = silu(%g)  %b = mul(%a, %u)
 //                                             }
 import * as A from '../affine.js';
+import { scheduledKernels } from '../ir/schedule.js';
 import { elementwiseOps, type Graph, type KernelItem, type Op } from '../ir/types.js';
 import { nodeMap } from './graph-queries.js';
 import { placeBarriers } from './insert-barriers.js';
-import { scheduledKernels } from '../ir/schedule.js';
 import type { Pass } from './pass.js';
 
 const shapeKey = (n: Op): string => n.type.shape.map(A.format).join(',');
@@ -19,12 +19,25 @@ export const fuseElementwise: Pass = {
   run(g: Graph): Graph {
     const nodes = nodeMap(g);
     const isElementwise = (k: KernelItem): boolean =>
-      (k.template === 'elementwise' || k.members.length === 1) && k.members.every((m) => elementwiseOps.has(nodes.get(m)!.op));
+      (k.kind.kind === 'elementwise' || k.kind.kind === 'op') && k.members.every((m) => elementwiseOps.has(nodes.get(m)!.op));
     const out: KernelItem[] = [];
     for (const k of scheduledKernels(g)) {
       const prev = out[out.length - 1];
-      if (prev && isElementwise(prev) && isElementwise(k) && shapeKey(nodes.get(prev.members[0]!)!) === shapeKey(nodes.get(k.members[0]!)!)) {
-        out[out.length - 1] = { item: 'kernel', name: k.name, template: 'elementwise', members: [...prev.members, ...k.members] };
+      if (!prev || !isElementwise(prev) || !isElementwise(k)) {
+        out.push(k);
+        continue;
+      }
+      // a reader has its argument's shape, so kernels of different shapes never depend on each other here
+      const [a, b] = [nodes.get(prev.members[0]!)!, nodes.get(k.members[0]!)!];
+      if (shapeKey(a) === shapeKey(b)) {
+        const declined = [...(prev.declined ?? []), ...(k.declined ?? [])];
+        out[out.length - 1] = {
+          item: 'kernel',
+          name: k.name,
+          kind: { kind: 'elementwise' },
+          members: [...prev.members, ...k.members],
+          ...(declined.length > 0 ? { declined } : {}),
+        };
       } else {
         out.push(k);
       }

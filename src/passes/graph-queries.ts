@@ -1,12 +1,6 @@
-// Read-only questions passes ask of a graph (who uses a value, nodes by name) and the one edit fusion
-// passes share: merging adjacent single-node kernels into one.
-import type { Graph, KernelItem, Op } from '../ir/types.js';
-
-export function usersOf(g: Graph): Map<string, Op[]> {
-  const users = new Map<string, Op[]>();
-  for (const n of g.nodes) for (const a of n.args) users.set(a, [...(users.get(a) ?? []), n]);
-  return users;
-}
+// Read-only questions passes ask of a graph (nodes by name) and the edits fusion passes share: merging
+// adjacent single-node kernels into one, and recording a fusion declined on the kernel it concerns.
+import type { FusionDecline, Graph, KernelItem, KernelKind, Op } from '../ir/types.js';
 
 export function nodeMap(g: Graph): Map<string, Op> {
   return new Map(g.nodes.map((n) => [n.name, n]));
@@ -14,13 +8,20 @@ export function nodeMap(g: Graph): Map<string, Op> {
 
 /**
  * Replaces the kernels holding `members` (each must be a single-node kernel, adjacent in order) by one
- * kernel; returns undefined when they are not adjacent single-node kernels.
+ * kernel of `kind`, keeping the declines they carried; undefined when they are not adjacent single-node kernels.
  */
-export function mergeKernels(kernels: readonly KernelItem[], members: readonly string[], name: string, template: string): KernelItem[] | undefined {
+export function mergeKernels(kernels: readonly KernelItem[], members: readonly string[], name: string, kind: KernelKind): KernelItem[] | undefined {
   const want = new Set(members);
   const at = kernels.findIndex((k) => k.members.some((m) => want.has(m)));
   if (at < 0) return undefined;
   const span = kernels.slice(at, at + members.length);
   if (span.length !== members.length || span.some((k) => k.members.length !== 1 || !want.has(k.members[0]!))) return undefined;
-  return [...kernels.slice(0, at), { item: 'kernel', name, template, members: span.map((k) => k.members[0]!) }, ...kernels.slice(at + members.length)];
+  const declined = span.flatMap((k) => k.declined ?? []);
+  const merged: KernelItem = { item: 'kernel', name, kind, members: span.map((k) => k.members[0]!), ...(declined.length > 0 ? { declined } : {}) };
+  return [...kernels.slice(0, at), merged, ...kernels.slice(at + members.length)];
+}
+
+/** `kernels` with `decline` recorded on the kernel that holds node `member`. */
+export function recordDecline(kernels: readonly KernelItem[], member: string, decline: FusionDecline): KernelItem[] {
+  return kernels.map((k) => (k.members.includes(member) ? { ...k, declined: [...(k.declined ?? []), decline] } : k));
 }

@@ -5,13 +5,12 @@
 //   kernel l0.q_k_v: linear {...}        kernel l0.q_k_v: linear {...}
 //   kernel l0.mixed: attention {...} ->  barrier {reason="cross-token: ...", producers=[l0.q_k_v], consumers=[l0.mixed], ...}
 //                                        kernel l0.mixed: attention {...}
+import { formatKind, kernelLayer } from '../ir/kernel-kinds.js';
 import { parallelismOf } from '../ir/parallelism.js';
 import { bufferOf, kernelAccess, scheduledKernels } from '../ir/schedule.js';
-import type { BarrierItem, Graph, KernelItem, Op, Parallelism, ScheduleItem } from '../ir/types.js';
+import type { BarrierItem, FusionDecline, Graph, KernelItem, Op, Parallelism, ScheduleItem } from '../ir/types.js';
 import { nodeMap } from './graph-queries.js';
 import type { Pass } from './pass.js';
-
-const layerOf = (kernel: string): string | undefined => /^l(\d+)\./.exec(kernel)?.[1];
 
 type Need = Parallelism | 'ordering';
 
@@ -40,10 +39,17 @@ function dependency(g: Graph, nodes: Map<string, Op>, consumer: KernelItem, h: H
 }
 
 /** Why `consumer` must wait, from its strongest dependency, and why the two kernels cannot be one. */
-function explain(g: Graph, nodes: Map<string, Op>, consumer: KernelItem, hazards: readonly Hazard[]): { reason: string; unfused: string } {
+function explain(
+  g: Graph,
+  nodes: Map<string, Op>,
+  declines: ReadonlyMap<string, FusionDecline>,
+  consumer: KernelItem,
+  hazards: readonly Hazard[],
+): { reason: string; unfused: string } {
   const ranked = hazards.map((h) => ({ h, ...dependency(g, nodes, consumer, h) })).sort((a, b) => rank[b.need] - rank[a.need]);
   const { h, need, reader, value } = ranked[0]!;
-  const [pl, cl] = [layerOf(h.producer.name), layerOf(consumer.name)];
+  const layerOf = (k: KernelItem) => kernelLayer(k.members.map((m) => nodes.get(m)!));
+  const [pl, cl] = [layerOf(h.producer), layerOf(consumer)];
   const layer = pl !== undefined && cl !== undefined && pl !== cl ? `layer-serial: layer ${cl} starts after layer ${pl}; ` : '';
   if (need === 'ordering' || !reader) {
     return {
@@ -57,12 +63,16 @@ function explain(g: Graph, nodes: Map<string, Op>, consumer: KernelItem, hazards
       : need === 'row-reduction'
         ? `${reader.op} reads whole ${reader.op === 'head_rmsnorm' ? 'heads' : 'rows'} of %${value}`
         : `${reader.op} reads %${value}`;
+  // a token-parallel dependency could be one kernel: why it is not is what the fusion passes recorded
+  const declined = declines.get(reader.name);
   return {
     reason: `${layer}${need}: ${what}, written by ${h.producer.name}`,
     unfused:
-      need === 'token-parallel'
-        ? `${h.producer.name} (${h.producer.template}) has no epilogue for ${reader.op}`
-        : `a workgroup of ${consumer.name} needs values that other workgroups of ${h.producer.name} write, and workgroups of one dispatch cannot wait for each other`,
+      need !== 'token-parallel'
+        ? `a workgroup of ${consumer.name} needs values that other workgroups of ${h.producer.name} write, and workgroups of one dispatch cannot wait for each other`
+        : declined
+          ? `${declined.pass} declined: ${declined.reason}`
+          : `no pass fuses ${reader.op} into a ${formatKind(h.producer.kind)} kernel`,
   };
 }
 
@@ -71,6 +81,8 @@ export function placeBarriers(g: Graph, kernels: readonly KernelItem[]): Schedul
   const unscheduled: Graph = { ...g, schedule: kernels };
   const access = kernelAccess(unscheduled);
   const nodes = nodeMap(g);
+  // the fusion a pass declined for each node it left out, on whichever kernel it recorded it
+  const declines = new Map(kernels.flatMap((k) => (k.declined ?? []).flatMap((d) => d.nodes.map((n) => [n, d] as const))));
   const schedule: ScheduleItem[] = [];
   let segment: KernelItem[] = [];
   for (const k of kernels) {
@@ -86,7 +98,7 @@ export function placeBarriers(g: Graph, kernels: readonly KernelItem[]): Schedul
       return found;
     });
     if (hazards.length > 0) {
-      const { reason, unfused } = explain(unscheduled, nodes, k, hazards);
+      const { reason, unfused } = explain(unscheduled, nodes, declines, k, hazards);
       const barrier: BarrierItem = {
         item: 'barrier',
         reason,

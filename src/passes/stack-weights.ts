@@ -56,11 +56,19 @@ export const stackWeights: Pass = {
         args: [x, name],
         attrs: {},
         type: { dtype: 'f32', shape: [mms[0]!.type.shape[0]!, A.constant(n)] },
+        ...(mms[0]!.layer !== undefined ? { layer: mms[0]!.layer } : {}),
       };
       let start = 0;
       const slices = mms.map((m): Slice => {
         const size = A.evaluate(m.type.shape[1]!, {});
-        const s: Slice = { op: 'slice', name: m.name, args: [mm.name], attrs: { start, size }, type: m.type };
+        const s: Slice = {
+          op: 'slice',
+          name: m.name,
+          args: [mm.name],
+          attrs: { start, size },
+          type: m.type,
+          ...(m.layer !== undefined ? { layer: m.layer } : {}),
+        };
         start += size;
         return s;
       });

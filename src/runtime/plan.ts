@@ -34,6 +34,10 @@ export interface PlanBinding {
 export interface PlanKernel {
   /** the IR value it computes, for errors and stats */
   readonly name: string;
+  /** the schedule's kernel it is a dispatch of */
+  readonly kernel: string;
+  /** the transformer layer that kernel's nodes belong to, where they belong to one */
+  readonly layer?: number;
   readonly op: string;
   /** how the template runs it, where it has several ways (linear: tiled, gemv or column) */
   readonly variant?: string;

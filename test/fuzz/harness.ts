@@ -341,7 +341,14 @@ export function mutateJson(b: Uint8Array, r: Rng): Uint8Array {
   const ops = Object.values(jsonOps);
   for (let k = 1 + r.below(3); k > 0; k--) r.pick(ops)(container, r);
   const raws: string[] = [];
-  const text = JSON.stringify(container, (_k, v: unknown) => (v instanceof RawJson ? `\u0000raw${raws.push(v.text) - 1}\u0000` : v));
+  let text: string;
+  try {
+    text = JSON.stringify(container, (_k, v: unknown) => (v instanceof RawJson ? `\u0000raw${raws.push(v.text) - 1}\u0000` : v));
+  } catch (e) {
+    // copies of a large part (a whole vocabulary, a thousand times) can outgrow a JavaScript string: a text edit instead
+    if (e instanceof RangeError) return mutateText(b, r);
+    throw e;
+  }
   return utf8.encode(text.replace(/"\\u0000raw(\d+)\\u0000"/g, (_m, i: string) => raws[Number(i)]!));
 }
 
