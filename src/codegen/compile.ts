@@ -134,9 +134,10 @@ export function compileGraph(graph: Graph, options: CodegenOptions = defaultCode
   const linearWeights = new Set([...specs.values()].map((s) => s.w));
   for (const [name, format] of deviceFormats(graph, decodedWeights(graph, scheduled, specs), linearWeights, options)) formats.set(name, format);
   const kernels: PlanKernel[] = [];
-  const emit = (name: string, op: string, k: KernelSource, after?: string, variant?: string): void => {
+  const emit = (kernel: KernelItem, name: string, op: string, k: KernelSource, after?: string, variant?: string): void => {
     kernels.push({
       name,
+      scheduleKernel: kernel.name,
       op,
       ...(variant ? { variant } : {}),
       wgsl: k.wgsl,
@@ -145,9 +146,9 @@ export function compileGraph(graph: Graph, options: CodegenOptions = defaultCode
       ...(after ? { after } : {}),
     });
   };
-  const emitParts = (name: string, op: string, parts: KernelParts, variant?: string): void => {
+  const emitParts = (kernel: KernelItem, op: string, parts: KernelParts, variant?: string): void => {
     for (const sc of parts.scratch) buffers.push({ name: sc.name, role: 'activation', dtype: 'f32', shape: sc.shape });
-    for (const part of parts.kernels) emit(part.suffix ? `${name}.${part.suffix}` : name, op, part.source, part.after, variant);
+    for (const part of parts.kernels) emit(kernel, part.suffix ? `${kernel.name}.${part.suffix}` : kernel.name, op, part.source, part.after, variant);
   };
   for (const k of scheduled) {
     const members = k.members.map((m) => nodes.get(m)!);
@@ -155,7 +156,7 @@ export function compileGraph(graph: Graph, options: CodegenOptions = defaultCode
     if (spec) {
       const o = { ...options, weights: formats.get(spec.w) ?? ('f32' as const) };
       const linear = linearKernels(spec, o, k.name);
-      emitParts(k.name, 'linear', linear, linear.variant);
+      emitParts(k, 'linear', linear, linear.variant);
     } else if (k.template === 'attention') {
       const [scores, , mix] = members as [Extract<Op, { op: 'attn_scores' }>, Op, Extract<Op, { op: 'attn_mix' }>];
       const [, rows, keys] = scores.type.shape;
@@ -181,11 +182,11 @@ export function compileGraph(graph: Graph, options: CodegenOptions = defaultCode
           subgroups: options.subgroups,
         },
       );
-      emitParts(k.name, 'attention', attn);
+      emitParts(k, 'attention', attn);
     } else if (k.template === 'elementwise') {
-      emit(k.name, 'elementwise', elementwiseKernel(members, materialized, ctx));
+      emit(k, k.name, 'elementwise', elementwiseKernel(members, materialized, ctx));
     } else if (members.length === 1 && members[0]!.op === k.template) {
-      emit(k.name, k.template, kernelFor(members[0]!, ctx));
+      emit(k, k.name, k.template, kernelFor(members[0]!, ctx));
     } else {
       throw new Error(`kernel ${k.name}: no template '${k.template}' for ${members.map((m) => m.op).join(', ')}`);
     }

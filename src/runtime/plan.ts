@@ -34,6 +34,8 @@ export interface PlanBinding {
 export interface PlanKernel {
   /** the IR value it computes, for errors and stats */
   readonly name: string;
+  /** the schedule's kernel it was emitted for (the node's name where the graph has no schedule): one emits one or more dispatches */
+  readonly scheduleKernel: string;
   readonly op: string;
   /** how the template runs it, where it has several ways (linear: tiled, gemv or column) */
   readonly variant?: string;
