@@ -4,7 +4,7 @@
 import type { ModelConfig } from './llama.js';
 import { llamaWeightShapes } from './llama.js';
 import { ropeTables } from './llama2c.js';
-import { valuesSource, type TensorSource } from '../src/weights/source.js';
+import { computedSource, type TensorSource } from '../src/weights/source.js';
 
 const base = { family: 'llama', vocabSize: 32000, seqLen: 1024, normEps: 1e-5, ropeTheta: 10000, bosId: 1 } as const;
 
@@ -35,15 +35,19 @@ export function randomTensor(name: string, count: number, scale: number, offset 
   return out;
 }
 
+/** The values of one matrix, norm weight or embedding table of a synthetic model. */
+function syntheticTensor(name: string, shape: readonly number[]): Float32Array {
+  const count = shape.reduce((a, b) => a * b, 1);
+  const isNorm = shape.length === 1;
+  const scale = isNorm ? 0.1 : name === 'tok_embeddings' ? 1 : 1 / Math.sqrt(shape[1]!);
+  return randomTensor(name, count, scale, isNorm ? 1 : 0);
+}
+
 /** Weights for every tensor `config`'s llama graphs read. */
 export function syntheticWeights(config: ModelConfig): Map<string, Float32Array> {
   const weights = new Map<string, Float32Array>();
   for (const [name, shape] of llamaWeightShapes(config)) {
-    if (name === 'rope_cos' || name === 'rope_sin') continue;
-    const count = shape.reduce((a, b) => a * b, 1);
-    const isNorm = shape.length === 1;
-    const scale = isNorm ? 0.1 : name === 'tok_embeddings' ? 1 : 1 / Math.sqrt(shape[1]!);
-    weights.set(name, randomTensor(name, count, scale, isNorm ? 1 : 0));
+    if (name !== 'rope_cos' && name !== 'rope_sin') weights.set(name, syntheticTensor(name, shape));
   }
   const { cos, sin } = ropeTables(config.headSize, config.seqLen, config.ropeTheta, config.ropeScaling);
   weights.set('rope_cos', cos);
@@ -51,10 +55,11 @@ export function syntheticWeights(config: ModelConfig): Map<string, Float32Array>
   return weights;
 }
 
-/** A synthetic model by name, its tensors in memory, or undefined when `name` is not one. */
+/** A synthetic model by name, each tensor computed when it is read, or undefined when `name` is not one. */
 export function syntheticModel(name: string): { config: ModelConfig; tensors: Map<string, TensorSource> } | undefined {
   if (!Object.hasOwn(syntheticConfigs, name)) return undefined;
   const config = syntheticConfigs[name]!;
-  const shapes = llamaWeightShapes(config);
-  return { config, tensors: new Map([...syntheticWeights(config)].map(([n, v]) => [n, valuesSource(v, shapes.get(n))])) };
+  const rope = (which: 'cos' | 'sin') => ropeTables(config.headSize, config.seqLen, config.ropeTheta, config.ropeScaling)[which];
+  const values = (n: string, shape: readonly number[]) => (n === 'rope_cos' ? rope('cos') : n === 'rope_sin' ? rope('sin') : syntheticTensor(n, shape));
+  return { config, tensors: new Map([...llamaWeightShapes(config)].map(([n, shape]) => [n, computedSource(shape, () => values(n, shape))])) };
 }

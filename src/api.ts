@@ -15,6 +15,8 @@ import { pipeline } from './passes/pipeline.js';
 import { runPipeline } from './passes/run-pipeline.js';
 import type { Graph } from './ir/types.js';
 import { verifyGraph } from './ir/verify.js';
+import { parseModule } from './ir/parse.js';
+import { formatType } from './ir/shapes.js';
 import { PlanExecutor, ResidentBuffers } from './runtime/executor.js';
 import type { Plan } from './runtime/plan.js';
 import { BOS, checkGenerateOptions, generateSteps, type GenerateOptions, type GenerationStep } from './runtime/generate.js';
@@ -83,6 +85,86 @@ export function buildGraphs(config: ModelConfig): Record<GraphKind, Graph> {
   return graphs;
 }
 
+/** `f()`; an error it throws is prefixed with `path: `, the file it is about. */
+export function aboutFile<T>(path: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    throw new Error(`${path}: ${(e as Error).message}`);
+  }
+}
+
+/** The graphs of an IR text file, in order, each verified; errors name the file, and the line where its text is malformed. */
+export function readGraphFile(path: string): Graph[] {
+  const graphs = parseModule(new TextDecoder().decode(readRegularFile(path, 'IR file')), path);
+  if (graphs.length === 0) throw new Error(`${path}: holds no graph`);
+  const names = new Set<string>();
+  for (const g of graphs) {
+    if (names.has(g.name)) {
+      throw new Error(
+        `${path}: holds two graphs named ${g.name}; give each graph once (--dump-after prints each dump before the final graph: --dump-dir writes them to files of their own)`,
+      );
+    }
+    names.add(g.name);
+    aboutFile(path, () => verifyGraph(g));
+  }
+  return graphs;
+}
+
+/** The graphs of these names, in this order. */
+export function pickGraphs(graphs: readonly Graph[], names: readonly string[], path: string): Graph[] {
+  return names.map((name) => {
+    const g = graphs.find((x) => x.name === name);
+    if (!g) throw new Error(`${path}: holds no graph named ${name} (its graphs: ${graphs.map((x) => x.name).join(', ')})`);
+    return g;
+  });
+}
+
+/**
+ * Checks that a graph can run on a checkpoint in place of the model definition's graph of its name: each weight is
+ * built from checkpoint tensors of its shape (stacked ones: their rows add up to its rows), each state and input is one
+ * the definition declares, of its type, every input the definition feeds is declared, and the outputs have its types.
+ */
+function checkDeclarations(g: Graph, tensors: ReadonlyMap<string, TensorSource>, model: Graph): void {
+  const fail = (msg: string): never => {
+    throw new Error(`graph ${g.name}: ${msg}`);
+  };
+  const modelDecls = new Map(model.decls.map((d) => [d.name, d]));
+  for (const d of g.decls) {
+    const what = `${d.kind} %${d.name}`;
+    if (d.kind === 'weight') {
+      const sources = d.from ?? [d.name];
+      const shapes = sources.map((n) => tensors.get(n)?.shape ?? fail(`${what} is built from ${n}, which the checkpoint does not hold`));
+      const tensorType = (shape: readonly number[]): string => formatType({ dtype: 'f32', shape: shape.map(A.constant) });
+      const rows = (s: readonly number[]): string => tensorType(s.slice(1));
+      const odd = shapes.findIndex((s) => s.length !== shapes[0]!.length || rows(s) !== rows(shapes[0]!));
+      if (odd >= 0) fail(`${what} stacks the checkpoint's ${sources[0]}, ${tensorType(shapes[0]!)}, and ${sources[odd]}, ${tensorType(shapes[odd]!)}`);
+      const stacked = tensorType([shapes.reduce((n, s) => n + (s[0] ?? 1), 0), ...shapes[0]!.slice(1)]);
+      if (formatType(d.type) !== stacked) {
+        fail(`${what} is ${formatType(d.type)}; the checkpoint's ${sources.join(', ')} ${sources.length === 1 ? 'is' : 'stack to'} ${stacked}`);
+      }
+      continue;
+    }
+    const own = modelDecls.get(d.name);
+    if (own?.kind !== d.kind) fail(`${what}: the model has no ${d.kind} of that name`);
+    if (formatType(own!.type) !== formatType(d.type)) fail(`${what} is ${formatType(d.type)}; the model's is ${formatType(own!.type)}`);
+  }
+  const declared = new Set(g.decls.map((d) => d.name));
+  for (const d of model.decls) if (d.kind === 'input' && !declared.has(d.name)) fail(`declares no input %${d.name}, which every run feeds`);
+  const outputTypes = (x: Graph): string => x.outputs.map((o) => formatType([...x.decls, ...x.nodes].find((v) => v.name === o)!.type)).join(', ');
+  if (outputTypes(g) !== outputTypes(model)) fail(`its outputs are ${outputTypes(g) || 'none'}; the model's are ${outputTypes(model)}`);
+}
+
+/** The graphs LoadOptions.ir names, checked against the checkpoint's tensors and the model definition's graphs. */
+function readGraphPair(path: string, tensors: ReadonlyMap<string, TensorSource>, model: Record<GraphKind, Graph>): Record<GraphKind, Graph> {
+  const [prefill, decode] = pickGraphs(readGraphFile(path), ['prefill', 'decode'], path) as [Graph, Graph];
+  aboutFile(path, () => {
+    checkDeclarations(prefill, tensors, model.prefill);
+    checkDeclarations(decode, tensors, model.decode);
+  });
+  return { prefill, decode };
+}
+
 /** Both graphs after the passes (default: the whole pipeline), verified after each pass. */
 export function optimizeGraphs(
   config: ModelConfig,
@@ -107,8 +189,14 @@ export interface LoadOptions {
   readonly template?: string;
   /** Dawn backend; defaults to the first that works */
   readonly backend?: string;
-  /** the passes to compile with (default: the whole pipeline; [] runs one kernel per op) */
+  /** the passes to compile with (default: the whole pipeline, or none for `ir`'s graphs; [] runs one kernel per op) */
   readonly passes?: readonly Pass[];
+  /**
+   * an IR text file holding graphs named prefill and decode (as `weft compile` prints them, edited or not) to run
+   * instead of the model definition's: verified, and its declarations checked against the checkpoint's tensors and
+   * the definition's states, inputs and outputs; compiled as written unless `passes` names passes
+   */
+  readonly ir?: string;
   /** Dawn toggles to enable (default: defaultToggles; [] for none) */
   readonly toggles?: readonly string[];
   /** the most positions a generation may use, below the model's own context: a smaller KV cache and position tables */
@@ -154,8 +242,26 @@ export function codegenOptions(gpu: CompileTarget, options: LoadOptions = {}): C
 }
 
 /**
+ * How graphs compile on a device of these limits, with weights as `tensors` holds them (none: float32, as IR text
+ * declares them) unless options.weights converts them: the context the passes see and the codegen options.
+ */
+export function compileOptions(
+  gpu: CompileTarget,
+  options: LoadOptions = {},
+  tensors: ReadonlyMap<string, TensorSource> = new Map(),
+): { context: PassContext; codegen: CodegenOptions } {
+  // stacking sees the formats matmul weights will have; codegen converts only matmul weights, and keeps
+  // embedding tables (read one row per token) as stored
+  return {
+    context: { maxStorageBuffers: gpu.limits.maxStorageBuffersPerShaderStage, formats: tensorFormats(tensors, options.weights) },
+    codegen: { ...codegenOptions(gpu, options), formats: tensorFormats(tensors), ...(options.weights ? { convert: options.weights } : {}) },
+  };
+}
+
+/**
  * The plans Model.load compiles for a configuration, with weights in `formats`, on a device of these limits:
- * both graphs through the passes (fusing within its storage buffers per kernel), then codegen.
+ * both graphs through the passes (fusing within its storage buffers per kernel), then codegen. Graphs read from
+ * options.ir compile as written unless options.passes names passes.
  */
 export function compilePlans(
   config: ModelConfig,
@@ -164,11 +270,8 @@ export function compilePlans(
   options: LoadOptions = {},
   built: Record<GraphKind, Graph> = buildGraphs(config),
 ): { graphs: Record<GraphKind, Graph>; plans: Record<GraphKind, Plan>; codegen: CodegenOptions } {
-  // stacking sees the formats matmul weights will have; codegen converts only matmul weights, and keeps
-  // embedding tables (read one row per token) as stored
-  const stacking = tensorFormats(tensors, options.weights);
-  const graphs = optimizeGraphs(config, options.passes, { maxStorageBuffers: gpu.limits.maxStorageBuffersPerShaderStage, formats: stacking }, built);
-  const codegen = { ...codegenOptions(gpu, options), formats: tensorFormats(tensors), ...(options.weights ? { convert: options.weights } : {}) };
+  const { context, codegen } = compileOptions(gpu, options, tensors);
+  const graphs = optimizeGraphs(config, options.passes ?? (options.ir !== undefined ? [] : pipeline), context, built);
   return { graphs, plans: { prefill: compileGraph(graphs.prefill, codegen), decode: compileGraph(graphs.decode, codegen) }, codegen };
 }
 
@@ -372,11 +475,14 @@ export class Model {
     const files = typeof source === 'string' ? readModelFiles(source, options) : source;
     const cut = options.context === undefined ? files : withContext(files, options.context);
     const { config, tensors } = withRopeTables(cut);
-    const built = buildGraphs(config); // a model the IR rejects fails before the GPU opens
+    // a model the IR rejects, or graphs that do not fit the checkpoint, fail before the GPU opens
+    const model = buildGraphs(config);
+    const built = options.ir !== undefined ? readGraphPair(options.ir, tensors, model) : model;
     const gpu = await openGpu({ backend: options.backend, toggles: options.toggles ?? defaultToggles });
     let resident: ResidentBuffers | undefined;
     try {
-      const { graphs, plans, codegen } = compilePlans(config, tensors, gpu, options, built);
+      const compile = () => compilePlans(config, tensors, gpu, options, built);
+      const { graphs, plans, codegen } = options.ir !== undefined ? aboutFile(options.ir, compile) : compile();
       const progress = options.onProgress;
       resident = new ResidentBuffers(gpu, tensors);
       await resident.upload([plans.prefill, plans.decode], progress && ((done, total, name) => progress(done, total, name, 'upload')));

@@ -11,19 +11,26 @@ import { syntheticConfigs, syntheticModel } from '../models/synthetic.js';
 import { checkBenchOptions, WARMUP_RUNS, WARMUP_SECONDS, type PeerBenchOptions, type PeerRow } from './peers/peer.js';
 import { benchmark, formatBenchRow, type BenchRow } from './bench.js';
 import {
+  aboutFile,
   buildGraphs,
+  compileOptions,
   defaultToggles,
   floatWeights,
   loadModel,
+  pickGraphs,
   readCheckpoint,
+  readGraphFile,
   readModelFiles,
   resolveRequest,
   withContext,
+  type Checkpoint,
   type GenerateRequest,
   type ModelFiles,
 } from './api.js';
-import { compileGraph } from './codegen/compile.js';
-import { formatStats, fullContextEnv, graphStats } from './codegen/stats.js';
+import * as A from './affine.js';
+import { compileGraph, type CodegenOptions } from './codegen/compile.js';
+import { printWgsl } from './codegen/listing.js';
+import { formatSchedules, formatStats, fullContextEnv, graphStats, type GraphStats } from './codegen/stats.js';
 import { printDot, printJson } from './ir/formats.js';
 import { printGraph, printModule } from './ir/print.js';
 import type { Graph } from './ir/types.js';
@@ -36,7 +43,7 @@ import { loadProgressBar } from './progress-bar.js';
 import { bindFlagValues, flagOptions, type FlagTable } from './cli-flags.js';
 import { chatFiles } from './chat.js';
 import { chatLoop, type ChatArgs } from './chat-cli.js';
-import { failedChecksText, fittingText, formatMemoryPlan, memoryPlan, planAdapter, DEFAULT_PROMPT_TOKENS } from './memory-plan.js';
+import { failedChecksText, fittingText, formatMemoryPlan, memoryPlan, planAdapter, webgpuDefaultLimits, DEFAULT_PROMPT_TOKENS } from './memory-plan.js';
 
 function fail(message: string): never {
   process.stderr.write(`weft: ${message.trim().replace(/\s*\n\s*/g, ' ')}\n`);
@@ -76,6 +83,7 @@ interface RunArgs {
   weights?: FormatName;
   backend?: string;
   context?: number;
+  ir?: string;
 }
 
 async function run(a: RunArgs): Promise<void> {
@@ -94,7 +102,7 @@ async function run(a: RunArgs): Promise<void> {
   resolveRequest(files, request); // every argument is checked before the GPU opens
   const progress = loadProgressBar();
   // the bar ends with the load; the bar of a load that failed is cleared before the error
-  const model = await loadModel(files, { backend: a.backend, weights: a.weights, onProgress: progress?.onProgress }).finally(() => progress?.stop());
+  const model = await loadModel(files, { backend: a.backend, weights: a.weights, ir: a.ir, onProgress: progress?.onProgress }).finally(() => progress?.stop());
   try {
     const tokens: number[] = [];
     const logits: Float32Array[] = [];
@@ -197,23 +205,27 @@ async function inspect(a: InspectArgs): Promise<void> {
   if (!plan.fits) throw new Error(`does not fit: ${failedChecksText(plan.checks)}${plan.fitting ? `; ${fittingText(plan.fitting)}` : ''}`);
 }
 
+/** Output formats of `weft compile`: the IR as text, JSON or dot, or the WGSL codegen emits for it. */
 const formats = {
-  text: { print: printGraph, ext: 'ir', comment: '#' },
-  json: { print: printJson, ext: 'json', comment: undefined },
-  dot: { print: printDot, ext: 'dot', comment: '//' },
+  text: { print: (g: Graph) => printGraph(g), ext: 'ir', comment: '#' },
+  json: { print: (g: Graph) => printJson(g), ext: 'json', comment: undefined },
+  dot: { print: (g: Graph) => printDot(g), ext: 'dot', comment: '//' },
+  wgsl: { print: (g: Graph, codegen: CodegenOptions) => printWgsl(g, compileGraph(g, codegen)), ext: 'wgsl', comment: '//' },
 } as const;
 
 type Format = keyof typeof formats;
 
 interface CompileArgs {
   model: string;
-  graph: GraphKind;
+  graph?: GraphKind | 'both';
   passes?: string;
   dumpAfter?: string;
   dumpDir?: string;
   format: Format;
   stats: boolean;
   json: boolean;
+  weights?: FormatName;
+  maxStorageBuffers?: number;
 }
 
 /** `--passes`: absent is the whole pipeline, '' or 'none' no pass, else pass names in the order given. */
@@ -243,6 +255,28 @@ function writeAll(dir: string, files: readonly { name: string; text: string }[])
   }
 }
 
+/** What `weft compile` reads: the graphs of an IR text file, or a model's as its definition writes them, and its tensors. */
+interface CompileInput {
+  /** in the order the file holds them; a model's prefill, then decode */
+  readonly graphs: readonly Graph[];
+  /** the IR file, which errors in its graphs name */
+  readonly file?: string;
+  /** a model's configuration and tensors (an IR file's weights count as float32) */
+  readonly model?: Checkpoint;
+}
+
+function compileInput(path: string): CompileInput {
+  if (path.endsWith('.ir')) return { graphs: readGraphFile(path), file: path };
+  const model = syntheticModel(path) ?? readCheckpoint(path);
+  const { prefill, decode } = buildGraphs(model.config);
+  return { graphs: [prefill, decode], model };
+}
+
+/** Rows of the KV cache an IR file's graph declares (its states' first axis): its context. */
+function declaredContext(g: Graph): number {
+  return Math.max(1, ...g.decls.filter((d) => d.kind === 'state' && d.type.shape.length > 0).map((d) => A.evaluate(d.type.shape[0]!, {})));
+}
+
 function compile(a: CompileArgs): void {
   const passes = selectPasses(a.passes);
   const stats = a.stats || a.json;
@@ -253,41 +287,75 @@ function compile(a: CompileArgs): void {
     }
   }
   if (a.dumpAfter !== undefined && a.dumpDir === undefined && stats) throw new Error(`--dump-after with --stats needs --dump-dir: stdout holds the stats`);
+  if (a.graph === 'both' && (a.dumpAfter !== undefined || a.format !== 'text')) {
+    throw new Error(`--graph both prints the two schedules side by side: --format and --dump-after take one graph (or, without --graph, every graph)`);
+  }
+  if (a.maxStorageBuffers !== undefined && a.maxStorageBuffers < 1)
+    throw new Error(`--max-storage-buffers must be a whole number >= 1, got ${a.maxStorageBuffers}`);
 
-  const { config } = readCheckpoint(a.model);
-  const input = buildGraphs(config)[a.graph];
-  const dumps: { name: string; graph: Graph }[] = a.dumpAfter === 'all' ? [{ name: '000_input', graph: input }] : [];
-  let step = 0;
-  const graph = runPipeline(input, passes, undefined, (p, g) => {
-    step++;
-    if (a.dumpAfter === 'all' || a.dumpAfter === p.name) dumps.push({ name: `${String(step).padStart(3, '0')}_${p.name}`, graph: g });
-  });
-  const plan = compileGraph(graph);
+  const input = compileInput(a.model);
+  const names = a.graph === undefined ? input.graphs.map((g) => g.name) : a.graph === 'both' ? ['prefill', 'decode'] : [a.graph];
+  const selected = pickGraphs(input.graphs, names, a.model);
+  if (selected.length > 1 && a.graph !== 'both' && (stats || a.dumpAfter !== undefined)) {
+    throw new Error(`${stats ? '--stats' : '--dump-after'} takes one graph: give --graph (${names.join(' or ')}; both: side by side)`);
+  }
+  // a device of WebGPU's default limits, without subgroups, unless told its storage buffers
+  const limits = { ...webgpuDefaultLimits, ...(a.maxStorageBuffers !== undefined ? { maxStorageBuffersPerShaderStage: a.maxStorageBuffers } : {}) };
+  const { context, codegen } = compileOptions({ limits, fallback: false, subgroups: false }, { weights: a.weights }, input.model?.tensors);
   const format = formats[a.format];
-  const statsOut = stats ? graphStats(graph, plan, { env: fullContextEnv(graph, config.seqLen), layers: config.nLayers }) : undefined;
 
-  const files = dumps.map((d) => ({ name: `${d.name}.${format.ext}`, text: format.print(d.graph) }));
+  const dumps: { name: string; graph: Graph }[] = [];
+  const compiled = selected.map((g) => {
+    const run = () => {
+      if (a.dumpAfter === 'all') dumps.push({ name: '000_input', graph: g });
+      let step = 0;
+      const graph = runPipeline(g, passes, context, (p, after) => {
+        step++;
+        if (a.dumpAfter === 'all' || a.dumpAfter === p.name) dumps.push({ name: `${String(step).padStart(3, '0')}_${p.name}`, graph: after });
+      });
+      const plan = compileGraph(graph, codegen);
+      const env = fullContextEnv(graph, input.model?.config.seqLen ?? declaredContext(graph));
+      return { graph, plan, stats: stats || a.graph === 'both' ? graphStats(graph, plan, { env, layers: input.model?.config.nLayers }) : undefined };
+    };
+    return input.file !== undefined ? aboutFile(input.file, run) : run();
+  });
+
+  if (a.graph === 'both') {
+    const [prefill, decode] = compiled.map((c) => c.stats!) as [GraphStats, GraphStats];
+    process.stdout.write(a.json ? `${JSON.stringify({ prefill, decode })}\n` : formatSchedules(prefill, decode));
+    return;
+  }
+  const files = dumps.map((d) => ({ name: `${d.name}.${format.ext}`, text: format.print(d.graph, codegen) }));
   if (a.dumpDir !== undefined) writeAll(a.dumpDir, files);
+  // --stats and --dump-after compile one graph
+  const first = compiled[0]!;
   const summary =
     a.dumpDir === undefined
       ? undefined
-      : `${a.graph}: ${passes.length} passes, ${plan.kernels.length} dispatches; wrote ${files.map((f) => f.name).join(', ') || 'no dumps'} to ${a.dumpDir}\n`;
-  if (statsOut) {
-    process.stdout.write(a.json ? `${JSON.stringify(statsOut)}\n` : formatStats(statsOut));
+      : `${first.graph.name}: ${passes.length} passes, ${first.plan.kernels.length} dispatches; wrote ${files.map((f) => f.name).join(', ') || 'no dumps'} to ${a.dumpDir}\n`;
+  if (first.stats) {
+    process.stdout.write(a.json ? `${JSON.stringify(first.stats)}\n` : formatStats(first.stats));
     if (summary !== undefined) process.stderr.write(summary);
   } else {
-    process.stdout.write(summary ?? printWithDumps(format, dumps, graph));
+    const graphs = compiled.map((c) => c.graph);
+    process.stdout.write(summary ?? (dumps.length > 0 ? printWithDumps(format, dumps, first.graph, codegen) : printGraphs(format, graphs, codegen)));
   }
 }
 
-/** The final graph after the dumps, if any: in text and dot each graph follows a `# NNN_pass` (`// …`) line; JSON is one object. */
-function printWithDumps(format: (typeof formats)[Format], dumps: readonly { name: string; graph: Graph }[], graph: Graph): string {
-  if (dumps.length === 0) return format.print(graph);
+/** Graphs one after another, a blank line between them; in JSON, an array of them (one graph: itself). */
+function printGraphs(format: (typeof formats)[Format], graphs: readonly Graph[], codegen: CodegenOptions): string {
+  if (format.comment !== undefined || graphs.length === 1) return graphs.map((g) => format.print(g, codegen)).join('\n');
+  const parsed = graphs.map((g): unknown => JSON.parse(printJson(g)));
+  return `${JSON.stringify(parsed, null, 2)}\n`;
+}
+
+/** The final graph after the dumps: in text, dot and WGSL each graph follows a `# NNN_pass` (`// …`) line; JSON is one object. */
+function printWithDumps(format: (typeof formats)[Format], dumps: readonly { name: string; graph: Graph }[], graph: Graph, codegen: CodegenOptions): string {
   if (format.comment === undefined) {
     const parsed = (g: Graph): unknown => JSON.parse(printJson(g));
     return `${JSON.stringify({ dumps: dumps.map((d) => ({ name: d.name, graph: parsed(d.graph) })), graph: parsed(graph) }, null, 2)}\n`;
   }
-  return [...dumps, { name: 'final', graph }].map((d) => `${format.comment} ${d.name}\n${format.print(d.graph)}`).join('\n');
+  return [...dumps, { name: 'final', graph }].map((d) => `${format.comment} ${d.name}\n${format.print(d.graph, codegen)}`).join('\n');
 }
 
 interface BenchArgs {
@@ -474,6 +542,7 @@ const runFlags: FlagTable = {
   },
   backend: backendFlag,
   context: contextFlag,
+  ir: { kind: 'text', describe: "run the graphs named prefill and decode of this IR file (as weft compile prints them) instead of the model's, as written" },
 };
 
 const chatFlags: FlagTable = {
@@ -501,13 +570,27 @@ const inspectFlags: FlagTable = {
 };
 
 const compileFlags: FlagTable = {
-  graph: { kind: 'choice', choices: ['prefill', 'decode'], demandOption: true, describe: 'the graph to compile' },
+  graph: {
+    kind: 'choice',
+    choices: ['prefill', 'decode', 'both'],
+    describe: 'the graph to compile (default: every graph, prefill then decode for a model); both: the two schedules side by side',
+  },
   passes: { kind: 'text', describe: `comma-separated passes in order ('' or none: no pass); default: ${pipeline.map((p) => p.name).join(', ')}` },
   'dump-after': { kind: 'text', describe: "print the IR after this pass too ('all': the input and after every pass)" },
   'dump-dir': { kind: 'output-folder', describe: 'write the dumps to DIR/NNN_<pass>.<ext> instead (000_input is the input graph)' },
-  format: { kind: 'choice', choices: Object.keys(formats), default: 'text', describe: 'IR format of the output and the dumps' },
+  format: {
+    kind: 'choice',
+    choices: Object.keys(formats),
+    default: 'text',
+    describe: 'the output and the dumps: the IR as text, JSON or dot, or wgsl: each kernel codegen emits for it',
+  },
   stats: { kind: 'switch', default: false, describe: 'print dispatches, barriers, FLOPs and bytes per kernel, activation memory' },
   json: { kind: 'switch', default: false, describe: 'print the stats as one JSON object' },
+  weights: { kind: 'choice', choices: weightNames, describe: 'compile for matrix weights converted to this format on load, as run --weights' },
+  'max-storage-buffers': {
+    kind: 'integer',
+    describe: "storage buffers a kernel may bind, the adapter's maxStorageBuffersPerShaderStage (default 8, WebGPU's default)",
+  },
 };
 
 const benchFlags: FlagTable = {
@@ -593,9 +676,16 @@ async function main(): Promise<void> {
     )
     .command(
       'compile <model>',
-      'compile one graph through the passes; print its IR, per-pass dumps or stats (opens no GPU)',
+      "compile a model's graphs or an IR file's through the passes; print the IR, per-pass dumps, the WGSL or stats (opens no GPU)",
       (y) =>
-        y.positional('model', { type: 'string', demandOption: true, describe: modelPath }).options(flagOptions(compileFlags)).implies('dump-dir', 'dump-after'),
+        y
+          .positional('model', {
+            type: 'string',
+            demandOption: true,
+            describe: `${modelPath}, a synthetic model (${Object.keys(syntheticConfigs).join(', ')}), or an IR text file (.ir)`,
+          })
+          .options(flagOptions(compileFlags))
+          .implies('dump-dir', 'dump-after'),
       (argv) => compile(argv as unknown as CompileArgs),
     )
     .command(

@@ -51,7 +51,7 @@ function planOf(spec: AttentionSpec, limits?: AttentionOptions): Plan {
     ],
     kernels: att.kernels.map(({ suffix, source }) => ({
       name: `${spec.name}.${suffix}`,
-      kernel: spec.name,
+      scheduleKernel: spec.name,
       op: 'attention',
       wgsl: source.wgsl,
       bindings: source.bindings.map((b, i) => ({ binding: i + 1, buffer: b.buffer, access: b.access })),

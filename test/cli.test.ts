@@ -4,7 +4,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runWeft, type Result } from './weft-process.js';
+import { runWeft, succeeded, type Result } from './weft-process.js';
 import { Tokenizer } from '../src/runtime/tokenizer.js';
 import { maxAbsDiff } from './reference.js';
 import { bindFlagValues, readCFloat, readCInt, readDecimal, readInteger } from '../src/cli-flags.js';
@@ -36,12 +36,6 @@ function fixtureLogits(name: string, rows: number): Float32Array {
 function readF32(path: string): Float32Array {
   const bytes = readFileSync(path);
   return new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
-}
-
-function succeeded(r: Result): Result {
-  expect(r.stderr.split('\n').filter((line) => line.startsWith('weft: '))).toEqual([]);
-  expect(r.status).toBe(0);
-  return r;
 }
 
 describe('weft run', () => {

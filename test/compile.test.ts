@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runWeft, type Result } from './weft-process.js';
+import { runWeft, succeeded, type Result } from './weft-process.js';
 import { parseGraph, parseModule } from '../src/ir/parse.js';
 import { printGraph } from '../src/ir/print.js';
 import { verifyGraph } from '../src/ir/verify.js';
@@ -23,12 +23,6 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 const weft = (...args: string[]): Result => runWeft(args, 60_000);
 
-function succeeded(r: Result): Result {
-  expect(r.stderr.split('\n').filter((line) => line.startsWith('weft: '))).toEqual([]);
-  expect(r.status).toBe(0);
-  return r;
-}
-
 interface Stats {
   graph: string;
   layers: number;
@@ -37,7 +31,17 @@ interface Stats {
   dispatchesPerLayer: number[];
   dispatchesOutsideLayers: number;
   barriers: { reason: string; producers: string[]; consumers: string[]; buffers: string[]; unfused: string }[];
-  kernels: { name: string; kind: string; dispatches: string[]; internalBarriers: string[]; flops: number; bytes: number }[];
+  kernels: {
+    name: string;
+    kind: string;
+    dispatches: string[];
+    internalBarriers: string[];
+    barrier?: number;
+    flops: number;
+    bytes: number;
+    bytesRead: number;
+    bytesWritten: number;
+  }[];
   flops: number;
   bytes: number;
   peakActivationBytes: number;
@@ -84,8 +88,12 @@ describe('weft compile --stats --json', () => {
       for (const buffer of b.buffers) expect(buffer).toMatch(/^[@%]/);
     }
     for (const k of s.kernels) {
-      expect(Object.keys(k)).toEqual(['name', 'kind', 'dispatches', 'internalBarriers', 'flops', 'bytes']);
+      const barrier = k.barrier === undefined ? [] : ['barrier'];
+      expect(Object.keys(k)).toEqual(['name', 'kind', 'dispatches', 'internalBarriers', ...barrier, 'flops', 'bytes', 'bytesRead', 'bytesWritten']);
       expect(Number.isInteger(k.flops) && Number.isInteger(k.bytes) && k.bytes > 0).toBe(true);
+      expect(k.bytesRead + k.bytesWritten).toBe(k.bytes);
+      // every kernel but the first follows a barrier: its consumer
+      if (k !== s.kernels[0]) expect(s.barriers[k.barrier!]!.consumers).toEqual([k.name]);
     }
     expect(s.flops).toBe(s.kernels.reduce((sum, k) => sum + k.flops, 0));
     expect(s.bytes).toBe(s.kernels.reduce((sum, k) => sum + k.bytes, 0));
@@ -251,7 +259,9 @@ describe('weft compile: bad input', () => {
     ['--dump-after an unknown pass', ['--graph', 'decode', '--dump-after', 'bogus'], /unknown pass 'bogus'/],
     ['an unknown format', ['--graph', 'decode', '--format', 'yaml', ...dump], /format.*yaml/],
     ['an unknown graph', ['--graph', 'nope'], /graph.*nope/],
-    ['no graph', [], /graph/],
+    ['--stats of two graphs', ['--stats'], /--stats takes one graph: give --graph \(prefill or decode; both: side by side\)/],
+    ['--dump-after of two graphs', ['--dump-after', 'all'], /--dump-after takes one graph/],
+    ['--graph both with --format', ['--graph', 'both', '--format', 'wgsl'], /--graph both prints the two schedules side by side/],
     ['--dump-dir without --dump-after', ['--graph', 'decode', '--dump-dir', dumps], /dump-dir -> dump-after/],
     ['--dump-after to stdout with --stats', ['--graph', 'decode', '--dump-after', 'all', '--stats'], /--dump-after with --stats needs --dump-dir/],
     ['a --dump-dir that is a file', ['--graph', 'decode', '--dump-after', 'all', '--dump-dir', aFile], /--dump-dir .*a-file: is a file, not a folder/],

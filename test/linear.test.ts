@@ -155,7 +155,7 @@ async function runCase(c: Case, seed: number): Promise<{ errors: Record<string, 
     buffers,
     kernels: linear.kernels.map(({ suffix, source }) => ({
       name: suffix ? `linear.${suffix}` : 'linear',
-      kernel: 'linear',
+      scheduleKernel: 'linear',
       op: 'linear',
       wgsl: source.wgsl,
       bindings: source.bindings.map((b, i) => ({ binding: i + 1, buffer: b.buffer, access: b.access })),

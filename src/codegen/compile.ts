@@ -142,7 +142,7 @@ export function compileGraph(graph: Graph, options: CodegenOptions = defaultCode
     const emit = (name: string, op: string, k: KernelSource, after?: string, variant?: string): void => {
       kernels.push({
         name,
-        kernel: of.name,
+        scheduleKernel: of.name,
         ...(layer !== undefined ? { layer } : {}),
         op,
         ...(variant ? { variant } : {}),

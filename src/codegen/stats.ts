@@ -8,7 +8,7 @@ import { formatKind } from '../ir/kernel-kinds.js';
 import { formatBuffer } from '../ir/print.js';
 import { scheduledKernels } from '../ir/schedule.js';
 import type { Graph, Op, TensorType } from '../ir/types.js';
-import type { Plan, PlanBuffer } from '../runtime/plan.js';
+import type { Plan, PlanBuffer, PlanKernel } from '../runtime/plan.js';
 import { bytesPerElement as formatBytesPerElement, weightFormats } from '../weights/formats.js';
 
 export interface BarrierStats {
@@ -28,8 +28,13 @@ export interface KernelStats {
   readonly dispatches: readonly string[];
   /** dependencies between this kernel's own dispatches (a boundary inside one fused kernel) */
   readonly internalBarriers: readonly string[];
+  /** the barrier right before it in the schedule, as its index in GraphStats.barriers */
+  readonly barrier?: number;
   readonly flops: number;
+  /** bytes its dispatches read and write */
   readonly bytes: number;
+  readonly bytesRead: number;
+  readonly bytesWritten: number;
 }
 
 export interface GraphStats {
@@ -168,35 +173,66 @@ function activationBytes(plan: Plan, env: Env): { planned: number; unplanned: nu
   return { planned: activationBuffers(plan, env).reduce((s, b) => s + b.bytes, 0), unplanned };
 }
 
-export function graphStats(graph: Graph, plan: Plan, options: { readonly env: Env; readonly layers: number }): GraphStats {
-  const { env, layers } = options;
+/** Per kernel name, the index among the schedule's barriers of the barrier right before it, where one is. */
+export function barrierIndices(graph: Graph): Map<string, number> {
+  const before = new Map<string, number>();
+  let barriers = 0;
+  (graph.schedule ?? []).forEach((item, i, schedule) => {
+    if (item.item === 'barrier') barriers++;
+    else if (schedule[i - 1]?.item === 'barrier') before.set(item.name, barriers - 1);
+  });
+  return before;
+}
+
+/** Layers of a graph: one past the largest layer its nodes belong to. */
+export function layerCount(graph: Graph): number {
+  return Math.max(0, ...graph.nodes.map((n) => (n.layer ?? -1) + 1));
+}
+
+/** Stats of one run of `plan`, compiled from `graph`, at `env`; `layers` defaults to layerCount(graph). */
+export function graphStats(graph: Graph, plan: Plan, options: { readonly env: Env; readonly layers?: number }): GraphStats {
+  const { env } = options;
+  const layers = options.layers ?? layerCount(graph);
   const types = new Map([...graph.decls, ...graph.nodes].map((v) => [v.name, v.type]));
   const typeOf = (v: string): TensorType => types.get(v)!;
   const nodes = new Map(graph.nodes.map((n) => [n.name, n]));
   const buffers = new Map(plan.buffers.map((b) => [b.name, b]));
   const rows = touchedRows(graph, env);
 
-  // plan kernels come in schedule order, one or more per kernel, each naming its kernel
+  // each plan kernel names the schedule kernel it was emitted for; they come in schedule order
   const irKernels = scheduledKernels(graph);
-  let next = 0;
+  const dispatchedBy = new Map<string, PlanKernel[]>();
+  for (const p of plan.kernels) dispatchedBy.set(p.scheduleKernel, [...(dispatchedBy.get(p.scheduleKernel) ?? []), p]);
+  const barrierBefore = barrierIndices(graph);
   const kernels = irKernels.map((k): KernelStats => {
-    const dispatched: Plan['kernels'][number][] = [];
-    while (next < plan.kernels.length && plan.kernels[next]!.kernel === k.name) dispatched.push(plan.kernels[next++]!);
-    if (dispatched.length === 0) {
-      throw new Error(`plan ${plan.graph} does not dispatch kernel ${k.name} where its schedule has it`);
+    const dispatched = dispatchedBy.get(k.name) ?? [];
+    if (dispatched.length === 0) throw new Error(`plan ${plan.graph} does not dispatch kernel ${k.name}`);
+    let read = 0;
+    let written = 0;
+    for (const b of dispatched.flatMap((p) => p.bindings)) {
+      const buffer = buffers.get(b.buffer);
+      if (!buffer) throw new Error(`plan ${plan.graph}: kernel ${k.name} binds unknown buffer ${b.buffer}`);
+      if (b.access === 'read') read += bufferBytes(buffer, env, rows.get(b.buffer)?.read);
+      else written += bufferBytes(buffer, env, rows.get(b.buffer)?.write);
     }
-    const bytes = dispatched
-      .flatMap((p) => p.bindings)
-      .reduce((sum, b) => {
-        const buffer = buffers.get(b.buffer);
-        if (!buffer) throw new Error(`plan ${plan.graph}: kernel ${k.name} binds unknown buffer ${b.buffer}`);
-        return sum + bufferBytes(buffer, env, rows.get(b.buffer)?.[b.access === 'read' ? 'read' : 'write']);
-      }, 0);
     const flops = k.members.reduce((sum, m) => sum + nodeFlops(nodes.get(m)!, typeOf, env), 0);
     const internalBarriers = dispatched.flatMap((p) => (p.after ? [p.after] : []));
-    return { name: k.name, kind: formatKind(k.kind), dispatches: dispatched.map((p) => p.name), internalBarriers, flops, bytes };
+    const barrier = barrierBefore.get(k.name);
+    return {
+      name: k.name,
+      kind: formatKind(k.kind),
+      dispatches: dispatched.map((p) => p.name),
+      internalBarriers,
+      ...(barrier !== undefined ? { barrier } : {}),
+      flops,
+      bytes: read + written,
+      bytesRead: read,
+      bytesWritten: written,
+    };
   });
-  if (next !== plan.kernels.length) throw new Error(`plan ${plan.graph} dispatches ${plan.kernels[next]!.name}, which no kernel of the schedule names`);
+  const order = kernels.flatMap((k) => k.dispatches);
+  const stray = plan.kernels.findIndex((p, i) => p.name !== order[i]);
+  if (stray >= 0) throw new Error(`plan ${plan.graph} dispatches ${plan.kernels[stray]!.name} where its schedule has ${order[stray] ?? 'no kernel'}`);
 
   const dispatchesPerLayer = Array.from({ length: layers }, () => 0);
   for (const p of plan.kernels) {
@@ -248,9 +284,7 @@ export function bytesText(n: number, exact = true): string {
 
 /** The stats for a reader: counts, each barrier with its reason, a kernel table, activation memory. */
 export function formatStats(s: GraphStats): string {
-  const env = Object.entries(s.env)
-    .map(([k, v]) => `${k}=${v}`)
-    .join(', ');
+  const env = envText(s.env);
   const perLayer = new Set(s.dispatchesPerLayer);
   const layers = perLayer.size === 1 ? `${[...perLayer][0]} per layer × ${s.layers}` : `per layer ${s.dispatchesPerLayer.join(', ')}`;
   const name = Math.max(6, ...s.kernels.map((k) => k.name.length));
@@ -259,7 +293,7 @@ export function formatStats(s: GraphStats): string {
   const row = (a: string, b: string, c: string, d: string, e: string): string =>
     `  ${a.padEnd(name)}  ${b.padEnd(kind)}  ${c.padStart(3)}  ${d.padStart(width)}  ${e.padStart(width)}`;
   const lines = [
-    `graph ${s.graph}: ${s.layers} layers, sizes at ${env || 'no symbols'}`,
+    `graph ${s.graph}: ${s.layers} layers, sizes at ${env}`,
     `dispatches: ${s.dispatches} per run (${layers}, ${s.dispatchesOutsideLayers} outside layers)`,
     `barriers: ${s.barriers.length}`,
     ...s.barriers.flatMap((b, i) => [
@@ -277,4 +311,73 @@ export function formatStats(s: GraphStats): string {
     `activations: ${bytesText(s.peakActivationBytes)} planned, ${bytesText(s.peakActivationBytesUnplanned)} unplanned`,
   ];
   return lines.join('\n') + '\n';
+}
+
+function envText(env: Env): string {
+  const text = Object.entries(env)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(', ');
+  return text || 'no symbols';
+}
+
+/** The kernels of two schedules in pairs: those of one name together, in an order both keep (a longest common subsequence of names). */
+function alignKernels(a: readonly KernelStats[], b: readonly KernelStats[]): [KernelStats | undefined, KernelStats | undefined][] {
+  // common[i][j]: the most names a[i..] and b[j..] have in common, in order
+  const common = Array.from({ length: a.length + 1 }, () => new Array<number>(b.length + 1).fill(0));
+  for (let i = a.length - 1; i >= 0; i--) {
+    for (let j = b.length - 1; j >= 0; j--) {
+      common[i]![j] = a[i]!.name === b[j]!.name ? common[i + 1]![j + 1]! + 1 : Math.max(common[i + 1]![j]!, common[i]![j + 1]!);
+    }
+  }
+  const pairs: [KernelStats | undefined, KernelStats | undefined][] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    if (i < a.length && j < b.length && a[i]!.name === b[j]!.name) pairs.push([a[i++], b[j++]]);
+    else if (j === b.length || (i < a.length && common[i + 1]![j]! >= common[i]![j + 1]!)) pairs.push([a[i++], undefined]);
+    else pairs.push([undefined, b[j++]]);
+  }
+  return pairs;
+}
+
+/**
+ * Two graphs' schedules side by side for a reader, kernel by kernel, those of one name on one row: each kernel's
+ * kind, dispatches and bytes read and written, and above it the reason of the barrier before it (once where both
+ * graphs have the same).
+ */
+export function formatSchedules(left: GraphStats, right: GraphStats): string {
+  const sides = [left, right] as const;
+  const pairs = alignKernels(left.kernels, right.kernels);
+  const cells = (k: KernelStats | undefined): string[] =>
+    k ? [k.kind, String(k.dispatches.length), count(k.bytesRead), count(k.bytesWritten)] : ['', '', '', ''];
+  const totals = (s: GraphStats): string[] => ['', String(s.dispatches), count(sumOf(s, 'bytesRead')), count(sumOf(s, 'bytesWritten'))];
+  const rows = [
+    ['kernel', ...['kind', 'n', 'read', 'written'], ...['kind', 'n', 'read', 'written']],
+    ...pairs.map(([a, b]) => [(a ?? b)!.name, ...cells(a), ...cells(b)]),
+    ['total', ...totals(left), ...totals(right)],
+  ];
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  const text = (r: readonly string[]): string => {
+    const cell = (c: number): string => (c % 4 === 1 || c === 0 ? r[c]!.padEnd(widths[c]!) : r[c]!.padStart(widths[c]!));
+    const side = (from: number): string => [from, from + 1, from + 2, from + 3].map(cell).join('  ');
+    return `  ${cell(0)}  | ${side(1)}  | ${side(5)}`.trimEnd();
+  };
+  const sideWidth = (from: number): number => widths.slice(from, from + 4).reduce((s, w) => s + w, 0) + 6;
+  const barrierLines = (a: KernelStats | undefined, b: KernelStats | undefined): string[] => {
+    const reasons = [a, b].map((k, i) => (k?.barrier !== undefined ? sides[i]!.barriers[k.barrier]!.reason : undefined));
+    if (reasons[0] !== undefined && reasons[0] === reasons[1]) return [`    barrier: ${reasons[0]}`];
+    return reasons.flatMap((r, i) => (r === undefined ? [] : [`    barrier in ${sides[i]!.graph}: ${r}`]));
+  };
+  const lines = [
+    ...sides.map((s) => `${s.graph}: sizes at ${envText(s.env)}; ${s.dispatches} dispatches, ${s.barriers.length} barriers`),
+    `  ${''.padEnd(widths[0]!)}  | ${left.graph.padEnd(sideWidth(1) + 2)}| ${right.graph}`,
+    text(rows[0]!),
+    ...pairs.flatMap(([a, b], i) => [...barrierLines(a, b), text(rows[i + 1]!)]),
+    text(rows[rows.length - 1]!),
+  ];
+  return lines.join('\n') + '\n';
+}
+
+function sumOf(s: GraphStats, field: 'bytesRead' | 'bytesWritten'): number {
+  return s.kernels.reduce((sum, k) => sum + k[field], 0);
 }

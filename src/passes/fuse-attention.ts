@@ -8,7 +8,7 @@
 import { attentionChain, attentionStorageBuffers, usersOf } from '../ir/kernel-kinds.js';
 import { scheduledKernels } from '../ir/schedule.js';
 import type { Graph } from '../ir/types.js';
-import { mergeKernels, recordDecline } from './graph-queries.js';
+import { mergeKernels, recordDecline, withoutDeclines } from './graph-queries.js';
 import { placeBarriers } from './insert-barriers.js';
 import type { Pass, PassContext } from './pass.js';
 
@@ -20,7 +20,7 @@ export const fuseAttention: Pass = {
   run(g: Graph, ctx: PassContext): Graph {
     const users = usersOf(g);
     const outputs = new Set(g.outputs);
-    let kernels = scheduledKernels(g);
+    let kernels = withoutDeclines(scheduledKernels(g), PASS);
     for (const s of g.nodes) {
       const chain = attentionChain(s, users, outputs);
       if (chain === undefined) continue;

@@ -10,7 +10,7 @@
 import { linearEpilogue, linearPrologue, usersOf, type Users } from '../ir/kernel-kinds.js';
 import { scheduledKernels } from '../ir/schedule.js';
 import type { FusionDecline, Graph, KernelItem, LinearEpilogue, Op } from '../ir/types.js';
-import { mergeKernels, recordDecline } from './graph-queries.js';
+import { mergeKernels, recordDecline, withoutDeclines } from './graph-queries.js';
 import { placeBarriers } from './insert-barriers.js';
 import type { Pass, PassContext } from './pass.js';
 
@@ -35,7 +35,7 @@ export const fuseLinear: Pass = {
   run(g: Graph, ctx: PassContext): Graph {
     const users = usersOf(g);
     const outputs = new Set(g.outputs);
-    let kernels: KernelItem[] = scheduledKernels(g);
+    let kernels: KernelItem[] = withoutDeclines(scheduledKernels(g), PASS);
     for (const mm of g.nodes) {
       if (mm.op !== 'matmul') continue;
       const declines: FusionDecline[] = [];

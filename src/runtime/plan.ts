@@ -34,8 +34,8 @@ export interface PlanBinding {
 export interface PlanKernel {
   /** the IR value it computes, for errors and stats */
   readonly name: string;
-  /** the schedule's kernel it is a dispatch of */
-  readonly kernel: string;
+  /** the schedule's kernel it was emitted for (the node's name where the graph has no schedule): one emits one or more dispatches */
+  readonly scheduleKernel: string;
   /** the transformer layer that kernel's nodes belong to, where they belong to one */
   readonly layer?: number;
   readonly op: string;
