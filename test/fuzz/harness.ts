@@ -329,6 +329,9 @@ export const jsonOps: Readonly<Record<string, JsonOp>> = {
 };
 
 /** JSON operators on the parsed value (one to three), or text operators on the JSON text when it does not parse or by chance. */
+/** The longest JSON case a mutation may make. */
+const MAX_CASE_CHARS = 64 * 2 ** 20;
+
 export function mutateJson(b: Uint8Array, r: Rng): Uint8Array {
   let root: unknown;
   try {
@@ -341,15 +344,16 @@ export function mutateJson(b: Uint8Array, r: Rng): Uint8Array {
   const ops = Object.values(jsonOps);
   for (let k = 1 + r.below(3); k > 0; k--) r.pick(ops)(container, r);
   const raws: string[] = [];
-  let text: string;
   try {
-    text = JSON.stringify(container, (_k, v: unknown) => (v instanceof RawJson ? `\u0000raw${raws.push(v.text) - 1}\u0000` : v));
+    const text = JSON.stringify(container, (_k, v: unknown) => (v instanceof RawJson ? `\u0000raw${raws.push(v.text) - 1}\u0000` : v));
+    const out = text.replace(/"\\u0000raw(\d+)\\u0000"/g, (_m, i: string) => raws[Number(i)]!);
+    // copies of a large part (a whole vocabulary, a thousand times) make cases of hundreds of MB, or more than a
+    // JavaScript string holds: a text edit instead
+    return out.length > MAX_CASE_CHARS ? mutateText(b, r) : utf8.encode(out);
   } catch (e) {
-    // copies of a large part (a whole vocabulary, a thousand times) can outgrow a JavaScript string: a text edit instead
     if (e instanceof RangeError) return mutateText(b, r);
     throw e;
   }
-  return utf8.encode(text.replace(/"\\u0000raw(\d+)\\u0000"/g, (_m, i: string) => raws[Number(i)]!));
 }
 
 // GGUF-aware edits: the fields of a GGUF file (counts, lengths, value types, dimensions, tensor types and offsets).
