@@ -2,6 +2,7 @@
 // (models/families): header, metadata of every GGUF type, tensor infos and an aligned data section, every count,
 // offset and size checked against the file first. Only the header is read here; each tensor becomes a source in
 // its own format (weight-format table), read by offset when it is uploaded.
+import type { CheckpointFormat } from './checkpoint.js';
 import { familyWeights, ggufFamilies, type CheckpointTensors, type ConfigFields } from './families/index.js';
 import type { ModelConfig } from './llama.js';
 import { HfTokenizer } from '../src/runtime/hf-tokenizer.js';
@@ -557,8 +558,19 @@ function bosTemplate(token: string, id: number): unknown {
   };
 }
 
+/** A `.gguf` file, or one starting with the GGUF magic: its tokenizer and chat template are in its metadata. */
+export const ggufCheckpoint: CheckpointFormat = {
+  description: 'a GGUF file',
+  holds: 'file',
+  recognizes: (path) => path.endsWith('.gguf') || isGguf(path),
+  read: (path) => {
+    const { config, tensors, file } = readGguf(path);
+    return { checkpoint: { config, tensors }, ownTokenizer: () => ggufTokenizer(file, config.vocabSize, path), chatTemplate: file };
+  },
+};
+
 /** Whether a file starts with the GGUF magic. */
-export function isGguf(path: string): boolean {
+function isGguf(path: string): boolean {
   const bytes = readRegion(path, 0, Math.min(4, regularFileSize(path)));
   return bytes.length >= 4 && bytes[0] === 0x47 && bytes[1] === 0x47 && bytes[2] === 0x55 && bytes[3] === 0x46;
 }

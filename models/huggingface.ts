@@ -1,10 +1,11 @@
-// Hugging Face checkpoints: config.json and safetensors (one file, or shards listed in
+// Hugging Face checkpoints: a folder of config.json and safetensors (one file, or shards listed in
 // model.safetensors.index.json), mapped onto models/llama.ts or models/gpt2.ts by the family that config.json's
 // architecture names (models/families); every tensor is checked against the shape config.json implies.
 import { existsSync } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
 import { excerpt, isJsonObject, ownField, readJsonObject } from '../src/file-input.js';
 import type { TensorSource } from '../src/weights/source.js';
+import type { CheckpointFormat } from './checkpoint.js';
 import { familyWeights, hfFamilies, type CheckpointTensors, type ConfigFields } from './families/index.js';
 import { MAX_SIZE } from './families/family.js';
 import type { ModelConfig } from './llama.js';
@@ -67,9 +68,13 @@ function readTensors(dir: string): Map<string, TensorSource> {
   throw new Error(`${dir}: no model.safetensors or model.safetensors.index.json`);
 }
 
-export function isHuggingFaceDir(dir: string): boolean {
-  return existsSync(join(dir, 'config.json'));
-}
+/** A folder with config.json; its tokenizer.json and its chat template (chat_template.jinja or tokenizer_config.json's) are in it too. */
+export const huggingFaceCheckpoint: CheckpointFormat = {
+  description: 'a Hugging Face checkpoint (config.json and safetensors)',
+  holds: 'folder',
+  recognizes: (dir) => existsSync(join(dir, 'config.json')),
+  read: (dir) => ({ checkpoint: readHuggingFace(dir), tokenizerFile: join(dir, 'tokenizer.json'), chatTemplate: dir }),
+};
 
 /** BOS and the end-of-sequence ids (generation_config.json's, else config.json's) that are in the vocabulary. */
 function specialTokens(dir: string, c: Record<string, unknown>, vocab: number): Pick<ModelConfig, 'bosId' | 'stop'> {

@@ -1,9 +1,11 @@
 // Reader for llama2.c legacy (version 0) checkpoints: a 7 x int32 header, then float32 tensors in run.c's order.
 // Every weight is a source read from its offset in the file, row-major [out, in] as in the file; the file
-// size must match the header exactly. Also run.c's RoPE cos/sin tables, in the same float32 arithmetic.
+// size must match the header exactly; the format's entry adds what run.c fixes. Also run.c's RoPE cos/sin tables.
+import { BOS } from '../src/runtime/generate.js';
 import { weightFormats } from '../src/weights/formats.js';
 import { fileSource, readRegion, regularFileSize, type TensorSource } from '../src/weights/source.js';
 
+import type { CheckpointFormat } from './checkpoint.js';
 import { powf } from './glibc-powf.js';
 import type { RopeScaling } from './llama.js';
 import { cosf, sinf } from './glibc-sincosf.js';
@@ -30,6 +32,23 @@ const LIMITS = {
   vocab_size: 10_000_000,
   seq_len: 1_048_576,
 } as const;
+
+/**
+ * A llama2.c file as run.c runs it: the llama definition with head size dim / n_heads, RMSNorm epsilon 1e-5,
+ * RoPE base 10000 and BOS 1. Its files start with no magic, so it takes any file no other format recognises.
+ */
+export const llama2cCheckpoint: CheckpointFormat = {
+  description: 'a llama2.c checkpoint',
+  holds: 'file',
+  recognizes: () => true,
+  read: (path) => {
+    const { config: c, tensors } = readLlama2c(path);
+    return {
+      checkpoint: { config: { ...c, family: 'llama', headSize: c.dim / c.nHeads, normEps: 1e-5, ropeTheta: 10000, bosId: BOS }, tensors },
+      chatTemplate: path,
+    };
+  },
+};
 
 export function readLlama2c(source: string): { config: Llama2cConfig; tensors: Map<string, TensorSource> } {
   const size = regularFileSize(source);

@@ -1,12 +1,8 @@
 // The programmatic API: load a checkpoint onto the GPU, generate as an async iterator, release.
-// Glue between model definitions (models/), the compiler (ir, codegen) and the runtime.
-import { existsSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { llamaGraph, type GraphKind, type ModelConfig } from '../models/llama.js';
-import { gpt2Graph } from '../models/gpt2.js';
-import { ggufTokenizer, isGguf, readGguf, type GgufFile } from '../models/gguf.js';
-import { isHuggingFaceDir, readHuggingFace } from '../models/huggingface.js';
-import { readLlama2c, ropeTables } from '../models/llama2c.js';
+// Glue between model definitions and checkpoint formats (models/), the compiler (ir, codegen) and the runtime.
+import type { GraphKind, ModelConfig } from '../models/llama.js';
+import { checkpointTokenizer, readCheckpointFile, type Checkpoint, type CheckpointFile } from '../models/checkpoint.js';
+import { definitions } from '../models/families/index.js';
 import * as A from './affine.js';
 import { bytesPerElement, graphStats, type GraphStats } from './codegen/stats.js';
 import { compileGraph, defaultCodegenOptions, type CodegenOptions } from './codegen/compile.js';
@@ -19,66 +15,26 @@ import { parseModule } from './ir/parse.js';
 import { formatType } from './ir/shapes.js';
 import { PlanExecutor, ResidentBuffers } from './runtime/executor.js';
 import type { Plan } from './runtime/plan.js';
-import { BOS, checkGenerateOptions, generateSteps, type GenerateOptions, type GenerationStep } from './runtime/generate.js';
+import { checkGenerateOptions, generateSteps, type GenerateOptions, type GenerationStep } from './runtime/generate.js';
 import { openGpu, type Gpu } from './runtime/gpu.js';
 import { weightFormats, type FormatName } from './weights/formats.js';
-import { bytesSource, computedSource, regularFileSize, sourceRows, sourceValues, type TensorSource } from './weights/source.js';
+import { bytesSource, sourceRows, sourceValues, type TensorSource } from './weights/source.js';
 import { generatorState } from './runtime/sampler.js';
-import { HfTokenizer } from './runtime/hf-tokenizer.js';
-import { concatBytes, Tokenizer, type TextTokenizer } from './runtime/tokenizer.js';
-import { readJsonObject, readRegularFile } from './file-input.js';
+import { concatBytes, type TextTokenizer } from './runtime/tokenizer.js';
 import { chatFiles, ChatSession, type ChatOptions, type ChatReply } from './chat.js';
 import { findChatTemplate, type ChatMessage, type ChatTemplate } from '../models/chat-template.js';
 
-export interface Checkpoint {
-  readonly config: ModelConfig;
-  /** every tensor the graphs read, by name, as a source in its own format, read when it is uploaded */
-  readonly tensors: ReadonlyMap<string, TensorSource>;
-}
+export { readCheckpoint, type Checkpoint } from '../models/checkpoint.js';
 
-/**
- * Reads a checkpoint's configuration and the places of its tensors (no tensor data): a llama2.c `.bin`, a
- * GGUF file (`.gguf`, or starting with "GGUF"), or a Hugging Face folder (config.json and safetensors).
- */
-export function readCheckpoint(path: string): Checkpoint {
-  return readCheckpointFile(path).checkpoint;
-}
-
-/** readCheckpoint, plus the parsed GGUF file (for its tokenizer) when the checkpoint is one. */
-function readCheckpointFile(path: string): { checkpoint: Checkpoint; gguf?: GgufFile } {
-  if (isDirectory(path)) {
-    if (!isHuggingFaceDir(path)) throw new Error(`${path}: a folder must hold a Hugging Face checkpoint (config.json and safetensors)`);
-    return { checkpoint: readHuggingFace(path) };
-  }
-  regularFileSize(path, 'checkpoint');
-  if (path.endsWith('.gguf') || isGguf(path)) {
-    const { config, tensors, file } = readGguf(path);
-    return { checkpoint: { config, tensors }, gguf: file };
-  }
-  const { config: c, tensors } = readLlama2c(path);
-  return { checkpoint: { config: { ...c, family: 'llama', headSize: c.dim / c.nHeads, normEps: 1e-5, ropeTheta: 10000, bosId: BOS }, tensors } };
-}
-
-/** A llama checkpoint's RoPE tables at its context, computed when they are uploaded. */
+/** A checkpoint with the weights its model definition computes (a llama checkpoint's RoPE tables) at its context, computed when uploaded. */
 export function withRopeTables(checkpoint: Checkpoint): Checkpoint {
   const c = checkpoint.config;
-  if (c.family === 'gpt2') return checkpoint;
-  const half = c.headSize / 2;
-  const tables = (which: 'cos' | 'sin') => computedSource([c.seqLen, half], () => ropeTables(2 * half, c.seqLen, c.ropeTheta, c.ropeScaling)[which]);
-  return { ...checkpoint, tensors: new Map([...checkpoint.tensors, ['rope_cos', tables('cos')], ['rope_sin', tables('sin')]]) };
-}
-
-function isDirectory(path: string): boolean {
-  try {
-    return statSync(path).isDirectory();
-  } catch {
-    return false;
-  }
+  return { ...checkpoint, tensors: new Map([...checkpoint.tensors, ...definitions[c.family].computedWeights(c)]) };
 }
 
 /** The prefill and decode graphs of a model as the model definition writes them, verified. */
 export function buildGraphs(config: ModelConfig): Record<GraphKind, Graph> {
-  const define = config.family === 'gpt2' ? gpt2Graph : llamaGraph;
+  const define = definitions[config.family].graph;
   const graphs = { prefill: define(config, 'prefill'), decode: define(config, 'decode') };
   verifyGraph(graphs.prefill);
   verifyGraph(graphs.decode);
@@ -275,16 +231,17 @@ export function compilePlans(
   return { graphs, plans: { prefill: compileGraph(graphs.prefill, codegen), decode: compileGraph(graphs.decode, codegen) }, codegen };
 }
 
-/** Matrix weights the quantizers below convert: every layer's wq … w3, and the classifier (not the embedding table). */
-const quantizedWeight = /^(output|layers\.\d+\.w[qkvo123])$/;
-
 /**
- * A llama checkpoint with its matmul weights (every layer's wq … w3, and the classifier; not the embedding
- * table) quantized by ggml's reference quantizer, as llama.cpp's converter would, and held as blocks in memory.
- * Weights whose rows are not whole blocks stay as they are.
+ * A checkpoint with its matmul weights (those its model definition quantizes: a llama checkpoint's wq … w3 of every
+ * layer, and the classifier; not the embedding table) quantized by ggml's reference quantizer, as llama.cpp's converter
+ * would, and held as blocks in memory. Weights whose rows are not whole blocks stay as they are.
  */
 export function quantizeCheckpoint<C extends Checkpoint>(checkpoint: C, type: FormatName): C {
-  if (checkpoint.config.family !== 'llama') throw new Error(`quantizing: only llama-family checkpoints, not ${checkpoint.config.family}`);
+  const quantizedWeight = definitions[checkpoint.config.family].quantized;
+  if (!quantizedWeight) {
+    const quantizable = Object.entries(definitions).flatMap(([family, d]) => (d.quantized ? [`${family}-family`] : []));
+    throw new Error(`quantizing: only ${quantizable.join(' and ')} checkpoints, not ${checkpoint.config.family}`);
+  }
   const format = weightFormats[type];
   const tensors = new Map(checkpoint.tensors);
   for (const [name, source] of checkpoint.tensors) {
@@ -302,16 +259,16 @@ export function floatWeights(checkpoint: Checkpoint): Map<string, Float32Array> 
   return new Map([...withRopeTables(checkpoint).tensors].map(([name, t]) => [name, sourceValues(t)]));
 }
 
-/** Tensors indexed by position, whose rows a shorter context cuts (GPT-2's learned positions; RoPE tables are computed at the context). */
-const positionTables = ['wpe'];
-
-/** A checkpoint whose context is cut to `context` positions (at most its own). */
+/**
+ * A checkpoint whose context is cut to `context` positions (at most its own), and its definition's position tables
+ * to as many rows (GPT-2's learned positions; RoPE tables are computed at the context).
+ */
 export function withContext<C extends Checkpoint>(checkpoint: C, context: number): C {
   const seqLen = checkpoint.config.seqLen;
   if (!Number.isInteger(context) || context < 1) throw new Error(`context must be a positive whole number, got ${context}`);
   if (context > seqLen) throw new Error(`context ${context} is beyond the model's context of ${seqLen} positions`);
   const tensors = new Map(checkpoint.tensors);
-  for (const name of positionTables) {
+  for (const name of definitions[checkpoint.config.family].positionTables) {
     const table = tensors.get(name);
     if (table) tensors.set(name, sourceRows(table, 0, context));
   }
@@ -371,19 +328,19 @@ export interface ModelFiles extends Checkpoint {
 }
 
 /**
- * Reads a checkpoint and its tokenizer (options.tokenizer, else a GGUF checkpoint's own, else tokenizer.json inside a checkpoint folder, else
- * tokenizer.bin beside the checkpoint, when present); opens no GPU.
+ * Reads a checkpoint, its tokenizer (options.tokenizer, else a GGUF checkpoint's own, else tokenizer.json inside a checkpoint folder, else
+ * tokenizer.bin beside the checkpoint, when present) and its chat template; opens no GPU.
  */
 export function readModelFiles(path: string, options: LoadOptions = {}): ModelFiles {
-  const { checkpoint, gguf } = readCheckpointFile(path);
-  return { ...readTokenizer(path, checkpoint, gguf, options), ...readChatTemplate(gguf ?? path, options.template) };
+  const file = readCheckpointFile(path);
+  return { ...file.checkpoint, tokenizer: checkpointTokenizer(path, file, options.tokenizer), ...readChatTemplate(file.chatTemplate, options.template) };
 }
 
 /**
  * A checkpoint's chat template, or a template file's. A checkpoint's own that does not compile stops a chat, not a
  * plain generation: its error is kept for the chat to report.
  */
-function readChatTemplate(checkpoint: string | GgufFile, file: string | undefined): Pick<ModelFiles, 'chatTemplate' | 'chatTemplateError'> {
+function readChatTemplate(checkpoint: CheckpointFile['chatTemplate'], file: string | undefined): Pick<ModelFiles, 'chatTemplate' | 'chatTemplateError'> {
   if (file !== undefined) return { chatTemplate: findChatTemplate(checkpoint, { templateFile: file }) };
   try {
     const chatTemplate = findChatTemplate(checkpoint);
@@ -391,22 +348,6 @@ function readChatTemplate(checkpoint: string | GgufFile, file: string | undefine
   } catch (e) {
     return { chatTemplateError: (e as Error).message };
   }
-}
-
-/** A checkpoint with its tokenizer (see readModelFiles). */
-function readTokenizer(path: string, checkpoint: Checkpoint, gguf: GgufFile | undefined, options: LoadOptions): ModelFiles {
-  // a GGUF file's own tokenizer, unless one is given
-  const embedded = gguf && options.tokenizer === undefined ? ggufTokenizer(gguf, checkpoint.config.vocabSize, path) : undefined;
-  if (embedded) return { ...checkpoint, tokenizer: embedded };
-  const hfPath = join(path, 'tokenizer.json');
-  const tokPath = options.tokenizer ?? (isDirectory(path) && existsSync(hfPath) ? hfPath : join(dirname(path), 'tokenizer.bin'));
-  if (options.tokenizer === undefined && !existsSync(tokPath)) return { ...checkpoint, tokenizer: undefined };
-  const bytes = readRegularFile(tokPath, 'tokenizer');
-  const vocabSize = checkpoint.config.vocabSize;
-  if (!tokPath.endsWith('.json')) return { ...checkpoint, tokenizer: Tokenizer.fromBytes(bytes, vocabSize, tokPath) };
-  const configPath = join(dirname(tokPath), 'tokenizer_config.json');
-  const config = existsSync(configPath) ? readJsonObject(configPath, 'tokenizer config') : undefined;
-  return { ...checkpoint, tokenizer: HfTokenizer.fromJson(new TextDecoder().decode(bytes), vocabSize, tokPath, { config }) };
 }
 
 /** The prompt when none is given: the model's BOS alone, as run.c starts. */
@@ -569,7 +510,8 @@ export class Model {
 
   /** The device formats of the matrix weights (matmuls, embedding tables), each once. */
   get weightFormats(): string[] {
-    const formats = this.decode.plan.buffers.filter((b) => b.role === 'weight' && b.shape.length === 2 && !/^rope_/.test(b.name)).map((b) => b.dtype);
+    const computed = definitions[this.config.family].computedWeights(this.config);
+    const formats = this.decode.plan.buffers.filter((b) => b.role === 'weight' && b.shape.length === 2 && !computed.has(b.name)).map((b) => b.dtype);
     return [...new Set(formats)].sort();
   }
 

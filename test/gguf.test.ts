@@ -307,6 +307,11 @@ describe('quantizeCheckpoint (weft bench --weights q8_0,q4_0)', () => {
     const files = { ...q, tokenizer: undefined };
     expect(worst(await logits(files), await logits(floatCheckpoint(q)))).toBeLessThan(1e-5);
   });
+
+  it('refuses a model definition that names no weights to quantize', () => {
+    const gpt2 = readCheckpoint(new URL('../../shared/fixtures/hf/gpt2/', import.meta.url).pathname);
+    expect(() => quantizeCheckpoint(gpt2, 'q8_0')).toThrow(/^quantizing: only llama-family checkpoints, not gpt2$/);
+  });
 });
 
 describe('GGUF RoPE scaling', () => {

@@ -1,8 +1,9 @@
 // What a model family is to weft: how its Hugging Face config.json and its GGUF metadata map onto a
-// ModelConfig, and where each weight the model definition reads lives among the checkpoint's tensors.
-// The readers (models/huggingface.ts, models/gguf.ts) only read files and look the family up.
+// ModelConfig, where each weight the model definition reads lives among the checkpoint's tensors, and what
+// loading needs of that definition. The readers (models/huggingface.ts, models/gguf.ts) only read files.
+import type { Graph } from '../../src/ir/types.js';
 import type { TensorSource } from '../../src/weights/source.js';
-import type { ModelConfig } from '../llama.js';
+import type { GraphKind, ModelConfig } from '../llama.js';
 
 /**
  * The largest size (a dimension, a head count, a vocabulary, a context) weft reads from a configuration: products
@@ -49,4 +50,20 @@ export interface Family {
   readonly hf: FormatMapping & { readonly architectures: readonly string[] };
   /** GGUF's `general.architecture`, where llama.cpp has the family */
   readonly gguf?: FormatMapping & { readonly arch: string };
+}
+
+/**
+ * A model definition (models/llama.ts, models/gpt2.ts), the one a ModelConfig's `family` picks, as loading uses it:
+ * its graphs, the weights they read, and which of those weft computes, may quantize, or cuts to a shorter context.
+ */
+export interface ModelDefinition {
+  graph(config: ModelConfig, kind: GraphKind): Graph;
+  /** names and shapes of every weight the graphs read */
+  weightShapes(config: ModelConfig): Map<string, number[]>;
+  /** the weights weft computes at the configuration's context rather than reads from a checkpoint, each when it is uploaded */
+  computedWeights(config: ModelConfig): Map<string, TensorSource>;
+  /** the matmul weights a quantizer converts to blocks (not an embedding table); absent where quantizing is not supported */
+  readonly quantized?: RegExp;
+  /** tensors indexed by position, whose rows a shorter context cuts */
+  readonly positionTables: readonly string[];
 }

@@ -1,9 +1,18 @@
-// GPT-2 (GPT2LMHeadModel): models/gpt2.ts's sizes from config.json, and its tensors under gpt2.ts's names:
-// Conv1D weights ([in, out]) transposed to [out, in], the fused c_attn split into q, k and v.
+// GPT-2 (GPT2LMHeadModel): models/gpt2.ts's sizes from config.json, its tensors under gpt2.ts's names (Conv1D
+// weights ([in, out]) transposed to [out, in], the fused c_attn split into q, k and v), and its learned positions.
 import { excerpt } from '../../src/file-input.js';
 import { sourceRows, transposedSource, type TensorSource } from '../../src/weights/source.js';
+import { gpt2Graph, gpt2WeightShapes } from '../gpt2.js';
 import type { ModelConfig } from '../llama.js';
-import type { CheckpointTensors, ConfigFields, Family, FamilyConfig } from './family.js';
+import type { CheckpointTensors, ConfigFields, Family, FamilyConfig, ModelDefinition } from './family.js';
+
+/** models/gpt2.ts: nothing computed, its position table (wpe) cut to the context; quantizing is not supported. */
+export const gpt2Definition: ModelDefinition = {
+  graph: gpt2Graph,
+  weightShapes: gpt2WeightShapes,
+  computedWeights: () => new Map(),
+  positionTables: ['wpe'],
+};
 
 function config(c: ConfigFields): FamilyConfig {
   const dim = c.int('n_embd');

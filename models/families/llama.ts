@@ -1,10 +1,27 @@
 // Llama (LlamaForCausalLM; GGUF llama), and what every family whose graph is models/llama.ts shares: config.json
-// and GGUF metadata read into its ModelConfig, and one table of where Hugging Face and llama.cpp keep each weight.
-// Q/K rows stored in rotate-half RoPE order are reordered on load to the adjacent pairs weft rotates.
+// and GGUF metadata read into its ModelConfig, one table of where Hugging Face and llama.cpp keep each weight, and
+// the definition's RoPE tables and quantized weights. Q/K rows stored in rotate-half order are reordered on load.
 import { excerpt, ownField } from '../../src/file-input.js';
-import { reorderedRows, sourceRows, type TensorSource } from '../../src/weights/source.js';
-import { llamaWeightShapes, type ModelConfig, type RopeScaling } from '../llama.js';
-import type { CheckpointTensors, ConfigFields, Family, FamilyConfig } from './family.js';
+import { computedSource, reorderedRows, sourceRows, type TensorSource } from '../../src/weights/source.js';
+import { llamaGraph, llamaWeightShapes, type ModelConfig, type RopeScaling } from '../llama.js';
+import { ropeTables } from '../llama2c.js';
+import type { CheckpointTensors, ConfigFields, Family, FamilyConfig, ModelDefinition } from './family.js';
+
+/** models/llama.ts: RoPE tables computed at the context; every layer's wq … w3 and the classifier quantizable. */
+export const llamaDefinition: ModelDefinition = {
+  graph: llamaGraph,
+  weightShapes: llamaWeightShapes,
+  computedWeights: (c) => {
+    const half = c.headSize / 2;
+    const tables = (which: 'cos' | 'sin') => computedSource([c.seqLen, half], () => ropeTables(2 * half, c.seqLen, c.ropeTheta, c.ropeScaling)[which]);
+    return new Map([
+      ['rope_cos', tables('cos')],
+      ['rope_sin', tables('sin')],
+    ]);
+  },
+  quantized: /^(output|layers\.\d+\.w[qkvo123])$/,
+  positionTables: [],
+};
 
 /** The graph options a family sets (see ModelConfig). */
 export type LlamaOptions = Pick<ModelConfig, 'attentionBias' | 'qkNorm'>;
