@@ -23,6 +23,7 @@ import { generatorState } from './runtime/sampler.js';
 import { concatBytes, type TextTokenizer } from './runtime/tokenizer.js';
 import { chatFiles, ChatSession, type ChatOptions, type ChatReply } from './chat.js';
 import { findChatTemplate, type ChatMessage, type ChatTemplate } from '../models/chat-template.js';
+import { readRegularFile } from './file-input.js';
 
 export { readCheckpoint, type Checkpoint } from '../models/checkpoint.js';
 
