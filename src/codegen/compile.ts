@@ -2,13 +2,12 @@
 // one or more dispatches from its template; only values used outside their kernel, and outputs, get a
 // buffer (a kv_write result lives in its cache, a planned value in its slot).
 import * as A from '../affine.js';
-import type { Affine } from '../affine.js';
 import { materializedValues, scheduledKernels } from '../ir/schedule.js';
 import type { Graph, KernelItem, Op, TensorType } from '../ir/types.js';
 import type { Plan, PlanBuffer, PlanKernel } from '../runtime/plan.js';
 import { attentionKernels } from './attention.js';
 import { elementwiseKernel } from './elementwise.js';
-import { kernelFor, type KernelContext, type KernelSource } from './kernels.js';
+import { constDim, kernelFor, type KernelContext, type KernelSource } from './kernels.js';
 import type { KernelParts } from './wgsl.js';
 import { defaultLinearOptions, linearKernels, type LinearEpilogue, type LinearOptions, type LinearSpec } from './linear.js';
 import { weightFormats, type FormatName } from '../weights/formats.js';
@@ -29,11 +28,6 @@ export interface CodegenOptions extends Omit<LinearOptions, 'weights'> {
 const ATTENTION_BYTES = 32768;
 
 export const defaultCodegenOptions: CodegenOptions = (({ weights: _, ...linear }) => ({ ...linear, attentionTile: 16 as const }))(defaultLinearOptions);
-
-function constDim(d: Affine): number {
-  if (!A.isConstant(d)) throw new Error(`expected a constant dimension, got ${A.format(d)}`);
-  return d.c;
-}
 
 function linearSpec(k: KernelItem, members: readonly Op[], ctx: KernelContext): LinearSpec {
   const find = <O extends Op['op']>(op: O): Extract<Op, { op: O }>[] => members.filter((m): m is Extract<Op, { op: O }> => m.op === op);
@@ -62,7 +56,7 @@ function linearSpec(k: KernelItem, members: readonly Op[], ctx: KernelContext): 
       kCache: ctx.bufferOf(kWrite.name),
       vCache: ctx.bufferOf(vWrite.name),
       qSize: qSlice.attrs.size,
-      kvSize: constDim(ctx.typeOf(kRope.name).shape[1]!),
+      kvSize: constDim(ctx.typeOf(kRope.name).shape[1]!, 'k width'),
       cos: ctx.bufferOf(qRope.args[1]),
       sin: ctx.bufferOf(qRope.args[2]),
       headSize: qRope.attrs.headSize,
@@ -76,8 +70,8 @@ function linearSpec(k: KernelItem, members: readonly Op[], ctx: KernelContext): 
   return {
     x: ctx.bufferOf(norm ? norm.args[0] : mm.args[0]),
     rows: rows!,
-    k: constDim(kk!),
-    n: constDim(mm.type.shape[1]!),
+    k: constDim(kk!, 'matmul inner dimension'),
+    n: constDim(mm.type.shape[1]!, 'matmul output width'),
     w: ctx.bufferOf(mm.args[1]),
     ...(norm ? { norm: { weight: ctx.bufferOf(norm.args[1]), eps: norm.attrs.eps } } : {}),
     epilogue,
@@ -172,7 +166,7 @@ export function compileGraph(graph: Graph, options: CodegenOptions = defaultCode
           headSize: mix.attrs.headSize,
           rows: rows!,
           keys: keys!,
-          contextLength: constDim(cache.type.shape[0]!),
+          contextLength: constDim(cache.type.shape[0]!, 'cache length'),
         },
         {
           maxInvocations: options.maxInvocations,
