@@ -9,7 +9,7 @@ import { attentionKernels } from './attention.js';
 import { elementwiseKernel } from './elementwise.js';
 import { constDim, kernelFor, type KernelContext, type KernelSource } from './kernels.js';
 import type { KernelParts } from './wgsl.js';
-import { defaultLinearOptions, linearKernels, type LinearEpilogue, type LinearOptions, type LinearSpec } from './linear.js';
+import { defaultLinearOptions, linearKernels, type LinearEpilogue, type LinearOptions, type LinearSpec } from './linear/index.js';
 import { weightFormats, type FormatName } from '../weights/formats.js';
 
 /** What codegen needs of the device and the user: the adapter's workgroup limits, the weight formats, matmul and attention tiles. */
