@@ -162,10 +162,8 @@ export interface LoadOptions {
   readonly weights?: FormatName;
   /** called as weights reach the device (bytes so far, of how many), then as pipelines compile (pipelines so far, of how many) */
   readonly onProgress?: LoadProgress;
-  /** kernel choices (see CodegenOptions): the K from which decode matmuls split K, prefill K splits, the shape of prefill matmul and attention tiles */
-  readonly kernels?: Partial<
-    Pick<CodegenOptions, 'splitKFrom' | 'splitK' | 'attentionTile' | 'tileRows' | 'tileWidth' | 'sliceDepth' | 'prefetch' | 'unroll' | 'subgroups'>
-  >;
+  /** kernel choices (see CodegenOptions): the K from which decode matmuls split K, prefill K splits, the shape of attention tiles, subgroups */
+  readonly kernels?: Partial<Pick<CodegenOptions, 'splitKFrom' | 'splitK' | 'attentionTile' | 'subgroups'>>;
 }
 
 /** What Model.load is doing: uploading weights and states, then compiling each distinct kernel's pipeline. */

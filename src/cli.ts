@@ -372,7 +372,6 @@ interface BenchArgs {
   kernels: boolean;
   peakTflops?: number;
   peakGbps?: number;
-  tileRows?: number;
   splitKFrom?: number;
   splitK?: number;
   attentionTile?: number;
@@ -427,7 +426,6 @@ async function bench(a: BenchArgs): Promise<void> {
   const formats = a.weights.split(',').map((w) => w.trim());
   const weightChoices = ['stored', ...Object.keys(weightFormats)];
   for (const w of formats) if (!weightChoices.includes(w)) throw new Error(`--weights: '${w}' is not one of ${weightChoices.join(', ')}`);
-  if (a.tileRows !== undefined && a.tileRows !== 4 && a.tileRows !== 8) throw new Error(`--tile-rows must be 4 or 8, got ${a.tileRows}`);
   if (a.attentionTile !== undefined && ![8, 16, 32].includes(a.attentionTile)) throw new Error(`--attention-tile must be 8, 16 or 32, got ${a.attentionTile}`);
   if (a.splitK !== undefined && a.splitK < 1) throw new Error(`--split-k must be a whole number ≥ 1, got ${a.splitK}`);
   for (const [flag, v] of [
@@ -439,7 +437,6 @@ async function bench(a: BenchArgs): Promise<void> {
   }
   const label = a.passes === undefined ? '' : ` [passes: ${passes.map((p) => p.name).join(',') || 'none'}]`;
   const kernels = {
-    ...(a.tileRows ? { tileRows: a.tileRows as 4 | 8 } : {}),
     ...(a.splitKFrom !== undefined ? { splitKFrom: a.splitKFrom } : {}),
     ...(a.splitK !== undefined ? { splitK: a.splitK } : {}),
     ...(a.attentionTile !== undefined ? { attentionTile: a.attentionTile as 8 | 16 | 32 } : {}),
@@ -625,7 +622,6 @@ const benchFlags: FlagTable = {
   kernels: { kind: 'switch', default: true, describe: 'profile each kernel and report time per kernel kind (--no-kernels: skip)' },
   'peak-tflops': { kind: 'decimal', describe: "the device's fp32 peak, to report prefill as a share of it (H100 SXM: 67)" },
   'peak-gbps': { kind: 'decimal', describe: "the device's memory bandwidth in GB/s, to report decode as a share of it (H100 SXM: 3350)" },
-  'tile-rows': { kind: 'integer', describe: 'rows per invocation of prefill matmul tiles: 4 (64×128 tiles, default) or 8 (128×128)' },
   'split-k-from': { kind: 'integer', describe: 'decode matmuls split K across invocations from this K on (default 512)' },
   'attention-tile': { kind: 'integer', describe: 'the most query rows and keys of a prefill attention tile: 8, 16 (default) or 32' },
   'split-k': { kind: 'integer', describe: 'at most this many K ranges for prefill matmuls whose outputs give few tiles (default 4; 1: never split)' },

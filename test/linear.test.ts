@@ -11,7 +11,7 @@ import {
   type LinearOptions,
   type LinearSpec,
   type LinearVariant,
-} from '../src/codegen/linear.js';
+} from '../src/codegen/linear/index.js';
 import { halfToFloat } from '../models/ieee754.js';
 import { PlanExecutor, ResidentBuffers } from '../src/runtime/executor.js';
 import { openGpu, type Gpu } from '../src/runtime/gpu.js';
@@ -38,11 +38,8 @@ interface Case {
   readonly rows: number;
   readonly norm: boolean;
   readonly weights: FormatName;
-  readonly tileRows?: 4 | 8;
-  /** workgroup memory the tile may use (default 16 KiB: 16-deep k slices; 32 KiB and more: 32-deep) */
-  readonly workgroupBytes?: number;
-  /** tile tuning: prefetch, slice depth, unrolling */
-  readonly tune?: Partial<Pick<LinearOptions, 'prefetch' | 'sliceDepth' | 'unroll' | 'tileWidth' | 'splitK' | 'subgroups' | 'maxInvocations'>>;
+  /** K splits, subgroups, invocations per workgroup (below 256: 32×128 tiles) */
+  readonly tune?: Partial<Pick<LinearOptions, 'splitK' | 'subgroups' | 'maxInvocations'>>;
 }
 
 const QKV = { qSize: 48, kvSize: 16, headSize: 8, P: 5, context: 160 };
@@ -76,8 +73,6 @@ function optionsOf(c: Case): LinearOptions {
     ...defaultLinearOptions,
     weights: c.weights,
     splitKFrom: c.variant === 'gemv' ? 0 : 1 << 30,
-    tileRows: c.tileRows ?? 4,
-    maxWorkgroupBytes: c.workgroupBytes ?? defaultLinearOptions.maxWorkgroupBytes,
     ...c.tune,
   };
 }
@@ -194,27 +189,17 @@ describe('fused linear kernels against the CPU reference', () => {
       cases.push({ variant: 'gemv', kind, k: 260, n: 75, rows: 1, norm: kind !== 'residual', weights });
       cases.push({ variant: 'column', kind, k: 102, n: 70, rows: 2, norm: kind !== 'residual', weights });
     }
-    cases.push({ variant: 'tiled', kind, k: 36, n: 131, rows: 130, norm: true, weights: 'f32', tileRows: 8 });
+    cases.push({ variant: 'tiled', kind, k: 36, n: 131, rows: 130, norm: true, weights: 'f32', tune: { maxInvocations: 128 } });
     cases.push({ variant: 'gemv', kind, k: 1028, n: 9, rows: 3, norm: true, weights: 'f32' });
     // several blocks of in-flight weights per lane: K a whole number of blocks, and not
     cases.push({ variant: 'gemv', kind, k: 4096, n: 6, rows: 1, norm: kind !== 'residual', weights: 'f32' });
     cases.push({ variant: 'gemv', kind, k: 4100, n: 6, rows: 2, norm: true, weights: 'f16' });
-    cases.push({
-      variant: 'tiled',
-      kind,
-      k: 164,
-      n: 70,
-      rows: 70,
-      norm: kind !== 'residual',
-      weights: 'f16',
-      workgroupBytes: 49152,
-      tune: { sliceDepth: 0, prefetch: true },
-    });
-    cases.push({ variant: 'tiled', kind, k: 44, n: 66, rows: 5, norm: true, weights: 'f32', tileRows: 8, tune: { sliceDepth: 8, unroll: false } });
-    cases.push({ variant: 'tiled', kind, k: 52, n: 90, rows: 150, norm: kind !== 'store', weights: 'f16', tune: { tileWidth: 64, unroll: true } });
+    cases.push({ variant: 'tiled', kind, k: 164, n: 70, rows: 70, norm: kind !== 'residual', weights: 'f16' });
+    cases.push({ variant: 'tiled', kind, k: 44, n: 66, rows: 5, norm: true, weights: 'f32', tune: { maxInvocations: 128 } });
+    cases.push({ variant: 'tiled', kind, k: 52, n: 90, rows: 150, norm: kind !== 'store', weights: 'f16' });
     // deep K over few column tiles: split into K ranges (2 and 3, neither a whole number of slices) and reduced
     cases.push({ variant: 'split', kind, k: 2052, n: 70, rows: 37, norm: kind !== 'residual', weights: 'f32' });
-    cases.push({ variant: 'split', kind, k: 3300, n: 40, rows: 70, norm: true, weights: 'f16', tune: { prefetch: true, splitK: 3 } });
+    cases.push({ variant: 'split', kind, k: 3300, n: 40, rows: 70, norm: true, weights: 'f16', tune: { splitK: 3, maxInvocations: 128 } });
     // k-quant super-blocks of 256, K a whole number of them but not of tiles
     for (const weights of ['q4_k', 'q5_k', 'q6_k'] as const) {
       cases.push({ variant: 'tiled', kind, k: 768, n: 70, rows: 37, norm: kind !== 'residual', weights });
@@ -251,9 +236,7 @@ describe('fused linear kernels against the CPU reference', () => {
   }
   cases.forEach((c, i) => {
     const what =
-      `${c.variant} ${c.kind}${c.norm ? ' + rmsnorm' : ''}, ${c.weights} weights, K ${c.k}, ${c.rows} rows` +
-      `${c.tileRows ? `, ${c.tileRows} rows per invocation` : ''}${c.workgroupBytes ? `, ${c.workgroupBytes} bytes of workgroup memory` : ''}` +
-      `${c.tune ? `, ${JSON.stringify(c.tune)}` : ''}`;
+      `${c.variant} ${c.kind}${c.norm ? ' + rmsnorm' : ''}, ${c.weights} weights, K ${c.k}, ${c.rows} rows` + `${c.tune ? `, ${JSON.stringify(c.tune)}` : ''}`;
     it(what, async () => {
       const { errors, scale } = await runCase(c, 1000 + 17 * i);
       expect(scale).toBeGreaterThan(0.01);
@@ -284,14 +267,19 @@ describe('fused linear kernels against the CPU reference', () => {
     expect(linearVariant({ rows: A.sym('T'), k: 8192, n: 2048, epilogue: store }, { ...o, splitK: 1 })).toBe('tiled');
   });
 
-  it('keeps workgroup memory within the limit it is given', () => {
-    for (const maxWorkgroupBytes of [16384, 32768, 49152]) {
-      for (const tileRows of [4, 8] as const) {
-        const s = specOf({ variant: 'tiled', kind: 'store', k: 64, n: 64, rows: 8, norm: false, weights: 'f32' });
-        const { wgsl } = linearKernels(s, { ...defaultLinearOptions, maxWorkgroupBytes, tileRows, sliceDepth: 0 }).kernels[0]!.source;
+  it('keeps workgroup memory within the limit it is given, and refuses a limit no tile fits', () => {
+    const s = specOf({ variant: 'tiled', kind: 'store', k: 64, n: 64, rows: 8, norm: false, weights: 'f32' });
+    // 64×128 tiles (256 invocations) and 32×128 (128) of 16-deep slices: 12 KiB and 10 KiB
+    for (const [maxInvocations, tileBytes] of [
+      [256, 12288],
+      [128, 10240],
+    ] as const) {
+      for (const maxWorkgroupBytes of [tileBytes, 16384, 49152]) {
+        const { wgsl } = linearKernels(s, { ...defaultLinearOptions, maxWorkgroupBytes, maxInvocations }).kernels[0]!.source;
         const bytes = [...wgsl.matchAll(/var<workgroup>\s+\w+\s*:\s*array<vec4<f32>,\s*(\d+)>/g)].reduce((n, m) => n + 16 * Number(m[1]), 0);
-        expect(bytes).toBeLessThanOrEqual(maxWorkgroupBytes);
+        expect(bytes).toBe(tileBytes);
       }
+      expect(() => linearKernels(s, { ...defaultLinearOptions, maxWorkgroupBytes: tileBytes - 4, maxInvocations })).toThrow(/fits/);
     }
   });
 });

@@ -7,11 +7,12 @@ import {
   f32Lit,
   kernelSource,
   preciseMath,
+  readBinding,
   subgroupBuiltins,
   u32Expr,
   wg,
   workgroupReduce,
-  type KernelBinding,
+  writeBinding,
   type KernelParts,
   type KernelSource,
 } from './wgsl.js';
@@ -72,9 +73,6 @@ function workgroupThreads(o: AttentionOptions): number {
 const one = wg(1);
 const u = (n: number): string => `${n}u`;
 
-const read = (buffer: string, v: string): KernelBinding => ({ buffer, access: 'read', var: v, type: 'f32' });
-const write = (buffer: string, v: string): KernelBinding => ({ buffer, access: 'read_write', var: v, type: 'f32' });
-
 /** Query rows per workgroup and keys per tile for prefill: halves the larger (rows on a tie) from maxTile² until the tiles fit. */
 function prefillTiles(headSize: number, o: AttentionOptions): { rows: number; keys: number } {
   let rows = o.maxTile;
@@ -126,7 +124,7 @@ function prefillKernel(spec: AttentionSpec, o: AttentionOptions): KernelSource {
   const slots = Math.ceil((br * hs) / threads);
   const [qd, kd] = [heads * hs, kvHeads * hs];
   return kernelSource(
-    [read(spec.q, 'q'), read(spec.k, 'k'), read(spec.v, 'v'), write(spec.out, 'out')],
+    [readBinding(spec.q, 'q'), readBinding(spec.k, 'k'), readBinding(spec.v, 'v'), writeBinding(spec.out, 'out')],
     `
 var<workgroup> qTile: array<f32, ${br * hs}>;
 var<workgroup> kTile: array<f32, ${bc * (hs + 1)}>;
@@ -252,7 +250,6 @@ function decodeKernels(spec: AttentionSpec, o: AttentionOptions): AttentionKerne
     stats: { name: `${name}.partial_ml`, shape: [A.constant(heads), A.constant(splits), A.constant(2)] },
     out: { name: `${name}.partial_o`, shape: [A.constant(heads), A.constant(splits), A.constant(hs)] },
   };
-  const vec = (b: string, v: string, access: 'read' | 'read_write'): KernelBinding => ({ buffer: b, access, var: v, type: T });
   // q·k in run.c's order: one product at a time along the head
   const dotTerms = width === 4 ? ['x', 'y', 'z', 'w'].map((c) => `dot += qv.${c} * kv.${c};`).join(' ') : 'dot += qv * kv;';
   const normalize = width === 4 ? ['x', 'y', 'z', 'w'].map((c) => `preciseDiv(o.${c}, l)`).join(', ') : 'preciseDiv(o, l)';
@@ -261,12 +258,12 @@ function decodeKernels(spec: AttentionSpec, o: AttentionOptions): AttentionKerne
   const sgArgs = sg ? ', sgSize, sgLane' : '';
   const partial = kernelSource(
     [
-      vec(spec.q, 'q', 'read'),
-      vec(spec.k, 'k', 'read'),
-      vec(spec.v, 'v', 'read'),
-      write(scratch.stats.name, 'partialStats'),
-      vec(scratch.out.name, 'partialOut', 'read_write'),
-      vec(spec.out, 'out', 'read_write'),
+      readBinding(spec.q, 'q', T),
+      readBinding(spec.k, 'k', T),
+      readBinding(spec.v, 'v', T),
+      writeBinding(scratch.stats.name, 'partialStats'),
+      writeBinding(scratch.out.name, 'partialOut', T),
+      writeBinding(spec.out, 'out', T),
     ],
     `
 var<workgroup> qRow: array<${T}, ${lanes}>;
@@ -340,7 +337,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
     sg,
   );
   const combine = kernelSource(
-    [read(scratch.stats.name, 'partialStats'), read(scratch.out.name, 'partialOut'), write(spec.out, 'out')],
+    [readBinding(scratch.stats.name, 'partialStats'), readBinding(scratch.out.name, 'partialOut'), writeBinding(spec.out, 'out')],
     `
 ${preciseMath}
 

@@ -2,7 +2,6 @@
 // one or more dispatches from its template; only values used outside their kernel, and outputs, get a
 // buffer (a kv_write result lives in its cache, a planned value in its slot).
 import * as A from '../affine.js';
-import type { Affine } from '../affine.js';
 import { materializedValues, scheduledKernels } from '../ir/schedule.js';
 import { match } from 'ts-pattern';
 import { kernelLayer } from '../ir/kernel-kinds.js';
@@ -10,9 +9,9 @@ import type { Graph, KernelItem, KernelKind, LinearEpilogue as LinearEpilogueKin
 import type { Plan, PlanBuffer, PlanKernel } from '../runtime/plan.js';
 import { attentionKernels } from './attention.js';
 import { elementwiseKernel } from './elementwise.js';
-import { kernelFor, type KernelContext, type KernelSource } from './kernels.js';
+import { constDim, kernelFor, type KernelContext, type KernelSource } from './kernels.js';
 import type { KernelParts } from './wgsl.js';
-import { defaultLinearOptions, linearKernels, type LinearEpilogue, type LinearOptions, type LinearSpec } from './linear.js';
+import { defaultLinearOptions, linearKernels, type LinearEpilogue, type LinearOptions, type LinearSpec } from './linear/index.js';
 import { weightFormats, type FormatName } from '../weights/formats.js';
 
 /** What codegen needs of the device and the user: the adapter's workgroup limits, the weight formats, matmul and attention tiles. */
@@ -31,11 +30,6 @@ export interface CodegenOptions extends Omit<LinearOptions, 'weights'> {
 const ATTENTION_BYTES = 32768;
 
 export const defaultCodegenOptions: CodegenOptions = (({ weights: _, ...linear }) => ({ ...linear, attentionTile: 16 as const }))(defaultLinearOptions);
-
-function constDim(d: Affine): number {
-  if (!A.isConstant(d)) throw new Error(`expected a constant dimension, got ${A.format(d)}`);
-  return d.c;
-}
 
 /** The linear template's spec for a kernel of kind linear: its members picked by the kind's prologue and epilogue. */
 function linearSpec(kind: Extract<KernelKind, { kind: 'linear' }>, members: readonly Op[], ctx: KernelContext): LinearSpec {
@@ -63,7 +57,7 @@ function linearSpec(kind: Extract<KernelKind, { kind: 'linear' }>, members: read
         kCache: ctx.bufferOf(kWrite.name),
         vCache: ctx.bufferOf(vWrite.name),
         qSize: qSlice.attrs.size,
-        kvSize: constDim(ctx.typeOf(kRope.name).shape[1]!),
+        kvSize: constDim(ctx.typeOf(kRope.name).shape[1]!, 'k width'),
         cos: ctx.bufferOf(qRope.args[1]),
         sin: ctx.bufferOf(qRope.args[2]),
         headSize: qRope.attrs.headSize,
@@ -74,8 +68,8 @@ function linearSpec(kind: Extract<KernelKind, { kind: 'linear' }>, members: read
   return {
     x: ctx.bufferOf(norm ? norm.args[0] : mm.args[0]),
     rows: rows!,
-    k: constDim(kk!),
-    n: constDim(mm.type.shape[1]!),
+    k: constDim(kk!, 'matmul inner dimension'),
+    n: constDim(mm.type.shape[1]!, 'matmul output width'),
     w: ctx.bufferOf(mm.args[1]),
     ...(norm ? { norm: { weight: ctx.bufferOf(norm.args[1]), eps: norm.attrs.eps } } : {}),
     epilogue,
@@ -184,7 +178,7 @@ export function compileGraph(graph: Graph, options: CodegenOptions = defaultCode
             headSize: mix.attrs.headSize,
             rows: rows!,
             keys: keys!,
-            contextLength: constDim(cache.type.shape[0]!),
+            contextLength: constDim(cache.type.shape[0]!, 'KV cache length'),
           },
           {
             maxInvocations: options.maxInvocations,

@@ -3,28 +3,28 @@
 import { match } from 'ts-pattern';
 import type { Op } from '../ir/types.js';
 import { rowsCols, type KernelContext } from './kernels.js';
-import { header, preciseMath, u32Expr, wg, type KernelBinding, type KernelSource } from './wgsl.js';
+import { activations, kernelSource, preciseMath, readBinding, u32Expr, wg, writeBinding, type KernelBinding, type KernelSource } from './wgsl.js';
 
 export function elementwiseKernel(members: readonly Op[], materialized: ReadonlySet<string>, ctx: KernelContext): KernelSource {
   const produced = new Map(members.map((m, i) => [m.name, `v${i}`]));
   const inputs = [...new Set(members.flatMap((m) => m.args.filter((a) => !produced.has(a))))];
-  const bindings: KernelBinding[] = inputs.map((a, i) => ({ buffer: ctx.bufferOf(a), access: 'read', var: `in${i}`, type: 'f32' }));
+  const bindings: KernelBinding[] = inputs.map((a, i) => readBinding(ctx.bufferOf(a), `in${i}`));
   const stored = members.filter((m) => materialized.has(m.name));
-  stored.forEach((m, i) => bindings.push({ buffer: ctx.bufferOf(m.name), access: 'read_write', var: `out${i}`, type: 'f32' }));
+  stored.forEach((m, i) => bindings.push(writeBinding(ctx.bufferOf(m.name), `out${i}`)));
   const ref = (a: string): string => produced.get(a) ?? `in${inputs.indexOf(a)}[i]`;
   const lines = members.map((m, i) =>
     match(m)
       .with({ op: 'add' }, (n) => `  let v${i} = ${ref(n.args[0])} + ${ref(n.args[1])};`)
       .with({ op: 'mul' }, (n) => `  let v${i} = ${ref(n.args[0])} * ${ref(n.args[1])};`)
-      .with({ op: 'silu' }, (n) => `  let v${i} = ${ref(n.args[0])} * preciseDiv(1.0, 1.0 + preciseExp(-${ref(n.args[0])}));`)
-      .with({ op: 'gelu' }, (n) => `  let v${i} = geluTanh(${ref(n.args[0])});`)
+      .with({ op: 'silu' }, { op: 'gelu' }, (n) => `  let v${i} = ${activations[n.op](ref(n.args[0]))};`)
       .otherwise((n) => {
         throw new Error(`the elementwise template cannot emit ${n.op} (%${n.name})`);
       }),
   );
   const { rows, cols } = rowsCols(members[members.length - 1]!.type);
-  return {
-    wgsl: `${header(bindings)}
+  return kernelSource(
+    bindings,
+    `
 ${preciseMath}
 
 @compute @workgroup_size(64)
@@ -33,9 +33,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   let i = gid.y * ${cols}u + gid.x;
 ${lines.join('\n')}
 ${stored.map((m, k) => `  out${k}[i] = ${produced.get(m.name)};`).join('\n')}
-}
-`,
-    bindings,
-    workgroups: [wg(cols, 64), wg(rows), wg(1)],
-  };
+}`,
+    [wg(cols, 64), wg(rows), wg(1)],
+  );
 }

@@ -5,7 +5,19 @@ import * as A from '../affine.js';
 import type { Affine } from '../affine.js';
 import type { Op, TensorType } from '../ir/types.js';
 import { weightFormats, type FormatName } from '../weights/formats.js';
-import { f32Lit, kernelSource, preciseMath, u32Expr, wg, workgroupReduce, type KernelBinding, type KernelSource } from './wgsl.js';
+import {
+  activations,
+  f32Lit,
+  kernelSource,
+  preciseMath,
+  readBinding,
+  normScale,
+  u32Expr,
+  wg,
+  workgroupReduce,
+  writeBinding,
+  type KernelSource,
+} from './wgsl.js';
 
 export type { KernelSource } from './wgsl.js';
 
@@ -23,7 +35,8 @@ const ARGMAX_THREADS = 256;
 
 const one = wg(1);
 
-function constDim(d: Affine, what: string): number {
+/** The value of a dimension that must be constant; `what` names it in the error. */
+export function constDim(d: Affine, what: string): number {
   if (!A.isConstant(d)) throw new Error(`${what} must be a constant dimension, is ${A.format(d)}`);
   return d.c;
 }
@@ -41,23 +54,10 @@ export function rowsCols(t: TensorType): { rows: Affine; cols: number } {
   return { rows: A.scale(rows, factor), cols };
 }
 
-const read = (ctx: KernelContext, value: string, v: string, type: 'f32' | 'i32' = 'f32'): KernelBinding => ({
-  buffer: ctx.bufferOf(value),
-  access: 'read',
-  var: v,
-  type,
-});
-const write = (ctx: KernelContext, value: string, v = 'out'): KernelBinding => ({
-  buffer: ctx.bufferOf(value),
-  access: 'read_write',
-  var: v,
-  type: 'f32',
-});
-
 /** x / sqrt(mean(x²) + eps) · weight over each of `rows` rows of `cols` values, a workgroup per row. */
 function rmsnormKernel(ctx: KernelContext, n: Extract<Op, { op: 'rmsnorm' | 'head_rmsnorm' }>, rows: Affine, cols: number): KernelSource {
   return kernelSource(
-    [read(ctx, n.args[0], 'x'), read(ctx, n.args[1], 'weight'), write(ctx, n.name)],
+    [readBinding(ctx.bufferOf(n.args[0]), 'x'), readBinding(ctx.bufferOf(n.args[1]), 'weight'), writeBinding(ctx.bufferOf(n.name), 'out')],
     `
 var<workgroup> red: array<f32, ${ROW_THREADS}>;
 ${workgroupReduce('sumAll', ROW_THREADS, (a, b) => `${a} + ${b}`)}
@@ -69,7 +69,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
   var ss = 0.0;
   for (var j = lane; j < ${cols}u; j += ${ROW_THREADS}u) { let v = x[base + j]; ss += v * v; }
   ss = sumAll(lane, ss);
-  let scale = preciseDiv(1.0, preciseSqrt(preciseDiv(ss, ${f32Lit(cols)}) + ${f32Lit(n.attrs.eps)}));
+  let scale = ${normScale('ss', cols, n.attrs.eps)};
   for (var j = lane; j < ${cols}u; j += ${ROW_THREADS}u) { out[base + j] = weight[j] * (scale * x[base + j]); }
 }`,
     [wg(rows), one, one],
@@ -85,7 +85,11 @@ export function kernelFor(node: Op, ctx: KernelContext): KernelSource {
       const { wgsl } = weightFormats[ctx.formatOf(n.args[0])];
       const table = ctx.typeOf(n.args[0]).shape.reduce((p, x) => p * constDim(x, 'embedding table'), 1);
       return kernelSource(
-        [{ ...read(ctx, n.args[0], 'w'), type: wgsl.scalarType }, read(ctx, n.args[1], 'ids', 'i32'), write(ctx, n.name)],
+        [
+          readBinding(ctx.bufferOf(n.args[0]), 'w', wgsl.scalarType),
+          readBinding(ctx.bufferOf(n.args[1]), 'ids', 'i32'),
+          writeBinding(ctx.bufferOf(n.name), 'out'),
+        ],
         `
 fn tableAt(i: u32) -> f32 { return ${wgsl.scalar(table)}; }
 
@@ -115,7 +119,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
       const kk = constDim(k!, 'matmul inner dimension');
       const nn = constDim(n.type.shape[1]!, 'matmul output width');
       return kernelSource(
-        [read(ctx, n.args[0], 'x'), read(ctx, n.args[1], 'w'), write(ctx, n.name)],
+        [readBinding(ctx.bufferOf(n.args[0]), 'x'), readBinding(ctx.bufferOf(n.args[1]), 'w'), writeBinding(ctx.bufferOf(n.name), 'out')],
         `
 @compute @workgroup_size(${ROW_THREADS})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
@@ -136,7 +140,12 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
       const d = constDim(dd!, 'rope width');
       const half = n.attrs.headSize / 2;
       return kernelSource(
-        [read(ctx, n.args[0], 'x'), read(ctx, n.args[1], 'cosT'), read(ctx, n.args[2], 'sinT'), write(ctx, n.name)],
+        [
+          readBinding(ctx.bufferOf(n.args[0]), 'x'),
+          readBinding(ctx.bufferOf(n.args[1]), 'cosT'),
+          readBinding(ctx.bufferOf(n.args[2]), 'sinT'),
+          writeBinding(ctx.bufferOf(n.name), 'out'),
+        ],
         `
 @compute @workgroup_size(${ROW_THREADS})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
@@ -159,7 +168,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
       const [rows, dd] = ctx.typeOf(n.args[1]).shape;
       const d = constDim(dd!, 'cache width');
       return kernelSource(
-        [read(ctx, n.args[1], 'x'), write(ctx, n.args[0], 'cache')],
+        [readBinding(ctx.bufferOf(n.args[1]), 'x'), writeBinding(ctx.bufferOf(n.args[0]), 'cache')],
         `
 @compute @workgroup_size(${ROW_THREADS})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
@@ -177,7 +186,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
       const qd = heads * headSize;
       const kd = kvHeads * headSize;
       return kernelSource(
-        [read(ctx, n.args[0], 'q'), read(ctx, n.args[1], 'k'), write(ctx, n.name)],
+        [readBinding(ctx.bufferOf(n.args[0]), 'q'), readBinding(ctx.bufferOf(n.args[1]), 'k'), writeBinding(ctx.bufferOf(n.name), 'out')],
         `
 @compute @workgroup_size(${ROW_THREADS})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
@@ -208,7 +217,7 @@ ${preciseMath}`,
       const R = u32Expr(rows);
       const valid = n.attrs.causal ? `${C} - ${R} + row + 1u` : C;
       return kernelSource(
-        [read(ctx, n.args[0], 'x'), write(ctx, n.name)],
+        [readBinding(ctx.bufferOf(n.args[0]), 'x'), writeBinding(ctx.bufferOf(n.name), 'out')],
         `
 var<workgroup> red: array<f32, ${ROW_THREADS}>;
 ${workgroupReduce('maxAll', ROW_THREADS, (a, b) => `max(${a}, ${b})`)}
@@ -239,7 +248,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
       const qd = heads * headSize;
       const kd = kvHeads * headSize;
       return kernelSource(
-        [read(ctx, n.args[0], 'p'), read(ctx, n.args[1], 'v'), write(ctx, n.name)],
+        [readBinding(ctx.bufferOf(n.args[0]), 'p'), readBinding(ctx.bufferOf(n.args[1]), 'v'), writeBinding(ctx.bufferOf(n.name), 'out')],
         `
 @compute @workgroup_size(${ROW_THREADS})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
@@ -262,7 +271,12 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     .with({ op: 'layernorm' }, (n) => {
       const { rows, cols } = rowsCols(n.type);
       return kernelSource(
-        [read(ctx, n.args[0], 'x'), read(ctx, n.args[1], 'weight'), read(ctx, n.args[2], 'bias'), write(ctx, n.name)],
+        [
+          readBinding(ctx.bufferOf(n.args[0]), 'x'),
+          readBinding(ctx.bufferOf(n.args[1]), 'weight'),
+          readBinding(ctx.bufferOf(n.args[2]), 'bias'),
+          writeBinding(ctx.bufferOf(n.name), 'out'),
+        ],
         `
 var<workgroup> red: array<f32, ${ROW_THREADS}>;
 ${workgroupReduce('sumAll', ROW_THREADS, (a, b) => `${a} + ${b}`)}
@@ -276,7 +290,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
   let mean = preciseDiv(sumAll(lane, s), ${f32Lit(cols)});
   var v = 0.0;
   for (var j = lane; j < ${cols}u; j += ${ROW_THREADS}u) { let d = x[base + j] - mean; v += d * d; }
-  let rstd = preciseDiv(1.0, preciseSqrt(preciseDiv(sumAll(lane, v), ${f32Lit(cols)}) + ${f32Lit(n.attrs.eps)}));
+  let rstd = ${normScale('sumAll(lane, v)', cols, n.attrs.eps)};
   for (var j = lane; j < ${cols}u; j += ${ROW_THREADS}u) { out[base + j] = (x[base + j] - mean) * rstd * weight[j] + bias[j]; }
 }`,
         [wg(rows), one, one],
@@ -285,7 +299,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
     .with({ op: 'add_bias' }, (n) => {
       const { rows, cols } = rowsCols(n.type);
       return kernelSource(
-        [read(ctx, n.args[0], 'x'), read(ctx, n.args[1], 'bias'), write(ctx, n.name)],
+        [readBinding(ctx.bufferOf(n.args[0]), 'x'), readBinding(ctx.bufferOf(n.args[1]), 'bias'), writeBinding(ctx.bufferOf(n.name), 'out')],
         `
 @compute @workgroup_size(${ROW_THREADS})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
@@ -301,7 +315,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
       const cols = constDim(cc!, 'slice input width');
       const { start, size } = n.attrs;
       return kernelSource(
-        [read(ctx, n.args[0], 'x'), write(ctx, n.name)],
+        [readBinding(ctx.bufferOf(n.args[0]), 'x'), writeBinding(ctx.bufferOf(n.name), 'out')],
         `
 @compute @workgroup_size(${ROW_THREADS})
 fn main(@builtin(global_invocation_id) gid: vec3u) {
@@ -315,7 +329,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
       const { rows, cols } = rowsCols(ctx.typeOf(n.args[0]));
       // each lane scans its columns in order, keeping the first largest; lanes combine by value, then column
       return kernelSource(
-        [read(ctx, n.args[0], 'x'), { ...write(ctx, n.name), type: 'i32' }],
+        [readBinding(ctx.bufferOf(n.args[0]), 'x'), writeBinding(ctx.bufferOf(n.name), 'out', 'i32')],
         `
 var<workgroup> bestValue: array<f32, ${ARGMAX_THREADS}>;
 var<workgroup> bestColumn: array<u32, ${ARGMAX_THREADS}>;
@@ -350,12 +364,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
       const expr = match(n)
         .with({ op: 'add' }, () => 'a[i] + b[i]')
         .with({ op: 'mul' }, () => 'a[i] * b[i]')
-        .with({ op: 'silu' }, () => 'a[i] * preciseDiv(1.0, 1.0 + preciseExp(-a[i]))')
-        .with({ op: 'gelu' }, () => 'geluTanh(a[i])')
+        .with({ op: 'silu' }, { op: 'gelu' }, (n) => activations[n.op]('a[i]'))
         .exhaustive();
-      const inputs = n.args.map((arg, i) => read(ctx, arg, 'ab'[i]!));
+      const inputs = n.args.map((arg, i) => readBinding(ctx.bufferOf(arg), 'ab'[i]!));
       return kernelSource(
-        [...inputs, write(ctx, n.name)],
+        [...inputs, writeBinding(ctx.bufferOf(n.name), 'out')],
         `
 @compute @workgroup_size(${ROW_THREADS})
 fn main(@builtin(global_invocation_id) gid: vec3u) {

@@ -31,6 +31,12 @@ export interface KernelBinding extends Omit<PlanBinding, 'binding'> {
   readonly type: ElementType;
 }
 
+/** A binding through which a kernel reads `buffer` as `v`. */
+export const readBinding = (buffer: string, v: string, type: ElementType = 'f32'): KernelBinding => ({ buffer, access: 'read', var: v, type });
+
+/** A binding through which a kernel writes (and may read) `buffer` as `v`. */
+export const writeBinding = (buffer: string, v: string, type: ElementType = 'f32'): KernelBinding => ({ buffer, access: 'read_write', var: v, type });
+
 /** The shared header: the uniform and one storage array per binding, numbered from 1. */
 export function header(bindings: readonly KernelBinding[]): string {
   const lines = [
@@ -84,6 +90,16 @@ fn geluTanh(x: f32) -> f32 {
   return 0.5 * x * (1.0 + t);
 }`;
 
+/** The activations as WGSL expressions of their argument (an identifier or an element read), over preciseMath. */
+export const activations = {
+  silu: (x: string): string => `${x} * preciseDiv(1.0, 1.0 + preciseExp(-${x}))`,
+  gelu: (x: string): string => `geluTanh(${x})`,
+} as const;
+
+/** A norm's scale 1 / sqrt(sum / count + eps) over preciseMath: RMSNorm's from the sum of squares, LayerNorm's from that of squared deviations. */
+export const normScale = (sum: string, count: number, eps: number): string =>
+  `preciseDiv(1.0, preciseSqrt(preciseDiv(${sum}, ${f32Lit(count)}) + ${f32Lit(eps)}))`;
+
 /** What a template emits: one dispatch's WGSL, its storage bindings (numbered from 1) and its grid. */
 export interface KernelSource {
   readonly wgsl: string;
@@ -115,35 +131,52 @@ export const subgroupBuiltins = '@builtin(subgroup_size) sgSize: u32, @builtin(s
 /** A subgroup reduction and the combine it stands for. */
 export type SubgroupReduce = { readonly op: 'subgroupAdd' | 'subgroupMax' };
 
+/** What workgroupReduce reduces: values of `type` (default f32), over runs of `group` consecutive invocations (default all `lanes`). */
+export interface ReduceShape {
+  readonly type?: 'f32' | 'vec2<f32>';
+  readonly group?: number;
+}
+
 /**
  * A WGSL function `name(lane, value)` reducing `value` over a workgroup's `lanes` invocations through a
- * `red: array<f32, lanes>` in workgroup memory, in log2(lanes) barrier steps; every lane gets the result.
+ * `red: array<type, lanes>` in workgroup memory, in log2(lanes) barrier steps; every lane gets the result.
  * With `subgroup`, `name(lane, value, sgSize, sgLane)` reduces each subgroup first (subgroups in
  * local-invocation order: Gpu.subgroups), stores each subgroup's result at its index and combines those
- * in order — two barriers whatever `lanes`.
+ * in order — two barriers whatever `lanes`. With a `group` below `lanes`, each run of `group` invocations
+ * (a multiple of the subgroup size) reduces on its own, in the same order, and gets its run's result.
  */
-export function workgroupReduce(name: string, lanes: number, combine: (a: string, b: string) => string, subgroup?: SubgroupReduce): string {
+export function workgroupReduce(
+  name: string,
+  lanes: number,
+  combine: (a: string, b: string) => string,
+  subgroup?: SubgroupReduce,
+  { type = 'f32', group = lanes }: ReduceShape = {},
+): string {
+  const runs = group < lanes;
   if (subgroup) {
+    // the run's first subgroup result, and the i-th after it
+    const first = runs ? `(lane - lane % ${group}u) / sgSize` : '0';
+    const at = runs ? `${first} + i` : 'i';
     return `
-fn ${name}(lane: u32, value: f32, sgSize: u32, sgLane: u32) -> f32 {
+fn ${name}(lane: u32, value: ${type}, sgSize: u32, sgLane: u32) -> ${type} {
   let part = ${subgroup.op}(value);
   if (sgLane == 0u) { red[lane / sgSize] = part; }
   workgroupBarrier();
-  var result = red[0];
-  for (var i = 1u; i < ${lanes}u / sgSize; i++) { result = ${combine('result', 'red[i]')}; }
+  var result = red[${first}];
+  for (var i = 1u; i < ${group}u / sgSize; i++) { result = ${combine('result', `red[${at}]`)}; }
   workgroupBarrier();
   return result;
 }`;
   }
   return `
-fn ${name}(lane: u32, value: f32) -> f32 {
+fn ${name}(lane: u32, value: ${type}) -> ${type} {
   red[lane] = value;
   workgroupBarrier();
-  for (var k = ${lanes / 2}u; k > 0u; k = k >> 1u) {
-    if (lane < k) { red[lane] = ${combine('red[lane]', 'red[lane + k]')}; }
+  for (var k = ${group / 2}u; k > 0u; k = k >> 1u) {
+    if (${runs ? `lane % ${group}u` : 'lane'} < k) { red[lane] = ${combine('red[lane]', 'red[lane + k]')}; }
     workgroupBarrier();
   }
-  let result = red[0];
+  let result = red[${runs ? `lane - lane % ${group}u` : '0'}];
   workgroupBarrier();
   return result;
 }`;

@@ -1,0 +1,92 @@
+// The epilogues of the linear template, one function per kind: each says which w rows a unit's one or two dot
+// products read and emits `fn emit(row, unit, a, b)`, which every variant calls once per (row, unit) it owns.
+import { match } from 'ts-pattern';
+import { activations, readBinding, writeBinding, type KernelBinding } from '../wgsl.js';
+import type { LinearEpilogue, LinearSpec } from './spec.js';
+
+/**
+ * Which w rows a unit's dots read: `columns` — one dot, row `unit`; `pairs` — rows 2·unit and 2·unit + 1
+ * (a RoPE pair); `halves` — rows `unit` and `unit + units` (gate over up).
+ */
+export type UnitRows = 'columns' | 'pairs' | 'halves';
+
+/** Each epilogue kind's UnitRows. */
+export const unitRowsOf: Readonly<Record<LinearEpilogue['kind'], UnitRows>> = { store: 'columns', residual: 'columns', glu: 'halves', qkv: 'pairs' };
+
+/** The epilogue as a WGSL function `emit(row, unit, a, b)` of a unit's one or two dot products. */
+export interface Epilogue {
+  /** output units of a row: w rows (columns) or pairs of them */
+  readonly units: number;
+  readonly unitRows: UnitRows;
+  readonly dots: 1 | 2;
+  /** WGSL expressions of the w rows that a unit's dots read */
+  readonly wRows: (unit: string) => readonly [string, string];
+  readonly bindings: readonly KernelBinding[];
+  readonly emit: string;
+}
+
+function epilogue(s: LinearSpec, bindings: readonly KernelBinding[], body: string): Epilogue {
+  const unitRows = unitRowsOf[s.epilogue.kind];
+  const units = unitRows === 'columns' ? s.n : s.n / 2;
+  const wRows = match(unitRows)
+    .with('columns', () => (u: string) => [u, u] as const)
+    .with('pairs', () => (u: string) => [`2u * ${u}`, `2u * ${u} + 1u`] as const)
+    .with('halves', () => (u: string) => [u, `${u} + ${units}u`] as const)
+    .exhaustive();
+  return { units, unitRows, dots: unitRows === 'columns' ? 1 : 2, wRows, bindings, emit: `fn emit(row: u32, unit: u32, a: f32, b: f32) {${body}\n}` };
+}
+
+function storeEpilogue(s: LinearSpec, e: Extract<LinearEpilogue, { kind: 'store' }>): Epilogue {
+  return epilogue(s, [writeBinding(e.out, 'out')], `\n  out[row * ${s.n}u + unit] = a;`);
+}
+
+function residualEpilogue(s: LinearSpec, e: Extract<LinearEpilogue, { kind: 'residual' }>): Epilogue {
+  return epilogue(s, [readBinding(e.residual, 'residual'), writeBinding(e.out, 'out')], `\n  out[row * ${s.n}u + unit] = residual[row * ${s.n}u + unit] + a;`);
+}
+
+function gluEpilogue(s: LinearSpec, e: Extract<LinearEpilogue, { kind: 'glu' }>): Epilogue {
+  if (s.n % 2 !== 0) throw new Error(`glu needs an even number of stacked rows, got ${s.n}`);
+  return epilogue(s, [writeBinding(e.out, 'out')], `\n  out[row * ${s.n / 2}u + unit] = (${activations.silu('a')}) * b;`);
+}
+
+function qkvEpilogue(s: LinearSpec, e: Extract<LinearEpilogue, { kind: 'qkv' }>): Epilogue {
+  if (e.qSize + 2 * e.kvSize !== s.n || e.qSize % 2 !== 0 || e.kvSize % 2 !== 0) {
+    throw new Error(`qkv columns ${e.qSize}+2·${e.kvSize} do not match the ${s.n} stacked rows`);
+  }
+  const half = e.headSize / 2;
+  return epilogue(
+    s,
+    [readBinding(e.cos, 'cosT'), readBinding(e.sin, 'sinT'), writeBinding(e.q, 'q'), writeBinding(e.kCache, 'kCache'), writeBinding(e.vCache, 'vCache')],
+    `
+  let c0 = 2u * unit;
+  let pos = dims.P + row;
+  if (c0 < ${e.qSize + e.kvSize}u) {
+    let local = select(c0 - ${e.qSize}u, c0, c0 < ${e.qSize}u);
+    let at = pos * ${half}u + (local / 2u) % ${half}u;
+    let c = cosT[at];
+    let s = sinT[at];
+    let r0 = a * c - b * s;
+    let r1 = a * s + b * c;
+    if (c0 < ${e.qSize}u) {
+      q[row * ${e.qSize}u + local] = r0;
+      q[row * ${e.qSize}u + local + 1u] = r1;
+    } else {
+      kCache[pos * ${e.kvSize}u + local] = r0;
+      kCache[pos * ${e.kvSize}u + local + 1u] = r1;
+    }
+  } else {
+    let local = c0 - ${e.qSize + e.kvSize}u;
+    vCache[pos * ${e.kvSize}u + local] = a;
+    vCache[pos * ${e.kvSize}u + local + 1u] = b;
+  }`,
+  );
+}
+
+export function epilogueOf(s: LinearSpec): Epilogue {
+  return match(s.epilogue)
+    .with({ kind: 'store' }, (e) => storeEpilogue(s, e))
+    .with({ kind: 'residual' }, (e) => residualEpilogue(s, e))
+    .with({ kind: 'glu' }, (e) => gluEpilogue(s, e))
+    .with({ kind: 'qkv' }, (e) => qkvEpilogue(s, e))
+    .exhaustive();
+}

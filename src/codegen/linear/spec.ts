@@ -1,0 +1,99 @@
+// What a fused linear kernel computes (LinearSpec), the device and user choices that size it (LinearOptions),
+// and which variant runs it: a pure function of the spec's rows, K and columns and of the options.
+import * as A from '../../affine.js';
+import type { Affine } from '../../affine.js';
+import type { FormatName } from '../../weights/formats.js';
+import { unitRowsOf } from './epilogue.js';
+
+export type LinearEpilogue =
+  | { readonly kind: 'store'; readonly out: string }
+  /** out = residual + x·wᵀ */
+  | { readonly kind: 'residual'; readonly residual: string; readonly out: string }
+  /** w stacks gate over up ([2F, K]): out[:, j] = silu(gate_j) · up_j, out [M, F] */
+  | { readonly kind: 'glu'; readonly out: string }
+  /** w stacks q, k, v: q columns are rotated into `q`, k columns rotated and v columns appended to the caches at rows P.. */
+  | {
+      readonly kind: 'qkv';
+      readonly q: string;
+      readonly kCache: string;
+      readonly vCache: string;
+      readonly qSize: number;
+      readonly kvSize: number;
+      readonly cos: string;
+      readonly sin: string;
+      readonly headSize: number;
+    };
+
+export interface LinearSpec {
+  readonly x: string;
+  readonly rows: Affine;
+  /** inner dimension */
+  readonly k: number;
+  /** rows of w */
+  readonly n: number;
+  readonly w: string;
+  readonly norm?: { readonly weight: string; readonly eps: number };
+  readonly epilogue: LinearEpilogue;
+}
+
+export interface LinearOptions {
+  /** how the kernel's weights are stored on the device (src/weights/formats.ts) */
+  readonly weights: FormatName;
+  /** the adapter's maxComputeInvocationsPerWorkgroup */
+  readonly maxInvocations: number;
+  /** the adapter's maxComputeWorkgroupStorageSize */
+  readonly maxWorkgroupBytes: number;
+  /** constant-row (decode) kernels split K across invocations from this K on; below it a column sums in order */
+  readonly splitKFrom: number;
+  /** at most this many K ranges for a prefill tile whose columns give few tiles (1: never split) */
+  readonly splitK: number;
+  /**
+   * reduce with subgroup operations (the device's subgroups at most 64 wide, in local-invocation order: Gpu.subgroups);
+   * otherwise through workgroup memory alone
+   */
+  readonly subgroups: boolean;
+}
+
+export const defaultLinearOptions: LinearOptions = {
+  weights: 'f32',
+  maxInvocations: 256,
+  maxWorkgroupBytes: 16384,
+  splitKFrom: 512,
+  splitK: 4,
+  subgroups: false,
+};
+
+export type LinearVariant = 'tiled' | 'split' | 'gemv' | 'column';
+
+/** Output columns of a prefill tile: two halves of this many (see tiled.ts). */
+export const TILE_HALF = 64;
+
+/** A prefill tile splits K only when its columns give fewer tiles than this… */
+const SPLIT_BELOW_TILES = 64;
+/** …and each split still gets at least this much of K. */
+const SPLIT_MIN_DEPTH = 1024;
+
+/** Rows up to this many, when constant, run as GEMV rather than as a tile. */
+const GEMV_MAX_ROWS = 4;
+
+export function linearVariant(s: Pick<LinearSpec, 'rows' | 'k'> & Partial<Pick<LinearSpec, 'n' | 'epilogue'>>, o: LinearOptions): LinearVariant {
+  if (s.k % 4 !== 0) return 'column';
+  if (A.isConstant(s.rows) && s.rows.c <= GEMV_MAX_ROWS) return s.k >= o.splitKFrom ? 'gemv' : 'column';
+  return kSplits(s, o) > 1 ? 'split' : 'tiled';
+}
+
+/**
+ * The columns of prefill tiles: `per` of `across` w rows, or where a unit's rows are halves of w (glu) `per` units of
+ * `across`, each tile holding their rows from both halves of w.
+ */
+export function tileColumns(s: Pick<LinearSpec, 'n' | 'epilogue'>): { readonly across: number; readonly per: number } {
+  return unitRowsOf[s.epilogue.kind] === 'halves' ? { across: s.n / 2, per: TILE_HALF } : { across: s.n, per: 2 * TILE_HALF };
+}
+
+/** How many K ranges a prefill tile runs over: more than one when its columns give few tiles and K is deep. */
+export function kSplits(s: Pick<LinearSpec, 'k'> & Partial<Pick<LinearSpec, 'n' | 'epilogue'>>, o: LinearOptions): number {
+  if (s.n === undefined || s.epilogue === undefined) return 1;
+  const { across, per } = tileColumns({ n: s.n, epilogue: s.epilogue });
+  if (Math.ceil(across / per) >= SPLIT_BELOW_TILES) return 1;
+  return Math.max(1, Math.min(o.splitK, Math.floor(s.k / SPLIT_MIN_DEPTH)));
+}
