@@ -7,6 +7,7 @@
 //                                        kernel l0.mixed: attention {...}
 import { formatKind, kernelLayer } from '../ir/kernel-kinds.js';
 import { parallelismOf } from '../ir/parallelism.js';
+import { formatBuffer } from '../ir/print.js';
 import { bufferOf, kernelAccess, scheduledKernels } from '../ir/schedule.js';
 import type { BarrierItem, FusionDecline, Graph, KernelItem, Op, Parallelism, ScheduleItem } from '../ir/types.js';
 import { nodeMap } from './graph-queries.js';
@@ -52,9 +53,10 @@ function explain(
   const [pl, cl] = [layerOf(h.producer), layerOf(consumer)];
   const layer = pl !== undefined && cl !== undefined && pl !== cl ? `layer-serial: layer ${cl} starts after layer ${pl}; ` : '';
   if (need === 'ordering' || !reader) {
+    const buffer = formatBuffer(g, h.buffer);
     return {
-      reason: `${layer}${h.kind}: ${consumer.name} writes ${h.buffer}, which ${h.producer.name} ${h.kind === 'write-after-read' ? 'reads' : 'writes'}`,
-      unfused: `${consumer.name} would overwrite ${h.buffer} while workgroups of ${h.producer.name} may still use it`,
+      reason: `${layer}${h.kind}: ${consumer.name} writes ${buffer}, which ${h.producer.name} ${h.kind === 'write-after-read' ? 'reads' : 'writes'}`,
+      unfused: `${consumer.name} would overwrite ${buffer} while workgroups of ${h.producer.name} may still use it`,
     };
   }
   const what =

@@ -36,7 +36,8 @@ export const stackWeights: Pass = {
       groups.set(key, [...(groups.get(key) ?? []), n]);
     }
     const replaced = new Map<string, Op[]>();
-    const newDecls = new Map<string, Decl>();
+    // stacked weights by the tensor whose place they take (its first), each once
+    const newDecls = new Map<string, Map<string, Decl>>();
     for (const mms of groups.values()) {
       if (mms.length < 2) continue;
       const x = mms[0]!.args[0];
@@ -49,7 +50,7 @@ export const stackWeights: Pass = {
         type: { dtype: 'f32', shape: [A.constant(n), ws[0]!.type.shape[1]!] },
         from: ws.flatMap((w) => w.from ?? [w.name]),
       };
-      newDecls.set(ws[0]!.name, stacked);
+      newDecls.set(ws[0]!.name, (newDecls.get(ws[0]!.name) ?? new Map<string, Decl>()).set(name, stacked));
       const mm: Matmul = {
         op: 'matmul',
         name: stackedName(mms.map((m) => m.name)),
@@ -78,10 +79,8 @@ export const stackWeights: Pass = {
     if (replaced.size === 0) return g;
     const nodes = g.nodes.flatMap((n) => replaced.get(n.name) ?? [n]);
     const used = new Set(nodes.flatMap((n) => n.args));
-    const declsOut = g.decls.flatMap((d) => {
-      const s = newDecls.get(d.name);
-      return s ? [s] : d.kind !== 'weight' || used.has(d.name) ? [d] : [];
-    });
+    // a tensor another node still reads (a tied embedding table, a weight of two groups) stays beside its stacks
+    const declsOut = g.decls.flatMap((d) => [...(newDecls.get(d.name)?.values() ?? []), ...(d.kind !== 'weight' || used.has(d.name) ? [d] : [])]);
     return { ...g, decls: declsOut, nodes, schedule: undefined, slots: undefined };
   },
 };
