@@ -74,7 +74,7 @@ function explain(
         ? `a workgroup of ${consumer.name} needs values that other workgroups of ${h.producer.name} write, and workgroups of one dispatch cannot wait for each other`
         : declined
           ? `${declined.pass} declined: ${declined.reason}`
-          : `no pass fuses ${reader.op} into a ${formatKind(h.producer.kind)} kernel`,
+          : `not fused by the passes run so far: none has joined ${reader.op} to a ${formatKind(h.producer.kind)} kernel`,
   };
 }
 

@@ -27,11 +27,14 @@ export const stackWeights: Pass = {
       const formats = new Set((w.from ?? [w.name]).map((n) => ctx.formats?.get(n) ?? 'f32'));
       return formats.size === 1 ? [...formats][0]! : [...formats].join('+');
     };
+    // a weight another node reads too (a tied embedding table) is not stacked: the stack would be a second copy
+    const readers = new Map<string, number>();
+    for (const n of g.nodes) for (const a of n.args) readers.set(a, (readers.get(a) ?? 0) + 1);
     const groups = new Map<string, Matmul[]>();
     for (const n of g.nodes) {
       if (n.op !== 'matmul') continue;
       const w = decls.get(n.args[1]);
-      if (w?.kind !== 'weight') continue;
+      if (w?.kind !== 'weight' || readers.get(w.name) !== 1) continue;
       const key = `${n.args[0]}\u0000${formatOf(w)}`;
       groups.set(key, [...(groups.get(key) ?? []), n]);
     }
