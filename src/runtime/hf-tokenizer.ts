@@ -50,9 +50,13 @@ function usableLibrary(json: Record<string, unknown>, config: Record<string, unk
   try {
     return probedLibrary(json, config);
   } catch (e) {
-    // the library's own messages ("Unknown Decoder type: Foo", a regex it cannot compile) say what is wrong
-    const internal = e instanceof TypeError || e instanceof RangeError || /\[object \w+\]/.test(String((e as Error).message));
+    // the library's own messages ("Unknown Decoder type: Foo") say what is wrong; JavaScript's about a pattern it
+    // cannot compile quote the whole pattern, so the part is found and the reason alone kept
+    const message = String((e as Error).message);
+    const badPattern = e instanceof SyntaxError && /^Invalid regular expression: /.test(message);
+    const internal = badPattern || e instanceof TypeError || e instanceof RangeError || /\[object \w+\]/.test(message);
     if (!internal) return fail(errorLine(e));
+    const why = badPattern ? `: a pattern is not a valid regular expression (${errorLine(message.slice(message.lastIndexOf(': ') + 2), 60)})` : '';
     const bare: Record<string, unknown> = { ...json, ...Object.fromEntries(PARTS.map((p) => [p, null])) };
     const fails = (j: Record<string, unknown>): boolean => {
       try {
@@ -62,10 +66,12 @@ function usableLibrary(json: Record<string, unknown>, config: Record<string, unk
         return true;
       }
     };
-    if (fails(bare)) return fail(`the tokenizers library cannot use its model or added_tokens${typeText(json.model)}`);
+    if (fails(bare)) return fail(`the tokenizers library cannot use its model or added_tokens${typeText(json.model)}${why}`);
     const part = PARTS.find((p) => fails({ ...bare, [p]: json[p] }));
     return fail(
-      part ? `the tokenizers library cannot use its ${part}${typeText(json[part])}` : `the tokenizers library cannot use its ${PARTS.join(', ')} together`,
+      part
+        ? `the tokenizers library cannot use its ${part}${typeText(json[part])}${why}`
+        : `the tokenizers library cannot use its ${PARTS.join(', ')} together${why}`,
     );
   }
 }
