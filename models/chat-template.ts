@@ -116,6 +116,9 @@ function nestingLimit(tokens: readonly { readonly type: string; readonly value: 
  */
 function libraryFailure(e: unknown, phase: 'parse' | 'render'): string {
   if (!(e instanceof Error)) return String(e);
+  // the library's words for a call of a name the template never defines (or of a value): say which kind of value
+  const called = /^Cannot call something that is not a function: got (\w+)Value$/.exec(e.message);
+  if (called) return `it calls ${called[1] === 'Undefined' ? 'an undefined name' : `a value of type ${called[1]!.toLowerCase()}`}, not a function or macro`;
   if (e.name === 'Error' || e.name === 'SyntaxError') return e.message;
   if (/Maximum call stack/.test(e.message)) return `nested or recursing too deeply to ${phase}`;
   // the parser reads past its last token (in building a message about it) where a tag or block is left open

@@ -380,6 +380,12 @@ describe('errors are one line naming the template', () => {
     );
   });
 
+  it('a call of a name the template does not define, or of a value that is no function', () => {
+    const render = (text: string) => () => chatTemplate(text, 't.jinja', {}).render([{ role: 'user', content: 'x' }], { addGenerationPrompt: false });
+    oneLine(render('{{ nope() }}'), /^t\.jinja: chat template: it calls an undefined name, not a function or macro$/);
+    oneLine(render('{% set x = 3 %}{{ x() }}'), /^t\.jinja: chat template: it calls a value of type integer, not a function or macro$/);
+  });
+
   it('a template that ends inside a tag or an open block', () => {
     for (const text of ['{%- if messages[0]', '{% if x %}abc', '{% for m in messages %}x'])
       oneLine(() => chatTemplate(text, 't.jinja', {}), /^t\.jinja: chat template: the template ends inside a tag, an expression or a block it does not close$/);
