@@ -191,7 +191,7 @@ describe('HfTokenizer errors', () => {
     [
       'a regex JavaScript cannot read',
       edit({ pre_tokenizer: { type: 'Split', pattern: { Regex: '(?<!a' }, behavior: 'Isolated' } }),
-      /^tokenizer\.json: Invalid regular expression/,
+      /^tokenizer\.json: the tokenizers library cannot use its pre_tokenizer \(type "Split"\): a pattern is not a valid regular expression \(Unterminated group\)$/,
     ],
   ])('%s', (_, json, message) => {
     const m = error(json);
