@@ -3,9 +3,8 @@
 import * as A from '../affine.js';
 import { formatKind } from './kernel-kinds.js';
 import { parallelismOf } from './parallelism.js';
-import { formatBuffer } from './print.js';
+import { attrEntries, formatBuffer } from './print.js';
 import { formatType } from './shapes.js';
-import { opSignatures } from './types.js';
 import type { BarrierItem, Graph, KernelItem, TensorType } from './types.js';
 
 function jsonType(t: TensorType): { dtype: string; shape: string[] } {
@@ -14,10 +13,6 @@ function jsonType(t: TensorType): { dtype: string; shape: string[] } {
 
 /** The Graph as JSON with a fixed key order, attrs in signature order and slots in node order; ends with a newline. */
 export function printJson(g: Graph): string {
-  const attrsOf = (n: Graph['nodes'][number]): Record<string, number> => {
-    const attrs = n.attrs as Readonly<Record<string, number>>;
-    return Object.fromEntries((opSignatures[n.op].attrs as readonly string[]).map((a) => [a, attrs[a]!]));
-  };
   const json = {
     name: g.name,
     symbols: g.symbols,
@@ -26,7 +21,7 @@ export function printJson(g: Graph): string {
       name: n.name,
       op: n.op,
       args: n.args,
-      attrs: attrsOf(n),
+      attrs: Object.fromEntries(attrEntries(n)),
       type: jsonType(n.type),
       parallelism: parallelismOf(n),
       ...(n.layer !== undefined ? { layer: n.layer } : {}),

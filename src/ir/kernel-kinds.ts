@@ -52,8 +52,25 @@ export type Users = ReadonlyMap<string, readonly Op[]>;
 
 export function usersOf(g: Graph): Map<string, Op[]> {
   const users = new Map<string, Op[]>();
-  for (const n of g.nodes) for (const a of n.args) users.set(a, [...(users.get(a) ?? []), n]);
+  for (const n of g.nodes) {
+    for (const a of n.args) {
+      const readers = users.get(a);
+      if (readers) readers.push(n);
+      else users.set(a, [n]);
+    }
+  }
   return users;
+}
+
+/** What the patterns ask of a graph, built once per graph: its nodes by name, who reads each value, its outputs. */
+export interface GraphIndex {
+  readonly nodes: ReadonlyMap<string, Op>;
+  readonly users: Users;
+  readonly outputs: ReadonlySet<string>;
+}
+
+export function graphIndex(g: Graph): GraphIndex {
+  return { nodes: new Map(g.nodes.map((n) => [n.name, n])), users: usersOf(g), outputs: new Set(g.outputs) };
 }
 
 const only = (users: Users, v: string): Op | undefined => {
@@ -105,11 +122,7 @@ function qkvEpilogue(mm: Op, users: Users): readonly Op[] | Mismatch {
 }
 
 /** The epilogue a linear kernel takes after `mm`, or why none fits the nodes that read it. */
-export function linearEpilogue(
-  mm: Op,
-  users: Users,
-  outputs: ReadonlySet<string>,
-): { readonly kind: LinearEpilogue; readonly nodes: readonly Op[] } | Mismatch {
+export function linearEpilogue(mm: Op, { users, outputs }: GraphIndex): { readonly kind: LinearEpilogue; readonly nodes: readonly Op[] } | Mismatch {
   const readers = users.get(mm.name) ?? [];
   if (readers.length === 0) return { kind: 'store', nodes: [] };
   if (outputs.has(mm.name)) return { reason: `%${mm.name} is a graph output, so it is stored whole` };
@@ -122,8 +135,8 @@ export function linearEpilogue(
 }
 
 /** The RMSNorm a linear kernel recomputes for `mm`'s input, or why it cannot. */
-export function linearPrologue(mm: Op, g: Graph, users: Users, outputs: ReadonlySet<string>): Op | Mismatch | undefined {
-  const x = g.nodes.find((n) => n.name === mm.args[0]);
+export function linearPrologue(mm: Op, { nodes, users, outputs }: GraphIndex): Op | Mismatch | undefined {
+  const x = nodes.get(mm.args[0]);
   if (x?.op !== 'rmsnorm') return undefined;
   if (outputs.has(x.name)) return { reason: `%${x.name} is a graph output, so it is stored whole` };
   const readers = users.get(x.name) ?? [];
@@ -132,7 +145,7 @@ export function linearPrologue(mm: Op, g: Graph, users: Users, outputs: Readonly
 }
 
 /** The attention pattern: scores, causal softmax, weighted sum, each read once by the next; or why not. */
-export function attentionChain(s: Op, users: Users, outputs: ReadonlySet<string>): readonly Op[] | Mismatch | undefined {
+export function attentionChain(s: Op, { users, outputs }: GraphIndex): readonly Op[] | Mismatch | undefined {
   if (s.op !== 'attn_scores') return undefined;
   const [p] = users.get(s.name) ?? [];
   if (outputs.has(s.name) || users.get(s.name)?.length !== 1 || p?.op !== 'softmax') return { reason: `%${s.name} is not read by one softmax alone` };
@@ -156,11 +169,11 @@ export function attentionStorageBuffers(rows: Affine): number {
   return A.isConstant(rows) && rows.c === 1 ? 6 : 4;
 }
 
-const shapeKey = (n: Op): string => n.type.shape.map(A.format).join(',');
+/** A node's shape as text, to compare shapes by. */
+export const shapeKey = (n: Op): string => n.type.shape.map(A.format).join(',');
 
-/** Whether `members` of graph `g` are what a kernel of kind `k` computes; a message saying how not, otherwise. */
-export function kindMismatch(g: Graph, k: KernelKind, members: readonly Op[], users: Users): string | undefined {
-  const outputs = new Set(g.outputs);
+/** Whether `members` are what a kernel of kind `k` computes in the graph `index` describes; a message saying how not, otherwise. */
+export function kindMismatch(k: KernelKind, members: readonly Op[], index: GraphIndex): string | undefined {
   const names = (nodes: readonly Op[]) => nodes.map((n) => n.op).join(', ');
   // members are in node order (the schedule's check); the pattern lists them in its own
   const expect = (want: readonly Op[]): string | undefined =>
@@ -174,7 +187,7 @@ export function kindMismatch(g: Graph, k: KernelKind, members: readonly Op[], us
       return shaped ? `takes one shape, but %${shaped.name} differs from %${members[0]!.name}` : undefined;
     })
     .with({ kind: 'attention' }, () => {
-      const chain = members[0] && attentionChain(members[0], users, outputs);
+      const chain = members[0] && attentionChain(members[0], index);
       if (!chain) return 'starts with attn_scores';
       return 'reason' in chain ? chain.reason : expect(chain);
     })
@@ -182,10 +195,10 @@ export function kindMismatch(g: Graph, k: KernelKind, members: readonly Op[], us
       const matmuls = members.filter((m) => m.op === 'matmul');
       if (matmuls.length !== 1) return `has one matmul, not ${matmuls.length}`;
       const mm = matmuls[0]!;
-      const norm = prologue === 'rmsnorm' ? linearPrologue(mm, g, users, outputs) : undefined;
+      const norm = prologue === 'rmsnorm' ? linearPrologue(mm, index) : undefined;
       if (prologue === 'rmsnorm' && (norm === undefined || 'reason' in norm))
         return `has no rmsnorm prologue: ${norm?.reason ?? `%${mm.args[0]} is no rmsnorm`}`;
-      const tail = epilogue === 'store' ? { kind: 'store' as const, nodes: [] } : linearEpilogue(mm, users, outputs);
+      const tail = epilogue === 'store' ? { kind: 'store' as const, nodes: [] } : linearEpilogue(mm, index);
       if ('reason' in tail) return `has no ${epilogue} epilogue: ${tail.reason}`;
       if (tail.kind !== epilogue) return `has a ${tail.kind} epilogue, not ${epilogue}`;
       return expect([...(norm ? [norm as Op] : []), mm, ...tail.nodes]);

@@ -14,7 +14,7 @@ export function printDecl(d: Decl): string {
 }
 
 /** The attrs of a node as `name=value` pairs in the order its signature lists them. */
-function attrEntries(node: Op): readonly (readonly [string, number])[] {
+export function attrEntries(node: Op): readonly (readonly [string, number])[] {
   const attrs = match<Op, Readonly<Record<string, number>>>(node)
     .with({ op: 'rmsnorm' }, { op: 'layernorm' }, { op: 'head_rmsnorm' }, (n) => n.attrs)
     .with({ op: 'rope' }, (n) => n.attrs)

@@ -1,7 +1,7 @@
 // Checks a Graph's schedule: every node in exactly one kernel, kernels and members in node order; a barrier
 // between any two kernels that touch one buffer where either writes it (RAW, WAR, WAW), and none that guards
 // nothing; no buffer written while a value in it is still to be read. Throws `graph <name>: ...`.
-import { formatKind, kindMismatch, singleNodeKernel, usersOf } from './kernel-kinds.js';
+import { formatKind, graphIndex, kindMismatch, singleNodeKernel } from './kernel-kinds.js';
 import { formatBuffer } from './print.js';
 import type { BarrierItem, Graph, KernelItem, Op } from './types.js';
 
@@ -126,14 +126,13 @@ export function verifyKernelKinds(g: Graph): void {
   const fail = (msg: string): never => {
     throw new Error(`graph ${g.name}: ${msg}`);
   };
-  const byName = new Map(g.nodes.map((n) => [n.name, n]));
-  const users = usersOf(g);
+  const index = graphIndex(g);
+  const byName = index.nodes;
   for (const k of g.schedule!.filter(isKernel)) {
     const mismatch = kindMismatch(
-      g,
       k.kind,
       k.members.map((m) => byName.get(m)!),
-      users,
+      index,
     );
     if (mismatch !== undefined) fail(`kernel ${k.name}: ${formatKind(k.kind)} ${mismatch}`);
     for (const d of k.declined ?? []) for (const n of d.nodes) if (!byName.has(n)) fail(`kernel ${k.name}: a decline of ${d.pass} names %${n}, not a node`);

@@ -5,7 +5,7 @@
 //   kernel l0.scores: attn_scores {...}                      kernel l0.mixed: attention(causal) {
 //   kernel l0.probs: softmax {...}                    ->       %l0.scores = ...  %l0.probs = ...  %l0.mixed = ...
 //   kernel l0.mixed: attn_mix {...}                          }
-import { attentionChain, attentionStorageBuffers, usersOf } from '../ir/kernel-kinds.js';
+import { attentionChain, attentionStorageBuffers, graphIndex } from '../ir/kernel-kinds.js';
 import { scheduledKernels } from '../ir/schedule.js';
 import type { Graph } from '../ir/types.js';
 import { mergeKernels, recordDecline, withoutDeclines } from './graph-queries.js';
@@ -18,13 +18,12 @@ export const fuseAttention: Pass = {
   name: PASS,
   description: 'attention scores, causal softmax and weighted sum in one flash-attention kernel',
   run(g: Graph, ctx: PassContext): Graph {
-    const users = usersOf(g);
-    const outputs = new Set(g.outputs);
+    const index = graphIndex(g);
     let kernels = withoutDeclines(scheduledKernels(g), PASS);
     for (const s of g.nodes) {
-      const chain = attentionChain(s, users, outputs);
+      const chain = attentionChain(s, index);
       if (chain === undefined) continue;
-      const readers = (users.get(s.name) ?? []).map((n) => n.name);
+      const readers = (index.users.get(s.name) ?? []).map((n) => n.name);
       const decline = (reason: string) => {
         kernels = recordDecline(kernels, s.name, { pass: PASS, nodes: readers, reason });
       };

@@ -4,14 +4,12 @@
 //   kernel a: silu { %a = silu(%g) }          kernel b: elementwise {
 //   kernel b: mul { %b = mul(%a, %u) }   ->     %a = silu(%g)  %b = mul(%a, %u)
 //                                             }
-import * as A from '../affine.js';
+import { shapeKey } from '../ir/kernel-kinds.js';
 import { scheduledKernels } from '../ir/schedule.js';
-import { elementwiseOps, type Graph, type KernelItem, type Op } from '../ir/types.js';
+import { elementwiseOps, type Graph, type KernelItem } from '../ir/types.js';
 import { nodeMap } from './graph-queries.js';
 import { placeBarriers } from './insert-barriers.js';
 import type { Pass } from './pass.js';
-
-const shapeKey = (n: Op): string => n.type.shape.map(A.format).join(',');
 
 export const fuseElementwise: Pass = {
   name: 'fuse-elementwise',

@@ -7,7 +7,7 @@
 //   kernel l0.gate_up: matmul { %l0.gate_up = matmul(...) }    ->     %l0.ffn_in = rmsnorm(...)
 //   kernel l0.gate: slice ... kernel l0.gated: mul { ... }             %l0.gate_up = matmul(...) ... %l0.gated = mul(...)
 //                                                                    }
-import { linearEpilogue, linearPrologue, usersOf, type Users } from '../ir/kernel-kinds.js';
+import { graphIndex, linearEpilogue, linearPrologue, type GraphIndex } from '../ir/kernel-kinds.js';
 import { scheduledKernels } from '../ir/schedule.js';
 import type { FusionDecline, Graph, KernelItem, LinearEpilogue, Op } from '../ir/types.js';
 import { mergeKernels, recordDecline, withoutDeclines } from './graph-queries.js';
@@ -17,7 +17,7 @@ import type { Pass, PassContext } from './pass.js';
 const PASS = 'fuse-linear';
 
 /** Storage buffers one kernel of `members` binds: what it reads from outside, what it writes for outside, the caches it fills. */
-function storageBuffers(members: readonly Op[], users: Users, outputs: ReadonlySet<string>): number {
+function storageBuffers(members: readonly Op[], { users, outputs }: GraphIndex): number {
   const inside = new Set(members.map((m) => m.name));
   const buffers = new Set<string>();
   for (const m of members) {
@@ -33,32 +33,29 @@ export const fuseLinear: Pass = {
   name: PASS,
   description: 'a matmul with the RMSNorm before it and its epilogue (residual add, SiLU·gate, RoPE + KV append) in one kernel',
   run(g: Graph, ctx: PassContext): Graph {
-    const users = usersOf(g);
-    const outputs = new Set(g.outputs);
+    const index = graphIndex(g);
     let kernels: KernelItem[] = withoutDeclines(scheduledKernels(g), PASS);
     for (const mm of g.nodes) {
       if (mm.op !== 'matmul') continue;
       const declines: FusionDecline[] = [];
       const decline = (nodes: readonly Op[], reason: string) => declines.push({ pass: PASS, nodes: names(nodes), reason });
-      const norm = linearPrologue(mm, g, users, outputs);
-      if (norm && 'reason' in norm) decline([g.nodes.find((n) => n.name === mm.args[0])!], `no rmsnorm prologue: ${norm.reason}`);
+      const norm = linearPrologue(mm, index);
+      if (norm && 'reason' in norm) decline([index.nodes.get(mm.args[0])!], `no rmsnorm prologue: ${norm.reason}`);
       const prologue = norm && !('reason' in norm) ? [norm] : [];
-      const tail = linearEpilogue(mm, users, outputs);
-      if ('reason' in tail) decline(users.get(mm.name) ?? [], tail.reason);
-      const epilogue = 'reason' in tail ? { kind: 'store' as LinearEpilogue, nodes: [] } : tail;
+      const store = { kind: 'store' as LinearEpilogue, nodes: [] as readonly Op[] };
+      const tail = linearEpilogue(mm, index);
+      if ('reason' in tail) decline(index.users.get(mm.name) ?? [], tail.reason);
+      const epilogue = 'reason' in tail ? store : tail;
       // widest first; a group that would bind more storage buffers than the adapter allows sheds its
       // epilogue, then its prologue
-      const store = { kind: 'store' as LinearEpilogue, nodes: [] as readonly Op[] };
       const fits = [
         { prologue, epilogue },
         { prologue, epilogue: store },
         { prologue: [] as Op[], epilogue },
-      ].find((c) => storageBuffers([...c.prologue, mm, ...c.epilogue.nodes], users, outputs) <= ctx.maxStorageBuffers);
+      ].find((c) => storageBuffers([...c.prologue, mm, ...c.epilogue.nodes], index) <= ctx.maxStorageBuffers);
+      const widest = storageBuffers([...prologue, mm, ...epilogue.nodes], index);
       const over = (nodes: readonly Op[], what: string) =>
-        decline(
-          nodes,
-          `the ${what} would make it bind ${storageBuffers([...prologue, mm, ...epilogue.nodes], users, outputs)} storage buffers, more than the ${ctx.maxStorageBuffers} a kernel may`,
-        );
+        decline(nodes, `the ${what} would make it bind ${widest} storage buffers, more than the ${ctx.maxStorageBuffers} a kernel may`);
       if (fits?.epilogue !== epilogue && epilogue.nodes.length > 0) over(epilogue.nodes, `${epilogue.kind} epilogue`);
       if (fits?.prologue !== prologue && prologue.length > 0) over(prologue, 'rmsnorm prologue');
       const members = fits ? [...fits.prologue, mm, ...fits.epilogue.nodes] : [mm];
