@@ -111,8 +111,9 @@ function nestingLimit(tokens: readonly { readonly type: string; readonly value: 
 }
 
 /**
- * An error of JavaScript's own kinds from inside the library, as what it means for the template: the library's
- * own errors (SyntaxError, Error) keep their messages.
+ * An error from inside the library as what it means for the template: JavaScript's own kinds (a stack overflow,
+ * a read past the last token) and the library's message for a call of a non-function are put in the template's
+ * terms; its other errors (SyntaxError, Error) keep their messages.
  */
 function libraryFailure(e: unknown, phase: 'parse' | 'render'): string {
   if (!(e instanceof Error)) return String(e);
