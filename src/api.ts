@@ -6,6 +6,7 @@ import { definitions } from '../models/families/index.js';
 import * as A from './affine.js';
 import { bytesPerElement, graphStats, type GraphStats } from './codegen/stats.js';
 import { compileGraph, defaultCodegenOptions, type CodegenOptions } from './codegen/compile.js';
+import type { MatmulKind } from './codegen/linear/index.js';
 import { defaultPassContext, type Pass, type PassContext } from './passes/pass.js';
 import { pipeline } from './passes/pipeline.js';
 import { runPipeline } from './passes/run-pipeline.js';
@@ -164,6 +165,23 @@ export interface LoadOptions {
   readonly onProgress?: LoadProgress;
   /** kernel choices (see CodegenOptions): the K from which decode matmuls split K, prefill K splits, the shape of attention tiles, subgroups */
   readonly kernels?: Partial<Pick<CodegenOptions, 'splitKFrom' | 'splitK' | 'attentionTile' | 'subgroups'>>;
+  /**
+   * how prefill matmuls multiply (default float): int8 quantizes activations per row and 32-wide block and multiplies
+   * them by the weights' int8 blocks (Q8_0, Q4_0); float matrices are then held as Q8_0 (decode reads those too)
+   */
+  readonly matmul?: MatmulKind;
+}
+
+/**
+ * Seconds Model.load spent: reading the checkpoint and building the graphs (`read`), opening the device, running
+ * the passes and codegen (`compile`), uploading weights and states, and creating the pipelines.
+ */
+export interface LoadTimes {
+  readonly read: number;
+  readonly device: number;
+  readonly compile: number;
+  readonly upload: number;
+  readonly pipelines: number;
 }
 
 /** What Model.load is doing: uploading weights and states, then compiling each distinct kernel's pipeline. */
@@ -189,6 +207,7 @@ export function codegenOptions(gpu: CompileTarget, options: LoadOptions = {}): C
     // a CPU adapter pays for each workgroup barrier: decode matmuls as columns (6× faster on SwiftShader), unless asked otherwise
     ...(gpu.fallback ? { splitKFrom: Number.POSITIVE_INFINITY } : {}),
     ...options.kernels,
+    ...(options.matmul ? { matmul: options.matmul } : {}),
     // subgroup operations where the device has them (in the layout the kernels assume), unless asked not to
     subgroups: gpu.subgroups && options.kernels?.subgroups !== false,
     maxInvocations: Math.min(gpu.limits.maxComputeInvocationsPerWorkgroup, gpu.limits.maxComputeWorkgroupSizeX),
@@ -402,6 +421,8 @@ export class Model {
     private readonly graphs: Record<GraphKind, Graph>,
     /** the kernels reduce with subgroup operations */
     readonly subgroups: boolean,
+    /** where Model.load's time went */
+    readonly loadTimes: LoadTimes,
   ) {}
 
   /**
@@ -412,25 +433,40 @@ export class Model {
 
   /** Uploads a checkpoint (a path, or files already read with readModelFiles) and compiles its plans. */
   static async load(source: string | ModelFiles, options: LoadOptions = {}): Promise<Model> {
+    const times = { read: 0, device: 0, compile: 0, upload: 0, pipelines: 0 };
+    let lap = performance.now();
+    const timed = (phase: keyof LoadTimes): void => {
+      const now = performance.now();
+      times[phase] += (now - lap) / 1000;
+      lap = now;
+    };
     const files = typeof source === 'string' ? readModelFiles(source, options) : source;
     const cut = options.context === undefined ? files : withContext(files, options.context);
     const { config, tensors } = withRopeTables(cut);
     // a model the IR rejects, or graphs that do not fit the checkpoint, fail before the GPU opens
     const model = buildGraphs(config);
     const built = options.ir !== undefined ? readGraphPair(options.ir, tensors, model) : model;
+    timed('read');
     const gpu = await openGpu({ backend: options.backend, toggles: options.toggles ?? defaultToggles });
+    timed('device');
     let resident: ResidentBuffers | undefined;
     try {
       const compile = () => compilePlans(config, tensors, gpu, options, built);
       const { graphs, plans, codegen } = options.ir !== undefined ? aboutFile(options.ir, compile) : compile();
+      timed('compile');
       const progress = options.onProgress;
       resident = new ResidentBuffers(gpu, tensors);
       await resident.upload([plans.prefill, plans.decode], progress && ((done, total, name) => progress(done, total, name, 'upload')));
+      timed('upload');
       const pipelines = PlanExecutor.pipelineCount(plans.prefill) + PlanExecutor.pipelineCount(plans.decode);
       let compiled = 0;
       const onPipeline = progress && ((name: string) => progress(++compiled, pipelines, name, 'compile'));
-      const prefill = await PlanExecutor.create(gpu, plans.prefill, resident, onPipeline);
-      const decode = await PlanExecutor.create(gpu, plans.decode, resident, onPipeline);
+      // both graphs' pipelines are created at once: Dawn compiles asynchronous ones on its worker threads
+      const [prefill, decode] = await Promise.all([
+        PlanExecutor.create(gpu, plans.prefill, resident, onPipeline),
+        PlanExecutor.create(gpu, plans.decode, resident, onPipeline),
+      ]);
+      timed('pipelines');
       return new Model(
         config,
         cut.tokenizer,
@@ -441,6 +477,7 @@ export class Model {
         decode,
         graphs,
         codegen.subgroups,
+        times,
       );
     } catch (e) {
       resident?.destroy();

@@ -4,7 +4,7 @@
 // caller of generate sees. Per-kernel GPU time comes from a separate profile run (timestamp queries
 // where the adapter has them), grouped by kernel kind, with achieved FLOP/s and bytes/s from each
 // kernel's static cost.
-import { loadModel, type LoadOptions, type Model, type ModelFiles, type ProfiledKernel } from './api.js';
+import { loadModel, type LoadOptions, type LoadTimes, type Model, type ModelFiles, type ProfiledKernel } from './api.js';
 import { benchPrompt, checkBenchOptions, timeRuns } from './peers/peer.js';
 
 export interface DeviceLimits {
@@ -30,6 +30,15 @@ export interface BenchOptions extends LoadOptions {
   readonly limits?: DeviceLimits;
 }
 
+export interface ColdStart {
+  /** from the start of Model.load to the first token of a one-token prompt, seconds */
+  readonly time_to_first_token_s: number;
+  /** the load's phases, seconds */
+  readonly load_s: LoadTimes;
+  /** the first run after the load, seconds */
+  readonly first_run_s: number;
+}
+
 export interface KernelKindRow {
   readonly kind: string;
   readonly dispatches: number;
@@ -53,6 +62,8 @@ export interface BenchRow {
   /** weft's kernels reduced with subgroup operations */
   readonly subgroups?: boolean;
   readonly dispatches?: { readonly prefill: number; readonly decode: number };
+  /** a one-token prompt's first token after the load began (files already read, when given as ModelFiles) */
+  readonly cold_start?: ColdStart;
   /** prompt length → FLOP/s of the prefill graph (static FLOPs over the measured time) */
   readonly prefill_gflop_per_s?: Readonly<Record<string, number>>;
   readonly prefill_flops_ratio?: Readonly<Record<string, number>>;
@@ -124,10 +135,21 @@ async function timeDecode(model: Model, o: BenchOptions): Promise<number> {
   return ms / 1000;
 }
 
+/** Time to the first token of a one-token prompt from the start of the load: the load's phases, then that run. */
+async function firstToken(model: Model, loadStart: number): Promise<ColdStart> {
+  const runStart = performance.now();
+  for await (const _ of model.generate({ promptIds: [model.config.bosId ?? 0], steps: 1, temperature: 0 })) break;
+  const end = performance.now();
+  return { time_to_first_token_s: (end - loadStart) / 1000, load_s: model.loadTimes, first_run_s: (end - runStart) / 1000 };
+}
+
 export async function benchmark(source: string | ModelFiles, label: string, o: BenchOptions): Promise<BenchRow> {
+  const loadStart = performance.now();
   const model = await loadModel(source, o);
   try {
     checkBenchOptions(o, model.config.seqLen);
+    // before any other run: the first one after a load pays for what the device does lazily
+    const cold = await firstToken(model, loadStart);
     const prefill: Record<string, number> = {};
     const gflops: Record<string, number> = {};
     const flopsRatio: Record<string, number> = {};
@@ -168,6 +190,7 @@ export async function benchmark(source: string | ModelFiles, label: string, o: B
       weights: model.weightFormats.join('+'),
       subgroups: model.subgroups,
       dispatches: model.dispatches,
+      cold_start: cold,
       prefill_gflop_per_s: gflops,
       ...(o.limits?.flops ? { prefill_flops_ratio: flopsRatio } : {}),
       decode_weight_bytes: weightBytes,
@@ -212,6 +235,13 @@ export function formatBenchRow(row: BenchRow): string {
   const kernels = [...(row.weights ? [`${row.weights} weights`] : []), ...(row.subgroups ? ['subgroups'] : [])];
   const lines = [`${row.engine} ${row.model}${kernels.length ? ` [${kernels.join(', ')}]` : ''}: ${figures.join(', ')} (${row.device})`];
   if (row.dispatches) lines.push(`  dispatches per run: prefill ${row.dispatches.prefill}, decode ${row.dispatches.decode}`);
+  if (row.cold_start) {
+    const c = row.cold_start;
+    const phases = Object.entries(c.load_s).map(([phase, sec]) => `${phase} ${sec.toFixed(3)}`);
+    lines.push(
+      `  cold start: first token ${c.time_to_first_token_s.toFixed(3)} s after the load began (load: ${phases.join(', ')}; first run ${c.first_run_s.toFixed(3)}) s`,
+    );
+  }
   const table = (title: string, kinds: readonly KernelKindRow[]): void => {
     lines.push(`  ${title}:`);
     for (const k of kinds) {

@@ -38,6 +38,7 @@ import type { Pass } from './passes/pass.js';
 import { passesByName, pipeline } from './passes/pipeline.js';
 import { runPipeline } from './passes/run-pipeline.js';
 import { weightFormats, type FormatName } from './weights/formats.js';
+import type { MatmulKind } from './codegen/linear/index.js';
 import { checkSamplerSettings } from './runtime/sampler.js';
 import { loadProgressBar } from './progress-bar.js';
 import { bindFlagValues, flagOptions, type FlagTable } from './cli-flags.js';
@@ -81,6 +82,7 @@ interface RunArgs {
   json: boolean;
   dumpLogits?: string;
   weights?: FormatName;
+  matmul?: MatmulKind;
   backend?: string;
   context?: number;
   ir?: string;
@@ -102,7 +104,9 @@ async function run(a: RunArgs): Promise<void> {
   resolveRequest(files, request); // every argument is checked before the GPU opens
   const progress = loadProgressBar();
   // the bar ends with the load; the bar of a load that failed is cleared before the error
-  const model = await loadModel(files, { backend: a.backend, weights: a.weights, ir: a.ir, onProgress: progress?.onProgress }).finally(() => progress?.stop());
+  const model = await loadModel(files, { backend: a.backend, weights: a.weights, matmul: a.matmul, ir: a.ir, onProgress: progress?.onProgress }).finally(() =>
+    progress?.stop(),
+  );
   try {
     const tokens: number[] = [];
     const logits: Float32Array[] = [];
@@ -112,9 +116,7 @@ async function run(a: RunArgs): Promise<void> {
     const start = performance.now();
     let prefillEnd = start;
     for await (const step of model.generate(request)) {
-      if (tokens.length === 0) {
-        prefillEnd = performance.now();
-      }
+      if (tokens.length === 0) prefillEnd = performance.now();
       tokens.push(step.token);
       if (step.prefill) prefillCount++;
       if (step.logits) logits.push(step.logits.slice());
@@ -144,12 +146,16 @@ async function run(a: RunArgs): Promise<void> {
         seed: request.seed,
         backend: model.device.backend,
         adapter: model.device.adapter,
+        // performance.now() counts from the process's start: what a user waits for, Node's own start included
+        time_to_first_token_s: prefillEnd / 1000,
+        load_s: model.loadTimes,
+        prefill_s: (prefillEnd - start) / 1000,
       };
       process.stdout.write(`${JSON.stringify(out)}\n`);
     } else {
       process.stdout.write('\n');
       process.stderr.write(
-        `prompt: ${prefillCount} tokens at ${prefillRate.toFixed(1)} tok/s; decode: ${decodeCount} tokens at ${decodeRate.toFixed(1)} tok/s (${model.device.backend}: ${model.device.adapter})\n`,
+        `prompt: ${prefillCount} tokens at ${prefillRate.toFixed(1)} tok/s; decode: ${decodeCount} tokens at ${decodeRate.toFixed(1)} tok/s; first token ${(prefillEnd / 1000).toFixed(2)} s after start (${model.device.backend}: ${model.device.adapter})\n`,
       );
     }
   } finally {
@@ -162,6 +168,7 @@ interface ChatCommandArgs extends ChatArgs {
   tokenizer?: string;
   template?: string;
   weights?: FormatName;
+  matmul?: MatmulKind;
   backend?: string;
   context?: number;
 }
@@ -173,7 +180,9 @@ async function chat(a: ChatCommandArgs): Promise<void> {
   const files = a.context !== undefined ? withContext(read, a.context) : read;
   chatFiles(files); // a model that cannot chat fails before the GPU opens
   const progress = loadProgressBar();
-  const model = await loadModel(files, { backend: a.backend, weights: a.weights, onProgress: progress?.onProgress }).finally(() => progress?.stop());
+  const model = await loadModel(files, { backend: a.backend, weights: a.weights, matmul: a.matmul, onProgress: progress?.onProgress }).finally(() =>
+    progress?.stop(),
+  );
   try {
     await chatLoop(model, a);
   } finally {
@@ -225,6 +234,7 @@ interface CompileArgs {
   stats: boolean;
   json: boolean;
   weights?: FormatName;
+  matmul?: MatmulKind;
   maxStorageBuffers?: number;
 }
 
@@ -301,7 +311,7 @@ function compile(a: CompileArgs): void {
   }
   // a device of WebGPU's default limits, without subgroups, unless told its storage buffers
   const limits = { ...webgpuDefaultLimits, ...(a.maxStorageBuffers !== undefined ? { maxStorageBuffersPerShaderStage: a.maxStorageBuffers } : {}) };
-  const { context, codegen } = compileOptions({ limits, fallback: false, subgroups: false }, { weights: a.weights }, input.model?.tensors);
+  const { context, codegen } = compileOptions({ limits, fallback: false, subgroups: false }, { weights: a.weights, matmul: a.matmul }, input.model?.tensors);
   const format = formats[a.format];
 
   const dumps: { name: string; graph: Graph }[] = [];
@@ -516,6 +526,11 @@ const contextFlag = { kind: 'integer', describe: "positions to allocate, below t
 const temperatureFlag = { kind: 'atof', default: 1.0, describe: '0 is greedy' } as const;
 const toppFlag = { kind: 'atof', default: 0.9, describe: 'top-p (nucleus) threshold; 0 or 1 samples the whole distribution' } as const;
 const seedFlag = { kind: 'atoi', default: 0, describe: 'sampler seed, read as C atoi reads it (0: the current time)' } as const;
+const matmulFlag = {
+  kind: 'choice',
+  choices: ['float', 'int8'],
+  describe: 'prefill matmuls in float32, or int8: activations quantized per row and 32-wide block times int8 weight blocks (float matrices held as Q8_0)',
+} as const;
 const modelPath = 'llama2.c checkpoint (.bin) or Hugging Face folder (config.json + safetensors)';
 const weightNames = Object.keys(weightFormats);
 
@@ -537,6 +552,7 @@ const runFlags: FlagTable = {
     choices: weightNames,
     describe: 'convert matmul weights to this format on load (embedding tables stay as stored); default: each as its file stores it',
   },
+  matmul: matmulFlag,
   backend: backendFlag,
   context: contextFlag,
   ir: { kind: 'text', describe: "run the graphs named prefill and decode of this IR file (as weft compile prints them) instead of the model's, as written" },
@@ -552,6 +568,7 @@ const chatFlags: FlagTable = {
   seed: seedFlag,
   verbose: { kind: 'switch', default: false, describe: 'after each turn, the positions it reused and prefilled and the tokens it generated (stderr)' },
   weights: { kind: 'choice', choices: weightNames, describe: 'convert matmul weights to this format on load' },
+  matmul: matmulFlag,
   backend: backendFlag,
   context: contextFlag,
 };
@@ -584,6 +601,7 @@ const compileFlags: FlagTable = {
   stats: { kind: 'switch', default: false, describe: 'print dispatches, barriers, FLOPs and bytes per kernel, activation memory' },
   json: { kind: 'switch', default: false, describe: 'print the stats as one JSON object' },
   weights: { kind: 'choice', choices: weightNames, describe: 'compile for matrix weights converted to this format on load, as run --weights' },
+  matmul: matmulFlag,
   'max-storage-buffers': {
     kind: 'integer',
     describe: "storage buffers a kernel may bind, the adapter's maxStorageBuffersPerShaderStage (default 8, WebGPU's default)",

@@ -1,6 +1,6 @@
 // The package's public API: load a model and generate; compile model definitions and read their IR.
 export { Model, loadModel, readCheckpoint, buildGraphs, defaultToggles, withContext, floatWeights, tensorFormats } from './api.js';
-export type { Checkpoint, LoadOptions, LoadPhase, LoadProgress, GenerateRequest, GeneratedToken } from './api.js';
+export type { Checkpoint, LoadOptions, LoadPhase, LoadProgress, LoadTimes, GenerateRequest, GeneratedToken } from './api.js';
 export { memoryPlan, planAdapter, webgpuDefaultLimits, type MemoryPlan, type MemoryPlanOptions } from './memory-plan.js';
 export type { GenerationStep, StopRule } from './runtime/generate.js';
 export { Tokenizer, type SpecialTokens, type TextTokenizer, type TokenStream } from './runtime/tokenizer.js';

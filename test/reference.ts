@@ -127,6 +127,45 @@ export function randomArray(n: number, seed: number, scale = 1): Float32Array {
   return out;
 }
 
+/** Round half to even, as WGSL's round does. */
+function roundEven(v: number): number {
+  const r = Math.round(v);
+  return Math.abs(v % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/**
+ * x [m, k] · wᵀ as the int8 matmul computes it: each row of x quantized per 32-wide block (d = max|x| / 127,
+ * q = x · (1 / d) rounded half to even), w given as its blocks' integers `wq` [n, k] and scales `wd` [n, k / 32];
+ * per block the exact integer dot product times the product of the scales, added in block order.
+ */
+export function int8Matmul(x: Float32Array, wq: Int8Array, wd: Float32Array, k: number): Float32Array {
+  const m = x.length / k;
+  const n = wq.length / k;
+  const blocks = k / 32;
+  const xq = new Int8Array(x.length);
+  const xd = new Float32Array(m * blocks);
+  for (let b = 0; b < m * blocks; b++) {
+    let amax = 0;
+    for (let i = 0; i < 32; i++) amax = Math.max(amax, Math.abs(x[b * 32 + i]!));
+    const d = f(amax / 127);
+    const id = d > 0 ? f(1 / d) : 0;
+    xd[b] = d;
+    for (let i = 0; i < 32; i++) xq[b * 32 + i] = Math.max(-127, Math.min(127, roundEven(f(x[b * 32 + i]! * id))));
+  }
+  const out = new Float32Array(m * n);
+  for (let r = 0; r < m; r++)
+    for (let c = 0; c < n; c++) {
+      let acc = 0;
+      for (let b = 0; b < blocks; b++) {
+        let sum = 0;
+        for (let i = 0; i < 32; i++) sum += xq[r * k + b * 32 + i]! * wq[c * k + b * 32 + i]!;
+        acc = f(acc + f(sum * f(xd[r * blocks + b]! * wd[c * blocks + b]!)));
+      }
+      out[r * n + c] = acc;
+    }
+  return out;
+}
+
 export function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   if (a.length !== b.length) throw new Error(`lengths differ: ${a.length} vs ${b.length}`);
   let m = 0;

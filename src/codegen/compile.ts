@@ -12,6 +12,7 @@ import { elementwiseKernel } from './elementwise.js';
 import { constDim, kernelFor, type KernelContext, type KernelSource } from './kernels.js';
 import type { KernelParts } from './wgsl.js';
 import { defaultLinearOptions, linearKernels, type LinearEpilogue, type LinearOptions, type LinearSpec } from './linear/index.js';
+import { INT8_BLOCK } from './linear/spec.js';
 import { weightFormats, type FormatName } from '../weights/formats.js';
 
 /** What codegen needs of the device and the user: the adapter's workgroup limits, the weight formats, matmul and attention tiles. */
@@ -235,7 +236,10 @@ function deviceFormats(graph: Graph, decoded: ReadonlySet<string>, linear: Reado
     const k = d.type.shape[1]!;
     const convert =
       options.convert && linear.has(d.name) && A.isConstant(k) && k.c % weightFormats[options.convert].blockElements === 0 ? options.convert : undefined;
-    const wanted = (d.from ?? [d.name]).map((n) => convert ?? options.formats?.get(n) ?? 'f32');
+    // int8 matmuls read float matrices as Q8_0 (one copy on the device: decode reads the same blocks)
+    const int8 = options.matmul === 'int8' && linear.has(d.name) && A.isConstant(k) && k.c % INT8_BLOCK === 0;
+    const stored = (n: string): FormatName => options.formats?.get(n) ?? 'f32';
+    const wanted = (d.from ?? [d.name]).map((n) => convert ?? (int8 && weightFormats[stored(n)].blockElements === 1 ? 'q8_0' : stored(n)));
     const format = weightFormats[wanted[0]!];
     if (wanted.every((f) => f === format.name) && A.isConstant(k) && k.c % format.blockElements === 0 && format.name !== 'f32')
       formats.set(d.name, format.name);

@@ -220,12 +220,12 @@ export class PlanExecutor {
     return new Set(plan.kernels.map(pipelineKey)).size;
   }
 
-  /** Compiles a plan's pipelines, calling `compiled` with each kernel's name as its pipeline is created. */
+  /** Compiles a plan's pipelines at once, calling `compiled` with each kernel's name as its pipeline is ready. */
   static async create(gpu: Gpu, plan: Plan, resident: ResidentBuffers, compiled?: (name: string) => void): Promise<PlanExecutor> {
     const cache = new Map<string, Promise<Pipeline>>();
     const build = async (wgsl: string, kernel: Plan['kernels'][number]): Promise<Pipeline> => {
       const device = gpu.device;
-      // WGSL compile errors and layout mismatches both surface in this validation scope.
+      // WGSL compile errors surface in this validation scope; a pipeline that cannot be made rejects its promise.
       device.pushErrorScope('validation');
       const module = device.createShaderModule({ label: kernel.name, code: wgsl });
       const layout = device.createBindGroupLayout({
@@ -239,22 +239,33 @@ export class PlanExecutor {
           })),
         ],
       });
-      const pipeline = device.createComputePipeline({
-        label: kernel.name,
-        layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
-        compute: { module, entryPoint: 'main' },
-      });
+      const created = device
+        .createComputePipelineAsync({
+          label: kernel.name,
+          layout: device.createPipelineLayout({ bindGroupLayouts: [layout] }),
+          compute: { module, entryPoint: 'main' },
+        })
+        .then(
+          (pipeline) => ({ pipeline }),
+          (e: Error) => ({ error: e }),
+        );
       const invalid = await device.popErrorScope();
-      if (invalid) throw new Error(`kernel ${kernel.name} (${kernel.op}) has no pipeline: ${invalid.message.split('\n')[0]}`);
-      return { pipeline, layout };
+      const done = await created;
+      const error = invalid?.message ?? ('error' in done ? done.error.message : undefined);
+      if (error !== undefined || !('pipeline' in done))
+        throw new Error(`kernel ${kernel.name} (${kernel.op}) has no pipeline: ${(error ?? 'no reason given').split('\n')[0]}`);
+      return { pipeline: done.pipeline, layout };
     };
     const pipelines = await Promise.all(
       plan.kernels.map((k) => {
         const key = pipelineKey(k);
         let p = cache.get(key);
         if (!p) {
-          cache.set(key, (p = build(k.wgsl, k)));
-          compiled?.(k.name);
+          p = build(k.wgsl, k).then((built) => {
+            compiled?.(k.name);
+            return built;
+          });
+          cache.set(key, p);
         }
         return p;
       }),

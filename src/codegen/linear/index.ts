@@ -9,16 +9,19 @@
 //            reads w as vec4s, and reduces in workgroup memory (each subgroup's sum first, where the device
 //            has subgroups); bandwidth-bound.
 //   column — one invocation per unit sums its column in order (run.c's order): small K, or K % 4 ≠ 0.
+//   tiled-int8, split-int8 — tiled and split with matmul 'int8' where w has an int8 form: the same tile over
+//            x quantized per row and 32-wide block, and w's int8 blocks (int8.ts).
 // The normalized input is formed per element in the order a stored rmsnorm result would be.
 import { weightFormats } from '../../weights/formats.js';
 import type { KernelParts, KernelSource } from '../wgsl.js';
 import { columnKernel } from './column.js';
 import { gemvKernel } from './gemv.js';
+import { int8TileKernel, int8TiledKernel } from './int8.js';
 import { defaultLinearOptions, linearVariant, type LinearOptions, type LinearSpec, type LinearVariant } from './spec.js';
 import { splitKernels } from './split.js';
 import { tiledKernel } from './tiled.js';
 
-export { defaultLinearOptions, linearVariant, type LinearEpilogue, type LinearOptions, type LinearSpec, type LinearVariant } from './spec.js';
+export { defaultLinearOptions, linearVariant, type LinearEpilogue, type LinearOptions, type LinearSpec, type LinearVariant, type MatmulKind } from './spec.js';
 
 /** The dispatches of one linear kernel and the scratch buffers between them, with the variant that runs. */
 export interface LinearKernels extends KernelParts {
@@ -40,5 +43,9 @@ export function linearKernels(s: LinearSpec, o: LinearOptions = defaultLinearOpt
       return { variant, ...one(tiledKernel(s, o)) };
     case 'split':
       return { variant, ...splitKernels(s, o, name) };
+    case 'tiled-int8':
+      return { variant, ...one(int8TiledKernel(s, o)) };
+    case 'split-int8':
+      return { variant, ...splitKernels(s, o, name, int8TileKernel) };
   }
 }

@@ -2,7 +2,7 @@
 // and which variant runs it: a pure function of the spec's rows, K and columns and of the options.
 import * as A from '../../affine.js';
 import type { Affine } from '../../affine.js';
-import type { FormatName } from '../../weights/formats.js';
+import { weightFormats, type FormatName } from '../../weights/formats.js';
 import { unitRowsOf } from './epilogue.js';
 
 export type LinearEpilogue =
@@ -52,7 +52,14 @@ export interface LinearOptions {
    * otherwise through workgroup memory alone
    */
   readonly subgroups: boolean;
+  /**
+   * how prefill tiles multiply: in float32, or as int8 blocks (x quantized on the fly, w's int8 blocks: int8.ts)
+   * where w's format has an int8 form; decode kernels always read w in float32
+   */
+  readonly matmul: MatmulKind;
 }
+
+export type MatmulKind = 'float' | 'int8';
 
 export const defaultLinearOptions: LinearOptions = {
   weights: 'f32',
@@ -61,9 +68,10 @@ export const defaultLinearOptions: LinearOptions = {
   splitKFrom: 512,
   splitK: 4,
   subgroups: false,
+  matmul: 'float',
 };
 
-export type LinearVariant = 'tiled' | 'split' | 'gemv' | 'column';
+export type LinearVariant = 'tiled' | 'split' | 'tiled-int8' | 'split-int8' | 'gemv' | 'column';
 
 /** Output columns of a prefill tile: two halves of this many (see tiled.ts). */
 export const TILE_HALF = 64;
@@ -79,8 +87,13 @@ const GEMV_MAX_ROWS = 4;
 export function linearVariant(s: Pick<LinearSpec, 'rows' | 'k'> & Partial<Pick<LinearSpec, 'n' | 'epilogue'>>, o: LinearOptions): LinearVariant {
   if (s.k % 4 !== 0) return 'column';
   if (A.isConstant(s.rows) && s.rows.c <= GEMV_MAX_ROWS) return s.k >= o.splitKFrom ? 'gemv' : 'column';
-  return kSplits(s, o) > 1 ? 'split' : 'tiled';
+  const int8 = o.matmul === 'int8' && weightFormats[o.weights].wgsl.int8 !== undefined && s.k % INT8_BLOCK === 0;
+  if (kSplits(s, o) > 1) return int8 ? 'split-int8' : 'split';
+  return int8 ? 'tiled-int8' : 'tiled';
 }
+
+/** K per int8 block: the quantization block of x, and the block of w's int8 form. */
+export const INT8_BLOCK = 32;
 
 /**
  * The columns of prefill tiles: `per` of `across` w rows, or where a unit's rows are halves of w (glu) `per` units of

@@ -8,8 +8,8 @@ import { accumulator, tileKernel, tileRows } from './tiled.js';
 
 const THREADS = 64;
 
-/** The partial tile and the reduce; `name` names the scratch buffer of partial sums [splits, rows, n]. */
-export function splitKernels(s: LinearSpec, o: LinearOptions, name: string): KernelParts {
+/** The partial tile (float32's, or `tile`) and the reduce; `name` names the scratch buffer of partial sums [splits, rows, n]. */
+export function splitKernels(s: LinearSpec, o: LinearOptions, name: string, tile: typeof tileKernel = tileKernel): KernelParts {
   const splits = kSplits(s, o);
   const partial = { name: `${name}.partial`, shape: [A.constant(splits), s.rows, A.constant(s.n)] };
   const { wRow, wLive } = tileRows(s, epilogueOf(s));
@@ -23,7 +23,7 @@ export function splitKernels(s: LinearSpec, o: LinearOptions, name: string): Ker
     );
   return {
     kernels: [
-      { suffix: 'partial', source: tileKernel(s, o, { bindings: [writeBinding(partial.name, 'partial')], functions: '', stores }, splits) },
+      { suffix: 'partial', source: tile(s, o, { bindings: [writeBinding(partial.name, 'partial')], functions: '', stores }, splits) },
       { suffix: 'reduce', source: reduceKernel(s, splits, partial.name), after: 'split-K: the reduce adds the partial sums of every K range' },
     ],
     scratch: [partial],

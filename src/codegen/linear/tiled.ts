@@ -175,7 +175,7 @@ export function tileRows(s: LinearSpec, ep: Epilogue): { wRow: (c: string) => st
 }
 
 /** The emits of the units a tile row's accumulators hold, as the epilogue's unitRows lays them out. */
-function emits(ep: Epilogue, i: number): string[] {
+export function emits(ep: Epilogue, i: number): string[] {
   const acc = (h: number, c: number): string => accumulator(h, i, c);
   const units = match(ep.unitRows)
     // a unit per column

@@ -1,0 +1,181 @@
+// The int8 tile (prefill with int8 matmuls): the tiled variant's 64×128 output tile and accumulators, with x
+// quantized on the fly and w read as int8 blocks. Per 32-wide block of K, each x row gets a scale d = max|x|/127
+// and integers round(x/d) (llama.cpp's q8_1, without its sum); w's block gives its own integers and scale (Q8_0 as
+// stored; other formats unpacked to int8 by their table entry). An output adds, per block, the exact integer dot
+// product of the two blocks times the product of their scales:
+//   y[r, c] = Σ_b d_x[r, b]·d_w[c, b] · Σ_{k in b} q_x[r, k]·q_w[c, k]
+// The integer products are dot4I8Packed (four int8 products a call) over blocks staged in workgroup memory,
+// double-buffered: the next block is loaded while the current one is multiplied, one barrier a block.
+import { kernelSource, preciseMath, u32Expr, wg, type KernelSource } from '../wgsl.js';
+import { weightFormats } from '../../weights/formats.js';
+import { epilogueOf } from './epilogue.js';
+import { linearInputs, rowScale, xElement } from './inputs.js';
+import { INT8_BLOCK, TILE_HALF, tileColumns, type LinearOptions, type LinearSpec } from './spec.js';
+import { emits, tileRows, type TileOutput } from './tiled.js';
+
+/** packed int8 words (four elements each) per block */
+const WORDS = INT8_BLOCK / 4;
+const HALF = TILE_HALF;
+const BN = 2 * HALF;
+/** output rows per invocation */
+const TM = 4;
+/** invocations per tile row: four columns of each half each */
+const TX = HALF / 4;
+const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+
+/**
+ * The rows of the tile, and the invocations: 256 (64 rows) where the adapter allows, else 128 (32 rows). Each of
+ * the first BM invocations quantizes one x row of a block; every invocation stages w words.
+ */
+function tileFor(o: LinearOptions): { threads: number; BM: number } {
+  const threads = o.maxInvocations >= 256 ? 256 : 128;
+  const BM = (threads / TX) * TM;
+  // two buffers of: x words and scales, w words and scales
+  const bytes = 2 * (BM * WORDS * 4 + BM * 4 + BN * WORDS * 4 + BN * 4);
+  if (bytes > o.maxWorkgroupBytes) throw new Error(`no ${BM}×${BN} int8 matmul tile fits ${o.maxWorkgroupBytes} bytes of workgroup memory`);
+  return { threads, BM };
+}
+
+/** The int8 tile whose sums go to `out`; with `splits` above 1 it covers one of that many ranges of K's blocks (workgroup z). */
+export function int8TiledKernel(s: LinearSpec, o: LinearOptions): KernelSource {
+  const ep = epilogueOf(s);
+  return int8TileKernel(s, o, { bindings: ep.bindings, functions: ep.emit, stores: (i) => emits(ep, i) });
+}
+
+export function int8TileKernel(s: LinearSpec, o: LinearOptions, out: TileOutput, splits = 1): KernelSource {
+  const int8 = weightFormats[o.weights].wgsl.int8;
+  if (!int8) throw new Error(`${o.weights} weights have no int8 form`);
+  if (s.k % INT8_BLOCK !== 0) throw new Error(`int8 matmuls need K a multiple of ${INT8_BLOCK}, K is ${s.k}`);
+  const { threads, BM } = tileFor(o);
+  const K4 = s.k / 4;
+  const blocks = s.k / INT8_BLOCK;
+  const inputs = linearInputs(s, o.weights, 'vec4s');
+  const { across, per: columns } = tileColumns(s);
+  const { wRow, wLive } = tileRows(s, epilogueOf(s));
+  // the block range of this workgroup
+  const per = splits > 1 ? Math.ceil(blocks / splits) : blocks;
+  const [bBegin, bEnd] = splits > 1 ? ['bBegin', 'bEnd'] : ['0u', `${blocks}u`];
+  // w words: each invocation stages `wordsEach` consecutive words of one column's block
+  const wordsEach = (BN * WORDS) / threads;
+  const stores = range(TM)
+    .map(
+      (i) => `
+  {
+    let row = rowBase + ty * ${TM}u + ${i}u;
+    if (row < M) {
+      ${out.stores(i).join('\n      ')}
+    }
+  }`,
+    )
+    .join('');
+  // word j of 4 x rows (a vec4) and of 4 w columns of each half, in buffer `buf`
+  const products = `
+    let xd = Xd[buf * ${BM / 4}u + ty];
+    let wd0 = Wd[buf * ${BN / 4}u + tx];
+    let wd1 = Wd[buf * ${BN / 4}u + ${TX}u + tx];
+${range(TM)
+  .map((i) => `    var s0_${i} = vec4<i32>(0);\n    var s1_${i} = vec4<i32>(0);`)
+  .join('\n')}
+    for (var j = 0u; j < ${WORDS}u; j++) {
+      let a = Xq[(buf * ${WORDS}u + j) * ${BM / 4}u + ty];
+      let b0 = Wq[(buf * ${WORDS}u + j) * ${BN / 4}u + tx];
+      let b1 = Wq[(buf * ${WORDS}u + j) * ${BN / 4}u + ${TX}u + tx];
+${range(TM)
+  .map(
+    (i) =>
+      `      s0_${i} += vec4<i32>(dot4I8Packed(a[${i}], b0.x), dot4I8Packed(a[${i}], b0.y), dot4I8Packed(a[${i}], b0.z), dot4I8Packed(a[${i}], b0.w));\n` +
+      `      s1_${i} += vec4<i32>(dot4I8Packed(a[${i}], b1.x), dot4I8Packed(a[${i}], b1.y), dot4I8Packed(a[${i}], b1.z), dot4I8Packed(a[${i}], b1.w));`,
+  )
+  .join('\n')}
+    }
+${range(TM)
+  .map((i) => `    acc0_${i} += vec4<f32>(s0_${i}) * (xd[${i}] * wd0);\n    acc1_${i} += vec4<f32>(s1_${i}) * (xd[${i}] * wd1);`)
+  .join('\n')}`;
+  return kernelSource(
+    [...inputs.bindings, ...out.bindings],
+    `
+var<workgroup> Xq: array<vec4<u32>, ${(2 * WORDS * BM) / 4}>;
+var<workgroup> Xd: array<vec4<f32>, ${(2 * BM) / 4}>;
+var<workgroup> Wq: array<vec4<u32>, ${(2 * WORDS * BN) / 4}>;
+var<workgroup> Wd: array<vec4<f32>, ${(2 * BN) / 4}>;
+${preciseMath}
+
+${int8(s.n * s.k)}
+
+${out.functions}
+
+/** Block b of the x row this invocation quantizes into buffer buf: its scale and ${WORDS} words of int8. */
+fn stageX(row: u32, live: bool, scale: f32, b: u32, buf: u32, tid: u32) {
+  var v: array<vec4<f32>, ${WORDS}>;
+  var amax = 0.0;
+  for (var j = 0u; j < ${WORDS}u; j++) {
+    let kk = b * ${WORDS}u + j;
+    v[j] = vec4<f32>(0.0);
+    if (live) { v[j] = ${xElement(s, `row * ${K4}u + kk`, 'kk')}; }
+    let m = abs(v[j]);
+    amax = max(amax, max(max(m.x, m.y), max(m.z, m.w)));
+  }
+  let d = preciseDiv(amax, 127.0);
+  let id = select(0.0, preciseDiv(1.0, d), d > 0.0);
+  for (var j = 0u; j < ${WORDS}u; j++) {
+    Xq[(buf * ${WORDS}u + j) * ${BM / 4}u + tid / 4u][tid % 4u] = pack4xI8(vec4<i32>(clamp(round(v[j] * id), vec4<f32>(-127.0), vec4<f32>(127.0))));
+  }
+  Xd[buf * ${BM / 4}u + tid / 4u][tid % 4u] = d;
+}
+
+/** Block b of the w column this invocation stages into buffer buf: words j0.. of it, and the scale where j0 is 0. */
+fn stageW(wr: u32, live: bool, b: u32, buf: u32, c: u32, j0: u32) {
+  let block = wr * ${blocks}u + b;
+  for (var j = j0; j < j0 + ${wordsEach}u; j++) {
+    Wq[(buf * ${WORDS}u + j) * ${BN / 4}u + c / 4u][c % 4u] = select(0u, wInt8(block, j), live);
+  }
+  if (j0 == 0u) { Wd[buf * ${BN / 4}u + c / 4u][c % 4u] = select(0.0, wScale(block), live); }
+}
+
+@compute @workgroup_size(${threads})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid: u32) {
+  let tx = tid % ${TX}u;
+  let ty = tid / ${TX}u;
+  let M = ${u32Expr(s.rows)};
+  let rowBase = wid.y * ${BM}u;
+  let base = wid.x * ${columns}u;${splits > 1 ? `\n  let bBegin = wid.z * ${per}u;\n  let bEnd = min(${blocks}u, bBegin + ${per}u);` : ''}
+  // the x row this invocation quantizes (the first ${BM} invocations), and its norm scale
+  let xRow = rowBase + tid;
+  let xLive = tid < ${BM}u && xRow < M;
+  var scale = 0.0;${
+    s.norm
+      ? `
+  if (xLive) {
+    var ss = 0.0;
+    for (var i = 0u; i < ${K4}u; i++) { let v = x[xRow * ${K4}u + i]; ss += v.x * v.x; ss += v.y * v.y; ss += v.z * v.z; ss += v.w * v.w; }
+    scale = ${rowScale(s, 'ss')};
+  }`
+      : ''
+  }
+  // the w column this invocation stages words of
+  let wc = tid / ${WORDS / wordsEach}u;
+  let wj = (tid % ${WORDS / wordsEach}u) * ${wordsEach}u;
+  let wr = ${wRow('wc')};
+  let wLive = ${wLive('wc')};
+${range(TM)
+  .map((i) => `  var acc0_${i} = vec4<f32>(0.0);\n  var acc1_${i} = vec4<f32>(0.0);`)
+  .join('\n')}
+  if (${bBegin} < ${bEnd}) {
+    if (tid < ${BM}u) { stageX(xRow, xLive, scale, ${bBegin}, 0u, tid); }
+    stageW(wr, wLive, ${bBegin}, 0u, wc, wj);
+  }
+  workgroupBarrier();
+  for (var b = ${bBegin}; b < ${bEnd}; b++) {
+    let buf = (b - ${bBegin}) & 1u;
+    // the next block goes to the other buffer, last read before the previous barrier
+    if (b + 1u < ${bEnd}) {
+      if (tid < ${BM}u) { stageX(xRow, xLive, scale, b + 1u, buf ^ 1u, tid); }
+      stageW(wr, wLive, b + 1u, buf ^ 1u, wc, wj);
+    }${products}
+    workgroupBarrier();
+  }${stores}
+}`,
+    // every split writes its partial sums, zeros where its range is empty
+    [wg(across, columns), wg(s.rows, BM), wg(splits)],
+  );
+}
