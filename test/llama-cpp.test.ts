@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadModel } from '../src/api.js';
+import { loadModel, type LoadOptions } from '../src/api.js';
 import { llamaWeightShapes, type ModelConfig } from '../models/llama.js';
 import { randomTensor } from '../models/synthetic.js';
 import { encodeTensor, hfAsGguf, llamaGgufName, llamaMetadata, writeGguf, type EncodedTensor, type GgufMeta } from './gguf-writer.js';
@@ -55,12 +55,12 @@ const tolerance: Record<Activations, { logit: number; probability: number }> = {
   q8: { logit: 0.3, probability: 0.03 },
 };
 
-/** The file types, one line each. */
-const cases: readonly { name: string; encoding: Encoding; activations: Activations }[] = [
+/** The file types, one line each; `int8`: weft's int8 matmuls read them too (run as well with --matmul int8). */
+const cases: readonly { name: string; encoding: Encoding; activations: Activations; int8?: true }[] = [
   { name: 'F32', encoding: matrices('f32'), activations: 'f32' },
   { name: 'F16', encoding: matrices('f16'), activations: 'f16' },
-  { name: 'Q8_0', encoding: matrices('q8_0'), activations: 'q8' },
-  { name: 'Q4_0', encoding: matrices('q4_0'), activations: 'q8' },
+  { name: 'Q8_0', encoding: matrices('q8_0'), activations: 'q8', int8: true },
+  { name: 'Q4_0', encoding: matrices('q4_0'), activations: 'q8', int8: true },
   { name: 'Q4_K', encoding: matrices('q4_k'), activations: 'q8' },
   { name: 'Q5_K', encoding: matrices('q5_k'), activations: 'q8' },
   { name: 'Q6_K', encoding: matrices('q6_k'), activations: 'q8' },
@@ -149,8 +149,12 @@ function writeModel(file: string, c: ModelConfig, weights: ReadonlyMap<string, F
 
 /** weft's greedy run of a file: the token and logits of each step from the last prompt token on. */
 /** weft's run of a file: its greedy steps, and its logits along each given llama.cpp generation (those tokens fed as the prompt). */
-async function weftRuns(path: string, along: readonly (readonly LlamaCppStep[])[] = []): Promise<{ greedy: WeftStep[]; along: WeftStep[][] }> {
-  const model = await loadModel(path);
+async function weftRuns(
+  path: string,
+  along: readonly (readonly LlamaCppStep[])[] = [],
+  options: LoadOptions = {},
+): Promise<{ greedy: WeftStep[]; along: WeftStep[][] }> {
+  const model = await loadModel(path, options);
   try {
     const greedy: WeftStep[] = [];
     for await (const s of model.generate({ promptIds: prompt, steps: prompt.length + steps - 1, temperature: 0, logits: true })) {
@@ -253,7 +257,7 @@ describe('weft against llama.cpp on the same GGUF file', () => {
 
   it.each(cases)(
     '$name: the same greedy tokens over 64 steps but at near ties, the same distributions at every step; logits as llama.cpp computes them from the values the file stands for',
-    async ({ name, encoding, activations }) => {
+    async ({ name, encoding, activations, int8 }) => {
       const path = writeModel(`${name}.gguf`, config, weights, encoding);
       const values = writeModel(`${name}-values.gguf`, config, weights, asValues(encoding));
       const [file, exact] = await llamaCppGreedy([path, values], prompt, steps);
@@ -271,6 +275,16 @@ describe('weft against llama.cpp on the same GGUF file', () => {
         `${name}: greedy runs agree for ${exactSteps} steps with llama.cpp on the values, ${fileSteps} on the file; ` +
           `along llama.cpp's 64 tokens every step agrees but ${exactTies} and ${fileTies} near ties`,
       );
+      if (int8) {
+        // int8 prefill matmuls round activations to blocks of 8-bit integers, as llama.cpp's kernels for the file do:
+        // along llama.cpp's tokens (fed as one prompt, so every position runs through them) within that rounding
+        const int8Run = await weftRuns(path, [file!], { matmul: 'int8' });
+        const int8Ties = expectAlong(int8Run.along[0]!, file!, tolerance[activations]);
+        const worst = Math.max(...int8Run.along[0]!.map((w, s) => stepDifference(w.logits, file![s]!).logit));
+        console.log(
+          `${name}, int8 matmuls: along llama.cpp's 64 tokens every step agrees but ${int8Ties} near ties; largest logit difference ${worst.toExponential(2)}`,
+        );
+      }
     },
   );
 });
