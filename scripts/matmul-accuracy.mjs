@@ -1,0 +1,68 @@
+// The int8 matmuls' accuracy against the float32 path: one prompt through prefill (where the int8 tiles run)
+// on each path, and per path its logits at every position against the float32 path's with the weights as the
+// file stores them: the largest |Δ logit|, the largest reference logit, and greedy agreement (positions whose
+// largest logit is the same token). Paths: float32 matmuls over Q8_0 weights (the weights' rounding alone, for
+// float checkpoints) and int8 matmuls (the weights' and the activations' rounding).
+//   npm run build && node scripts/matmul-accuracy.mjs MODEL [--prompt-tokens N] [--backend NAME]
+// MODEL: a checkpoint path or a synthetic model name (110M, 1B). Prints one JSON line per path.
+import { parseArgs } from 'node:util';
+import { loadModel, readModelFiles } from '../dist/src/api.js';
+import { syntheticModel } from '../dist/models/synthetic.js';
+import { benchPrompt } from '../dist/src/peers/peer.js';
+
+const { values, positionals } = parseArgs({
+  options: { 'prompt-tokens': { type: 'string', default: '64' }, backend: { type: 'string' } },
+  allowPositionals: true,
+});
+const source = positionals[0];
+const n = Number(values['prompt-tokens']);
+if (!source || !(Number.isInteger(n) && n > 0)) {
+  console.error('usage: node scripts/matmul-accuracy.mjs MODEL [--prompt-tokens N] [--backend NAME]');
+  process.exit(2);
+}
+const files = syntheticModel(source) ?? readModelFiles(source);
+
+/** Logits at every prompt position of one load of the model. */
+async function prefillLogits(options) {
+  const model = await loadModel(files, { ...options, backend: values.backend });
+  try {
+    const ids = benchPrompt(Math.min(n, model.config.seqLen), model.config.vocabSize, model.config.bosId ?? 1);
+    const rows = [];
+    for await (const s of model.generate({ promptIds: ids, steps: ids.length, temperature: 0, logits: true })) rows.push(s.logits.slice());
+    return { rows, weights: model.weightFormats.join('+'), device: `${model.device.backend}: ${model.device.adapter}` };
+  } finally {
+    model.release();
+  }
+}
+
+const argmax = (xs) => xs.reduce((best, x, i) => (x > xs[best] ? i : best), 0);
+const reference = await prefillLogits({});
+const floatQ8 = reference.weights.split('+').every((w) => ['f32', 'f16', 'bf16'].includes(w));
+const paths = [...(floatQ8 ? [['float32 matmuls, Q8_0 weights', { weights: 'q8_0' }]] : []), ['int8 matmuls', { matmul: 'int8' }]];
+for (const [name, options] of paths) {
+  const run = await prefillLogits(options);
+  let maxDiff = 0;
+  let maxRef = 0;
+  let agree = 0;
+  run.rows.forEach((row, p) => {
+    const ref = reference.rows[p];
+    for (let i = 0; i < row.length; i++) {
+      maxDiff = Math.max(maxDiff, Math.abs(row[i] - ref[i]));
+      maxRef = Math.max(maxRef, Math.abs(ref[i]));
+    }
+    if (argmax(row) === argmax(ref)) agree++;
+  });
+  console.log(
+    JSON.stringify({
+      model: source,
+      path: name,
+      reference: `float32 matmuls, ${reference.weights} weights`,
+      weights: run.weights,
+      positions: run.rows.length,
+      max_abs_logit_difference: maxDiff,
+      max_abs_reference_logit: maxRef,
+      greedy_agreement: agree / run.rows.length,
+      device: run.device,
+    }),
+  );
+}
