@@ -61,10 +61,10 @@ const cases: readonly { name: string; encoding: Encoding; activations: Activatio
   { name: 'F16', encoding: matrices('f16'), activations: 'f16' },
   { name: 'Q8_0', encoding: matrices('q8_0'), activations: 'q8', int8: true },
   { name: 'Q4_0', encoding: matrices('q4_0'), activations: 'q8', int8: true },
-  { name: 'Q4_K', encoding: matrices('q4_k'), activations: 'q8' },
-  { name: 'Q5_K', encoding: matrices('q5_k'), activations: 'q8' },
-  { name: 'Q6_K', encoding: matrices('q6_k'), activations: 'q8' },
-  { name: 'Q4_K_M-style mix', encoding: q4_k_m, activations: 'q8' },
+  { name: 'Q4_K', encoding: matrices('q4_k'), activations: 'q8', int8: true },
+  { name: 'Q5_K', encoding: matrices('q5_k'), activations: 'q8', int8: true },
+  { name: 'Q6_K', encoding: matrices('q6_k'), activations: 'q8', int8: true },
+  { name: 'Q4_K_M-style mix', encoding: q4_k_m, activations: 'q8', int8: true },
 ];
 
 /** Every weight as the F32 values its encoding stands for. */

@@ -135,35 +135,20 @@ function roundEven(v: number): number {
 
 /**
  * x [m, k] · wᵀ as the int8 matmul computes it: each row of x quantized per 32-wide block (d = max|x| / 127,
- * q = x · (1 / d) rounded half to even), w given as its blocks' integers `wq` [n, k] and scales `wd` [n, k / 32];
- * per block the exact integer dot product times the product of the scales, added in block order.
+ * q = x · (1 / d) rounded half to even), times the values w stands for. The kernels add per block the exact
+ * integer products times the scales (less the offsets times the x block's sum), which is this product in exact
+ * arithmetic; here it is summed in float32 in k order.
  */
-export function int8Matmul(x: Float32Array, wq: Int8Array, wd: Float32Array, k: number): Float32Array {
-  const m = x.length / k;
-  const n = wq.length / k;
-  const blocks = k / 32;
-  const xq = new Int8Array(x.length);
-  const xd = new Float32Array(m * blocks);
-  for (let b = 0; b < m * blocks; b++) {
+export function int8Matmul(x: Float32Array, w: Float32Array, k: number): Float32Array {
+  const quantized = new Float32Array(x.length);
+  for (let b = 0; b < x.length / 32; b++) {
     let amax = 0;
     for (let i = 0; i < 32; i++) amax = Math.max(amax, Math.abs(x[b * 32 + i]!));
     const d = f(amax / 127);
     const id = d > 0 ? f(1 / d) : 0;
-    xd[b] = d;
-    for (let i = 0; i < 32; i++) xq[b * 32 + i] = Math.max(-127, Math.min(127, roundEven(f(x[b * 32 + i]! * id))));
+    for (let i = 0; i < 32; i++) quantized[b * 32 + i] = f(d * Math.max(-127, Math.min(127, roundEven(f(x[b * 32 + i]! * id)))));
   }
-  const out = new Float32Array(m * n);
-  for (let r = 0; r < m; r++)
-    for (let c = 0; c < n; c++) {
-      let acc = 0;
-      for (let b = 0; b < blocks; b++) {
-        let sum = 0;
-        for (let i = 0; i < 32; i++) sum += xq[r * k + b * 32 + i]! * wq[c * k + b * 32 + i]!;
-        acc = f(acc + f(sum * f(xd[r * blocks + b]! * wd[c * blocks + b]!)));
-      }
-      out[r * n + c] = acc;
-    }
-  return out;
+  return matmul(quantized, w, k);
 }
 
 export function maxAbsDiff(a: Float32Array, b: Float32Array): number {

@@ -20,12 +20,25 @@ export interface FormatWgsl {
   readonly scalarType: 'f32' | 'u32';
   /** a WGSL expression for element `i` (a u32 expression named i) of a weight of `count` elements */
   scalar(count: number): string;
+  /** the format as int8 blocks of 32, for int8 matmuls; absent: it has none */
+  readonly int8?: Int8Form;
+}
+
+/**
+ * A format read as blocks of 32 int8 values q with scales (and offsets): value = scale·q (− offset), the scale
+ * one per block or one per 16 values.
+ */
+export interface Int8Form {
+  /** scales a block: one, or one per 16 values */
+  readonly scales: 1 | 2;
+  /** values are scale·q − offset (k-quants' mins), an offset a block */
+  readonly offset: boolean;
   /**
-   * The format as int8 blocks of 32 (int8 matmuls), for a weight of `count` elements: `fn wInt8(block: u32, j: u32) -> u32`
-   * packs elements 4j..4j+3 of block `block` as four int8 (pack4xI8's order), `fn wScale(block: u32) -> f32` gives the
-   * scale their values are multiplied by. Absent: the format has no such form.
+   * For a weight of `count` elements: `fn wInt8(block: u32, j: u32) -> u32`, values 4j..4j+3 of block `block` as four
+   * int8 (pack4xI8's order); `fn wScale(block: u32, half: u32) -> f32`, the scale of the block (of its half);
+   * `fn wOffset(block: u32) -> f32` where the form has offsets.
    */
-  int8?(count: number): string;
+  wgsl(count: number): string;
 }
 
 export interface WeightFormat {
@@ -233,8 +246,12 @@ const q8_0: WeightFormat = {
     scalarType: 'u32',
     scalar: (count) => `unpack2x16float(w[${planeWord(q8_0, 1, count)} + (i >> 6u)])[(i >> 5u) & 1u] * f32(i32(w[i >> 2u] << (24u - 8u * (i & 3u))) >> 24u)`,
     // the quants as stored: eight words a block
-    int8: (count) => `fn wInt8(block: u32, j: u32) -> u32 { return w[block * 8u + j]; }
-fn wScale(block: u32) -> f32 { return unpack2x16float(w[${planeWord(q8_0, 1, count)} + (block >> 1u)])[block & 1u]; }`,
+    int8: {
+      scales: 1,
+      offset: false,
+      wgsl: (count) => `fn wInt8(block: u32, j: u32) -> u32 { return w[block * 8u + j]; }
+fn wScale(block: u32, half: u32) -> f32 { return unpack2x16float(w[${planeWord(q8_0, 1, count)} + (block >> 1u)])[block & 1u]; }`,
+    },
   },
 };
 
@@ -301,11 +318,15 @@ const q4_0: WeightFormat = {
     scalarType: 'u32',
     scalar: (count) => `unpack2x16float(w[${planeWord(q4_0, 1, count)} + (i >> 6u)])[(i >> 5u) & 1u] * (f32((w[i >> 3u] >> (4u * (i & 7u))) & 15u) - 8.0)`,
     // four nibbles less 8 (−8..7) a word of int8: half of one of the block's four words
-    int8: (count) => `fn wInt8(block: u32, j: u32) -> u32 {
+    int8: {
+      scales: 1,
+      offset: false,
+      wgsl: (count) => `fn wInt8(block: u32, j: u32) -> u32 {
   let q = w[block * 4u + (j >> 1u)] >> ((j & 1u) * 16u);
   return pack4xI8(vec4<i32>(i32(q & 15u), i32((q >> 4u) & 15u), i32((q >> 8u) & 15u), i32((q >> 12u) & 15u)) - vec4<i32>(8));
 }
-fn wScale(block: u32) -> f32 { return unpack2x16float(w[${planeWord(q4_0, 1, count)} + (block >> 1u)])[block & 1u]; }`,
+fn wScale(block: u32, half: u32) -> f32 { return unpack2x16float(w[${planeWord(q4_0, 1, count)} + (block >> 1u)])[block & 1u]; }`,
+    },
   },
 };
 

@@ -3,7 +3,7 @@
 // step (Math.fround after every operation C does in float), so encode gives ggml's bytes and dequantize its values.
 import { halfToFloat } from '../../models/ieee754.js';
 import { floatToHalf } from '../runtime/halves.js';
-import type { WeightFormat } from './formats.js';
+import type { Int8Form, WeightFormat } from './formats.js';
 import { planeWord } from './planes.js';
 
 const f = Math.fround;
@@ -264,6 +264,33 @@ function scaleMinScalar(base: string, q: string): string {
   return `unpack2x16float(w[${base}]).x * f32(${sc}) * f32(${q}) - unpack2x16float(w[${base}]).y * f32(${m})`;
 }
 
+/**
+ * The int8 form of Q4_K / Q5_K (super-blocks of `words` vec4<u32>): a block of 32 is a sub-block, its quants
+ * 0..15 (0..31) as int8 as they are, its scale d·sc and its offset dmin·m. `quants(i)` packs the four quants of
+ * group i (vec4 index i; sb: the super-block's first vec4, sub: the sub-block, word: the quant word, as wAt has them).
+ */
+function scaleMinInt8(words: number, quants: (i: string) => string): Int8Form {
+  return {
+    scales: 1,
+    offset: true,
+    wgsl: () => `fn wInt8(block: u32, j: u32) -> u32 {
+  let i = block * 8u + j;
+  let sb = (i >> 6u) * ${words}u;
+  let sub = (i >> 3u) & 7u;
+  let word = ((sub >> 1u) << 3u) | (i & 7u);
+  return ${quants('i')};
+}
+fn wScaleMin(block: u32) -> vec2<f32> {
+  let sub = block & 7u;
+  let head = w[(block >> 3u) * ${words}u];
+  ${scaleMinWgsl('head', 'sub')}
+  return vec2<f32>(dm.x * f32(sc), dm.y * f32(m));
+}
+fn wScale(block: u32, half: u32) -> f32 { return wScaleMin(block).x; }
+fn wOffset(block: u32) -> f32 { return wScaleMin(block).y; }`,
+  };
+}
+
 /** the four bytes of a u32 as floats, byte 0 first */
 const byteFloats = (v: string): string => `vec4<f32>(f32(${v} & 255u), f32((${v} >> 8u) & 255u), f32((${v} >> 16u) & 255u), f32(${v} >> 24u))`;
 
@@ -302,6 +329,7 @@ export const q4_k: WeightFormat = {
   let q = (w[block + 1u + (word >> 2u)][word & 3u] >> (4u * (sub & 1u))) & 0x0f0f0f0fu;
   return (dm.x * f32(sc)) * ${byteFloats('q')} - dm.y * f32(m);
 }`,
+    int8: scaleMinInt8(9, (i) => `(w[sb + 1u + (word >> 2u)][word & 3u] >> (4u * (sub & 1u))) & 0x0f0f0f0fu`),
     scalarType: 'u32',
     scalar: () =>
       scaleMinScalar(
@@ -356,6 +384,11 @@ export const q5_k: WeightFormat = {
   let q = low | (high << 4u);
   return (dm.x * f32(sc)) * ${byteFloats('q')} - dm.y * f32(m);
 }`,
+    int8: scaleMinInt8(
+      11,
+      (i) =>
+        `((w[sb + 3u + (word >> 2u)][word & 3u] >> (4u * (sub & 1u))) & 0x0f0f0f0fu) | (((w[sb + 1u + ((${i} & 7u) >> 2u)][${i} & 3u] >> sub) & 0x01010101u) << 4u)`,
+    ),
     scalarType: 'u32',
     scalar: () =>
       scaleMinScalar(
@@ -452,6 +485,25 @@ export const q6_k: WeightFormat = {
   let d = unpack2x16float(w[${planeWord(q6_k, 1, count)} + (i >> 7u)])[(i >> 6u) & 1u];
   return (d * scale) * (${byteFloats('q')} - 32.0);
 }`,
+    // q − 32 (−32..31); a scale per 16 values
+    int8: {
+      scales: 2,
+      offset: false,
+      wgsl: (count) => `fn wInt8(block: u32, j: u32) -> u32 {
+  let i = block * 8u + j;
+  let sb = (i >> 6u) * 52u;
+  let h = (i >> 5u) & 1u;
+  let p = (i >> 3u) & 3u;
+  let low = (w[sb + 16u * h + 8u * (p & 1u) + (i & 7u)] >> (4u * (p >> 1u))) & 0x0f0f0f0fu;
+  let high = (w[sb + 32u + 8u * h + (i & 7u)] >> (2u * p)) & 0x03030303u;
+  return pack4xI8(vec4<i32>(unpack4xU8(low | (high << 4u))) - vec4<i32>(32));
+}
+fn wScale(block: u32, half: u32) -> f32 {
+  let i = block * 8u + half * 4u;
+  let scale = f32(i32(w[(i >> 6u) * 52u + 48u + ((i >> 4u) & 3u)] << (24u - 8u * ((i >> 2u) & 3u))) >> 24u);
+  return unpack2x16float(w[${planeWord(q6_k, 1, count)} + (i >> 7u)])[(i >> 6u) & 1u] * scale;
+}`,
+    },
     scalarType: 'u32',
     scalar: (count) => {
       const block = '(i >> 8u) * 52u';

@@ -1,9 +1,11 @@
 // The int8 tile (prefill with int8 matmuls): the tiled variant's 64×128 output tile and accumulators, with x
 // quantized on the fly and w read as int8 blocks. Per 32-wide block of K, each x row gets a scale d = max|x|/127
-// and integers round(x/d) (llama.cpp's q8_1, without its sum); w's block gives its own integers and scale (Q8_0 as
-// stored; other formats unpacked to int8 by their table entry). An output adds, per block, the exact integer dot
-// product of the two blocks times the product of their scales:
-//   y[r, c] = Σ_b d_x[r, b]·d_w[c, b] · Σ_{k in b} q_x[r, k]·q_w[c, k]
+// and integers round(x/d) (llama.cpp's q8_1); w's block gives its own integers, scale and offset through its
+// format's int8 form (Q8_0 as stored; Q4_0, Q4_K, Q5_K and Q6_K unpacked to int8 while staged). An output adds,
+// per block, the exact integer dot product of the two blocks times the product of their scales, less w's offset
+// times the x block's sum (k-quants' mins, as q8_1's sum serves llama.cpp):
+//   y[r, c] = Σ_b d_x[r, b]·d_w[c, b] · Σ_{k in b} q_x[r, k]·q_w[c, k] − o_w[c, b] · d_x[r, b]·Σ_{k in b} q_x[r, k]
+// with d_w a scale per half block where the format has one per 16 values (Q6_K).
 // The integer products are dot4I8Packed (four int8 products a call) over blocks staged in workgroup memory,
 // double-buffered: the next block is loaded while the current one is multiplied, one barrier a block.
 import { kernelSource, preciseMath, u32Expr, wg, type KernelSource } from '../wgsl.js';
@@ -30,8 +32,8 @@ const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 function tileFor(o: LinearOptions): { threads: number; BM: number } {
   const threads = o.maxInvocations >= 256 ? 256 : 128;
   const BM = (threads / TX) * TM;
-  // two buffers of: x words and scales, w words and scales
-  const bytes = 2 * (BM * WORDS * 4 + BM * 4 + BN * WORDS * 4 + BN * 4);
+  // two buffers of: x words, scales and sums, w words, scales and offsets (at most two scales a block)
+  const bytes = 2 * (BM * WORDS * 4 + 2 * BM * 4 + BN * WORDS * 4 + 3 * BN * 4);
   if (bytes > o.maxWorkgroupBytes) throw new Error(`no ${BM}×${BN} int8 matmul tile fits ${o.maxWorkgroupBytes} bytes of workgroup memory`);
   return { threads, BM };
 }
@@ -68,39 +70,64 @@ export function int8TileKernel(s: LinearSpec, o: LinearOptions, out: TileOutput,
   }`,
     )
     .join('');
-  // word j of 4 x rows (a vec4) and of 4 w columns of each half, in buffer `buf`
-  const products = `
-    let xd = Xd[buf * ${BM / 4}u + ty];
-    let wd0 = Wd[buf * ${BN / 4}u + tx];
-    let wd1 = Wd[buf * ${BN / 4}u + ${TX}u + tx];
+  // per part of a block (the whole block, or each half where w has a scale per 16 values): the integer dot products
+  // of 4 x rows (a vec4 of words) with 4 w columns of each half, then added times the scales
+  const parts = int8.scales;
+  const partWords = WORDS / parts;
+  const products = range(parts)
+    .map(
+      (part) => `
+    {
+      let xd = Xd[buf * ${BM / 4}u + ty];
+      let wd0 = Wd[(buf * ${parts}u + ${part}u) * ${BN / 4}u + tx];
+      let wd1 = Wd[(buf * ${parts}u + ${part}u) * ${BN / 4}u + ${TX}u + tx];
 ${range(TM)
-  .map((i) => `    var s0_${i} = vec4<i32>(0);\n    var s1_${i} = vec4<i32>(0);`)
+  .map((i) => `      var s0_${i} = vec4<i32>(0);\n      var s1_${i} = vec4<i32>(0);`)
   .join('\n')}
-    for (var j = 0u; j < ${WORDS}u; j++) {
-      let a = Xq[(buf * ${WORDS}u + j) * ${BM / 4}u + ty];
-      let b0 = Wq[(buf * ${WORDS}u + j) * ${BN / 4}u + tx];
-      let b1 = Wq[(buf * ${WORDS}u + j) * ${BN / 4}u + ${TX}u + tx];
+      for (var j = ${part * partWords}u; j < ${(part + 1) * partWords}u; j++) {
+        let a = Xq[(buf * ${WORDS}u + j) * ${BM / 4}u + ty];
+        let b0 = Wq[(buf * ${WORDS}u + j) * ${BN / 4}u + tx];
+        let b1 = Wq[(buf * ${WORDS}u + j) * ${BN / 4}u + ${TX}u + tx];
 ${range(TM)
   .map(
     (i) =>
-      `      s0_${i} += vec4<i32>(dot4I8Packed(a[${i}], b0.x), dot4I8Packed(a[${i}], b0.y), dot4I8Packed(a[${i}], b0.z), dot4I8Packed(a[${i}], b0.w));\n` +
-      `      s1_${i} += vec4<i32>(dot4I8Packed(a[${i}], b1.x), dot4I8Packed(a[${i}], b1.y), dot4I8Packed(a[${i}], b1.z), dot4I8Packed(a[${i}], b1.w));`,
+      `        s0_${i} += vec4<i32>(dot4I8Packed(a[${i}], b0.x), dot4I8Packed(a[${i}], b0.y), dot4I8Packed(a[${i}], b0.z), dot4I8Packed(a[${i}], b0.w));\n` +
+      `        s1_${i} += vec4<i32>(dot4I8Packed(a[${i}], b1.x), dot4I8Packed(a[${i}], b1.y), dot4I8Packed(a[${i}], b1.z), dot4I8Packed(a[${i}], b1.w));`,
   )
   .join('\n')}
-    }
+      }
 ${range(TM)
-  .map((i) => `    acc0_${i} += vec4<f32>(s0_${i}) * (xd[${i}] * wd0);\n    acc1_${i} += vec4<f32>(s1_${i}) * (xd[${i}] * wd1);`)
-  .join('\n')}`;
+  .map((i) => `      acc0_${i} += vec4<f32>(s0_${i}) * (xd[${i}] * wd0);\n      acc1_${i} += vec4<f32>(s1_${i}) * (xd[${i}] * wd1);`)
+  .join('\n')}
+    }`,
+    )
+    .join('')
+    // offsets: each value less its block's offset, times the x block's sum (the dequantized x values')
+    .concat(
+      int8.offset
+        ? `
+    {
+      let xs = Xs[buf * ${BM / 4}u + ty];
+      let wo0 = Wo[buf * ${BN / 4}u + tx];
+      let wo1 = Wo[buf * ${BN / 4}u + ${TX}u + tx];
+${range(TM)
+  .map((i) => `      acc0_${i} -= xs[${i}] * wo0;\n      acc1_${i} -= xs[${i}] * wo1;`)
+  .join('\n')}
+    }`
+        : '',
+    );
   return kernelSource(
     [...inputs.bindings, ...out.bindings],
     `
 var<workgroup> Xq: array<vec4<u32>, ${(2 * WORDS * BM) / 4}>;
 var<workgroup> Xd: array<vec4<f32>, ${(2 * BM) / 4}>;
 var<workgroup> Wq: array<vec4<u32>, ${(2 * WORDS * BN) / 4}>;
-var<workgroup> Wd: array<vec4<f32>, ${(2 * BN) / 4}>;
+var<workgroup> Wd: array<vec4<f32>, ${(2 * parts * BN) / 4}>;${
+      int8.offset ? `\nvar<workgroup> Xs: array<vec4<f32>, ${(2 * BM) / 4}>;\nvar<workgroup> Wo: array<vec4<f32>, ${(2 * BN) / 4}>;` : ''
+    }
 ${preciseMath}
 
-${int8(s.n * s.k)}
+${int8.wgsl(s.n * s.k)}
 
 ${out.functions}
 
@@ -117,10 +144,13 @@ fn stageX(row: u32, live: bool, scale: f32, b: u32, buf: u32, tid: u32) {
   }
   let d = preciseDiv(amax, 127.0);
   let id = select(0.0, preciseDiv(1.0, d), d > 0.0);
+  var sum = vec4<i32>(0);
   for (var j = 0u; j < ${WORDS}u; j++) {
-    Xq[(buf * ${WORDS}u + j) * ${BM / 4}u + tid / 4u][tid % 4u] = pack4xI8(vec4<i32>(clamp(round(v[j] * id), vec4<f32>(-127.0), vec4<f32>(127.0))));
+    let q = vec4<i32>(clamp(round(v[j] * id), vec4<f32>(-127.0), vec4<f32>(127.0)));
+    sum += q;
+    Xq[(buf * ${WORDS}u + j) * ${BM / 4}u + tid / 4u][tid % 4u] = pack4xI8(q);
   }
-  Xd[buf * ${BM / 4}u + tid / 4u][tid % 4u] = d;
+  Xd[buf * ${BM / 4}u + tid / 4u][tid % 4u] = d;${int8.offset ? `\n  Xs[buf * ${BM / 4}u + tid / 4u][tid % 4u] = d * f32(sum.x + sum.y + sum.z + sum.w);` : ''}
 }
 
 /** Block b of the w column this invocation stages into buffer buf: words j0.. of it, and the scale where j0 is 0. */
@@ -129,7 +159,11 @@ fn stageW(wr: u32, live: bool, b: u32, buf: u32, c: u32, j0: u32) {
   for (var j = j0; j < j0 + ${wordsEach}u; j++) {
     Wq[(buf * ${WORDS}u + j) * ${BN / 4}u + c / 4u][c % 4u] = select(0u, wInt8(block, j), live);
   }
-  if (j0 == 0u) { Wd[buf * ${BN / 4}u + c / 4u][c % 4u] = select(0.0, wScale(block), live); }
+  if (j0 == 0u) {
+${range(parts)
+  .map((part) => `    Wd[(buf * ${parts}u + ${part}u) * ${BN / 4}u + c / 4u][c % 4u] = select(0.0, wScale(block, ${part}u), live);`)
+  .join('\n')}${int8.offset ? `\n    Wo[buf * ${BN / 4}u + c / 4u][c % 4u] = select(0.0, wOffset(block), live);` : ''}
+  }
 }
 
 @compute @workgroup_size(${threads})
