@@ -196,6 +196,7 @@ interface InspectArgs {
   memory?: boolean;
   context?: number;
   weights?: FormatName;
+  matmul?: MatmulKind;
   promptTokens?: number;
   backend?: string;
   json?: boolean;
@@ -209,7 +210,7 @@ async function inspect(a: InspectArgs): Promise<void> {
     return;
   }
   const adapter = await planAdapter({ backend: a.backend });
-  const plan = memoryPlan(checkpoint, { context: a.context, weights: a.weights, promptTokens: a.promptTokens, adapter });
+  const plan = memoryPlan(checkpoint, { context: a.context, weights: a.weights, matmul: a.matmul, promptTokens: a.promptTokens, adapter });
   process.stdout.write(a.json ? `${JSON.stringify(plan)}\n` : formatMemoryPlan(plan));
   if (!plan.fits) throw new Error(`does not fit: ${failedChecksText(plan.checks)}${plan.fitting ? `; ${fittingText(plan.fitting)}` : ''}`);
 }
@@ -578,6 +579,7 @@ const inspectFlags: FlagTable = {
   memory: { kind: 'switch', describe: "print the checkpoint's tensors and the device and host memory a load needs; exit 1 if it does not fit" },
   context: { kind: 'integer', describe: "positions to plan for, below the model's context (default: the model's)" },
   weights: { kind: 'choice', choices: weightNames, describe: 'plan with matrix weights converted to this format (default: each as its file stores it)' },
+  matmul: matmulFlag,
   'prompt-tokens': { kind: 'integer', describe: `prompt length prefill activations are planned for (default ${DEFAULT_PROMPT_TOKENS}, capped at the context)` },
   backend: { kind: 'text', describe: "the Dawn backend whose adapter's limits to plan against (no device is opened)" },
   json: { kind: 'switch', describe: 'print the memory plan as one JSON object' },

@@ -53,7 +53,7 @@ export async function planAdapter(options: GpuOptions = {}): Promise<MemoryPlanA
   }
 }
 
-export interface MemoryPlanOptions extends Pick<LoadOptions, 'context' | 'weights' | 'passes' | 'kernels'> {
+export interface MemoryPlanOptions extends Pick<LoadOptions, 'context' | 'weights' | 'passes' | 'kernels' | 'matmul'> {
   /** the prompt length prefill activations are sized for (default 512, capped at the context) */
   readonly promptTokens?: number;
   /** the adapter whose limits the plan is set against (default: WebGPU's default limits) */
@@ -96,6 +96,8 @@ export interface MemoryPlan {
   readonly promptTokens: number;
   /** the format matrix weights are converted to (absent: each kept as stored) */
   readonly weights?: FormatName;
+  /** int8 matmuls (float matrices held as Q8_0); absent: float */
+  readonly matmul?: 'int8';
   readonly adapter: string;
   readonly limits: MemoryLimits;
   readonly device: {
@@ -237,6 +239,7 @@ function planAt(checkpoint: Checkpoint, options: MemoryPlanOptions): MemoryPlan 
     context,
     promptTokens,
     ...(options.weights ? { weights: options.weights } : {}),
+    ...(options.matmul === 'int8' ? { matmul: 'int8' as const } : {}),
     adapter: adapter.name,
     limits: pickLimits(limits),
     device: {
@@ -386,7 +389,7 @@ export function formatMemoryPlan(p: MemoryPlan): string {
     `${p.family}: ${c.nLayers} layers, dim ${c.dim}, hidden ${c.hiddenDim}, ${c.nHeads} heads of ${c.headSize}, ${c.nKvHeads} KV heads, vocab ${c.vocabSize}, context ${c.seqLen}`,
     `tensors: ${count(p.file.tensors)}, ${size(p.file.bytes)} in the file`,
     ...rows(p.file.formats.map((f) => [f.format, `${count(f.count)} tensors, ${size(f.bytes)}`])),
-    `memory at context ${p.context}, prefill of ${p.promptTokens} tokens, weights ${p.weights ?? 'as stored'}`,
+    `memory at context ${p.context}, prefill of ${p.promptTokens} tokens, weights ${p.weights ?? 'as stored'}${p.matmul ? ', int8 matmuls (float matrices as q8_0)' : ''}`,
     `limits: ${p.adapter}`,
     ...rows([
       ...d.weights.formats.map((f): [string, string] => [`weights ${f.format}`, `${size(f.bytes)} in ${count(f.count)} buffers`]),
