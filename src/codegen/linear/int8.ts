@@ -155,14 +155,20 @@ fn stageX(row: u32, live: bool, scale: f32, b: u32, buf: u32, tid: u32) {
 
 /** Block b of the w column this invocation stages into buffer buf: words j0.. of it, and the scale where j0 is 0. */
 fn stageW(wr: u32, live: bool, b: u32, buf: u32, c: u32, j0: u32) {
+  // a column past w's rows stages zeros: its words are not read (nothing guards a read past the buffer)
   let block = wr * ${blocks}u + b;
   for (var j = j0; j < j0 + ${wordsEach}u; j++) {
-    Wq[(buf * ${WORDS}u + j) * ${BN / 4}u + c / 4u][c % 4u] = select(0u, wInt8(block, j), live);
+    var q = 0u;
+    if (live) { q = wInt8(block, j); }
+    Wq[(buf * ${WORDS}u + j) * ${BN / 4}u + c / 4u][c % 4u] = q;
   }
   if (j0 == 0u) {
 ${range(parts)
-  .map((part) => `    Wd[(buf * ${parts}u + ${part}u) * ${BN / 4}u + c / 4u][c % 4u] = select(0.0, wScale(block, ${part}u), live);`)
-  .join('\n')}${int8.offset ? `\n    Wo[buf * ${BN / 4}u + c / 4u][c % 4u] = select(0.0, wOffset(block), live);` : ''}
+  .map(
+    (part) =>
+      `    var d${part} = 0.0;\n    if (live) { d${part} = wScale(block, ${part}u); }\n    Wd[(buf * ${parts}u + ${part}u) * ${BN / 4}u + c / 4u][c % 4u] = d${part};`,
+  )
+  .join('\n')}${int8.offset ? `\n    var o = 0.0;\n    if (live) { o = wOffset(block); }\n    Wo[buf * ${BN / 4}u + c / 4u][c % 4u] = o;` : ''}
   }
 }
 
