@@ -71,7 +71,7 @@ export function planBenchGguf(model: string, checkpoint: Checkpoint, type: GgufF
   const fail = (why: string): never => {
     throw new Error(`--weights ${type}: ${model}: ${why}`);
   };
-  if (type === 'stored' && !Object.hasOwn(syntheticConfigs, model) && ggufCheckpoint.recognizes(model)) return { path: model };
+  if (type === 'stored' && !Object.hasOwn(syntheticConfigs, model) && statSync(model).isFile() && ggufCheckpoint.recognizes(model)) return { path: model };
   const c = checkpoint.config;
   if (c.family !== 'llama') fail(`weft writes GGUF files of llama models, not ${c.family}`);
   const plain = [

@@ -122,6 +122,14 @@ describe('GGUF files for weft and llama.cpp', () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 
+  it("a checkpoint's file is named by the checkpoint and a hash of its path, and records its files' sizes and times", () => {
+    const folder = new URL('../../shared/fixtures/hf/llama-gqa', import.meta.url).pathname;
+    const plan = planBenchGguf(folder, readCheckpoint(folder), 'stored', join(scratch, 'folder'));
+    expect(plan.path).toMatch(/llama-gqa-[0-9a-f]{8}-stored\.gguf$/);
+    const source = plan.write!.metadata.find(([key]) => key === 'weft.source')![1].value;
+    expect(source).toMatch(/llama-gqa \(.*config\.json: \d+ bytes, modified [\dT:.Z-]+;.*model\.safetensors: \d+ bytes, modified /);
+  });
+
   it('a GGUF checkpoint kept as stored is its own file', () => {
     const dir = join(scratch, 'own');
     const q8 = planBenchGguf('tiny', checkpoint, 'q8_0', dir, origin);
