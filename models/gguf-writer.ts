@@ -18,7 +18,7 @@ type Scalar = 'u8' | 'i8' | 'u16' | 'i16' | 'u32' | 'i32' | 'f32' | 'f64' | 'u64
 const valueTypes = { u8: 0, i8: 1, u16: 2, i16: 3, u32: 4, i32: 5, f32: 6, bool: 7, string: 8, array: 9, u64: 10, i64: 11, f64: 12 } as const;
 
 /** A tensor's entry in the header: its data is byteLength bytes of ggml type `type`. */
-export interface GgufTensorInfo {
+export interface GgufTensorEntry {
   readonly name: string;
   /** ne: the fastest-varying dimension first */
   readonly dims: readonly number[];
@@ -112,7 +112,7 @@ export interface GgufLayout {
 }
 
 /** The layout of a GGUF file (version 3 unless given): metadata in order, tensor infos, data aligned to general.alignment (32). */
-export function ggufLayout(metadata: Iterable<readonly [string, GgufMeta]>, tensors: readonly GgufTensorInfo[], version = 3): GgufLayout {
+export function ggufLayout(metadata: Iterable<readonly [string, GgufMeta]>, tensors: readonly GgufTensorEntry[], version = 3): GgufLayout {
   const meta = [...metadata];
   const alignMeta = meta.find(([k]) => k === 'general.alignment')?.[1];
   const alignment = alignMeta ? Number(alignMeta.value) : 32;
@@ -144,7 +144,7 @@ export function ggufLayout(metadata: Iterable<readonly [string, GgufMeta]>, tens
 }
 
 /** A tensor to stream: its header entry, and its data, made when it is written. */
-export interface GgufTensorWriter extends GgufTensorInfo {
+export interface GgufTensorWriter extends GgufTensorEntry {
   data(): Uint8Array;
 }
 
