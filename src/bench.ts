@@ -59,6 +59,8 @@ export interface BenchRow {
   /** how decode chose each token: greedy (on the device), or sampled on the host */
   readonly decode_sampling?: string;
   readonly weights?: string;
+  /** the GGUF file the row ran, where weft and a peer ran one file */
+  readonly file?: string;
   /** weft's kernels reduced with subgroup operations */
   readonly subgroups?: boolean;
   readonly dispatches?: { readonly prefill: number; readonly decode: number };
@@ -234,6 +236,7 @@ export function formatBenchRow(row: BenchRow): string {
   ];
   const kernels = [...(row.weights ? [`${row.weights} weights`] : []), ...(row.subgroups ? ['subgroups'] : [])];
   const lines = [`${row.engine} ${row.model}${kernels.length ? ` [${kernels.join(', ')}]` : ''}: ${figures.join(', ')} (${row.device})`];
+  if (row.file) lines.push(`  file: ${row.file}`);
   if (row.dispatches) lines.push(`  dispatches per run: prefill ${row.dispatches.prefill}, decode ${row.dispatches.decode}`);
   if (row.cold_start) {
     const c = row.cold_start;

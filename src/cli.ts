@@ -10,6 +10,8 @@ import type { GraphKind, ModelConfig } from '../models/llama.js';
 import { syntheticConfigs, syntheticModel } from '../models/synthetic.js';
 import { checkBenchOptions, WARMUP_RUNS, WARMUP_SECONDS, type PeerBenchOptions, type PeerRow } from './peers/peer.js';
 import { benchmark, formatBenchRow, type BenchRow } from './bench.js';
+import { defaultGgufDir, ensureBenchGguf, planBenchGguf, type BenchGguf } from './bench-gguf.js';
+import { ggufFileTypes, type GgufFileType } from '../models/gguf-writer.js';
 import {
   aboutFile,
   buildGraphs,
@@ -30,7 +32,7 @@ import {
 import * as A from './affine.js';
 import { compileGraph, type CodegenOptions } from './codegen/compile.js';
 import { printWgsl } from './codegen/listing.js';
-import { formatSchedules, formatStats, fullContextEnv, graphStats, type GraphStats } from './codegen/stats.js';
+import { bytesText, formatSchedules, formatStats, fullContextEnv, graphStats, type GraphStats } from './codegen/stats.js';
 import { printDot, printJson } from './ir/formats.js';
 import { printGraph, printModule } from './ir/print.js';
 import type { Graph } from './ir/types.js';
@@ -389,39 +391,80 @@ interface BenchArgs {
   subgroups: boolean;
   dawnToggles?: string;
   peers: string;
+  ggufDir?: string;
   json?: string;
   backend?: string;
 }
 
+/**
+ * A peer engine as the bench runs it, by what it takes: the model's weights as float32 (it builds its own graph from
+ * them, once per model), or the GGUF file weft's row ran (once per row, so both engines read identical bytes).
+ */
+type LoadedPeer =
+  | {
+      readonly takes: 'float weights';
+      readonly run: (model: string, config: ModelConfig, weights: ReadonlyMap<string, Float32Array>, o: PeerBenchOptions) => Promise<PeerRow>;
+    }
+  | { readonly takes: 'gguf file'; readonly run: (model: string, file: string, config: ModelConfig, o: PeerBenchOptions) => Promise<PeerRow> };
+
 /** Peer engines by name, loaded on demand: their packages are development dependencies. */
-const peerEngines: Readonly<Record<string, { readonly packages: string; readonly load: () => Promise<PeerBench> }>> = {
-  tfjs: { packages: '@tensorflow/tfjs-core and @tensorflow/tfjs-backend-webgpu', load: async () => (await import('./peers/tfjs.js')).tfjsBench },
+const peerEngines: Readonly<Record<string, { readonly packages: string; readonly load: () => Promise<LoadedPeer> }>> = {
+  tfjs: {
+    packages: '@tensorflow/tfjs-core and @tensorflow/tfjs-backend-webgpu',
+    load: async () => ({ takes: 'float weights', run: (await import('./peers/tfjs.js')).tfjsBench }),
+  },
   onnx: {
     packages: 'onnxruntime-node',
     load: async () => {
       const { onnxBench } = await import('./peers/onnx.js');
-      return (model, config, weights, o) => onnxBench(model, config, weights, { ...o, runtime: 'node' });
+      return { takes: 'float weights', run: (model, config, weights, o) => onnxBench(model, config, weights, { ...o, runtime: 'node' }) };
     },
   },
   'onnx-web': {
     packages: 'onnxruntime-web',
     load: async () => {
       const { onnxBench } = await import('./peers/onnx.js');
-      return (model, config, weights, o) => onnxBench(model, config, weights, { ...o, runtime: 'web' });
+      return { takes: 'float weights', run: (model, config, weights, o) => onnxBench(model, config, weights, { ...o, runtime: 'web' }) };
     },
+  },
+  'llama.cpp': {
+    packages: 'node-llama-cpp 3.21.1 (its prebuilt CPU build, and @node-llama-cpp/linux-x64-vulkan for a GPU)',
+    load: async () => ({ takes: 'gguf file', run: (await import('./peers/llama-cpp.js')).llamaCppBench }),
   },
 };
 
-type PeerBench = (model: string, config: ModelConfig, weights: ReadonlyMap<string, Float32Array>, o: PeerBenchOptions) => Promise<PeerRow>;
-
-async function loadPeer(name: string): Promise<PeerBench> {
-  const peer = peerEngines[name];
+async function loadPeer(name: string): Promise<LoadedPeer> {
+  const peer = Object.hasOwn(peerEngines, name) ? peerEngines[name] : undefined;
   if (!peer) throw new Error(`--peers: unknown peer '${name}' (peers: ${Object.keys(peerEngines).join(', ')}, none)`);
   try {
     return await peer.load();
   } catch (e) {
     throw new Error(`--peers ${name} needs ${peer.packages} (npm install): ${(e as Error).message.split('\n')[0]}`);
   }
+}
+
+/** A bench row that did not run: the reason instead of figures. */
+interface FailedRow {
+  readonly engine: string;
+  readonly model: string;
+  readonly file?: string;
+  readonly error: string;
+}
+
+/** A peer's row, or (a peer that cannot run on this device being reported, not fatal) its error, printed to stderr. */
+async function runPeer(peer: string, model: string, file: string | undefined, run: () => Promise<PeerRow>): Promise<PeerRow | FailedRow> {
+  try {
+    return await run();
+  } catch (e) {
+    const error = (e as Error).message.split('\n')[0]!;
+    process.stderr.write(`${peer} ${model}: did not run: ${error}\n`);
+    return { engine: peer, model, ...(file !== undefined ? { file } : {}), error };
+  }
+}
+
+/** The formats of a checkpoint's matrices, as weft's rows name its weights (f32+q8_0). */
+function matrixFormats(checkpoint: Checkpoint): string {
+  return [...new Set([...checkpoint.tensors.values()].filter((t) => t.shape.length === 2).map((t) => t.format.name))].sort().join('+');
 }
 
 /** A synthetic model by name (110M, 1B), else a checkpoint read from its path. */
@@ -435,8 +478,7 @@ async function bench(a: BenchArgs): Promise<void> {
   const { promptTokens } = a;
   if (a.runs < 1) throw new Error(`--runs must be a positive whole number, got ${a.runs}`);
   const formats = a.weights.split(',').map((w) => w.trim());
-  const weightChoices = ['stored', ...Object.keys(weightFormats)];
-  for (const w of formats) if (!weightChoices.includes(w)) throw new Error(`--weights: '${w}' is not one of ${weightChoices.join(', ')}`);
+  for (const w of formats) if (!Object.hasOwn(ggufFileTypes, w)) throw new Error(`--weights: '${w}' is not one of ${Object.keys(ggufFileTypes).join(', ')}`);
   if (a.attentionTile !== undefined && ![8, 16, 32].includes(a.attentionTile)) throw new Error(`--attention-tile must be 8, 16 or 32, got ${a.attentionTile}`);
   if (a.splitK !== undefined && a.splitK < 1) throw new Error(`--split-k must be a whole number ≥ 1, got ${a.splitK}`);
   for (const [flag, v] of [
@@ -457,17 +499,32 @@ async function bench(a: BenchArgs): Promise<void> {
   const peerNames = a.peers === '' || a.peers === 'none' ? [] : a.peers.split(',').map((p) => p.trim());
   checkSamplerSettings(a.temperature, a.topp, 1);
   if (a.temperature > 0 && peerNames.length > 0) throw new Error('--temperature: the peers decode greedily only; time sampled decode without --peers');
-  const peers = await Promise.all(peerNames.map(async (n) => [n, await loadPeer(n)] as const));
+  const peers = await Promise.all(peerNames.map(async (n) => ({ name: n, peer: await loadPeer(n) })));
+  const ggufDir = a.ggufDir ?? defaultGgufDir();
+  const peerOptions: PeerBenchOptions = { promptTokens, decodeTokens: a.decodeTokens, runs: a.runs, warmupSeconds: a.warmupSeconds, backend: a.backend };
   const progress = loadProgressBar();
   // a peer that did not run is a row with its reason instead of figures
-  const rows: (BenchRow | { readonly engine: string; readonly model: string; readonly error: string })[] = [];
+  const rows: (BenchRow | FailedRow)[] = [];
   for (const model of a.model) {
     const files = benchFiles(model); // a bad file fails before the GPU opens
     if (peers.length > 0 && files.config.family !== 'llama') throw new Error(`--peers: ${model} is not a llama-family model, the only kind the peers run`);
     checkBenchOptions({ promptTokens, decodeTokens: a.decodeTokens, runs: a.runs, warmupSeconds: a.warmupSeconds }, files.config.seqLen);
     const name = `${syntheticConfigs[model] ? model : basename(model)}${label}`;
+    // Where a peer runs GGUF files, weft's row runs the file the peer runs; a file type that is no weight format
+    // (q4_k_m) is only ever a file. Every file is planned, and so checked, before anything runs.
+    const ggufs = new Map<string, BenchGguf>();
     for (const format of formats) {
-      const row = await benchmark(files, name, {
+      if (peers.some((p) => p.peer.takes === 'gguf file') || (!Object.hasOwn(weightFormats, format) && format !== 'stored')) {
+        ggufs.set(format, planBenchGguf(model, files, format as GgufFileType, ggufDir));
+      }
+    }
+    for (const format of formats) {
+      const gguf = ggufs.get(format);
+      if (gguf)
+        ensureBenchGguf(gguf, (path, bytes) => process.stderr.write(`writing ${path} (${bytesText(bytes, false)}), which ${name} runs from in every engine\n`));
+      // the bench feeds token ids: the file's tokenizer is not read
+      const rowFiles: ModelFiles = gguf ? { ...readCheckpoint(gguf.path), tokenizer: undefined } : files;
+      const row = await benchmark(rowFiles, name, {
         ...(a.context !== undefined ? { context: a.context } : {}),
         passes,
         promptTokens,
@@ -476,7 +533,7 @@ async function bench(a: BenchArgs): Promise<void> {
         warmupSeconds: a.warmupSeconds,
         sampling: { temperature: a.temperature, topp: a.topp },
         backend: a.backend,
-        ...(format === 'stored' ? {} : { weights: format as FormatName }),
+        ...(format === 'stored' || gguf ? {} : { weights: format as FormatName }),
         kernels,
         limits,
         profile: a.kernels,
@@ -493,30 +550,30 @@ async function bench(a: BenchArgs): Promise<void> {
             }
           : {}),
       }).finally(() => progress?.stop()); // the bar of a load that failed is cleared before the error
-      rows.push(row);
-      process.stdout.write(formatBenchRow(row));
+      const weftRow = gguf ? { ...row, file: gguf.path } : row;
+      rows.push(weftRow);
+      process.stdout.write(formatBenchRow(weftRow));
+      if (!gguf) continue;
+      // the peers run at the same context as weft (--context cuts the KV cache they may use)
+      const config = (a.context !== undefined ? withContext(rowFiles, a.context) : rowFiles).config;
+      for (const { name: peer, peer: p } of peers) {
+        if (p.takes !== 'gguf file') continue;
+        const result = await runPeer(peer, name, gguf.path, async () => ({
+          ...(await p.run(name, gguf.path, config, peerOptions)),
+          weights: matrixFormats(rowFiles),
+          file: gguf.path,
+        }));
+        rows.push(result);
+        if (!('error' in result)) process.stdout.write(formatBenchRow(result));
+      }
     }
     // the peers run at the same context as weft (--context cuts the KV cache and the RoPE tables they get)
     const peerFiles = a.context !== undefined ? withContext(files, a.context) : files;
-    for (const [peer, run] of peers) {
-      // a peer that cannot run on this device is reported (and recorded with its reason), not fatal
-      let row: PeerRow;
-      try {
-        row = await run(name, peerFiles.config, floatWeights(peerFiles), {
-          promptTokens,
-          decodeTokens: a.decodeTokens,
-          runs: a.runs,
-          warmupSeconds: a.warmupSeconds,
-          backend: a.backend,
-        });
-      } catch (e) {
-        const error = (e as Error).message.split('\n')[0]!;
-        process.stderr.write(`${peer} ${name}: did not run: ${error}\n`);
-        rows.push({ engine: peer, model: name, error });
-        continue;
-      }
+    for (const { name: peer, peer: p } of peers) {
+      if (p.takes !== 'float weights') continue;
+      const row = await runPeer(peer, name, undefined, () => p.run(name, peerFiles.config, floatWeights(peerFiles), peerOptions));
       rows.push(row);
-      process.stdout.write(formatBenchRow(row));
+      if (!('error' in row)) process.stdout.write(formatBenchRow(row));
     }
   }
   if (a.json !== undefined) writeWhole(a.json, Buffer.from(`${JSON.stringify(rows, null, 2)}\n`));
@@ -637,7 +694,10 @@ const benchFlags: FlagTable = {
   weights: {
     kind: 'text',
     default: 'stored',
-    describe: `matrix weights on the device, a row each: stored (as the file holds them), or converted on load to ${weightNames.join(', ')}`,
+    describe:
+      `matrix weights on the device, a row each: stored (as the file holds them), or converted on load to ${weightNames.join(', ')}; ` +
+      "or q4_k_m: a GGUF file of llama.cpp's Q4_K_M mix, written once into --gguf-dir. With a peer that runs GGUF files (llama.cpp), " +
+      'each row is such a file, which weft and the peer both run',
   },
   kernels: { kind: 'switch', default: true, describe: 'profile each kernel and report time per kernel kind (--no-kernels: skip)' },
   'peak-tflops': { kind: 'decimal', describe: "the device's fp32 peak, to report prefill as a share of it (H100 SXM: 67)" },
@@ -652,7 +712,12 @@ const benchFlags: FlagTable = {
     default: 'none',
     describe:
       'also run each model in these engines: tfjs (TensorFlow.js WebGPU on the same adapter), onnx (onnxruntime-node, its own Dawn on Vulkan), ' +
-      'onnx-web (onnxruntime-web on the same adapter); llama-family models only; none: weft alone',
+      'onnx-web (onnxruntime-web on the same adapter), llama.cpp (node-llama-cpp: its Vulkan build where weft runs on a GPU through Vulkan, ' +
+      'else its CPU build; it runs the GGUF file weft runs, written for each --weights row); llama-family models only; none: weft alone',
+  },
+  'gguf-dir': {
+    kind: 'output-folder',
+    describe: 'where the GGUF files of synthetic models and converted checkpoints are written once and reused (default ${XDG_CACHE_HOME:-~/.cache}/weft)',
   },
   json: { kind: 'output-file', describe: 'also write the rows to FILE as JSON' },
   backend: backendFlag,

@@ -9,7 +9,8 @@ import { ggufTokenizer, parseGguf, sentencePieceMerges } from '../models/gguf.js
 import { chatTemplate } from '../models/chat-template.js';
 import type { ModelConfig } from '../models/llama.js';
 import { HfTokenizer } from '../src/runtime/hf-tokenizer.js';
-import { llamaMetadata, writeGguf, type GgufMeta } from './gguf-writer.js';
+import { llamaMetadata, type GgufMeta } from '../models/gguf-writer.js';
+import { writeGguf } from './gguf-writer.js';
 import { llamaCppTokenizer, type LlamaCppTokenizer } from './llama-cpp.js';
 import { buildCorpus } from './tokenizer-corpus.js';
 

@@ -10,7 +10,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadModel, type LoadOptions } from '../src/api.js';
 import { llamaWeightShapes, type ModelConfig } from '../models/llama.js';
 import { randomTensor } from '../models/synthetic.js';
-import { encodeTensor, hfAsGguf, llamaGgufName, llamaMetadata, writeGguf, type EncodedTensor, type GgufMeta } from './gguf-writer.js';
+import { ggufFileTypes, llamaGgufName, llamaMetadata, placeholderVocabulary, type GgufFileType, type GgufMeta } from '../models/gguf-writer.js';
+import { encodeTensor, hfAsGguf, writeGguf, type EncodedTensor } from './gguf-writer.js';
 import type { FormatName } from '../src/weights/formats.js';
 import { llamaCppGreedy, type LlamaCppStep } from './llama-cpp.js';
 import { randomHfTensors, tinyPhi3, tinyQwen3 } from './hf-reference.js';
@@ -24,17 +25,11 @@ const encoder =
     encodeTensor(format, x);
 const encodeF32 = encoder('f32');
 
-/** Norms in F32, as llama.cpp's converter keeps them; every matrix, the embedding and classifier included, in `format`. */
-const matrices =
-  (format: FormatName): Encoding =>
-  (_, shape) =>
-    shape.length === 1 ? encodeF32 : encoder(format);
-
-/**
- * llama.cpp's Q4_K_M mix: Q4_K matrices, with Q6_K for the classifier and for attn_v and ffn_down (llama.cpp
- * gives those more bits in some layers; here in layer 0, so one layer mixes formats in its Q/K/V).
- */
-const q4_k_m: Encoding = (name, shape) => (shape.length === 1 ? encodeF32 : encoder(name === 'output' || /^layers\.0\.w[v2]$/.test(name) ? 'q6_k' : 'q4_k'));
+/** As the GGUF file type stores each weight (models/gguf-writer.ts's table: llama.cpp's Q4_K_M mix among them). */
+const fileType =
+  (type: GgufFileType): Encoding =>
+  (name, shape) =>
+    encoder(ggufFileTypes[type]({ name, shape, layers: config.nLayers, stored: 'f32' }));
 
 /**
  * How llama.cpp's CPU matmuls round the activations they read: not at all against F32 weights, to halves
@@ -57,14 +52,15 @@ const tolerance: Record<Activations, { logit: number; probability: number }> = {
 
 /** The file types, one line each; `int8`: weft's int8 matmuls read them too (run as well with --matmul int8). */
 const cases: readonly { name: string; encoding: Encoding; activations: Activations; int8?: true }[] = [
-  { name: 'F32', encoding: matrices('f32'), activations: 'f32' },
-  { name: 'F16', encoding: matrices('f16'), activations: 'f16' },
-  { name: 'Q8_0', encoding: matrices('q8_0'), activations: 'q8', int8: true },
-  { name: 'Q4_0', encoding: matrices('q4_0'), activations: 'q8', int8: true },
-  { name: 'Q4_K', encoding: matrices('q4_k'), activations: 'q8', int8: true },
-  { name: 'Q5_K', encoding: matrices('q5_k'), activations: 'q8', int8: true },
-  { name: 'Q6_K', encoding: matrices('q6_k'), activations: 'q8', int8: true },
-  { name: 'Q4_K_M-style mix', encoding: q4_k_m, activations: 'q8', int8: true },
+  { name: 'F32', encoding: fileType('f32'), activations: 'f32' },
+  { name: 'F16', encoding: fileType('f16'), activations: 'f16' },
+  { name: 'Q8_0', encoding: fileType('q8_0'), activations: 'q8', int8: true },
+  { name: 'Q4_0', encoding: fileType('q4_0'), activations: 'q8', int8: true },
+  { name: 'Q4_K', encoding: fileType('q4_k'), activations: 'q8', int8: true },
+  { name: 'Q5_K', encoding: fileType('q5_k'), activations: 'q8', int8: true },
+  { name: 'Q6_K', encoding: fileType('q6_k'), activations: 'q8', int8: true },
+  // Q6_K for the classifier and for attn_v and ffn_down in layer 1 (use_more_bits' last eighth), so layer 1 mixes formats in its Q/K/V
+  { name: 'Q4_K_M', encoding: fileType('q4_k_m'), activations: 'q8', int8: true },
 ];
 
 /** Every weight as the F32 values its encoding stands for. */
@@ -91,21 +87,6 @@ const prompt = [1, 300, 301, 302, 303, 304, 305, 306];
 const steps = 64;
 const scratch = mkdtempSync(join(tmpdir(), 'weft-llama-cpp-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
-
-/** A SentencePiece vocabulary as llama.cpp loads one: <unk>, <s>, </s>, the 256 byte pieces, then plain pieces. */
-function vocabulary(size: number): [string, GgufMeta][] {
-  const tokens = ['<unk>', '<s>', '</s>', ...Array.from({ length: 256 }, (_, b) => `<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`)];
-  while (tokens.length < size) tokens.push(`\u2581p${tokens.length}`);
-  return [
-    ['tokenizer.ggml.model', { type: 'string', value: 'llama' }],
-    ['tokenizer.ggml.tokens', { type: 'array', of: 'string', value: tokens }],
-    ['tokenizer.ggml.scores', { type: 'array', of: 'f32', value: tokens.map((_, i) => -i) }],
-    // unknown, control, byte, normal
-    ['tokenizer.ggml.token_type', { type: 'array', of: 'i32', value: tokens.map((_, i) => (i === 0 ? 2 : i < 3 ? 3 : i < 259 ? 6 : 1)) }],
-    ['tokenizer.ggml.bos_token_id', { type: 'u32', value: 1 }],
-    ['tokenizer.ggml.eos_token_id', { type: 'u32', value: 2 }],
-  ];
-}
 
 /**
  * Random weights as models/synthetic.ts draws them (matrices in ±1/√fan_in, norms 1 ± 0.1, the embedding
@@ -135,7 +116,7 @@ function randomWeights(c: ModelConfig): Map<string, Float32Array> {
 
 /** The model as a GGUF llama file in the scratch folder, each weight stored as `encoding` says. */
 function writeModel(file: string, c: ModelConfig, weights: ReadonlyMap<string, Float32Array>, encoding: Encoding): string {
-  const metadata: [string, GgufMeta][] = [...llamaMetadata(c, 'random llama'), ...vocabulary(c.vocabSize)];
+  const metadata: [string, GgufMeta][] = [...llamaMetadata(c, 'random llama'), ...placeholderVocabulary(c.vocabSize)];
   const shapes = llamaWeightShapes(c);
   const tensors = [...weights].map(([name, x]) => {
     const shape = shapes.get(name)!;
@@ -302,7 +283,7 @@ describe('qwen3 and phi3 files against llama.cpp (q/k in rotate-half order, per-
     const path = join(scratch, `${arch}.gguf`);
     writeFileSync(
       path,
-      hfAsGguf(arch, c, tensors, vocabulary(c.vocab_size), (_, t) => encodeF32(t.data)),
+      hfAsGguf(arch, c, tensors, placeholderVocabulary(c.vocab_size), (_, t) => encodeF32(t.data)),
     );
     const [ref] = await llamaCppGreedy([path], prompt, steps);
     expect(new Set(ref!.map((s) => s.token)).size).toBeGreaterThan(8);

@@ -21,6 +21,10 @@ export interface PeerRow {
   /** prompt length → prefill tokens per second */
   readonly prefill_tokens_per_s: Readonly<Record<string, number>>;
   readonly decode_tokens_per_s: number;
+  /** the formats of the model's matrices, as weft's rows name them (f32+q8_0) */
+  readonly weights?: string;
+  /** the GGUF file it ran, where it ran the file weft's row ran */
+  readonly file?: string;
 }
 
 export const median = (xs: readonly number[]): number => {

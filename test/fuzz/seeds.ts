@@ -4,7 +4,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ModelConfig } from '../../models/llama.js';
 import { tokenizerJson, llama3PreTokenizer } from '../bpe-fixture.js';
-import { encodeTensor, llamaGgufName, llamaMetadata, writeGguf, type GgufMeta } from '../gguf-writer.js';
+import { llamaGgufName, llamaMetadata, type GgufMeta } from '../../models/gguf-writer.js';
+import { encodeTensor, writeGguf } from '../gguf-writer.js';
 import { randomHfTensors, safetensors, type HfTensors } from '../hf-reference.js';
 import type { ReaderName, Seed } from './harness.js';
 
