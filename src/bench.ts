@@ -59,6 +59,8 @@ export interface BenchRow {
   /** how decode chose each token: greedy (on the device), or sampled on the host */
   readonly decode_sampling?: string;
   readonly weights?: string;
+  /** how weft's prefill matmuls multiplied: float32, or int8 blocks */
+  readonly matmul?: string;
   /** the GGUF file the row ran, where weft and a peer ran one file */
   readonly file?: string;
   /** weft's kernels reduced with subgroup operations */
@@ -190,6 +192,7 @@ export async function benchmark(source: string | ModelFiles, label: string, o: B
       decode_tokens_per_s: 1 / perToken,
       decode_sampling: samplingLabel(o),
       weights: model.weightFormats.join('+'),
+      matmul: o.matmul ?? 'float',
       subgroups: model.subgroups,
       dispatches: model.dispatches,
       cold_start: cold,
@@ -234,7 +237,11 @@ export function formatBenchRow(row: BenchRow): string {
         : ''
     }`,
   ];
-  const kernels = [...(row.weights ? [`${row.weights} weights`] : []), ...(row.subgroups ? ['subgroups'] : [])];
+  const kernels = [
+    ...(row.weights ? [`${row.weights} weights`] : []),
+    ...(row.matmul === 'int8' ? ['int8 matmuls'] : []),
+    ...(row.subgroups ? ['subgroups'] : []),
+  ];
   const lines = [`${row.engine} ${row.model}${kernels.length ? ` [${kernels.join(', ')}]` : ''}: ${figures.join(', ')} (${row.device})`];
   if (row.file) lines.push(`  file: ${row.file}`);
   if (row.dispatches) lines.push(`  dispatches per run: prefill ${row.dispatches.prefill}, decode ${row.dispatches.decode}`);

@@ -382,6 +382,7 @@ interface BenchArgs {
   topp: number;
   passes?: string;
   weights: string;
+  matmul: string;
   kernels: boolean;
   peakTflops?: number;
   peakGbps?: number;
@@ -478,6 +479,8 @@ async function bench(a: BenchArgs): Promise<void> {
   const { promptTokens } = a;
   if (a.runs < 1) throw new Error(`--runs must be a positive whole number, got ${a.runs}`);
   const formats = a.weights.split(',').map((w) => w.trim());
+  const matmuls = a.matmul.split(',').map((m) => m.trim());
+  for (const m of matmuls) if (m !== 'float' && m !== 'int8') throw new Error(`--matmul: '${m}' is not one of float, int8`);
   for (const w of formats) if (!Object.hasOwn(ggufFileTypes, w)) throw new Error(`--weights: '${w}' is not one of ${Object.keys(ggufFileTypes).join(', ')}`);
   if (a.attentionTile !== undefined && ![8, 16, 32].includes(a.attentionTile)) throw new Error(`--attention-tile must be 8, 16 or 32, got ${a.attentionTile}`);
   if (a.splitK !== undefined && a.splitK < 1) throw new Error(`--split-k must be a whole number ≥ 1, got ${a.splitK}`);
@@ -524,35 +527,38 @@ async function bench(a: BenchArgs): Promise<void> {
         ensureBenchGguf(gguf, (path, bytes) => process.stderr.write(`writing ${path} (${bytesText(bytes, false)}), which ${name} runs from in every engine\n`));
       // the bench feeds token ids: the file's tokenizer is not read
       const rowFiles: ModelFiles = gguf ? { ...readCheckpoint(gguf.path), tokenizer: undefined } : files;
-      const row = await benchmark(rowFiles, name, {
-        ...(a.context !== undefined ? { context: a.context } : {}),
-        passes,
-        promptTokens,
-        decodeTokens: a.decodeTokens,
-        runs: a.runs,
-        warmupSeconds: a.warmupSeconds,
-        sampling: { temperature: a.temperature, topp: a.topp },
-        backend: a.backend,
-        ...(format === 'stored' || gguf ? {} : { weights: format as FormatName }),
-        kernels,
-        limits,
-        profile: a.kernels,
-        onProgress: progress?.onProgress,
-        ...(a.dawnToggles !== undefined
-          ? {
-              toggles:
-                a.dawnToggles === 'none'
-                  ? []
-                  : a.dawnToggles
-                      .split(',')
-                      .map((t) => t.trim())
-                      .filter((t) => t !== ''),
-            }
-          : {}),
-      }).finally(() => progress?.stop()); // the bar of a load that failed is cleared before the error
-      const weftRow = gguf ? { ...row, file: gguf.path } : row;
-      rows.push(weftRow);
-      process.stdout.write(formatBenchRow(weftRow));
+      for (const matmul of matmuls as MatmulKind[]) {
+        const row = await benchmark(rowFiles, name, {
+          matmul,
+          ...(a.context !== undefined ? { context: a.context } : {}),
+          passes,
+          promptTokens,
+          decodeTokens: a.decodeTokens,
+          runs: a.runs,
+          warmupSeconds: a.warmupSeconds,
+          sampling: { temperature: a.temperature, topp: a.topp },
+          backend: a.backend,
+          ...(format === 'stored' || gguf ? {} : { weights: format as FormatName }),
+          kernels,
+          limits,
+          profile: a.kernels,
+          onProgress: progress?.onProgress,
+          ...(a.dawnToggles !== undefined
+            ? {
+                toggles:
+                  a.dawnToggles === 'none'
+                    ? []
+                    : a.dawnToggles
+                        .split(',')
+                        .map((t) => t.trim())
+                        .filter((t) => t !== ''),
+              }
+            : {}),
+        }).finally(() => progress?.stop()); // the bar of a load that failed is cleared before the error
+        const weftRow = gguf ? { ...row, file: gguf.path } : row;
+        rows.push(weftRow);
+        process.stdout.write(formatBenchRow(weftRow));
+      }
       if (!gguf) continue;
       // the peers run at the same context as weft (--context cuts the KV cache they may use)
       const config = (a.context !== undefined ? withContext(rowFiles, a.context) : rowFiles).config;
@@ -698,6 +704,11 @@ const benchFlags: FlagTable = {
       `matrix weights on the device, a row each: stored (as the file holds them), or converted on load to ${weightNames.join(', ')}; ` +
       "or q4_k_m: a GGUF file of llama.cpp's Q4_K_M mix, written once into --gguf-dir. With a peer that runs GGUF files (llama.cpp), " +
       'each row is such a file, which weft and the peer both run',
+  },
+  matmul: {
+    kind: 'text',
+    default: 'float',
+    describe: "prefill matmuls, a weft row each of every --weights: float, int8 (as run's --matmul), or both (float,int8)",
   },
   kernels: { kind: 'switch', default: true, describe: 'profile each kernel and report time per kernel kind (--no-kernels: skip)' },
   'peak-tflops': { kind: 'decimal', describe: "the device's fp32 peak, to report prefill as a share of it (H100 SXM: 67)" },

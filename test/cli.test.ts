@@ -51,6 +51,13 @@ describe('weft run', () => {
       expect(typeof out[key], key).toBe('number');
     }
     expect(out.prompt_tokens + out.decode_tokens).toBe(out.tokens.length);
+    // time to first token counts from the process's start: the load's phases and the prefill are inside it
+    const phases = ['read', 'device', 'compile', 'upload', 'pipelines'];
+    expect(Object.keys(out.load_s)).toEqual(phases);
+    for (const phase of phases) expect(out.load_s[phase], phase).toBeGreaterThanOrEqual(0);
+    const loaded = phases.reduce((sum, phase) => sum + out.load_s[phase], 0);
+    expect(out.prefill_s).toBeGreaterThan(0);
+    expect(out.time_to_first_token_s).toBeGreaterThan(loaded + out.prefill_s);
     const logits = readF32(dump);
     expect(logits.length).toBe(20 * VOCAB);
     expect(maxAbsDiff(logits, fixtureLogits('aidreams-topp', 20))).toBeLessThan(LOGIT_TOLERANCE);
@@ -204,6 +211,42 @@ describe('weft bench', () => {
     expect(Object.keys(row.kernels.prefill)).toEqual(['5', '12']);
     expect(r.stdout).toMatch(/^weft stories260K\.bin \[f32 weights[^\]]*\]: prefill 5: [\d.]+ tok\/s/);
     expect(row.decode_sampling).toBe('greedy');
+    expect(row.matmul).toBe('float');
+    // a one-token prompt's first token after the load began: the load's phases and that run
+    const { time_to_first_token_s: ttft, load_s: load, first_run_s: firstRun } = row.cold_start;
+    expect(firstRun).toBeGreaterThan(0);
+    expect(ttft).toBeGreaterThanOrEqual(firstRun + Object.values(load as Record<string, number>).reduce((a, b) => a + b, 0) - 1e-6);
+    expect(r.stdout).toMatch(/^ {2}cold start: first token [\d.]+ s after the load began \(load: read [\d.]+, device/m);
+  });
+
+  it('--matmul float,int8: a row each, int8 with the matrices as Q8_0', () => {
+    const json = join(tmp, 'bench-matmul.json');
+    const r = succeeded(
+      weft(
+        'bench',
+        '--model',
+        aidreams,
+        '--prompt-tokens',
+        '5',
+        '--decode-tokens',
+        '2',
+        '--runs',
+        '1',
+        '--warmup-seconds',
+        '0',
+        '--no-kernels',
+        '--matmul',
+        'float,int8',
+        '--json',
+        json,
+      ),
+    );
+    const rows = JSON.parse(readFileSync(json, 'utf8'));
+    expect(rows.map((row: { matmul: string; weights: string }) => [row.matmul, row.weights])).toEqual([
+      ['float', 'f32'],
+      ['int8', 'f32+q8_0'],
+    ]);
+    expect(r.stdout).toMatch(/^weft aidreams260K\.bin \[f32\+q8_0 weights, int8 matmuls/m);
   });
 
   it('times decode with tokens sampled on the host', () => {
@@ -280,6 +323,8 @@ describe('bad input', () => {
     ['negative --temperature', withTok('--temperature', '-1'), /temperature must be a finite number >= 0, got -1/],
     ['--topp above 1', withTok('--topp', '1.5'), /top-p must be in \[0, 1\], got 1\.5/],
     ['an unknown backend', withTok('--backend', 'nosuchbackend', '--steps', '2'), /no WebGPU adapter \(nosuchbackend/],
+    ['an unknown --matmul', withTok('--matmul', 'int4'), /matmul.*int4.*"float", "int8"/],
+    ['an unknown bench --matmul', ['bench', '--model', aidreams, '--matmul', 'float,int4'], /--matmul: 'int4' is not one of float, int8/],
     // output paths are checked before the work starts: before the checkpoint is read
     [
       '--dump-logits in a missing folder',
