@@ -13,7 +13,7 @@ import { weightFormats } from '../../weights/formats.js';
 import { epilogueOf } from './epilogue.js';
 import { linearInputs, rowScale, xElement } from './inputs.js';
 import { INT8_BLOCK, TILE_HALF, tileColumns, type LinearOptions, type LinearSpec } from './spec.js';
-import { emits, tileRows, type TileOutput } from './tiled.js';
+import { emits, tileLane, tileRows, type TileOutput } from './tiled.js';
 
 /** packed int8 words (four elements each) per block */
 const WORDS = INT8_BLOCK / 4;
@@ -41,7 +41,7 @@ function tileFor(o: LinearOptions): { threads: number; BM: number } {
 /** The int8 tile whose sums go to `out`; with `splits` above 1 it covers one of that many ranges of K's blocks (workgroup z). */
 export function int8TiledKernel(s: LinearSpec, o: LinearOptions): KernelSource {
   const ep = epilogueOf(s);
-  return int8TileKernel(s, o, { bindings: ep.bindings, functions: ep.emit, stores: (i) => emits(ep, i) });
+  return int8TileKernel(s, o, { bindings: ep.bindings, functions: ep.emit, stores: (i, lane) => emits(ep, i, lane) });
 }
 
 export function int8TileKernel(s: LinearSpec, o: LinearOptions, out: TileOutput, splits = 1): KernelSource {
@@ -65,7 +65,7 @@ export function int8TileKernel(s: LinearSpec, o: LinearOptions, out: TileOutput,
   {
     let row = rowBase + ty * ${TM}u + ${i}u;
     if (row < M) {
-      ${out.stores(i).join('\n      ')}
+      ${out.stores(i, tileLane).join('\n      ')}
     }
   }`,
     )

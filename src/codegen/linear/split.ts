@@ -4,7 +4,7 @@ import * as A from '../../affine.js';
 import { kernelSource, preciseMath, readBinding, u32Expr, wg, writeBinding, type KernelParts, type KernelSource } from '../wgsl.js';
 import { epilogueOf } from './epilogue.js';
 import { kSplits, TILE_HALF, type LinearOptions, type LinearSpec } from './spec.js';
-import { accumulator, tileKernel, tileRows } from './tiled.js';
+import { accumulator, tileKernel, tileRows, type LaneColumns } from './tiled.js';
 
 const THREADS = 64;
 
@@ -13,11 +13,11 @@ export function splitKernels(s: LinearSpec, o: LinearOptions, name: string, tile
   const splits = kSplits(s, o);
   const partial = { name: `${name}.partial`, shape: [A.constant(splits), s.rows, A.constant(s.n)] };
   const { wRow, wLive } = tileRows(s, epilogueOf(s));
-  // raw sums by w row: local column h·TILE_HALF + 4·tx + c
-  const stores = (i: number): string[] =>
+  // raw sums by w row: local column h·TILE_HALF + the lane's offset + c
+  const stores = (i: number, lane: LaneColumns): string[] =>
     [0, 1].flatMap((h) =>
-      [0, 1, 2, 3].map((c) => {
-        const lc = `(${h * TILE_HALF + c}u + tx * 4u)`;
+      Array.from({ length: lane.width }, (_, c) => {
+        const lc = `(${h * TILE_HALF + c}u + ${lane.offset})`;
         return `if (${wLive(lc)}) { partial[(wid.z * M + row) * ${s.n}u + ${wRow(lc)}] = ${accumulator(h, i, c)}; }`;
       }),
     );

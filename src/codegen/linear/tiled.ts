@@ -17,18 +17,30 @@ const TX = HALF / 4;
 /** vec4s of k per slice */
 const KQ = SLICE / 4;
 const comps = ['x', 'y', 'z', 'w'];
-/** Column c of accumulator row i of half h (acc0: the left half, acc1: the right, four columns each at 4·tx). */
+/** Column c of accumulator row i of half h (acc0: the left half, acc1: the right; the columns as LaneColumns says). */
 export const accumulator = (h: number, i: number, c: number): string => `acc${h}_${i}.${comps[c]}`;
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
 /**
+ * Which columns of its tile an invocation's accumulator row holds: `width` adjacent columns from `offset` (a WGSL
+ * expression) in each half, accumulator(h, i, c) column c of them in half h.
+ */
+export interface LaneColumns {
+  readonly width: 2 | 4;
+  readonly offset: string;
+}
+
+/** The float32 and dot4 int8 tiles' columns: four at 4·tx. */
+export const tileLane: LaneColumns = { width: 4, offset: 'tx * 4u' };
+
+/**
  * What a tile does with its sums: the bindings it writes through, its WGSL functions, and the statements that
- * store accumulator row i of tile row `row`.
+ * store accumulator row i of tile row `row`, the invocation's columns laid out as `lane` says.
  */
 export interface TileOutput {
   readonly bindings: readonly KernelBinding[];
   readonly functions: string;
-  stores(i: number): readonly string[];
+  stores(i: number, lane: LaneColumns): readonly string[];
 }
 
 /** A tile on an adapter: its invocations, its rows, and the vec4s of x (aLoads) and of w (bLoads) each invocation loads per slice. */
@@ -120,7 +132,7 @@ export function tileKernel(s: LinearSpec, o: LinearOptions, out: TileOutput, spl
   {
     let row = rowBase + ty * ${TM}u + ${i}u;
     if (row < M) {
-      ${out.stores(i).join('\n      ')}
+      ${out.stores(i, tileLane).join('\n      ')}
     }
   }`,
     )
@@ -175,22 +187,25 @@ export function tileRows(s: LinearSpec, ep: Epilogue): { wRow: (c: string) => st
 }
 
 /** The emits of the units a tile row's accumulators hold, as the epilogue's unitRows lays them out. */
-export function emits(ep: Epilogue, i: number): string[] {
+export function emits(ep: Epilogue, i: number, lane: LaneColumns): string[] {
   const acc = (h: number, c: number): string => accumulator(h, i, c);
+  const cols = range(lane.width);
   const units = match(ep.unitRows)
     // a unit per column
-    .with('columns', () => [0, 1].flatMap((h) => range(4).map((c) => ({ unit: `base + ${h * HALF}u + tx * 4u + ${c}u`, a: acc(h, c), b: '0.0' }))))
-    // column pairs (2u, 2u + 1) sit side by side in one vec4
+    .with('columns', () => [0, 1].flatMap((h) => cols.map((c) => ({ unit: `base + ${h * HALF}u + ${lane.offset} + ${c}u`, a: acc(h, c), b: '0.0' }))))
+    // column pairs (2u, 2u + 1) sit side by side
     .with('pairs', () =>
-      [0, 1].flatMap((h) => [0, 1].map((p) => ({ unit: `(base + ${h * HALF}u + tx * 4u) / 2u + ${p}u`, a: acc(h, 2 * p), b: acc(h, 2 * p + 1) }))),
+      [0, 1].flatMap((h) =>
+        range(lane.width / 2).map((p) => ({ unit: `(base + ${h * HALF}u + ${lane.offset}) / 2u + ${p}u`, a: acc(h, 2 * p), b: acc(h, 2 * p + 1) })),
+      ),
     )
     // a unit's gate in the left half, its up in the right
-    .with('halves', () => range(4).map((c) => ({ unit: `base + tx * 4u + ${c}u`, a: acc(0, c), b: acc(1, c) })))
+    .with('halves', () => cols.map((c) => ({ unit: `base + ${lane.offset} + ${c}u`, a: acc(0, c), b: acc(1, c) })))
     .exhaustive();
   return units.map(({ unit, a, b }) => `if (${unit} < ${ep.units}u) { emit(row, ${unit}, ${a}, ${b}); }`);
 }
 
 export function tiledKernel(s: LinearSpec, o: LinearOptions): KernelSource {
   const ep = epilogueOf(s);
-  return tileKernel(s, o, { bindings: ep.bindings, functions: ep.emit, stores: (i) => emits(ep, i) });
+  return tileKernel(s, o, { bindings: ep.bindings, functions: ep.emit, stores: (i, lane) => emits(ep, i, lane) });
 }
