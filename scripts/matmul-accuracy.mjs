@@ -2,7 +2,8 @@
 // on each path, and per path its logits at every position against the float32 path's with the weights as the
 // file stores them: the largest |Δ logit|, the largest reference logit, and greedy agreement (positions whose
 // largest logit is the same token). Paths: float32 matmuls over Q8_0 weights (the weights' rounding alone, for
-// float checkpoints) and int8 matmuls (the weights' and the activations' rounding).
+// float checkpoints) and int8 matmuls (the weights' and the activations' rounding), with dot4I8Packed and on
+// subgroup matrices where the device has them (whose logits should equal dot4's: the same integer products).
 //   npm run build && node scripts/matmul-accuracy.mjs MODEL [--prompt-tokens N] [--backend NAME]
 // MODEL: a checkpoint path or a synthetic model name (110M, 1B). Prints one JSON line per path.
 import { parseArgs } from 'node:util';
@@ -29,18 +30,26 @@ async function prefillLogits(options) {
     const ids = benchPrompt(Math.min(n, model.config.seqLen), model.config.vocabSize, model.config.bosId ?? 1);
     const rows = [];
     for await (const s of model.generate({ promptIds: ids, steps: ids.length, temperature: 0, logits: true })) rows.push(s.logits.slice());
-    return { rows, weights: model.weightFormats.join('+'), device: `${model.device.backend}: ${model.device.adapter}` };
+    return { rows, weights: model.weightFormats.join('+'), int8Matrix: model.int8Matrix, device: `${model.device.backend}: ${model.device.adapter}` };
   } finally {
     model.release();
   }
 }
 
 const argmax = (xs) => xs.reduce((best, x, i) => (x > xs[best] ? i : best), 0);
+const maxDifference = (a, b) => a.reduce((m, row, p) => row.reduce((mm, x, i) => Math.max(mm, Math.abs(x - b[p][i])), m), 0);
 const reference = await prefillLogits({});
 const floatQ8 = reference.weights.split('+').every((w) => ['f32', 'f16', 'bf16'].includes(w));
-const paths = [...(floatQ8 ? [['float32 matmuls, Q8_0 weights', { weights: 'q8_0' }]] : []), ['int8 matmuls', { matmul: 'int8' }]];
+const paths = [
+  ...(floatQ8 ? [['float32 matmuls, Q8_0 weights', { weights: 'q8_0' }]] : []),
+  ['int8 matmuls', { matmul: 'int8' }],
+  // on a device with int8 subgroup matrices (elsewhere the same dot4 tiles again): the same integer products, so the same logits
+  ['int8 matmuls on subgroup matrices', { matmul: 'int8', kernels: { int8Matrix: true } }],
+];
+let dot4;
 for (const [name, options] of paths) {
   const run = await prefillLogits(options);
+  if (options.matmul === 'int8' && !options.kernels) dot4 = run.rows;
   let maxDiff = 0;
   let maxRef = 0;
   let agree = 0;
@@ -62,6 +71,7 @@ for (const [name, options] of paths) {
       max_abs_logit_difference: maxDiff,
       max_abs_reference_logit: maxRef,
       greedy_agreement: agree / run.rows.length,
+      ...(options.kernels ? { max_abs_difference_from_dot4_int8: maxDifference(run.rows, dot4), int8_matrix: run.int8Matrix } : {}),
       device: run.device,
     }),
   );

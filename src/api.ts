@@ -7,6 +7,7 @@ import * as A from './affine.js';
 import { bytesPerElement, graphStats, type GraphStats } from './codegen/stats.js';
 import { compileGraph, defaultCodegenOptions, type CodegenOptions } from './codegen/compile.js';
 import type { MatmulKind } from './codegen/linear/index.js';
+import { int8MatrixDevice } from './codegen/linear/spec.js';
 import { defaultPassContext, type Pass, type PassContext } from './passes/pass.js';
 import { pipeline } from './passes/pipeline.js';
 import { runPipeline } from './passes/run-pipeline.js';
@@ -140,6 +141,12 @@ export function optimizeGraphs(
  */
 export const defaultToggles: readonly string[] = ['disable_robustness'];
 
+/**
+ * Toggles added for int8 matmuls: Dawn offers `chromium-experimental-subgroup-matrix` (the int8 tiles on tensor cores)
+ * only with unsafe APIs allowed and the Vulkan memory model on; other loads keep the shader code they had.
+ */
+export const int8Toggles: readonly string[] = ['allow_unsafe_apis', 'use_vulkan_memory_model'];
+
 export interface LoadOptions {
   /** tokenizer file (llama2.c .bin, or Hugging Face .json); defaults to tokenizer.json in a checkpoint folder, else tokenizer.bin beside the checkpoint */
   readonly tokenizer?: string;
@@ -164,7 +171,7 @@ export interface LoadOptions {
   /** called as weights reach the device (bytes so far, of how many), then as pipelines compile (pipelines so far, of how many) */
   readonly onProgress?: LoadProgress;
   /** kernel choices (see CodegenOptions): the K from which decode matmuls split K, prefill K splits, the shape of attention tiles, subgroups */
-  readonly kernels?: Partial<Pick<CodegenOptions, 'splitKFrom' | 'splitK' | 'attentionTile' | 'subgroups'>>;
+  readonly kernels?: Partial<Pick<CodegenOptions, 'splitKFrom' | 'splitK' | 'attentionTile' | 'subgroups' | 'int8Matrix'>>;
   /**
    * how prefill matmuls multiply (default float): int8 quantizes activations per row and 32-wide block and multiplies
    * them by the weights' int8 blocks (Q8_0, Q4_0); float matrices are then held as Q8_0 (decode reads those too)
@@ -198,6 +205,8 @@ export interface CompileTarget {
   >;
   readonly fallback: boolean;
   readonly subgroups: boolean;
+  /** the device's subgroup matrices (Gpu.subgroupMatrix); none where absent */
+  readonly subgroupMatrix?: Gpu['subgroupMatrix'];
 }
 
 /** Codegen options for a device: its workgroup limits, and the caller's choices. */
@@ -210,6 +219,8 @@ export function codegenOptions(gpu: CompileTarget, options: LoadOptions = {}): C
     ...(options.matmul ? { matmul: options.matmul } : {}),
     // subgroup operations where the device has them (in the layout the kernels assume), unless asked not to
     subgroups: gpu.subgroups && options.kernels?.subgroups !== false,
+    // int8 tiles on subgroup matrices only when asked for: their results on a GPU are still to be checked
+    int8Matrix: options.kernels?.int8Matrix === true && int8MatrixDevice(gpu.subgroupMatrix?.configs ?? [], gpu.subgroupMatrix?.subgroupSize),
     maxInvocations: Math.min(gpu.limits.maxComputeInvocationsPerWorkgroup, gpu.limits.maxComputeWorkgroupSizeX),
     maxWorkgroupBytes: gpu.limits.maxComputeWorkgroupStorageSize,
   };
@@ -421,6 +432,8 @@ export class Model {
     private readonly graphs: Record<GraphKind, Graph>,
     /** the kernels reduce with subgroup operations */
     readonly subgroups: boolean,
+    /** int8 tiles multiply on subgroup matrices (where int8 matmuls were asked for) */
+    readonly int8Matrix: boolean,
     /** where Model.load's time went */
     readonly loadTimes: LoadTimes,
   ) {}
@@ -447,7 +460,7 @@ export class Model {
     const model = buildGraphs(config);
     const built = options.ir !== undefined ? readGraphPair(options.ir, tensors, model) : model;
     timed('read');
-    const gpu = await openGpu({ backend: options.backend, toggles: options.toggles ?? defaultToggles });
+    const gpu = await openGpu({ backend: options.backend, toggles: options.toggles ?? [...defaultToggles, ...(options.matmul === 'int8' ? int8Toggles : [])] });
     timed('device');
     let resident: ResidentBuffers | undefined;
     try {
@@ -477,6 +490,7 @@ export class Model {
         decode,
         graphs,
         codegen.subgroups,
+        codegen.int8Matrix,
         times,
       );
     } catch (e) {

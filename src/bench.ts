@@ -59,7 +59,7 @@ export interface BenchRow {
   /** how decode chose each token: greedy (on the device), or sampled on the host */
   readonly decode_sampling?: string;
   readonly weights?: string;
-  /** how weft's prefill matmuls multiplied: float32, or int8 blocks */
+  /** how weft's prefill matmuls multiplied: float (float32), int8 (dot4I8Packed), or int8 on subgroup matrices */
   readonly matmul?: string;
   /** the GGUF file the row ran, where weft and a peer ran one file */
   readonly file?: string;
@@ -192,7 +192,7 @@ export async function benchmark(source: string | ModelFiles, label: string, o: B
       decode_tokens_per_s: 1 / perToken,
       decode_sampling: samplingLabel(o),
       weights: model.weightFormats.join('+'),
-      matmul: o.matmul ?? 'float',
+      matmul: o.matmul === 'int8' && model.int8Matrix ? 'int8 on subgroup matrices' : (o.matmul ?? 'float'),
       subgroups: model.subgroups,
       dispatches: model.dispatches,
       cold_start: cold,
@@ -239,7 +239,7 @@ export function formatBenchRow(row: BenchRow): string {
   ];
   const kernels = [
     ...(row.weights ? [`${row.weights} weights`] : []),
-    ...(row.matmul === 'int8' ? ['int8 matmuls'] : []),
+    ...(row.matmul && row.matmul !== 'float' ? [`${row.matmul} matmuls`] : []),
     ...(row.subgroups ? ['subgroups'] : []),
   ];
   const lines = [`${row.engine} ${row.model}${kernels.length ? ` [${kernels.join(', ')}]` : ''}: ${figures.join(', ')} (${row.device})`];

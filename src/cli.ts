@@ -390,6 +390,7 @@ interface BenchArgs {
   splitK?: number;
   attentionTile?: number;
   subgroups: boolean;
+  int8Matrix: boolean;
   dawnToggles?: string;
   peers: string;
   ggufDir?: string;
@@ -497,6 +498,7 @@ async function bench(a: BenchArgs): Promise<void> {
     ...(a.splitK !== undefined ? { splitK: a.splitK } : {}),
     ...(a.attentionTile !== undefined ? { attentionTile: a.attentionTile as 8 | 16 | 32 } : {}),
     ...(a.subgroups ? {} : { subgroups: false }),
+    ...(a.int8Matrix ? { int8Matrix: true } : {}),
   };
   const limits = { ...(a.peakTflops ? { flops: a.peakTflops * 1e12 } : {}), ...(a.peakGbps ? { bandwidth: a.peakGbps * 1e9 } : {}) };
   const peerNames = a.peers === '' || a.peers === 'none' ? [] : a.peers.split(',').map((p) => p.trim());
@@ -717,6 +719,11 @@ const benchFlags: FlagTable = {
   'attention-tile': { kind: 'integer', describe: 'the most query rows and keys of a prefill attention tile: 8, 16 (default) or 32' },
   'split-k': { kind: 'integer', describe: 'at most this many K ranges for prefill matmuls whose outputs give few tiles (default 4; 1: never split)' },
   subgroups: { kind: 'switch', default: true, describe: 'reduce with subgroup operations where the device has them (--no-subgroups: workgroup memory alone)' },
+  'int8-matrix': {
+    kind: 'switch',
+    default: false,
+    describe: "with --matmul int8: multiply int8 blocks on the device's subgroup matrices (tensor cores) where it has int8 ones (to be checked on a GPU)",
+  },
   'dawn-toggles': { kind: 'text', describe: `comma-separated Dawn toggles to enable (default ${defaultToggles.join(',')}; none for none)` },
   peers: {
     kind: 'text',

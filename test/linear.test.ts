@@ -15,6 +15,8 @@ import {
 import { halfToFloat } from '../models/ieee754.js';
 import { PlanExecutor, ResidentBuffers } from '../src/runtime/executor.js';
 import { openGpu, type Gpu } from '../src/runtime/gpu.js';
+import { int8MatrixDevice } from '../src/codegen/linear/spec.js';
+import { create } from 'webgpu';
 import { floatToHalf } from '../src/runtime/halves.js';
 import type { Plan, PlanBuffer } from '../src/runtime/plan.js';
 import * as ref from './reference.js';
@@ -295,6 +297,73 @@ describe('fused linear kernels against the CPU reference', () => {
         expect(bytes).toBe(tileBytes);
       }
       expect(() => linearKernels(s, { ...defaultLinearOptions, maxWorkgroupBytes: tileBytes - 4, maxInvocations })).toThrow(/fits/);
+    }
+  });
+});
+
+describe('int8 tiles on subgroup matrices', () => {
+  const qkv: LinearEpilogue = { kind: 'qkv', q: 'q', kCache: 'kc', vCache: 'vc', qSize: 64, kvSize: 32, cos: 'cos', sin: 'sin', headSize: 16 };
+  const epilogues: readonly LinearEpilogue[] = [
+    { kind: 'store', out: 'out' },
+    { kind: 'residual', residual: 'res', out: 'out' },
+    { kind: 'glu', out: 'out' },
+    qkv,
+  ];
+  const specFor = (epilogue: LinearEpilogue, k: number, norm: boolean): LinearSpec => ({
+    x: 'x',
+    rows: A.sym('T'),
+    k,
+    n: epilogue.kind === 'qkv' ? 128 : epilogue.kind === 'glu' ? 256 : 150,
+    w: 'w',
+    ...(norm ? { norm: { weight: 'nw', eps: 1e-5 } } : {}),
+    epilogue,
+  });
+  const matrixOptions = (weights: FormatName, maxWorkgroupBytes = 32768): LinearOptions => ({
+    ...defaultLinearOptions,
+    weights,
+    matmul: 'int8',
+    int8Matrix: true,
+    maxWorkgroupBytes,
+  });
+
+  it('run where asked for, for forms with a scale a block, when the tile fits workgroup memory; else the dot4 tile', () => {
+    const s = specFor({ kind: 'store', out: 'out' }, 768, true);
+    for (const weights of ['q8_0', 'q4_0', 'q4_k', 'q5_k'] as const) expect(linearVariant(s, matrixOptions(weights))).toBe('tiled-int8-matrix');
+    expect(linearVariant(specFor({ kind: 'store', out: 'out' }, 4096, true), matrixOptions('q8_0'))).toBe('split-int8-matrix');
+    // Q6_K's scale per 16 values; WebGPU's default 16 KiB of workgroup memory; not asked for
+    expect(linearVariant(s, matrixOptions('q6_k'))).toBe('tiled-int8');
+    expect(linearVariant(s, matrixOptions('q8_0', 16384))).toBe('tiled-int8');
+    expect(linearVariant(s, { ...matrixOptions('q8_0'), int8Matrix: false })).toBe('tiled-int8');
+    // a device with the int8 16×16×32 configuration and subgroups of 32 only
+    const i8 = { componentType: 'i8', resultComponentType: 'i32', M: 16, N: 16, K: 32 };
+    expect(int8MatrixDevice([i8], 32)).toBe(true);
+    expect(int8MatrixDevice([i8], undefined)).toBe(false);
+    expect(int8MatrixDevice([i8], 64)).toBe(false);
+    expect(int8MatrixDevice([{ ...i8, N: 8 }], 32)).toBe(false);
+    expect(int8MatrixDevice([{ ...i8, componentType: 'f16', resultComponentType: 'f16' }], 32)).toBe(false);
+  });
+
+  // SwiftShader has no subgroup matrices; Dawn's null backend offers the feature (with no configuration, so no
+  // pipeline), which is enough for Tint to parse and check every kernel: their results await a GPU that has them
+  it("WGSL that Dawn's compiler accepts, for every epilogue, with and without the norm, tiled and split, each form", async () => {
+    const instance = create(['backend=null', 'enable-dawn-features=allow_unsafe_apis,use_vulkan_memory_model']);
+    const adapter = await instance.requestAdapter();
+    expect(adapter?.features.has('chromium-experimental-subgroup-matrix')).toBe(true);
+    const device = await adapter!.requestDevice({ requiredFeatures: ['subgroups', 'chromium-experimental-subgroup-matrix'] as GPUFeatureName[] });
+    try {
+      for (const epilogue of epilogues)
+        for (const weights of ['q8_0', 'q4_0', 'q4_k', 'q5_k'] as const)
+          for (const k of [768, 4096]) {
+            const linear = linearKernels(specFor(epilogue, k, epilogue.kind !== 'residual'), matrixOptions(weights));
+            expect(linear.variant).toBe(k === 768 ? 'tiled-int8-matrix' : 'split-int8-matrix');
+            for (const kernel of linear.kernels) {
+              const info = await device.createShaderModule({ code: kernel.source.wgsl }).getCompilationInfo();
+              const messages = info.messages.filter((m) => m.type !== 'info').map((m) => `${m.lineNum}: ${m.message}`);
+              expect(messages, `${epilogue.kind} ${weights} K ${k} ${kernel.suffix ?? ''}`).toEqual([]);
+            }
+          }
+    } finally {
+      device.destroy();
     }
   });
 });

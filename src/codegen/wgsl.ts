@@ -120,9 +120,16 @@ export interface KernelParts {
 /** ceil(of / per) workgroups along one axis */
 export const wg = (of: Affine | number, per = 1): WorkgroupCount => ({ of: typeof of === 'number' ? A.constant(of) : of, per });
 
-/** The header for `bindings`, then the body (after `enable subgroups;` where it uses subgroup operations). */
-export function kernelSource(bindings: readonly KernelBinding[], body: string, workgroups: KernelSource['workgroups'], subgroups = false): KernelSource {
-  return { wgsl: `${subgroups ? 'enable subgroups;\n' : ''}${header(bindings)}\n\n${body.trim()}\n`, bindings, workgroups };
+/** The header for `bindings`, then the body (after `enable subgroups;` where it uses subgroup operations, and the other extensions it enables). */
+export function kernelSource(
+  bindings: readonly KernelBinding[],
+  body: string,
+  workgroups: KernelSource['workgroups'],
+  subgroups = false,
+  extensions: readonly string[] = [],
+): KernelSource {
+  const enables = [...(subgroups ? ['subgroups'] : []), ...extensions].map((e) => `enable ${e};\n`).join('');
+  return { wgsl: `${enables}${header(bindings)}\n\n${body.trim()}\n`, bindings, workgroups };
 }
 
 /** Entry-point parameters giving a subgroup kernel its subgroup's size and its index in it, as workgroupReduce's subgroup form uses them. */

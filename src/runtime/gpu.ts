@@ -27,6 +27,11 @@ export interface Gpu {
    * SUBGROUP_MAX_SIZE wide, and they hold consecutive local invocation indices (checked on the device).
    */
   readonly subgroups: boolean;
+  /**
+   * The device's subgroup matrix configurations (Dawn's `chromium-experimental-subgroup-matrix`, offered with the
+   * toggles allow_unsafe_apis and use_vulkan_memory_model; none without it), and its subgroup size where it has one size only
+   */
+  readonly subgroupMatrix: { readonly configs: readonly SubgroupMatrixConfig[]; readonly subgroupSize?: number };
   /** throws the device's loss (every time, once it is lost), else the first validation error seen since the last check */
   check(): void;
   /** maps a buffer for reading; a device lost meanwhile is thrown as its loss, not as the failed mapping */
@@ -158,6 +163,34 @@ fn main(@builtin(local_invocation_index) tid: u32, @builtin(subgroup_size) size:
   }
 }
 
+const SUBGROUP_MATRIX = 'chromium-experimental-subgroup-matrix';
+
+/** A subgroup matrix configuration: component and result types, M × N results over K. */
+export interface SubgroupMatrixConfig {
+  readonly componentType: string;
+  readonly resultComponentType: string;
+  readonly M: number;
+  readonly N: number;
+  readonly K: number;
+}
+
+/** Dawn's additions to GPUAdapterInfo (not in @webgpu/types yet). */
+interface DawnAdapterInfo {
+  readonly subgroupMatrixConfigs?: readonly SubgroupMatrixConfig[];
+  readonly subgroupMinSize?: number;
+  readonly subgroupMaxSize?: number;
+}
+
+function subgroupMatrices(adapter: GPUAdapter, device: GPUDevice): Gpu['subgroupMatrix'] {
+  const info = adapter.info as GPUAdapterInfo & DawnAdapterInfo;
+  const size = info.subgroupMinSize !== undefined && info.subgroupMinSize === info.subgroupMaxSize ? { subgroupSize: info.subgroupMinSize } : {};
+  // plain copies: Dawn's objects go with the adapter
+  const configs = device.features.has(SUBGROUP_MATRIX)
+    ? (info.subgroupMatrixConfigs ?? []).map(({ componentType, resultComponentType, M, N, K }) => ({ componentType, resultComponentType, M, N, K }))
+    : [];
+  return { configs, ...size };
+}
+
 /** The adapter of the backend asked for (`backend`, else WEBGPU_BACKEND), else of the first that gives one: the default, then opengles. */
 async function findAdapter(options: GpuOptions): Promise<Found> {
   useSwiftShaderWithoutDriver();
@@ -205,7 +238,7 @@ const LOST_WAIT_MS = 1000;
 export async function openGpu(options: GpuOptions = {}): Promise<Gpu> {
   const { instance, adapter, backend } = await findAdapter(options);
   // timestamp queries time kernels in benchmarks where the adapter has them; subgroups speed up reductions
-  const requiredFeatures = (['timestamp-query', 'subgroups'] as GPUFeatureName[]).filter((f) => adapter.features.has(f));
+  const requiredFeatures = (['timestamp-query', 'subgroups', SUBGROUP_MATRIX] as GPUFeatureName[]).filter((f) => adapter.features.has(f));
   const device = await adapter.requestDevice({ requiredLimits: limitsOf(adapter), requiredFeatures });
   let pending: string | undefined;
   let lost: string | undefined;
@@ -235,6 +268,7 @@ export async function openGpu(options: GpuOptions = {}): Promise<Gpu> {
     limits: device.limits,
     features: new Set([...device.features]),
     subgroups: device.features.has('subgroups') && (await subgroupsInOrder(device)),
+    subgroupMatrix: subgroupMatrices(adapter, device),
     check,
     async mapRead(buffer, offset, size) {
       try {

@@ -10,13 +10,15 @@
 //            has subgroups); bandwidth-bound.
 //   column — one invocation per unit sums its column in order (run.c's order): small K, or K % 4 ≠ 0.
 //   tiled-int8, split-int8 — tiled and split with matmul 'int8' where w has an int8 form: the same tile over
-//            x quantized per row and 32-wide block, and w's int8 blocks (int8.ts).
+//            x quantized per row and 32-wide block, and w's int8 blocks (int8.ts); tiled-int8-matrix and
+//            split-int8-matrix take each block's integer products on subgroup matrices (int8-matrix.ts).
 // The normalized input is formed per element in the order a stored rmsnorm result would be.
 import { weightFormats } from '../../weights/formats.js';
 import type { KernelParts, KernelSource } from '../wgsl.js';
 import { columnKernel } from './column.js';
 import { gemvKernel } from './gemv.js';
 import { int8TileKernel, int8TiledKernel } from './int8.js';
+import { int8MatrixTileKernel, int8MatrixTiledKernel } from './int8-matrix.js';
 import { defaultLinearOptions, linearVariant, type LinearOptions, type LinearSpec, type LinearVariant } from './spec.js';
 import { splitKernels } from './split.js';
 import { tiledKernel } from './tiled.js';
@@ -47,5 +49,9 @@ export function linearKernels(s: LinearSpec, o: LinearOptions = defaultLinearOpt
       return { variant, ...one(int8TiledKernel(s, o)) };
     case 'split-int8':
       return { variant, ...splitKernels(s, o, name, int8TileKernel) };
+    case 'tiled-int8-matrix':
+      return { variant, ...one(int8MatrixTiledKernel(s, o)) };
+    case 'split-int8-matrix':
+      return { variant, ...splitKernels(s, o, name, int8MatrixTileKernel) };
   }
 }

@@ -57,6 +57,11 @@ export interface LinearOptions {
    * where w's format has an int8 form; decode kernels always read w in float32
    */
   readonly matmul: MatmulKind;
+  /**
+   * int8 tiles multiply on subgroup matrices (int8-matrix.ts) where the device has an int8 16×16×32 configuration and
+   * subgroups of 32, the form has a scale a block and the tile fits workgroup memory; otherwise with dot4I8Packed
+   */
+  readonly int8Matrix: boolean;
 }
 
 export type MatmulKind = 'float' | 'int8';
@@ -69,9 +74,10 @@ export const defaultLinearOptions: LinearOptions = {
   splitK: 4,
   subgroups: false,
   matmul: 'float',
+  int8Matrix: false,
 };
 
-export type LinearVariant = 'tiled' | 'split' | 'tiled-int8' | 'split-int8' | 'gemv' | 'column';
+export type LinearVariant = 'tiled' | 'split' | 'tiled-int8' | 'split-int8' | 'tiled-int8-matrix' | 'split-int8-matrix' | 'gemv' | 'column';
 
 /** Output columns of a prefill tile: two halves of this many (see tiled.ts). */
 export const TILE_HALF = 64;
@@ -87,13 +93,40 @@ const GEMV_MAX_ROWS = 4;
 export function linearVariant(s: Pick<LinearSpec, 'rows' | 'k'> & Partial<Pick<LinearSpec, 'n' | 'epilogue'>>, o: LinearOptions): LinearVariant {
   if (s.k % 4 !== 0) return 'column';
   if (A.isConstant(s.rows) && s.rows.c <= GEMV_MAX_ROWS) return s.k >= o.splitKFrom ? 'gemv' : 'column';
-  const int8 = o.matmul === 'int8' && weightFormats[o.weights].wgsl.int8 !== undefined && s.k % INT8_BLOCK === 0;
-  if (kSplits(s, o) > 1) return int8 ? 'split-int8' : 'split';
-  return int8 ? 'tiled-int8' : 'tiled';
+  const form = weightFormats[o.weights].wgsl.int8;
+  const int8 = o.matmul === 'int8' && form !== undefined && s.k % INT8_BLOCK === 0;
+  const matrix = int8 && o.int8Matrix && form.scales === 1 && int8MatrixBytes(form.offset) <= o.maxWorkgroupBytes;
+  const split = kSplits(s, o) > 1;
+  if (matrix) return split ? 'split-int8-matrix' : 'tiled-int8-matrix';
+  if (int8) return split ? 'split-int8' : 'tiled-int8';
+  return split ? 'split' : 'tiled';
 }
 
 /** K per int8 block: the quantization block of x, and the block of w's int8 form. */
 export const INT8_BLOCK = 32;
+
+/**
+ * The subgroup-matrix int8 tile (int8-matrix.ts): its matrix configuration (M × N results over K, int8 in,
+ * int32 out), the subgroup size its invocations' layout assumes, its rows and invocations.
+ */
+export const INT8_MATRIX = { M: 16, N: 16, K: 32, subgroupSize: 32, BM: 64, threads: 256 } as const;
+
+/** Whether a device of these subgroup matrix configurations and subgroup size runs the subgroup-matrix int8 tile. */
+export function int8MatrixDevice(
+  configs: readonly { componentType: string; resultComponentType: string; M: number; N: number; K: number }[],
+  subgroupSize?: number,
+): boolean {
+  const { M, N, K } = INT8_MATRIX;
+  const config = configs.some((c) => c.componentType === 'i8' && c.resultComponentType === 'i32' && c.M === M && c.N === N && c.K === K);
+  return config && subgroupSize === INT8_MATRIX.subgroupSize;
+}
+
+/** Workgroup memory that tile takes: two buffers of x and w words, scales (and offsets), and a 16×16 i32 product per subgroup. */
+export function int8MatrixBytes(offset: boolean): number {
+  const rows = INT8_MATRIX.BM + 2 * TILE_HALF;
+  const perBuffer = rows * INT8_BLOCK + rows * 4 * (offset ? 2 : 1);
+  return 2 * perBuffer + (INT8_MATRIX.threads / INT8_MATRIX.subgroupSize) * INT8_MATRIX.M * INT8_MATRIX.N * 4;
+}
 
 /**
  * The columns of prefill tiles: `per` of `across` w rows, or where a unit's rows are halves of w (glu) `per` units of
