@@ -11,12 +11,11 @@
 import { kernelSource, preciseMath, u32Expr, wg, type KernelSource } from '../wgsl.js';
 import { weightFormats } from '../../weights/formats.js';
 import { epilogueOf } from './epilogue.js';
-import { linearInputs, rowScale, xElement } from './inputs.js';
+import { blockLoop, stagingFunctions, stagingSetup, WORDS, type StagingLayout } from './int8-staging.js';
+import { linearInputs } from './inputs.js';
 import { INT8_BLOCK, INT8_MATRIX, int8MatrixBytes, TILE_HALF, tileColumns, type LinearOptions, type LinearSpec } from './spec.js';
 import { emits, tileRows, type LaneColumns, type TileOutput } from './tiled.js';
 
-/** packed int8 words (four elements each) per block */
-const WORDS = INT8_BLOCK / 4;
 const BM = INT8_MATRIX.BM;
 const BN = 2 * TILE_HALF;
 const THREADS = INT8_MATRIX.threads;
@@ -36,7 +35,6 @@ export function int8MatrixTileKernel(s: LinearSpec, o: LinearOptions, out: TileO
   if (!int8 || int8.scales !== 1) throw new Error(`${o.weights} weights have no int8 form with a scale a block`);
   if (s.k % INT8_BLOCK !== 0) throw new Error(`int8 matmuls need K a multiple of ${INT8_BLOCK}, K is ${s.k}`);
   if (int8MatrixBytes(int8.offset) > o.maxWorkgroupBytes) throw new Error(`the int8 matrix tile does not fit ${o.maxWorkgroupBytes} bytes of workgroup memory`);
-  const K4 = s.k / 4;
   const blocks = s.k / INT8_BLOCK;
   const inputs = linearInputs(s, o.weights, 'vec4s');
   const { across, per: columns } = tileColumns(s);
@@ -93,6 +91,16 @@ ${range(4)
   }`,
     )
     .join('');
+  // x row-major and w column-major, as the matrix loads read them
+  const layout: StagingLayout = {
+    xWord: (j) => `Xq[(buf * ${BM}u + tid) * ${WORDS}u + ${j}]`,
+    xScale: `Xd[buf * ${BM}u + tid]`,
+    xSum: `Xs[buf * ${BM}u + tid]`,
+    wWord: (j) => `Wq[(buf * ${BN}u + c) * ${WORDS}u + ${j}]`,
+    wScale: () => `Wd[buf * ${BN}u + c]`,
+    wOffset: `Wo[buf * ${BN}u + c]`,
+    wordType: 'i32',
+  };
   return kernelSource(
     [...inputs.bindings, ...out.bindings],
     `
@@ -108,43 +116,7 @@ ${int8.wgsl(s.n * s.k)}
 
 ${out.functions}
 
-/** Block b of x row tid into buffer buf: its scale${int8.offset ? ', its sum' : ''} and ${WORDS} words of int8, row-major. */
-fn stageX(row: u32, live: bool, scale: f32, b: u32, buf: u32, tid: u32) {
-  var v: array<vec4<f32>, ${WORDS}>;
-  var amax = 0.0;
-  for (var j = 0u; j < ${WORDS}u; j++) {
-    let kk = b * ${WORDS}u + j;
-    v[j] = vec4<f32>(0.0);
-    if (live) { v[j] = ${xElement(s, `row * ${K4}u + kk`, 'kk')}; }
-    let m = abs(v[j]);
-    amax = max(amax, max(max(m.x, m.y), max(m.z, m.w)));
-  }
-  let d = preciseDiv(amax, 127.0);
-  let id = select(0.0, preciseDiv(1.0, d), d > 0.0);
-  var sum = vec4<i32>(0);
-  for (var j = 0u; j < ${WORDS}u; j++) {
-    let q = vec4<i32>(clamp(round(v[j] * id), vec4<f32>(-127.0), vec4<f32>(127.0)));
-    sum += q;
-    Xq[(buf * ${BM}u + tid) * ${WORDS}u + j] = bitcast<i32>(pack4xI8(q));
-  }
-  Xd[buf * ${BM}u + tid] = d;${int8.offset ? `\n  Xs[buf * ${BM}u + tid] = d * f32(sum.x + sum.y + sum.z + sum.w);` : ''}
-}
-
-/** Block b of w column c into buffer buf: words j0.. of it (column-major), and its scale${int8.offset ? ' and offset' : ''} where j0 is 0. */
-fn stageW(wr: u32, live: bool, b: u32, buf: u32, c: u32, j0: u32) {
-  // a column past w's rows stages zeros: its words are not read (nothing guards a read past the buffer)
-  let block = wr * ${blocks}u + b;
-  for (var j = j0; j < j0 + ${wordsEach}u; j++) {
-    var q = 0u;
-    if (live) { q = wInt8(block, j); }
-    Wq[(buf * ${BN}u + c) * ${WORDS}u + j] = bitcast<i32>(q);
-  }
-  if (j0 == 0u) {
-    var d = 0.0;
-    if (live) { d = wScale(block, 0u); }
-    Wd[buf * ${BN}u + c] = d;${int8.offset ? `\n    var o = 0.0;\n    if (live) { o = wOffset(block); }\n    Wo[buf * ${BN}u + c] = o;` : ''}
-  }
-}
+${stagingFunctions(s, int8, wordsEach, layout)}
 
 @compute @workgroup_size(${THREADS})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid: u32, @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) sl: u32) {
@@ -153,38 +125,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid:
   let base = wid.x * ${columns}u;${splits > 1 ? `\n  let bBegin = wid.z * ${per}u;\n  let bEnd = min(${blocks}u, bBegin + ${per}u);` : ''}
   // this invocation's first column in its left-half column tile
   let cl = (sg % 4u) * 16u + 2u * (sl % 8u);
-  let xRow = rowBase + tid;
-  let xLive = tid < ${BM}u && xRow < M;
-  var scale = 0.0;${
-    s.norm
-      ? `
-  if (xLive) {
-    var ss = 0.0;
-    for (var i = 0u; i < ${K4}u; i++) { let v = x[xRow * ${K4}u + i]; ss += v.x * v.x; ss += v.y * v.y; ss += v.z * v.z; ss += v.w * v.w; }
-    scale = ${rowScale(s, 'ss')};
-  }`
-      : ''
-  }
-  let wc = tid / ${WORDS / wordsEach}u;
-  let wj = (tid % ${WORDS / wordsEach}u) * ${wordsEach}u;
-  let wr = ${wRow('wc')};
-  let wLive = ${wLive('wc')};
+${stagingSetup(s, BM, wordsEach, wRow, wLive)}
 ${range(8)
   .map((i) => `  var acc0_${i} = vec2<f32>(0.0);\n  var acc1_${i} = vec2<f32>(0.0);`)
   .join('\n')}
-  if (${bBegin} < ${bEnd}) {
-    if (tid < ${BM}u) { stageX(xRow, xLive, scale, ${bBegin}, 0u, tid); }
-    stageW(wr, wLive, ${bBegin}, 0u, wc, wj);
-  }
-  workgroupBarrier();
-  for (var b = ${bBegin}; b < ${bEnd}; b++) {
-    let buf = (b - ${bBegin}) & 1u;
-    // the next block goes to the other buffer, last read before the previous barrier
-    if (b + 1u < ${bEnd}) {
-      if (tid < ${BM}u) { stageX(xRow, xLive, scale, b + 1u, buf ^ 1u, tid); }
-      stageW(wr, wLive, b + 1u, buf ^ 1u, wc, wj);
-    }${products}
-  }${stores}
+${blockLoop(BM, bBegin, bEnd, products, false)}${stores}
 }`,
     // every split writes its partial sums, zeros where its range is empty
     [wg(across, columns), wg(s.rows, BM), wg(splits)],

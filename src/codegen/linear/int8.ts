@@ -11,12 +11,11 @@
 import { kernelSource, preciseMath, u32Expr, wg, type KernelSource } from '../wgsl.js';
 import { weightFormats } from '../../weights/formats.js';
 import { epilogueOf } from './epilogue.js';
-import { linearInputs, rowScale, xElement } from './inputs.js';
+import { blockLoop, stagingFunctions, stagingSetup, WORDS, type StagingLayout } from './int8-staging.js';
+import { linearInputs } from './inputs.js';
 import { INT8_BLOCK, TILE_HALF, tileColumns, type LinearOptions, type LinearSpec } from './spec.js';
 import { emits, tileLane, tileRows, type TileOutput } from './tiled.js';
 
-/** packed int8 words (four elements each) per block */
-const WORDS = INT8_BLOCK / 4;
 const HALF = TILE_HALF;
 const BN = 2 * HALF;
 /** output rows per invocation */
@@ -49,7 +48,6 @@ export function int8TileKernel(s: LinearSpec, o: LinearOptions, out: TileOutput,
   if (!int8) throw new Error(`${o.weights} weights have no int8 form`);
   if (s.k % INT8_BLOCK !== 0) throw new Error(`int8 matmuls need K a multiple of ${INT8_BLOCK}, K is ${s.k}`);
   const { threads, BM } = tileFor(o);
-  const K4 = s.k / 4;
   const blocks = s.k / INT8_BLOCK;
   const inputs = linearInputs(s, o.weights, 'vec4s');
   const { across, per: columns } = tileColumns(s);
@@ -116,6 +114,15 @@ ${range(TM)
     }`
         : '',
     );
+  const layout: StagingLayout = {
+    xWord: (j) => `Xq[(buf * ${WORDS}u + ${j}) * ${BM / 4}u + tid / 4u][tid % 4u]`,
+    xScale: `Xd[buf * ${BM / 4}u + tid / 4u][tid % 4u]`,
+    xSum: `Xs[buf * ${BM / 4}u + tid / 4u][tid % 4u]`,
+    wWord: (j) => `Wq[(buf * ${WORDS}u + ${j}) * ${BN / 4}u + c / 4u][c % 4u]`,
+    wScale: (part) => `Wd[(buf * ${parts}u + ${part}u) * ${BN / 4}u + c / 4u][c % 4u]`,
+    wOffset: `Wo[buf * ${BN / 4}u + c / 4u][c % 4u]`,
+    wordType: 'u32',
+  };
   return kernelSource(
     [...inputs.bindings, ...out.bindings],
     `
@@ -131,46 +138,7 @@ ${int8.wgsl(s.n * s.k)}
 
 ${out.functions}
 
-/** Block b of the x row this invocation quantizes into buffer buf: its scale and ${WORDS} words of int8. */
-fn stageX(row: u32, live: bool, scale: f32, b: u32, buf: u32, tid: u32) {
-  var v: array<vec4<f32>, ${WORDS}>;
-  var amax = 0.0;
-  for (var j = 0u; j < ${WORDS}u; j++) {
-    let kk = b * ${WORDS}u + j;
-    v[j] = vec4<f32>(0.0);
-    if (live) { v[j] = ${xElement(s, `row * ${K4}u + kk`, 'kk')}; }
-    let m = abs(v[j]);
-    amax = max(amax, max(max(m.x, m.y), max(m.z, m.w)));
-  }
-  let d = preciseDiv(amax, 127.0);
-  let id = select(0.0, preciseDiv(1.0, d), d > 0.0);
-  var sum = vec4<i32>(0);
-  for (var j = 0u; j < ${WORDS}u; j++) {
-    let q = vec4<i32>(clamp(round(v[j] * id), vec4<f32>(-127.0), vec4<f32>(127.0)));
-    sum += q;
-    Xq[(buf * ${WORDS}u + j) * ${BM / 4}u + tid / 4u][tid % 4u] = pack4xI8(q);
-  }
-  Xd[buf * ${BM / 4}u + tid / 4u][tid % 4u] = d;${int8.offset ? `\n  Xs[buf * ${BM / 4}u + tid / 4u][tid % 4u] = d * f32(sum.x + sum.y + sum.z + sum.w);` : ''}
-}
-
-/** Block b of the w column this invocation stages into buffer buf: words j0.. of it, and the scale where j0 is 0. */
-fn stageW(wr: u32, live: bool, b: u32, buf: u32, c: u32, j0: u32) {
-  // a column past w's rows stages zeros: its words are not read (nothing guards a read past the buffer)
-  let block = wr * ${blocks}u + b;
-  for (var j = j0; j < j0 + ${wordsEach}u; j++) {
-    var q = 0u;
-    if (live) { q = wInt8(block, j); }
-    Wq[(buf * ${WORDS}u + j) * ${BN / 4}u + c / 4u][c % 4u] = q;
-  }
-  if (j0 == 0u) {
-${range(parts)
-  .map(
-    (part) =>
-      `    var d${part} = 0.0;\n    if (live) { d${part} = wScale(block, ${part}u); }\n    Wd[(buf * ${parts}u + ${part}u) * ${BN / 4}u + c / 4u][c % 4u] = d${part};`,
-  )
-  .join('\n')}${int8.offset ? `\n    var o = 0.0;\n    if (live) { o = wOffset(block); }\n    Wo[buf * ${BN / 4}u + c / 4u][c % 4u] = o;` : ''}
-  }
-}
+${stagingFunctions(s, int8, wordsEach, layout)}
 
 @compute @workgroup_size(${threads})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid: u32) {
@@ -179,41 +147,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid:
   let M = ${u32Expr(s.rows)};
   let rowBase = wid.y * ${BM}u;
   let base = wid.x * ${columns}u;${splits > 1 ? `\n  let bBegin = wid.z * ${per}u;\n  let bEnd = min(${blocks}u, bBegin + ${per}u);` : ''}
-  // the x row this invocation quantizes (the first ${BM} invocations), and its norm scale
-  let xRow = rowBase + tid;
-  let xLive = tid < ${BM}u && xRow < M;
-  var scale = 0.0;${
-    s.norm
-      ? `
-  if (xLive) {
-    var ss = 0.0;
-    for (var i = 0u; i < ${K4}u; i++) { let v = x[xRow * ${K4}u + i]; ss += v.x * v.x; ss += v.y * v.y; ss += v.z * v.z; ss += v.w * v.w; }
-    scale = ${rowScale(s, 'ss')};
-  }`
-      : ''
-  }
-  // the w column this invocation stages words of
-  let wc = tid / ${WORDS / wordsEach}u;
-  let wj = (tid % ${WORDS / wordsEach}u) * ${wordsEach}u;
-  let wr = ${wRow('wc')};
-  let wLive = ${wLive('wc')};
+${stagingSetup(s, BM, wordsEach, wRow, wLive)}
 ${range(TM)
   .map((i) => `  var acc0_${i} = vec4<f32>(0.0);\n  var acc1_${i} = vec4<f32>(0.0);`)
   .join('\n')}
-  if (${bBegin} < ${bEnd}) {
-    if (tid < ${BM}u) { stageX(xRow, xLive, scale, ${bBegin}, 0u, tid); }
-    stageW(wr, wLive, ${bBegin}, 0u, wc, wj);
-  }
-  workgroupBarrier();
-  for (var b = ${bBegin}; b < ${bEnd}; b++) {
-    let buf = (b - ${bBegin}) & 1u;
-    // the next block goes to the other buffer, last read before the previous barrier
-    if (b + 1u < ${bEnd}) {
-      if (tid < ${BM}u) { stageX(xRow, xLive, scale, b + 1u, buf ^ 1u, tid); }
-      stageW(wr, wLive, b + 1u, buf ^ 1u, wc, wj);
-    }${products}
-    workgroupBarrier();
-  }${stores}
+${blockLoop(BM, bBegin, bEnd, products, true)}${stores}
 }`,
     // every split writes its partial sums, zeros where its range is empty
     [wg(across, columns), wg(s.rows, BM), wg(splits)],
