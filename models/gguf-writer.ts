@@ -145,22 +145,37 @@ export function ggufLayout(metadata: Iterable<readonly [string, GgufMeta]>, tens
 
 /** A tensor to stream: its header entry, and its data, made when it is written. */
 export interface GgufTensorWriter extends GgufTensorEntry {
-  data(): Uint8Array;
+  /** the tensor's bytes, now or once made (by a worker) */
+  data(): Uint8Array | Promise<Uint8Array>;
+}
+
+export interface GgufWriteOptions {
+  /** tensors whose data() runs before the one being written is done (their bytes held meanwhile); default 1 */
+  readonly ahead?: number;
+  /** hears of each tensor written */
+  readonly onTensor?: (done: number, total: number, name: string) => void;
 }
 
 /**
- * Writes a GGUF file: the header, then each tensor's data as `data()` makes it, into `path`.part, renamed to `path`
- * once whole (a failure removes the part). `onTensor` hears of each tensor written. Returns the file's size.
+ * Writes a GGUF file: the header, then each tensor's data as `data()` makes it, in order, into `path`.part, renamed
+ * to `path` once whole (a failure removes the part). Returns the file's size.
  */
-export function writeGgufFile(
+export async function writeGgufFile(
   path: string,
   metadata: Iterable<readonly [string, GgufMeta]>,
   tensors: readonly GgufTensorWriter[],
-  onTensor?: (done: number, total: number, name: string) => void,
-): number {
+  options: GgufWriteOptions = {},
+): Promise<number> {
   const layout = ggufLayout(metadata, tensors);
+  const ahead = Math.max(1, options.ahead ?? 1);
   const part = `${path}.part`;
   let fd: number | undefined;
+  const made: Promise<Uint8Array>[] = [];
+  // a tensor's data is asked for once the `ahead` before it are asked for; a failure is thrown where it is written
+  const start = (i: number): void => {
+    if (i < tensors.length) made[i] = Promise.resolve().then(() => tensors[i]!.data());
+    made[i]?.catch(() => undefined);
+  };
   try {
     fd = openSync(part, 'w');
     const write = (b: Uint8Array): void => {
@@ -168,16 +183,20 @@ export function writeGgufFile(
     };
     write(layout.header);
     let written = layout.header.length;
-    tensors.forEach((t, i) => {
-      const data = t.data();
+    for (let i = 0; i < Math.min(ahead, tensors.length); i++) start(i);
+    for (let i = 0; i < tensors.length; i++) {
+      const t = tensors[i]!;
+      const data = await made[i]!;
+      delete made[i];
+      start(i + ahead);
       if (data.length !== t.byteLength) throw new Error(`tensor ${t.name}: ${data.length} bytes made, its entry says ${t.byteLength}`);
       write(data);
       written += data.length;
       const pad = (layout.alignment - (written % layout.alignment)) % layout.alignment;
       if (pad > 0) write(new Uint8Array(pad));
       written += pad;
-      onTensor?.(i + 1, tensors.length, t.name);
-    });
+      options.onTensor?.(i + 1, tensors.length, t.name);
+    }
     closeSync(fd);
     fd = undefined;
     renameSync(part, path);

@@ -16,8 +16,10 @@ import {
   writeGgufFile,
   type GgufFileType,
   type GgufMeta,
+  type GgufTensorEntry,
   type GgufTensorWriter,
 } from '../models/gguf-writer.js';
+import type { EncodePool } from './weights/encode-pool.js';
 import { llamaWeightShapes } from '../models/llama.js';
 import { syntheticConfigs } from '../models/synthetic.js';
 import type { Checkpoint } from './api.js';
@@ -32,7 +34,12 @@ export function defaultGgufDir(): string {
 /** A bench row's GGUF file: where it is, and what to write there unless it is whole already (undefined: the checkpoint's own file). */
 export interface BenchGguf {
   readonly path: string;
-  readonly write?: { readonly metadata: readonly [string, GgufMeta][]; readonly tensors: readonly GgufTensorWriter[] };
+  readonly write?: { readonly metadata: readonly [string, GgufMeta][]; readonly tensors: readonly BenchTensor[] };
+}
+
+/** A tensor of a bench file: its entry, and its bytes, encoded on `pool`'s workers where given. */
+export interface BenchTensor extends GgufTensorEntry {
+  data(pool?: EncodePool): Uint8Array | Promise<Uint8Array>;
 }
 
 /** What a written file is named after (its name's stem, and general.name) and records as its source (weft.source). */
@@ -85,7 +92,7 @@ export function planBenchGguf(model: string, checkpoint: Checkpoint, type: GgufF
   for (const name of checkpoint.tensors.keys()) if (!shapes.has(name)) fail(`tensor ${name} has no place in a llama GGUF file`);
   const tensors = [...shapes]
     .filter(([name]) => name !== 'rope_cos' && name !== 'rope_sin')
-    .map(([name, shape]): GgufTensorWriter => {
+    .map(([name, shape]): BenchTensor => {
       const source = checkpoint.tensors.get(name) ?? fail(`tensor ${name} is missing`);
       const format = weightFormats[ggufFileTypes[type]({ name, shape, layers: c.nLayers, stored: source.format.name })];
       if (format.ggmlType === undefined) fail(`GGUF files do not store ${format.name}`);
@@ -98,7 +105,8 @@ export function planBenchGguf(model: string, checkpoint: Checkpoint, type: GgufF
         dims: [...shape].reverse(),
         type: format.ggmlType!,
         byteLength: fileBytes(format, count),
-        data: () => (source.format === format ? source.read() : format.encode(sourceValues(source))),
+        data: (pool) =>
+          source.format === format ? source.read() : pool ? pool.encode(format.name, sourceValues(source)) : format.encode(sourceValues(source)),
       };
     });
   const metadata: [string, GgufMeta][] = [
@@ -124,9 +132,10 @@ function isWhole(path: string, layout: { header: Uint8Array; size: number }): bo
 
 /**
  * The plan's file, written unless one is there whole; `onWrite` hears before a file is written (its path and size).
- * Returns whether it was written.
+ * With `workers` (called only when a file is written), tensors are encoded on its pool's workers, as many at a time
+ * as it has. Returns whether it was written.
  */
-export function ensureBenchGguf(plan: BenchGguf, onWrite?: (path: string, bytes: number) => void): boolean {
+export async function ensureBenchGguf(plan: BenchGguf, onWrite?: (path: string, bytes: number) => void, workers?: () => EncodePool): Promise<boolean> {
   if (!plan.write) return false;
   const { metadata, tensors } = plan.write;
   const layout = ggufLayout(metadata, tensors);
@@ -139,7 +148,9 @@ export function ensureBenchGguf(plan: BenchGguf, onWrite?: (path: string, bytes:
   }
   onWrite?.(plan.path, layout.size);
   try {
-    writeGgufFile(plan.path, metadata, tensors);
+    const pool = workers?.();
+    const writers = tensors.map((t): GgufTensorWriter => ({ ...t, data: () => t.data(pool) }));
+    await writeGgufFile(plan.path, metadata, writers, { ahead: pool?.size ?? 1 });
   } catch (e) {
     throw new Error(`cannot write ${plan.path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }

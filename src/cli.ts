@@ -11,6 +11,7 @@ import { syntheticConfigs, syntheticModel } from '../models/synthetic.js';
 import { checkBenchOptions, WARMUP_RUNS, WARMUP_SECONDS, type PeerBenchOptions, type PeerRow } from './peers/peer.js';
 import { benchmark, formatBenchRow, type BenchRow } from './bench.js';
 import { defaultGgufDir, ensureBenchGguf, planBenchGguf, type BenchGguf } from './bench-gguf.js';
+import { EncodePool } from './weights/encode-pool.js';
 import { ggufFileTypes, type GgufFileType } from '../models/gguf-writer.js';
 import {
   aboutFile,
@@ -510,79 +511,89 @@ async function bench(a: BenchArgs): Promise<void> {
   const progress = loadProgressBar();
   // a peer that did not run is a row with its reason instead of figures
   const rows: (BenchRow | FailedRow)[] = [];
-  for (const model of a.model) {
-    const files = benchFiles(model); // a bad file fails before the GPU opens
-    if (peers.length > 0 && files.config.family !== 'llama') throw new Error(`--peers: ${model} is not a llama-family model, the only kind the peers run`);
-    checkBenchOptions({ promptTokens, decodeTokens: a.decodeTokens, runs: a.runs, warmupSeconds: a.warmupSeconds }, files.config.seqLen);
-    const name = `${syntheticConfigs[model] ? model : basename(model)}${label}`;
-    // Where a peer runs GGUF files, weft's row runs the file the peer runs; a file type that is no weight format
-    // (q4_k_m) is only ever a file. Every file is planned, and so checked, before anything runs.
-    const ggufs = new Map<string, BenchGguf>();
-    for (const format of formats) {
-      if (peers.some((p) => p.peer.takes === 'gguf file') || (!Object.hasOwn(weightFormats, format) && format !== 'stored')) {
-        ggufs.set(format, planBenchGguf(model, files, format as GgufFileType, ggufDir));
+  // workers that encode the weights of the GGUF files written, started with the first
+  let encoders: EncodePool | undefined;
+  try {
+    for (const model of a.model) {
+      const files = benchFiles(model); // a bad file fails before the GPU opens
+      if (peers.length > 0 && files.config.family !== 'llama') throw new Error(`--peers: ${model} is not a llama-family model, the only kind the peers run`);
+      checkBenchOptions({ promptTokens, decodeTokens: a.decodeTokens, runs: a.runs, warmupSeconds: a.warmupSeconds }, files.config.seqLen);
+      const name = `${syntheticConfigs[model] ? model : basename(model)}${label}`;
+      // Where a peer runs GGUF files, weft's row runs the file the peer runs; a file type that is no weight format
+      // (q4_k_m) is only ever a file. Every file is planned, and so checked, before anything runs.
+      const ggufs = new Map<string, BenchGguf>();
+      for (const format of formats) {
+        if (peers.some((p) => p.peer.takes === 'gguf file') || (!Object.hasOwn(weightFormats, format) && format !== 'stored')) {
+          ggufs.set(format, planBenchGguf(model, files, format as GgufFileType, ggufDir));
+        }
       }
-    }
-    for (const format of formats) {
-      const gguf = ggufs.get(format);
-      if (gguf)
-        ensureBenchGguf(gguf, (path, bytes) => process.stderr.write(`writing ${path} (${bytesText(bytes, false)}), which ${name} runs from in every engine\n`));
-      // the bench feeds token ids: the file's tokenizer is not read
-      const rowFiles: ModelFiles = gguf ? { ...readCheckpoint(gguf.path), tokenizer: undefined } : files;
-      for (const matmul of matmuls as MatmulKind[]) {
-        const row = await benchmark(rowFiles, name, {
-          matmul,
-          ...(a.context !== undefined ? { context: a.context } : {}),
-          passes,
-          promptTokens,
-          decodeTokens: a.decodeTokens,
-          runs: a.runs,
-          warmupSeconds: a.warmupSeconds,
-          sampling: { temperature: a.temperature, topp: a.topp },
-          backend: a.backend,
-          ...(format === 'stored' || gguf ? {} : { weights: format as FormatName }),
-          kernels,
-          limits,
-          profile: a.kernels,
-          onProgress: progress?.onProgress,
-          ...(a.dawnToggles !== undefined
-            ? {
-                toggles:
-                  a.dawnToggles === 'none'
-                    ? []
-                    : a.dawnToggles
-                        .split(',')
-                        .map((t) => t.trim())
-                        .filter((t) => t !== ''),
-              }
-            : {}),
-        }).finally(() => progress?.stop()); // the bar of a load that failed is cleared before the error
-        const weftRow = gguf ? { ...row, file: gguf.path } : row;
-        rows.push(weftRow);
-        process.stdout.write(formatBenchRow(weftRow));
+      for (const format of formats) {
+        const gguf = ggufs.get(format);
+        if (gguf) {
+          const note = (path: string, bytes: number): void => {
+            process.stderr.write(`writing ${path} (${bytesText(bytes, false)}), which ${name} runs from in every engine\n`);
+          };
+          await ensureBenchGguf(gguf, note, () => (encoders ??= new EncodePool()));
+        }
+        // the bench feeds token ids: the file's tokenizer is not read
+        const rowFiles: ModelFiles = gguf ? { ...readCheckpoint(gguf.path), tokenizer: undefined } : files;
+        for (const matmul of matmuls as MatmulKind[]) {
+          const row = await benchmark(rowFiles, name, {
+            matmul,
+            ...(a.context !== undefined ? { context: a.context } : {}),
+            passes,
+            promptTokens,
+            decodeTokens: a.decodeTokens,
+            runs: a.runs,
+            warmupSeconds: a.warmupSeconds,
+            sampling: { temperature: a.temperature, topp: a.topp },
+            backend: a.backend,
+            ...(format === 'stored' || gguf ? {} : { weights: format as FormatName }),
+            kernels,
+            limits,
+            profile: a.kernels,
+            onProgress: progress?.onProgress,
+            ...(a.dawnToggles !== undefined
+              ? {
+                  toggles:
+                    a.dawnToggles === 'none'
+                      ? []
+                      : a.dawnToggles
+                          .split(',')
+                          .map((t) => t.trim())
+                          .filter((t) => t !== ''),
+                }
+              : {}),
+          }).finally(() => progress?.stop()); // the bar of a load that failed is cleared before the error
+          const weftRow = gguf ? { ...row, file: gguf.path } : row;
+          rows.push(weftRow);
+          process.stdout.write(formatBenchRow(weftRow));
+        }
+        if (!gguf) continue;
+        // the peers run at the same context as weft (--context cuts the KV cache they may use)
+        const config = (a.context !== undefined ? withContext(rowFiles, a.context) : rowFiles).config;
+        for (const { name: peer, peer: p } of peers) {
+          if (p.takes !== 'gguf file') continue;
+          const result = await runPeer(peer, name, gguf.path, async () => ({
+            ...(await p.run(name, gguf.path, config, peerOptions)),
+            weights: matrixFormats(rowFiles),
+            file: gguf.path,
+          }));
+          rows.push(result);
+          if (!('error' in result)) process.stdout.write(formatBenchRow(result));
+        }
       }
-      if (!gguf) continue;
-      // the peers run at the same context as weft (--context cuts the KV cache they may use)
-      const config = (a.context !== undefined ? withContext(rowFiles, a.context) : rowFiles).config;
+      // the peers run at the same context as weft (--context cuts the KV cache and the RoPE tables they get)
+      const peerFiles = a.context !== undefined ? withContext(files, a.context) : files;
       for (const { name: peer, peer: p } of peers) {
-        if (p.takes !== 'gguf file') continue;
-        const result = await runPeer(peer, name, gguf.path, async () => ({
-          ...(await p.run(name, gguf.path, config, peerOptions)),
-          weights: matrixFormats(rowFiles),
-          file: gguf.path,
-        }));
-        rows.push(result);
-        if (!('error' in result)) process.stdout.write(formatBenchRow(result));
+        if (p.takes !== 'float weights') continue;
+        const row = await runPeer(peer, name, undefined, () => p.run(name, peerFiles.config, floatWeights(peerFiles), peerOptions));
+        rows.push(row);
+        if (!('error' in row)) process.stdout.write(formatBenchRow(row));
       }
     }
-    // the peers run at the same context as weft (--context cuts the KV cache and the RoPE tables they get)
-    const peerFiles = a.context !== undefined ? withContext(files, a.context) : files;
-    for (const { name: peer, peer: p } of peers) {
-      if (p.takes !== 'float weights') continue;
-      const row = await runPeer(peer, name, undefined, () => p.run(name, peerFiles.config, floatWeights(peerFiles), peerOptions));
-      rows.push(row);
-      if (!('error' in row)) process.stdout.write(formatBenchRow(row));
-    }
+  } finally {
+    await encoders?.close();
   }
   if (a.json !== undefined) writeWhole(a.json, Buffer.from(`${JSON.stringify(rows, null, 2)}\n`));
 }

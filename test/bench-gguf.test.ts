@@ -49,11 +49,11 @@ const origin: GgufOrigin = { stem: 'tiny', title: 'tiny llama', source: 'test' }
 describe('GGUF files for weft and llama.cpp', () => {
   it.each(['f32', 'q8_0', 'q4_k_m'] as const)(
     '%s: the streamed file reads back as the model, each weight in its format and the values its encoder stands for',
-    (type) => {
+    async (type) => {
       const dir = join(scratch, `roundtrip-${type}`);
       const plan = planBenchGguf('tiny', checkpoint, type, dir, origin);
       expect(plan.path).toBe(join(dir, `tiny-${type}.gguf`));
-      expect(ensureBenchGguf(plan)).toBe(true);
+      expect(await ensureBenchGguf(plan)).toBe(true);
       expect(statSync(plan.path).size).toBe(ggufLayout(plan.write!.metadata, plan.write!.tensors).size);
       const read = readGguf(plan.path);
       // GGUF stores ε as a float32
@@ -85,41 +85,98 @@ describe('GGUF files for weft and llama.cpp', () => {
     expect(format('tok_embeddings')).toBe('q4_k');
   });
 
-  it('is written once and reused; a truncated or stale file is written again, and no part is left', () => {
+  it('is written once and reused; a truncated or stale file is written again, and no part is left', async () => {
     const dir = join(scratch, 'cache');
     const plan = planBenchGguf('tiny', checkpoint, 'q8_0', dir, origin);
-    expect(ensureBenchGguf(plan)).toBe(true);
+    expect(await ensureBenchGguf(plan)).toBe(true);
     const whole = readFileSync(plan.path);
     const written = statSync(plan.path).mtimeMs;
-    expect(ensureBenchGguf(plan)).toBe(false);
+    expect(await ensureBenchGguf(plan)).toBe(false);
     expect(statSync(plan.path).mtimeMs).toBe(written);
 
     truncateSync(plan.path, whole.length - 1000);
-    expect(ensureBenchGguf(plan)).toBe(true);
+    expect(await ensureBenchGguf(plan)).toBe(true);
     expect(readFileSync(plan.path).equals(whole)).toBe(true);
 
     // the same name written from another source: its header differs, so it is stale
     const other = planBenchGguf('tiny', checkpoint, 'q8_0', dir, { ...origin, source: 'another test' });
-    expect(ensureBenchGguf(other)).toBe(true);
-    expect(ensureBenchGguf(plan)).toBe(true);
+    expect(await ensureBenchGguf(other)).toBe(true);
+    expect(await ensureBenchGguf(plan)).toBe(true);
     expect(readFileSync(plan.path).equals(whole)).toBe(true);
     expect(readdirSync(dir)).toEqual(['tiny-q8_0.gguf']);
   });
 
-  it('a failure while writing leaves neither the file nor its part', () => {
+  it('a failure while writing leaves neither the file nor its part, however far ahead tensors are made', async () => {
     const dir = mkdtempSync(join(scratch, 'failed-'));
     const path = join(dir, 'x.gguf');
-    const tensor = (name: string, data: () => Uint8Array) => ({ name, dims: [4], type: 0, byteLength: 16, data });
-    expect(() =>
-      writeGgufFile(path, placeholderVocabulary(8), [
-        tensor('a', () => new Uint8Array(16)),
-        tensor('b', () => {
-          throw new Error('no values');
-        }),
-      ]),
-    ).toThrow('no values');
-    expect(() => writeGgufFile(path, [], [tensor('a', () => new Uint8Array(12))])).toThrow('tensor a: 12 bytes made, its entry says 16');
+    const tensor = (name: string, data: () => Uint8Array | Promise<Uint8Array>) => ({ name, dims: [4], type: 0, byteLength: 16, data });
+    for (const ahead of [1, 3]) {
+      await expect(
+        writeGgufFile(
+          path,
+          placeholderVocabulary(8),
+          [
+            tensor('a', () => new Uint8Array(16)),
+            tensor('b', async () => {
+              throw new Error('no values');
+            }),
+            tensor('c', () => new Uint8Array(16)),
+          ],
+          { ahead },
+        ),
+      ).rejects.toThrow('no values');
+    }
+    await expect(writeGgufFile(path, [], [tensor('a', () => new Uint8Array(12))])).rejects.toThrow('tensor a: 12 bytes made, its entry says 16');
     expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('tensors made ahead, out of order, are written in order: the same bytes as one at a time', async () => {
+    const dir = mkdtempSync(join(scratch, 'ahead-'));
+    const bytes = (i: number) => new Uint8Array(16).fill(i + 1);
+    const tensors = (delay: (i: number) => number) =>
+      [0, 1, 2, 3, 4].map((i) => ({
+        name: `t${i}`,
+        dims: [4],
+        type: 0,
+        byteLength: 16,
+        data: () => new Promise<Uint8Array>((resolve) => setTimeout(() => resolve(bytes(i)), delay(i))),
+      }));
+    await writeGgufFile(
+      join(dir, 'one.gguf'),
+      [],
+      tensors(() => 0),
+    );
+    await writeGgufFile(
+      join(dir, 'ahead.gguf'),
+      [],
+      tensors((i) => 20 - 4 * i),
+      { ahead: 4 },
+    );
+    expect(readFileSync(join(dir, 'ahead.gguf')).equals(readFileSync(join(dir, 'one.gguf')))).toBe(true);
+  });
+
+  it('encoded on worker threads (the built encode pool), a file has the same bytes as encoded one tensor at a time', async () => {
+    // the pool starts workers from the built encode-worker.js
+    const { EncodePool } = (await import(
+      new URL('../dist/src/weights/encode-pool.js', import.meta.url).href
+    )) as typeof import('../src/weights/encode-pool.js');
+    const pool = new EncodePool(2);
+    try {
+      for (const type of ['q8_0', 'q4_k_m'] as const) {
+        const one = planBenchGguf('tiny', checkpoint, type, join(scratch, `one-${type}`), origin);
+        const workers = planBenchGguf('tiny', checkpoint, type, join(scratch, `workers-${type}`), origin);
+        expect(await ensureBenchGguf(one)).toBe(true);
+        expect(await ensureBenchGguf(workers, undefined, () => pool)).toBe(true);
+        expect(readFileSync(workers.path).equals(readFileSync(one.path)), type).toBe(true);
+      }
+      // a view of a larger buffer is copied before its buffer moves
+      const values = new Float32Array(96).map((_, i) => Math.sin(i));
+      const view = values.subarray(32, 64);
+      expect(Buffer.from(await pool.encode('q8_0', view)).equals(Buffer.from(weightFormats.q8_0.encode(values.subarray(32, 64))))).toBe(true);
+      expect(values[40]).toBe(Math.fround(Math.sin(40)));
+    } finally {
+      await pool.close();
+    }
   });
 
   it("a checkpoint's file is named by the checkpoint and a hash of its path, and records its files' sizes and times", () => {
@@ -130,10 +187,10 @@ describe('GGUF files for weft and llama.cpp', () => {
     expect(source).toMatch(/llama-gqa \(.*config\.json: \d+ bytes, modified [\dT:.Z-]+;.*model\.safetensors: \d+ bytes, modified /);
   });
 
-  it('a GGUF checkpoint kept as stored is its own file', () => {
+  it('a GGUF checkpoint kept as stored is its own file', async () => {
     const dir = join(scratch, 'own');
     const q8 = planBenchGguf('tiny', checkpoint, 'q8_0', dir, origin);
-    ensureBenchGguf(q8);
+    await ensureBenchGguf(q8);
     expect(planBenchGguf(q8.path, readCheckpoint(q8.path), 'stored', dir)).toEqual({ path: q8.path });
   });
 
