@@ -391,7 +391,6 @@ interface BenchArgs {
   splitK?: number;
   attentionTile?: number;
   subgroups: boolean;
-  int8Matrix: boolean;
   dawnToggles?: string;
   peers: string;
   ggufDir?: string;
@@ -481,8 +480,10 @@ async function bench(a: BenchArgs): Promise<void> {
   const { promptTokens } = a;
   if (a.runs < 1) throw new Error(`--runs must be a positive whole number, got ${a.runs}`);
   const formats = a.weights.split(',').map((w) => w.trim());
+  // int8-matrix: int8 tiles on the device's subgroup matrices, where it has them (LoadOptions.kernels.int8Matrix)
+  const matmulKinds = ['float', 'int8', 'int8-matrix'];
   const matmuls = a.matmul.split(',').map((m) => m.trim());
-  for (const m of matmuls) if (m !== 'float' && m !== 'int8') throw new Error(`--matmul: '${m}' is not one of float, int8`);
+  for (const m of matmuls) if (!matmulKinds.includes(m)) throw new Error(`--matmul: '${m}' is not one of ${matmulKinds.join(', ')}`);
   for (const w of formats) if (!Object.hasOwn(ggufFileTypes, w)) throw new Error(`--weights: '${w}' is not one of ${Object.keys(ggufFileTypes).join(', ')}`);
   if (a.attentionTile !== undefined && ![8, 16, 32].includes(a.attentionTile)) throw new Error(`--attention-tile must be 8, 16 or 32, got ${a.attentionTile}`);
   if (a.splitK !== undefined && a.splitK < 1) throw new Error(`--split-k must be a whole number ≥ 1, got ${a.splitK}`);
@@ -499,7 +500,6 @@ async function bench(a: BenchArgs): Promise<void> {
     ...(a.splitK !== undefined ? { splitK: a.splitK } : {}),
     ...(a.attentionTile !== undefined ? { attentionTile: a.attentionTile as 8 | 16 | 32 } : {}),
     ...(a.subgroups ? {} : { subgroups: false }),
-    ...(a.int8Matrix ? { int8Matrix: true } : {}),
   };
   const limits = { ...(a.peakTflops ? { flops: a.peakTflops * 1e12 } : {}), ...(a.peakGbps ? { bandwidth: a.peakGbps * 1e9 } : {}) };
   const peerNames = a.peers === '' || a.peers === 'none' ? [] : a.peers.split(',').map((p) => p.trim());
@@ -537,9 +537,9 @@ async function bench(a: BenchArgs): Promise<void> {
         }
         // the bench feeds token ids: the file's tokenizer is not read
         const rowFiles: ModelFiles = gguf ? { ...readCheckpoint(gguf.path), tokenizer: undefined } : files;
-        for (const matmul of matmuls as MatmulKind[]) {
+        for (const matmul of matmuls) {
           const row = await benchmark(rowFiles, name, {
-            matmul,
+            matmul: matmul === 'float' ? 'float' : 'int8',
             ...(a.context !== undefined ? { context: a.context } : {}),
             passes,
             promptTokens,
@@ -549,7 +549,7 @@ async function bench(a: BenchArgs): Promise<void> {
             sampling: { temperature: a.temperature, topp: a.topp },
             backend: a.backend,
             ...(format === 'stored' || gguf ? {} : { weights: format as FormatName }),
-            kernels,
+            kernels: { ...kernels, ...(matmul === 'int8-matrix' ? { int8Matrix: true } : {}) },
             limits,
             profile: a.kernels,
             onProgress: progress?.onProgress,
@@ -721,7 +721,8 @@ const benchFlags: FlagTable = {
   matmul: {
     kind: 'text',
     default: 'float',
-    describe: "prefill matmuls, a weft row each of every --weights: float, int8 (as run's --matmul), or both (float,int8)",
+    describe:
+      "prefill matmuls, a weft row each of every --weights: float, int8 (as run's --matmul), int8-matrix (int8 on the device's subgroup matrices, the tensor cores, where it has int8 ones: still to be checked on a GPU), or several (float,int8)",
   },
   kernels: { kind: 'switch', default: true, describe: 'profile each kernel and report time per kernel kind (--no-kernels: skip)' },
   'peak-tflops': { kind: 'decimal', describe: "the device's fp32 peak, to report prefill as a share of it (H100 SXM: 67)" },
@@ -730,11 +731,6 @@ const benchFlags: FlagTable = {
   'attention-tile': { kind: 'integer', describe: 'the most query rows and keys of a prefill attention tile: 8, 16 (default) or 32' },
   'split-k': { kind: 'integer', describe: 'at most this many K ranges for prefill matmuls whose outputs give few tiles (default 4; 1: never split)' },
   subgroups: { kind: 'switch', default: true, describe: 'reduce with subgroup operations where the device has them (--no-subgroups: workgroup memory alone)' },
-  'int8-matrix': {
-    kind: 'switch',
-    default: false,
-    describe: "with --matmul int8: multiply int8 blocks on the device's subgroup matrices (tensor cores) where it has int8 ones (to be checked on a GPU)",
-  },
   'dawn-toggles': { kind: 'text', describe: `comma-separated Dawn toggles to enable (default ${defaultToggles.join(',')}; none for none)` },
   peers: {
     kind: 'text',

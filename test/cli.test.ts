@@ -324,7 +324,7 @@ describe('bad input', () => {
     ['--topp above 1', withTok('--topp', '1.5'), /top-p must be in \[0, 1\], got 1\.5/],
     ['an unknown backend', withTok('--backend', 'nosuchbackend', '--steps', '2'), /no WebGPU adapter \(nosuchbackend/],
     ['an unknown --matmul', withTok('--matmul', 'int4'), /matmul.*int4.*"float", "int8"/],
-    ['an unknown bench --matmul', ['bench', '--model', aidreams, '--matmul', 'float,int4'], /--matmul: 'int4' is not one of float, int8/],
+    ['an unknown bench --matmul', ['bench', '--model', aidreams, '--matmul', 'float,int4'], /--matmul: 'int4' is not one of float, int8, int8-matrix/],
     // output paths are checked before the work starts: before the checkpoint is read
     [
       '--dump-logits in a missing folder',
