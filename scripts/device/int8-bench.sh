@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# On the GPU machine: the int8 matmuls (dot4 and subgroup-matrix tiles) against the float32 path and against
+# llama.cpp's Vulkan build on the same GGUF files, and the cold start of the 260K demo. One step a call (each
+# within the device tool's 10 minutes); figures and logs go to $OUT. Usage, after packing here
+# (npm run build && ../shared/device/pack dist && bash scripts/device/pack-peers.sh, then
+# cp ../shared/fixtures/llama2c/{aidreams260K.bin,tok512-aidreams.bin} .device/), carrying [".device", "dist"]:
+#   bash .device/vulkan-run bash scripts/device/int8-bench.sh cold accuracy
+#   bash .device/vulkan-run bash scripts/device/int8-bench.sh q8_0
+#   bash .device/vulkan-run bash scripts/device/int8-bench.sh q4_k_m
+set -uo pipefail
+out=${OUT:-/tmp/int8-bench}
+mkdir -p "$out"
+bench=(node dist/src/cli.js bench --backend vulkan --model 1B --prompt-tokens 128,512 --decode-tokens 64
+  --matmul float,int8,int8-matrix --peers llama.cpp --peak-tflops 67 --peak-gbps 4800)
+for step in "$@"; do
+  echo "== $step"
+  case "$step" in
+    cold)
+      # the whole process and its own account of the first token, five times
+      for i in 1 2 3 4 5; do
+        /usr/bin/time -f "whole process %e s" node dist/src/cli.js run .device/aidreams260K.bin --tokenizer .device/tok512-aidreams.bin \
+          --temperature 0 --steps 1 --json 2>&1 | tee -a "$out/cold.txt"
+      done
+      ;;
+    accuracy)
+      node scripts/matmul-accuracy.mjs 1B --prompt-tokens 128 --backend vulkan | tee "$out/accuracy-1B.jsonl"
+      node scripts/matmul-accuracy.mjs .device/aidreams260K.bin --prompt-tokens 128 --backend vulkan | tee "$out/accuracy-aidreams.jsonl"
+      ;;
+    q8_0 | q4_k_m)
+      # the file is written first on a fresh machine (on every core), then weft's rows and llama.cpp's run it
+      "${bench[@]}" --weights "$step" --json "$out/bench-1B-$step.json" 2>&1 | tee "$out/bench-1B-$step.txt"
+      ;;
+    *)
+      echo "int8-bench.sh: unknown step '$step' (cold, accuracy, q8_0, q4_k_m)" >&2
+      exit 2
+      ;;
+  esac
+done
