@@ -1,13 +1,6 @@
-// The int8 tile on subgroup matrices (Dawn's chromium_experimental_subgroup_matrix: the tensor cores): the
-// computation of int8.ts — x quantized per row and 32-wide block, w's int8 blocks, per block the exact integer
-// products times the two scales, less w's offset times the x block's sum — with each block's integer products
-// taken as 16×16×32 matrix products (i8 × i8 → i32). 256 invocations in 8 subgroups of 32 own a 64×128 output
-// tile; subgroup s takes row tiles 2·(s / 4) and 2·(s / 4) + 1 and column tiles s % 4 and s % 4 + 4 (so a
-// column's gate and up, 64 apart, land in one invocation). Per block and output tile the subgroup multiplies,
-// stores the i32 product to its own 16×16 of workgroup memory, and each invocation adds 8 of its values times
-// the scales to its float32 accumulators: rows l / 8 + 4k (k < 4), columns 2·(l % 8) and the one after (a
-// RoPE pair). Blocks are staged as in int8.ts, double-buffered, x row-major and w column-major as the matrix
-// loads read them. Offsets and strides count int8 elements. Scales per 16 values (Q6_K) take int8.ts's tile.
+// The int8 tile on subgroup matrices (the tensor cores): int8.ts's computation with each block's integer products
+// as 16×16×32 i8×i8→i32 matrix products, each stored to the subgroup's own workgroup memory and scaled from there
+// into float32 accumulators. 8 subgroups of 32 own the 64×128 tile; offsets and strides count int8 elements.
 import { kernelSource, preciseMath, u32Expr, wg, type KernelSource } from '../wgsl.js';
 import { weightFormats } from '../../weights/formats.js';
 import { epilogueOf } from './epilogue.js';

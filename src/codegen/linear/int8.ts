@@ -1,13 +1,6 @@
-// The int8 tile (prefill with int8 matmuls): the tiled variant's 64×128 output tile and accumulators, with x
-// quantized on the fly and w read as int8 blocks. Per 32-wide block of K, each x row gets a scale d = max|x|/127
-// and integers round(x/d) (llama.cpp's q8_1); w's block gives its own integers, scale and offset through its
-// format's int8 form (Q8_0 as stored; Q4_0, Q4_K, Q5_K and Q6_K unpacked to int8 while staged). An output adds,
-// per block, the exact integer dot product of the two blocks times the product of their scales, less w's offset
-// times the x block's sum (k-quants' mins, as q8_1's sum serves llama.cpp):
-//   y[r, c] = Σ_b d_x[r, b]·d_w[c, b] · Σ_{k in b} q_x[r, k]·q_w[c, k] − o_w[c, b] · d_x[r, b]·Σ_{k in b} q_x[r, k]
-// with d_w a scale per half block where the format has one per 16 values (Q6_K).
-// The integer products are dot4I8Packed (four int8 products a call) over blocks staged in workgroup memory,
-// double-buffered: the next block is loaded while the current one is multiplied, one barrier a block.
+// The int8 tile (prefill with int8 matmuls): the tiled variant's 64×128 tile and accumulators over x quantized per
+// row and 32-wide block and w's int8 blocks; per block, dot4I8Packed's exact integer products times the two scales,
+// less w's offset times the x block's sum (docs/architecture.md). Blocks are double-buffered, one barrier a block.
 import { kernelSource, preciseMath, u32Expr, wg, type KernelSource } from '../wgsl.js';
 import { weightFormats } from '../../weights/formats.js';
 import { epilogueOf } from './epilogue.js';
