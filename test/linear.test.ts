@@ -9,12 +9,15 @@ import {
   linearVariant,
   type LinearEpilogue,
   type LinearOptions,
+  type LinearKernels,
   type LinearSpec,
   type LinearVariant,
 } from '../src/codegen/linear/index.js';
 import { halfToFloat } from '../models/ieee754.js';
 import { PlanExecutor, ResidentBuffers } from '../src/runtime/executor.js';
 import { openGpu, type Gpu } from '../src/runtime/gpu.js';
+import { int8MatrixTileKernel, int8MatrixTiledKernel } from '../src/codegen/linear/int8-matrix.js';
+import { splitKernels } from '../src/codegen/linear/split.js';
 import { int8MatrixDevice } from '../src/codegen/linear/spec.js';
 import { create } from 'webgpu';
 import { floatToHalf } from '../src/runtime/halves.js';
@@ -41,7 +44,7 @@ interface Case {
   readonly norm: boolean;
   readonly weights: FormatName;
   /** K splits, subgroups, invocations per workgroup (below 256: 32×128 tiles) */
-  readonly tune?: Partial<Pick<LinearOptions, 'splitK' | 'subgroups' | 'maxInvocations'>>;
+  readonly tune?: Partial<Pick<LinearOptions, 'splitK' | 'subgroups' | 'maxInvocations' | 'int8Matrix' | 'maxWorkgroupBytes'>>;
 }
 
 const QKV = { qSize: 48, kvSize: 16, headSize: 8, P: 5, context: 160 };
@@ -70,7 +73,7 @@ function specOf(c: Case): LinearSpec {
   };
 }
 
-const int8Variants: readonly LinearVariant[] = ['tiled-int8', 'split-int8'];
+const int8Variants: readonly LinearVariant[] = ['tiled-int8', 'split-int8', 'tiled-int8-matrix', 'split-int8-matrix'];
 
 function optionsOf(c: Case): LinearOptions {
   return {
@@ -112,11 +115,20 @@ function reference(c: Case, data: Record<string, Float32Array>): Record<string, 
   return { out: q, kc, vc };
 }
 
+const matrixVariants: readonly LinearVariant[] = ['tiled-int8-matrix', 'split-int8-matrix'];
+
+/** The subgroup-matrix int8 tile with its products written out (SwiftShader has no subgroup matrices): all else is that tile's. */
+function writtenOutMatrixKernels(s: LinearSpec, o: LinearOptions): LinearKernels {
+  const variant = linearVariant(s, o);
+  if (variant === 'tiled-int8-matrix') return { variant, kernels: [{ source: int8MatrixTiledKernel(s, o, 'written-out') }], scratch: [] };
+  return { variant, ...splitKernels(s, o, 'linear', (spec, options, out, splits) => int8MatrixTileKernel(spec, options, out, splits, 'written-out')) };
+}
+
 async function runCase(c: Case, seed: number): Promise<{ errors: Record<string, number>; scale: number }> {
   const spec = specOf(c);
   const o = optionsOf(c);
   expect(linearVariant(spec, o)).toBe(c.variant);
-  const linear = linearKernels(spec, o);
+  const linear = matrixVariants.includes(c.variant) ? writtenOutMatrixKernels(spec, o) : linearKernels(spec, o);
   expect(linear.variant).toBe(c.variant);
   for (const k of linear.kernels) expect(k.source.wgsl.includes('subgroupAdd')).toBe(o.subgroups);
   const n = stackedRows(c);
@@ -232,6 +244,15 @@ describe('fused linear kernels against the CPU reference', () => {
       cases.push({ variant: 'tiled-int8', kind, k: 768, n: 70, rows: 37, norm: kind !== 'residual', weights });
     }
     cases.push({ variant: 'split-int8', kind, k: 2304, n: 40, rows: 37, norm: true, weights: 'q6_k', tune: { splitK: 3 } });
+    // the subgroup-matrix tile, its 16×16×32 products written out: every form with a scale a block, tiled and split
+    const matrix = { int8Matrix: true, maxWorkgroupBytes: 32768 } as const;
+    for (const weights of ['q8_0', 'q4_0'] as const) {
+      cases.push({ variant: 'tiled-int8-matrix', kind, k: 96, n: 150, rows: 37, norm: kind !== 'residual', weights, tune: matrix });
+      cases.push({ variant: 'split-int8-matrix', kind, k: 2080, n: 70, rows: 70, norm: kind !== 'store', weights, tune: { ...matrix, splitK: 3 } });
+    }
+    for (const weights of ['q4_k', 'q5_k'] as const) {
+      cases.push({ variant: 'tiled-int8-matrix', kind, k: 768, n: 70, rows: 37, norm: kind !== 'residual', weights, tune: matrix });
+    }
     // subgroup reductions (the test device's subgroups are 4 wide), with 1, 2 and 4 groups of 64 lanes per workgroup
     for (const [weights, maxInvocations] of [
       ['f32', 256],
@@ -258,7 +279,7 @@ describe('fused linear kernels against the CPU reference', () => {
       const { errors, scale } = await runCase(c, 1000 + 17 * i);
       expect(scale).toBeGreaterThan(0.01);
       // tiled and column sum k in order, as the reference does; gemv and split split K, and int8 tiles sum per block, so their sums round differently
-      const tol = ['gemv', 'split', 'tiled-int8', 'split-int8'].includes(c.variant) ? 1e-5 * Math.sqrt(c.k) * scale : 2e-6 * scale;
+      const tol = ['gemv', 'split', ...int8Variants].includes(c.variant) ? 1e-5 * Math.sqrt(c.k) * scale : 2e-6 * scale;
       for (const [name, e] of Object.entries(errors)) expect(e, name).toBeLessThan(tol);
     });
   });

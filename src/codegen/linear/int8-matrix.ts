@@ -17,13 +17,21 @@ const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 /** The invocation's columns: two adjacent from 16·(s % 4) + 2·(l % 8) in each half. */
 const lane: LaneColumns = { width: 2, offset: '(sg % 4u) * 16u + 2u * (sl % 8u)' };
 
-export function int8MatrixTiledKernel(s: LinearSpec, o: LinearOptions): KernelSource {
+/**
+ * How a subgroup takes a block's 16×16 product: on its subgroup matrices, or written out (each of 32 consecutive
+ * invocations summing 8 of the 256 entries with dot4I8Packed from the same staged words into the same product
+ * memory, as the matrix loads and store are read: x row-major, w column-major, strides of 32 int8, the product
+ * row-major) — the same tile everywhere else, which the tests run on devices without subgroup matrices.
+ */
+export type MatrixProducts = 'subgroup-matrix' | 'written-out';
+
+export function int8MatrixTiledKernel(s: LinearSpec, o: LinearOptions, products: MatrixProducts = 'subgroup-matrix'): KernelSource {
   const ep = epilogueOf(s);
-  return int8MatrixTileKernel(s, o, { bindings: ep.bindings, functions: ep.emit, stores: (i, l) => emits(ep, i, l) });
+  return int8MatrixTileKernel(s, o, { bindings: ep.bindings, functions: ep.emit, stores: (i, l) => emits(ep, i, l) }, 1, products);
 }
 
 /** The tile whose sums go to `out`; with `splits` above 1 it covers one of that many ranges of K's blocks (workgroup z). */
-export function int8MatrixTileKernel(s: LinearSpec, o: LinearOptions, out: TileOutput, splits = 1): KernelSource {
+export function int8MatrixTileKernel(s: LinearSpec, o: LinearOptions, out: TileOutput, splits = 1, way: MatrixProducts = 'subgroup-matrix'): KernelSource {
   const int8 = weightFormats[o.weights].wgsl.int8;
   if (!int8 || int8.scales !== 1) throw new Error(`${o.weights} weights have no int8 form with a scale a block`);
   if (s.k % INT8_BLOCK !== 0) throw new Error(`int8 matmuls need K a multiple of ${INT8_BLOCK}, K is ${s.k}`);
@@ -49,6 +57,21 @@ ${range(8)
   .join('\n')}
     }`
     : '';
+  // the first staged x row of row tile 2·(s / 4) + a, and w column of column tile s % 4 + 4h, in buffer buf
+  const xTile = (a: number): string => `buf * ${BM}u + (2u * (sg / 4u) + ${a}u) * 16u`;
+  const wTile = (h: number): string => `buf * ${BN}u + (sg % 4u + ${4 * h}u) * 16u`;
+  const product = (a: number, h: number): string =>
+    way === 'subgroup-matrix'
+      ? `      let left = subgroupMatrixLoad<subgroup_matrix_left<i8, ${INT8_MATRIX.K}, ${INT8_MATRIX.M}>, row_major>(&Xq, (${xTile(a)}) * ${INT8_BLOCK}u, ${INT8_BLOCK}u);
+      let right = subgroupMatrixLoad<subgroup_matrix_right<i8, ${INT8_MATRIX.N}, ${INT8_MATRIX.K}>, col_major>(&Wq, (${wTile(h)}) * ${INT8_BLOCK}u, ${INT8_BLOCK}u);
+      subgroupMatrixStore<row_major>(&P, sg * ${tileElements}u, subgroupMatrixMultiply<i32>(left, right), ${INT8_MATRIX.N}u);`
+      : `      for (var e = sl; e < ${tileElements}u; e += ${INT8_MATRIX.subgroupSize}u) {
+        var sum = 0;
+        for (var j = 0u; j < ${WORDS}u; j++) {
+          sum += dot4I8Packed(bitcast<u32>(Xq[(${xTile(a)} + e / 16u) * ${WORDS}u + j]), bitcast<u32>(Wq[(${wTile(h)} + e % 16u) * ${WORDS}u + j]));
+        }
+        P[sg * ${tileElements}u + e] = sum;
+      }`;
   const products =
     offsets +
     range(2)
@@ -56,9 +79,7 @@ ${range(8)
         range(2).map(
           (h) => `
     {
-      let left = subgroupMatrixLoad<subgroup_matrix_left<i8, ${INT8_MATRIX.K}, ${INT8_MATRIX.M}>, row_major>(&Xq, buf * ${BM * INT8_BLOCK}u + (2u * (sg / 4u) + ${a}u) * ${16 * INT8_BLOCK}u, ${INT8_BLOCK}u);
-      let right = subgroupMatrixLoad<subgroup_matrix_right<i8, ${INT8_MATRIX.N}, ${INT8_MATRIX.K}>, col_major>(&Wq, buf * ${BN * INT8_BLOCK}u + (sg % 4u + ${4 * h}u) * ${16 * INT8_BLOCK}u, ${INT8_BLOCK}u);
-      subgroupMatrixStore<row_major>(&P, sg * ${tileElements}u, subgroupMatrixMultiply<i32>(left, right), ${INT8_MATRIX.N}u);
+${product(a, h)}
       workgroupBarrier();
       let wd = vec2<f32>(Wd[buf * ${BN}u + ${h * TILE_HALF}u + cl], Wd[buf * ${BN}u + ${h * TILE_HALF}u + cl + 1u]);
 ${range(4)
@@ -112,7 +133,13 @@ ${out.functions}
 ${stagingFunctions(s, int8, wordsEach, layout)}
 
 @compute @workgroup_size(${THREADS})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid: u32, @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) sl: u32) {
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid: u32${way === 'subgroup-matrix' ? ', @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) sl: u32' : ''}) {${
+      way === 'subgroup-matrix'
+        ? ''
+        : `
+  let sg = tid / ${INT8_MATRIX.subgroupSize}u;
+  let sl = tid % ${INT8_MATRIX.subgroupSize}u;`
+    }
   let M = ${u32Expr(s.rows)};
   let rowBase = wid.y * ${BM}u;
   let base = wid.x * ${columns}u;${splits > 1 ? `\n  let bBegin = wid.z * ${per}u;\n  let bEnd = min(${blocks}u, bBegin + ${per}u);` : ''}
@@ -126,7 +153,7 @@ ${blockLoop(BM, bBegin, bEnd, products, false)}${stores}
 }`,
     // every split writes its partial sums, zeros where its range is empty
     [wg(across, columns), wg(s.rows, BM), wg(splits)],
-    true,
-    ['chromium_experimental_subgroup_matrix'],
+    way === 'subgroup-matrix',
+    way === 'subgroup-matrix' ? ['chromium_experimental_subgroup_matrix'] : [],
   );
 }
