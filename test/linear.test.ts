@@ -253,6 +253,8 @@ describe('fused linear kernels against the CPU reference', () => {
     for (const weights of ['q4_k', 'q5_k'] as const) {
       cases.push({ variant: 'tiled-int8-matrix', kind, k: 768, n: 70, rows: 37, norm: kind !== 'residual', weights, tune: matrix });
     }
+    // room for one product a subgroup at a time (two above): a barrier pair per product
+    cases.push({ variant: 'tiled-int8-matrix', kind, k: 768, n: 150, rows: 70, norm: true, weights: 'q4_k', tune: { ...matrix, maxWorkgroupBytes: 24576 } });
     // subgroup reductions (the test device's subgroups are 4 wide), with 1, 2 and 4 groups of 64 lanes per workgroup
     for (const [weights, maxInvocations] of [
       ['f32', 256],
@@ -339,7 +341,7 @@ describe('int8 tiles on subgroup matrices', () => {
     ...(norm ? { norm: { weight: 'nw', eps: 1e-5 } } : {}),
     epilogue,
   });
-  const matrixOptions = (weights: FormatName, maxWorkgroupBytes = 32768): LinearOptions => ({
+  const matrixOptions = (weights: FormatName, maxWorkgroupBytes: number = 32768): LinearOptions => ({
     ...defaultLinearOptions,
     weights,
     matmul: 'int8',
@@ -374,13 +376,19 @@ describe('int8 tiles on subgroup matrices', () => {
     try {
       for (const epilogue of epilogues)
         for (const weights of ['q8_0', 'q4_0', 'q4_k', 'q5_k'] as const)
-          for (const k of [768, 4096]) {
-            const linear = linearKernels(specFor(epilogue, k, epilogue.kind !== 'residual'), matrixOptions(weights));
+          for (const [k, bytes] of [
+            [768, 32768],
+            [4096, 32768],
+            // room for one product a subgroup at a time, and for all four
+            [768, 24576],
+            [768, 49152],
+          ] as const) {
+            const linear = linearKernels(specFor(epilogue, k, epilogue.kind !== 'residual'), matrixOptions(weights, bytes));
             expect(linear.variant).toBe(k === 768 ? 'tiled-int8-matrix' : 'split-int8-matrix');
             for (const kernel of linear.kernels) {
               const info = await device.createShaderModule({ code: kernel.source.wgsl }).getCompilationInfo();
               const messages = info.messages.filter((m) => m.type !== 'info').map((m) => `${m.lineNum}: ${m.message}`);
-              expect(messages, `${epilogue.kind} ${weights} K ${k} ${kernel.suffix ?? ''}`).toEqual([]);
+              expect(messages, `${epilogue.kind} ${weights} K ${k}, ${bytes} bytes ${kernel.suffix ?? ''}`).toEqual([]);
             }
           }
     } finally {

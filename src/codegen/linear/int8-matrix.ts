@@ -36,6 +36,8 @@ export function int8MatrixTileKernel(s: LinearSpec, o: LinearOptions, out: TileO
   if (!int8 || int8.scales !== 1) throw new Error(`${o.weights} weights have no int8 form with a scale a block`);
   if (s.k % INT8_BLOCK !== 0) throw new Error(`int8 matmuls need K a multiple of ${INT8_BLOCK}, K is ${s.k}`);
   if (int8MatrixBytes(int8.offset) > o.maxWorkgroupBytes) throw new Error(`the int8 matrix tile does not fit ${o.maxWorkgroupBytes} bytes of workgroup memory`);
+  // a block's four products a subgroup takes between two barriers: as many as workgroup memory holds
+  const batch = [4, 2, 1].find((n) => int8MatrixBytes(int8.offset, n) <= o.maxWorkgroupBytes)!;
   const blocks = s.k / INT8_BLOCK;
   const inputs = linearInputs(s, o.weights, 'vec4s');
   const { across, per: columns } = tileColumns(s);
@@ -60,39 +62,44 @@ ${range(8)
   // the first staged x row of row tile 2·(s / 4) + a, and w column of column tile s % 4 + 4h, in buffer buf
   const xTile = (a: number): string => `buf * ${BM}u + (2u * (sg / 4u) + ${a}u) * 16u`;
   const wTile = (h: number): string => `buf * ${BN}u + (sg % 4u + ${4 * h}u) * 16u`;
-  const product = (a: number, h: number): string =>
+  const product = (a: number, h: number, slot: number): string =>
     way === 'subgroup-matrix'
       ? `      let left = subgroupMatrixLoad<subgroup_matrix_left<i8, ${INT8_MATRIX.K}, ${INT8_MATRIX.M}>, row_major>(&Xq, (${xTile(a)}) * ${INT8_BLOCK}u, ${INT8_BLOCK}u);
       let right = subgroupMatrixLoad<subgroup_matrix_right<i8, ${INT8_MATRIX.N}, ${INT8_MATRIX.K}>, col_major>(&Wq, (${wTile(h)}) * ${INT8_BLOCK}u, ${INT8_BLOCK}u);
-      subgroupMatrixStore<row_major>(&P, sg * ${tileElements}u, subgroupMatrixMultiply<i32>(left, right), ${INT8_MATRIX.N}u);`
+      subgroupMatrixStore<row_major>(&P, (sg * ${batch}u + ${slot}u) * ${tileElements}u, subgroupMatrixMultiply<i32>(left, right), ${INT8_MATRIX.N}u);`
       : `      for (var e = sl; e < ${tileElements}u; e += ${INT8_MATRIX.subgroupSize}u) {
         var sum = 0;
         for (var j = 0u; j < ${WORDS}u; j++) {
           sum += dot4I8Packed(bitcast<u32>(Xq[(${xTile(a)} + e / 16u) * ${WORDS}u + j]), bitcast<u32>(Wq[(${wTile(h)} + e % 16u) * ${WORDS}u + j]));
         }
-        P[sg * ${tileElements}u + e] = sum;
+        P[(sg * ${batch}u + ${slot}u) * ${tileElements}u + e] = sum;
       }`;
-  const products =
-    offsets +
-    range(2)
-      .flatMap((a) =>
-        range(2).map(
-          (h) => `
-    {
-${product(a, h)}
-      workgroupBarrier();
-      let wd = vec2<f32>(Wd[buf * ${BN}u + ${h * TILE_HALF}u + cl], Wd[buf * ${BN}u + ${h * TILE_HALF}u + cl + 1u]);
+  // the four products (row tile a, column tile h) in batches: each batch multiplied and stored, a barrier, each
+  // product scaled into the accumulators, a barrier before the next batch's stores
+  const tiles = range(4).map((t) => ({ a: t >> 1, h: t & 1 }));
+  const scaled = ({ a, h }: { a: number; h: number }, slot: number): string => `
+      {
+        let wd = vec2<f32>(Wd[buf * ${BN}u + ${h * TILE_HALF}u + cl], Wd[buf * ${BN}u + ${h * TILE_HALF}u + cl + 1u]);
 ${range(4)
   .map((k) => {
     const i = 4 * a + k;
-    const at = `sg * ${tileElements}u + (sl / 8u + ${4 * k}u) * 16u + 2u * (sl % 8u)`;
-    return `      acc${h}_${i} += vec2<f32>(vec2<i32>(P[${at}], P[${at} + 1u])) * (Xd[buf * ${BM}u + ${rowOf(i)}] * wd);`;
+    const at = `(sg * ${batch}u + ${slot}u) * ${tileElements}u + (sl / 8u + ${4 * k}u) * 16u + 2u * (sl % 8u)`;
+    return `        acc${h}_${i} += vec2<f32>(vec2<i32>(P[${at}], P[${at} + 1u])) * (Xd[buf * ${BM}u + ${rowOf(i)}] * wd);`;
   })
   .join('\n')}
+      }`;
+  const products =
+    offsets +
+    range(4 / batch)
+      .map((n) => {
+        const group = tiles.slice(n * batch, (n + 1) * batch);
+        return `
+    {
+${group.map((t, slot) => `      {\n${product(t.a, t.h, slot).replace(/^/gm, '  ')}\n      }`).join('\n')}
+      workgroupBarrier();${group.map((t, slot) => scaled(t, slot)).join('')}
       workgroupBarrier();
-    }`,
-        ),
-      )
+    }`;
+      })
       .join('');
   const stores = range(8)
     .map(
@@ -123,7 +130,7 @@ var<workgroup> Xq: array<i32, ${(2 * BM * INT8_BLOCK) / 4}>;
 var<workgroup> Wq: array<i32, ${(2 * BN * INT8_BLOCK) / 4}>;
 var<workgroup> Xd: array<f32, ${2 * BM}>;
 var<workgroup> Wd: array<f32, ${2 * BN}>;${int8.offset ? `\nvar<workgroup> Xs: array<f32, ${2 * BM}>;\nvar<workgroup> Wo: array<f32, ${2 * BN}>;` : ''}
-var<workgroup> P: array<i32, ${(THREADS / INT8_MATRIX.subgroupSize) * tileElements}>;
+var<workgroup> P: array<i32, ${(THREADS / INT8_MATRIX.subgroupSize) * batch * tileElements}>;
 ${preciseMath}
 
 ${int8.wgsl(s.n * s.k)}

@@ -121,11 +121,14 @@ export function int8MatrixDevice(
   return config && subgroupSize === INT8_MATRIX.subgroupSize;
 }
 
-/** Workgroup memory that tile takes: two buffers of x and w words, scales (and offsets), and a 16×16 i32 product per subgroup. */
-export function int8MatrixBytes(offset: boolean): number {
+/**
+ * Workgroup memory that tile takes: two buffers of x and w words, scales (and offsets), and room for `products` of a
+ * subgroup's four 16×16 i32 products per block at once (1, 2 or 4: fewer barriers a block the more).
+ */
+export function int8MatrixBytes(offset: boolean, products = 1): number {
   const rows = INT8_MATRIX.BM + 2 * TILE_HALF;
   const perBuffer = rows * INT8_BLOCK + rows * 4 * (offset ? 2 : 1);
-  return 2 * perBuffer + (INT8_MATRIX.threads / INT8_MATRIX.subgroupSize) * INT8_MATRIX.M * INT8_MATRIX.N * 4;
+  return 2 * perBuffer + (INT8_MATRIX.threads / INT8_MATRIX.subgroupSize) * products * INT8_MATRIX.M * INT8_MATRIX.N * 4;
 }
 
 /**
