@@ -235,12 +235,21 @@ export function compileOptions(
   options: LoadOptions = {},
   tensors: ReadonlyMap<string, TensorSource> = new Map(),
 ): { context: PassContext; codegen: CodegenOptions } {
+  checkMatmul(options);
   // stacking sees the formats matmul weights will have; codegen converts only matmul weights, and keeps
   // embedding tables (read one row per token) as stored
   return {
     context: { maxStorageBuffers: gpu.limits.maxStorageBuffersPerShaderStage, formats: tensorFormats(tensors, options.weights) },
     codegen: { ...codegenOptions(gpu, options), formats: tensorFormats(tensors), ...(options.weights ? { convert: options.weights } : {}) },
   };
+}
+
+/** Throws where int8 matmuls are asked for over weights converted to a format without int8 blocks. */
+function checkMatmul(options: LoadOptions): void {
+  if (options.matmul === 'int8' && options.weights !== undefined && weightFormats[options.weights].wgsl.int8 === undefined) {
+    const int8 = Object.values(weightFormats).flatMap((f) => (f.wgsl.int8 ? [f.name] : []));
+    throw new Error(`int8 matmuls multiply int8 blocks, and ${options.weights} weights have none (formats with them: ${int8.join(', ')})`);
+  }
 }
 
 /**
@@ -456,7 +465,8 @@ export class Model {
     const files = typeof source === 'string' ? readModelFiles(source, options) : source;
     const cut = options.context === undefined ? files : withContext(files, options.context);
     const { config, tensors } = withRopeTables(cut);
-    // a model the IR rejects, or graphs that do not fit the checkpoint, fail before the GPU opens
+    // a model the IR rejects, graphs that do not fit the checkpoint, or options that do not fit together fail before the GPU opens
+    checkMatmul(options);
     const model = buildGraphs(config);
     const built = options.ir !== undefined ? readGraphPair(options.ir, tensors, model) : model;
     timed('read');

@@ -324,6 +324,11 @@ describe('bad input', () => {
     ['--topp above 1', withTok('--topp', '1.5'), /top-p must be in \[0, 1\], got 1\.5/],
     ['an unknown backend', withTok('--backend', 'nosuchbackend', '--steps', '2'), /no WebGPU adapter \(nosuchbackend/],
     ['an unknown --matmul', withTok('--matmul', 'int4'), /matmul.*int4.*"float", "int8"/],
+    [
+      '--matmul int8 over weights without int8 blocks',
+      withTok('--matmul', 'int8', '--weights', 'f16'),
+      /int8 matmuls multiply int8 blocks, and f16 weights have none \(formats with them: q8_0, /,
+    ],
     ['an unknown bench --matmul', ['bench', '--model', aidreams, '--matmul', 'float,int4'], /--matmul: 'int4' is not one of float, int8, int8-matrix/],
     // output paths are checked before the work starts: before the checkpoint is read
     [
