@@ -31,7 +31,7 @@ export function int8MatrixTiledKernel(s: LinearSpec, o: LinearOptions, products:
 }
 
 /** The tile whose sums go to `out`; with `splits` above 1 it covers one of that many ranges of K's blocks (workgroup z). */
-export function int8MatrixTileKernel(s: LinearSpec, o: LinearOptions, out: TileOutput, splits = 1, way: MatrixProducts = 'subgroup-matrix'): KernelSource {
+export function int8MatrixTileKernel(s: LinearSpec, o: LinearOptions, out: TileOutput, splits = 1, products: MatrixProducts = 'subgroup-matrix'): KernelSource {
   const int8 = weightFormats[o.weights].wgsl.int8;
   if (!int8 || int8.scales !== 1) throw new Error(`${o.weights} weights have no int8 form with a scale a block`);
   if (s.k % INT8_BLOCK !== 0) throw new Error(`int8 matmuls need K a multiple of ${INT8_BLOCK}, K is ${s.k}`);
@@ -63,7 +63,7 @@ ${range(8)
   const xTile = (a: number): string => `buf * ${BM}u + (2u * (sg / 4u) + ${a}u) * 16u`;
   const wTile = (h: number): string => `buf * ${BN}u + (sg % 4u + ${4 * h}u) * 16u`;
   const product = (a: number, h: number, slot: number): string =>
-    way === 'subgroup-matrix'
+    products === 'subgroup-matrix'
       ? `      let left = subgroupMatrixLoad<subgroup_matrix_left<i8, ${INT8_MATRIX.K}, ${INT8_MATRIX.M}>, row_major>(&Xq, (${xTile(a)}) * ${INT8_BLOCK}u, ${INT8_BLOCK}u);
       let right = subgroupMatrixLoad<subgroup_matrix_right<i8, ${INT8_MATRIX.N}, ${INT8_MATRIX.K}>, col_major>(&Wq, (${wTile(h)}) * ${INT8_BLOCK}u, ${INT8_BLOCK}u);
       subgroupMatrixStore<row_major>(&P, (sg * ${batch}u + ${slot}u) * ${tileElements}u, subgroupMatrixMultiply<i32>(left, right), ${INT8_MATRIX.N}u);`
@@ -88,7 +88,7 @@ ${range(4)
   })
   .join('\n')}
       }`;
-  const products =
+  const block =
     offsets +
     range(4 / batch)
       .map((n) => {
@@ -140,8 +140,8 @@ ${out.functions}
 ${stagingFunctions(s, int8, wordsEach, layout)}
 
 @compute @workgroup_size(${THREADS})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid: u32${way === 'subgroup-matrix' ? ', @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) sl: u32' : ''}) {${
-      way === 'subgroup-matrix'
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid: u32${products === 'subgroup-matrix' ? ', @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) sl: u32' : ''}) {${
+      products === 'subgroup-matrix'
         ? ''
         : `
   let sg = tid / ${INT8_MATRIX.subgroupSize}u;
@@ -156,11 +156,11 @@ ${stagingSetup(s, BM, wordsEach, wRow, wLive)}
 ${range(8)
   .map((i) => `  var acc0_${i} = vec2<f32>(0.0);\n  var acc1_${i} = vec2<f32>(0.0);`)
   .join('\n')}
-${blockLoop(BM, bBegin, bEnd, products, false)}${stores}
+${blockLoop(BM, bBegin, bEnd, block, false)}${stores}
 }`,
     // every split writes its partial sums, zeros where its range is empty
     [wg(across, columns), wg(s.rows, BM), wg(splits)],
-    way === 'subgroup-matrix',
-    way === 'subgroup-matrix' ? ['chromium_experimental_subgroup_matrix'] : [],
+    products === 'subgroup-matrix',
+    products === 'subgroup-matrix' ? ['chromium_experimental_subgroup_matrix'] : [],
   );
 }
