@@ -1,13 +1,11 @@
 // The int8 tile on subgroup matrices (the tensor cores): int8.ts's computation with each block's integer products
 // as 16×16×32 i8×i8→i32 matrix products, each stored to the subgroup's own workgroup memory and scaled from there
 // into float32 accumulators. 8 subgroups of 32 own the 64×128 tile; offsets and strides count int8 elements.
-import { kernelSource, preciseMath, u32Expr, wg, type KernelSource } from '../wgsl.js';
-import { weightFormats } from '../../weights/formats.js';
+import { kernelSource, preciseMath, type KernelSource } from '../wgsl.js';
 import { epilogueOf } from './epilogue.js';
-import { blockLoop, stagingFunctions, stagingSetup, WORDS, type StagingLayout } from './int8-staging.js';
-import { linearInputs } from './inputs.js';
-import { INT8_BLOCK, INT8_MATRIX, int8MatrixBytes, TILE_HALF, tileColumns, type LinearOptions, type LinearSpec } from './spec.js';
-import { emits, tileRows, type LaneColumns, type TileOutput } from './tiled.js';
+import { blockLoop, int8Tile, stagingFunctions, stagingSetup, WORDS, type StagingLayout } from './int8-staging.js';
+import { INT8_BLOCK, INT8_MATRIX, int8MatrixBytes, TILE_HALF, type LinearOptions, type LinearSpec } from './spec.js';
+import { emits, tileStores, type LaneColumns, type TileOutput } from './tiled.js';
 
 const BM = INT8_MATRIX.BM;
 const BN = 2 * TILE_HALF;
@@ -32,18 +30,11 @@ export function int8MatrixTiledKernel(s: LinearSpec, o: LinearOptions, products:
 
 /** The tile whose sums go to `out`; with `splits` above 1 it covers one of that many ranges of K's blocks (workgroup z). */
 export function int8MatrixTileKernel(s: LinearSpec, o: LinearOptions, out: TileOutput, splits = 1, products: MatrixProducts = 'subgroup-matrix'): KernelSource {
-  const int8 = weightFormats[o.weights].wgsl.int8;
-  if (!int8 || int8.scales !== 1) throw new Error(`${o.weights} weights have no int8 form with a scale a block`);
-  if (s.k % INT8_BLOCK !== 0) throw new Error(`int8 matmuls need K a multiple of ${INT8_BLOCK}, K is ${s.k}`);
+  const { form: int8, inputs, wRow, wLive, bBegin, bEnd, origin, workgroups } = int8Tile(s, o, BM, splits);
+  if (int8.scales !== 1) throw new Error(`${o.weights} weights have no int8 form with a scale a block`);
   if (int8MatrixBytes(int8.offset) > o.maxWorkgroupBytes) throw new Error(`the int8 matrix tile does not fit ${o.maxWorkgroupBytes} bytes of workgroup memory`);
   // a block's four products a subgroup takes between two barriers: as many as workgroup memory holds
   const batch = [4, 2, 1].find((n) => int8MatrixBytes(int8.offset, n) <= o.maxWorkgroupBytes)!;
-  const blocks = s.k / INT8_BLOCK;
-  const inputs = linearInputs(s, o.weights, 'vec4s');
-  const { across, per: columns } = tileColumns(s);
-  const { wRow, wLive } = tileRows(s, epilogueOf(s));
-  const per = splits > 1 ? Math.ceil(blocks / splits) : blocks;
-  const [bBegin, bEnd] = splits > 1 ? ['bBegin', 'bEnd'] : ['0u', `${blocks}u`];
   const wordsEach = (BN * WORDS) / THREADS;
   const tileElements = INT8_MATRIX.M * INT8_MATRIX.N;
   // accumulator row i = 4a + k: row tile 2·(s / 4) + a, row l / 8 + 4k in it
@@ -101,17 +92,7 @@ ${group.map((t, slot) => `      {\n${product(t.a, t.h, slot).replace(/^/gm, '  '
     }`;
       })
       .join('');
-  const stores = range(8)
-    .map(
-      (i) => `
-  {
-    let row = rowBase + ${rowOf(i)};
-    if (row < M) {
-      ${out.stores(i, lane).join('\n      ')}
-    }
-  }`,
-    )
-    .join('');
+  const stores = tileStores(8, rowOf, out, lane);
   // x row-major and w column-major, as the matrix loads read them
   const layout: StagingLayout = {
     xWord: (j) => `Xq[(buf * ${BM}u + tid) * ${WORDS}u + ${j}]`,
@@ -147,9 +128,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid:
   let sg = tid / ${INT8_MATRIX.subgroupSize}u;
   let sl = tid % ${INT8_MATRIX.subgroupSize}u;`
     }
-  let M = ${u32Expr(s.rows)};
-  let rowBase = wid.y * ${BM}u;
-  let base = wid.x * ${columns}u;${splits > 1 ? `\n  let bBegin = wid.z * ${per}u;\n  let bEnd = min(${blocks}u, bBegin + ${per}u);` : ''}
+${origin}
   // this invocation's first column in its left-half column tile
   let cl = (sg % 4u) * 16u + 2u * (sl % 8u);
 ${stagingSetup(s, BM, wordsEach, wRow, wLive)}
@@ -158,8 +137,7 @@ ${range(8)
   .join('\n')}
 ${blockLoop(BM, bBegin, bEnd, block, false)}${stores}
 }`,
-    // every split writes its partial sums, zeros where its range is empty
-    [wg(across, columns), wg(s.rows, BM), wg(splits)],
+    workgroups,
     products === 'subgroup-matrix',
     products === 'subgroup-matrix' ? ['chromium_experimental_subgroup_matrix'] : [],
   );

@@ -1,12 +1,52 @@
 // What the int8 tiles (int8.ts with dot4I8Packed, int8-matrix.ts on subgroup matrices) share: quantizing a block of
 // an x row and staging a block of a w column into workgroup memory, the invocations' setup for it, and the
 // double-buffered loop over K's blocks. Each tile lays the staged values out as its products read them.
-import type { Int8Form } from '../../weights/formats.js';
-import { rowScale, xElement } from './inputs.js';
-import { INT8_BLOCK, type LinearSpec } from './spec.js';
+import { u32Expr, wg, type KernelSource } from '../wgsl.js';
+import { weightFormats, type Int8Form } from '../../weights/formats.js';
+import { epilogueOf } from './epilogue.js';
+import { linearInputs, rowScale, xElement, type LinearInputs } from './inputs.js';
+import { INT8_BLOCK, tileColumns, type LinearOptions, type LinearSpec } from './spec.js';
+import { tileRows } from './tiled.js';
 
 /** packed int8 words (four elements each) per block */
 export const WORDS = INT8_BLOCK / 4;
+
+/** What an int8 tile of `rows` rows over `splits` ranges of K's blocks has from its spec alone. */
+export interface Int8Tile {
+  readonly form: Int8Form;
+  readonly inputs: LinearInputs;
+  /** w's row of tile column c, and whether it exists */
+  readonly wRow: (c: string) => string;
+  readonly wLive: (c: string) => string;
+  /** the WGSL of this workgroup's first and last-plus-one block */
+  readonly bBegin: string;
+  readonly bEnd: string;
+  /** main's first lines: M, the tile's first row and column, the block range of a split */
+  readonly origin: string;
+  /** a tile of columns by rows, a split each (every split writes its partial sums, zeros where its range is empty) */
+  readonly workgroups: KernelSource['workgroups'];
+}
+
+export function int8Tile(s: LinearSpec, o: LinearOptions, rows: number, splits: number): Int8Tile {
+  const form = weightFormats[o.weights].wgsl.int8;
+  if (!form) throw new Error(`${o.weights} weights have no int8 form`);
+  if (s.k % INT8_BLOCK !== 0) throw new Error(`int8 matmuls need K a multiple of ${INT8_BLOCK}, K is ${s.k}`);
+  const blocks = s.k / INT8_BLOCK;
+  const per = splits > 1 ? Math.ceil(blocks / splits) : blocks;
+  const { across, per: columns } = tileColumns(s);
+  const { wRow, wLive } = tileRows(s, epilogueOf(s));
+  const range = splits > 1 ? `\n  let bBegin = wid.z * ${per}u;\n  let bEnd = min(${blocks}u, bBegin + ${per}u);` : '';
+  return {
+    form,
+    inputs: linearInputs(s, o.weights, 'vec4s'),
+    wRow,
+    wLive,
+    bBegin: splits > 1 ? 'bBegin' : '0u',
+    bEnd: splits > 1 ? 'bEnd' : `${blocks}u`,
+    origin: `  let M = ${u32Expr(s.rows)};\n  let rowBase = wid.y * ${rows}u;\n  let base = wid.x * ${columns}u;${range}`,
+    workgroups: [wg(across, columns), wg(s.rows, rows), wg(splits)],
+  };
+}
 
 /**
  * Where a tile keeps a staged block in buffer `buf` (WGSL expressions to assign to): word j of the x row the
@@ -24,7 +64,7 @@ export interface StagingLayout {
   readonly wordType: 'u32' | 'i32';
 }
 
-const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+const indices = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
 /**
  * `fn stageX`: block b of an x row quantized (d = max|x|/127, q = round(x/d), after the norm) into the layout;
@@ -66,7 +106,7 @@ fn stageW(wr: u32, live: bool, b: u32, buf: u32, c: u32, j0: u32) {
     ${layout.wWord('j')} = ${word('q')};
   }
   if (j0 == 0u) {
-${range(form.scales)
+${indices(form.scales)
   .map((part) => `    var d${part} = 0.0;\n    if (live) { d${part} = wScale(block, ${part}u); }\n    ${layout.wScale(part)} = d${part};`)
   .join('\n')}${form.offset ? `\n    var o = 0.0;\n    if (live) { o = wOffset(block); }\n    ${layout.wOffset} = o;` : ''}
   }

@@ -1,13 +1,11 @@
 // The int8 tile (prefill with int8 matmuls): the tiled variant's 64×128 tile and accumulators over x quantized per
 // row and 32-wide block and w's int8 blocks; per block, dot4I8Packed's exact integer products times the two scales,
 // less w's offset times the x block's sum (docs/architecture.md). Blocks are double-buffered, one barrier a block.
-import { kernelSource, preciseMath, u32Expr, wg, type KernelSource } from '../wgsl.js';
-import { weightFormats } from '../../weights/formats.js';
+import { kernelSource, preciseMath, type KernelSource } from '../wgsl.js';
 import { epilogueOf } from './epilogue.js';
-import { blockLoop, stagingFunctions, stagingSetup, WORDS, type StagingLayout } from './int8-staging.js';
-import { linearInputs } from './inputs.js';
-import { INT8_BLOCK, TILE_HALF, tileColumns, type LinearOptions, type LinearSpec } from './spec.js';
-import { emits, tileLane, tileRows, type TileOutput } from './tiled.js';
+import { blockLoop, int8Tile, stagingFunctions, stagingSetup, WORDS, type StagingLayout } from './int8-staging.js';
+import { TILE_HALF, type LinearOptions, type LinearSpec } from './spec.js';
+import { emits, tileLane, tileStores, type TileOutput } from './tiled.js';
 
 const HALF = TILE_HALF;
 const BN = 2 * HALF;
@@ -37,30 +35,11 @@ export function int8TiledKernel(s: LinearSpec, o: LinearOptions): KernelSource {
 }
 
 export function int8TileKernel(s: LinearSpec, o: LinearOptions, out: TileOutput, splits = 1): KernelSource {
-  const int8 = weightFormats[o.weights].wgsl.int8;
-  if (!int8) throw new Error(`${o.weights} weights have no int8 form`);
-  if (s.k % INT8_BLOCK !== 0) throw new Error(`int8 matmuls need K a multiple of ${INT8_BLOCK}, K is ${s.k}`);
   const { threads, BM } = tileFor(o);
-  const blocks = s.k / INT8_BLOCK;
-  const inputs = linearInputs(s, o.weights, 'vec4s');
-  const { across, per: columns } = tileColumns(s);
-  const { wRow, wLive } = tileRows(s, epilogueOf(s));
-  // the block range of this workgroup
-  const per = splits > 1 ? Math.ceil(blocks / splits) : blocks;
-  const [bBegin, bEnd] = splits > 1 ? ['bBegin', 'bEnd'] : ['0u', `${blocks}u`];
+  const { form: int8, inputs, wRow, wLive, bBegin, bEnd, origin, workgroups } = int8Tile(s, o, BM, splits);
   // w words: each invocation stages `wordsEach` consecutive words of one column's block
   const wordsEach = (BN * WORDS) / threads;
-  const stores = range(TM)
-    .map(
-      (i) => `
-  {
-    let row = rowBase + ty * ${TM}u + ${i}u;
-    if (row < M) {
-      ${out.stores(i, tileLane).join('\n      ')}
-    }
-  }`,
-    )
-    .join('');
+  const stores = tileStores(TM, (i) => `ty * ${TM}u + ${i}u`, out, tileLane);
   // per part of a block (the whole block, or each half where w has a scale per 16 values): the integer dot products
   // of 4 x rows (a vec4 of words) with 4 w columns of each half, then added times the scales
   const parts = int8.scales;
@@ -137,16 +116,13 @@ ${stagingFunctions(s, int8, wordsEach, layout)}
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid: u32) {
   let tx = tid % ${TX}u;
   let ty = tid / ${TX}u;
-  let M = ${u32Expr(s.rows)};
-  let rowBase = wid.y * ${BM}u;
-  let base = wid.x * ${columns}u;${splits > 1 ? `\n  let bBegin = wid.z * ${per}u;\n  let bEnd = min(${blocks}u, bBegin + ${per}u);` : ''}
+${origin}
 ${stagingSetup(s, BM, wordsEach, wRow, wLive)}
 ${range(TM)
   .map((i) => `  var acc0_${i} = vec4<f32>(0.0);\n  var acc1_${i} = vec4<f32>(0.0);`)
   .join('\n')}
 ${blockLoop(BM, bBegin, bEnd, products, true)}${stores}
 }`,
-    // every split writes its partial sums, zeros where its range is empty
-    [wg(across, columns), wg(s.rows, BM), wg(splits)],
+    workgroups,
   );
 }

@@ -115,6 +115,21 @@ ${range(4)
         .join('')}`;
 }
 
+/** The stores of a tile's `rows` accumulator rows, each where its row (`rowOf(i)` within the tile) is below M. */
+export function tileStores(rows: number, rowOf: (i: number) => string, out: TileOutput, lane: LaneColumns): string {
+  return range(rows)
+    .map(
+      (i) => `
+  {
+    let row = rowBase + ${rowOf(i)};
+    if (row < M) {
+      ${out.stores(i, lane).join('\n      ')}
+    }
+  }`,
+    )
+    .join('');
+}
+
 /** The tile whose sums go to `out`; with `splits` above 1 it covers one of that many K ranges (workgroup z). */
 export function tileKernel(s: LinearSpec, o: LinearOptions, out: TileOutput, splits = 1): KernelSource {
   const t = tileFor(o);
@@ -126,17 +141,7 @@ export function tileKernel(s: LinearSpec, o: LinearOptions, out: TileOutput, spl
   const per = splits > 1 ? Math.ceil(K4 / splits / KQ) * KQ : K4;
   const [kBegin, kEnd] = splits > 1 ? ['kBegin', 'kEnd'] : ['0u', `${K4}u`];
   const lines = (n: number, line: (j: number) => string): string => range(n).map(line).join('\n');
-  const stores = range(TM)
-    .map(
-      (i) => `
-  {
-    let row = rowBase + ty * ${TM}u + ${i}u;
-    if (row < M) {
-      ${out.stores(i, tileLane).join('\n      ')}
-    }
-  }`,
-    )
-    .join('');
+  const stores = tileStores(TM, (i) => `ty * ${TM}u + ${i}u`, out, tileLane);
   return kernelSource(
     [...inputs.bindings, ...out.bindings],
     `
