@@ -5,7 +5,7 @@ import { availableParallelism, cpus } from 'node:os';
 import { getLlama, LlamaLogLevel, type ControlledEvaluateInputItem, type LlamaContextSequence, type Token } from 'node-llama-cpp';
 import type { ModelConfig } from '../../models/llama.js';
 import { openAdapter } from '../runtime/gpu.js';
-import { benchPrompt, checkBenchOptions, timeRuns, type PeerBenchOptions, type PeerRow } from './peer.js';
+import { benchPrompt, checkBenchOptions, prefillRates, timeRuns, type PeerBenchOptions, type PeerRow } from './peer.js';
 
 /** llama.cpp's log line after loading: `load_tensors: offloaded 17/17 layers to GPU` (the output layer counted). */
 const offloadedLine = /offloaded (\d+)\/(\d+) layers to GPU/;
@@ -92,25 +92,19 @@ async function timeSequence(
   const first = (config.bosId ?? 0) as Token;
   // temperature 0 is llama.cpp's greedy sampler alone
   const greedy = { temperature: 0 };
-  const prefill: Record<string, number> = {};
-  for (const n of o.promptTokens) {
+  const prefill = await prefillRates(o, (n) => {
     // node-llama-cpp brands token ids; these are the file's ids as they are
     const ids = benchPrompt(n, config.vocabSize, first) as Token[];
     const input = ids.map((id, i): ControlledEvaluateInputItem => (i === n - 1 ? [id, { generateNext: { token: true, options: greedy } }] : id));
-    const ms = await timeRuns(
-      async () => {
-        await sequence.clearHistory();
-        const t0 = performance.now();
-        const results = await sequence.controlledEvaluate(input);
-        const elapsed = performance.now() - t0;
-        if (results[n - 1]?.next?.token == null) throw new Error(`llama.cpp gave no token after a prompt of ${n}`);
-        return elapsed;
-      },
-      o.runs,
-      o.warmupSeconds,
-    );
-    prefill[n] = n / (ms / 1000);
-  }
+    return async () => {
+      await sequence.clearHistory();
+      const t0 = performance.now();
+      const results = await sequence.controlledEvaluate(input);
+      const elapsed = performance.now() - t0;
+      if (results[n - 1]?.next?.token == null) throw new Error(`llama.cpp gave no token after a prompt of ${n}`);
+      return elapsed;
+    };
+  });
   const stepMs = await timeRuns(
     async () => {
       await sequence.clearHistory();

@@ -76,6 +76,16 @@ export const WARMUP_RUNS = 3;
  */
 export const WARMUP_SECONDS = 1;
 
+/** Prompt length → prefill tokens per second, each from timeRuns of the run `once(n)` gives (milliseconds a run). */
+export async function prefillRates(
+  o: Pick<PeerBenchOptions, 'promptTokens' | 'runs' | 'warmupSeconds'>,
+  once: (n: number) => () => Promise<number | undefined>,
+): Promise<Record<string, number>> {
+  const rates: Record<string, number> = {};
+  for (const n of o.promptTokens) rates[n] = n / ((await timeRuns(once(n), o.runs, o.warmupSeconds)) / 1000);
+  return rates;
+}
+
 /**
  * The median of `runs` timings of `once` (milliseconds; undefined: a run that gave no time), after
  * warm-ups: at least WARMUP_RUNS of them, those after the first lasting at least `warmupSeconds`.
@@ -104,22 +114,16 @@ export async function timePeer<Cache>(
   first: number,
   o: PeerBenchOptions,
 ): Promise<Pick<PeerRow, 'prefill_tokens_per_s' | 'decode_tokens_per_s'>> {
-  const prefill: Record<string, number> = {};
-  for (const n of o.promptTokens) {
+  const prefill = await prefillRates(o, (n) => {
     const prompt = benchPrompt(n, vocabSize, first);
-    const ms = await timeRuns(
-      async () => {
-        const t0 = performance.now();
-        const { cache } = await m.run(prompt, undefined);
-        const elapsed = performance.now() - t0;
-        m.dispose(cache);
-        return elapsed;
-      },
-      o.runs,
-      o.warmupSeconds,
-    );
-    prefill[n] = n / (ms / 1000);
-  }
+    return async () => {
+      const t0 = performance.now();
+      const { cache } = await m.run(prompt, undefined);
+      const elapsed = performance.now() - t0;
+      m.dispose(cache);
+      return elapsed;
+    };
+  });
   const stepMs = await timeRuns(
     async () => {
       let { logits, cache } = await m.run([first], undefined);
