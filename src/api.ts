@@ -174,7 +174,7 @@ export interface LoadOptions {
   readonly kernels?: Partial<Pick<CodegenOptions, 'splitKFrom' | 'splitK' | 'attentionTile' | 'subgroups' | 'int8Matrix'>>;
   /**
    * how prefill matmuls multiply (default float): int8 quantizes activations per row and 32-wide block and multiplies
-   * them by the weights' int8 blocks (Q8_0, Q4_0); float matrices are then held as Q8_0 (decode reads those too)
+   * them by the weights' int8 blocks (Q8_0, Q4_0, k-quants); float matrices are then held as Q8_0 (decode reads those too)
    */
   readonly matmul?: MatmulKind;
 }
