@@ -42,3 +42,30 @@ describe('int8 matmuls over a float checkpoint', () => {
     expect(worst).toBeGreaterThan(0);
   });
 });
+
+describe('int8 decode GEMVs', () => {
+  it("give decode steps the logits prefill's int8 tiles give the same tokens, up to summation order", async () => {
+    // decode matmuls as int8 GEMVs from K 32 on (the fallback adapter otherwise sums them as columns)
+    const options: LoadOptions = { matmul: 'int8', kernels: { splitKFrom: 32 } };
+    const model = await loadModel(`${dir}aidreams260K.bin`, options);
+    try {
+      const { kernels } = await model.profile('decode', 1, 3);
+      expect(kernels.map((k) => k.kind)).toContain('linear:gemv-int8');
+      const steps = [];
+      for await (const s of model.generate({ promptIds: [tokens[0]!], steps: 48, temperature: 0, topp: 0.9, seed: 1, logits: true }))
+        steps.push({ ...s, logits: s.logits!.slice() });
+      expect(steps.filter((s) => !s.prefill).length).toBe(47);
+      const fed = steps.map((s) => s.token);
+      const prefill: Float32Array[] = [];
+      for await (const s of model.generate({ promptIds: fed, steps: fed.length, temperature: 0, topp: 0.9, seed: 1, logits: true }))
+        prefill.push(s.logits!.slice());
+      let worst = 0;
+      steps.forEach((s, p) => {
+        for (let i = 0; i < s.logits.length; i++) worst = Math.max(worst, Math.abs(s.logits[i]! - prefill[p]![i]!));
+      });
+      expect(worst).toBeLessThan(1e-4);
+    } finally {
+      model.release();
+    }
+  });
+});

@@ -73,14 +73,14 @@ function specOf(c: Case): LinearSpec {
   };
 }
 
-const int8Variants: readonly LinearVariant[] = ['tiled-int8', 'split-int8', 'tiled-int8-matrix', 'split-int8-matrix'];
+const int8Variants: readonly LinearVariant[] = ['tiled-int8', 'split-int8', 'tiled-int8-matrix', 'split-int8-matrix', 'gemv-int8'];
 
 function optionsOf(c: Case): LinearOptions {
   return {
     ...defaultLinearOptions,
     weights: c.weights,
     ...(int8Variants.includes(c.variant) ? { matmul: 'int8' as const } : {}),
-    splitKFrom: c.variant === 'gemv' ? 0 : 1 << 30,
+    splitKFrom: c.variant === 'gemv' || c.variant === 'gemv-int8' ? 0 : 1 << 30,
     ...c.tune,
   };
 }
@@ -255,6 +255,16 @@ describe('fused linear kernels against the CPU reference', () => {
     }
     // room for one product a subgroup at a time (two above): a barrier pair per product
     cases.push({ variant: 'tiled-int8-matrix', kind, k: 768, n: 150, rows: 70, norm: true, weights: 'q4_k', tune: { ...matrix, maxWorkgroupBytes: 24576 } });
+    // the int8 GEMV over each int8 form: fewer half-blocks than lanes, and more than a lane's unrolled loads, not a whole number of them
+    for (const weights of ['q8_0', 'q4_0'] as const) {
+      cases.push({ variant: 'gemv-int8', kind, k: 288, n: 75, rows: 1, norm: kind !== 'residual', weights });
+      cases.push({ variant: 'gemv-int8', kind, k: 4128, n: 6, rows: 2, norm: true, weights });
+      cases.push({ variant: 'gemv-int8', kind, k: 4096, n: 9, rows: 1, norm: kind !== 'store', weights, tune: { subgroups: true, maxInvocations: 128 } });
+    }
+    for (const weights of ['q4_k', 'q5_k', 'q6_k'] as const) {
+      cases.push({ variant: 'gemv-int8', kind, k: 768, n: 75, rows: 1, norm: kind !== 'residual', weights });
+      cases.push({ variant: 'gemv-int8', kind, k: 2304, n: 6, rows: 3, norm: true, weights, tune: { subgroups: true } });
+    }
     // subgroup reductions (the test device's subgroups are 4 wide), with 1, 2 and 4 groups of 64 lanes per workgroup
     for (const [weights, maxInvocations] of [
       ['f32', 256],
@@ -298,6 +308,15 @@ describe('fused linear kernels against the CPU reference', () => {
     expect(linearVariant({ rows: A.constant(1), k: 64 }, o)).toBe('column');
     expect(linearVariant({ rows: A.constant(1), k: 770 }, o)).toBe('column');
     expect(linearVariant({ rows: A.sym('T'), k: 66 }, o)).toBe('column');
+    // int8 matmuls: the int8 GEMV where w has an int8 form and the quantized row fits workgroup memory
+    const int8 = { ...o, matmul: 'int8' as const, weights: 'q8_0' as const };
+    expect(linearVariant({ rows: A.constant(1), k: 8192 }, int8)).toBe('gemv-int8');
+    expect(linearVariant({ rows: A.constant(1), k: 8192 }, { ...int8, weights: 'q4_k' })).toBe('gemv-int8');
+    expect(linearVariant({ rows: A.constant(1), k: 16384 }, int8)).toBe('gemv');
+    expect(linearVariant({ rows: A.constant(1), k: 16384 }, { ...int8, maxWorkgroupBytes: 32768 })).toBe('gemv-int8');
+    expect(linearVariant({ rows: A.constant(1), k: 8192 }, { ...int8, weights: 'f16' })).toBe('gemv');
+    expect(linearVariant({ rows: A.constant(1), k: 8192 }, { ...int8, matmul: 'float' })).toBe('gemv');
+    expect(linearVariant({ rows: A.constant(1), k: 64 }, int8)).toBe('column');
     // split K: deep K over few column tiles (here 2048 columns, 16 tiles), never with splitK 1 or wide outputs
     const store = { kind: 'store', out: 'y' } as const;
     expect(linearVariant({ rows: A.sym('T'), k: 8192, n: 2048, epilogue: store }, o)).toBe('split');

@@ -257,13 +257,16 @@ describe('weft against llama.cpp on the same GGUF file', () => {
           `along llama.cpp's 64 tokens every step agrees but ${exactTies} and ${fileTies} near ties`,
       );
       if (int8) {
-        // int8 prefill matmuls round activations to blocks of 8-bit integers, as llama.cpp's kernels for the file do:
-        // along llama.cpp's tokens (fed as one prompt, so every position runs through them) within that rounding
-        const int8Run = await weftRuns(path, [file!], { matmul: 'int8' });
+        // int8 matmuls round activations to blocks of 8-bit integers, as llama.cpp's kernels for the file do: along
+        // llama.cpp's tokens (fed as one prompt, so every position runs through the prefill tiles) and in greedy decode
+        // (every step through the int8 GEMVs, which the fallback adapter would otherwise leave to columns) within that rounding
+        const int8Run = await weftRuns(path, [file!], { matmul: 'int8', kernels: { splitKFrom: config.dim } });
         const int8Ties = expectAlong(int8Run.along[0]!, file!, tolerance[activations]);
+        const int8Steps = expectAgreement(int8Run.greedy, file!, tolerance[activations]);
         const worst = Math.max(...int8Run.along[0]!.map((w, s) => stepDifference(w.logits, file![s]!).logit));
         console.log(
-          `${name}, int8 matmuls: along llama.cpp's 64 tokens every step agrees but ${int8Ties} near ties; largest logit difference ${worst.toExponential(2)}`,
+          `${name}, int8 matmuls: along llama.cpp's 64 tokens every step agrees but ${int8Ties} near ties; largest logit difference ` +
+            `${worst.toExponential(2)}; greedy decode agrees for ${int8Steps} steps`,
         );
       }
     },

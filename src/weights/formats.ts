@@ -8,6 +8,13 @@ import { planeOffsets, planeWord } from './planes.js';
 
 export { planeOffsets, planeWord } from './planes.js';
 
+/** vec4<u32> offset of plane 1 (the scales) for `count` elements, as a WGSL literal: quads' reads of it. */
+function quadOf(format: Pick<WeightFormat, 'planes' | 'blockElements'>, count: number): string {
+  const at = planeOffsets(format, count / format.blockElements).offsets[1]!;
+  if (at % 16 !== 0) throw new Error(`plane 1 of ${count} elements starts at byte ${at}, not a whole vec4`);
+  return `${at / 16}u`;
+}
+
 export type FormatName = 'f32' | 'f16' | 'bf16' | 'q8_0' | 'q4_0' | 'q4_k' | 'q5_k' | 'q6_k';
 
 /** The WGSL that reads a weight of this format bound as `w`. */
@@ -39,6 +46,12 @@ export interface Int8Form {
    * `fn wOffset(block: u32) -> f32` where the form has offsets.
    */
   wgsl(count: number): string;
+  /**
+   * The form read four words at a time with w bound as array<vec4<u32>> (16-byte loads, for the int8 GEMV): for a
+   * weight of `count` elements, `fn wQuad(block: u32, h: u32) -> vec4<u32>`, words 4h..4h+3 of block `block`, with
+   * wScale (and wOffset) as above over that binding. Absent: wQuad is four wInt8 over the format's own binding.
+   */
+  quads?(count: number): string;
 }
 
 export interface WeightFormat {
@@ -251,6 +264,9 @@ const q8_0: WeightFormat = {
       offset: false,
       wgsl: (count) => `fn wInt8(block: u32, j: u32) -> u32 { return w[block * 8u + j]; }
 fn wScale(block: u32, half: u32) -> f32 { return unpack2x16float(w[${planeWord(q8_0, 1, count)} + (block >> 1u)])[block & 1u]; }`,
+      // two vec4s a block; the scale plane starts at a multiple of 16 bytes (32 a block)
+      quads: (count) => `fn wQuad(block: u32, h: u32) -> vec4<u32> { return w[block * 2u + h]; }
+fn wScale(block: u32, half: u32) -> f32 { return unpack2x16float(w[${quadOf(q8_0, count)} + (block >> 3u)][(block >> 1u) & 3u])[block & 1u]; }`,
     },
   },
 };
@@ -326,6 +342,17 @@ const q4_0: WeightFormat = {
   return pack4xI8(vec4<i32>(i32(q & 15u), i32((q >> 4u) & 15u), i32((q >> 8u) & 15u), i32((q >> 12u) & 15u)) - vec4<i32>(8));
 }
 fn wScale(block: u32, half: u32) -> f32 { return unpack2x16float(w[${planeWord(q4_0, 1, count)} + (block >> 1u)])[block & 1u]; }`,
+      // a vec4 a block: half h is its words 2h and 2h + 1, eight nibbles each; the scale plane starts at a multiple of 16 bytes
+      quads: (
+        count,
+      ) => `fn nibbles(q: u32) -> u32 { return pack4xI8(vec4<i32>(unpack4xU8((q & 0x000fu) | ((q & 0x00f0u) << 4u) | ((q & 0x0f00u) << 8u) | ((q & 0xf000u) << 12u))) - vec4<i32>(8)); }
+fn wQuad(block: u32, h: u32) -> vec4<u32> {
+  let q = w[block];
+  let a = select(q.x, q.z, h == 1u);
+  let b = select(q.y, q.w, h == 1u);
+  return vec4<u32>(nibbles(a), nibbles(a >> 16u), nibbles(b), nibbles(b >> 16u));
+}
+fn wScale(block: u32, half: u32) -> f32 { return unpack2x16float(w[${quadOf(q4_0, count)} + (block >> 3u)][(block >> 1u) & 3u])[block & 1u]; }`,
     },
   },
 };

@@ -8,6 +8,8 @@
 //   gemv   — decode (a few constant rows), K ≥ splitKFrom: a group of 64 invocations per unit splits K,
 //            reads w as vec4s, and reduces in workgroup memory (each subgroup's sum first, where the device
 //            has subgroups); bandwidth-bound.
+//   gemv-int8 — gemv with matmul 'int8' where w has an int8 form: x quantized per 32-wide block into workgroup
+//            memory, w's int8 blocks read 16 bytes a lane, dot4I8Packed per four pairs (gemv-int8.ts).
 //   column — one invocation per unit sums its column in order (run.c's order): small K, or K % 4 ≠ 0.
 //   tiled-int8, split-int8 — tiled and split with matmul 'int8' where w has an int8 form: the same tile over
 //            x quantized per row and 32-wide block, and w's int8 blocks (int8.ts); tiled-int8-matrix and
@@ -17,6 +19,7 @@ import { weightFormats } from '../../weights/formats.js';
 import type { KernelParts, KernelSource } from '../wgsl.js';
 import { columnKernel } from './column.js';
 import { gemvKernel } from './gemv.js';
+import { gemvInt8Kernel } from './gemv-int8.js';
 import { int8TileKernel, int8TiledKernel } from './int8.js';
 import { int8MatrixTileKernel, int8MatrixTiledKernel } from './int8-matrix.js';
 import { defaultLinearOptions, linearVariant, type LinearOptions, type LinearSpec, type LinearVariant } from './spec.js';
@@ -41,6 +44,8 @@ export function linearKernels(s: LinearSpec, o: LinearOptions = defaultLinearOpt
       return { variant, ...one(columnKernel(s, o)) };
     case 'gemv':
       return { variant, ...one(gemvKernel(s, o)) };
+    case 'gemv-int8':
+      return { variant, ...one(gemvInt8Kernel(s, o)) };
     case 'tiled':
       return { variant, ...one(tiledKernel(s, o)) };
     case 'split':

@@ -2,7 +2,7 @@
 // and which variant runs it: a pure function of the spec's rows, K and columns and of the options.
 import * as A from '../../affine.js';
 import type { Affine } from '../../affine.js';
-import { weightFormats, type FormatName } from '../../weights/formats.js';
+import { weightFormats, type FormatName, type Int8Form } from '../../weights/formats.js';
 import { unitRowsOf } from './epilogue.js';
 
 export type LinearEpilogue =
@@ -53,8 +53,8 @@ export interface LinearOptions {
    */
   readonly subgroups: boolean;
   /**
-   * how prefill tiles multiply: in float32, or as int8 blocks (x quantized on the fly, w's int8 blocks: int8.ts)
-   * where w's format has an int8 form; decode kernels always read w in float32
+   * how matmuls multiply: in float32, or as int8 blocks (x quantized per row and 32-wide block on the fly, w's int8
+   * blocks) where w's format has an int8 form — prefill tiles (int8.ts) and decode GEMVs (gemv-int8.ts) alike
    */
   readonly matmul: MatmulKind;
   /**
@@ -77,7 +77,7 @@ export const defaultLinearOptions: LinearOptions = {
   int8Matrix: false,
 };
 
-export type LinearVariant = 'tiled' | 'split' | 'tiled-int8' | 'split-int8' | 'tiled-int8-matrix' | 'split-int8-matrix' | 'gemv' | 'column';
+export type LinearVariant = 'tiled' | 'split' | 'tiled-int8' | 'split-int8' | 'tiled-int8-matrix' | 'split-int8-matrix' | 'gemv' | 'gemv-int8' | 'column';
 
 /** Output columns of a prefill tile: two halves of this many (see tiled.ts). */
 export const TILE_HALF = 64;
@@ -92,9 +92,12 @@ const GEMV_MAX_ROWS = 4;
 
 export function linearVariant(s: Pick<LinearSpec, 'rows' | 'k'> & Partial<Pick<LinearSpec, 'n' | 'epilogue'>>, o: LinearOptions): LinearVariant {
   if (s.k % 4 !== 0) return 'column';
-  if (A.isConstant(s.rows) && s.rows.c <= GEMV_MAX_ROWS) return s.k >= o.splitKFrom ? 'gemv' : 'column';
   const form = weightFormats[o.weights].wgsl.int8;
   const int8 = o.matmul === 'int8' && form !== undefined && s.k % INT8_BLOCK === 0;
+  if (A.isConstant(s.rows) && s.rows.c <= GEMV_MAX_ROWS) {
+    if (s.k < o.splitKFrom) return 'column';
+    return int8 && gemvInt8Bytes(s.k, form, gemvInt8Threads(o.maxInvocations)) <= o.maxWorkgroupBytes ? 'gemv-int8' : 'gemv';
+  }
   const matrix = int8 && o.int8Matrix && form.scales === 1 && int8MatrixBytes(form.offset) <= o.maxWorkgroupBytes;
   const split = kSplits(s, o) > 1;
   if (matrix) return split ? 'split-int8-matrix' : 'tiled-int8-matrix';
@@ -104,6 +107,14 @@ export function linearVariant(s: Pick<LinearSpec, 'rows' | 'k'> & Partial<Pick<L
 
 /** K per int8 block: the quantization block of x, and the block of w's int8 form. */
 export const INT8_BLOCK = 32;
+
+/** Invocations of the int8 GEMV's workgroup (gemv-int8.ts) on a device allowing `maxInvocations`: 1 to 4 groups of 64. */
+export const gemvInt8Threads = (maxInvocations: number): number => 64 * Math.max(1, Math.min(4, Math.floor(maxInvocations / 64)));
+
+/** Workgroup memory of the int8 GEMV: the quantized x row (K bytes), its scales (and sums), the reduction's vec2s. */
+export function gemvInt8Bytes(k: number, form: Pick<Int8Form, 'offset'>, threads: number): number {
+  return k + 4 * (k / INT8_BLOCK) * (form.offset ? 2 : 1) + 8 * threads;
+}
 
 /**
  * The subgroup-matrix int8 tile (int8-matrix.ts): its matrix configuration (M × N results over K, int8 in,

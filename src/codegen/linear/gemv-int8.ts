@@ -1,0 +1,156 @@
+// The int8 GEMV (decode with matmul 'int8', where w has an int8 form): each workgroup quantizes its x row per
+// 32-wide block into workgroup memory as the int8 tiles do, then each lane takes half-blocks of w 16 bytes at a
+// time and sums dot4I8Packed's exact integer products times the two scales; groups of 64 lanes as in gemv.ts.
+import { kernelSource, preciseMath, subgroupBuiltins, wg, workgroupReduce, type KernelSource } from '../wgsl.js';
+import { weightFormats } from '../../weights/formats.js';
+import { epilogueOf } from './epilogue.js';
+import { linearInputs, rowScale, xElement } from './inputs.js';
+import { gemvInt8Threads, INT8_BLOCK, type LinearOptions, type LinearSpec } from './spec.js';
+
+/** Invocations per group: one group's dots (as gemv.ts). */
+const LANES = 64;
+
+/** Half-blocks per lane and per dot a lane loads before it multiplies. */
+const UNROLL = 4;
+
+export function gemvInt8Kernel(s: LinearSpec, o: LinearOptions): KernelSource {
+  const format = weightFormats[o.weights];
+  const form = format.wgsl.int8;
+  if (!form) throw new Error(`${o.weights} weights have no int8 form`);
+  if (s.k % INT8_BLOCK !== 0) throw new Error(`int8 matmuls need K a multiple of ${INT8_BLOCK}, K is ${s.k}`);
+  const threads = gemvInt8Threads(o.maxInvocations);
+  const groups = threads / LANES;
+  const K4 = s.k / 4;
+  const blocks = s.k / INT8_BLOCK;
+  const halves = 2 * blocks;
+  const ep = epilogueOf(s);
+  // w as vec4<u32> where the form reads quads from that binding, else as the format binds it
+  const inputs = linearInputs(s, o.weights, 'vec4s');
+  const bindings = form.quads ? inputs.bindings.map((b) => (b.var === 'w' ? { ...b, type: 'vec4<u32>' as const } : b)) : inputs.bindings;
+  const count = s.n * s.k;
+  const wFunctions = form.quads
+    ? form.quads(count)
+    : `${form.wgsl(count)}
+fn wQuad(block: u32, h: u32) -> vec4<u32> { return vec4<u32>(wInt8(block, 4u * h), wInt8(block, 4u * h + 1u), wInt8(block, 4u * h + 2u), wInt8(block, 4u * h + 3u)); }`;
+  // a group computes two dots: one unit's two, or two one-dot units
+  const perGroup = ep.dots === 1 ? 2 : 1;
+  const last = `${ep.units - 1}u`;
+  const [a0, a1] = ep.wRows('uc');
+  const rowsOf =
+    perGroup === 2
+      ? `let u0 = (wid.x * ${groups}u + g) * 2u;
+  let w0 = min(u0, ${last});
+  let w1 = min(u0 + 1u, ${last});`
+      : `let u0 = wid.x * ${groups}u + g;
+  let uc = min(u0, ${last});
+  let w0 = ${a0};
+  let w1 = ${a1};`;
+  const emit =
+    perGroup === 2
+      ? `if (u0 < ${ep.units}u) { emit(row, u0, r.x, 0.0); }
+    if (u0 + 1u < ${ep.units}u) { emit(row, u0 + 1u, r.y, 0.0); }`
+      : `if (u0 < ${ep.units}u) { emit(row, u0, r.x, r.y); }`;
+  const sg = o.subgroups ? { op: 'subgroupAdd' as const } : undefined;
+  const sgArgs = o.subgroups ? ', sgSize, sgLane' : '';
+  const add = (a: string, b: string): string => `${a} + ${b}`;
+  const prologue = s.norm
+    ? `
+  var ss = 0.0;
+  for (var i = tid; i < ${K4}u; i += ${threads}u) { let v = x[xBase + i]; ss += dot(v, v); }
+  let squares = sumWorkgroup(tid, vec2<f32>(ss, 0.0)${sgArgs}).x;
+  scale = ${rowScale(s, 'squares')};`
+    : '';
+  // Each lane loads `unroll` half-blocks of both dots' rows, then multiplies them: half-blocks lane, lane + 64, …
+  const unroll = Math.min(UNROLL, Math.ceil(halves / LANES));
+  const stride = LANES * unroll;
+  const exact = halves % stride === 0;
+  const js = Array.from({ length: unroll }, (_, j) => j);
+  const at = (j: number): string => (exact ? `h0 + ${j * LANES}u` : `min(h0 + ${j * LANES}u, ${halves - 1}u)`);
+  const loads = js
+    .map(
+      (j) => `    let hb${j} = ${at(j)};\n    let qa${j} = wQuad(r0 + (hb${j} >> 1u), hb${j} & 1u);\n    let qb${j} = wQuad(r1 + (hb${j} >> 1u), hb${j} & 1u);`,
+    )
+    .join('\n');
+  // the scale of a lane's half: the block's, or the half's own where the form has one per 16 values
+  const halfOf = (j: number): string => (form.scales === 2 ? `hb${j} & 1u` : '0u');
+  const uses = js
+    .map((j) => {
+      const h = halfOf(j);
+      const offset = form.offset ? `\n      if ((hb${j} & 1u) == 0u) { part -= xs[b] * vec2<f32>(wOffset(r0 + b), wOffset(r1 + b)); }` : '';
+      const body = `let b = hb${j} >> 1u;
+      let xv = xq[hb${j}];
+      var part = xd[b] * vec2<f32>(f32(dots(xv, qa${j})) * wScale(r0 + b, ${h}), f32(dots(xv, qb${j})) * wScale(r1 + b, ${h}));${offset}
+      acc += part;`;
+      return exact || j === 0 ? `    {\n      ${body}\n    }` : `    if (h0 + ${j * LANES}u < ${halves}u) {\n      ${body}\n    }`;
+    })
+    .join('\n');
+  return kernelSource(
+    [...bindings, ...ep.bindings],
+    `
+var<workgroup> red: array<vec2<f32>, ${threads}>;
+// the x row quantized: half-block h of block b at 2b + h (four words of four int8), each block's scale${form.offset ? ' and sum' : ''}
+var<workgroup> xq: array<vec4<u32>, ${halves}>;
+var<workgroup> xd: array<f32, ${blocks}>;${form.offset ? `\nvar<workgroup> xs: array<f32, ${blocks}>;` : ''}
+${s.norm ? workgroupReduce('sumWorkgroup', threads, add, sg, { type: 'vec2<f32>' }) : ''}
+${workgroupReduce('sumGroup', threads, add, sg, { type: 'vec2<f32>', group: LANES })}
+${s.norm ? 'var<private> scale: f32;' : ''}
+var<private> xBase: u32;
+${preciseMath}
+
+${wFunctions}
+
+fn dots(a: vec4<u32>, b: vec4<u32>) -> i32 {
+  return dot4I8Packed(a.x, b.x) + dot4I8Packed(a.y, b.y) + dot4I8Packed(a.z, b.z) + dot4I8Packed(a.w, b.w);
+}
+
+/** Block b of this workgroup's x row (after the norm): d = max|x|/127, q = round(x/d), as the int8 tiles quantize it. */
+fn quantize(b: u32) {
+  var v: array<vec4<f32>, 8>;
+  var amax = 0.0;
+  for (var j = 0u; j < 8u; j++) {
+    let kk = b * 8u + j;
+    v[j] = ${xElement(s, 'xBase + kk', 'kk')};
+    let m = abs(v[j]);
+    amax = max(amax, max(max(m.x, m.y), max(m.z, m.w)));
+  }
+  let d = preciseDiv(amax, 127.0);
+  let id = select(0.0, preciseDiv(1.0, d), d > 0.0);
+  var words: array<u32, 8>;
+  var sum = vec4<i32>(0);
+  for (var j = 0u; j < 8u; j++) {
+    let q = vec4<i32>(clamp(round(v[j] * id), vec4<f32>(-127.0), vec4<f32>(127.0)));
+    sum += q;
+    words[j] = pack4xI8(q);
+  }
+  xq[2u * b] = vec4<u32>(words[0], words[1], words[2], words[3]);
+  xq[2u * b + 1u] = vec4<u32>(words[4], words[5], words[6], words[7]);
+  xd[b] = d;${form.offset ? '\n  xs[b] = d * f32(sum.x + sum.y + sum.z + sum.w);' : ''}
+}
+
+${ep.emit}
+
+@compute @workgroup_size(${threads})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid: u32${o.subgroups ? `, ${subgroupBuiltins}` : ''}) {
+  let row = wid.y;
+  let g = tid / ${LANES}u;
+  let lane = tid % ${LANES}u;
+  xBase = row * ${K4}u;
+  ${rowsOf}
+  let r0 = w0 * ${blocks}u;
+  let r1 = w1 * ${blocks}u;${prologue}
+  for (var b = tid; b < ${blocks}u; b += ${threads}u) { quantize(b); }
+  workgroupBarrier();
+  var acc = vec2<f32>(0.0);
+  for (var h0 = lane; h0 < ${halves}u; h0 += ${stride}u) {
+${loads}
+${uses}
+  }
+  let r = sumGroup(tid, acc${sgArgs});
+  if (lane == 0u) {
+    ${emit}
+  }
+}`,
+    [wg(Math.ceil(ep.units / perGroup), groups), wg(s.rows), wg(1)],
+    o.subgroups,
+  );
+}
