@@ -3,7 +3,8 @@
 // file stores them: the largest |Δ logit|, the largest reference logit, and greedy agreement (positions whose
 // largest logit is the same token). Paths: float32 matmuls over Q8_0 weights (the weights' rounding alone, for
 // float checkpoints) and int8 matmuls (the weights' and the activations' rounding), with dot4I8Packed and on
-// subgroup matrices where the device has them (whose logits should equal dot4's: the same integer products).
+// subgroup matrices where the device has them (whose logits should equal dot4's: the same integer products); for
+// int8, also decode steps (the int8 GEMVs) against prefill of the same tokens, which should differ only by rounding.
 //   npm run build && node scripts/matmul-accuracy.mjs MODEL [--prompt-tokens N] [--backend NAME]
 // MODEL: a checkpoint path or a synthetic model name (110M, 1B). Prints one JSON line per path.
 import { parseArgs } from 'node:util';
@@ -31,6 +32,33 @@ async function prefillLogits(options) {
     const rows = [];
     for await (const s of model.generate({ promptIds: ids, steps: ids.length, temperature: 0, logits: true })) rows.push(s.logits.slice());
     return { rows, weights: model.weightFormats.join('+'), int8Matrix: model.int8Matrix, device: `${model.device.backend}: ${model.device.adapter}` };
+  } finally {
+    model.release();
+  }
+}
+
+/**
+ * Decode against prefill on one load: a greedy generation's decode steps (where the decode GEMVs run), then the tokens
+ * it fed as one prompt (the prefill tiles); the largest |Δ logit| over the decode positions. Both quantize each
+ * row's activations alike under int8 matmuls, so they differ only by summation order.
+ */
+async function decodeAgainstPrefill(options) {
+  const model = await loadModel(files, { ...options, backend: values.backend });
+  try {
+    const { kernels } = await model.profile('decode', 1, 1);
+    const variants = [...new Set(kernels.filter((k) => k.kind.startsWith('linear')).map((k) => k.kind.slice('linear:'.length)))];
+    const steps = Math.min(n, 64, model.config.seqLen);
+    const decoded = [];
+    const first = model.config.bosId ?? 1;
+    for await (const s of model.generate({ promptIds: [first], steps, temperature: 0, logits: true })) decoded.push({ ...s, logits: s.logits.slice() });
+    const fed = decoded.map((s) => s.token);
+    let worst = 0;
+    let p = 0;
+    for await (const s of model.generate({ promptIds: fed, steps: fed.length, temperature: 0, logits: true })) {
+      if (!decoded[p].prefill) worst = Math.max(worst, s.logits.reduce((m, x, i) => Math.max(m, Math.abs(x - decoded[p].logits[i])), 0));
+      p++;
+    }
+    return { decode_matmuls: variants, positions: decoded.filter((s) => !s.prefill).length, max_abs_logit_difference: worst };
   } finally {
     model.release();
   }
@@ -72,6 +100,7 @@ for (const [name, options] of paths) {
       max_abs_reference_logit: maxRef,
       greedy_agreement: agree / run.rows.length,
       ...(options.kernels ? { max_abs_difference_from_dot4_int8: maxDifference(run.rows, dot4), int8_matrix: run.int8Matrix } : {}),
+      ...(options.matmul === 'int8' && !options.kernels ? { decode_against_prefill: await decodeAgainstPrefill(options) } : {}),
       device: run.device,
     }),
   );
