@@ -55,7 +55,11 @@ async function decodeAgainstPrefill(options) {
     let worst = 0;
     let p = 0;
     for await (const s of model.generate({ promptIds: fed, steps: fed.length, temperature: 0, logits: true })) {
-      if (!decoded[p].prefill) worst = Math.max(worst, s.logits.reduce((m, x, i) => Math.max(m, Math.abs(x - decoded[p].logits[i])), 0));
+      if (!decoded[p].prefill)
+        worst = Math.max(
+          worst,
+          s.logits.reduce((m, x, i) => Math.max(m, Math.abs(x - decoded[p].logits[i])), 0),
+        );
       p++;
     }
     return { decode_matmuls: variants, positions: decoded.filter((s) => !s.prefill).length, max_abs_logit_difference: worst };

@@ -15,7 +15,7 @@ import type { Graph } from './ir/types.js';
 import { verifyGraph } from './ir/verify.js';
 import { parseModule } from './ir/parse.js';
 import { formatType } from './ir/shapes.js';
-import { PlanExecutor, ResidentBuffers } from './runtime/executor.js';
+import { PlanExecutor, ResidentBuffers, type RunCost } from './runtime/executor.js';
 import type { Plan } from './runtime/plan.js';
 import { checkGenerateOptions, generateSteps, type GenerateOptions, type GenerationStep } from './runtime/generate.js';
 import { openGpu, type Gpu } from './runtime/gpu.js';
@@ -548,6 +548,17 @@ export class Model {
       bytes: cost.get(k.name)?.bytes ?? 0,
     }));
     return { kernels, clock };
+  }
+
+  /**
+   * Where one graph run's time goes (see PlanExecutor.runCost): the host's recording and submit, and the GPU's
+   * time over the run's pass where the adapter has timestamps. Leaves the KV cache as profile does.
+   */
+  async runCost(kind: GraphKind, tokens: number, position = 0): Promise<RunCost> {
+    this.cached = [];
+    const { exec, env } = this.graphRun(kind, tokens, position);
+    const ids = Int32Array.from({ length: kind === 'prefill' ? tokens : 1 }, (_, i) => (i * 7919) % this.config.vocabSize);
+    return exec.runCost(env, { tokens: ids, positions: Int32Array.from(ids, (_, i) => position + i) });
   }
 
   /** Static FLOPs and bytes of one prefill of `tokens` positions from 0, or of one decode step at `position`. */

@@ -39,6 +39,18 @@ export interface ColdStart {
   readonly first_run_s: number;
 }
 
+export interface DecodeStepCost {
+  readonly wall_ms: number;
+  readonly record_ms: number;
+  readonly submit_ms: number;
+  /** the step's pass, start to end (timestamp clock only) */
+  readonly pass_ms?: number;
+  /** the step's kernels, each timed alone (profile) */
+  readonly kernels_ms?: number;
+  /** dispatches the step ran (those with workgroups) */
+  readonly dispatches: number;
+}
+
 export interface KernelKindRow {
   readonly kind: string;
   readonly dispatches: number;
@@ -78,6 +90,12 @@ export interface BenchRow {
   readonly clock?: 'timestamp' | 'host';
   /** per kernel kind: prefill at each prompt length, and one decode step at the middle of the timed steps */
   readonly kernels?: { readonly prefill: Readonly<Record<string, readonly KernelKindRow[]>>; readonly decode: readonly KernelKindRow[] };
+  /**
+   * Where a decode step's time goes: its time per token (wall), the host's recording and submit of one step, and
+   * the GPU's time over the step's one pass (timestamps) beside the sum of its kernels' own times (profile):
+   * what the pass takes beyond them is spent between dispatches. Milliseconds.
+   */
+  readonly decode_step?: DecodeStepCost;
   /** the same, per kernel with its layer left out (l*.ffn_in: that kernel of every layer) */
   readonly kernels_by_name?: { readonly prefill: Readonly<Record<string, readonly KernelKindRow[]>>; readonly decode: readonly KernelKindRow[] };
 }
@@ -178,11 +196,22 @@ export async function benchmark(source: string | ModelFiles, label: string, o: B
     const weightBytes = model.decodeWeightBytes;
     let decodeKernels: KernelKindRow[] | undefined;
     let decodeNames: KernelKindRow[] = [];
+    let step: DecodeStepCost | undefined;
     if (o.profile !== false) {
-      const p = await model.profile('decode', 1, Math.ceil(o.decodeTokens / 2));
+      const position = Math.ceil(o.decodeTokens / 2);
+      const p = await model.profile('decode', 1, position);
       decodeKernels = byKind(p.kernels);
       decodeNames = byKind(p.kernels, byName);
       clock = p.clock;
+      const cost = await model.runCost('decode', 1, position);
+      step = {
+        wall_ms: perToken * 1000,
+        record_ms: cost.record * 1000,
+        submit_ms: cost.submit * 1000,
+        ...(cost.gpu !== undefined ? { pass_ms: cost.gpu * 1000 } : {}),
+        ...(p.clock === 'timestamp' ? { kernels_ms: p.kernels.reduce((sum, k) => sum + k.seconds, 0) * 1000 } : {}),
+        dispatches: cost.dispatches,
+      };
     }
     return {
       engine: 'weft',
@@ -202,6 +231,7 @@ export async function benchmark(source: string | ModelFiles, label: string, o: B
       decode_gb_per_s: weightBytes / perToken / 1e9,
       ...(o.limits?.bandwidth ? { decode_bandwidth_ratio: weightBytes / perToken / o.limits.bandwidth } : {}),
       ...(clock ? { clock } : {}),
+      ...(step ? { decode_step: step } : {}),
       ...(decodeKernels
         ? { kernels: { prefill: prefillKernels, decode: decodeKernels }, kernels_by_name: { prefill: prefillNames, decode: decodeNames } }
         : {}),
@@ -250,6 +280,19 @@ export function formatBenchRow(row: BenchRow): string {
     const phases = Object.entries(c.load_s).map(([phase, sec]) => `${phase} ${sec.toFixed(3)}`);
     lines.push(
       `  cold start: first token ${c.time_to_first_token_s.toFixed(3)} s after the load began (load: ${phases.join(', ')}; first run ${c.first_run_s.toFixed(3)}) s`,
+    );
+  }
+  if (row.decode_step) {
+    const d = row.decode_step;
+    const gpu =
+      d.pass_ms !== undefined
+        ? `; GPU ${d.pass_ms.toFixed(3)} ms over its pass` +
+          (d.kernels_ms !== undefined
+            ? ` (kernels alone ${d.kernels_ms.toFixed(3)} ms, ${(((d.pass_ms - d.kernels_ms) / Math.max(1, d.dispatches)) * 1000).toFixed(2)} µs more a dispatch)`
+            : '')
+        : '';
+    lines.push(
+      `  decode step: ${d.wall_ms.toFixed(3)} ms a token; host records ${d.record_ms.toFixed(3)} ms and submits ${d.submit_ms.toFixed(3)} ms of ${d.dispatches} dispatches${gpu}`,
     );
   }
   const table = (title: string, kinds: readonly KernelKindRow[]): void => {

@@ -217,6 +217,15 @@ describe('weft bench', () => {
     expect(firstRun).toBeGreaterThan(0);
     expect(ttft).toBeGreaterThanOrEqual(firstRun + Object.values(load as Record<string, number>).reduce((a, b) => a + b, 0) - 1e-6);
     expect(r.stdout).toMatch(/^ {2}cold start: first token [\d.]+ s after the load began \(load: read [\d.]+, device/m);
+    // where a decode step's time goes: the host's recording and submit, the GPU's pass beside its kernels alone
+    const step = row.decode_step;
+    expect(step.wall_ms).toBeCloseTo(1000 / row.decode_tokens_per_s, 6);
+    for (const ms of [step.record_ms, step.submit_ms, step.pass_ms, step.kernels_ms]) expect(ms).toBeGreaterThan(0);
+    expect(step.dispatches).toBeGreaterThan(0);
+    expect(step.dispatches).toBeLessThanOrEqual(row.dispatches.decode);
+    expect(r.stdout).toMatch(
+      /^ {2}decode step: [\d.]+ ms a token; host records [\d.]+ ms and submits [\d.]+ ms of \d+ dispatches; GPU [\d.]+ ms over its pass/m,
+    );
   });
 
   it('--matmul float,int8: a row each, int8 with the matrices as Q8_0', () => {

@@ -187,6 +187,14 @@ export interface RecordedRun {
 /** Staging buffers record keeps in turn: as many runs may be recorded and not yet read back. */
 export const RECORD_SLOTS = 4;
 
+/** Where one run's time goes (PlanExecutor.runCost), seconds; the dispatches it ran (those with workgroups). */
+export interface RunCost {
+  readonly record: number;
+  readonly submit: number;
+  readonly gpu?: number;
+  readonly dispatches: number;
+}
+
 function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
@@ -423,9 +431,9 @@ export class PlanExecutor {
   }
 
   /** An encoder holding every kernel of the plan in one compute pass, at the given workgroup counts. */
-  private encode(grid: readonly [number, number, number][]): GPUCommandEncoder {
+  private encode(grid: readonly [number, number, number][], timestampWrites?: GPUComputePassTimestampWrites): GPUCommandEncoder {
     const encoder = this.gpu.device.createCommandEncoder({ label: this.plan.graph });
-    const pass = encoder.beginComputePass({ label: this.plan.graph });
+    const pass = encoder.beginComputePass({ label: this.plan.graph, ...(timestampWrites ? { timestampWrites } : {}) });
     grid.forEach((counts, i) => this.dispatch(pass, i, counts));
     pass.end();
     return encoder;
@@ -490,6 +498,56 @@ export class PlanExecutor {
     }
     this.gpu.check();
     return { seconds: samples.map(median), clock: 'host' };
+  }
+
+  /**
+   * Where one run's time goes, for benchmarks (medians of `trials` after a warm-up, each run alone on an idle
+   * queue): the host's recording of it (encoding every dispatch into one pass and finishing the command
+   * buffer), its queue.submit, and with timestamp queries the GPU's time from the pass's start to its end —
+   * the kernels and whatever the device spends between them, which `profile` (a pass per kernel) leaves out.
+   */
+  async runCost(env: A.Env, inputs: Readonly<Record<string, InputData>>, trials = 9): Promise<RunCost> {
+    const grid = this.prepare(env, inputs);
+    const device = this.gpu.device;
+    const stamps = this.gpu.features.has('timestamp-query');
+    const querySet = stamps ? device.createQuerySet({ type: 'timestamp', count: 2 }) : undefined;
+    const resolved = stamps ? this.gpu.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC }) : undefined;
+    const staging = stamps ? this.gpu.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }) : undefined;
+    const record: number[] = [];
+    const submit: number[] = [];
+    const gpu: number[] = [];
+    try {
+      for (let t = 0; t <= trials; t++) {
+        const t0 = performance.now();
+        const encoder = this.encode(grid, querySet && { querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 });
+        if (querySet) {
+          encoder.resolveQuerySet(querySet, 0, 2, resolved!, 0);
+          encoder.copyBufferToBuffer(resolved!, 0, staging!, 0, 16);
+        }
+        const commands = encoder.finish();
+        const t1 = performance.now();
+        device.queue.submit([commands]);
+        const t2 = performance.now();
+        if (staging) {
+          await this.gpu.mapRead(staging);
+          const ns = new BigInt64Array(staging.getMappedRange().slice(0));
+          staging.unmap();
+          if (t > 0) gpu.push(Number(ns[1]! - ns[0]!) / 1e9);
+        } else await device.queue.onSubmittedWorkDone();
+        // the first trial warms up
+        if (t > 0) {
+          record.push((t1 - t0) / 1000);
+          submit.push((t2 - t1) / 1000);
+        }
+      }
+    } finally {
+      querySet?.destroy();
+      if (resolved) this.gpu.destroyBuffer(resolved);
+      if (staging) this.gpu.destroyBuffer(staging);
+    }
+    this.gpu.check();
+    const dispatches = grid.filter((counts) => counts.every((c) => c > 0)).length;
+    return { record: median(record), submit: median(submit), ...(gpu.length ? { gpu: median(gpu) } : {}), dispatches };
   }
 
   /** Reads `count` float32 elements of a plan buffer from element `start`, after all submitted work. */
