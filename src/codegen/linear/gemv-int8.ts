@@ -60,26 +60,26 @@ fn wQuad(block: u32, h: u32) -> vec4<u32> { return vec4<u32>(wInt8(block, 4u * h
   let squares = sumWorkgroup(tid, vec2<f32>(ss, 0.0)${sgArgs}).x;
   scale = ${rowScale(s, 'squares')};`
     : '';
-  // Each lane loads `unroll` half-blocks of both dots' rows, then multiplies them: half-blocks lane, lane + 64, …
+  // Each lane keeps `unroll` half-blocks of both dots' rows in flight — half-blocks lane, lane + 64, … — loading
+  // the next before it multiplies these, and the first before the norm's reduction and the quantization
   const unroll = Math.min(UNROLL, Math.ceil(halves / LANES));
   const stride = LANES * unroll;
   const exact = halves % stride === 0;
   const js = Array.from({ length: unroll }, (_, j) => j);
-  const at = (j: number): string => (exact ? `h0 + ${j * LANES}u` : `min(h0 + ${j * LANES}u, ${halves - 1}u)`);
-  const loads = js
-    .map(
-      (j) => `    let hb${j} = ${at(j)};\n    let qa${j} = wQuad(r0 + (hb${j} >> 1u), hb${j} & 1u);\n    let qb${j} = wQuad(r1 + (hb${j} >> 1u), hb${j} & 1u);`,
-    )
-    .join('\n');
+  const at = (j: number, h: string): string => (exact ? `(${h} + ${j * LANES}u)` : `min(${h} + ${j * LANES}u, ${halves - 1}u)`);
+  const load = (h: string, indent: string): string =>
+    js
+      .map((j) => `${indent}qa${j} = wQuad(r0 + (${at(j, h)} >> 1u), ${at(j, h)} & 1u);\n${indent}qb${j} = wQuad(r1 + (${at(j, h)} >> 1u), ${at(j, h)} & 1u);`)
+      .join('\n');
   // the scale of a lane's half: the block's, or the half's own where the form has one per 16 values
-  const halfOf = (j: number): string => (form.scales === 2 ? `hb${j} & 1u` : '0u');
+  const halfOf = (hb: string): string => (form.scales === 2 ? `${hb} & 1u` : '0u');
   const uses = js
     .map((j) => {
-      const h = halfOf(j);
-      const offset = form.offset ? `\n      if ((hb${j} & 1u) == 0u) { part -= xs[b] * vec2<f32>(wOffset(r0 + b), wOffset(r1 + b)); }` : '';
-      const body = `let b = hb${j} >> 1u;
-      let xv = xq[hb${j}];
-      var part = xd[b] * vec2<f32>(f32(dots(xv, qa${j})) * wScale(r0 + b, ${h}), f32(dots(xv, qb${j})) * wScale(r1 + b, ${h}));${offset}
+      const offset = form.offset ? `\n      if ((hb & 1u) == 0u) { part -= xs[b] * vec2<f32>(wOffset(r0 + b), wOffset(r1 + b)); }` : '';
+      const body = `let hb = h0 + ${j * LANES}u;
+      let b = hb >> 1u;
+      let xv = xq[hb];
+      var part = xd[b] * vec2<f32>(f32(dots(xv, qa${j})) * wScale(r0 + b, ${halfOf('hb')}), f32(dots(xv, qb${j})) * wScale(r1 + b, ${halfOf('hb')}));${offset}
       acc += part;`;
       return exact || j === 0 ? `    {\n      ${body}\n    }` : `    if (h0 + ${j * LANES}u < ${halves}u) {\n      ${body}\n    }`;
     })
@@ -137,13 +137,17 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid:
   xBase = row * ${K4}u;
   ${rowsOf}
   let r0 = w0 * ${blocks}u;
-  let r1 = w1 * ${blocks}u;${prologue}
+  let r1 = w1 * ${blocks}u;
+${js.map((j) => `  var qa${j}: vec4<u32>;\n  var qb${j}: vec4<u32>;`).join('\n')}
+${load('lane', '  ')}${prologue}
   for (var b = tid; b < ${blocks}u; b += ${threads}u) { quantize(b); }
   workgroupBarrier();
   var acc = vec2<f32>(0.0);
   for (var h0 = lane; h0 < ${halves}u; h0 += ${stride}u) {
-${loads}
 ${uses}
+    if (h0 + ${stride}u < ${halves}u) {
+${load(`h0 + ${stride}u`, '      ')}
+    }
   }
   let r = sumGroup(tid, acc${sgArgs});
   if (lane == 0u) {
