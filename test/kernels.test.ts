@@ -56,7 +56,8 @@ describe('kernels against CPU references', () => {
   });
 
   it('argmax: the first largest column of each row', async () => {
-    for (const cols of [7, 300, 1000]) {
+    // rows of whole vec4s read several at a time: fewer than the lanes, one stride of loads and a bit, several strides
+    for (const cols of [7, 300, 1000, 4100, 9000, 9002]) {
       const x = ref.randomArray(T * cols, cols, 4);
       // ties: row 1's maximum twice, row 3 constant
       const peak = Math.max(...x.subarray(cols, 2 * cols));

@@ -7,6 +7,8 @@
 #   bash .device/vulkan-run bash scripts/device/int8-bench.sh cold accuracy
 #   bash .device/vulkan-run bash scripts/device/int8-bench.sh q8_0
 #   bash .device/vulkan-run bash scripts/device/int8-bench.sh q4_k_m
+#   bash .device/vulkan-run bash scripts/device/int8-bench.sh f32
+# Each bench row says where a decode step's time goes (host recording and submit, the GPU's pass beside its kernels).
 set -uo pipefail
 out=${OUT:-/tmp/int8-bench}
 mkdir -p "$out"
@@ -30,8 +32,13 @@ for step in "$@"; do
       # the file is written first on a fresh machine (on every core), then weft's rows and llama.cpp's run it
       "${bench[@]}" --weights "$step" --json "$out/bench-1B-$step.json" 2>&1 | tee "$out/bench-1B-$step.txt"
       ;;
+    f32)
+      # float32 weights and matmuls: decode against the bandwidth roofline
+      node dist/src/cli.js bench --backend vulkan --model 1B --prompt-tokens 128,512 --decode-tokens 64 --weights f32 \
+        --peak-tflops 67 --peak-gbps 4800 --json "$out/bench-1B-f32.json" 2>&1 | tee "$out/bench-1B-f32.txt"
+      ;;
     *)
-      echo "int8-bench.sh: unknown step '$step' (cold, accuracy, q8_0, q4_k_m)" >&2
+      echo "int8-bench.sh: unknown step '$step' (cold, accuracy, q8_0, q4_k_m, f32)" >&2
       exit 2
       ;;
   esac

@@ -32,6 +32,8 @@ export interface KernelContext {
 const ROW_THREADS = 64;
 /** lanes of one argmax row: a vocabulary of 32000 is 125 columns each */
 const ARGMAX_THREADS = 256;
+/** vec4s of a row each argmax lane loads before it compares them */
+const ARGMAX_LOADS = 4;
 
 const one = wg(1);
 
@@ -327,22 +329,48 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
     })
     .with({ op: 'argmax' }, (n) => {
       const { rows, cols } = rowsCols(ctx.typeOf(n.args[0]));
-      // each lane scans its columns in order, keeping the first largest; lanes combine by value, then column
+      // Each lane scans its columns in order, keeping the first largest; lanes combine by value, then column. Rows
+      // of whole vec4s are read ARGMAX_LOADS vec4s at a time, all loads issued before the comparisons (one
+      // workgroup reads the whole row: its time is the loads' latency, not their bytes).
+      const vec = cols % 4 === 0;
+      const C4 = cols / 4;
+      const stride = ARGMAX_THREADS * ARGMAX_LOADS;
+      const loads = Array.from({ length: ARGMAX_LOADS }, (_, u) => u);
+      const scan = vec
+        ? `  let base = wid.x * ${C4}u;
+  let first = x[base + min(lane, ${C4 - 1}u)];
+  var value = first.x;
+  var column = 4u * min(lane, ${C4 - 1}u);
+  for (var j = lane; j < ${C4}u; j += ${stride}u) {
+${loads.map((u) => `    let v${u} = x[base + min(j + ${u * ARGMAX_THREADS}u, ${C4 - 1}u)];`).join('\n')}
+${loads
+  .map(
+    (u) => `    if (j + ${u * ARGMAX_THREADS}u < ${C4}u) {
+      let c = 4u * (j + ${u * ARGMAX_THREADS}u);
+      if (v${u}.x > value) { value = v${u}.x; column = c; }
+      if (v${u}.y > value) { value = v${u}.y; column = c + 1u; }
+      if (v${u}.z > value) { value = v${u}.z; column = c + 2u; }
+      if (v${u}.w > value) { value = v${u}.w; column = c + 3u; }
+    }`,
+  )
+  .join('\n')}
+  }`
+        : `  let base = wid.x * ${cols}u;
+  var value = x[base + min(lane, ${cols - 1}u)];
+  var column = min(lane, ${cols - 1}u);
+  for (var j = lane + ${ARGMAX_THREADS}u; j < ${cols}u; j += ${ARGMAX_THREADS}u) {
+    let v = x[base + j];
+    if (v > value) { value = v; column = j; }
+  }`;
       return kernelSource(
-        [readBinding(ctx.bufferOf(n.args[0]), 'x'), writeBinding(ctx.bufferOf(n.name), 'out', 'i32')],
+        [readBinding(ctx.bufferOf(n.args[0]), 'x', vec ? 'vec4<f32>' : 'f32'), writeBinding(ctx.bufferOf(n.name), 'out', 'i32')],
         `
 var<workgroup> bestValue: array<f32, ${ARGMAX_THREADS}>;
 var<workgroup> bestColumn: array<u32, ${ARGMAX_THREADS}>;
 
 @compute @workgroup_size(${ARGMAX_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane: u32) {
-  let base = wid.x * ${cols}u;
-  var value = x[base + min(lane, ${cols - 1}u)];
-  var column = min(lane, ${cols - 1}u);
-  for (var j = lane + ${ARGMAX_THREADS}u; j < ${cols}u; j += ${ARGMAX_THREADS}u) {
-    let v = x[base + j];
-    if (v > value) { value = v; column = j; }
-  }
+${scan}
   bestValue[lane] = value;
   bestColumn[lane] = column;
   workgroupBarrier();
