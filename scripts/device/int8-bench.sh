@@ -7,7 +7,7 @@
 #   bash .device/vulkan-run bash scripts/device/int8-bench.sh cold accuracy
 #   bash .device/vulkan-run bash scripts/device/int8-bench.sh q8_0
 #   bash .device/vulkan-run bash scripts/device/int8-bench.sh q4_k_m
-#   bash .device/vulkan-run bash scripts/device/int8-bench.sh f32
+#   bash .device/vulkan-run bash scripts/device/int8-bench.sh f32 f16
 # Each bench row says where a decode step's time goes (host recording and submit, the GPU's pass beside its kernels).
 set -uo pipefail
 out=${OUT:-/tmp/int8-bench}
@@ -37,8 +37,13 @@ for step in "$@"; do
       node dist/src/cli.js bench --backend vulkan --model 1B --prompt-tokens 128,512 --decode-tokens 64 --weights f32 \
         --peak-tflops 67 --peak-gbps 4800 --json "$out/bench-1B-f32.json" 2>&1 | tee "$out/bench-1B-f32.txt"
       ;;
+    f16)
+      # an F16 file for both engines (the table has llama.cpp's F16 row); halves have no int8 form
+      node dist/src/cli.js bench --backend vulkan --model 1B --prompt-tokens 128,512 --decode-tokens 64 --weights f16 \
+        --peers llama.cpp --peak-tflops 67 --peak-gbps 4800 --json "$out/bench-1B-f16.json" 2>&1 | tee "$out/bench-1B-f16.txt"
+      ;;
     *)
-      echo "int8-bench.sh: unknown step '$step' (cold, accuracy, q8_0, q4_k_m, f32)" >&2
+      echo "int8-bench.sh: unknown step '$step' (cold, accuracy, q8_0, q4_k_m, f32, f16)" >&2
       exit 2
       ;;
   esac
