@@ -151,6 +151,36 @@ export function int8Matmul(x: Float32Array, w: Float32Array, k: number): Float32
   return matmul(quantized, w, k);
 }
 
+/**
+ * `x` [rows, k] with the elements whose int8 quantization (per row and 32-wide block of `normalize(x)`, as int8Matmul
+ * quantizes) lies within `margin` of a rounding tie moved away from it: there a last-ulp difference between two
+ * computations of the normalized row (a norm's sum in another order) would flip a quantization level, and the
+ * results would differ by a whole step of the block's scale. Kernels and reference then round every element alike.
+ */
+export function awayFromInt8Ties(x: Float32Array, normalize: (x: Float32Array) => Float32Array, margin = 1e-3): Float32Array {
+  const out = x.slice();
+  for (let pass = 0; pass < 8; pass++) {
+    const v = normalize(out);
+    let moved = 0;
+    for (let b = 0; b < v.length / 32; b++) {
+      let amax = 0;
+      for (let i = 0; i < 32; i++) amax = Math.max(amax, Math.abs(v[b * 32 + i]!));
+      const d = f(amax / 127);
+      const id = d > 0 ? f(1 / d) : 0;
+      for (let i = 0; i < 32; i++) {
+        const q = Math.abs(f(v[b * 32 + i]! * id));
+        if (Math.abs(q - Math.floor(q) - 0.5) < margin) {
+          // a quarter of a level toward zero: never past the block's largest, which quantizes to 127 exactly
+          out[b * 32 + i] = f(out[b * 32 + i]! * (1 - 0.25 / q));
+          moved++;
+        }
+      }
+    }
+    if (moved === 0) return out;
+  }
+  throw new Error('elements near int8 rounding ties remain after 8 passes');
+}
+
 export function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   if (a.length !== b.length) throw new Error(`lengths differ: ${a.length} vs ${b.length}`);
   let m = 0;
