@@ -173,15 +173,16 @@ export interface LoadOptions {
   /** kernel choices (see CodegenOptions): the K from which decode matmuls split K, prefill K splits, the shape of attention tiles, subgroups */
   readonly kernels?: Partial<Pick<CodegenOptions, 'splitKFrom' | 'splitK' | 'attentionTile' | 'subgroups' | 'int8Matrix'>>;
   /**
-   * how prefill matmuls multiply (default float): int8 quantizes activations per row and 32-wide block and multiplies
-   * them by the weights' int8 blocks (Q8_0, Q4_0, k-quants); float matrices are then held as Q8_0 (decode reads those too)
+   * how matmuls multiply (default float): int8 quantizes activations per row and 32-wide block and multiplies them by
+   * the weights' int8 blocks (Q8_0, Q4_0, k-quants), in prefill and decode; float matrices are then held as Q8_0
    */
   readonly matmul?: MatmulKind;
 }
 
 /**
  * Seconds Model.load spent: reading the checkpoint and building the graphs (`read`), opening the device, running
- * the passes and codegen (`compile`), uploading weights and states, and creating the pipelines.
+ * the passes and codegen (`compile`), uploading weights and states, and creating the prefill graph's pipelines
+ * (the decode graph's are created meanwhile and awaited by the first decode step).
  */
 export interface LoadTimes {
   readonly read: number;
@@ -191,7 +192,7 @@ export interface LoadTimes {
   readonly pipelines: number;
 }
 
-/** What Model.load is doing: uploading weights and states, then compiling each distinct kernel's pipeline. */
+/** What Model.load is doing: uploading weights and states, then compiling each distinct prefill kernel's pipeline. */
 export type LoadPhase = 'upload' | 'compile';
 
 /** Progress of Model.load: `done` of `total` (bytes while uploading, pipelines while compiling), and the weight or kernel just done. */
@@ -437,7 +438,9 @@ export class Model {
     private readonly gpu: Gpu,
     private readonly resident: ResidentBuffers,
     private readonly prefill: PlanExecutor,
-    private readonly decode: PlanExecutor,
+    /** the decode graph's plan, and its executor once its pipelines are made (see load) */
+    private readonly decodePlan: Plan,
+    private readonly decodeReady: Promise<PlanExecutor>,
     private readonly graphs: Record<GraphKind, Graph>,
     /** the kernels reduce with subgroup operations */
     readonly subgroups: boolean,
@@ -445,7 +448,15 @@ export class Model {
     readonly int8Matrix: boolean,
     /** where Model.load's time went */
     readonly loadTimes: LoadTimes,
-  ) {}
+  ) {
+    decodeReady.then(
+      (exec) => (this.decodeDone = exec),
+      () => {},
+    );
+  }
+
+  /** the decode executor, once made */
+  private decodeDone?: PlanExecutor;
 
   /**
    * The ids whose keys and values the KV cache holds at positions 0, 1, …: what the last generation fed and
@@ -481,14 +492,16 @@ export class Model {
       resident = new ResidentBuffers(gpu, tensors);
       await resident.upload([plans.prefill, plans.decode], progress && ((done, total, name) => progress(done, total, name, 'upload')));
       timed('upload');
-      const pipelines = PlanExecutor.pipelineCount(plans.prefill) + PlanExecutor.pipelineCount(plans.decode);
+      const pipelines = PlanExecutor.pipelineCount(plans.prefill);
       let compiled = 0;
       const onPipeline = progress && ((name: string) => progress(++compiled, pipelines, name, 'compile'));
-      // both graphs' pipelines are created at once: Dawn compiles asynchronous ones on its worker threads
-      const [prefill, decode] = await Promise.all([
-        PlanExecutor.create(gpu, plans.prefill, resident, onPipeline),
-        PlanExecutor.create(gpu, plans.decode, resident, onPipeline),
-      ]);
+      // The first token needs only the prefill graph: load returns once its pipelines are made (Dawn compiles
+      // asynchronous ones on its worker threads, all at once). The decode graph's are asked for after them, to
+      // compile while the prompt runs; the first decode step awaits them (and meets any error in making them).
+      const prefill = await PlanExecutor.create(gpu, plans.prefill, resident, onPipeline);
+      const decodeReady = PlanExecutor.create(gpu, plans.decode, resident);
+      // rejections are met where the executor is awaited, or not at all for a model that never decodes
+      decodeReady.catch(() => {});
       timed('pipelines');
       return new Model(
         config,
@@ -497,7 +510,8 @@ export class Model {
         gpu,
         resident,
         prefill,
-        decode,
+        plans.decode,
+        decodeReady,
         graphs,
         codegen.subgroups,
         codegen.int8Matrix,
@@ -512,7 +526,12 @@ export class Model {
 
   /** dispatches per graph run */
   get dispatches(): { prefill: number; decode: number } {
-    return { prefill: this.prefill.plan.kernels.length, decode: this.decode.plan.kernels.length };
+    return { prefill: this.prefill.plan.kernels.length, decode: this.decodePlan.kernels.length };
+  }
+
+  /** The executor of a graph: the decode graph's once its pipelines are made. */
+  private executor(kind: GraphKind): Promise<PlanExecutor> {
+    return kind === 'prefill' ? Promise.resolve(this.prefill) : this.decodeReady;
   }
 
   get device(): { backend: string; adapter: string } {
@@ -535,8 +554,9 @@ export class Model {
    * for the generation in progress; generate starts afresh.
    */
   async profile(kind: GraphKind, tokens: number, position = 0): Promise<{ kernels: ProfiledKernel[]; clock: 'timestamp' | 'host' }> {
+    const exec = await this.executor(kind);
     this.cached = [];
-    const { exec, env, stats } = this.graphRun(kind, tokens, position);
+    const { env, stats } = this.graphRun(kind, tokens, position);
     const ids = Int32Array.from({ length: kind === 'prefill' ? tokens : 1 }, (_, i) => (i * 7919) % this.config.vocabSize);
     const { seconds, clock } = await exec.profile(env, { tokens: ids, positions: Int32Array.from(ids, (_, i) => position + i) });
     const cost = new Map(stats.kernels.flatMap((k) => k.dispatches.map((d, i) => [d, i === 0 ? k : { flops: 0, bytes: 0 }] as const)));
@@ -555,8 +575,9 @@ export class Model {
    * time over the run's pass where the adapter has timestamps. Leaves the KV cache as profile does.
    */
   async runCost(kind: GraphKind, tokens: number, position = 0): Promise<RunCost> {
+    const exec = await this.executor(kind);
     this.cached = [];
-    const { exec, env } = this.graphRun(kind, tokens, position);
+    const { env } = this.graphRun(kind, tokens, position);
     const ids = Int32Array.from({ length: kind === 'prefill' ? tokens : 1 }, (_, i) => (i * 7919) % this.config.vocabSize);
     return exec.runCost(env, { tokens: ids, positions: Int32Array.from(ids, (_, i) => position + i) });
   }
@@ -567,11 +588,11 @@ export class Model {
     return { flops: stats.flops, bytes: stats.bytes };
   }
 
-  /** The executor, symbol values and static stats of one graph run (see profile). */
-  private graphRun(kind: GraphKind, tokens: number, position: number): { exec: PlanExecutor; env: Record<string, number>; stats: GraphStats } {
-    const exec = kind === 'prefill' ? this.prefill : this.decode;
+  /** The symbol values and static stats of one graph run (see profile). */
+  private graphRun(kind: GraphKind, tokens: number, position: number): { env: Record<string, number>; stats: GraphStats } {
+    const plan = kind === 'prefill' ? this.prefill.plan : this.decodePlan;
     const env: Record<string, number> = kind === 'prefill' ? { T: tokens, P: 0 } : { P: position };
-    return { exec, env, stats: graphStats(this.graphs[kind], exec.plan, { env, layers: this.config.nLayers }) };
+    return { env, stats: graphStats(this.graphs[kind], plan, { env, layers: this.config.nLayers }) };
   }
 
   /** Device bytes of the resident buffers: every weight (once per format it is kept in) and the KV cache. */
@@ -582,13 +603,13 @@ export class Model {
   /** The device formats of the matrix weights (matmuls, embedding tables), each once. */
   get weightFormats(): string[] {
     const computed = definitions[this.config.family].computedWeights(this.config);
-    const formats = this.decode.plan.buffers.filter((b) => b.role === 'weight' && b.shape.length === 2 && !computed.has(b.name)).map((b) => b.dtype);
+    const formats = this.decodePlan.buffers.filter((b) => b.role === 'weight' && b.shape.length === 2 && !computed.has(b.name)).map((b) => b.dtype);
     return [...new Set(formats)].sort();
   }
 
   /** Bytes of the weights one decode step reads (an embedding table counts one row). */
   get decodeWeightBytes(): number {
-    const plan = this.decode.plan;
+    const plan = this.decodePlan;
     const embedded = new Set(plan.kernels.filter((k) => k.op === 'embed').map((k) => k.bindings[0]!.buffer));
     let total = 0;
     for (const b of plan.buffers) {
@@ -616,7 +637,14 @@ export class Model {
     const resolved = resolveRequest(this, request);
     const start = request.reuseCache ? this.reusable(resolved.promptIds) : 0;
     const options = { ...resolved, start, promptIds: resolved.promptIds.slice(start), steps: resolved.steps - start };
-    const steps$ = generateSteps({ prefill: this.prefill, decode: this.decode, vocabSize: this.config.vocabSize, contextLength: this.config.seqLen }, options);
+    const graphs = {
+      prefill: this.prefill,
+      decodePlan: this.decodePlan,
+      decode: () => this.decodeReady,
+      vocabSize: this.config.vocabSize,
+      contextLength: this.config.seqLen,
+    };
+    const steps$ = generateSteps(graphs, options);
     // what the cache holds past `start` is known again once the prefill has run
     this.cached.length = start;
     const stream = this.tokenizer?.stream(resolved.promptIds.slice(0, start + 1));
@@ -652,8 +680,9 @@ export class Model {
 
   release(): void {
     this.prefill.destroy();
-    this.decode.destroy();
+    this.decodeDone?.destroy();
     this.resident.destroy();
+    // a decode executor still being made goes with the device
     this.gpu.destroy();
   }
 }

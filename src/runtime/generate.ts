@@ -3,6 +3,7 @@
 // generation may start past position 0, continuing the keys and values an earlier one left in the cache.
 import { RECORD_SLOTS, type PlanExecutor, type RecordedRun } from './executor.js';
 import { checkSamplerSettings, Sampler } from './sampler.js';
+import type { Plan } from './plan.js';
 
 /** Greedy decode steps submitted beyond the one being read back (each needs a staging slot of its own). */
 const STEPS_AHEAD = RECORD_SLOTS - 1;
@@ -56,7 +57,9 @@ export interface GenerationStep {
 
 export interface GenerationGraphs {
   readonly prefill: PlanExecutor;
-  readonly decode: PlanExecutor;
+  readonly decodePlan: Plan;
+  /** the decode graph's executor, awaited before the first decode step (its pipelines may still be compiling) */
+  readonly decode: () => Promise<PlanExecutor>;
   readonly vocabSize: number;
   readonly contextLength: number;
 }
@@ -110,10 +113,11 @@ export async function* generateSteps(g: GenerationGraphs, o: GenerateOptions): A
     token = next;
   }
   let logits = rowAt(start + T - 1);
-  const decode = g.decode;
-  const logitsOut = { name: decode.plan.outputs[0]!, start: 0, count: V };
+  const plan = g.decodePlan;
+  let decode!: PlanExecutor;
+  const logitsOut = { name: plan.outputs[0]!, start: 0, count: V };
   // the decode graph's greedy token (an i32 output), fed on the device to the step after
-  const nextOut = decode.plan.outputs.find((o) => decode.plan.buffers.find((b) => b.name === o)?.dtype === 'i32');
+  const nextOut = plan.outputs.find((o) => plan.buffers.find((b) => b.name === o)?.dtype === 'i32');
   const forcedAt = (p: number): boolean => promptAfter(p) !== undefined;
   // greedy steps chain on the device: each is submitted before the one before it is read back
   const chained = sampler.greedy && nextOut !== undefined;
@@ -143,6 +147,7 @@ export async function* generateSteps(g: GenerationGraphs, o: GenerateOptions): A
       position++;
       if (position >= end || ends) return;
       token = next;
+      decode ??= await g.decode();
       if (!chained || forcedAt(position)) {
         // the host chooses each token: one step at a time
         submit(position, Int32Array.of(token), recordedAhead?.position === position ? recordedAhead.run : undefined);
