@@ -606,7 +606,8 @@ const seedFlag = { kind: 'atoi', default: 0, describe: 'sampler seed, read as C 
 const matmulFlag = {
   kind: 'choice',
   choices: ['float', 'int8'],
-  describe: 'prefill matmuls in float32, or int8: activations quantized per row and 32-wide block times int8 weight blocks (float matrices held as Q8_0)',
+  describe:
+    'matmuls in float32, or int8: activations quantized per row and 32-wide block times int8 weight blocks, in prefill and decode (float matrices held as Q8_0)',
 } as const;
 const modelPath = 'llama2.c checkpoint (.bin) or Hugging Face folder (config.json + safetensors)';
 const weightNames = Object.keys(weightFormats);
@@ -722,7 +723,7 @@ const benchFlags: FlagTable = {
     kind: 'text',
     default: 'float',
     describe:
-      "prefill matmuls, a weft row each of every --weights: float, int8 (as run's --matmul), int8-matrix (int8 on the device's subgroup matrices, the tensor cores, where it has int8 ones: still to be checked on a GPU), or several (float,int8)",
+      "matmuls, a weft row each of every --weights: float, int8 (as run's --matmul), int8-matrix (int8 on the device's subgroup matrices, the tensor cores, where it has int8 ones: still to be checked on a GPU), or several (float,int8)",
   },
   kernels: { kind: 'switch', default: true, describe: 'profile each kernel and report time per kernel kind (--no-kernels: skip)' },
   'peak-tflops': { kind: 'decimal', describe: "the device's fp32 peak, to report prefill as a share of it (H100 SXM: 67)" },
