@@ -1,14 +1,12 @@
 // The int8 GEMV (decode with matmul 'int8', where w has an int8 form): each workgroup quantizes its x row per
 // 32-wide block into workgroup memory as the int8 tiles do, then each lane takes half-blocks of w 16 bytes at a
 // time and sums dot4I8Packed's exact integer products times the two scales; groups of 64 lanes as in gemv.ts.
-import { kernelSource, preciseMath, subgroupBuiltins, wg, workgroupReduce, type KernelSource } from '../wgsl.js';
+import { kernelSource, preciseMath, subgroupBuiltins, type KernelSource } from '../wgsl.js';
 import { weightFormats } from '../../weights/formats.js';
 import { epilogueOf } from './epilogue.js';
-import { linearInputs, rowScale, xElement } from './inputs.js';
-import { gemvInt8Threads, INT8_BLOCK, type LinearOptions, type LinearSpec } from './spec.js';
-
-/** Invocations per group: one group's dots (as gemv.ts). */
-const LANES = 64;
+import { gemvFrame } from './gemv.js';
+import { linearInputs, xElement } from './inputs.js';
+import { GEMV_LANES as LANES, INT8_BLOCK, type LinearOptions, type LinearSpec } from './spec.js';
 
 /** Half-blocks per lane and per dot a lane loads before it multiplies. */
 const UNROLL = 4;
@@ -18,12 +16,11 @@ export function gemvInt8Kernel(s: LinearSpec, o: LinearOptions): KernelSource {
   const form = format.wgsl.int8;
   if (!form) throw new Error(`${o.weights} weights have no int8 form`);
   if (s.k % INT8_BLOCK !== 0) throw new Error(`int8 matmuls need K a multiple of ${INT8_BLOCK}, K is ${s.k}`);
-  const threads = gemvInt8Threads(o.maxInvocations);
-  const groups = threads / LANES;
   const K4 = s.k / 4;
   const blocks = s.k / INT8_BLOCK;
   const halves = 2 * blocks;
   const ep = epilogueOf(s);
+  const { threads, rowsOf, emit, prologue, reductions, sgArgs, workgroups } = gemvFrame(s, o, ep);
   // w as vec4<u32> where the form reads quads from that binding, else as the format binds it
   const inputs = linearInputs(s, o.weights, 'vec4s');
   const bindings = form.quads ? inputs.bindings.map((b) => (b.var === 'w' ? { ...b, type: 'vec4<u32>' as const } : b)) : inputs.bindings;
@@ -32,34 +29,6 @@ export function gemvInt8Kernel(s: LinearSpec, o: LinearOptions): KernelSource {
     ? form.quads(count)
     : `${form.wgsl(count)}
 fn wQuad(block: u32, h: u32) -> vec4<u32> { return vec4<u32>(wInt8(block, 4u * h), wInt8(block, 4u * h + 1u), wInt8(block, 4u * h + 2u), wInt8(block, 4u * h + 3u)); }`;
-  // a group computes two dots: one unit's two, or two one-dot units
-  const perGroup = ep.dots === 1 ? 2 : 1;
-  const last = `${ep.units - 1}u`;
-  const [a0, a1] = ep.wRows('uc');
-  const rowsOf =
-    perGroup === 2
-      ? `let u0 = (wid.x * ${groups}u + g) * 2u;
-  let w0 = min(u0, ${last});
-  let w1 = min(u0 + 1u, ${last});`
-      : `let u0 = wid.x * ${groups}u + g;
-  let uc = min(u0, ${last});
-  let w0 = ${a0};
-  let w1 = ${a1};`;
-  const emit =
-    perGroup === 2
-      ? `if (u0 < ${ep.units}u) { emit(row, u0, r.x, 0.0); }
-    if (u0 + 1u < ${ep.units}u) { emit(row, u0 + 1u, r.y, 0.0); }`
-      : `if (u0 < ${ep.units}u) { emit(row, u0, r.x, r.y); }`;
-  const sg = o.subgroups ? { op: 'subgroupAdd' as const } : undefined;
-  const sgArgs = o.subgroups ? ', sgSize, sgLane' : '';
-  const add = (a: string, b: string): string => `${a} + ${b}`;
-  const prologue = s.norm
-    ? `
-  var ss = 0.0;
-  for (var i = tid; i < ${K4}u; i += ${threads}u) { let v = x[xBase + i]; ss += dot(v, v); }
-  let squares = sumWorkgroup(tid, vec2<f32>(ss, 0.0)${sgArgs}).x;
-  scale = ${rowScale(s, 'squares')};`
-    : '';
   // Each lane keeps `unroll` half-blocks of both dots' rows in flight — half-blocks lane, lane + 64, … — loading
   // the next before it multiplies these, and the first before the norm's reduction and the quantization
   const unroll = Math.min(UNROLL, Math.ceil(halves / LANES));
@@ -87,13 +56,10 @@ fn wQuad(block: u32, h: u32) -> vec4<u32> { return vec4<u32>(wInt8(block, 4u * h
   return kernelSource(
     [...bindings, ...ep.bindings],
     `
-var<workgroup> red: array<vec2<f32>, ${threads}>;
+${reductions}
 // the x row quantized: half-block h of block b at 2b + h (four words of four int8), each block's scale${form.offset ? ' and sum' : ''}
 var<workgroup> xq: array<vec4<u32>, ${halves}>;
 var<workgroup> xd: array<f32, ${blocks}>;${form.offset ? `\nvar<workgroup> xs: array<f32, ${blocks}>;` : ''}
-${s.norm ? workgroupReduce('sumWorkgroup', threads, add, sg, { type: 'vec2<f32>' }) : ''}
-${workgroupReduce('sumGroup', threads, add, sg, { type: 'vec2<f32>', group: LANES })}
-${s.norm ? 'var<private> scale: f32;' : ''}
 var<private> xBase: u32;
 ${preciseMath}
 
@@ -154,7 +120,7 @@ ${load(`h0 + ${stride}u`, '      ')}
     ${emit}
   }
 }`,
-    [wg(Math.ceil(ep.units / perGroup), groups), wg(s.rows), wg(1)],
+    workgroups,
     o.subgroups,
   );
 }

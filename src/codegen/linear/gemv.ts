@@ -1,22 +1,35 @@
 // The GEMV variant (decode: a few constant rows, K ≥ splitKFrom, K % 4 = 0): a group of 64 invocations per
 // unit (or pair of one-dot units) splits K, reads w as vec4s and reduces in a fixed order (workgroupReduce).
 import { kernelSource, preciseMath, subgroupBuiltins, wg, workgroupReduce, type KernelSource } from '../wgsl.js';
-import { epilogueOf } from './epilogue.js';
+import { epilogueOf, type Epilogue } from './epilogue.js';
 import { linearInputs, rowScale, xElement } from './inputs.js';
-import type { LinearOptions, LinearSpec } from './spec.js';
-
-/** Invocations per group: one group's dots. */
-const LANES = 64;
+import { GEMV_LANES as LANES, gemvThreads, type LinearOptions, type LinearSpec } from './spec.js';
 
 /** Weight vectors per lane and per dot a GEMV keeps in flight. */
 const GEMV_UNROLL = 8;
 
-export function gemvKernel(s: LinearSpec, o: LinearOptions): KernelSource {
-  const groups = Math.max(1, Math.min(4, Math.floor(o.maxInvocations / LANES)));
-  const threads = LANES * groups;
+/**
+ * What the float and int8 GEMVs share: groups of LANES invocations, each computing two dots (one unit's two, or two
+ * one-dot units) of the row `wid.y`; the WGSL that finds a group's units and w rows (u0, w0, w1), that emits its two
+ * sums `r`, the norm's prologue (scale from the row's sum of squares), the reductions, and the grid.
+ */
+export interface GemvFrame {
+  readonly threads: number;
+  readonly groups: number;
+  readonly rowsOf: string;
+  readonly emit: string;
+  readonly prologue: string;
+  /** the workgroup-memory reductions' WGSL (sumWorkgroup where there is a norm, sumGroup) and their `red` array */
+  readonly reductions: string;
+  /** extra arguments the reductions take (the subgroup builtins, where they reduce with subgroups) */
+  readonly sgArgs: string;
+  readonly workgroups: KernelSource['workgroups'];
+}
+
+export function gemvFrame(s: LinearSpec, o: LinearOptions, ep: Epilogue): GemvFrame {
+  const threads = gemvThreads(o.maxInvocations);
+  const groups = threads / LANES;
   const K4 = s.k / 4;
-  const ep = epilogueOf(s);
-  const inputs = linearInputs(s, o.weights, 'vec4s');
   // a group computes two dots: one unit's two, or two one-dot units
   const perGroup = ep.dots === 1 ? 2 : 1;
   const last = `${ep.units - 1}u`;
@@ -46,6 +59,18 @@ export function gemvKernel(s: LinearSpec, o: LinearOptions): KernelSource {
   let squares = sumWorkgroup(tid, vec2<f32>(ss, 0.0)${sgArgs}).x;
   scale = ${rowScale(s, 'squares')};`
     : '';
+  const reductions = `var<workgroup> red: array<vec2<f32>, ${threads}>;
+${s.norm ? workgroupReduce('sumWorkgroup', threads, add, sg, { type: 'vec2<f32>' }) : ''}
+${workgroupReduce('sumGroup', threads, add, sg, { type: 'vec2<f32>', group: LANES })}
+${s.norm ? 'var<private> scale: f32;' : ''}`;
+  return { threads, groups, rowsOf, emit, prologue, reductions, sgArgs, workgroups: [wg(Math.ceil(ep.units / perGroup), groups), wg(s.rows), wg(1)] };
+}
+
+export function gemvKernel(s: LinearSpec, o: LinearOptions): KernelSource {
+  const K4 = s.k / 4;
+  const ep = epilogueOf(s);
+  const inputs = linearInputs(s, o.weights, 'vec4s');
+  const { threads, rowsOf, emit, prologue, reductions, sgArgs, workgroups } = gemvFrame(s, o, ep);
   // Each lane keeps `unroll` pairs of weight vectors in flight: a block of lane, lane + 64, … is loaded
   // before the previous one is used, and the first block before the norm's reduction.
   const unroll = Math.min(GEMV_UNROLL, Math.ceil(K4 / LANES));
@@ -64,10 +89,7 @@ export function gemvKernel(s: LinearSpec, o: LinearOptions): KernelSource {
   return kernelSource(
     [...inputs.bindings, ...ep.bindings],
     `
-var<workgroup> red: array<vec2<f32>, ${threads}>;
-${s.norm ? workgroupReduce('sumWorkgroup', threads, add, sg, { type: 'vec2<f32>' }) : ''}
-${workgroupReduce('sumGroup', threads, add, sg, { type: 'vec2<f32>', group: LANES })}
-${s.norm ? 'var<private> scale: f32;' : ''}
+${reductions}
 var<private> xBase: u32;
 ${preciseMath}
 
@@ -98,7 +120,7 @@ ${load(`i0 + ${stride}u`, '      ')}
     ${emit}
   }
 }`,
-    [wg(Math.ceil(ep.units / perGroup), groups), wg(s.rows), wg(1)],
+    workgroups,
     o.subgroups,
   );
 }

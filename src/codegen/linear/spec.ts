@@ -96,7 +96,7 @@ export function linearVariant(s: Pick<LinearSpec, 'rows' | 'k'> & Partial<Pick<L
   const int8 = o.matmul === 'int8' && form !== undefined && s.k % INT8_BLOCK === 0;
   if (A.isConstant(s.rows) && s.rows.c <= GEMV_MAX_ROWS) {
     if (s.k < o.splitKFrom) return 'column';
-    return int8 && gemvInt8Bytes(s.k, form, gemvInt8Threads(o.maxInvocations)) <= o.maxWorkgroupBytes ? 'gemv-int8' : 'gemv';
+    return int8 && gemvInt8Bytes(s.k, form, gemvThreads(o.maxInvocations)) <= o.maxWorkgroupBytes ? 'gemv-int8' : 'gemv';
   }
   const matrix = int8 && o.int8Matrix && form.scales === 1 && int8MatrixBytes(form.offset) <= o.maxWorkgroupBytes;
   const split = kSplits(s, o) > 1;
@@ -108,8 +108,11 @@ export function linearVariant(s: Pick<LinearSpec, 'rows' | 'k'> & Partial<Pick<L
 /** K per int8 block: the quantization block of x, and the block of w's int8 form. */
 export const INT8_BLOCK = 32;
 
-/** Invocations of the int8 GEMV's workgroup (gemv-int8.ts) on a device allowing `maxInvocations`: 1 to 4 groups of 64. */
-export const gemvInt8Threads = (maxInvocations: number): number => 64 * Math.max(1, Math.min(4, Math.floor(maxInvocations / 64)));
+/** Invocations per GEMV group: one group's dots. */
+export const GEMV_LANES = 64;
+
+/** Invocations of a GEMV's workgroup (gemv.ts, gemv-int8.ts) on a device allowing `maxInvocations`: 1 to 4 groups. */
+export const gemvThreads = (maxInvocations: number): number => GEMV_LANES * Math.max(1, Math.min(4, Math.floor(maxInvocations / GEMV_LANES)));
 
 /** Workgroup memory of the int8 GEMV: the quantized x row (K bytes), its scales (and sums), the reduction's vec2s. */
 export function gemvInt8Bytes(k: number, form: Pick<Int8Form, 'offset'>, threads: number): number {
