@@ -2,7 +2,7 @@
 // and the generator, multinomial and top-p paths must match values produced by run.c's C code.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { argmax, generatorState, Sampler, Xorshift64Star } from '../src/runtime/sampler.js';
+import { argmax, generatorState, Sampler, softmaxNucleus, Xorshift64Star } from '../src/runtime/sampler.js';
 
 const fixtures = new URL('../../shared/fixtures/llama2c/', import.meta.url);
 const fixtureTokens = (name: string): number[] => readFileSync(new URL(name, fixtures), 'utf8').trim().split('\n').map(Number);
@@ -118,11 +118,8 @@ describe('Sampler paths', () => {
   });
 });
 
-/** run.c's sample_topp as written there: candidates by a comparator sort (stable, as glibc's qsort). */
-function referenceTopP(logits: Float32Array, temperature: number, topp: number, coin: number): number {
-  const t = Math.fround(temperature);
-  const p = new Float32Array(logits.length);
-  for (let i = 0; i < p.length; i++) p[i] = logits[i]! / t;
+/** run.c's softmax: every exponential, added in order in float32. */
+function referenceSoftmax(p: Float32Array): Float32Array {
   let max = p[0]!;
   for (const x of p) if (x > max) max = x;
   let sum = 0;
@@ -131,6 +128,13 @@ function referenceTopP(logits: Float32Array, temperature: number, topp: number, 
     sum = Math.fround(sum + p[i]!);
   }
   for (let i = 0; i < p.length; i++) p[i] = p[i]! / sum;
+  return p;
+}
+
+/** run.c's sample_topp as written there: candidates by a comparator sort (stable, as glibc's qsort). */
+function referenceTopP(logits: Float32Array, temperature: number, topp: number, coin: number): number {
+  const t = Math.fround(temperature);
+  const p = referenceSoftmax(Float32Array.from(logits, (x) => x / t));
   const tp = Math.fround(topp);
   const cutoff = Math.fround(Math.fround(1 - tp) / (p.length - 1));
   const candidates = [...p.keys()].filter((i) => p[i]! >= cutoff).sort((a, b) => p[b]! - p[a]!);
@@ -171,6 +175,43 @@ describe('top-p over a whole vocabulary', () => {
         });
         const expected = referenceTopP(logits, temperature, topp, coins.nextF32());
         expect(sampler.sample(logits), `temperature ${temperature}, top-p ${topp}, draw ${draw}`).toBe(expected);
+      }
+    }
+  });
+
+  it("chooses what run.c would where most exponentials are skipped: logits spread as a model's, a vocabulary of 128k", () => {
+    // logits near N(0, 3) with a few tokens far above (as a model's next-token logits are), the largest anywhere —
+    // first, last, or between — so the float32 sum the skipping must leave unchanged is small or large before it
+    const vocab = 128256;
+    const values = new Xorshift64Star(1234n);
+    const normal = (): number => (values.nextF32() + values.nextF32() + values.nextF32() + values.nextF32() - 2) * 3;
+    for (const [temperature, topp, peak] of [
+      [1, 0.9, 0],
+      [0.7, 0.95, vocab - 1],
+      [0.6, 0.99999, vocab >> 1], // a cutoff below the sum's last place: the cutoff bounds what is skipped
+      [1.3, 0.5, 17],
+    ] as const) {
+      const sampler = new Sampler(vocab, temperature, topp, 11);
+      const coins = new Xorshift64Star(generatorState(11));
+      for (let draw = 0; draw < 12; draw++) {
+        const logits = Float32Array.from({ length: vocab }, normal);
+        for (let k = 0; k < 20; k++) logits[(values.nextU32() % vocab) >>> 0] = 12 + 10 * values.nextF32();
+        logits[peak] = 24;
+        const expected = referenceTopP(logits, temperature, topp, coins.nextF32());
+        expect(sampler.sample(logits), `temperature ${temperature}, top-p ${topp}, draw ${draw}`).toBe(expected);
+        // the probabilities a draw reads, bit for bit: every one at or above the cutoff is run.c's, the rest stay below it
+        const t = Math.fround(temperature);
+        const full = referenceSoftmax(Float32Array.from(logits, (x) => x / t));
+        const nucleus = Float32Array.from(logits, (x) => x / t);
+        const cutoff = Math.fround(Math.fround(1 - Math.fround(topp)) / (vocab - 1));
+        const kept = new Uint32Array(vocab);
+        const count = softmaxNucleus(nucleus, cutoff, kept);
+        const keptSet = new Set(kept.subarray(0, count));
+        expect([...kept.subarray(0, count)]).toEqual([...keptSet].sort((a, b) => a - b));
+        for (const i of keptSet) expect(nucleus[i], `token ${i}`).toBe(full[i]);
+        for (let i = 0; i < vocab; i++) if (full[i]! >= cutoff) expect(keptSet.has(i), `token ${i}`).toBe(true);
+        // and most of the vocabulary's exponentials were skipped
+        expect(count).toBeLessThan(vocab / 2);
       }
     }
   });

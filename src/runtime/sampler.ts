@@ -1,6 +1,7 @@
 // run.c's sampler: greedy argmax at temperature 0, else softmax(logits / temperature) sampled with a coin
 // from its xorshift64* generator, from the whole distribution or from the top-p nucleus. Every arithmetic
-// step is rounded to float32 (Math.fround / Float32Array stores) so choices match C float code exactly.
+// step is rounded to float32 (Math.fround / Float32Array stores) so choices match C float code exactly; a
+// top-p draw skips the elements that could change neither the softmax's float32 sum nor the nucleus.
 
 const U64 = (1n << 64n) - 1n;
 const XORSHIFT_MULTIPLIER = 0x2545f4914f6cdd1dn;
@@ -41,6 +42,9 @@ export class Sampler {
   readonly temperature: number;
   readonly topp: number;
   private readonly rng: Xorshift64Star;
+  /** the scaled logits, then the probabilities, and the elements a top-p draw computes: kept between draws */
+  private readonly work: Float32Array;
+  private readonly kept: Uint32Array;
 
   constructor(
     readonly vocabSize: number,
@@ -55,6 +59,8 @@ export class Sampler {
     this.temperature = Math.fround(temperature);
     this.topp = Math.fround(topp);
     this.rng = new Xorshift64Star(generatorState(seed));
+    this.work = new Float32Array(vocabSize);
+    this.kept = new Uint32Array(vocabSize);
   }
 
   /** Whether every choice is the first maximum (temperature 0), which needs no random draws. */
@@ -68,12 +74,16 @@ export class Sampler {
       throw new Error(`sampler: got ${logits.length} logits, vocabulary is ${this.vocabSize}`);
     }
     if (this.temperature === 0) return argmax(logits);
-    const probabilities = new Float32Array(this.vocabSize);
+    const probabilities = this.work;
     for (let i = 0; i < probabilities.length; i++) probabilities[i] = logits[i] / this.temperature;
-    softmaxInPlace(probabilities);
     const coin = this.rng.nextF32();
-    if (this.topp <= 0 || this.topp >= 1) return sampleMultinomial(probabilities, coin);
-    return sampleTopP(probabilities, this.topp, coin);
+    if (this.topp <= 0 || this.topp >= 1) {
+      softmaxInPlace(probabilities);
+      return sampleMultinomial(probabilities, coin);
+    }
+    const cutoff = Math.fround(Math.fround(1 - this.topp) / (probabilities.length - 1));
+    const kept = this.kept.subarray(0, softmaxNucleus(probabilities, cutoff, this.kept));
+    return sampleTopP(probabilities, kept, this.topp, cutoff, coin);
   }
 }
 
@@ -106,6 +116,47 @@ function softmaxInPlace(x: Float32Array): void {
   for (let i = 0; i < x.length; i++) x[i] = x[i] / sum;
 }
 
+/**
+ * run.c's softmax for a top-p draw: the probabilities of the elements it writes into `kept` (in index order; their
+ * count is returned), which include every element whose probability reaches `cutoff`, bit for bit as
+ * softmaxInPlace gives them; the others' values are left as they were. An element is left out when its
+ * exponential is below both the cutoff and a quarter of the float32 sum's last place so far: adding it could not
+ * change that sum (an addend below half its last place rounds back to it), and its probability (at most its
+ * exponential: the largest is 1) stays below the cutoff. Logits spread as a model's leave a few hundred of a
+ * vocabulary of 128k to compute.
+ */
+export function softmaxNucleus(x: Float32Array, cutoff: number, kept: Uint32Array): number {
+  let max = x[0];
+  for (let i = 1; i < x.length; i++) if (x[i] > max) max = x[i];
+  let sum = 0;
+  let count = 0;
+  // an element whose logit less the maximum is below this is left out (-Infinity: none)
+  let skipBelow = -Infinity;
+  for (let i = 0; i < x.length; i++) {
+    const v = Math.fround(x[i] - max);
+    if (v < skipBelow) continue;
+    x[i] = Math.exp(v);
+    kept[count++] = i;
+    const next = Math.fround(sum + x[i]);
+    if (next !== sum && next > 0) skipBelow = negligibleBelow(next, cutoff);
+    sum = next;
+  }
+  for (let j = 0; j < count; j++) x[kept[j]] = x[kept[j]] / sum;
+  return count;
+}
+
+const exponentView = new Float32Array(1);
+const exponentBits = new Uint32Array(exponentView.buffer);
+
+/** The log below which an exponential is under both `cutoff` and a quarter of float32 `sum`'s last place (a normal sum's). */
+function negligibleBelow(sum: number, cutoff: number): number {
+  exponentView[0] = sum;
+  const exponent = ((exponentBits[0]! >>> 23) & 0xff) - 127;
+  if (exponent === -127 || exponent === 128) return -Infinity;
+  // sum's last place is 2^(exponent - 23); less a margin for the logarithm's and the exponential's rounding
+  return Math.min(Math.log(2) * (exponent - 25), Math.log(cutoff)) - 1e-6;
+}
+
 function sampleMultinomial(probabilities: Float32Array, coin: number): number {
   let cdf = 0;
   for (let i = 0; i < probabilities.length; i++) {
@@ -115,10 +166,9 @@ function sampleMultinomial(probabilities: Float32Array, coin: number): number {
   return probabilities.length - 1;
 }
 
-function sampleTopP(probabilities: Float32Array, topp: number, coin: number): number {
-  const n = probabilities.length;
-  const cutoff = Math.fround(Math.fround(1 - topp) / (n - 1));
-  const candidates = nucleusOrder(probabilities, cutoff);
+/** run.c's top-p draw over the probabilities of the `kept` elements (every one that can reach the cutoff). */
+function sampleTopP(probabilities: Float32Array, kept: Uint32Array, topp: number, cutoff: number, coin: number): number {
+  const candidates = nucleusOrder(probabilities, kept, cutoff);
   if (candidates.length === 0) throw new Error(`sampler: no token has probability >= the top-p cutoff ${cutoff}`);
 
   let cumulative = 0;
@@ -144,20 +194,20 @@ const RADIX_BITS = 11;
 const RADIX = 1 << RADIX_BITS;
 
 /**
- * The indices whose probability is at least `cutoff`, in the order run.c's qsort leaves them with glibc
+ * The `kept` indices whose probability is at least `cutoff`, in the order run.c's qsort leaves them with glibc
  * (a merge sort, so stable): descending probability, equal ones in index order. A top-p draw over a flat
  * distribution sorts nearly every token, so this is a stable least-significant-digit radix sort on the
  * complement of each probability's float32 bits (the bits of non-negative floats order as their values),
  * three passes of 11 bits, over the candidates taken in index order.
  */
-function nucleusOrder(probabilities: Float32Array, cutoff: number): Uint32Array {
-  const n = probabilities.length;
-  const bits = new Uint32Array(probabilities.buffer, probabilities.byteOffset, n);
+function nucleusOrder(probabilities: Float32Array, kept: Uint32Array, cutoff: number): Uint32Array {
+  const bits = new Uint32Array(probabilities.buffer, probabilities.byteOffset, probabilities.length);
   let count = 0;
-  for (let i = 0; i < n; i++) if (probabilities[i] >= cutoff) count++;
+  for (const i of kept) if (probabilities[i] >= cutoff) count++;
   let order = new Uint32Array(count);
   let keys = new Uint32Array(count);
-  for (let i = 0, k = 0; i < n; i++) {
+  let k = 0;
+  for (const i of kept) {
     if (probabilities[i] >= cutoff) {
       order[k] = i;
       keys[k++] = ~bits[i] >>> 0;
