@@ -200,13 +200,21 @@ describe('weft compile --format wgsl', () => {
     }
   });
 
-  it('--matmul int8: prefill matmuls whose K is whole blocks of 32 run int8 tiles over Q8_0 (the rest float32 tiles), decode is unchanged', () => {
+  it('--matmul int8: prefill matmuls whose K is whole blocks of 32 quantize x once, then run int8 tiles over Q8_0 (the rest float32 tiles); decode is unchanged', () => {
     const int8 = compileOptions({ limits: webgpuDefaultLimits, fallback: false, subgroups: false }, { matmul: 'int8' }, tensors);
     const prefill = compileGraph(graphs.prefill, int8.codegen);
-    const variants = prefill.kernels.filter((k) => k.op === 'linear').map((k) => `${k.name}: ${k.variant}`);
+    const linear = prefill.kernels.filter((k) => k.op === 'linear');
+    const variants = linear.filter((k) => !k.name.endsWith('.quantize')).map((k) => `${k.name}: ${k.variant}`);
     // stories260K: dim 64, hidden 172; down's K (172) is no whole number of blocks
     for (const v of variants) expect(v).toMatch(/\.down: tiled$|: tiled-int8$/);
-    expect(variants.filter((v) => v.endsWith('tiled-int8')).length).toBe(3 * config.nLayers + 1);
+    const tiles = variants.filter((v) => v.endsWith('tiled-int8')).map((v) => v.split(':')[0]!);
+    expect(tiles.length).toBe(3 * config.nLayers + 1);
+    // each int8 tile right after the dispatch that quantizes its x
+    for (const tile of tiles) {
+      const at = prefill.kernels.findIndex((k) => k.name === tile);
+      expect(prefill.kernels[at - 1]!.name).toBe(`${tile}.quantize`);
+    }
+    expect(linear.filter((k) => k.name.endsWith('.quantize')).length).toBe(tiles.length);
     expect(printed(weft('compile', stories, '--graph', 'prefill', '--format', 'wgsl', '--matmul', 'int8'))).toBe(printWgsl(graphs.prefill, prefill));
     expect(compileGraph(graphs.decode, int8.codegen).kernels.map((k) => k.variant)).toEqual(compiled[1]!.plan.kernels.map((k) => k.variant));
     const bad = weft('compile', stories, '--matmul', 'int4');

@@ -18,6 +18,7 @@ import { PlanExecutor, ResidentBuffers } from '../src/runtime/executor.js';
 import { openGpu, type Gpu } from '../src/runtime/gpu.js';
 import { int8MatrixTileKernel, int8MatrixTiledKernel } from '../src/codegen/linear/int8-matrix.js';
 import { splitKernels } from '../src/codegen/linear/split.js';
+import { int8Parts } from '../src/codegen/linear/int8-staging.js';
 import { int8MatrixDevice } from '../src/codegen/linear/spec.js';
 import { create } from 'webgpu';
 import { floatToHalf } from '../src/runtime/halves.js';
@@ -120,8 +121,14 @@ const matrixVariants: readonly LinearVariant[] = ['tiled-int8-matrix', 'split-in
 /** The subgroup-matrix int8 tile with its products written out (SwiftShader has no subgroup matrices): all else is that tile's. */
 function writtenOutMatrixKernels(s: LinearSpec, o: LinearOptions): LinearKernels {
   const variant = linearVariant(s, o);
-  if (variant === 'tiled-int8-matrix') return { variant, kernels: [{ source: int8MatrixTiledKernel(s, o, 'written-out') }], scratch: [] };
-  return { variant, ...splitKernels(s, o, 'linear', (spec, options, out, splits) => int8MatrixTileKernel(spec, options, out, splits, 'written-out')) };
+  if (variant === 'tiled-int8-matrix')
+    return { variant, ...int8Parts(s, 'linear', (q) => ({ kernels: [{ source: int8MatrixTiledKernel(q, o, 'written-out') }], scratch: [] })) };
+  return {
+    variant,
+    ...int8Parts(s, 'linear', (q) =>
+      splitKernels(q, o, 'linear', (spec, options, out, splits) => int8MatrixTileKernel(spec, options, out, splits, 'written-out')),
+    ),
+  };
 }
 
 async function runCase(c: Case, seed: number): Promise<{ errors: Record<string, number>; scale: number }> {

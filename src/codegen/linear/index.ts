@@ -11,9 +11,10 @@
 //   gemv-int8 — gemv with matmul 'int8' where w has an int8 form: x quantized per 32-wide block into workgroup
 //            memory, w's int8 blocks read 16 bytes a lane, dot4I8Packed per four pairs (gemv-int8.ts).
 //   column — one invocation per unit sums its column in order (run.c's order): small K, or K % 4 ≠ 0.
-//   tiled-int8, split-int8 — tiled and split with matmul 'int8' where w has an int8 form: the same tile over
-//            x quantized per row and 32-wide block, and w's int8 blocks (int8.ts); tiled-int8-matrix and
-//            split-int8-matrix take each block's integer products on subgroup matrices (int8-matrix.ts).
+//   tiled-int8, split-int8 — tiled and split with matmul 'int8' where w has an int8 form: a dispatch quantizes x
+//            once per row and 32-wide block, then the same tile over those blocks and w's int8 blocks (int8.ts);
+//            tiled-int8-matrix and split-int8-matrix take each block's integer products on subgroup matrices
+//            (int8-matrix.ts).
 // The normalized input is formed per element in the order a stored rmsnorm result would be.
 import { weightFormats } from '../../weights/formats.js';
 import type { KernelParts, KernelSource } from '../wgsl.js';
@@ -22,6 +23,7 @@ import { gemvKernel } from './gemv.js';
 import { gemvInt8Kernel } from './gemv-int8.js';
 import { int8TileKernel, int8TiledKernel } from './int8.js';
 import { int8MatrixTileKernel, int8MatrixTiledKernel } from './int8-matrix.js';
+import { int8Parts } from './int8-staging.js';
 import { defaultLinearOptions, linearVariant, type LinearOptions, type LinearSpec, type LinearVariant } from './spec.js';
 import { splitKernels } from './split.js';
 import { tiledKernel } from './tiled.js';
@@ -51,12 +53,12 @@ export function linearKernels(s: LinearSpec, o: LinearOptions = defaultLinearOpt
     case 'split':
       return { variant, ...splitKernels(s, o, name) };
     case 'tiled-int8':
-      return { variant, ...one(int8TiledKernel(s, o)) };
+      return { variant, ...int8Parts(s, name, (q) => one(int8TiledKernel(q, o))) };
     case 'split-int8':
-      return { variant, ...splitKernels(s, o, name, int8TileKernel) };
+      return { variant, ...int8Parts(s, name, (q) => splitKernels(q, o, name, int8TileKernel)) };
     case 'tiled-int8-matrix':
-      return { variant, ...one(int8MatrixTiledKernel(s, o)) };
+      return { variant, ...int8Parts(s, name, (q) => one(int8MatrixTiledKernel(q, o))) };
     case 'split-int8-matrix':
-      return { variant, ...splitKernels(s, o, name, int8MatrixTileKernel) };
+      return { variant, ...int8Parts(s, name, (q) => splitKernels(q, o, name, int8MatrixTileKernel)) };
   }
 }

@@ -131,7 +131,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid:
 ${origin}
   // this invocation's first column in its left-half column tile
   let cl = (sg % 4u) * 16u + 2u * (sl % 8u);
-${stagingSetup(s, BM, wordsEach, wRow, wLive)}
+${stagingSetup(BM, wordsEach, wRow, wLive)}
 ${range(8)
   .map((i) => `  var acc0_${i} = vec2<f32>(0.0);\n  var acc1_${i} = vec2<f32>(0.0);`)
   .join('\n')}

@@ -1,10 +1,12 @@
-// What the int8 tiles (int8.ts with dot4I8Packed, int8-matrix.ts on subgroup matrices) share: quantizing a block of
-// an x row and staging a block of a w column into workgroup memory, the invocations' setup for it, and the
-// double-buffered loop over K's blocks. Each tile lays the staged values out as its products read them.
-import { u32Expr, wg, type KernelSource } from '../wgsl.js';
+// What the int8 tiles (int8.ts with dot4I8Packed, int8-matrix.ts on subgroup matrices) share: the dispatch that
+// quantizes x once per row before them, staging a block of the quantized x rows and of the w columns into
+// workgroup memory, the invocations' setup for it, and the double-buffered loop over K's blocks. Each tile lays
+// the staged values out as its products read them.
+import * as A from '../../affine.js';
+import { kernelSource, preciseMath, readBinding, u32Expr, wg, workgroupReduce, writeBinding, type KernelParts, type KernelSource } from '../wgsl.js';
 import { weightFormats, type Int8Form } from '../../weights/formats.js';
 import { epilogueOf } from './epilogue.js';
-import { linearInputs, rowScale, xElement, type LinearInputs } from './inputs.js';
+import { rowScale, xElement, type LinearInputs } from './inputs.js';
 import { INT8_BLOCK, tileColumns, type LinearOptions, type LinearSpec } from './spec.js';
 import { tileRows } from './tiled.js';
 
@@ -36,9 +38,11 @@ export function int8Tile(s: LinearSpec, o: LinearOptions, rows: number, splits: 
   const { across, per: columns } = tileColumns(s);
   const { wRow, wLive } = tileRows(s, epilogueOf(s));
   const range = splits > 1 ? `\n  let bBegin = wid.z * ${per}u;\n  let bEnd = min(${blocks}u, bBegin + ${per}u);` : '';
+  const { wgsl } = weightFormats[o.weights];
   return {
     form,
-    inputs: linearInputs(s, o.weights, 'vec4s'),
+    // the quantized rows (s.x names them: see int8Parts) and w as its format binds it
+    inputs: { bindings: [readBinding(s.x, 'xq', 'u32'), readBinding(s.w, 'w', wgsl.vectorType)], wAt: '' },
     wRow,
     wLive,
     bBegin: splits > 1 ? 'bBegin' : '0u',
@@ -67,34 +71,34 @@ export interface StagingLayout {
 const indices = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
 /**
- * `fn stageX`: block b of an x row quantized (d = max|x|/127, q = round(x/d), after the norm) into the layout;
- * `fn stageW`: words j0.. of block b of a w column, and its scales and offset where j0 is 0. A column past w's
- * rows stages zeros without reading (nothing guards a read past a buffer).
+ * `fn stageX`: block b of a quantized x row (its words, scale and sum, as quantizeKernel wrote them) into the
+ * layout; `fn stageW`: words j0.. of block b of a w column, and its scales and offset where j0 is 0. A row or
+ * column past the end stages zeros without reading (nothing guards a read past a buffer).
  */
 export function stagingFunctions(s: LinearSpec, form: Int8Form, wordsEach: number, layout: StagingLayout): string {
-  const K4 = s.k / 4;
   const blocks = s.k / INT8_BLOCK;
+  const stride = quantizedRowWords(s.k);
   const word = (v: string): string => (layout.wordType === 'u32' ? v : `bitcast<i32>(${v})`);
-  return `/** Block b of x row \`row\` (scaled by its norm \`scale\`) into buffer buf, as invocation tid quantizes it. */
-fn stageX(row: u32, live: bool, scale: f32, b: u32, buf: u32, tid: u32) {
-  var v: array<vec4<f32>, ${WORDS}>;
-  var amax = 0.0;
+  return `/** Block b of quantized x row \`row\` into buffer buf, for invocation tid. */
+fn stageX(row: u32, live: bool, b: u32, buf: u32, tid: u32) {
+  let base = row * ${stride}u;
   for (var j = 0u; j < ${WORDS}u; j++) {
-    let kk = b * ${WORDS}u + j;
-    v[j] = vec4<f32>(0.0);
-    if (live) { v[j] = ${xElement(s, `row * ${K4}u + kk`, 'kk')}; }
-    let m = abs(v[j]);
-    amax = max(amax, max(max(m.x, m.y), max(m.z, m.w)));
+    var q = 0u;
+    if (live) { q = xq[base + b * ${WORDS}u + j]; }
+    ${layout.xWord('j')} = ${word('q')};
   }
-  let d = preciseDiv(amax, 127.0);
-  let id = select(0.0, preciseDiv(1.0, d), d > 0.0);
-  var sum = vec4<i32>(0);
-  for (var j = 0u; j < ${WORDS}u; j++) {
-    let q = vec4<i32>(clamp(round(v[j] * id), vec4<f32>(-127.0), vec4<f32>(127.0)));
-    sum += q;
-    ${layout.xWord('j')} = ${word('pack4xI8(q)')};
+  var d = 0.0;
+  var sum = 0.0;
+  if (live) {
+    d = bitcast<f32>(xq[base + ${s.k / 4}u + 2u * b]);
+    sum = bitcast<f32>(xq[base + ${s.k / 4}u + 2u * b + 1u]);
   }
-  ${layout.xScale} = d;${form.offset ? `\n  ${layout.xSum} = d * f32(sum.x + sum.y + sum.z + sum.w);` : ''}
+  ${layout.xScale} = d;${
+    form.offset
+      ? `
+  ${layout.xSum} = sum;`
+      : ''
+  }
 }
 
 /** Words j0.. of block b of w column c (w row wr) into buffer buf, and its scales${form.offset ? ' and offset' : ''} where j0 is 0. */
@@ -114,24 +118,14 @@ ${indices(form.scales)
 }
 
 /**
- * The invocations' part in staging: the first `rows` quantize one x row each (xRow, xLive, and its norm scale),
- * every invocation stages `wordsEach` words of one w column (wc, wj, wr, wLive).
+ * The invocations' part in staging: the first `rows` stage one x row each (xRow, xLive), every invocation stages
+ * `wordsEach` words of one w column (wc, wj, wr, wLive).
  */
-export function stagingSetup(s: LinearSpec, rows: number, wordsEach: number, wRow: (c: string) => string, wLive: (c: string) => string): string {
-  const K4 = s.k / 4;
-  const norm = s.norm
-    ? `
-  if (xLive) {
-    var ss = 0.0;
-    for (var i = 0u; i < ${K4}u; i++) { let v = x[xRow * ${K4}u + i]; ss += v.x * v.x; ss += v.y * v.y; ss += v.z * v.z; ss += v.w * v.w; }
-    scale = ${rowScale(s, 'ss')};
-  }`
-    : '';
+export function stagingSetup(rows: number, wordsEach: number, wRow: (c: string) => string, wLive: (c: string) => string): string {
   return `
-  // the x row this invocation quantizes (the first ${rows} invocations), and its norm scale
+  // the x row this invocation stages (the first ${rows} invocations)
   let xRow = rowBase + tid;
   let xLive = tid < ${rows}u && xRow < M;
-  var scale = 0.0;${norm}
   // the w column this invocation stages words of
   let wc = tid / ${WORDS / wordsEach}u;
   let wj = (tid % ${WORDS / wordsEach}u) * ${wordsEach}u;
@@ -145,7 +139,7 @@ export function stagingSetup(s: LinearSpec, rows: number, wordsEach: number, wRo
  * barrier: one at the end of each block unless it places its own (`endBarrier` false).
  */
 export function blockLoop(rows: number, bBegin: string, bEnd: string, products: string, endBarrier: boolean): string {
-  const stage = (b: string, buf: string): string => `if (tid < ${rows}u) { stageX(xRow, xLive, scale, ${b}, ${buf}, tid); }
+  const stage = (b: string, buf: string): string => `if (tid < ${rows}u) { stageX(xRow, xLive, ${b}, ${buf}, tid); }
     stageW(wr, wLive, ${b}, ${buf}, wc, wj);`;
   return `
   if (${bBegin} < ${bEnd}) {
@@ -159,4 +153,88 @@ export function blockLoop(rows: number, bBegin: string, bEnd: string, products: 
       ${stage('b + 1u', 'buf ^ 1u').replace('\n    ', '\n      ')}
     }${products}${endBarrier ? '\n    workgroupBarrier();' : ''}
   }`;
+}
+
+/** u32 words of one quantized x row: its K/4 words of four int8, then each block's scale and sum (f32 bits). */
+export const quantizedRowWords = (k: number): number => k / 4 + 2 * (k / INT8_BLOCK);
+
+/** Invocations of quantizeKernel's workgroup: one row. */
+const QUANTIZE_THREADS = 64;
+
+/**
+ * The dispatch before an int8 tile: each x row (after the norm, where the spec has one) quantized once per 32-wide
+ * block — d = max|x|/127, q = round(x/d), the block's sum d·Σq — into `out` (quantizedRowWords a row), which every
+ * column tile then reads instead of quantizing the rows again. One workgroup a row.
+ */
+export function quantizeKernel(s: LinearSpec, out: string): KernelSource {
+  const K4 = s.k / 4;
+  const blocks = s.k / INT8_BLOCK;
+  const stride = quantizedRowWords(s.k);
+  const bindings = [
+    readBinding(s.x, 'x', 'vec4<f32>'),
+    ...(s.norm ? [readBinding(s.norm.weight, 'normWeight', 'vec4<f32>')] : []),
+    writeBinding(out, 'xq', 'u32'),
+  ];
+  const norm = s.norm
+    ? `
+  var ss = 0.0;
+  for (var i = tid; i < ${K4}u; i += ${QUANTIZE_THREADS}u) { let v = x[xBase + i]; ss += dot(v, v); }
+  scale = ${rowScale(s, `sumRow(tid, ss)`)};`
+    : '';
+  return kernelSource(
+    bindings,
+    `
+var<workgroup> red: array<f32, ${QUANTIZE_THREADS}>;
+${s.norm ? workgroupReduce('sumRow', QUANTIZE_THREADS, (a, b) => `${a} + ${b}`) : ''}
+${s.norm ? 'var<private> scale: f32;' : ''}
+var<private> xBase: u32;
+${preciseMath}
+
+@compute @workgroup_size(${QUANTIZE_THREADS})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid: u32) {
+  let row = wid.x;
+  xBase = row * ${K4}u;${norm}
+  let base = row * ${stride}u;
+  for (var b = tid; b < ${blocks}u; b += ${QUANTIZE_THREADS}u) {
+    var v: array<vec4<f32>, ${WORDS}>;
+    var amax = 0.0;
+    for (var j = 0u; j < ${WORDS}u; j++) {
+      let kk = b * ${WORDS}u + j;
+      v[j] = ${xElement(s, 'xBase + kk', 'kk')};
+      let m = abs(v[j]);
+      amax = max(amax, max(max(m.x, m.y), max(m.z, m.w)));
+    }
+    let d = preciseDiv(amax, 127.0);
+    let id = select(0.0, preciseDiv(1.0, d), d > 0.0);
+    var sum = vec4<i32>(0);
+    for (var j = 0u; j < ${WORDS}u; j++) {
+      let q = vec4<i32>(clamp(round(v[j] * id), vec4<f32>(-127.0), vec4<f32>(127.0)));
+      sum += q;
+      xq[base + b * ${WORDS}u + j] = pack4xI8(q);
+    }
+    xq[base + ${K4}u + 2u * b] = bitcast<u32>(d);
+    xq[base + ${K4}u + 2u * b + 1u] = bitcast<u32>(d * f32(sum.x + sum.y + sum.z + sum.w));
+  }
+}`,
+    [wg(s.rows), wg(1), wg(1)],
+  );
+}
+
+/**
+ * An int8 tile's dispatches: quantizeKernel into the scratch rows `${name}.xq`, then `tile`'s (one, or a split's
+ * two), which read x from there — the spec they get names the scratch rows as x, without the norm.
+ */
+export function int8Parts(s: LinearSpec, name: string, tile: (quantized: LinearSpec) => KernelParts): KernelParts {
+  const xq = { name: `${name}.xq`, shape: [s.rows, A.constant(quantizedRowWords(s.k))] };
+  const { norm: _, ...rest } = s;
+  const parts = tile({ ...rest, x: xq.name });
+  const [first, ...others] = parts.kernels;
+  return {
+    kernels: [
+      { suffix: 'quantize', source: quantizeKernel(s, xq.name) },
+      { ...first!, after: first!.after ?? 'int8: the tile reads the x blocks the quantize dispatch wrote' },
+      ...others,
+    ],
+    scratch: [xq, ...parts.scratch],
+  };
 }

@@ -117,7 +117,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid:
   let tx = tid % ${TX}u;
   let ty = tid / ${TX}u;
 ${origin}
-${stagingSetup(s, BM, wordsEach, wRow, wLive)}
+${stagingSetup(BM, wordsEach, wRow, wLive)}
 ${range(TM)
   .map((i) => `  var acc0_${i} = vec4<f32>(0.0);\n  var acc1_${i} = vec4<f32>(0.0);`)
   .join('\n')}
