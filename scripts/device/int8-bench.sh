@@ -7,7 +7,7 @@
 #   bash .device/vulkan-run bash scripts/device/int8-bench.sh cold accuracy
 #   bash .device/vulkan-run bash scripts/device/int8-bench.sh q8_0
 #   bash .device/vulkan-run bash scripts/device/int8-bench.sh q4_k_m
-#   bash .device/vulkan-run bash scripts/device/int8-bench.sh f32 f16
+#   bash .device/vulkan-run bash scripts/device/int8-bench.sh f32 f16 dispatch
 # Each bench row says where a decode step's time goes (host recording and submit, the GPU's pass beside its kernels).
 set -uo pipefail
 out=${OUT:-/tmp/int8-bench}
@@ -42,8 +42,13 @@ for step in "$@"; do
       node dist/src/cli.js bench --backend vulkan --model 1B --prompt-tokens 128,512 --decode-tokens 64 --weights f16 \
         --peers llama.cpp --peak-tflops 67 --peak-gbps 4800 --json "$out/bench-1B-f16.json" 2>&1 | tee "$out/bench-1B-f16.txt"
       ;;
+    dispatch)
+      # a step of 99 dispatches with next to no GPU work: the host alone (Dawn's null backend), then on the GPU —
+      # the floor a 1B-shaped decode step cannot go below
+      for backend in null vulkan; do node scripts/decode-host-cost.mjs --backend $backend | tee -a "$out/dispatch.txt"; done
+      ;;
     *)
-      echo "int8-bench.sh: unknown step '$step' (cold, accuracy, q8_0, q4_k_m, f32, f16)" >&2
+      echo "int8-bench.sh: unknown step '$step' (cold, accuracy, q8_0, q4_k_m, f32, f16, dispatch)" >&2
       exit 2
       ;;
   esac
