@@ -5,7 +5,8 @@ import { kernelSource, preciseMath, subgroupBuiltins, type KernelSource } from '
 import { weightFormats } from '../../weights/formats.js';
 import { epilogueOf } from './epilogue.js';
 import { gemvFrame } from './gemv.js';
-import { linearInputs, xElement } from './inputs.js';
+import { linearInputs } from './inputs.js';
+import { quantizeBlockWgsl } from './int8-staging.js';
 import { GEMV_LANES as LANES, INT8_BLOCK, type LinearOptions, type LinearSpec } from './spec.js';
 
 /** Half-blocks per lane and per dot a lane loads before it multiplies. */
@@ -69,29 +70,7 @@ fn dots(a: vec4<u32>, b: vec4<u32>) -> i32 {
   return dot4I8Packed(a.x, b.x) + dot4I8Packed(a.y, b.y) + dot4I8Packed(a.z, b.z) + dot4I8Packed(a.w, b.w);
 }
 
-/** Block b of this workgroup's x row (after the norm): d = max|x|/127, q = round(x/d), as the int8 tiles quantize it. */
-fn quantize(b: u32) {
-  var v: array<vec4<f32>, 8>;
-  var amax = 0.0;
-  for (var j = 0u; j < 8u; j++) {
-    let kk = b * 8u + j;
-    v[j] = ${xElement(s, 'xBase + kk', 'kk')};
-    let m = abs(v[j]);
-    amax = max(amax, max(max(m.x, m.y), max(m.z, m.w)));
-  }
-  let d = preciseDiv(amax, 127.0);
-  let id = select(0.0, preciseDiv(1.0, d), d > 0.0);
-  var words: array<u32, 8>;
-  var sum = vec4<i32>(0);
-  for (var j = 0u; j < 8u; j++) {
-    let q = vec4<i32>(clamp(round(v[j] * id), vec4<f32>(-127.0), vec4<f32>(127.0)));
-    sum += q;
-    words[j] = pack4xI8(q);
-  }
-  xq[2u * b] = vec4<u32>(words[0], words[1], words[2], words[3]);
-  xq[2u * b + 1u] = vec4<u32>(words[4], words[5], words[6], words[7]);
-  xd[b] = d;${form.offset ? '\n  xs[b] = d * f32(sum.x + sum.y + sum.z + sum.w);' : ''}
-}
+${quantizeBlockWgsl(s)}
 
 ${ep.emit}
 
@@ -106,7 +85,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid:
   let r1 = w1 * ${blocks}u;
 ${js.map((j) => `  var qa${j}: vec4<u32>;\n  var qb${j}: vec4<u32>;`).join('\n')}
 ${load('lane', '  ')}${prologue}
-  for (var b = tid; b < ${blocks}u; b += ${threads}u) { quantize(b); }
+  for (var b = tid; b < ${blocks}u; b += ${threads}u) {
+    let q = quantizeBlock(b);
+    xq[2u * b] = vec4<u32>(q.words[0], q.words[1], q.words[2], q.words[3]);
+    xq[2u * b + 1u] = vec4<u32>(q.words[4], q.words[5], q.words[6], q.words[7]);
+    xd[b] = q.d;${form.offset ? '\n    xs[b] = q.sum;' : ''}
+  }
   workgroupBarrier();
   var acc = vec2<f32>(0.0);
   for (var h0 = lane; h0 < ${halves}u; h0 += ${stride}u) {

@@ -155,6 +155,38 @@ export function blockLoop(rows: number, bBegin: string, bEnd: string, products: 
   }`;
 }
 
+/**
+ * `fn quantizeBlock(b) -> QuantizedBlock`: block b of the x row at `xBase` (vec4s; after the norm, by the private
+ * `scale`, where the spec has one) quantized as llama.cpp's q8_1 — d = max|x|/127, q = round(x/d) — its eight words
+ * of four int8 (pack4xI8's order), d, and the block's sum d·Σq (the dequantized values').
+ */
+export function quantizeBlockWgsl(s: LinearSpec): string {
+  return `struct QuantizedBlock { words: array<u32, ${WORDS}>, d: f32, sum: f32 }
+
+fn quantizeBlock(b: u32) -> QuantizedBlock {
+  var v: array<vec4<f32>, ${WORDS}>;
+  var amax = 0.0;
+  for (var j = 0u; j < ${WORDS}u; j++) {
+    let kk = b * ${WORDS}u + j;
+    v[j] = ${xElement(s, 'xBase + kk', 'kk')};
+    let m = abs(v[j]);
+    amax = max(amax, max(max(m.x, m.y), max(m.z, m.w)));
+  }
+  let d = preciseDiv(amax, 127.0);
+  let id = select(0.0, preciseDiv(1.0, d), d > 0.0);
+  var out: QuantizedBlock;
+  var sum = vec4<i32>(0);
+  for (var j = 0u; j < ${WORDS}u; j++) {
+    let q = vec4<i32>(clamp(round(v[j] * id), vec4<f32>(-127.0), vec4<f32>(127.0)));
+    sum += q;
+    out.words[j] = pack4xI8(q);
+  }
+  out.d = d;
+  out.sum = d * f32(sum.x + sum.y + sum.z + sum.w);
+  return out;
+}`;
+}
+
 /** u32 words of one quantized x row: its K/4 words of four int8, then each block's scale and sum (f32 bits). */
 export const quantizedRowWords = (k: number): number => k / 4 + 2 * (k / INT8_BLOCK);
 
@@ -190,30 +222,18 @@ ${s.norm ? 'var<private> scale: f32;' : ''}
 var<private> xBase: u32;
 ${preciseMath}
 
+${quantizeBlockWgsl(s)}
+
 @compute @workgroup_size(${QUANTIZE_THREADS})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid: u32) {
   let row = wid.x;
   xBase = row * ${K4}u;${norm}
   let base = row * ${stride}u;
   for (var b = tid; b < ${blocks}u; b += ${QUANTIZE_THREADS}u) {
-    var v: array<vec4<f32>, ${WORDS}>;
-    var amax = 0.0;
-    for (var j = 0u; j < ${WORDS}u; j++) {
-      let kk = b * ${WORDS}u + j;
-      v[j] = ${xElement(s, 'xBase + kk', 'kk')};
-      let m = abs(v[j]);
-      amax = max(amax, max(max(m.x, m.y), max(m.z, m.w)));
-    }
-    let d = preciseDiv(amax, 127.0);
-    let id = select(0.0, preciseDiv(1.0, d), d > 0.0);
-    var sum = vec4<i32>(0);
-    for (var j = 0u; j < ${WORDS}u; j++) {
-      let q = vec4<i32>(clamp(round(v[j] * id), vec4<f32>(-127.0), vec4<f32>(127.0)));
-      sum += q;
-      xq[base + b * ${WORDS}u + j] = pack4xI8(q);
-    }
-    xq[base + ${K4}u + 2u * b] = bitcast<u32>(d);
-    xq[base + ${K4}u + 2u * b + 1u] = bitcast<u32>(d * f32(sum.x + sum.y + sum.z + sum.w));
+    let q = quantizeBlock(b);
+    for (var j = 0u; j < ${WORDS}u; j++) { xq[base + b * ${WORDS}u + j] = q.words[j]; }
+    xq[base + ${K4}u + 2u * b] = bitcast<u32>(q.d);
+    xq[base + ${K4}u + 2u * b + 1u] = bitcast<u32>(q.sum);
   }
 }`,
     [wg(s.rows), wg(1), wg(1)],
