@@ -86,11 +86,19 @@ interface Found {
  */
 const fallbackDisabledToggles: readonly string[] = ['use_vulkan_zero_initialize_workgroup_memory_extension'];
 
+/**
+ * Dawn toggles every device runs without: `timestamp_quantization` rounds timestamp queries down to multiples of
+ * 65.536 µs (a browser's guard against timing attacks; seen on an H100, BENCHMARKS.md), which leaves the
+ * benchmarks' kernel times as artefacts of that grid. A Node process has no page to guard.
+ */
+const disabledToggles: readonly string[] = ['timestamp_quantization'];
+
 function createInstance(backend: string | undefined, toggles: readonly string[], disabled: readonly string[] = []): GPU {
+  const off = [...disabledToggles, ...disabled];
   return create([
     ...(backend ? [`backend=${backend}`] : []),
     ...(toggles.length ? [`enable-dawn-features=${toggles.join(',')}`] : []),
-    ...(disabled.length ? [`disable-dawn-features=${disabled.join(',')}`] : []),
+    `disable-dawn-features=${off.join(',')}`,
   ]);
 }
 
