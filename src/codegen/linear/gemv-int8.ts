@@ -1,7 +1,7 @@
 // The int8 GEMV (decode with matmul 'int8', where w has an int8 form): each workgroup quantizes its x row per
 // 32-wide block into workgroup memory as the int8 tiles do, then each lane takes half-blocks of w 16 bytes at a
 // time and sums dot4I8Packed's exact integer products times the two scales; groups of 64 lanes as in gemv.ts.
-import { kernelSource, preciseMath, subgroupBuiltins, type KernelSource } from '../wgsl.js';
+import { kernelSource, preciseMath, type KernelSource } from '../wgsl.js';
 import { weightFormats } from '../../weights/formats.js';
 import { epilogueOf } from './epilogue.js';
 import { gemvFrame } from './gemv.js';
@@ -17,11 +17,10 @@ export function gemvInt8Kernel(s: LinearSpec, o: LinearOptions): KernelSource {
   const form = format.wgsl.int8;
   if (!form) throw new Error(`${o.weights} weights have no int8 form`);
   if (s.k % INT8_BLOCK !== 0) throw new Error(`int8 matmuls need K a multiple of ${INT8_BLOCK}, K is ${s.k}`);
-  const K4 = s.k / 4;
   const blocks = s.k / INT8_BLOCK;
   const halves = 2 * blocks;
   const ep = epilogueOf(s);
-  const { threads, rowsOf, emit, prologue, reductions, sgArgs, workgroups } = gemvFrame(s, o, ep);
+  const { threads, entry, finish, prologue, reductions, workgroups } = gemvFrame(s, o, ep);
   // w as vec4<u32> where the form reads quads from that binding, else as the format binds it
   const inputs = linearInputs(s, o.weights, 'vec4s');
   const bindings = form.quads ? inputs.bindings.map((b) => (b.var === 'w' ? { ...b, type: 'vec4<u32>' as const } : b)) : inputs.bindings;
@@ -74,13 +73,7 @@ ${quantizeBlockWgsl(s)}
 
 ${ep.emit}
 
-@compute @workgroup_size(${threads})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid: u32${o.subgroups ? `, ${subgroupBuiltins}` : ''}) {
-  let row = wid.y;
-  let g = tid / ${LANES}u;
-  let lane = tid % ${LANES}u;
-  xBase = row * ${K4}u;
-  ${rowsOf}
+${entry}
   let r0 = w0 * ${blocks}u;
   let r1 = w1 * ${blocks}u;
 ${js.map((j) => `  var qa${j}: vec4<u32>;\n  var qb${j}: vec4<u32>;`).join('\n')}
@@ -99,11 +92,7 @@ ${uses}
 ${load(`h0 + ${stride}u`, '      ')}
     }
   }
-  let r = sumGroup(tid, acc${sgArgs});
-  if (lane == 0u) {
-    ${emit}
-  }
-}`,
+${finish}`,
     workgroups,
     o.subgroups,
   );

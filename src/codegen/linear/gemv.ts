@@ -10,19 +10,17 @@ const GEMV_UNROLL = 8;
 
 /**
  * What the float and int8 GEMVs share: groups of LANES invocations, each computing two dots (one unit's two, or two
- * one-dot units) of the row `wid.y`; the WGSL that finds a group's units and w rows (u0, w0, w1), that emits its two
- * sums `r`, the norm's prologue (scale from the row's sum of squares), the reductions, and the grid.
+ * one-dot units) of the row `wid.y`; the entry point's opening (row, g, lane, xBase, and a group's units and w rows
+ * u0, w0, w1) and its end (the group's two sums `acc` reduced and emitted), the norm's prologue (scale from the
+ * row's sum of squares), the reductions, and the grid.
  */
 export interface GemvFrame {
   readonly threads: number;
-  readonly groups: number;
-  readonly rowsOf: string;
-  readonly emit: string;
+  readonly entry: string;
+  readonly finish: string;
   readonly prologue: string;
   /** the workgroup-memory reductions' WGSL (sumWorkgroup where there is a norm, sumGroup) and their `red` array */
   readonly reductions: string;
-  /** extra arguments the reductions take (the subgroup builtins, where they reduce with subgroups) */
-  readonly sgArgs: string;
   readonly workgroups: KernelSource['workgroups'];
 }
 
@@ -63,14 +61,26 @@ export function gemvFrame(s: LinearSpec, o: LinearOptions, ep: Epilogue): GemvFr
 ${s.norm ? workgroupReduce('sumWorkgroup', threads, add, sg, { type: 'vec2<f32>' }) : ''}
 ${workgroupReduce('sumGroup', threads, add, sg, { type: 'vec2<f32>', group: LANES })}
 ${s.norm ? 'var<private> scale: f32;' : ''}`;
-  return { threads, groups, rowsOf, emit, prologue, reductions, sgArgs, workgroups: [wg(Math.ceil(ep.units / perGroup), groups), wg(s.rows), wg(1)] };
+  const entry = `@compute @workgroup_size(${threads})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid: u32${o.subgroups ? `, ${subgroupBuiltins}` : ''}) {
+  let row = wid.y;
+  let g = tid / ${LANES}u;
+  let lane = tid % ${LANES}u;
+  xBase = row * ${K4}u;
+  ${rowsOf}`;
+  const finish = `  let r = sumGroup(tid, acc${sgArgs});
+  if (lane == 0u) {
+    ${emit}
+  }
+}`;
+  return { threads, entry, finish, prologue, reductions, workgroups: [wg(Math.ceil(ep.units / perGroup), groups), wg(s.rows), wg(1)] };
 }
 
 export function gemvKernel(s: LinearSpec, o: LinearOptions): KernelSource {
   const K4 = s.k / 4;
   const ep = epilogueOf(s);
   const inputs = linearInputs(s, o.weights, 'vec4s');
-  const { threads, rowsOf, emit, prologue, reductions, sgArgs, workgroups } = gemvFrame(s, o, ep);
+  const { entry, finish, prologue, reductions, workgroups } = gemvFrame(s, o, ep);
   // Each lane keeps `unroll` pairs of weight vectors in flight: a block of lane, lane + 64, … is loaded
   // before the previous one is used, and the first block before the norm's reduction.
   const unroll = Math.min(GEMV_UNROLL, Math.ceil(K4 / LANES));
@@ -99,13 +109,7 @@ fn xAt(i: u32) -> vec4<f32> { return ${xElement(s, 'xBase + i', 'i')}; }
 
 ${ep.emit}
 
-@compute @workgroup_size(${threads})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid: u32${o.subgroups ? `, ${subgroupBuiltins}` : ''}) {
-  let row = wid.y;
-  let g = tid / ${LANES}u;
-  let lane = tid % ${LANES}u;
-  xBase = row * ${K4}u;
-  ${rowsOf}
+${entry}
 ${blocks.map((j) => `  var wa${j}: vec4<f32>;\n  var wb${j}: vec4<f32>;`).join('\n')}
 ${load('lane', '  ')}${prologue}
   var acc = vec2<f32>(0.0);
@@ -115,11 +119,7 @@ ${use}
 ${load(`i0 + ${stride}u`, '      ')}
     }
   }
-  let r = sumGroup(tid, acc${sgArgs});
-  if (lane == 0u) {
-    ${emit}
-  }
-}`,
+${finish}`,
     workgroups,
     o.subgroups,
   );
