@@ -30,7 +30,7 @@ export function int8MatrixTiledKernel(s: LinearSpec, o: LinearOptions, products:
 
 /** The tile whose sums go to `out`; with `splits` above 1 it covers one of that many ranges of K's blocks (workgroup z). */
 export function int8MatrixTileKernel(s: LinearSpec, o: LinearOptions, out: TileOutput, splits = 1, products: MatrixProducts = 'subgroup-matrix'): KernelSource {
-  const { form: int8, inputs, wRow, wLive, bBegin, bEnd, origin, workgroups } = int8Tile(s, o, BM, splits);
+  const { form: int8, bindings, wRow, wLive, bBegin, bEnd, origin, workgroups } = int8Tile(s, o, BM, splits);
   if (int8.scales !== 1) throw new Error(`${o.weights} weights have no int8 form with a scale a block`);
   if (int8MatrixBytes(int8.offset) > o.maxWorkgroupBytes) throw new Error(`the int8 matrix tile does not fit ${o.maxWorkgroupBytes} bytes of workgroup memory`);
   // a block's four products a subgroup takes between two barriers: as many as workgroup memory holds
@@ -104,7 +104,7 @@ ${group.map((t, slot) => `      {\n${product(t.a, t.h, slot).replace(/^/gm, '  '
     wordType: 'i32',
   };
   return kernelSource(
-    [...inputs.bindings, ...out.bindings],
+    [...bindings, ...out.bindings],
     `
 // the matrix loads' offsets come from subgroup_id: uniform in each subgroup, as they must be
 var<workgroup> Xq: array<i32, ${(2 * BM * INT8_BLOCK) / 4}>;

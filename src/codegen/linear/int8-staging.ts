@@ -1,12 +1,22 @@
-// What the int8 tiles (int8.ts with dot4I8Packed, int8-matrix.ts on subgroup matrices) share: the dispatch that
-// quantizes x once per row before them, staging a block of the quantized x rows and of the w columns into
-// workgroup memory, the invocations' setup for it, and the double-buffered loop over K's blocks. Each tile lays
-// the staged values out as its products read them.
+// What the int8 tiles (int8.ts with dot4I8Packed, int8-matrix.ts on subgroup matrices) share: the dispatch that quantizes
+// x once per row before them, staging blocks of those rows and of w's columns into workgroup memory (each tile lays
+// them out as its products read them), the invocations' setup for it, and the double-buffered loop over K's blocks.
 import * as A from '../../affine.js';
-import { kernelSource, preciseMath, readBinding, u32Expr, wg, workgroupReduce, writeBinding, type KernelParts, type KernelSource } from '../wgsl.js';
+import {
+  kernelSource,
+  preciseMath,
+  readBinding,
+  u32Expr,
+  wg,
+  workgroupReduce,
+  writeBinding,
+  type KernelBinding,
+  type KernelParts,
+  type KernelSource,
+} from '../wgsl.js';
 import { weightFormats, type Int8Form } from '../../weights/formats.js';
 import { epilogueOf } from './epilogue.js';
-import { rowScale, xElement, type LinearInputs } from './inputs.js';
+import { rowScale, xElement } from './inputs.js';
 import { INT8_BLOCK, tileColumns, type LinearOptions, type LinearSpec } from './spec.js';
 import { tileRows } from './tiled.js';
 
@@ -16,7 +26,8 @@ export const WORDS = INT8_BLOCK / 4;
 /** What an int8 tile of `rows` rows over `splits` ranges of K's blocks has from its spec alone. */
 export interface Int8Tile {
   readonly form: Int8Form;
-  readonly inputs: LinearInputs;
+  /** the quantized x rows (s.x names them: see int8Parts) and w as its format binds it */
+  readonly bindings: readonly KernelBinding[];
   /** w's row of tile column c, and whether it exists */
   readonly wRow: (c: string) => string;
   readonly wLive: (c: string) => string;
@@ -30,7 +41,8 @@ export interface Int8Tile {
 }
 
 export function int8Tile(s: LinearSpec, o: LinearOptions, rows: number, splits: number): Int8Tile {
-  const form = weightFormats[o.weights].wgsl.int8;
+  const { wgsl } = weightFormats[o.weights];
+  const form = wgsl.int8;
   if (!form) throw new Error(`${o.weights} weights have no int8 form`);
   if (s.k % INT8_BLOCK !== 0) throw new Error(`int8 matmuls need K a multiple of ${INT8_BLOCK}, K is ${s.k}`);
   const blocks = s.k / INT8_BLOCK;
@@ -38,11 +50,9 @@ export function int8Tile(s: LinearSpec, o: LinearOptions, rows: number, splits: 
   const { across, per: columns } = tileColumns(s);
   const { wRow, wLive } = tileRows(s, epilogueOf(s));
   const range = splits > 1 ? `\n  let bBegin = wid.z * ${per}u;\n  let bEnd = min(${blocks}u, bBegin + ${per}u);` : '';
-  const { wgsl } = weightFormats[o.weights];
   return {
     form,
-    // the quantized rows (s.x names them: see int8Parts) and w as its format binds it
-    inputs: { bindings: [readBinding(s.x, 'xq', 'u32'), readBinding(s.w, 'w', wgsl.vectorType)], wAt: '' },
+    bindings: [readBinding(s.x, 'xq', 'u32'), readBinding(s.w, 'w', wgsl.vectorType)],
     wRow,
     wLive,
     bBegin: splits > 1 ? 'bBegin' : '0u',

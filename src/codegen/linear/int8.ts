@@ -36,7 +36,7 @@ export function int8TiledKernel(s: LinearSpec, o: LinearOptions): KernelSource {
 
 export function int8TileKernel(s: LinearSpec, o: LinearOptions, out: TileOutput, splits = 1): KernelSource {
   const { threads, BM } = tileFor(o);
-  const { form: int8, inputs, wRow, wLive, bBegin, bEnd, origin, workgroups } = int8Tile(s, o, BM, splits);
+  const { form: int8, bindings, wRow, wLive, bBegin, bEnd, origin, workgroups } = int8Tile(s, o, BM, splits);
   // w words: each invocation stages `wordsEach` consecutive words of one column's block
   const wordsEach = (BN * WORDS) / threads;
   const stores = tileStores(TM, (i) => `ty * ${TM}u + ${i}u`, out, tileLane);
@@ -96,7 +96,7 @@ ${range(TM)
     wordType: 'u32',
   };
   return kernelSource(
-    [...inputs.bindings, ...out.bindings],
+    [...bindings, ...out.bindings],
     `
 var<workgroup> Xq: array<vec4<u32>, ${(2 * WORDS * BM) / 4}>;
 var<workgroup> Xd: array<vec4<f32>, ${(2 * BM) / 4}>;
