@@ -271,6 +271,10 @@ fn wScale(block: u32, half: u32) -> f32 { return unpack2x16float(w[${quadOf(q8_0
   },
 };
 
+/** A WGSL u32 expression: the low four nibbles of `q` (bits 0..15), each less 8, as four int8 (pack4xI8's order). */
+const nibbleInt8 = (q: string): string =>
+  `pack4xI8(vec4<i32>(i32(${q} & 15u), i32((${q} >> 4u) & 15u), i32((${q} >> 8u) & 15u), i32((${q} >> 12u) & 15u)) - vec4<i32>(8))`;
+
 /**
  * Q4_0: blocks of 32 values, an f16 scale d then 16 bytes — element j < 16 is byte j's low nibble, j + 16 its
  * high one; value d·(nibble − 8). Device: the nibbles in element order (element 8w+j in bits 4j..4j+3 of word w),
@@ -339,13 +343,11 @@ const q4_0: WeightFormat = {
       offset: false,
       wgsl: (count) => `fn wInt8(block: u32, j: u32) -> u32 {
   let q = w[block * 4u + (j >> 1u)] >> ((j & 1u) * 16u);
-  return pack4xI8(vec4<i32>(i32(q & 15u), i32((q >> 4u) & 15u), i32((q >> 8u) & 15u), i32((q >> 12u) & 15u)) - vec4<i32>(8));
+  return ${nibbleInt8('q')};
 }
 fn wScale(block: u32, half: u32) -> f32 { return unpack2x16float(w[${planeWord(q4_0, 1, count)} + (block >> 1u)])[block & 1u]; }`,
       // a vec4 a block: half h is its words 2h and 2h + 1, eight nibbles each; the scale plane starts at a multiple of 16 bytes
-      quads: (
-        count,
-      ) => `fn nibbles(q: u32) -> u32 { return pack4xI8(vec4<i32>(unpack4xU8((q & 0x000fu) | ((q & 0x00f0u) << 4u) | ((q & 0x0f00u) << 8u) | ((q & 0xf000u) << 12u))) - vec4<i32>(8)); }
+      quads: (count) => `fn nibbles(q: u32) -> u32 { return ${nibbleInt8('q')}; }
 fn wQuad(block: u32, h: u32) -> vec4<u32> {
   let q = w[block];
   let a = select(q.x, q.z, h == 1u);
