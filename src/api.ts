@@ -529,11 +529,6 @@ export class Model {
     return { prefill: this.prefill.plan.kernels.length, decode: this.decodePlan.kernels.length };
   }
 
-  /** The executor of a graph: the decode graph's once its pipelines are made. */
-  private executor(kind: GraphKind): Promise<PlanExecutor> {
-    return kind === 'prefill' ? Promise.resolve(this.prefill) : this.decodeReady;
-  }
-
   get device(): { backend: string; adapter: string } {
     return { backend: this.gpu.backend, adapter: this.gpu.adapter };
   }
@@ -554,11 +549,8 @@ export class Model {
    * for the generation in progress; generate starts afresh.
    */
   async profile(kind: GraphKind, tokens: number, position = 0): Promise<{ kernels: ProfiledKernel[]; clock: 'timestamp' | 'host' }> {
-    const exec = await this.executor(kind);
-    this.cached = [];
-    const { env, stats } = this.graphRun(kind, tokens, position);
-    const ids = Int32Array.from({ length: kind === 'prefill' ? tokens : 1 }, (_, i) => (i * 7919) % this.config.vocabSize);
-    const { seconds, clock } = await exec.profile(env, { tokens: ids, positions: Int32Array.from(ids, (_, i) => position + i) });
+    const { exec, env, stats, inputs } = await this.benchmarkRun(kind, tokens, position);
+    const { seconds, clock } = await exec.profile(env, inputs);
     const cost = new Map(stats.kernels.flatMap((k) => k.dispatches.map((d, i) => [d, i === 0 ? k : { flops: 0, bytes: 0 }] as const)));
     const kernels = exec.plan.kernels.map((k, i) => ({
       name: k.name,
@@ -575,11 +567,24 @@ export class Model {
    * time over the run's pass where the adapter has timestamps. Leaves the KV cache as profile does.
    */
   async runCost(kind: GraphKind, tokens: number, position = 0): Promise<RunCost> {
-    const exec = await this.executor(kind);
+    const { exec, env, inputs } = await this.benchmarkRun(kind, tokens, position);
+    return exec.runCost(env, inputs);
+  }
+
+  /**
+   * What profile and runCost time: the graph's executor (the decode graph's once its pipelines are made), its symbol
+   * values and stats, and inputs of token ids spread over the vocabulary. The KV cache's contents are forgotten.
+   */
+  private async benchmarkRun(
+    kind: GraphKind,
+    tokens: number,
+    position: number,
+  ): Promise<{ exec: PlanExecutor; env: Record<string, number>; stats: GraphStats; inputs: { tokens: Int32Array; positions: Int32Array } }> {
+    const exec = kind === 'prefill' ? this.prefill : await this.decodeReady;
     this.cached = [];
-    const { env } = this.graphRun(kind, tokens, position);
+    const { env, stats } = this.graphRun(kind, tokens, position);
     const ids = Int32Array.from({ length: kind === 'prefill' ? tokens : 1 }, (_, i) => (i * 7919) % this.config.vocabSize);
-    return exec.runCost(env, { tokens: ids, positions: Int32Array.from(ids, (_, i) => position + i) });
+    return { exec, env, stats, inputs: { tokens: ids, positions: Int32Array.from(ids, (_, i) => position + i) } };
   }
 
   /** Static FLOPs and bytes of one prefill of `tokens` positions from 0, or of one decode step at `position`. */
