@@ -451,30 +451,23 @@ export class PlanExecutor {
     const n = grid.length;
     const samples: number[][] = grid.map(() => []);
     if (this.gpu.features.has('timestamp-query')) {
-      const querySet = device.createQuerySet({ type: 'timestamp', count: 2 * n });
-      const resolved = this.gpu.createBuffer({ size: 16 * n, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
-      const staging = this.gpu.createBuffer({ size: 16 * n, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      const stamps = this.passTimes(n);
       try {
         for (let t = 0; t <= trials; t++) {
           const encoder = device.createCommandEncoder();
           grid.forEach((counts, i) => {
-            const pass = encoder.beginComputePass({ timestampWrites: { querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } });
+            const pass = encoder.beginComputePass({ timestampWrites: stamps.writes(i) });
             this.dispatch(pass, i, counts);
             pass.end();
           });
-          encoder.resolveQuerySet(querySet, 0, 2 * n, resolved, 0);
-          encoder.copyBufferToBuffer(resolved, 0, staging, 0, 16 * n);
+          stamps.resolve(encoder);
           device.queue.submit([encoder.finish()]);
-          await this.gpu.mapRead(staging);
-          const ns = new BigInt64Array(staging.getMappedRange().slice(0));
-          staging.unmap();
+          const seconds = await stamps.read();
           // the first trial warms up
-          if (t > 0) grid.forEach((_, i) => samples[i]!.push(Number(ns[2 * i + 1]! - ns[2 * i]!) / 1e9));
+          if (t > 0) grid.forEach((_, i) => samples[i]!.push(seconds[i]!));
         }
       } finally {
-        querySet.destroy();
-        this.gpu.destroyBuffer(resolved);
-        this.gpu.destroyBuffer(staging);
+        stamps.destroy();
       }
       this.gpu.check();
       return { seconds: samples.map(median), clock: 'timestamp' };
@@ -509,30 +502,22 @@ export class PlanExecutor {
   async runCost(env: A.Env, inputs: Readonly<Record<string, InputData>>, trials = 9): Promise<RunCost> {
     const grid = this.prepare(env, inputs);
     const device = this.gpu.device;
-    const stamps = this.gpu.features.has('timestamp-query');
-    const querySet = stamps ? device.createQuerySet({ type: 'timestamp', count: 2 }) : undefined;
-    const resolved = stamps ? this.gpu.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC }) : undefined;
-    const staging = stamps ? this.gpu.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }) : undefined;
+    const stamps = this.gpu.features.has('timestamp-query') ? this.passTimes(1) : undefined;
     const record: number[] = [];
     const submit: number[] = [];
     const gpu: number[] = [];
     try {
       for (let t = 0; t <= trials; t++) {
         const t0 = performance.now();
-        const encoder = this.encode(grid, querySet && { querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 });
-        if (querySet) {
-          encoder.resolveQuerySet(querySet, 0, 2, resolved!, 0);
-          encoder.copyBufferToBuffer(resolved!, 0, staging!, 0, 16);
-        }
+        const encoder = this.encode(grid, stamps?.writes(0));
+        stamps?.resolve(encoder);
         const commands = encoder.finish();
         const t1 = performance.now();
         device.queue.submit([commands]);
         const t2 = performance.now();
-        if (staging) {
-          await this.gpu.mapRead(staging);
-          const ns = new BigInt64Array(staging.getMappedRange().slice(0));
-          staging.unmap();
-          if (t > 0) gpu.push(Number(ns[1]! - ns[0]!) / 1e9);
+        if (stamps) {
+          const [seconds] = await stamps.read();
+          if (t > 0) gpu.push(seconds!);
         } else await device.queue.onSubmittedWorkDone();
         // the first trial warms up
         if (t > 0) {
@@ -541,13 +526,44 @@ export class PlanExecutor {
         }
       }
     } finally {
-      querySet?.destroy();
-      if (resolved) this.gpu.destroyBuffer(resolved);
-      if (staging) this.gpu.destroyBuffer(staging);
+      stamps?.destroy();
     }
     this.gpu.check();
     const dispatches = grid.filter((counts) => counts.every((c) => c > 0)).length;
     return { record: median(record), submit: median(submit), ...(gpu.length ? { gpu: median(gpu) } : {}), dispatches };
+  }
+
+  /**
+   * Timestamp queries for `passes` compute passes: the writes that time pass i, the commands that copy every
+   * timestamp where `read` finds them once submitted, and each pass's seconds.
+   */
+  private passTimes(passes: number): {
+    writes(i: number): GPUComputePassTimestampWrites;
+    resolve(encoder: GPUCommandEncoder): void;
+    read(): Promise<number[]>;
+    destroy(): void;
+  } {
+    const querySet = this.gpu.device.createQuerySet({ type: 'timestamp', count: 2 * passes });
+    const resolved = this.gpu.createBuffer({ size: 16 * passes, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+    const staging = this.gpu.createBuffer({ size: 16 * passes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    return {
+      writes: (i) => ({ querySet, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 }),
+      resolve: (encoder) => {
+        encoder.resolveQuerySet(querySet, 0, 2 * passes, resolved, 0);
+        encoder.copyBufferToBuffer(resolved, 0, staging, 0, 16 * passes);
+      },
+      read: async () => {
+        await this.gpu.mapRead(staging);
+        const ns = new BigInt64Array(staging.getMappedRange().slice(0));
+        staging.unmap();
+        return Array.from({ length: passes }, (_, i) => Number(ns[2 * i + 1]! - ns[2 * i]!) / 1e9);
+      },
+      destroy: () => {
+        querySet.destroy();
+        this.gpu.destroyBuffer(resolved);
+        this.gpu.destroyBuffer(staging);
+      },
+    };
   }
 
   /** Reads `count` float32 elements of a plan buffer from element `start`, after all submitted work. */
