@@ -132,13 +132,14 @@ export function softmaxNucleus(x: Float32Array, cutoff: number, kept: Uint32Arra
   let count = 0;
   // an element whose logit less the maximum is below this is left out (-Infinity: none)
   let skipBelow = -Infinity;
+  const logCutoff = Math.log(cutoff);
   for (let i = 0; i < x.length; i++) {
     const v = Math.fround(x[i] - max);
     if (v < skipBelow) continue;
     x[i] = Math.exp(v);
     kept[count++] = i;
     const next = Math.fround(sum + x[i]);
-    if (next !== sum && next > 0) skipBelow = negligibleBelow(next, cutoff);
+    if (next !== sum && next > 0) skipBelow = negligibleBelow(next, logCutoff);
     sum = next;
   }
   for (let j = 0; j < count; j++) x[kept[j]] = x[kept[j]] / sum;
@@ -148,13 +149,13 @@ export function softmaxNucleus(x: Float32Array, cutoff: number, kept: Uint32Arra
 const exponentView = new Float32Array(1);
 const exponentBits = new Uint32Array(exponentView.buffer);
 
-/** The log below which an exponential is under both `cutoff` and a quarter of float32 `sum`'s last place (a normal sum's). */
-function negligibleBelow(sum: number, cutoff: number): number {
+/** The log below which an exponential is under both the cutoff (its log given) and a quarter of float32 `sum`'s last place (a normal sum's). */
+function negligibleBelow(sum: number, logCutoff: number): number {
   exponentView[0] = sum;
   const exponent = ((exponentBits[0]! >>> 23) & 0xff) - 127;
   if (exponent === -127 || exponent === 128) return -Infinity;
   // sum's last place is 2^(exponent - 23); less a margin for the logarithm's and the exponential's rounding
-  return Math.min(Math.log(2) * (exponent - 25), Math.log(cutoff)) - 1e-6;
+  return Math.min(Math.LN2 * (exponent - 25), logCutoff) - 1e-6;
 }
 
 function sampleMultinomial(probabilities: Float32Array, coin: number): number {
