@@ -4,7 +4,8 @@
 // largest logit is the same token). Paths: float32 matmuls over Q8_0 weights (the weights' rounding alone, for
 // float checkpoints) and int8 matmuls (the weights' and the activations' rounding), with dot4I8Packed and on
 // subgroup matrices where the device has them (whose logits should equal dot4's: the same integer products); for
-// int8, also decode steps (the int8 GEMVs) against prefill of the same tokens, which should differ only by rounding.
+// int8, also decode steps (the int8 GEMVs) against prefill of the same tokens, which should differ only by rounding
+// (with and without subgroup reductions).
 //   npm run build && node scripts/matmul-accuracy.mjs MODEL [--prompt-tokens N] [--backend NAME]
 // MODEL: a checkpoint path or a synthetic model name (110M, 1B). Prints one JSON line per path.
 import { parseArgs } from 'node:util';
@@ -70,7 +71,7 @@ async function decodeAgainstPrefill(options) {
 
 const argmax = (xs) => xs.reduce((best, x, i) => (x > xs[best] ? i : best), 0);
 const maxDifference = (a, b) => a.reduce((m, row, p) => row.reduce((mm, x, i) => Math.max(mm, Math.abs(x - b[p][i])), m), 0);
-const reference = await prefillLogits({});
+const reference = await prefillLogits({ matmul: 'float' });
 const floatQ8 = reference.weights.split('+').every((w) => ['f32', 'f16', 'bf16'].includes(w));
 const paths = [
   ...(floatQ8 ? [['float32 matmuls, Q8_0 weights', { weights: 'q8_0' }]] : []),
@@ -104,7 +105,13 @@ for (const [name, options] of paths) {
       max_abs_reference_logit: maxRef,
       greedy_agreement: agree / run.rows.length,
       ...(options.kernels ? { max_abs_difference_from_dot4_int8: maxDifference(run.rows, dot4), int8_matrix: run.int8Matrix } : {}),
-      ...(options.matmul === 'int8' && !options.kernels ? { decode_against_prefill: await decodeAgainstPrefill(options) } : {}),
+      ...(options.matmul === 'int8' && !options.kernels
+        ? {
+            decode_against_prefill: await decodeAgainstPrefill(options),
+            // the subgroup reductions (norm scales, GEMV sums) in other orders than prefill's workgroup ones
+            decode_against_prefill_without_subgroups: await decodeAgainstPrefill({ ...options, kernels: { subgroups: false } }),
+          }
+        : {}),
       device: run.device,
     }),
   );

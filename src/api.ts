@@ -142,8 +142,9 @@ export function optimizeGraphs(
 export const defaultToggles: readonly string[] = ['disable_robustness'];
 
 /**
- * Toggles added for int8 matmuls: Dawn offers `chromium-experimental-subgroup-matrix` (the int8 tiles on tensor cores)
- * only with unsafe APIs allowed and the Vulkan memory model on; other loads keep the shader code they had.
+ * Toggles added where int8 tiles on subgroup matrices are asked for (kernels.int8Matrix): Dawn offers
+ * `chromium-experimental-subgroup-matrix` (the tensor cores) only with unsafe APIs allowed and the Vulkan memory model
+ * on; other loads keep the shader code they had.
  */
 export const int8Toggles: readonly string[] = ['allow_unsafe_apis', 'use_vulkan_memory_model'];
 
@@ -173,8 +174,9 @@ export interface LoadOptions {
   /** kernel choices (see CodegenOptions): the K from which decode matmuls split K, prefill K splits, the shape of attention tiles, subgroups */
   readonly kernels?: Partial<Pick<CodegenOptions, 'splitKFrom' | 'splitK' | 'attentionTile' | 'subgroups' | 'int8Matrix'>>;
   /**
-   * how matmuls multiply (default float): int8 quantizes activations per row and 32-wide block and multiplies them by
-   * the weights' int8 blocks (Q8_0, Q4_0, k-quants), in prefill and decode; float matrices are then held as Q8_0
+   * how matmuls multiply: int8 quantizes activations per row and 32-wide block (as llama.cpp's q8_1) and multiplies
+   * them by the weights' int8 blocks (Q8_0, Q4_0, k-quants), in prefill and decode, float matrices held as Q8_0;
+   * float multiplies in float32; auto (the default) is int8 for quantized weights and float32 for float ones
    */
   readonly matmul?: MatmulKind;
 }
@@ -217,7 +219,7 @@ export function codegenOptions(gpu: CompileTarget, options: LoadOptions = {}): C
     // a CPU adapter pays for each workgroup barrier: decode matmuls as columns (6× faster on SwiftShader), unless asked otherwise
     ...(gpu.fallback ? { splitKFrom: Number.POSITIVE_INFINITY } : {}),
     ...options.kernels,
-    ...(options.matmul ? { matmul: options.matmul } : {}),
+    matmul: options.matmul ?? 'auto',
     // subgroup operations where the device has them (in the layout the kernels assume), unless asked not to
     subgroups: gpu.subgroups && options.kernels?.subgroups !== false,
     // int8 tiles on subgroup matrices only when asked for: their results on a GPU are still to be checked
@@ -481,7 +483,10 @@ export class Model {
     const model = buildGraphs(config);
     const built = options.ir !== undefined ? readGraphPair(options.ir, tensors, model) : model;
     timed('read');
-    const gpu = await openGpu({ backend: options.backend, toggles: options.toggles ?? [...defaultToggles, ...(options.matmul === 'int8' ? int8Toggles : [])] });
+    const gpu = await openGpu({
+      backend: options.backend,
+      toggles: options.toggles ?? [...defaultToggles, ...(options.kernels?.int8Matrix ? int8Toggles : [])],
+    });
     timed('device');
     let resident: ResidentBuffers | undefined;
     try {
@@ -522,6 +527,13 @@ export class Model {
       gpu.destroy();
       throw e;
     }
+  }
+
+  /** how the matmuls multiply: int8 where any linear kernel of either graph runs an int8 variant (on subgroup matrices where any tile does), else float */
+  get matmul(): 'float' | 'int8' | 'int8 on subgroup matrices' {
+    const variants = [...this.prefill.plan.kernels, ...this.decodePlan.kernels].map((k) => k.variant ?? '');
+    if (variants.some((v) => v.endsWith('int8-matrix'))) return 'int8 on subgroup matrices';
+    return variants.some((v) => v.includes('int8')) ? 'int8' : 'float';
   }
 
   /** dispatches per graph run */

@@ -221,7 +221,7 @@ export async function benchmark(source: string | ModelFiles, label: string, o: B
       decode_tokens_per_s: 1 / perToken,
       decode_sampling: samplingLabel(o),
       weights: model.weightFormats.join('+'),
-      matmul: o.matmul === 'int8' && model.int8Matrix ? 'int8 on subgroup matrices' : (o.matmul ?? 'float'),
+      matmul: model.matmul,
       subgroups: model.subgroups,
       dispatches: model.dispatches,
       cold_start: cold,

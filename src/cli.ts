@@ -481,7 +481,7 @@ async function bench(a: BenchArgs): Promise<void> {
   if (a.runs < 1) throw new Error(`--runs must be a positive whole number, got ${a.runs}`);
   const formats = a.weights.split(',').map((w) => w.trim());
   // int8-matrix: int8 tiles on the device's subgroup matrices, where it has them (LoadOptions.kernels.int8Matrix)
-  const matmulKinds = ['float', 'int8', 'int8-matrix'];
+  const matmulKinds = ['auto', 'float', 'int8', 'int8-matrix'];
   const matmuls = a.matmul.split(',').map((m) => m.trim());
   for (const m of matmuls) if (!matmulKinds.includes(m)) throw new Error(`--matmul: '${m}' is not one of ${matmulKinds.join(', ')}`);
   for (const w of formats) if (!Object.hasOwn(ggufFileTypes, w)) throw new Error(`--weights: '${w}' is not one of ${Object.keys(ggufFileTypes).join(', ')}`);
@@ -539,7 +539,7 @@ async function bench(a: BenchArgs): Promise<void> {
         const rowFiles: ModelFiles = gguf ? { ...readCheckpoint(gguf.path), tokenizer: undefined } : files;
         for (const matmul of matmuls) {
           const row = await benchmark(rowFiles, name, {
-            matmul: matmul === 'float' ? 'float' : 'int8',
+            matmul: matmul === 'int8-matrix' ? 'int8' : (matmul as MatmulKind),
             ...(a.context !== undefined ? { context: a.context } : {}),
             passes,
             promptTokens,
@@ -605,9 +605,10 @@ const toppFlag = { kind: 'atof', default: 0.9, describe: 'top-p (nucleus) thresh
 const seedFlag = { kind: 'atoi', default: 0, describe: 'sampler seed, read as C atoi reads it (0: the current time)' } as const;
 const matmulFlag = {
   kind: 'choice',
-  choices: ['float', 'int8'],
+  choices: ['auto', 'float', 'int8'],
   describe:
-    'matmuls in float32, or int8: activations quantized per row and 32-wide block times int8 weight blocks, in prefill and decode (float matrices held as Q8_0)',
+    'matmuls in float32, or int8: activations quantized per row and 32-wide block times int8 weight blocks, in prefill and decode (float matrices held as Q8_0); ' +
+    'default auto: int8 for quantized weights, float32 for float ones',
 } as const;
 const modelPath = 'llama2.c checkpoint (.bin) or Hugging Face folder (config.json + safetensors)';
 const weightNames = Object.keys(weightFormats);
@@ -721,9 +722,9 @@ const benchFlags: FlagTable = {
   },
   matmul: {
     kind: 'text',
-    default: 'float',
+    default: 'auto',
     describe:
-      "matmuls, a weft row each of every --weights: float, int8 (as run's --matmul), int8-matrix (int8 on the device's subgroup matrices, the tensor cores, where it has int8 ones: still to be checked on a GPU), or several (float,int8)",
+      "matmuls, a weft row each of every --weights: auto, float, int8 (as run's --matmul), int8-matrix (int8 on the device's subgroup matrices, the tensor cores, where it has int8 ones), or several (float,int8)",
   },
   kernels: { kind: 'switch', default: true, describe: 'profile each kernel and report time per kernel kind (--no-kernels: skip)' },
   'peak-tflops': { kind: 'decimal', describe: "the device's fp32 peak, to report prefill as a share of it (H100 SXM: 67)" },

@@ -338,7 +338,7 @@ describe('bad input', () => {
       withTok('--matmul', 'int8', '--weights', 'f16'),
       /int8 matmuls multiply int8 blocks, and f16 weights have none \(formats with them: q8_0, /,
     ],
-    ['an unknown bench --matmul', ['bench', '--model', aidreams, '--matmul', 'float,int4'], /--matmul: 'int4' is not one of float, int8, int8-matrix/],
+    ['an unknown bench --matmul', ['bench', '--model', aidreams, '--matmul', 'float,int4'], /--matmul: 'int4' is not one of auto, float, int8, int8-matrix/],
     // output paths are checked before the work starts: before the checkpoint is read
     [
       '--dump-logits in a missing folder',

@@ -110,7 +110,8 @@ function save(name: string, bytes: Uint8Array): string {
 
 /** Every position's logits: the reference prompt, then 4 greedy steps. */
 async function logits(source: string | ModelFiles): Promise<Float32Array[]> {
-  const model = await loadModel(source);
+  // float32 matmuls, as the references compute (quantized weights default to int8 ones)
+  const model = await loadModel(source, { matmul: 'float' });
   try {
     const out: Float32Array[] = [];
     for await (const s of model.generate({ promptIds: reference.prompt, steps: reference.prompt.length + 4, temperature: 0, logits: true }))
@@ -123,7 +124,7 @@ async function logits(source: string | ModelFiles): Promise<Float32Array[]> {
 
 /** The ids fed at every position of that run. */
 async function fedIds(source: string): Promise<number[]> {
-  const model = await loadModel(source);
+  const model = await loadModel(source, { matmul: 'float' });
   try {
     const ids: number[] = [];
     for await (const s of model.generate({ promptIds: reference.prompt, steps: reference.prompt.length + 4, temperature: 0 })) ids.push(s.token);
@@ -195,6 +196,8 @@ describe('GGUF llama checkpoints', () => {
     const model = await loadModel(path);
     const plain = await loadModel(floatCheckpoint(ckpt));
     try {
+      // by default quantized weights multiply as int8 blocks, float ones in float32
+      expect([model.matmul, plain.matmul]).toEqual(['int8', 'float']);
       expect(model.decodeWeightBytes).toBeLessThan(plain.decodeWeightBytes * (kind === 'Q8_0' ? 0.6 : 0.5));
     } finally {
       model.release();
@@ -364,7 +367,7 @@ describe('GGUF qwen2, qwen3 and phi3 (q/k in rotate-half order, as llama.cpp kee
       expect(ckpt.config).toMatchObject(
         { qwen2: { headSize: 16, attentionBias: 'qkv' }, qwen3: { headSize: 24, qkNorm: true, seqLen: 64 }, phi3: { headSize: 16, seqLen: 47 } }[arch],
       );
-      const model = await loadModel(path);
+      const model = await loadModel(path, { matmul: 'float' });
       try {
         const fed: number[] = [];
         const got: Float32Array[] = [];

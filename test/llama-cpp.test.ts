@@ -50,7 +50,7 @@ const tolerance: Record<Activations, { logit: number; probability: number }> = {
   q8: { logit: 0.3, probability: 0.03 },
 };
 
-/** The file types, one line each; `int8`: weft's int8 matmuls read them too (run as well with --matmul int8). */
+/** The file types, one line each; `int8`: weft's int8 matmuls read them too (by default; float32 ones are asked for). */
 const cases: readonly { name: string; encoding: Encoding; activations: Activations; int8?: true }[] = [
   { name: 'F32', encoding: fileType('f32'), activations: 'f32' },
   { name: 'F16', encoding: fileType('f16'), activations: 'f16' },
@@ -245,8 +245,8 @@ describe('weft against llama.cpp on the same GGUF file', () => {
       const tokens = file!.map((s) => s.token);
       // decoding that is not stuck on one or two tokens (the fewest over the cases: 11 distinct, Q4_0)
       expect(new Set(tokens).size).toBeGreaterThan(8);
-      const weft = await weftRuns(path, [exact!, file!]);
-      // weft reads the file's weights as the values they stand for and computes in float32, as llama.cpp does over F32 weights
+      const weft = await weftRuns(path, [exact!, file!], { matmul: 'float' });
+      // with float32 matmuls weft reads the file's weights as the values they stand for, as llama.cpp does over F32 weights
       const exactSteps = expectAgreement(weft.greedy, exact!, tolerance.f32);
       const exactTies = expectAlong(weft.along[0]!, exact!, tolerance.f32);
       // llama.cpp's own kernels for the file's types, which round the activations they read
@@ -257,10 +257,11 @@ describe('weft against llama.cpp on the same GGUF file', () => {
           `along llama.cpp's 64 tokens every step agrees but ${exactTies} and ${fileTies} near ties`,
       );
       if (int8) {
-        // int8 matmuls round activations to blocks of 8-bit integers, as llama.cpp's kernels for the file do: along
-        // llama.cpp's tokens (fed as one prompt, so every position runs through the prefill tiles) and in greedy decode
-        // (every step through the int8 GEMVs, which the fallback adapter would otherwise leave to columns) within that rounding
-        const int8Run = await weftRuns(path, [file!], { matmul: 'int8', kernels: { splitKFrom: config.dim } });
+        // int8 matmuls (the default for quantized weights) round activations to blocks of 8-bit integers, as llama.cpp's
+        // kernels for the file do: along llama.cpp's tokens (fed as one prompt, so every position runs through the prefill
+        // tiles) and in greedy decode (every step through the int8 GEMVs, which the fallback adapter would otherwise leave
+        // to columns) within that rounding
+        const int8Run = await weftRuns(path, [file!], { kernels: { splitKFrom: config.dim } });
         const int8Ties = expectAlong(int8Run.along[0]!, file!, tolerance[activations]);
         const int8Steps = expectAgreement(int8Run.greedy, file!, tolerance[activations]);
         const worst = Math.max(...int8Run.along[0]!.map((w, s) => stepDifference(w.logits, file![s]!).logit));

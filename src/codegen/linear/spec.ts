@@ -54,7 +54,9 @@ export interface LinearOptions {
   readonly subgroups: boolean;
   /**
    * how matmuls multiply: in float32, or as int8 blocks (x quantized per row and 32-wide block on the fly, w's int8
-   * blocks) where w's format has an int8 form — prefill tiles (int8.ts) and decode GEMVs (gemv-int8.ts) alike
+   * blocks) where w's format has an int8 form — prefill tiles (int8.ts) and decode GEMVs (gemv-int8.ts) alike.
+   * 'int8' and 'auto' choose the same kernels; they differ in what codegen does with float matrices (compile.ts:
+   * 'int8' holds them as Q8_0, 'auto' keeps them float)
    */
   readonly matmul: MatmulKind;
   /**
@@ -64,7 +66,11 @@ export interface LinearOptions {
   readonly int8Matrix: boolean;
 }
 
-export type MatmulKind = 'float' | 'int8';
+/**
+ * float: float32 products; int8: int8 blocks, float matrices held as Q8_0; auto: int8 blocks where the weights are
+ * quantized (their format has an int8 form), float32 where they are float — the loader's default (api.ts).
+ */
+export type MatmulKind = 'float' | 'int8' | 'auto';
 
 export const defaultLinearOptions: LinearOptions = {
   weights: 'f32',
@@ -93,7 +99,7 @@ const GEMV_MAX_ROWS = 4;
 export function linearVariant(s: Pick<LinearSpec, 'rows' | 'k'> & Partial<Pick<LinearSpec, 'n' | 'epilogue'>>, o: LinearOptions): LinearVariant {
   if (s.k % 4 !== 0) return 'column';
   const form = weightFormats[o.weights].wgsl.int8;
-  const int8 = o.matmul === 'int8' && form !== undefined && s.k % INT8_BLOCK === 0;
+  const int8 = o.matmul !== 'float' && form !== undefined && s.k % INT8_BLOCK === 0;
   if (A.isConstant(s.rows) && s.rows.c <= GEMV_MAX_ROWS) {
     if (s.k < o.splitKFrom) return 'column';
     return int8 && gemvInt8Bytes(s.k, form, gemvThreads(o.maxInvocations)) <= o.maxWorkgroupBytes ? 'gemv-int8' : 'gemv';
