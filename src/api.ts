@@ -223,7 +223,10 @@ export function codegenOptions(gpu: CompileTarget, options: LoadOptions = {}): C
     // subgroup operations where the device has them (in the layout the kernels assume), unless asked not to
     subgroups: gpu.subgroups && options.kernels?.subgroups !== false,
     // int8 tiles on subgroup matrices only when asked for: their results on a GPU are still to be checked
-    int8Matrix: options.kernels?.int8Matrix === true && int8MatrixDevice(gpu.subgroupMatrix?.configs ?? [], gpu.subgroupMatrix?.subgroupSize),
+    int8Matrix:
+      options.kernels?.int8Matrix === true &&
+      int8MatrixDevice(gpu.subgroupMatrix?.configs ?? [], gpu.subgroupMatrix?.subgroupSize, gpu.subgroupMatrix?.int8Unit),
+    int8MatrixUnit: gpu.subgroupMatrix?.int8Unit ?? 'int8',
     maxInvocations: Math.min(gpu.limits.maxComputeInvocationsPerWorkgroup, gpu.limits.maxComputeWorkgroupSizeX),
     maxWorkgroupBytes: gpu.limits.maxComputeWorkgroupStorageSize,
   };

@@ -15,7 +15,7 @@ import {
 } from '../src/codegen/linear/index.js';
 import { halfToFloat } from '../models/ieee754.js';
 import { PlanExecutor, ResidentBuffers } from '../src/runtime/executor.js';
-import { openGpu, type Gpu } from '../src/runtime/gpu.js';
+import { int8MatrixUnitProbe, openGpu, type Gpu } from '../src/runtime/gpu.js';
 import { int8MatrixTileKernel, int8MatrixTiledKernel } from '../src/codegen/linear/int8-matrix.js';
 import { splitKernels } from '../src/codegen/linear/split.js';
 import { int8Parts } from '../src/codegen/linear/int8-staging.js';
@@ -386,13 +386,15 @@ describe('int8 tiles on subgroup matrices', () => {
     expect(linearVariant(s, matrixOptions('q6_k'))).toBe('tiled-int8');
     expect(linearVariant(s, matrixOptions('q8_0', 16384))).toBe('tiled-int8');
     expect(linearVariant(s, { ...matrixOptions('q8_0'), int8Matrix: false })).toBe('tiled-int8');
-    // a device with the int8 16×16×32 configuration and subgroups of 32 only
+    // a device with the int8 16×16×32 configuration and subgroups of 32 only, whose loads the probe read
     const i8 = { componentType: 'i8', resultComponentType: 'i32', M: 16, N: 16, K: 32 };
-    expect(int8MatrixDevice([i8], 32)).toBe(true);
-    expect(int8MatrixDevice([i8], undefined)).toBe(false);
-    expect(int8MatrixDevice([i8], 64)).toBe(false);
-    expect(int8MatrixDevice([{ ...i8, N: 8 }], 32)).toBe(false);
-    expect(int8MatrixDevice([{ ...i8, componentType: 'f16', resultComponentType: 'f16' }], 32)).toBe(false);
+    expect(int8MatrixDevice([i8], 32, 'int8')).toBe(true);
+    expect(int8MatrixDevice([i8], 32, 'word')).toBe(true);
+    expect(int8MatrixDevice([i8], 32, undefined)).toBe(false);
+    expect(int8MatrixDevice([i8], undefined, 'int8')).toBe(false);
+    expect(int8MatrixDevice([i8], 64, 'int8')).toBe(false);
+    expect(int8MatrixDevice([{ ...i8, N: 8 }], 32, 'int8')).toBe(false);
+    expect(int8MatrixDevice([{ ...i8, componentType: 'f16', resultComponentType: 'f16' }], 32, 'int8')).toBe(false);
   });
 
   // SwiftShader has no subgroup matrices; Dawn's null backend offers the feature (with no configuration, so no
@@ -412,14 +414,20 @@ describe('int8 tiles on subgroup matrices', () => {
             [768, 24576],
             [768, 49152],
           ] as const) {
-            const linear = linearKernels(specFor(epilogue, k, epilogue.kind !== 'residual'), matrixOptions(weights, bytes));
-            expect(linear.variant).toBe(k === 768 ? 'tiled-int8-matrix' : 'split-int8-matrix');
-            for (const kernel of linear.kernels) {
-              const info = await device.createShaderModule({ code: kernel.source.wgsl }).getCompilationInfo();
-              const messages = info.messages.filter((m) => m.type !== 'info').map((m) => `${m.lineNum}: ${m.message}`);
-              expect(messages, `${epilogue.kind} ${weights} K ${k}, ${bytes} bytes ${kernel.suffix ?? ''}`).toEqual([]);
+            // the loads' offsets in either unit a device's probe may find
+            for (const unit of ['int8', 'word'] as const) {
+              const linear = linearKernels(specFor(epilogue, k, epilogue.kind !== 'residual'), { ...matrixOptions(weights, bytes), int8MatrixUnit: unit });
+              expect(linear.variant).toBe(k === 768 ? 'tiled-int8-matrix' : 'split-int8-matrix');
+              for (const kernel of linear.kernels) {
+                const info = await device.createShaderModule({ code: kernel.source.wgsl }).getCompilationInfo();
+                const messages = info.messages.filter((m) => m.type !== 'info').map((m) => `${m.lineNum}: ${m.message}`);
+                expect(messages, `${epilogue.kind} ${weights} K ${k}, ${bytes} bytes ${kernel.suffix ?? ''} ${unit}`).toEqual([]);
+              }
             }
           }
+      // the probe that finds the unit (Gpu.subgroupMatrix.int8Unit), at the null adapter's subgroup size
+      const info = await device.createShaderModule({ code: int8MatrixUnitProbe(264, 128) }).getCompilationInfo();
+      expect(info.messages.filter((m) => m.type !== 'info').map((m) => `${m.lineNum}: ${m.message}`)).toEqual([]);
     } finally {
       device.destroy();
     }

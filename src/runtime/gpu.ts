@@ -31,7 +31,12 @@ export interface Gpu {
    * The device's subgroup matrix configurations (Dawn's `chromium-experimental-subgroup-matrix`, offered with the
    * toggles allow_unsafe_apis and use_vulkan_memory_model; none without it), and its subgroup size where it has one size only
    */
-  readonly subgroupMatrix: { readonly configs: readonly SubgroupMatrixConfig[]; readonly subgroupSize?: number };
+  readonly subgroupMatrix: {
+    readonly configs: readonly SubgroupMatrixConfig[];
+    readonly subgroupSize?: number;
+    /** how its i8 16×16×32 loads count offsets and strides in packed int8 words (a probe; absent where no reading gives exact products) */
+    readonly int8Unit?: Int8MatrixUnit;
+  };
   /** throws the device's loss (every time, once it is lost), else the first validation error seen since the last check */
   check(): void;
   /** maps a buffer for reading; a device lost meanwhile is thrown as its loss, not as the failed mapping */
@@ -189,14 +194,100 @@ interface DawnAdapterInfo {
   readonly subgroupMaxSize?: number;
 }
 
-function subgroupMatrices(adapter: GPUAdapter, device: GPUDevice): Gpu['subgroupMatrix'] {
+async function subgroupMatrices(adapter: GPUAdapter, device: GPUDevice): Promise<Gpu['subgroupMatrix']> {
   const info = adapter.info as GPUAdapterInfo & DawnAdapterInfo;
-  const size = info.subgroupMinSize !== undefined && info.subgroupMinSize === info.subgroupMaxSize ? { subgroupSize: info.subgroupMinSize } : {};
+  const subgroupSize = info.subgroupMinSize !== undefined && info.subgroupMinSize === info.subgroupMaxSize ? info.subgroupMinSize : undefined;
   // plain copies: Dawn's objects go with the adapter
   const configs = device.features.has(SUBGROUP_MATRIX)
     ? (info.subgroupMatrixConfigs ?? []).map(({ componentType, resultComponentType, M, N, K }) => ({ componentType, resultComponentType, M, N, K }))
     : [];
-  return { configs, ...size };
+  const i8 = configs.some((c) => c.componentType === 'i8' && c.resultComponentType === 'i32' && c.M === 16 && c.N === 16 && c.K === 32);
+  const unit = i8 && subgroupSize !== undefined ? await int8MatrixUnit(device, subgroupSize) : undefined;
+  return { configs, ...(subgroupSize !== undefined ? { subgroupSize } : {}), ...(unit ? { int8Unit: unit } : {}) };
+}
+
+/**
+ * How the device's i8 subgroup matrix loads count their offset and stride in an array<i32> of packed int8: in int8
+ * elements, or in the array's i32 words. The extension counts elements of the matrix's component type, but Tint's
+ * lowering has counted them both ways, and a tile built on the wrong one multiplies the wrong bytes without any
+ * error.
+ */
+export type Int8MatrixUnit = 'int8' | 'word';
+
+/** Words of the unit probe's workgroup array: room for either reading of the other's offsets and strides. */
+const UNIT_PROBE_WORDS = 1040;
+
+/**
+ * The unit probe's kernel over `words` words of int8 (8 of padding, then the two matrices) for subgroups of
+ * `subgroupSize`: their product loaded with offsets and strides in int8 elements to out[0..256), then in words to
+ * out[256..512) (row-major). Its workgroup array has room for either reading of the other's offsets.
+ */
+export function int8MatrixUnitProbe(words: number, subgroupSize: number): string {
+  return `enable chromium_experimental_subgroup_matrix;
+@group(0) @binding(0) var<storage, read> src: array<i32, ${words}>;
+@group(0) @binding(1) var<storage, read_write> out: array<i32, 512>;
+var<workgroup> m: array<i32, ${UNIT_PROBE_WORDS}>;
+@compute @workgroup_size(${subgroupSize})
+fn main(@builtin(local_invocation_index) tid: u32) {
+  for (var i = tid; i < ${words}u; i += ${subgroupSize}u) { m[i] = src[i]; }
+  workgroupBarrier();
+  let l0 = subgroupMatrixLoad<subgroup_matrix_left<i8, 32, 16>, row_major>(&m, 32u, 32u);
+  let r0 = subgroupMatrixLoad<subgroup_matrix_right<i8, 16, 32>, col_major>(&m, 544u, 32u);
+  subgroupMatrixStore<row_major>(&out, 0u, subgroupMatrixMultiply<i32>(l0, r0), 16u);
+  let l1 = subgroupMatrixLoad<subgroup_matrix_left<i8, 32, 16>, row_major>(&m, 8u, 8u);
+  let r1 = subgroupMatrixLoad<subgroup_matrix_right<i8, 16, 32>, col_major>(&m, 136u, 8u);
+  subgroupMatrixStore<row_major>(&out, 256u, subgroupMatrixMultiply<i32>(l1, r1), 16u);
+}`;
+}
+
+/**
+ * The unit under which a 16×32 left (row-major) and a 32×16 right (column-major) i8 matrix, loaded from workgroup
+ * memory after 8 words of padding, multiply to the CPU's product; undefined where neither reading does.
+ */
+async function int8MatrixUnit(device: GPUDevice, subgroupSize: number): Promise<Int8MatrixUnit | undefined> {
+  // 8 pad words, the left matrix's 16 rows of 8 words, the right's 16 columns of 8 words: small distinct int8
+  const words = 8 + 2 * 16 * 8;
+  const bytes = new Int8Array(4 * words).map((_, i) => (i < 32 ? 0 : ((i * 37 + 11) % 23) - 11));
+  const left = (r: number, k: number): number => bytes[32 + 32 * r + k]!;
+  const right = (k: number, c: number): number => bytes[32 + 512 + 32 * c + k]!;
+  const module = device.createShaderModule({ code: int8MatrixUnitProbe(words, subgroupSize) });
+  const src = device.createBuffer({ size: 4 * words, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+  const buffer = device.createBuffer({ size: 512 * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+  const read = device.createBuffer({ size: 512 * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  try {
+    device.pushErrorScope('validation');
+    const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+    device.queue.writeBuffer(src, 0, bytes);
+    const encoder = device.createCommandEncoder();
+    const pass = encoder.beginComputePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(
+      0,
+      device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [src, buffer].map((b, binding) => ({ binding, resource: { buffer: b } })) }),
+    );
+    pass.dispatchWorkgroups(1);
+    pass.end();
+    encoder.copyBufferToBuffer(buffer, 0, read, 0, 512 * 4);
+    device.queue.submit([encoder.finish()]);
+    if (await device.popErrorScope()) return undefined;
+    await read.mapAsync(GPUMapMode.READ);
+    const got = new Int32Array(read.getMappedRange().slice(0));
+    read.unmap();
+    const exact = (at: number): boolean => {
+      for (let r = 0; r < 16; r++)
+        for (let c = 0; c < 16; c++) {
+          let sum = 0;
+          for (let k = 0; k < 32; k++) sum += left(r, k) * right(k, c);
+          if (got[at + 16 * r + c] !== sum) return false;
+        }
+      return true;
+    };
+    return exact(0) ? 'int8' : exact(256) ? 'word' : undefined;
+  } finally {
+    src.destroy();
+    buffer.destroy();
+    read.destroy();
+  }
 }
 
 /** The adapter of the backend asked for (`backend`, else WEBGPU_BACKEND), else of the first that gives one: the default, then opengles. */
@@ -276,7 +367,7 @@ export async function openGpu(options: GpuOptions = {}): Promise<Gpu> {
     limits: device.limits,
     features: new Set([...device.features]),
     subgroups: device.features.has('subgroups') && (await subgroupsInOrder(device)),
-    subgroupMatrix: subgroupMatrices(adapter, device),
+    subgroupMatrix: await subgroupMatrices(adapter, device),
     check,
     async mapRead(buffer, offset, size) {
       try {

@@ -1,6 +1,6 @@
-// The int8 tile on subgroup matrices (the tensor cores): int8.ts's computation with each block's integer products
-// as 16×16×32 i8×i8→i32 matrix products, each stored to the subgroup's own workgroup memory and scaled from there
-// into float32 accumulators. 8 subgroups of 32 own the 64×128 tile; offsets and strides count int8 elements.
+// The int8 tile on subgroup matrices (the tensor cores): int8.ts's computation with each block's 16×16×32 i8×i8→i32
+// products stored to the subgroup's own workgroup memory and scaled from there into float32 accumulators. 8 subgroups
+// of 32 own the 64×128 tile; load offsets count int8 elements or words, as the device's do (Gpu.subgroupMatrix.int8Unit).
 import { kernelSource, preciseMath, type KernelSource } from '../wgsl.js';
 import { epilogueOf } from './epilogue.js';
 import { blockLoop, int8Tile, stagingFunctions, stagingSetup, WORDS, type StagingLayout } from './int8-staging.js';
@@ -53,10 +53,12 @@ ${range(8)
   // the first staged x row of row tile 2·(s / 4) + a, and w column of column tile s % 4 + 4h, in buffer buf
   const xTile = (a: number): string => `buf * ${BM}u + (2u * (sg / 4u) + ${a}u) * 16u`;
   const wTile = (h: number): string => `buf * ${BN}u + (sg % 4u + ${4 * h}u) * 16u`;
+  // a staged row (x) or column (w) is a block: its offsets and stride, in the unit the device's loads count
+  const row = o.int8MatrixUnit === 'word' ? WORDS : INT8_BLOCK;
   const product = (a: number, h: number, slot: number): string =>
     products === 'subgroup-matrix'
-      ? `      let left = subgroupMatrixLoad<subgroup_matrix_left<i8, ${INT8_MATRIX.K}, ${INT8_MATRIX.M}>, row_major>(&Xq, (${xTile(a)}) * ${INT8_BLOCK}u, ${INT8_BLOCK}u);
-      let right = subgroupMatrixLoad<subgroup_matrix_right<i8, ${INT8_MATRIX.N}, ${INT8_MATRIX.K}>, col_major>(&Wq, (${wTile(h)}) * ${INT8_BLOCK}u, ${INT8_BLOCK}u);
+      ? `      let left = subgroupMatrixLoad<subgroup_matrix_left<i8, ${INT8_MATRIX.K}, ${INT8_MATRIX.M}>, row_major>(&Xq, (${xTile(a)}) * ${row}u, ${row}u);
+      let right = subgroupMatrixLoad<subgroup_matrix_right<i8, ${INT8_MATRIX.N}, ${INT8_MATRIX.K}>, col_major>(&Wq, (${wTile(h)}) * ${row}u, ${row}u);
       subgroupMatrixStore<row_major>(&P, (sg * ${batch}u + ${slot}u) * ${tileElements}u, subgroupMatrixMultiply<i32>(left, right), ${INT8_MATRIX.N}u);`
       : `      for (var e = sl; e < ${tileElements}u; e += ${INT8_MATRIX.subgroupSize}u) {
         var sum = 0;

@@ -64,6 +64,8 @@ export interface LinearOptions {
    * subgroups of 32, the form has a scale a block and the tile fits workgroup memory; otherwise with dot4I8Packed
    */
   readonly int8Matrix: boolean;
+  /** how the device's matrix loads count offsets and strides into packed int8 words (Gpu.subgroupMatrix.int8Unit) */
+  readonly int8MatrixUnit: 'int8' | 'word';
 }
 
 /**
@@ -81,6 +83,7 @@ export const defaultLinearOptions: LinearOptions = {
   subgroups: false,
   matmul: 'float',
   int8Matrix: false,
+  int8MatrixUnit: 'int8',
 };
 
 export type LinearVariant = 'tiled' | 'split' | 'tiled-int8' | 'split-int8' | 'tiled-int8-matrix' | 'split-int8-matrix' | 'gemv' | 'gemv-int8' | 'column';
@@ -131,14 +134,18 @@ export function gemvInt8Bytes(k: number, form: Pick<Int8Form, 'offset'>, threads
  */
 export const INT8_MATRIX = { M: 16, N: 16, K: 32, subgroupSize: 32, BM: 64, threads: 256 } as const;
 
-/** Whether a device of these subgroup matrix configurations and subgroup size runs the subgroup-matrix int8 tile. */
+/**
+ * Whether a device of these subgroup matrix configurations and subgroup size runs the subgroup-matrix int8 tile: it
+ * needs the configuration, subgroups of 32, and a probe's word on how the loads count offsets (`unit`).
+ */
 export function int8MatrixDevice(
   configs: readonly { componentType: string; resultComponentType: string; M: number; N: number; K: number }[],
   subgroupSize?: number,
+  unit?: 'int8' | 'word',
 ): boolean {
   const { M, N, K } = INT8_MATRIX;
   const config = configs.some((c) => c.componentType === 'i8' && c.resultComponentType === 'i32' && c.M === M && c.N === N && c.K === K);
-  return config && subgroupSize === INT8_MATRIX.subgroupSize;
+  return config && subgroupSize === INT8_MATRIX.subgroupSize && unit !== undefined;
 }
 
 /**
