@@ -74,7 +74,7 @@ const maxDifference = (a, b) => a.reduce((m, row, p) => row.reduce((mm, x, i) =>
 const reference = await prefillLogits({ matmul: 'float' });
 const floatQ8 = reference.weights.split('+').every((w) => ['f32', 'f16', 'bf16'].includes(w));
 const paths = [
-  ...(floatQ8 ? [['float32 matmuls, Q8_0 weights', { weights: 'q8_0' }]] : []),
+  ...(floatQ8 ? [['float32 matmuls, Q8_0 weights', { matmul: 'float', weights: 'q8_0' }]] : []),
   ['int8 matmuls', { matmul: 'int8' }],
   // on a device with int8 subgroup matrices (elsewhere the same dot4 tiles again): the same integer products, so the same logits
   ['int8 matmuls on subgroup matrices', { matmul: 'int8', kernels: { int8Matrix: true } }],
