@@ -4,7 +4,7 @@
 # within the device tool's 10 minutes); figures and logs go to $OUT. Usage, after packing here
 # (npm run build && ../shared/device/pack dist && bash scripts/device/pack-peers.sh, then
 # cp ../shared/fixtures/llama2c/{aidreams260K.bin,tok512-aidreams.bin} .device/), carrying [".device", "dist"]:
-#   bash .device/vulkan-run bash scripts/device/int8-bench.sh cold accuracy
+#   bash .device/vulkan-run bash scripts/device/int8-bench.sh probe cold accuracy
 #   bash .device/vulkan-run bash scripts/device/int8-bench.sh q8_0
 #   bash .device/vulkan-run bash scripts/device/int8-bench.sh q4_k_m
 #   bash .device/vulkan-run bash scripts/device/int8-bench.sh f32 f16 dispatch
@@ -17,6 +17,10 @@ bench=(node dist/src/cli.js bench --backend vulkan --model 1B --prompt-tokens 12
 for step in "$@"; do
   echo "== $step"
   case "$step" in
+    probe)
+      # how the subgroup matrix loads read packed int8 (units, sources, workgroup sizes) against the CPU's products
+      node scripts/device/subgroup-matrix-probe.mjs --out "$out/probe.json" | tee "$out/probe.txt"
+      ;;
     cold)
       # the whole process and its own account of the first token, five times
       for i in 1 2 3 4 5; do
@@ -48,7 +52,7 @@ for step in "$@"; do
       for backend in null vulkan; do node scripts/decode-host-cost.mjs --backend $backend | tee -a "$out/dispatch.txt"; done
       ;;
     *)
-      echo "int8-bench.sh: unknown step '$step' (cold, accuracy, q8_0, q4_k_m, f32, f16, dispatch)" >&2
+      echo "int8-bench.sh: unknown step '$step' (probe, cold, accuracy, q8_0, q4_k_m, f32, f16, dispatch)" >&2
       exit 2
       ;;
   esac
