@@ -222,7 +222,7 @@ export function codegenOptions(gpu: CompileTarget, options: LoadOptions = {}): C
     matmul: options.matmul ?? 'auto',
     // subgroup operations where the device has them (in the layout the kernels assume), unless asked not to
     subgroups: gpu.subgroups && options.kernels?.subgroups !== false,
-    // int8 tiles on subgroup matrices only when asked for: their results on a GPU are still to be checked
+    // int8 tiles on subgroup matrices only when asked for: exact on an H100, but slower there than the dot4 tiles (BENCHMARKS.md)
     int8Matrix:
       options.kernels?.int8Matrix === true &&
       int8MatrixDevice(gpu.subgroupMatrix?.configs ?? [], gpu.subgroupMatrix?.subgroupSize, gpu.subgroupMatrix?.int8Unit),
