@@ -50,6 +50,8 @@ for step in "$@"; do
       # a step of 99 dispatches with next to no GPU work: the host alone (Dawn's null backend), then on the GPU —
       # the floor a 1B-shaped decode step cannot go below
       for backend in null vulkan; do node scripts/decode-host-cost.mjs --backend $backend | tee -a "$out/dispatch.txt"; done
+      # the GPU's own cost of a dispatch in a pass, by what consecutive dispatches share (barriers or none)
+      node scripts/device/dispatch-cost.mjs --backend vulkan | tee -a "$out/dispatch.txt"
       ;;
     *)
       echo "int8-bench.sh: unknown step '$step' (probe, cold, accuracy, q8_0, q4_k_m, f32, f16, dispatch)" >&2
