@@ -527,14 +527,15 @@ async function bench(a: BenchArgs): Promise<void> {
           ggufs.set(format, planBenchGguf(model, files, format as GgufFileType, ggufDir));
         }
       }
+      // every file is written before anything is timed, and the encoding workers have ended
+      const note = (path: string, bytes: number): void => {
+        process.stderr.write(`writing ${path} (${bytesText(bytes, false)}), which ${name} runs from in every engine\n`);
+      };
+      for (const gguf of ggufs.values()) await ensureBenchGguf(gguf, note, () => (encoders ??= new EncodePool()));
+      await encoders?.close();
+      encoders = undefined;
       for (const format of formats) {
         const gguf = ggufs.get(format);
-        if (gguf) {
-          const note = (path: string, bytes: number): void => {
-            process.stderr.write(`writing ${path} (${bytesText(bytes, false)}), which ${name} runs from in every engine\n`);
-          };
-          await ensureBenchGguf(gguf, note, () => (encoders ??= new EncodePool()));
-        }
         // the bench feeds token ids: the file's tokenizer is not read
         const rowFiles: ModelFiles = gguf ? { ...readCheckpoint(gguf.path), tokenizer: undefined } : files;
         for (const matmul of matmuls) {
