@@ -141,37 +141,59 @@ const SUBGROUP_PROBE_INVOCATIONS = 256;
  */
 async function subgroupsInOrder(device: GPUDevice): Promise<boolean> {
   const n = SUBGROUP_PROBE_INVOCATIONS;
-  const module = device.createShaderModule({
-    code: `enable subgroups;
+  const out = await probeKernel(
+    device,
+    `enable subgroups;
 @group(0) @binding(0) var<storage, read_write> out: array<vec4<u32>, ${n}>;
 @compute @workgroup_size(${n})
 fn main(@builtin(local_invocation_index) tid: u32, @builtin(subgroup_size) size: u32, @builtin(subgroup_invocation_id) id: u32) {
   out[tid] = vec4<u32>(size, id, subgroupMin(tid), subgroupMax(tid));
 }`,
-  });
-  const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
-  const buffer = device.createBuffer({ size: n * 16, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
-  const read = device.createBuffer({ size: n * 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    n * 16,
+  );
+  if (!out) return false;
+  const v = new Uint32Array(out);
+  for (let t = 0; t < n; t++) {
+    const [size, id, least, greatest] = [v[4 * t]!, v[4 * t + 1]!, v[4 * t + 2]!, v[4 * t + 3]!];
+    const ordered = id === t % size && least === t - id && greatest === t - id + size - 1;
+    if (size !== v[0] || size < 4 || size > SUBGROUP_MAX_SIZE || (size & (size - 1)) !== 0 || !ordered) return false;
+  }
+  return true;
+}
+
+/**
+ * One workgroup of a probe kernel `code` (binding 0 its `input` where it has one, then its output of `outBytes`), and
+ * the output it wrote; undefined where the kernel does not validate on the device.
+ */
+async function probeKernel(device: GPUDevice, code: string, outBytes: number, input?: Int8Array<ArrayBuffer>): Promise<ArrayBuffer | undefined> {
+  const src = input && device.createBuffer({ size: input.byteLength, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
+  const out = device.createBuffer({ size: outBytes, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+  const read = device.createBuffer({ size: outBytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
   try {
+    device.pushErrorScope('validation');
+    const module = device.createShaderModule({ code });
+    const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+    if (src) device.queue.writeBuffer(src, 0, input!);
     const encoder = device.createCommandEncoder();
     const pass = encoder.beginComputePass();
     pass.setPipeline(pipeline);
-    pass.setBindGroup(0, device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: { buffer } }] }));
+    const buffers = src ? [src, out] : [out];
+    pass.setBindGroup(
+      0,
+      device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })) }),
+    );
     pass.dispatchWorkgroups(1);
     pass.end();
-    encoder.copyBufferToBuffer(buffer, 0, read, 0, n * 16);
+    encoder.copyBufferToBuffer(out, 0, read, 0, outBytes);
     device.queue.submit([encoder.finish()]);
+    if (await device.popErrorScope()) return undefined;
     await read.mapAsync(GPUMapMode.READ);
-    const v = new Uint32Array(read.getMappedRange().slice(0));
+    const bytes = read.getMappedRange().slice(0);
     read.unmap();
-    for (let t = 0; t < n; t++) {
-      const [size, id, least, greatest] = [v[4 * t]!, v[4 * t + 1]!, v[4 * t + 2]!, v[4 * t + 3]!];
-      const ordered = id === t % size && least === t - id && greatest === t - id + size - 1;
-      if (size !== v[0] || size < 4 || size > SUBGROUP_MAX_SIZE || (size & (size - 1)) !== 0 || !ordered) return false;
-    }
-    return true;
+    return bytes;
   } finally {
-    buffer.destroy();
+    src?.destroy();
+    out.destroy();
     read.destroy();
   }
 }
@@ -250,44 +272,19 @@ async function int8MatrixUnit(device: GPUDevice, subgroupSize: number): Promise<
   const bytes = new Int8Array(4 * words).map((_, i) => (i < 32 ? 0 : ((i * 37 + 11) % 23) - 11));
   const left = (r: number, k: number): number => bytes[32 + 32 * r + k]!;
   const right = (k: number, c: number): number => bytes[32 + 512 + 32 * c + k]!;
-  const module = device.createShaderModule({ code: int8MatrixUnitProbe(words, subgroupSize) });
-  const src = device.createBuffer({ size: 4 * words, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
-  const buffer = device.createBuffer({ size: 512 * 4, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
-  const read = device.createBuffer({ size: 512 * 4, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
-  try {
-    device.pushErrorScope('validation');
-    const pipeline = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
-    device.queue.writeBuffer(src, 0, bytes);
-    const encoder = device.createCommandEncoder();
-    const pass = encoder.beginComputePass();
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(
-      0,
-      device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [src, buffer].map((b, binding) => ({ binding, resource: { buffer: b } })) }),
-    );
-    pass.dispatchWorkgroups(1);
-    pass.end();
-    encoder.copyBufferToBuffer(buffer, 0, read, 0, 512 * 4);
-    device.queue.submit([encoder.finish()]);
-    if (await device.popErrorScope()) return undefined;
-    await read.mapAsync(GPUMapMode.READ);
-    const got = new Int32Array(read.getMappedRange().slice(0));
-    read.unmap();
-    const exact = (at: number): boolean => {
-      for (let r = 0; r < 16; r++)
-        for (let c = 0; c < 16; c++) {
-          let sum = 0;
-          for (let k = 0; k < 32; k++) sum += left(r, k) * right(k, c);
-          if (got[at + 16 * r + c] !== sum) return false;
-        }
-      return true;
-    };
-    return exact(0) ? 'int8' : exact(256) ? 'word' : undefined;
-  } finally {
-    src.destroy();
-    buffer.destroy();
-    read.destroy();
-  }
+  const out = await probeKernel(device, int8MatrixUnitProbe(words, subgroupSize), 512 * 4, bytes);
+  if (!out) return undefined;
+  const got = new Int32Array(out);
+  const exact = (at: number): boolean => {
+    for (let r = 0; r < 16; r++)
+      for (let c = 0; c < 16; c++) {
+        let sum = 0;
+        for (let k = 0; k < 32; k++) sum += left(r, k) * right(k, c);
+        if (got[at + 16 * r + c] !== sum) return false;
+      }
+    return true;
+  };
+  return exact(0) ? 'int8' : exact(256) ? 'word' : undefined;
 }
 
 /** The adapter of the backend asked for (`backend`, else WEBGPU_BACKEND), else of the first that gives one: the default, then opengles. */
