@@ -579,11 +579,12 @@ export class Model {
 
   /**
    * Where one graph run's time goes (see PlanExecutor.runCost): the host's recording and submit, and the GPU's
-   * time over the run's pass where the adapter has timestamps. Leaves the KV cache as profile does.
+   * time over the run's pass where the adapter has timestamps; `without` leaves those kernels out. Leaves the KV
+   * cache as profile does.
    */
-  async runCost(kind: GraphKind, tokens: number, position = 0): Promise<RunCost> {
+  async runCost(kind: GraphKind, tokens: number, position = 0, without: ReadonlySet<string> = new Set()): Promise<RunCost> {
     const { exec, env, inputs } = await this.benchmarkRun(kind, tokens, position);
-    return exec.runCost(env, inputs);
+    return exec.runCost(env, inputs, undefined, without);
   }
 
   /**

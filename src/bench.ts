@@ -49,6 +49,11 @@ export interface DecodeStepCost {
   readonly kernels_ms?: number;
   /** dispatches the step ran (those with workgroups) */
   readonly dispatches: number;
+  /**
+   * what each kernel (l*.name: that kernel of every layer) costs the step's pass where it runs: the pass's time less
+   * its time without that kernel — its share in place, overlap and barriers included (timestamp clock only)
+   */
+  readonly in_pass_ms?: Readonly<Record<string, number>>;
 }
 
 export interface KernelKindRow {
@@ -99,6 +104,9 @@ export interface BenchRow {
   /** the same, per kernel with its layer left out (l*.ffn_in: that kernel of every layer) */
   readonly kernels_by_name?: { readonly prefill: Readonly<Record<string, readonly KernelKindRow[]>>; readonly decode: readonly KernelKindRow[] };
 }
+
+/** A kernel's name with its layer left out: l*.ffn_in for every layer's ffn_in. */
+const layerless = (name: string): string => name.replace(/^l\d+\./, 'l*.');
 
 function byKind(kernels: readonly ProfiledKernel[], key: (k: ProfiledKernel) => string = (k) => k.kind): KernelKindRow[] {
   const total = kernels.reduce((s, k) => s + k.seconds, 0);
@@ -177,7 +185,7 @@ export async function benchmark(source: string | ModelFiles, label: string, o: B
     const flopsRatio: Record<string, number> = {};
     const prefillKernels: Record<string, KernelKindRow[]> = {};
     const prefillNames: Record<string, KernelKindRow[]> = {};
-    const byName = (k: ProfiledKernel): string => `${k.name.replace(/^l\d+\./, 'l*.')} (${k.kind})`;
+    const byName = (k: ProfiledKernel): string => `${layerless(k.name)} (${k.kind})`;
     let clock: 'timestamp' | 'host' | undefined;
     for (const n of o.promptTokens) {
       const seconds = await timePrefill(model, n, o);
@@ -204,6 +212,15 @@ export async function benchmark(source: string | ModelFiles, label: string, o: B
       decodeNames = byKind(p.kernels, byName);
       clock = p.clock;
       const cost = await model.runCost('decode', 1, position);
+      const inPass: Record<string, number> = {};
+      if (cost.gpu !== undefined) {
+        const names = new Map<string, Set<string>>();
+        for (const k of p.kernels) names.set(layerless(k.name), (names.get(layerless(k.name)) ?? new Set()).add(k.name));
+        for (const [name, group] of names) {
+          const without = await model.runCost('decode', 1, position, group);
+          if (without.gpu !== undefined) inPass[name] = (cost.gpu - without.gpu) * 1000;
+        }
+      }
       step = {
         wall_ms: perToken * 1000,
         record_ms: cost.record * 1000,
@@ -211,6 +228,7 @@ export async function benchmark(source: string | ModelFiles, label: string, o: B
         ...(cost.gpu !== undefined ? { pass_ms: cost.gpu * 1000 } : {}),
         ...(p.clock === 'timestamp' ? { kernels_ms: p.kernels.reduce((sum, k) => sum + k.seconds, 0) * 1000 } : {}),
         dispatches: cost.dispatches,
+        ...(Object.keys(inPass).length ? { in_pass_ms: inPass } : {}),
       };
     }
     return {
@@ -294,6 +312,12 @@ export function formatBenchRow(row: BenchRow): string {
     lines.push(
       `  decode step: ${d.wall_ms.toFixed(3)} ms a token; host records ${d.record_ms.toFixed(3)} ms and submits ${d.submit_ms.toFixed(3)} ms of ${d.dispatches} dispatches${gpu}`,
     );
+    if (d.in_pass_ms) {
+      const parts = Object.entries(d.in_pass_ms)
+        .sort((a, b) => b[1] - a[1])
+        .map(([name, ms]) => `${name} ${ms.toFixed(3)}`);
+      lines.push(`  decode step's pass, what each kernel costs it in place (ms): ${parts.join(', ')}`);
+    }
   }
   const table = (title: string, kinds: readonly KernelKindRow[]): void => {
     lines.push(`  ${title}:`);

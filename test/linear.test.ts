@@ -44,8 +44,8 @@ interface Case {
   readonly rows: number;
   readonly norm: boolean;
   readonly weights: FormatName;
-  /** K splits, subgroups, invocations per workgroup (below 256: 32×128 tiles) */
-  readonly tune?: Partial<Pick<LinearOptions, 'splitK' | 'subgroups' | 'maxInvocations' | 'int8Matrix' | 'maxWorkgroupBytes'>>;
+  /** K splits, subgroups, invocations per workgroup (below 256: 32×128 tiles), a GEMV's least workgroups (its pairs of dots a group) */
+  readonly tune?: Partial<Pick<LinearOptions, 'splitK' | 'subgroups' | 'maxInvocations' | 'int8Matrix' | 'maxWorkgroupBytes' | 'gemvWorkgroups'>>;
 }
 
 const QKV = { qSize: 48, kvSize: 16, headSize: 8, P: 5, context: 160 };
@@ -274,6 +274,39 @@ describe('fused linear kernels against the CPU reference', () => {
     for (const weights of ['q4_k', 'q5_k', 'q6_k'] as const) {
       cases.push({ variant: 'gemv-int8', kind, k: 768, n: 75, rows: 1, norm: kind !== 'residual', weights });
       cases.push({ variant: 'gemv-int8', kind, k: 2304, n: 6, rows: 3, norm: true, weights, tune: { subgroups: true } });
+    }
+    // 4 and 2 pairs of dots a group of 64 lanes (the last workgroup's pairs past the units), with and without subgroups
+    for (const [weights, gemvWorkgroups, subgroups] of [
+      ['q8_0', 1, false],
+      ['q4_k', 4, true],
+    ] as const) {
+      cases.push({
+        variant: 'gemv-int8',
+        kind,
+        k: weights === 'q4_k' ? 512 : 288,
+        n: 75,
+        rows: 1,
+        norm: kind !== 'residual',
+        weights,
+        tune: { gemvWorkgroups, subgroups },
+      });
+      cases.push({ variant: 'gemv-int8', kind, k: 2304, n: 39, rows: 3, norm: true, weights, tune: { gemvWorkgroups, subgroups } });
+    }
+    for (const [weights, gemvWorkgroups, subgroups] of [
+      ['f32', 1, true],
+      ['q8_0', 4, false],
+    ] as const) {
+      cases.push({
+        variant: 'gemv',
+        kind,
+        k: 260,
+        n: 75,
+        rows: 1,
+        norm: kind !== 'residual',
+        weights: weights === 'q8_0' ? 'f16' : weights,
+        tune: { gemvWorkgroups, subgroups },
+      });
+      cases.push({ variant: 'gemv', kind, k: 4128, n: 39, rows: 2, norm: true, weights, tune: { gemvWorkgroups, subgroups } });
     }
     // subgroup reductions (the test device's subgroups are 4 wide), with 1, 2 and 4 groups of 64 lanes per workgroup
     for (const [weights, maxInvocations] of [

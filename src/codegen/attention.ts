@@ -228,9 +228,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
 /**
  * Decode: only the splits that have keys run (one per tile of keys, one key per invocation, at most `splits`); split s of each head
  * scores a contiguous chunk of the keys (a whole number of tiles sized at run time from `keys`; a trailing
- * split may still be empty and write m = -max, l = 0, o = 0), reading K straight from the cache. Each tile's
- * weighted sum of V is spread over groups of invocations (a group holds one head row, as vec4s where the head
- * size allows; group g takes keys g, g + groups, …), and the groups' sums are added at the end. When one split
+ * split may still be empty and write m = -max, l = 0, o = 0), reading q and K straight from memory (no barrier
+ * before the first key's loads; the q row is the same for every invocation). Each tile's weighted sum of V is spread
+ * over groups of invocations (a group holds one head row, as vec4s where the head size allows; group g takes keys
+ * g, g + groups, …, its first value loaded before the scores and reductions), and the groups' sums are added at the end. When one split
  * holds every key it writes the normalized output itself and the combine is not dispatched; otherwise each
  * split writes its max m, sum l and unnormalized output o, and the combine merges the splits that ran.
  */
@@ -266,7 +267,6 @@ function decodeKernels(spec: AttentionSpec, o: AttentionOptions): AttentionKerne
       writeBinding(spec.out, 'out', T),
     ],
     `
-var<workgroup> qRow: array<${T}, ${lanes}>;
 var<workgroup> probs: array<f32, ${TILE}>;
 var<workgroup> red: array<f32, ${threads}>;
 var<workgroup> sums: array<${T}, ${groups * lanes}>;
@@ -285,18 +285,20 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
   // this invocation's slot in the weighted sum: group g, element d of the head row
   let g = lane / ${u(lanes)};
   let d = lane % ${u(lanes)};
-  for (var j = lane; j < ${u(lanes)}; j += ${u(threads)}) { qRow[j] = q[head * ${u(lanes)} + j]; }
-  workgroupBarrier();
+  let qBase = head * ${u(lanes)};
   var m = ${NEG};
   var l = 0.0;
   var acc = ${T}(0.0);
   for (var t0 = first; t0 < last; t0 += ${u(TILE)}) {
+    // the group's first value of the tile, loaded before the scores and reductions it waits for
+    var vFirst = ${T}(0.0);
+    if (g < ${u(groups)} && t0 + g < last) { vFirst = v[(t0 + g) * ${u(kd)} + kvBase + d]; }
     let key = t0 + lane;
     var s = ${NEG};
     if (key < last) {
       let kBase = key * ${u(kd)} + kvBase;
       var dot = 0.0;
-      for (var j = 0u; j < ${u(lanes)}; j++) { let qv = qRow[j]; let kv = k[kBase + j]; ${dotTerms} }
+      for (var j = 0u; j < ${u(lanes)}; j++) { let qv = q[qBase + j]; let kv = k[kBase + j]; ${dotTerms} }
       s = preciseDiv(dot, ${f32Lit(Math.sqrt(hs))});
     }
     let mNew = max(m, reduceMax(lane, s${sgArgs}));
@@ -311,7 +313,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
     let n = min(${u(TILE)}, last - t0);
     if (g < ${u(groups)}) {
       var o = acc * scale;
-      for (var c = g; c < n; c += ${u(groups)}) { o += probs[c] * v[(t0 + c) * ${u(kd)} + kvBase + d]; }
+      if (g < n) { o += probs[g] * vFirst; }
+      for (var c = g + ${u(groups)}; c < n; c += ${u(groups)}) { o += probs[c] * v[(t0 + c) * ${u(kd)} + kvBase + d]; }
       acc = o;
     }
   }

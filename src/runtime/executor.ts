@@ -498,9 +498,11 @@ export class PlanExecutor {
    * queue): the host's recording of it (encoding every dispatch into one pass and finishing the command
    * buffer), its queue.submit, and with timestamp queries the GPU's time from the pass's start to its end —
    * the kernels and whatever the device spends between them, which `profile` (a pass per kernel) leaves out.
+   * The kernels named in `without` are left out of the run (what a kernel costs the pass in its place among the
+   * others is the difference); what they would have written is not.
    */
-  async runCost(env: A.Env, inputs: Readonly<Record<string, InputData>>, trials = 9): Promise<RunCost> {
-    const grid = this.prepare(env, inputs);
+  async runCost(env: A.Env, inputs: Readonly<Record<string, InputData>>, trials = 9, without: ReadonlySet<string> = new Set()): Promise<RunCost> {
+    const grid = this.prepare(env, inputs).map((counts, i) => (without.has(this.plan.kernels[i]!.name) ? ([0, 0, 0] as [number, number, number]) : counts));
     const device = this.gpu.device;
     const stamps = this.gpu.features.has('timestamp-query') ? this.passTimes(1) : undefined;
     const record: number[] = [];

@@ -5,12 +5,14 @@ import { kernelSource, preciseMath, type KernelSource } from '../wgsl.js';
 import { weightFormats } from '../../weights/formats.js';
 import { epilogueOf } from './epilogue.js';
 import { gemvFrame } from './gemv.js';
-import { linearInputs } from './inputs.js';
-import { quantizeBlockWgsl } from './int8-staging.js';
+import { linearInputs, xElement } from './inputs.js';
 import { GEMV_LANES as LANES, INT8_BLOCK, type LinearOptions, type LinearSpec } from './spec.js';
 
-/** Half-blocks per lane and per dot a lane loads before it multiplies. */
-const UNROLL = 4;
+/**
+ * Half-blocks a lane keeps in flight over all its dots' rows, 16 bytes each (an H100 read an 8B down projection,
+ * K 14336, at 561 GB/s with 8 in flight and 768 GB/s with 16: scripts/device/gemv-rate.mjs).
+ */
+const IN_FLIGHT = 16;
 
 export function gemvInt8Kernel(s: LinearSpec, o: LinearOptions): KernelSource {
   const format = weightFormats[o.weights];
@@ -20,7 +22,8 @@ export function gemvInt8Kernel(s: LinearSpec, o: LinearOptions): KernelSource {
   const blocks = s.k / INT8_BLOCK;
   const halves = 2 * blocks;
   const ep = epilogueOf(s);
-  const { threads, entry, finish, prologue, reductions, workgroups } = gemvFrame(s, o, ep);
+  const { threads, pairs, entry, finish, prologue, reductions, workgroups } = gemvFrame(s, o, ep);
+  const ps = Array.from({ length: pairs }, (_, p) => p);
   // w as vec4<u32> where the form reads quads from that binding, else as the format binds it
   const inputs = linearInputs(s, o.weights, 'vec4s');
   const bindings = form.quads ? inputs.bindings.map((b) => (b.var === 'w' ? { ...b, type: 'vec4<u32>' as const } : b)) : inputs.bindings;
@@ -29,30 +32,82 @@ export function gemvInt8Kernel(s: LinearSpec, o: LinearOptions): KernelSource {
     ? form.quads(count)
     : `${form.wgsl(count)}
 fn wQuad(block: u32, h: u32) -> vec4<u32> { return vec4<u32>(wInt8(block, 4u * h), wInt8(block, 4u * h + 1u), wInt8(block, 4u * h + 2u), wInt8(block, 4u * h + 3u)); }`;
-  // Each lane keeps `unroll` half-blocks of both dots' rows in flight — half-blocks lane, lane + 64, … — loading
-  // the next before it multiplies these, and the first before the norm's reduction and the quantization
-  const unroll = Math.min(UNROLL, Math.ceil(halves / LANES));
+  // Each lane keeps `unroll` half-blocks of each of its 2·pairs rows in flight — half-blocks lane, lane + 64, … —
+  // loading the next before it multiplies these, and the first before the norm's reduction and the quantization
+  const unroll = Math.min(Math.max(1, IN_FLIGHT / (2 * pairs)), Math.ceil(halves / LANES));
   const stride = LANES * unroll;
   const exact = halves % stride === 0;
   const js = Array.from({ length: unroll }, (_, j) => j);
   const at = (j: number, h: string): string => (exact ? `(${h} + ${j * LANES}u)` : `min(${h} + ${j * LANES}u, ${halves - 1}u)`);
   const load = (h: string, indent: string): string =>
-    js
-      .map((j) => `${indent}qa${j} = wQuad(r0 + (${at(j, h)} >> 1u), ${at(j, h)} & 1u);\n${indent}qb${j} = wQuad(r1 + (${at(j, h)} >> 1u), ${at(j, h)} & 1u);`)
+    ps
+      .flatMap((p) =>
+        js.map(
+          (j) =>
+            `${indent}qa${p}_${j} = wQuad(ra${p} + (${at(j, h)} >> 1u), ${at(j, h)} & 1u);\n${indent}qb${p}_${j} = wQuad(rb${p} + (${at(j, h)} >> 1u), ${at(j, h)} & 1u);`,
+        ),
+      )
       .join('\n');
   // the scale of a lane's half: the block's, or the half's own where the form has one per 16 values
   const halfOf = (hb: string): string => (form.scales === 2 ? `${hb} & 1u` : '0u');
   const uses = js
     .map((j) => {
-      const offset = form.offset ? `\n      if ((hb & 1u) == 0u) { part -= xs[b] * vec2<f32>(wOffset(r0 + b), wOffset(r1 + b)); }` : '';
+      const pair = (p: number): string => {
+        const offset = form.offset ? `\n      if ((hb & 1u) == 0u) { part${p} -= xs[b] * vec2<f32>(wOffset(ra${p} + b), wOffset(rb${p} + b)); }` : '';
+        return `var part${p} = xd[b] * vec2<f32>(f32(dots(xv, qa${p}_${j})) * wScale(ra${p} + b, ${halfOf('hb')}), f32(dots(xv, qb${p}_${j})) * wScale(rb${p} + b, ${halfOf('hb')}));${offset}
+      acc${p} += part${p};`;
+      };
       const body = `let hb = h0 + ${j * LANES}u;
       let b = hb >> 1u;
       let xv = xq[hb];
-      var part = xd[b] * vec2<f32>(f32(dots(xv, qa${j})) * wScale(r0 + b, ${halfOf('hb')}), f32(dots(xv, qb${j})) * wScale(r1 + b, ${halfOf('hb')}));${offset}
-      acc += part;`;
+      ${ps.map(pair).join('\n      ')}`;
       return exact || j === 0 ? `    {\n      ${body}\n    }` : `    if (h0 + ${j * LANES}u < ${halves}u) {\n      ${body}\n    }`;
     })
     .join('\n');
+  // x quantized as quantizeBlock (int8-staging.ts) does it, a quarter-block of 8 values an invocation: each block's
+  // largest |x| and its sum of q over its four invocations (subgroup shuffles, else through workgroup memory), so
+  // every invocation quantizes and the block's scale and values are the same bits as quantizeBlock's
+  const quarters = s.k / 8;
+  const acrossBlock = (v: string, op: (a: string, b: string) => string, type: string): string =>
+    o.subgroups
+      ? `${v} = ${op(v, `subgroupShuffleXor(${v}, 1u)`)};\n    ${v} = ${op(v, `subgroupShuffleXor(${v}, 2u)`)};`
+      : `red[tid] = vec2<f32>(f32(${v}), 0.0);
+    workgroupBarrier();
+    let q4_${v} = tid & ~3u;
+    ${v} = ${op(op(`${type}(red[q4_${v}].x)`, `${type}(red[q4_${v} + 1u].x)`), op(`${type}(red[q4_${v} + 2u].x)`, `${type}(red[q4_${v} + 3u].x)`))};
+    workgroupBarrier();`;
+  const max = (a: string, b: string): string => `max(${a}, ${b})`;
+  const plus = (a: string, b: string): string => `${a} + ${b}`;
+  const quantizeQuarters = `  for (var base = 0u; base < ${quarters}u; base += ${threads}u) {
+    let qi = base + tid;
+    let live = qi < ${quarters}u;
+    let kk = 2u * min(qi, ${quarters - 1}u);
+    let v0 = ${xElement(s, 'xBase + kk', 'kk')};
+    let v1 = ${xElement(s, 'xBase + kk + 1u', 'kk + 1u')};
+    let m = max(abs(v0), abs(v1));
+    var amax = max(max(m.x, m.y), max(m.z, m.w));
+    ${acrossBlock('amax', max, 'f32')}
+    let d = preciseDiv(amax, 127.0);
+    let id = select(0.0, preciseDiv(1.0, d), d > 0.0);
+    let q0 = vec4<i32>(clamp(round(v0 * id), vec4<f32>(-127.0), vec4<f32>(127.0)));
+    let q1 = vec4<i32>(clamp(round(v1 * id), vec4<f32>(-127.0), vec4<f32>(127.0)));${
+      form.offset
+        ? `
+    let qs = q0 + q1;
+    var qsum = qs.x + qs.y + qs.z + qs.w;
+    ${acrossBlock('qsum', plus, 'i32')}`
+        : ''
+    }
+    let b = qi / 4u;
+    let r = qi % 4u;
+    if (live) {
+      xq[2u * b + r / 2u][2u * (r % 2u)] = pack4xI8(q0);
+      xq[2u * b + r / 2u][2u * (r % 2u) + 1u] = pack4xI8(q1);
+      if (r == 0u) {
+        xd[b] = d;${form.offset ? '\n        xs[b] = d * f32(qsum);' : ''}
+      }
+    }
+  }`;
   return kernelSource(
     [...bindings, ...ep.bindings],
     `
@@ -69,23 +124,15 @@ fn dots(a: vec4<u32>, b: vec4<u32>) -> i32 {
   return dot4I8Packed(a.x, b.x) + dot4I8Packed(a.y, b.y) + dot4I8Packed(a.z, b.z) + dot4I8Packed(a.w, b.w);
 }
 
-${quantizeBlockWgsl(s)}
-
 ${ep.emit}
 
 ${entry}
-  let r0 = w0 * ${blocks}u;
-  let r1 = w1 * ${blocks}u;
-${js.map((j) => `  var qa${j}: vec4<u32>;\n  var qb${j}: vec4<u32>;`).join('\n')}
+${ps.map((p) => `  let ra${p} = w0_${p} * ${blocks}u;\n  let rb${p} = w1_${p} * ${blocks}u;`).join('\n')}
+${ps.flatMap((p) => js.map((j) => `  var qa${p}_${j}: vec4<u32>;\n  var qb${p}_${j}: vec4<u32>;`)).join('\n')}
 ${load('lane', '  ')}${prologue}
-  for (var b = tid; b < ${blocks}u; b += ${threads}u) {
-    let q = quantizeBlock(b);
-    xq[2u * b] = vec4<u32>(q.words[0], q.words[1], q.words[2], q.words[3]);
-    xq[2u * b + 1u] = vec4<u32>(q.words[4], q.words[5], q.words[6], q.words[7]);
-    xd[b] = q.d;${form.offset ? '\n    xs[b] = q.sum;' : ''}
-  }
+${quantizeQuarters}
   workgroupBarrier();
-  var acc = vec2<f32>(0.0);
+${ps.map((p) => `  var acc${p} = vec2<f32>(0.0);`).join('\n')}
   for (var h0 = lane; h0 < ${halves}u; h0 += ${stride}u) {
 ${uses}
     if (h0 + ${stride}u < ${halves}u) {

@@ -1,21 +1,23 @@
-// The GEMV variant (decode: a few constant rows, K ≥ splitKFrom, K % 4 = 0): a group of 64 invocations per
-// unit (or pair of one-dot units) splits K, reads w as vec4s and reduces in a fixed order (workgroupReduce).
+// The GEMV variant (decode: a few constant rows, K ≥ splitKFrom, K % 4 = 0): a group of 64 invocations per 1–4
+// pairs of dots splits K, reads w as vec4s and reduces in a fixed order (workgroupReduce).
+import * as A from '../../affine.js';
 import { kernelSource, preciseMath, subgroupBuiltins, wg, workgroupReduce, type KernelSource } from '../wgsl.js';
 import { epilogueOf, type Epilogue } from './epilogue.js';
 import { linearInputs, rowScale, xElement } from './inputs.js';
-import { GEMV_LANES as LANES, gemvThreads, type LinearOptions, type LinearSpec } from './spec.js';
+import { GEMV_LANES as LANES, GEMV_MAX_PAIRS, gemvPairs, gemvThreads, type LinearOptions, type LinearSpec } from './spec.js';
 
-/** Weight vectors per lane and per dot a GEMV keeps in flight. */
+/** Weight vectors per lane and per dot a GEMV of one pair a group keeps in flight (with more pairs, as many in all). */
 const GEMV_UNROLL = 8;
 
 /**
- * What the float and int8 GEMVs share: groups of LANES invocations, each computing two dots (one unit's two, or two
- * one-dot units) of the row `wid.y`; the entry point's opening (row, g, lane, xBase, and a group's units and w rows
- * u0, w0, w1) and its end (the group's two sums `acc` reduced and emitted), the norm's prologue (scale from the
- * row's sum of squares), the reductions, and the grid.
+ * What the float and int8 GEMVs share: groups of LANES invocations, each computing `pairs` pairs of dots (a pair: one
+ * unit's two dots, or two one-dot units) of the row `wid.y`; the entry point's opening (row, g, lane, xBase, and for
+ * each pair p its units and w rows u0_p, w0_p, w1_p), its end (each pair's two sums `acc_p` reduced and emitted), the
+ * norm's prologue (scale from the row's sum of squares), the reductions, and the grid.
  */
 export interface GemvFrame {
   readonly threads: number;
+  readonly pairs: number;
   readonly entry: string;
   readonly finish: string;
   readonly prologue: string;
@@ -24,29 +26,31 @@ export interface GemvFrame {
   readonly workgroups: KernelSource['workgroups'];
 }
 
-export function gemvFrame(s: LinearSpec, o: LinearOptions, ep: Epilogue): GemvFrame {
+export function gemvFrame(s: LinearSpec, o: LinearOptions, ep: Epilogue, maxPairs = GEMV_MAX_PAIRS): GemvFrame {
   const threads = gemvThreads(o.maxInvocations);
   const groups = threads / LANES;
   const K4 = s.k / 4;
-  // a group computes two dots: one unit's two, or two one-dot units
-  const perGroup = ep.dots === 1 ? 2 : 1;
+  // a pair of dots: one unit's two, or two one-dot units
+  const perPair = ep.dots === 1 ? 2 : 1;
+  const pairsNeeded = Math.ceil(ep.units / perPair);
+  const rows = A.isConstant(s.rows) ? s.rows.c : 1;
+  const pairs = Math.min(maxPairs, gemvPairs(pairsNeeded, groups, rows, o));
+  const ps = Array.from({ length: pairs }, (_, p) => p);
   const last = `${ep.units - 1}u`;
-  const [a0, a1] = ep.wRows('uc');
-  const rowsOf =
-    perGroup === 2
-      ? `let u0 = (wid.x * ${groups}u + g) * 2u;
-  let w0 = min(u0, ${last});
-  let w1 = min(u0 + 1u, ${last});`
-      : `let u0 = wid.x * ${groups}u + g;
-  let uc = min(u0, ${last});
-  let w0 = ${a0};
-  let w1 = ${a1};`;
-  const emit =
-    perGroup === 2
-      ? `if (u0 < ${ep.units}u) { emit(row, u0, r.x, 0.0); }
-    if (u0 + 1u < ${ep.units}u) { emit(row, u0 + 1u, r.y, 0.0); }`
-      : `if (u0 < ${ep.units}u) { emit(row, u0, r.x, r.y); }`;
-  // sums of squares over the workgroup and dots over each group, a vec2 (a group's two dots) at a time
+  const rowsOf = ps
+    .map((p) => {
+      const pair = `(wid.x * ${groups}u + g) * ${pairs}u + ${p}u`;
+      if (perPair === 2) return `let u0_${p} = (${pair}) * 2u;\n  let w0_${p} = min(u0_${p}, ${last});\n  let w1_${p} = min(u0_${p} + 1u, ${last});`;
+      const [a0, a1] = ep.wRows(`min(u0_${p}, ${last})`);
+      return `let u0_${p} = ${pair};\n  let w0_${p} = ${a0};\n  let w1_${p} = ${a1};`;
+    })
+    .join('\n  ');
+  const emit = (p: number): string =>
+    perPair === 2
+      ? `if (u0_${p} < ${ep.units}u) { emit(row, u0_${p}, r${p}.x, 0.0); }
+    if (u0_${p} + 1u < ${ep.units}u) { emit(row, u0_${p} + 1u, r${p}.y, 0.0); }`
+      : `if (u0_${p} < ${ep.units}u) { emit(row, u0_${p}, r${p}.x, r${p}.y); }`;
+  // sums of squares over the workgroup and dots over each group, a vec2 (a pair's two dots) at a time
   const sg = o.subgroups ? { op: 'subgroupAdd' as const } : undefined;
   const sgArgs = o.subgroups ? ', sgSize, sgLane' : '';
   const add = (a: string, b: string): string => `${a} + ${b}`;
@@ -68,31 +72,36 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid:
   let lane = tid % ${LANES}u;
   xBase = row * ${K4}u;
   ${rowsOf}`;
-  const finish = `  let r = sumGroup(tid, acc${sgArgs});
+  const finish = `${ps.map((p) => `  let r${p} = sumGroup(tid, acc${p}${sgArgs});`).join('\n')}
   if (lane == 0u) {
-    ${emit}
+    ${ps.map(emit).join('\n    ')}
   }
 }`;
-  return { threads, entry, finish, prologue, reductions, workgroups: [wg(Math.ceil(ep.units / perGroup), groups), wg(s.rows), wg(1)] };
+  return { threads, pairs, entry, finish, prologue, reductions, workgroups: [wg(Math.ceil(pairsNeeded / pairs), groups), wg(s.rows), wg(1)] };
 }
 
 export function gemvKernel(s: LinearSpec, o: LinearOptions): KernelSource {
   const K4 = s.k / 4;
   const ep = epilogueOf(s);
   const inputs = linearInputs(s, o.weights, 'vec4s');
-  const { entry, finish, prologue, reductions, workgroups } = gemvFrame(s, o, ep);
-  // Each lane keeps `unroll` pairs of weight vectors in flight: a block of lane, lane + 64, … is loaded
-  // before the previous one is used, and the first block before the norm's reduction.
-  const unroll = Math.min(GEMV_UNROLL, Math.ceil(K4 / LANES));
+  const { pairs, entry, finish, prologue, reductions, workgroups } = gemvFrame(s, o, ep);
+  const ps = Array.from({ length: pairs }, (_, p) => p);
+  // Each lane keeps `unroll` weight vectors of each of its 2·pairs rows in flight: a block of lane, lane + 64, …
+  // is loaded before the previous one is used, and the first block before the norm's reduction.
+  const unroll = Math.min(Math.max(1, GEMV_UNROLL / pairs), Math.ceil(K4 / LANES));
   const stride = LANES * unroll;
   const exact = K4 % stride === 0;
   const blocks = Array.from({ length: unroll }, (_, j) => j);
   const at = (j: number, i0: string): string => (exact ? `${i0} + ${j * LANES}u` : `min(${i0} + ${j * LANES}u, ${K4 - 1}u)`);
   const load = (i0: string, indent: string): string =>
-    blocks.map((j) => `${indent}wa${j} = wAt(w0 * ${K4}u + ${at(j, i0)});\n${indent}wb${j} = wAt(w1 * ${K4}u + ${at(j, i0)});`).join('\n');
+    ps
+      .flatMap((p) =>
+        blocks.map((j) => `${indent}wa${p}_${j} = wAt(w0_${p} * ${K4}u + ${at(j, i0)});\n${indent}wb${p}_${j} = wAt(w1_${p} * ${K4}u + ${at(j, i0)});`),
+      )
+      .join('\n');
   const use = blocks
     .map((j) => {
-      const body = `let xv = xAt(i0 + ${j * LANES}u); acc += vec2<f32>(dot(xv, wa${j}), dot(xv, wb${j}));`;
+      const body = `let xv = xAt(i0 + ${j * LANES}u);${ps.map((p) => ` acc${p} += vec2<f32>(dot(xv, wa${p}_${j}), dot(xv, wb${p}_${j}));`).join('')}`;
       return exact || j === 0 ? `    { ${body} }` : `    if (i0 + ${j * LANES}u < ${K4}u) { ${body} }`;
     })
     .join('\n');
@@ -110,9 +119,9 @@ fn xAt(i: u32) -> vec4<f32> { return ${xElement(s, 'xBase + i', 'i')}; }
 ${ep.emit}
 
 ${entry}
-${blocks.map((j) => `  var wa${j}: vec4<f32>;\n  var wb${j}: vec4<f32>;`).join('\n')}
+${ps.flatMap((p) => blocks.map((j) => `  var wa${p}_${j}: vec4<f32>;\n  var wb${p}_${j}: vec4<f32>;`)).join('\n')}
 ${load('lane', '  ')}${prologue}
-  var acc = vec2<f32>(0.0);
+${ps.map((p) => `  var acc${p} = vec2<f32>(0.0);`).join('\n')}
   for (var i0 = lane; i0 < ${K4}u; i0 += ${stride}u) {
 ${use}
     if (i0 + ${stride}u < ${K4}u) {

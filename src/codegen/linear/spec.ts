@@ -66,6 +66,13 @@ export interface LinearOptions {
   readonly int8Matrix: boolean;
   /** how the device's matrix loads count offsets and strides into packed int8 words (Gpu.subgroupMatrix.int8Unit) */
   readonly int8MatrixUnit: 'int8' | 'word';
+  /**
+   * a GEMV's group of 64 lanes takes 2, 4 or 8 dots — the most that still leave its grid this many workgroups
+   * (gemvPairs): more dots a workgroup share its norm and x's quantization, fewer workgroups hide less latency.
+   * Default 2048: on an H100, one pair a group was the fastest or within 5% for every 1B and 8B decode shape
+   * (scripts/device/gemv-rate.mjs, BENCHMARKS.md), so more pairs are left to grids larger than those
+   */
+  readonly gemvWorkgroups: number;
 }
 
 /**
@@ -84,6 +91,7 @@ export const defaultLinearOptions: LinearOptions = {
   matmul: 'float',
   int8Matrix: false,
   int8MatrixUnit: 'int8',
+  gemvWorkgroups: 2048,
 };
 
 export type LinearVariant = 'tiled' | 'split' | 'tiled-int8' | 'split-int8' | 'tiled-int8-matrix' | 'split-int8-matrix' | 'gemv' | 'gemv-int8' | 'column';
@@ -122,6 +130,18 @@ export const GEMV_LANES = 64;
 
 /** Invocations of a GEMV's workgroup (gemv.ts, gemv-int8.ts) on a device allowing `maxInvocations`: 1 to 4 groups. */
 export const gemvThreads = (maxInvocations: number): number => GEMV_LANES * Math.max(1, Math.min(4, Math.floor(maxInvocations / GEMV_LANES)));
+
+/** Dot pairs a GEMV group takes at most. */
+export const GEMV_MAX_PAIRS = 4;
+
+/**
+ * Pairs of dots per GEMV group (gemv.ts, gemv-int8.ts): the most, up to GEMV_MAX_PAIRS, whose grid (`pairs` a group,
+ * `groups` groups a workgroup, `rows` rows) still has o.gemvWorkgroups workgroups; 1 where none has.
+ */
+export function gemvPairs(pairsNeeded: number, groups: number, rows: number, o: Pick<LinearOptions, 'gemvWorkgroups'>): number {
+  for (let p = GEMV_MAX_PAIRS; p > 1; p >>= 1) if (Math.ceil(pairsNeeded / (p * groups)) * rows >= o.gemvWorkgroups) return p;
+  return 1;
+}
 
 /** Workgroup memory of the int8 GEMV: the quantized x row (K bytes), its scales (and sums), the reduction's vec2s. */
 export function gemvInt8Bytes(k: number, form: Pick<Int8Form, 'offset'>, threads: number): number {
