@@ -1,7 +1,8 @@
 // fuse-linear: a matmul becomes one kernel with the RMSNorm that feeds it and the epilogue it feeds —
 // a residual add, SiLU·gate over a stacked gate/up matmul, or RoPE and the KV-cache append over a
-// stacked Q/K/V matmul. The norm is recomputed per workgroup from its row, so it needs no barrier. Every
-// prologue or epilogue it leaves out is recorded on the matmul's kernel with the reason.
+// stacked Q/K/V matmul. The norm is recomputed per workgroup from its row, so it needs no barrier. A matmul
+// with neither is a linear kernel too (epilogue store), so it keeps the linear templates and quantized weights.
+// Every prologue or epilogue it leaves out is recorded on the matmul's kernel with the reason.
 //
 //   kernel l0.ffn_in: rmsnorm { %l0.ffn_in = rmsnorm(...) }         kernel l0.gate_up: linear(prologue=rmsnorm, epilogue=glu) {
 //   kernel l0.gate_up: matmul { %l0.gate_up = matmul(...) }    ->     %l0.ffn_in = rmsnorm(...)
@@ -59,7 +60,7 @@ export const fuseLinear: Pass = {
       if (fits?.epilogue !== epilogue && epilogue.nodes.length > 0) over(epilogue.nodes, `${epilogue.kind} epilogue`);
       if (fits?.prologue !== prologue && prologue.length > 0) over(prologue, 'rmsnorm prologue');
       const members = fits ? [...fits.prologue, mm, ...fits.epilogue.nodes] : [mm];
-      if (fits && members.length > 1) {
+      if (fits) {
         const kind = { kind: 'linear' as const, prologue: fits.prologue.length > 0 ? ('rmsnorm' as const) : ('none' as const), epilogue: fits.epilogue.kind };
         const merged = mergeKernels(kernels, names(members), mm.name, kind);
         if (merged) kernels = merged;
