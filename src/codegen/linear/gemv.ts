@@ -4,7 +4,7 @@ import * as A from '../../affine.js';
 import { kernelSource, preciseMath, subgroupBuiltins, wg, workgroupReduce, type KernelSource } from '../wgsl.js';
 import { epilogueOf, type Epilogue } from './epilogue.js';
 import { linearInputs, rowScale, xElement } from './inputs.js';
-import { GEMV_LANES as LANES, GEMV_MAX_PAIRS, gemvPairs, gemvThreads, type LinearOptions, type LinearSpec } from './spec.js';
+import { GEMV_LANES as LANES, gemvPairs, gemvThreads, type LinearOptions, type LinearSpec } from './spec.js';
 
 /**
  * Invocations of a float GEMV's workgroup at most: two groups. On an H100 the 1B f32 decode step's pass took 1.759 ms
@@ -32,7 +32,7 @@ export interface GemvFrame {
   readonly workgroups: KernelSource['workgroups'];
 }
 
-export function gemvFrame(s: LinearSpec, o: LinearOptions, ep: Epilogue, maxPairs = GEMV_MAX_PAIRS): GemvFrame {
+export function gemvFrame(s: LinearSpec, o: LinearOptions, ep: Epilogue): GemvFrame {
   const threads = gemvThreads(o.maxInvocations);
   const groups = threads / LANES;
   const K4 = s.k / 4;
@@ -40,7 +40,7 @@ export function gemvFrame(s: LinearSpec, o: LinearOptions, ep: Epilogue, maxPair
   const perPair = ep.dots === 1 ? 2 : 1;
   const pairsNeeded = Math.ceil(ep.units / perPair);
   const rows = A.isConstant(s.rows) ? s.rows.c : 1;
-  const pairs = Math.min(maxPairs, gemvPairs(pairsNeeded, groups, rows, o));
+  const pairs = gemvPairs(pairsNeeded, groups, rows, o);
   const ps = Array.from({ length: pairs }, (_, p) => p);
   const last = `${ep.units - 1}u`;
   const rowsOf = ps

@@ -132,7 +132,7 @@ export const GEMV_LANES = 64;
 export const gemvThreads = (maxInvocations: number): number => GEMV_LANES * Math.max(1, Math.min(4, Math.floor(maxInvocations / GEMV_LANES)));
 
 /** Dot pairs a GEMV group takes at most. */
-export const GEMV_MAX_PAIRS = 4;
+const GEMV_MAX_PAIRS = 4;
 
 /**
  * Pairs of dots per GEMV group (gemv.ts, gemv-int8.ts): the most, up to GEMV_MAX_PAIRS, whose grid (`pairs` a group,
