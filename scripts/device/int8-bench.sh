@@ -8,12 +8,16 @@
 #   bash .device/vulkan-run bash scripts/device/int8-bench.sh q8_0
 #   bash .device/vulkan-run bash scripts/device/int8-bench.sh q4_k_m
 #   bash .device/vulkan-run bash scripts/device/int8-bench.sh f32 f16 dispatch
+#   bash .device/vulkan-run bash scripts/device/int8-bench.sh gemv rate
 # Each bench row says where a decode step's time goes (host recording and submit, the GPU's pass beside its kernels).
 set -uo pipefail
 out=${OUT:-/tmp/int8-bench}
 mkdir -p "$out"
+# HBM bandwidth of the card the call got: an H200's 4.8 TB/s, an H100 SXM's 3.35
+peak=4800
+nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | grep -q H100 && peak=3350
 bench=(node dist/src/cli.js bench --backend vulkan --model 1B --prompt-tokens 128,512 --decode-tokens 64
-  --matmul float,int8,int8-matrix --peers llama.cpp --peak-tflops 67 --peak-gbps 4800)
+  --matmul float,int8,int8-matrix --peers llama.cpp --peak-tflops 67 --peak-gbps $peak)
 for step in "$@"; do
   echo "== $step"
   case "$step" in
@@ -39,12 +43,12 @@ for step in "$@"; do
     f32)
       # float32 weights and matmuls: decode against the bandwidth roofline
       node dist/src/cli.js bench --backend vulkan --model 1B --prompt-tokens 128,512 --decode-tokens 64 --weights f32 \
-        --peak-tflops 67 --peak-gbps 4800 --json "$out/bench-1B-f32.json" 2>&1 | tee "$out/bench-1B-f32.txt"
+        --peak-tflops 67 --peak-gbps $peak --json "$out/bench-1B-f32.json" 2>&1 | tee "$out/bench-1B-f32.txt"
       ;;
     f16)
       # an F16 file for both engines (the issue's table has llama.cpp's F16 row); halves have no int8 form
       node dist/src/cli.js bench --backend vulkan --model 1B --prompt-tokens 128,512 --decode-tokens 64 --weights f16 \
-        --peers llama.cpp --peak-tflops 67 --peak-gbps 4800 --json "$out/bench-1B-f16.json" 2>&1 | tee "$out/bench-1B-f16.txt"
+        --peers llama.cpp --peak-tflops 67 --peak-gbps $peak --json "$out/bench-1B-f16.json" 2>&1 | tee "$out/bench-1B-f16.txt"
       ;;
     dispatch)
       # a step of 99 dispatches with next to no GPU work: the host alone (Dawn's null backend), then on the GPU —
@@ -53,8 +57,16 @@ for step in "$@"; do
       # the GPU's own cost of a dispatch in a pass, by what consecutive dispatches share (barriers or none)
       node scripts/device/dispatch-cost.mjs --backend vulkan | tee -a "$out/dispatch.txt"
       ;;
+    gemv)
+      # each decode GEMV shape alone, by layout (invocations, pairs of dots a group)
+      node scripts/device/gemv-rate.mjs | tee "$out/gemv.jsonl"
+      ;;
+    rate)
+      # a plain int8 GEMM on the subgroup matrices, no scales: what the tensor cores give through Dawn at all
+      node scripts/device/int8-matrix-rate.mjs | tee "$out/int8-matrix-rate.jsonl"
+      ;;
     *)
-      echo "int8-bench.sh: unknown step '$step' (probe, cold, accuracy, q8_0, q4_k_m, f32, f16, dispatch)" >&2
+      echo "int8-bench.sh: unknown step '$step' (probe, cold, accuracy, q8_0, q4_k_m, f32, f16, dispatch, gemv, rate)" >&2
       exit 2
       ;;
   esac
