@@ -6,6 +6,7 @@ import { weightFormats } from '../../weights/formats.js';
 import { epilogueOf } from './epilogue.js';
 import { gemvFrame } from './gemv.js';
 import { linearInputs, xElement } from './inputs.js';
+import { int8QuantizeWgsl } from './int8-staging.js';
 import { GEMV_LANES as LANES, INT8_BLOCK, type LinearOptions, type LinearSpec } from './spec.js';
 
 /**
@@ -67,7 +68,7 @@ fn wQuad(block: u32, h: u32) -> vec4<u32> { return vec4<u32>(wInt8(block, 4u * h
     .join('\n');
   // x quantized as quantizeBlock (int8-staging.ts) does it, a quarter-block of 8 values an invocation: each block's
   // largest |x| and its sum of q over its four invocations (subgroup shuffles, else through workgroup memory), so
-  // every invocation quantizes and the block's scale and values are the same bits as quantizeBlock's
+  // every invocation quantizes; the scale and rounding are int8QuantizeWgsl's, as quantizeBlock's are
   const quarters = s.k / 8;
   const acrossBlock = (v: string, op: (a: string, b: string) => string, type: string): string =>
     o.subgroups
@@ -88,10 +89,10 @@ fn wQuad(block: u32, h: u32) -> vec4<u32> { return vec4<u32>(wInt8(block, 4u * h
     let m = max(abs(v0), abs(v1));
     var amax = max(max(m.x, m.y), max(m.z, m.w));
     ${acrossBlock('amax', max, 'f32')}
-    let d = preciseDiv(amax, 127.0);
-    let id = select(0.0, preciseDiv(1.0, d), d > 0.0);
-    let q0 = vec4<i32>(clamp(round(v0 * id), vec4<f32>(-127.0), vec4<f32>(127.0)));
-    let q1 = vec4<i32>(clamp(round(v1 * id), vec4<f32>(-127.0), vec4<f32>(127.0)));${
+    let di = int8Scale(amax);
+    let d = di.x;
+    let q0 = int8Round(v0, di.y);
+    let q1 = int8Round(v1, di.y);${
       form.offset
         ? `
     let qs = q0 + q1;
@@ -120,6 +121,8 @@ var<private> xBase: u32;
 ${preciseMath}
 
 ${wFunctions}
+
+${int8QuantizeWgsl}
 
 fn dots(a: vec4<u32>, b: vec4<u32>) -> i32 {
   return dot4I8Packed(a.x, b.x) + dot4I8Packed(a.y, b.y) + dot4I8Packed(a.z, b.z) + dot4I8Packed(a.w, b.w);

@@ -166,12 +166,28 @@ export function blockLoop(rows: number, bBegin: string, bEnd: string, products: 
 }
 
 /**
+ * The arithmetic of x's int8 quantization (llama.cpp's q8_1), which every int8 kernel's quantizer calls so that
+ * their bits agree: `fn int8Scale(amax) -> vec2<f32>` — d = amax/127 and its inverse (0 where d is 0) — and
+ * `fn int8Round(v, id) -> vec4<i32>` — round(v/d) within ±127.
+ */
+export const int8QuantizeWgsl = `fn int8Scale(amax: f32) -> vec2<f32> {
+  let d = preciseDiv(amax, 127.0);
+  return vec2<f32>(d, select(0.0, preciseDiv(1.0, d), d > 0.0));
+}
+
+fn int8Round(v: vec4<f32>, id: f32) -> vec4<i32> {
+  return vec4<i32>(clamp(round(v * id), vec4<f32>(-127.0), vec4<f32>(127.0)));
+}`;
+
+/**
  * `fn quantizeBlock(b) -> QuantizedBlock`: block b of the x row at `xBase` (vec4s; after the norm, by the private
  * `scale`, where the spec has one) quantized as llama.cpp's q8_1 — d = max|x|/127, q = round(x/d) — its eight words
  * of four int8 (pack4xI8's order), d, and the block's sum d·Σq (the dequantized values').
  */
 export function quantizeBlockWgsl(s: LinearSpec): string {
-  return `struct QuantizedBlock { words: array<u32, ${WORDS}>, d: f32, sum: f32 }
+  return `${int8QuantizeWgsl}
+
+struct QuantizedBlock { words: array<u32, ${WORDS}>, d: f32, sum: f32 }
 
 fn quantizeBlock(b: u32) -> QuantizedBlock {
   var v: array<vec4<f32>, ${WORDS}>;
@@ -182,12 +198,12 @@ fn quantizeBlock(b: u32) -> QuantizedBlock {
     let m = abs(v[j]);
     amax = max(amax, max(max(m.x, m.y), max(m.z, m.w)));
   }
-  let d = preciseDiv(amax, 127.0);
-  let id = select(0.0, preciseDiv(1.0, d), d > 0.0);
+  let di = int8Scale(amax);
+  let d = di.x;
   var out: QuantizedBlock;
   var sum = vec4<i32>(0);
   for (var j = 0u; j < ${WORDS}u; j++) {
-    let q = vec4<i32>(clamp(round(v[j] * id), vec4<f32>(-127.0), vec4<f32>(127.0)));
+    let q = int8Round(v[j], di.y);
     sum += q;
     out.words[j] = pack4xI8(q);
   }
