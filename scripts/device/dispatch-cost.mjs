@@ -7,12 +7,13 @@
 //   bash .device/vulkan-run node scripts/device/dispatch-cost.mjs [--dispatches 83] [--backend vulkan]
 import { parseArgs } from 'node:util';
 import { openGpu } from '../../dist/src/runtime/gpu.js';
+import { passTimer } from './pass-timer.mjs';
 
 const { values } = parseArgs({ options: { dispatches: { type: 'string', default: '83' }, backend: { type: 'string' } } });
 const n = Number(values.dispatches);
 const gpu = await openGpu({ backend: values.backend ?? process.env.WEBGPU_BACKEND, toggles: ['disable_robustness'] });
 const { device } = gpu;
-const timestamps = device.features.has('timestamp-query');
+const timer = passTimer(gpu);
 const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
 const kernel = (access) =>
@@ -36,34 +37,14 @@ const patterns = {
   'chain-wide': { pipeline: pipelines.write, groups: Array(n).fill(group(pipelines.write, buffers[0])), workgroups: 1056 },
 };
 
-const querySet = timestamps ? device.createQuerySet({ type: 'timestamp', count: 2 }) : undefined;
-const resolved = timestamps ? device.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC }) : undefined;
-const readBack = timestamps ? device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }) : undefined;
-
-async function passSeconds({ pipeline, groups, workgroups }) {
-  const encoder = device.createCommandEncoder();
-  const pass = encoder.beginComputePass(querySet ? { timestampWrites: { querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {});
-  pass.setPipeline(pipeline);
-  for (const g of groups) {
-    pass.setBindGroup(0, g);
-    pass.dispatchWorkgroups(workgroups);
-  }
-  pass.end();
-  if (querySet) {
-    encoder.resolveQuerySet(querySet, 0, 2, resolved, 0);
-    encoder.copyBufferToBuffer(resolved, 0, readBack, 0, 16);
-  }
-  const t0 = performance.now();
-  device.queue.submit([encoder.finish()]);
-  if (!querySet) {
-    await device.queue.onSubmittedWorkDone();
-    return (performance.now() - t0) / 1000;
-  }
-  await readBack.mapAsync(GPUMapMode.READ);
-  const [begin, end] = new BigUint64Array(readBack.getMappedRange().slice(0));
-  readBack.unmap();
-  return Number(end - begin) / 1e9;
-}
+const passSeconds = ({ pipeline, groups, workgroups }) =>
+  timer.seconds((pass) => {
+    pass.setPipeline(pipeline);
+    for (const g of groups) {
+      pass.setBindGroup(0, g);
+      pass.dispatchWorkgroups(workgroups);
+    }
+  });
 
 for (const [name, pattern] of Object.entries(patterns)) {
   const samples = [];
@@ -80,7 +61,7 @@ for (const [name, pattern] of Object.entries(patterns)) {
       workgroups: pattern.workgroups,
       pass_ms: pass * 1000,
       per_dispatch_us: (pass * 1e6) / n,
-      clock: timestamps ? 'timestamp' : 'host',
+      clock: timer.clock,
       device: `${gpu.backend}: ${gpu.adapter}`,
     }),
   );

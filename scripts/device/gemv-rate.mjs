@@ -9,11 +9,12 @@ import * as A from '../../dist/src/affine.js';
 import { defaultLinearOptions, linearKernels } from '../../dist/src/codegen/linear/index.js';
 import { gemvPairs, gemvThreads, GEMV_LANES } from '../../dist/src/codegen/linear/spec.js';
 import { openGpu } from '../../dist/src/runtime/gpu.js';
+import { passTimer } from './pass-timer.mjs';
 
 const { values } = parseArgs({ options: { backend: { type: 'string' }, quick: { type: 'boolean', default: false } } });
 const gpu = await openGpu({ backend: values.backend ?? process.env.WEBGPU_BACKEND, toggles: ['disable_robustness'] });
 const { device } = gpu;
-const timestamps = device.features.has('timestamp-query');
+const timer = passTimer(gpu);
 const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
 // name, epilogue, K, stacked rows N, norm
@@ -34,34 +35,15 @@ const bytesOf = (weights, n, k) => (weights === 'f32' ? n * k * 4 : n * k + (n *
 const round16 = (b) => Math.ceil(b / 16) * 16;
 const buffer = (bytes) => device.createBuffer({ size: round16(Math.max(bytes, 16)), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
 const uniform = device.createBuffer({ size: 64, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
-const querySet = timestamps ? device.createQuerySet({ type: 'timestamp', count: 2 }) : undefined;
-const resolved = timestamps ? device.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC }) : undefined;
-const readBack = timestamps ? device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }) : undefined;
 
-async function passSeconds(pipeline, groups, counts) {
-  const encoder = device.createCommandEncoder();
-  const pass = encoder.beginComputePass(querySet ? { timestampWrites: { querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {});
-  pass.setPipeline(pipeline);
-  for (const g of groups) {
-    pass.setBindGroup(0, g);
-    pass.dispatchWorkgroups(...counts);
-  }
-  pass.end();
-  if (querySet) {
-    encoder.resolveQuerySet(querySet, 0, 2, resolved, 0);
-    encoder.copyBufferToBuffer(resolved, 0, readBack, 0, 16);
-  }
-  const t0 = performance.now();
-  device.queue.submit([encoder.finish()]);
-  if (!querySet) {
-    await device.queue.onSubmittedWorkDone();
-    return (performance.now() - t0) / 1000;
-  }
-  await readBack.mapAsync(GPUMapMode.READ);
-  const [begin, end] = new BigUint64Array(readBack.getMappedRange().slice(0));
-  readBack.unmap();
-  return Number(end - begin) / 1e9;
-}
+const passSeconds = (pipeline, groups, counts) =>
+  timer.seconds((pass) => {
+    pass.setPipeline(pipeline);
+    for (const g of groups) {
+      pass.setBindGroup(0, g);
+      pass.dispatchWorkgroups(...counts);
+    }
+  });
 
 const best = {};
 for (const weights of weightsKinds)
@@ -126,7 +108,7 @@ for (const weights of weightsKinds)
           workgroups: counts[0] * counts[1],
           us: seconds * 1e6,
           gb_per_s: wBytes / seconds / 1e9,
-          clock: timestamps ? 'timestamp' : 'host',
+          clock: timer.clock,
         };
         console.log(JSON.stringify(out));
         const key = `${name} ${weights}`;

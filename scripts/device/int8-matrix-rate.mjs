@@ -4,6 +4,7 @@
 //   bash .device/vulkan-run node scripts/device/int8-matrix-rate.mjs [--variants name,...] [--quick] [--compile-only] [--emulate] [--robust]
 import { parseArgs } from 'node:util';
 import { openGpu } from '../../dist/src/runtime/gpu.js';
+import { passTimer } from './pass-timer.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -487,35 +488,16 @@ async function spotCheck(d) {
 }
 
 // ---- timing ----------------------------------------------------------------------------------------------------
-const timestamps = device.features.has('timestamp-query');
-const querySet = timestamps ? device.createQuerySet({ type: 'timestamp', count: 2 }) : undefined;
-const resolved = timestamps ? device.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC }) : undefined;
-const readBack = timestamps ? device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }) : undefined;
+const timer = passTimer(gpu);
 const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
 /** seconds of one pass of `repeat` dispatches (timestamps at the pass's start and end, else the host clock) */
-async function passSeconds(x, pipeline, group, d, repeat) {
-  const enc = device.createCommandEncoder();
-  const pass = enc.beginComputePass(querySet ? { timestampWrites: { querySet, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } } : {});
-  pass.setPipeline(pipeline);
-  pass.setBindGroup(0, group);
-  for (let r = 0; r < repeat; r++) pass.dispatchWorkgroups(d.N / x.BN, d.M / x.BM);
-  pass.end();
-  if (querySet) {
-    enc.resolveQuerySet(querySet, 0, 2, resolved, 0);
-    enc.copyBufferToBuffer(resolved, 0, readBack, 0, 16);
-  }
-  const t0 = performance.now();
-  device.queue.submit([enc.finish()]);
-  if (!querySet) {
-    await device.queue.onSubmittedWorkDone();
-    return (performance.now() - t0) / 1000;
-  }
-  await gpu.mapRead(readBack);
-  const [begin, end] = new BigUint64Array(readBack.getMappedRange().slice(0));
-  readBack.unmap();
-  return Number(end - begin) / 1e9;
-}
+const passSeconds = (x, pipeline, group, d, repeat) =>
+  timer.seconds((pass) => {
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, group);
+    for (let r = 0; r < repeat; r++) pass.dispatchWorkgroups(d.N / x.BN, d.M / x.BM);
+  });
 
 const RUN_S = 0.0025;
 const MAX_REPEAT = 400;
@@ -583,7 +565,7 @@ for (const s of timedShapes) {
         ms: +(seconds * 1000).toFixed(4),
         tops: +((2 * s.M * s.N * s.K) / seconds / 1e12).toFixed(2),
         repeat,
-        clock: timestamps ? 'timestamp' : 'host',
+        clock: timer.clock,
       });
       rows.push(row);
     } catch (e) {
