@@ -46,6 +46,14 @@ const COMBINE_THREADS = 64;
 /** The masked-score sentinel and the running max before any key: the most negative finite f32. */
 const NEG = '-3.402823e38';
 
+/**
+ * Values of V a decode group loads before it adds any (8: the 1B decode's 192 keys over 16 groups take two rounds
+ * of loads, where one value at a time took twelve load latencies in a row).
+ */
+const V_IN_FLIGHT = 8;
+/** `c0 + i` as WGSL. */
+const c0Plus = (i: number): string => (i === 0 ? 'c0' : `c0 + ${i}u`);
+
 /** Decode splits: at most this many, and at least this many cache rows per split. */
 const MAX_SPLITS = 32;
 /** The adapter's limits that size the kernels. */
@@ -257,6 +265,12 @@ function decodeKernels(spec: AttentionSpec, o: AttentionOptions): AttentionKerne
   const ran = `min((keys + ${u(TILE - 1)}) / ${u(TILE)}, ${u(splits)})`;
   const sg = o.subgroups === true;
   const sgArgs = sg ? ', sgSize, sgLane' : '';
+  // a group's weighted sum takes its keys c0, c0 + groups, … V_IN_FLIGHT at a time, all their values loaded first
+  // (at clamped rows; only those below n are added, in key order)
+  const vis = Array.from({ length: V_IN_FLIGHT }, (_, i) => i);
+  const loadValues = (c0: string, indent: string): string =>
+    vis.map((i) => `${indent}v${i} = v[(t0 + min(${c0} + ${u(i * groups)}, n - 1u)) * ${u(kd)} + kvBase + d];`).join('\n');
+  const addValues = vis.map((i) => `        if (${c0Plus(i * groups)} < n) { o += probs[${c0Plus(i * groups)}] * v${i}; }`).join('\n');
   const partial = kernelSource(
     [
       readBinding(spec.q, 'q', T),
@@ -289,10 +303,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
   var m = ${NEG};
   var l = 0.0;
   var acc = ${T}(0.0);
+${vis.map((i) => `  var v${i}: ${T};`).join('\n')}
   for (var t0 = first; t0 < last; t0 += ${u(TILE)}) {
-    // the group's first value of the tile, loaded before the scores and reductions it waits for
-    var vFirst = ${T}(0.0);
-    if (g < ${u(groups)} && t0 + g < last) { vFirst = v[(t0 + g) * ${u(kd)} + kvBase + d]; }
+    let n = min(${u(TILE)}, last - t0);
+    // the group's first ${V_IN_FLIGHT} values of the tile, loaded before the scores and reductions they wait for
+${loadValues('g', '    ')}
     let key = t0 + lane;
     var s = ${NEG};
     if (key < last) {
@@ -310,11 +325,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
     let sum = reduceSum(lane, p${sgArgs});
     l = l * scale + sum;
     m = mNew;
-    let n = min(${u(TILE)}, last - t0);
     if (g < ${u(groups)}) {
       var o = acc * scale;
-      if (g < n) { o += probs[g] * vFirst; }
-      for (var c = g + ${u(groups)}; c < n; c += ${u(groups)}) { o += probs[c] * v[(t0 + c) * ${u(kd)} + kvBase + d]; }
+      for (var c0 = g; c0 < n; c0 += ${u(V_IN_FLIGHT * groups)}) {
+        if (c0 != g) {
+${loadValues('c0', '          ')}
+        }
+${addValues}
+      }
       acc = o;
     }
   }

@@ -22,10 +22,21 @@ export interface Epilogue {
   /** WGSL expressions of the w rows that a unit's dots read */
   readonly wRows: (unit: string) => readonly [string, string];
   readonly bindings: readonly KernelBinding[];
+  /**
+   * `fn pre(row, unit) -> vec2<f32>`: what the epilogue reads from memory for a unit, and `fn emitWith(row, unit, a,
+   * b, pre)` — a GEMV reads it before its products, so that its latency is not paid after them — and
+   * `fn emit(row, unit, a, b)`, the two in one
+   */
   readonly emit: string;
 }
 
-function epilogue(s: LinearSpec, bindings: readonly KernelBinding[], body: string): Epilogue {
+/** An epilogue's body over a unit's two dots `a`, `b` and `pre`, the vec2 its `load` reads (none: zeros). */
+interface Body {
+  readonly load?: string;
+  readonly body: string;
+}
+
+function epilogue(s: LinearSpec, bindings: readonly KernelBinding[], { load, body }: Body): Epilogue {
   const unitRows = unitRowsOf[s.epilogue.kind];
   const units = unitRows === 'columns' ? s.n : s.n / 2;
   const wRows = match(unitRows)
@@ -33,20 +44,26 @@ function epilogue(s: LinearSpec, bindings: readonly KernelBinding[], body: strin
     .with('pairs', () => (u: string) => [`2u * ${u}`, `2u * ${u} + 1u`] as const)
     .with('halves', () => (u: string) => [u, `${u} + ${units}u`] as const)
     .exhaustive();
-  return { units, unitRows, dots: unitRows === 'columns' ? 1 : 2, wRows, bindings, emit: `fn emit(row: u32, unit: u32, a: f32, b: f32) {${body}\n}` };
+  const emit = `fn pre(row: u32, unit: u32) -> vec2<f32> {${load ?? '\n  return vec2<f32>(0.0);'}\n}
+fn emitWith(row: u32, unit: u32, a: f32, b: f32, pre: vec2<f32>) {${body}\n}
+fn emit(row: u32, unit: u32, a: f32, b: f32) { emitWith(row, unit, a, b, pre(row, unit)); }`;
+  return { units, unitRows, dots: unitRows === 'columns' ? 1 : 2, wRows, bindings, emit };
 }
 
 function storeEpilogue(s: LinearSpec, e: Extract<LinearEpilogue, { kind: 'store' }>): Epilogue {
-  return epilogue(s, [writeBinding(e.out, 'out')], `\n  out[row * ${s.n}u + unit] = a;`);
+  return epilogue(s, [writeBinding(e.out, 'out')], { body: `\n  out[row * ${s.n}u + unit] = a;` });
 }
 
 function residualEpilogue(s: LinearSpec, e: Extract<LinearEpilogue, { kind: 'residual' }>): Epilogue {
-  return epilogue(s, [readBinding(e.residual, 'residual'), writeBinding(e.out, 'out')], `\n  out[row * ${s.n}u + unit] = residual[row * ${s.n}u + unit] + a;`);
+  return epilogue(s, [readBinding(e.residual, 'residual'), writeBinding(e.out, 'out')], {
+    load: `\n  return vec2<f32>(residual[row * ${s.n}u + unit], 0.0);`,
+    body: `\n  out[row * ${s.n}u + unit] = pre.x + a;`,
+  });
 }
 
 function gluEpilogue(s: LinearSpec, e: Extract<LinearEpilogue, { kind: 'glu' }>): Epilogue {
   if (s.n % 2 !== 0) throw new Error(`glu needs an even number of stacked rows, got ${s.n}`);
-  return epilogue(s, [writeBinding(e.out, 'out')], `\n  out[row * ${s.n / 2}u + unit] = (${activations.silu('a')}) * b;`);
+  return epilogue(s, [writeBinding(e.out, 'out')], { body: `\n  out[row * ${s.n / 2}u + unit] = (${activations.silu('a')}) * b;` });
 }
 
 function qkvEpilogue(s: LinearSpec, e: Extract<LinearEpilogue, { kind: 'qkv' }>): Epilogue {
@@ -57,14 +74,20 @@ function qkvEpilogue(s: LinearSpec, e: Extract<LinearEpilogue, { kind: 'qkv' }>)
   return epilogue(
     s,
     [readBinding(e.cos, 'cosT'), readBinding(e.sin, 'sinT'), writeBinding(e.q, 'q'), writeBinding(e.kCache, 'kCache'), writeBinding(e.vCache, 'vCache')],
-    `
+    {
+      // the cosine and sine of a rotated pair (a v pair's are read and not used)
+      load: `
+  let c0 = 2u * unit;
+  let local = select(c0 - ${e.qSize}u, c0, c0 < ${e.qSize}u);
+  let at = (dims.P + row) * ${half}u + (local / 2u) % ${half}u;
+  return vec2<f32>(cosT[at], sinT[at]);`,
+      body: `
   let c0 = 2u * unit;
   let pos = dims.P + row;
   if (c0 < ${e.qSize + e.kvSize}u) {
     let local = select(c0 - ${e.qSize}u, c0, c0 < ${e.qSize}u);
-    let at = pos * ${half}u + (local / 2u) % ${half}u;
-    let c = cosT[at];
-    let s = sinT[at];
+    let c = pre.x;
+    let s = pre.y;
     let r0 = a * c - b * s;
     let r1 = a * s + b * c;
     if (c0 < ${e.qSize}u) {
@@ -79,6 +102,7 @@ function qkvEpilogue(s: LinearSpec, e: Extract<LinearEpilogue, { kind: 'qkv' }>)
     vCache[pos * ${e.kvSize}u + local] = a;
     vCache[pos * ${e.kvSize}u + local + 1u] = b;
   }`,
+    },
   );
 }
 

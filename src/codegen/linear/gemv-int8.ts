@@ -5,7 +5,7 @@ import { kernelSource, preciseMath, type KernelSource } from '../wgsl.js';
 import { weightFormats } from '../../weights/formats.js';
 import { epilogueOf } from './epilogue.js';
 import { gemvFrame } from './gemv.js';
-import { linearInputs, xElement } from './inputs.js';
+import { linearInputs, rowScale, xElement } from './inputs.js';
 import { int8QuantizeWgsl } from './int8-staging.js';
 import { GEMV_LANES as LANES, INT8_BLOCK, type LinearOptions, type LinearSpec } from './spec.js';
 
@@ -41,22 +41,32 @@ fn wQuad(block: u32, h: u32) -> vec4<u32> { return vec4<u32>(wInt8(block, 4u * h
   const exact = halves % stride === 0;
   const js = Array.from({ length: unroll }, (_, j) => j);
   const at = (j: number, h: string): string => (exact ? `(${h} + ${j * LANES}u)` : `min(${h} + ${j * LANES}u, ${halves - 1}u)`);
+  // the scale of a lane's half: the block's, or the half's own where the form has one per 16 values
+  const halfOf = (hb: string): string => (form.scales === 2 ? `${hb} & 1u` : '0u');
+  // a half-block's quads and its scale (and the block's offset) are loaded together, so that no read of w waits
+  // until its products are due
+  const scaleOf = (r: string, hb: string): string =>
+    form.offset ? `vec2<f32>(wScale(${r} + (${hb} >> 1u), ${halfOf(hb)}), wOffset(${r} + (${hb} >> 1u)))` : `wScale(${r} + (${hb} >> 1u), ${halfOf(hb)})`;
+  const scaleType = form.offset ? 'vec2<f32>' : 'f32';
   const load = (h: string, indent: string): string =>
     ps
       .flatMap((p) =>
-        js.map(
-          (j) =>
-            `${indent}qa${p}_${j} = wQuad(ra${p} + (${at(j, h)} >> 1u), ${at(j, h)} & 1u);\n${indent}qb${p}_${j} = wQuad(rb${p} + (${at(j, h)} >> 1u), ${at(j, h)} & 1u);`,
+        js.map((j) =>
+          ['a', 'b']
+            .map(
+              (r) =>
+                `${indent}q${r}${p}_${j} = wQuad(r${r}${p} + (${at(j, h)} >> 1u), ${at(j, h)} & 1u);\n${indent}s${r}${p}_${j} = ${scaleOf(`r${r}${p}`, at(j, h))};`,
+            )
+            .join('\n'),
         ),
       )
       .join('\n');
-  // the scale of a lane's half: the block's, or the half's own where the form has one per 16 values
-  const halfOf = (hb: string): string => (form.scales === 2 ? `${hb} & 1u` : '0u');
   const uses = js
     .map((j) => {
       const pair = (p: number): string => {
-        const offset = form.offset ? `\n      if ((hb & 1u) == 0u) { part${p} -= xs[b] * vec2<f32>(wOffset(ra${p} + b), wOffset(rb${p} + b)); }` : '';
-        return `var part${p} = xd[b] * vec2<f32>(f32(dots(xv, qa${p}_${j})) * wScale(ra${p} + b, ${halfOf('hb')}), f32(dots(xv, qb${p}_${j})) * wScale(rb${p} + b, ${halfOf('hb')}));${offset}
+        const [sa, sb] = form.offset ? [`sa${p}_${j}.x`, `sb${p}_${j}.x`] : [`sa${p}_${j}`, `sb${p}_${j}`];
+        const offset = form.offset ? `\n      if ((hb & 1u) == 0u) { part${p} -= xs[b] * vec2<f32>(sa${p}_${j}.y, sb${p}_${j}.y); }` : '';
+        return `var part${p} = xd[b] * vec2<f32>(f32(dots(xv, qa${p}_${j})) * ${sa}, f32(dots(xv, qb${p}_${j})) * ${sb});${offset}
       acc${p} += part${p};`;
       };
       const body = `let hb = h0 + ${j * LANES}u;
@@ -70,6 +80,11 @@ fn wQuad(block: u32, h: u32) -> vec4<u32> { return vec4<u32>(wInt8(block, 4u * h
   // largest |x| and its sum of q over its four invocations (subgroup shuffles, else through workgroup memory), so
   // every invocation quantizes; the scale and rounding are int8QuantizeWgsl's, as quantizeBlock's are
   const quarters = s.k / 8;
+  const iterations = Math.ceil(quarters / threads);
+  // with a norm and at most this many quarters an invocation, x and the norm weight are read once, into registers,
+  // before the norm's reduction: the sum of squares comes from the same values, and the reads' latency is not paid
+  // again after the reduction's barrier
+  const held = s.norm !== undefined && iterations <= 4;
   const acrossBlock = (v: string, op: (a: string, b: string) => string, type: string): string =>
     o.subgroups
       ? `${v} = ${op(v, `subgroupShuffleXor(${v}, 1u)`)};\n    ${v} = ${op(v, `subgroupShuffleXor(${v}, 2u)`)};`
@@ -80,12 +95,8 @@ fn wQuad(block: u32, h: u32) -> vec4<u32> { return vec4<u32>(wInt8(block, 4u * h
     workgroupBarrier();`;
   const max = (a: string, b: string): string => `max(${a}, ${b})`;
   const plus = (a: string, b: string): string => `${a} + ${b}`;
-  const quantizeQuarters = `  for (var base = 0u; base < ${quarters}u; base += ${threads}u) {
-    let qi = base + tid;
-    let live = qi < ${quarters}u;
-    let kk = 2u * min(qi, ${quarters - 1}u);
-    let v0 = ${xElement(s, 'xBase + kk', 'kk')};
-    let v1 = ${xElement(s, 'xBase + kk + 1u', 'kk + 1u')};
+  // quarter qi (its values v0, v1) quantized into xq, and its block's scale (and sum) by the block's first quarter
+  const quantizeQuarter = `    let live = qi < ${quarters}u;
     let m = max(abs(v0), abs(v1));
     var amax = max(max(m.x, m.y), max(m.z, m.w));
     ${acrossBlock('amax', max, 'f32')}
@@ -108,7 +119,40 @@ fn wQuad(block: u32, h: u32) -> vec4<u32> { return vec4<u32>(wInt8(block, 4u * h
       if (r == 0u) {
         xd[b] = d;${form.offset ? '\n        xs[b] = d * f32(qsum);' : ''}
       }
-    }
+    }`;
+  const kkOf = (qi: string): string => `2u * min(${qi}, ${quarters - 1}u)`;
+  const its = Array.from({ length: iterations }, (_, i) => i);
+  const quantizeQuarters = held
+    ? `${its
+        .map(
+          (i) => `  let kk${i} = ${kkOf(`${i * threads}u + tid`)};
+  let x${i}a = x[xBase + kk${i}];
+  let x${i}b = x[xBase + kk${i} + 1u];
+  let n${i}a = normWeight[kk${i}];
+  let n${i}b = normWeight[kk${i} + 1u];`,
+        )
+        .join('\n')}
+  var ss = 0.0;
+${its.map((i) => `  ss += select(0.0, dot(x${i}a, x${i}a) + dot(x${i}b, x${i}b), ${i * threads}u + tid < ${quarters}u);`).join('\n')}
+  let squares = sumWorkgroup(tid, vec2<f32>(ss, 0.0)${o.subgroups ? ', sgSize, sgLane' : ''}).x;
+  scale = ${rowScale(s, 'squares')};
+${its
+  .map(
+    (i) => `  {
+    let qi = ${i * threads}u + tid;
+    let v0 = n${i}a * (scale * x${i}a);
+    let v1 = n${i}b * (scale * x${i}b);
+${quantizeQuarter}
+  }`,
+  )
+  .join('\n')}`
+    : `${prologue}
+  for (var base = 0u; base < ${quarters}u; base += ${threads}u) {
+    let qi = base + tid;
+    let kk = ${kkOf('qi')};
+    let v0 = ${xElement(s, 'xBase + kk', 'kk')};
+    let v1 = ${xElement(s, 'xBase + kk + 1u', 'kk + 1u')};
+${quantizeQuarter}
   }`;
   return kernelSource(
     [...bindings, ...ep.bindings],
@@ -132,8 +176,8 @@ ${ep.emit}
 
 ${entry}
 ${ps.map((p) => `  let ra${p} = w0_${p} * ${blocks}u;\n  let rb${p} = w1_${p} * ${blocks}u;`).join('\n')}
-${ps.flatMap((p) => js.map((j) => `  var qa${p}_${j}: vec4<u32>;\n  var qb${p}_${j}: vec4<u32>;`)).join('\n')}
-${load('lane', '  ')}${prologue}
+${ps.flatMap((p) => js.map((j) => `  var qa${p}_${j}: vec4<u32>;\n  var qb${p}_${j}: vec4<u32>;\n  var sa${p}_${j}: ${scaleType};\n  var sb${p}_${j}: ${scaleType};`)).join('\n')}
+${load('lane', '  ')}
 ${quantizeQuarters}
   workgroupBarrier();
 ${ps.map((p) => `  var acc${p} = vec2<f32>(0.0);`).join('\n')}

@@ -51,11 +51,15 @@ export function gemvFrame(s: LinearSpec, o: LinearOptions, ep: Epilogue): GemvFr
       return `let u0_${p} = ${pair};\n  let w0_${p} = ${a0};\n  let w1_${p} = ${a1};`;
     })
     .join('\n  ');
+  // what the epilogue reads for each unit, read at the start (its units clamped as the w rows are)
+  const pres = ps
+    .map((p) => (perPair === 2 ? `let pre${p}a = pre(row, w0_${p});\n  let pre${p}b = pre(row, w1_${p});` : `let pre${p}a = pre(row, min(u0_${p}, ${last}));`))
+    .join('\n  ');
   const emit = (p: number): string =>
     perPair === 2
-      ? `if (u0_${p} < ${ep.units}u) { emit(row, u0_${p}, r${p}.x, 0.0); }
-    if (u0_${p} + 1u < ${ep.units}u) { emit(row, u0_${p} + 1u, r${p}.y, 0.0); }`
-      : `if (u0_${p} < ${ep.units}u) { emit(row, u0_${p}, r${p}.x, r${p}.y); }`;
+      ? `if (u0_${p} < ${ep.units}u) { emitWith(row, u0_${p}, r${p}.x, 0.0, pre${p}a); }
+    if (u0_${p} + 1u < ${ep.units}u) { emitWith(row, u0_${p} + 1u, r${p}.y, 0.0, pre${p}b); }`
+      : `if (u0_${p} < ${ep.units}u) { emitWith(row, u0_${p}, r${p}.x, r${p}.y, pre${p}a); }`;
   // sums of squares over the workgroup and dots over each group, a vec2 (a pair's two dots) at a time
   const sg = o.subgroups ? { op: 'subgroupAdd' as const } : undefined;
   const sgArgs = o.subgroups ? ', sgSize, sgLane' : '';
@@ -77,7 +81,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid:
   let g = tid / ${LANES}u;
   let lane = tid % ${LANES}u;
   xBase = row * ${K4}u;
-  ${rowsOf}`;
+  ${rowsOf}
+  ${pres}`;
   const finish = `${ps.map((p) => `  let r${p} = sumGroup(tid, acc${p}${sgArgs});`).join('\n')}
   if (lane == 0u) {
     ${ps.map(emit).join('\n    ')}
