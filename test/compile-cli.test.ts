@@ -225,7 +225,7 @@ describe('weft compile --format wgsl', () => {
   it('--dump-after writes the WGSL each stage compiles to', () => {
     const dir = join(tmp, 'wgsl-dumps');
     printed(weft('compile', stories, '--graph', 'decode', '--format', 'wgsl', '--dump-after', 'fuse-linear', '--dump-dir', dir));
-    const dump = readFileSync(join(dir, '003_fuse-linear.wgsl'), 'utf8');
+    const dump = readFileSync(join(dir, '004_fuse-linear.wgsl'), 'utf8');
     expect(dump).toMatch(/^\/\/ graph decode: \d+ dispatches\n/);
     expect(dump).not.toBe(printWgsl(compiled[1]!.graph, compiled[1]!.plan));
   });

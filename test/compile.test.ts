@@ -137,7 +137,7 @@ describe('weft compile: the IR', () => {
   it('prints the final graph as text, as the pipeline test has it', () => {
     for (const graph of ['prefill', 'decode']) {
       const out = succeeded(weft('compile', stories, '--graph', graph)).stdout;
-      expect(out).toBe(readFileSync(join(golden, 'passes/006_plan-buffers', `stories260K.${graph}.ir`), 'utf8'));
+      expect(out).toBe(readFileSync(join(golden, 'passes/007_plan-buffers', `stories260K.${graph}.ir`), 'utf8'));
       const g = parseGraph(out);
       verifyGraph(g);
       expect(printGraph(g)).toBe(out);
@@ -186,7 +186,7 @@ describe('weft compile --dump-after', () => {
     const dir = join(tmp, 'all');
     const r = succeeded(weft('compile', stories, '--graph', 'decode', '--dump-after', 'all', '--dump-dir', dir));
     const names = ['000_input', ...pipeline.map((p, i) => `00${i + 1}_${p.name}`)];
-    expect(r.stdout.split('\n')).toEqual([`decode: 6 passes, 33 dispatches; wrote ${names.map((n) => `${n}.ir`).join(', ')} to ${dir}`, '']);
+    expect(r.stdout.split('\n')).toEqual([`decode: 7 passes, 33 dispatches; wrote ${names.map((n) => `${n}.ir`).join(', ')} to ${dir}`, '']);
     expect(readdirSync(dir).sort()).toEqual(names.map((n) => `${n}.ir`));
     for (const name of names) {
       const text = readFileSync(join(dir, `${name}.ir`), 'utf8');
@@ -226,10 +226,10 @@ describe('weft compile --dump-after', () => {
 
   it('to stdout: each dump after a comment naming it, then the final graph', () => {
     const out = succeeded(weft('compile', stories, '--graph', 'decode', '--dump-after', 'fuse-linear')).stdout;
-    expect(out.match(/^# .*$/gm)).toEqual(['# 003_fuse-linear', '# final']);
+    expect(out.match(/^# .*$/gm)).toEqual(['# 004_fuse-linear', '# final']);
     const [dumped, final] = parseModule(out);
-    expect(printGraph(dumped!)).toBe(readFileSync(join(golden, 'passes/003_fuse-linear/stories260K.decode.ir'), 'utf8'));
-    expect(printGraph(final!)).toBe(readFileSync(join(golden, 'passes/006_plan-buffers/stories260K.decode.ir'), 'utf8'));
+    expect(printGraph(dumped!)).toBe(readFileSync(join(golden, 'passes/004_fuse-linear/stories260K.decode.ir'), 'utf8'));
+    expect(printGraph(final!)).toBe(readFileSync(join(golden, 'passes/007_plan-buffers/stories260K.decode.ir'), 'utf8'));
     const json = JSON.parse(succeeded(weft('compile', stories, '--graph', 'decode', '--dump-after', 'all', '--passes', 'none', '--format', 'json')).stdout);
     expect(json.dumps.map((d: { name: string }) => d.name)).toEqual(['000_input']);
     expect(json.graph.name).toBe('decode');
@@ -249,7 +249,7 @@ describe('weft compile: bad input', () => {
     [
       'an unknown pass',
       ['--graph', 'decode', '--passes', 'stack-weights,bogus', ...dump],
-      /unknown pass 'bogus' \(passes: stack-weights, insert-barriers, fuse-linear, fuse-attention, fuse-elementwise, plan-buffers\)/,
+      /unknown pass 'bogus' \(passes: stack-weights, split-norms, insert-barriers, fuse-linear, fuse-attention, fuse-elementwise, plan-buffers\)/,
     ],
     [
       '--dump-after a pass not in --passes',

@@ -159,7 +159,7 @@ describe('scheduled IR text', () => {
       /^s\.ir:27: kernel l0\.mix: unknown kernel kind 'bogus_template' \(kinds: an op name, linear\(prologue=…, epilogue=…\), attention\(causal\), elementwise\)$/,
     );
     expect(() => parseGraph(scheduled.replace('epilogue=qkv', 'epilogue=fancy'), 's.ir')).toThrow(
-      /^s\.ir:15: kernel l0\.qkv: unknown linear epilogue 'fancy' \(epilogues: store, residual, glu, qkv\)$/,
+      /^s\.ir:15: kernel l0\.qkv: unknown linear epilogue 'fancy' \(epilogues: store, residual, glu, qkv, qk, append\)$/,
     );
     const misfit = (from: string, to: string) => () => verifyGraph(parseGraph(scheduled.replace(from, to)));
     expect(misfit('epilogue=qkv', 'epilogue=glu')).toThrow(

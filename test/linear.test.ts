@@ -33,7 +33,8 @@ beforeAll(async () => {
 });
 afterAll(() => gpu?.destroy());
 
-type Kind = LinearEpilogue['kind'];
+/** the epilogue's kind; qk: qkv over stacked q and k alone (no v part, no v cache) */
+type Kind = LinearEpilogue['kind'] | 'qk';
 
 interface Case {
   readonly variant: LinearVariant;
@@ -51,7 +52,7 @@ interface Case {
 const QKV = { qSize: 48, kvSize: 16, headSize: 8, P: 5, context: 160 };
 
 function stackedRows(c: Case): number {
-  return c.kind === 'glu' ? 2 * c.n : c.kind === 'qkv' ? QKV.qSize + 2 * QKV.kvSize : c.n;
+  return c.kind === 'glu' ? 2 * c.n : c.kind === 'qkv' ? QKV.qSize + 2 * QKV.kvSize : c.kind === 'qk' ? QKV.qSize + QKV.kvSize : c.n;
 }
 
 function specOf(c: Case): LinearSpec {
@@ -62,7 +63,19 @@ function specOf(c: Case): LinearSpec {
         ? { kind: 'residual', residual: 'res', out: 'out' }
         : c.kind === 'glu'
           ? { kind: 'glu', out: 'out' }
-          : { kind: 'qkv', q: 'out', kCache: 'kc', vCache: 'vc', qSize: QKV.qSize, kvSize: QKV.kvSize, cos: 'cos', sin: 'sin', headSize: QKV.headSize };
+          : c.kind === 'append'
+            ? { kind: 'append', cache: 'ac' }
+            : {
+                kind: 'qkv',
+                q: 'out',
+                kCache: 'kc',
+                ...(c.kind === 'qkv' ? { vCache: 'vc' } : {}),
+                qSize: QKV.qSize,
+                kvSize: QKV.kvSize,
+                cos: 'cos',
+                sin: 'sin',
+                headSize: QKV.headSize,
+              };
   return {
     x: 'x',
     rows: c.variant === 'tiled' || c.variant === 'tiled-int8' ? A.sym('T') : A.constant(c.rows),
@@ -95,6 +108,7 @@ function reference(c: Case, data: Record<string, Float32Array>): Record<string, 
   const n = stackedRows(c);
   if (c.kind === 'store') return { out: y };
   if (c.kind === 'residual') return { out: y.map((v, i) => Math.fround(data.res![i]! + v)) };
+  if (c.kind === 'append') return { ac: ref.kvWrite(data.ac!, y, n, QKV.P) };
   if (c.kind === 'glu') {
     const out = new Float32Array(c.rows * c.n);
     for (let r = 0; r < c.rows; r++)
@@ -112,6 +126,7 @@ function reference(c: Case, data: Record<string, Float32Array>): Record<string, 
   };
   const q = ref.rope(part(0, qSize), data.cos!, data.sin!, qSize, headSize, P);
   const kc = ref.kvWrite(data.kc!, ref.rope(part(qSize, kvSize), data.cos!, data.sin!, kvSize, headSize, P), kvSize, P);
+  if (c.kind === 'qk') return { out: q, kc };
   const vc = ref.kvWrite(data.vc!, part(qSize + kvSize, kvSize), kvSize, P);
   return { out: q, kc, vc };
 }
@@ -139,7 +154,7 @@ async function runCase(c: Case, seed: number): Promise<{ errors: Record<string, 
   expect(linear.variant).toBe(c.variant);
   for (const k of linear.kernels) expect(k.source.wgsl.includes('subgroupAdd')).toBe(o.subgroups);
   const n = stackedRows(c);
-  const outCols = c.kind === 'glu' ? c.n : c.kind === 'qkv' ? QKV.qSize : c.n;
+  const outCols = c.kind === 'glu' ? c.n : c.kind === 'qkv' || c.kind === 'qk' ? QKV.qSize : c.n;
   const data: Record<string, Float32Array> = {
     x: ref.randomArray(c.rows * c.k, seed, 2),
     w: ref.randomArray(n * c.k, seed + 1, 1 / Math.sqrt(c.k)),
@@ -149,6 +164,7 @@ async function runCase(c: Case, seed: number): Promise<{ errors: Record<string, 
     sin: ref.randomArray(QKV.context * (QKV.headSize / 2), seed + 5, 1),
     kc: ref.randomArray(QKV.context * QKV.kvSize, seed + 6, 1),
     vc: ref.randomArray(QKV.context * QKV.kvSize, seed + 7, 1),
+    ac: ref.randomArray(QKV.context * n, seed + 8, 1),
   };
   // int8 variants quantize x after the norm, whose sum the kernel adds in another order than the reference: x is kept
   // away from rounding ties, where that last-ulp difference would flip a level (a whole step of the block's scale)
@@ -168,6 +184,7 @@ async function runCase(c: Case, seed: number): Promise<{ errors: Record<string, 
     { name: 'sin', role: 'weight' as const, dtype: 'f32' as const, shape: shape(QKV.context, QKV.headSize / 2) },
     { name: 'kc', role: 'state' as const, dtype: 'f32' as const, shape: shape(QKV.context, QKV.kvSize) },
     { name: 'vc', role: 'state' as const, dtype: 'f32' as const, shape: shape(QKV.context, QKV.kvSize) },
+    { name: 'ac', role: 'state' as const, dtype: 'f32' as const, shape: shape(QKV.context, n) },
     { name: 'out', role: 'activation' as const, dtype: 'f32' as const, shape: shape(c.rows, outCols) },
     ...linear.scratch.map((sc) => ({ name: sc.name, role: 'activation' as const, dtype: 'f32' as const, shape: sc.shape })),
   ].filter((b) => used.has(b.name));
@@ -328,6 +345,12 @@ describe('fused linear kernels against the CPU reference', () => {
       });
       cases.push({ variant: 'gemv', kind, k: weights === 'q8_0' ? 4128 : 4100, n: 7, rows: 3, norm: true, weights, tune: { subgroups: true, maxInvocations } });
     }
+  }
+  // q and k stacked without v (a Q4_K_M layer, whose Q6_K wv stacks apart) and that v appended to its cache: each
+  // qkv case without its v part, each store case as an append (the subgroup-matrix tiles' emulation left out)
+  for (const c of cases.filter((c) => !matrixVariants.includes(c.variant))) {
+    if (c.kind === 'qkv') cases.push({ ...c, kind: 'qk' });
+    if (c.kind === 'store') cases.push({ ...c, kind: 'append' });
   }
   cases.forEach((c, i) => {
     const what =

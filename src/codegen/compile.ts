@@ -44,19 +44,19 @@ function linearSpec(kind: Extract<KernelKind, { kind: 'linear' }>, members: read
       return { kind: 'residual', residual: ctx.bufferOf(add.args[0] === mm.name ? add.args[1] : add.args[0]), out: ctx.bufferOf(add.name) };
     })
     .with('glu', () => ({ kind: 'glu', out: ctx.bufferOf(find('mul')[0]!.name) }))
-    .with('qkv', () => {
+    .with('qkv', 'qk', (stacked) => {
       const ropes = find('rope');
       const writes = find('kv_write');
       const qSlice = find('slice').find((s) => s.attrs.start === 0)!;
       const qRope = ropes.find((r) => r.args[0] === qSlice.name)!;
       const kRope = ropes.find((r) => r !== qRope)!;
       const kWrite = writes.find((w) => w.args[1] === kRope.name)!;
-      const vWrite = writes.find((w) => w !== kWrite)!;
+      const vWrite = writes.find((w) => w !== kWrite);
       return {
         kind: 'qkv',
         q: ctx.bufferOf(qRope.name),
         kCache: ctx.bufferOf(kWrite.name),
-        vCache: ctx.bufferOf(vWrite.name),
+        ...(stacked === 'qkv' ? { vCache: ctx.bufferOf(vWrite!.name) } : {}),
         qSize: qSlice.attrs.size,
         kvSize: constDim(ctx.typeOf(kRope.name).shape[1]!, 'k width'),
         cos: ctx.bufferOf(qRope.args[1]),
@@ -64,6 +64,7 @@ function linearSpec(kind: Extract<KernelKind, { kind: 'linear' }>, members: read
         headSize: qRope.attrs.headSize,
       };
     })
+    .with('append', () => ({ kind: 'append', cache: ctx.bufferOf(find('kv_write')[0]!.name) }))
     .exhaustive();
   const [rows, kk] = ctx.typeOf(mm.args[0]).shape;
   return {

@@ -7,7 +7,7 @@ import { elementwiseOps, opSignatures } from './types.js';
 import type { Graph, KernelItem, KernelKind, LinearEpilogue, LinearPrologue, Op, OpName } from './types.js';
 
 const PROLOGUES: readonly LinearPrologue[] = ['none', 'rmsnorm'];
-const EPILOGUES: readonly LinearEpilogue[] = ['store', 'residual', 'glu', 'qkv'];
+const EPILOGUES: readonly LinearEpilogue[] = ['store', 'residual', 'glu', 'qkv', 'qk', 'append'];
 
 /** `rmsnorm`, `linear(prologue=rmsnorm, epilogue=qkv)`, `attention(causal)`, `elementwise`. */
 export function formatKind(k: KernelKind): string {
@@ -121,6 +121,23 @@ function qkvEpilogue(mm: Op, users: Users): readonly Op[] | Mismatch {
   return [q!, k!, v!, qRot, kRot, kWrite, vWrite];
 }
 
+/** Q/K with V stacked apart: two slices, q and k rotated by the same tables, k appended to its cache. */
+function qkEpilogue(mm: Op, users: Users): readonly Op[] | Mismatch {
+  const [q, k] = (users.get(mm.name) ?? []) as Extract<Op, { op: 'slice' }>[];
+  if (q!.attrs.start !== 0 || k!.attrs.start !== q!.attrs.size) return { reason: 'its two slices are not q, then k' };
+  const qRot = only(users, q!.name);
+  const kRot = only(users, k!.name);
+  if (qRot?.op !== 'rope' || kRot?.op !== 'rope') {
+    return { reason: `q and k are read by ${ops([...(users.get(q!.name) ?? []), ...(users.get(k!.name) ?? [])])}, not each by one rope` };
+  }
+  if (qRot.attrs.headSize !== kRot.attrs.headSize || qRot.args[1] !== kRot.args[1] || qRot.args[2] !== kRot.args[2]) {
+    return { reason: 'q and k are rotated by different tables or head sizes' };
+  }
+  const kWrite = only(users, kRot.name);
+  if (kWrite?.op !== 'kv_write') return { reason: `the rotated k is read by ${ops(users.get(kRot.name) ?? [])}, not by one kv_write` };
+  return [q!, k!, qRot, kRot, kWrite];
+}
+
 /** The epilogue a linear kernel takes after `mm`, or why none fits the nodes that read it. */
 export function linearEpilogue(mm: Op, { users, outputs }: GraphIndex): { readonly kind: LinearEpilogue; readonly nodes: readonly Op[] } | Mismatch {
   const readers = users.get(mm.name) ?? [];
@@ -129,9 +146,18 @@ export function linearEpilogue(mm: Op, { users, outputs }: GraphIndex): { readon
   const slices = readers.filter((r) => r.op === 'slice');
   const tail = (nodes: readonly Op[] | Mismatch, kind: LinearEpilogue) => ('reason' in nodes ? nodes : { kind, nodes });
   if (readers.length === 1 && readers[0]!.op === 'add') return { kind: 'residual', nodes: readers };
-  if (readers.length === 2 && slices.length === 2) return tail(gluEpilogue(mm, users), 'glu');
+  if (readers.length === 1 && readers[0]!.op === 'kv_write' && readers[0]!.args[1] === mm.name) return { kind: 'append', nodes: readers };
+  if (readers.length === 2 && slices.length === 2) {
+    // two slices: gate and up, else q and k
+    const glu = gluEpilogue(mm, users);
+    if (!('reason' in glu)) return { kind: 'glu', nodes: glu };
+    const qk = qkEpilogue(mm, users);
+    return 'reason' in qk ? glu : { kind: 'qk', nodes: qk };
+  }
   if (readers.length === 3 && slices.length === 3) return tail(qkvEpilogue(mm, users), 'qkv');
-  return { reason: `no epilogue reads ${ops(readers)} (epilogues: a residual add; silu(gate) · up over two slices; rope and kv_write over three)` };
+  return {
+    reason: `no epilogue reads ${ops(readers)} (epilogues: a residual add; a kv_write; silu(gate) · up or rope and kv_write over two slices; rope and kv_write over three)`,
+  };
 }
 
 /** The RMSNorm a linear kernel recomputes for `mm`'s input, or why it cannot. */

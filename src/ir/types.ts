@@ -111,8 +111,11 @@ export const opSignatures: { readonly [O in OpName]: OpSignature<O> } = {
 
 /** What a fused linear kernel computes before its matmul: the RMSNorm of its input row, or nothing. */
 export type LinearPrologue = 'none' | 'rmsnorm';
-/** What it does with each output: store it, add it to a residual, SiLU(gate)·up of a stacked gate/up, or RoPE + KV append of a stacked q/k/v. */
-export type LinearEpilogue = 'store' | 'residual' | 'glu' | 'qkv';
+/**
+ * What it does with each output: store it, add it to a residual, SiLU(gate)·up of a stacked gate/up, RoPE + KV append
+ * of a stacked q/k/v or of a stacked q/k (v stacked apart: a Q4_K_M layer), or append it to a KV cache (that v).
+ */
+export type LinearEpilogue = 'store' | 'residual' | 'glu' | 'qkv' | 'qk' | 'append';
 
 /**
  * The kind of a kernel: which codegen template emits it, as data the verifier checks against the kernel's

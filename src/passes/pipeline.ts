@@ -7,9 +7,10 @@ import { fuseLinear } from './fuse-linear.js';
 import { insertBarriers } from './insert-barriers.js';
 import type { Pass } from './pass.js';
 import { planBuffers } from './plan-buffers.js';
+import { splitNorms } from './split-norms.js';
 import { stackWeights } from './stack-weights.js';
 
-export const pipeline: readonly Pass[] = [stackWeights, insertBarriers, fuseLinear, fuseAttention, fuseElementwise, planBuffers];
+export const pipeline: readonly Pass[] = [stackWeights, splitNorms, insertBarriers, fuseLinear, fuseAttention, fuseElementwise, planBuffers];
 
 export function passesByName(names: readonly string[]): Pass[] {
   return names.map((name) => {

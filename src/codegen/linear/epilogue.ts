@@ -11,7 +11,13 @@ import type { LinearEpilogue, LinearSpec } from './spec.js';
 export type UnitRows = 'columns' | 'pairs' | 'halves';
 
 /** Each epilogue kind's UnitRows. */
-export const unitRowsOf: Readonly<Record<LinearEpilogue['kind'], UnitRows>> = { store: 'columns', residual: 'columns', glu: 'halves', qkv: 'pairs' };
+export const unitRowsOf: Readonly<Record<LinearEpilogue['kind'], UnitRows>> = {
+  store: 'columns',
+  residual: 'columns',
+  glu: 'halves',
+  qkv: 'pairs',
+  append: 'columns',
+};
 
 /** The epilogue as a WGSL function `emit(row, unit, a, b)` of a unit's one or two dot products. */
 export interface Epilogue {
@@ -66,22 +72,25 @@ function gluEpilogue(s: LinearSpec, e: Extract<LinearEpilogue, { kind: 'glu' }>)
   return epilogue(s, [writeBinding(e.out, 'out')], { body: `\n  out[row * ${s.n / 2}u + unit] = (${activations.silu('a')}) * b;` });
 }
 
+function appendEpilogue(s: LinearSpec, e: Extract<LinearEpilogue, { kind: 'append' }>): Epilogue {
+  return epilogue(s, [writeBinding(e.cache, 'cache')], { body: `\n  cache[(dims.P + row) * ${s.n}u + unit] = a;` });
+}
+
 function qkvEpilogue(s: LinearSpec, e: Extract<LinearEpilogue, { kind: 'qkv' }>): Epilogue {
-  if (e.qSize + 2 * e.kvSize !== s.n || e.qSize % 2 !== 0 || e.kvSize % 2 !== 0) {
-    throw new Error(`qkv columns ${e.qSize}+2·${e.kvSize} do not match the ${s.n} stacked rows`);
+  const parts = e.vCache === undefined ? 1 : 2;
+  if (e.qSize + parts * e.kvSize !== s.n || e.qSize % 2 !== 0 || e.kvSize % 2 !== 0) {
+    throw new Error(`qkv columns ${e.qSize}+${parts}·${e.kvSize} do not match the ${s.n} stacked rows`);
   }
   const half = e.headSize / 2;
-  return epilogue(
-    s,
-    [readBinding(e.cos, 'cosT'), readBinding(e.sin, 'sinT'), writeBinding(e.q, 'q'), writeBinding(e.kCache, 'kCache'), writeBinding(e.vCache, 'vCache')],
-    {
-      // the cosine and sine of a rotated pair (a v pair's are read and not used)
-      load: `
+  const v = e.vCache === undefined ? [] : [writeBinding(e.vCache, 'vCache')];
+  return epilogue(s, [readBinding(e.cos, 'cosT'), readBinding(e.sin, 'sinT'), writeBinding(e.q, 'q'), writeBinding(e.kCache, 'kCache'), ...v], {
+    // the cosine and sine of a rotated pair (a v pair's are read and not used)
+    load: `
   let c0 = 2u * unit;
   let local = select(c0 - ${e.qSize}u, c0, c0 < ${e.qSize}u);
   let at = (dims.P + row) * ${half}u + (local / 2u) % ${half}u;
   return vec2<f32>(cosT[at], sinT[at]);`,
-      body: `
+    body: `
   let c0 = 2u * unit;
   let pos = dims.P + row;
   if (c0 < ${e.qSize + e.kvSize}u) {
@@ -97,13 +106,16 @@ function qkvEpilogue(s: LinearSpec, e: Extract<LinearEpilogue, { kind: 'qkv' }>)
       kCache[pos * ${e.kvSize}u + local] = r0;
       kCache[pos * ${e.kvSize}u + local + 1u] = r1;
     }
-  } else {
+  }${
+    e.vCache === undefined
+      ? ''
+      : ` else {
     let local = c0 - ${e.qSize + e.kvSize}u;
     vCache[pos * ${e.kvSize}u + local] = a;
     vCache[pos * ${e.kvSize}u + local + 1u] = b;
+  }`
   }`,
-    },
-  );
+  });
 }
 
 export function epilogueOf(s: LinearSpec): Epilogue {
@@ -112,5 +124,6 @@ export function epilogueOf(s: LinearSpec): Epilogue {
     .with({ kind: 'residual' }, (e) => residualEpilogue(s, e))
     .with({ kind: 'glu' }, (e) => gluEpilogue(s, e))
     .with({ kind: 'qkv' }, (e) => qkvEpilogue(s, e))
+    .with({ kind: 'append' }, (e) => appendEpilogue(s, e))
     .exhaustive();
 }

@@ -11,18 +11,23 @@ export type LinearEpilogue =
   | { readonly kind: 'residual'; readonly residual: string; readonly out: string }
   /** w stacks gate over up ([2F, K]): out[:, j] = silu(gate_j) · up_j, out [M, F] */
   | { readonly kind: 'glu'; readonly out: string }
-  /** w stacks q, k, v: q columns are rotated into `q`, k columns rotated and v columns appended to the caches at rows P.. */
+  /**
+   * w stacks q, k and v (or q and k alone, without vCache): q columns are rotated into `q`, k columns rotated and v
+   * columns appended to the caches at rows P..
+   */
   | {
       readonly kind: 'qkv';
       readonly q: string;
       readonly kCache: string;
-      readonly vCache: string;
+      readonly vCache?: string;
       readonly qSize: number;
       readonly kvSize: number;
       readonly cos: string;
       readonly sin: string;
       readonly headSize: number;
-    };
+    }
+  /** out is appended to the cache at rows P.. */
+  | { readonly kind: 'append'; readonly cache: string };
 
 export interface LinearSpec {
   readonly x: string;
