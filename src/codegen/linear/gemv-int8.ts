@@ -81,10 +81,10 @@ fn wQuad(block: u32, h: u32) -> vec4<u32> { return vec4<u32>(wInt8(block, 4u * h
   // every invocation quantizes; the scale and rounding are int8QuantizeWgsl's, as quantizeBlock's are
   const quarters = s.k / 8;
   const iterations = Math.ceil(quarters / threads);
-  // with a norm and at most this many quarters an invocation, x and the norm weight are read once, into registers,
-  // before the norm's reduction: the sum of squares comes from the same values, and the reads' latency is not paid
-  // again after the reduction's barrier
-  const held = s.norm !== undefined && iterations <= 4;
+  // with at most this many quarters an invocation, x (and the norm weight) are read at once, into registers, so that
+  // their reads wait together (the 1B down projection's four in a row took four read latencies); with a norm, before
+  // its reduction, which sums the same values' squares, so the reads are not paid again after its barrier
+  const held = iterations <= 4;
   const acrossBlock = (v: string, op: (a: string, b: string) => string, type: string): string =>
     o.subgroups
       ? `${v} = ${op(v, `subgroupShuffleXor(${v}, 1u)`)};\n    ${v} = ${op(v, `subgroupShuffleXor(${v}, 2u)`)};`
@@ -127,21 +127,29 @@ fn wQuad(block: u32, h: u32) -> vec4<u32> { return vec4<u32>(wInt8(block, 4u * h
         .map(
           (i) => `  let kk${i} = ${kkOf(`${i * threads}u + tid`)};
   let x${i}a = x[xBase + kk${i}];
-  let x${i}b = x[xBase + kk${i} + 1u];
+  let x${i}b = x[xBase + kk${i} + 1u];${
+    s.norm
+      ? `
   let n${i}a = normWeight[kk${i}];
-  let n${i}b = normWeight[kk${i} + 1u];`,
+  let n${i}b = normWeight[kk${i} + 1u];`
+      : ''
+  }`,
         )
-        .join('\n')}
+        .join('\n')}${
+        s.norm
+          ? `
   var ss = 0.0;
 ${its.map((i) => `  ss += select(0.0, dot(x${i}a, x${i}a) + dot(x${i}b, x${i}b), ${i * threads}u + tid < ${quarters}u);`).join('\n')}
   let squares = sumWorkgroup(tid, vec2<f32>(ss, 0.0)${o.subgroups ? ', sgSize, sgLane' : ''}).x;
-  scale = ${rowScale(s, 'squares')};
+  scale = ${rowScale(s, 'squares')};`
+          : ''
+      }
 ${its
   .map(
     (i) => `  {
     let qi = ${i * threads}u + tid;
-    let v0 = n${i}a * (scale * x${i}a);
-    let v1 = n${i}b * (scale * x${i}b);
+    let v0 = ${s.norm ? `n${i}a * (scale * x${i}a)` : `x${i}a`};
+    let v1 = ${s.norm ? `n${i}b * (scale * x${i}b)` : `x${i}b`};
 ${quantizeQuarter}
   }`,
   )
