@@ -267,9 +267,18 @@ function scaleMinScalar(base: string, q: string): string {
 /**
  * The int8 form of Q4_K / Q5_K (super-blocks of `words` vec4<u32>): a block of 32 is a sub-block, its quants
  * 0..15 (0..31) as int8 as they are, its scale d·sc and its offset dmin·m. `quants(i)` packs the four quants of
- * group i (vec4 index i; sb: the super-block's first vec4, sub: the sub-block, word: the quant word, as wAt has them).
+ * group i (vec4 index i; sb: the super-block's first vec4, sub: the sub-block, word: the quant word, as wAt has them);
+ * `quad` the sixteen of half h of the sub-block as one vec4<u32> (sb, sub and h as named), from whole-vec4 loads.
  */
-function scaleMinInt8(words: number, quants: (i: string) => string): Int8Form {
+function scaleMinInt8(words: number, quants: (i: string) => string, quad: string): Int8Form {
+  const scaleMin = `fn wScaleMin(block: u32) -> vec2<f32> {
+  let sub = block & 7u;
+  let head = w[(block >> 3u) * ${words}u];
+  ${scaleMinWgsl('head', 'sub')}
+  return vec2<f32>(dm.x * f32(sc), dm.y * f32(m));
+}
+fn wScale(block: u32, half: u32) -> f32 { return wScaleMin(block).x; }
+fn wOffset(block: u32) -> f32 { return wScaleMin(block).y; }`;
   return {
     scales: 1,
     offset: true,
@@ -280,14 +289,13 @@ function scaleMinInt8(words: number, quants: (i: string) => string): Int8Form {
   let word = ((sub >> 1u) << 3u) | (i & 7u);
   return ${quants('i')};
 }
-fn wScaleMin(block: u32) -> vec2<f32> {
+${scaleMin}`,
+    quads: () => `fn wQuad(block: u32, h: u32) -> vec4<u32> {
+  let sb = (block >> 3u) * ${words}u;
   let sub = block & 7u;
-  let head = w[(block >> 3u) * ${words}u];
-  ${scaleMinWgsl('head', 'sub')}
-  return vec2<f32>(dm.x * f32(sc), dm.y * f32(m));
+  return ${quad};
 }
-fn wScale(block: u32, half: u32) -> f32 { return wScaleMin(block).x; }
-fn wOffset(block: u32) -> f32 { return wScaleMin(block).y; }`,
+${scaleMin}`,
   };
 }
 
@@ -329,7 +337,11 @@ export const q4_k: WeightFormat = {
   let q = (w[block + 1u + (word >> 2u)][word & 3u] >> (4u * (sub & 1u))) & 0x0f0f0f0fu;
   return (dm.x * f32(sc)) * ${byteFloats('q')} - dm.y * f32(m);
 }`,
-    int8: scaleMinInt8(9, (i) => `(w[sb + 1u + (word >> 2u)][word & 3u] >> (4u * (sub & 1u))) & 0x0f0f0f0fu`),
+    int8: scaleMinInt8(
+      9,
+      (i) => `(w[sb + 1u + (word >> 2u)][word & 3u] >> (4u * (sub & 1u))) & 0x0f0f0f0fu`,
+      '(w[sb + 1u + 2u * (sub >> 1u) + h] >> vec4<u32>(4u * (sub & 1u))) & vec4<u32>(0x0f0f0f0fu)',
+    ),
     scalarType: 'u32',
     scalar: () =>
       scaleMinScalar(
@@ -388,6 +400,7 @@ export const q5_k: WeightFormat = {
       11,
       (i) =>
         `((w[sb + 3u + (word >> 2u)][word & 3u] >> (4u * (sub & 1u))) & 0x0f0f0f0fu) | (((w[sb + 1u + ((${i} & 7u) >> 2u)][${i} & 3u] >> sub) & 0x01010101u) << 4u)`,
+      '((w[sb + 3u + 2u * (sub >> 1u) + h] >> vec4<u32>(4u * (sub & 1u))) & vec4<u32>(0x0f0f0f0fu)) | (((w[sb + 1u + h] >> vec4<u32>(sub)) & vec4<u32>(0x01010101u)) << vec4<u32>(4u))',
     ),
     scalarType: 'u32',
     scalar: () =>
@@ -502,6 +515,22 @@ fn wScale(block: u32, half: u32) -> f32 {
   let i = block * 8u + half * 4u;
   let scale = f32(i32(w[(i >> 6u) * 52u + 48u + ((i >> 4u) & 3u)] << (24u - 8u * ((i >> 2u) & 3u))) >> 24u);
   return unpack2x16float(w[${planeWord(q6_k, 1, count)} + (i >> 7u)])[(i >> 6u) & 1u] * scale;
+}`,
+      // the same over w as vec4s (a super-block's 208 bytes are 13, and the d plane starts on a vec4): q − 32 for each
+      // byte at once as ((q | 0x80) − 0x20) ^ 0x80, which borrows across no byte
+      quads: (count) => `fn wQuad(block: u32, hh: u32) -> vec4<u32> {
+  let sb = (block >> 3u) * 13u;
+  let h = (block >> 2u) & 1u;
+  let p = block & 3u;
+  let low = (w[sb + 4u * h + 2u * (p & 1u) + hh] >> vec4<u32>(4u * (p >> 1u))) & vec4<u32>(0x0f0f0f0fu);
+  let high = (w[sb + 8u + 2u * h + hh] >> vec4<u32>(2u * p)) & vec4<u32>(0x03030303u);
+  return ((low | (high << vec4<u32>(4u)) | vec4<u32>(0x80808080u)) - vec4<u32>(0x20202020u)) ^ vec4<u32>(0x80808080u);
+}
+fn wScale(block: u32, half: u32) -> f32 {
+  let i = block * 8u + half * 4u;
+  let scale = f32(i32(w[(i >> 6u) * 13u + 12u][(i >> 4u) & 3u] << (24u - 8u * ((i >> 2u) & 3u))) >> 24u);
+  let dw = ${planeWord(q6_k, 1, count)} + (i >> 7u);
+  return unpack2x16float(w[dw >> 2u][dw & 3u])[(i >> 6u) & 1u] * scale;
 }`,
     },
     scalarType: 'u32',
