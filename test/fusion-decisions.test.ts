@@ -127,7 +127,13 @@ describe('fuse-linear records what it leaves out', () => {
         nodes: ['h'],
         reason: 'no rmsnorm prologue: %h is read by 2 nodes; a prologue recomputes the norm for its one reader',
       },
-      { kernel: 'gu', pass: 'fuse-linear', nodes: ['gate', 'up'], reason: 'its halves are read by gelu %act, mul %out, not by silu(gate) · up alone' },
+      {
+        kernel: 'gu',
+        pass: 'fuse-linear',
+        nodes: ['gate', 'up'],
+        reason:
+          'not gate/up: its halves are read by gelu %act, mul %out, not by silu(gate) · up alone; not q/k: q and k are read by gelu %act, mul %out, not each by one rope',
+      },
     ]);
   });
 });

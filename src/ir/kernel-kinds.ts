@@ -83,7 +83,7 @@ export interface Mismatch {
   readonly reason: string;
 }
 
-const ops = (nodes: readonly Op[]): string => nodes.map((n) => `${n.op} %${n.name}`).join(', ');
+const ops = (nodes: readonly Op[]): string => (nodes.length > 0 ? nodes.map((n) => `${n.op} %${n.name}`).join(', ') : 'no node');
 
 /** gate/up: two slices halving the matmul, silu(gate) · up, each intermediate used once. */
 function gluEpilogue(mm: Op, users: Users): readonly Op[] | Mismatch {
@@ -152,7 +152,7 @@ export function linearEpilogue(mm: Op, { users, outputs }: GraphIndex): { readon
     const glu = gluEpilogue(mm, users);
     if (!('reason' in glu)) return { kind: 'glu', nodes: glu };
     const qk = qkEpilogue(mm, users);
-    return 'reason' in qk ? glu : { kind: 'qk', nodes: qk };
+    return 'reason' in qk ? { reason: `not gate/up: ${glu.reason}; not q/k: ${qk.reason}` } : { kind: 'qk', nodes: qk };
   }
   if (readers.length === 3 && slices.length === 3) return tail(qkvEpilogue(mm, users), 'qkv');
   return {

@@ -16,6 +16,12 @@ import { GEMV_LANES as LANES, INT8_BLOCK, type LinearOptions, type LinearSpec } 
  */
 const IN_FLIGHT = 16;
 
+/**
+ * Quarter-blocks of x (8 values, and as many of the norm weight) an invocation holds in registers at most: read at
+ * once, before the norm's reduction; beyond, it reads them in a loop, after the norm's own pass over x.
+ */
+const HELD_QUARTERS = 4;
+
 export function gemvInt8Kernel(s: LinearSpec, o: LinearOptions): KernelSource {
   const format = weightFormats[o.weights];
   const form = format.wgsl.int8;
@@ -81,10 +87,10 @@ fn wQuad(block: u32, h: u32) -> vec4<u32> { return vec4<u32>(wInt8(block, 4u * h
   // every invocation quantizes; the scale and rounding are int8QuantizeWgsl's, as quantizeBlock's are
   const quarters = s.k / 8;
   const iterations = Math.ceil(quarters / threads);
-  // with at most this many quarters an invocation, x (and the norm weight) are read at once, into registers, so that
-  // their reads wait together (the 1B down projection's four in a row took four read latencies); with a norm, before
-  // its reduction, which sums the same values' squares, so the reads are not paid again after its barrier
-  const held = iterations <= 4;
+  // x (and the norm weight) read at once, so that the reads wait together (the 1B down projection's four in a row
+  // took four read latencies); with a norm, before its reduction, which sums the same values' squares, so that they
+  // are not read again after its barrier
+  const held = iterations <= HELD_QUARTERS;
   const acrossBlock = (v: string, op: (a: string, b: string) => string, type: string): string =>
     o.subgroups
       ? `${v} = ${op(v, `subgroupShuffleXor(${v}, 1u)`)};\n    ${v} = ${op(v, `subgroupShuffleXor(${v}, 2u)`)};`
