@@ -3,7 +3,7 @@
 // lanes, timed as a decode step runs them — a pass of dispatches one after another, each writing what the next
 // reads (a barrier between every two), cycling over copies of the weights so that L2 never holds them. Timestamps,
 // median of 7. One JSON line a (shape, layout). Build first; on the GPU machine:
-//   bash .device/vulkan-run node scripts/device/gemv-rate.mjs [--backend vulkan] [--quick]
+//   bash .device/vulkan-run node scripts/device/gemv-rate.mjs [--backend vulkan] [--quick] [--only 8B] [--weights q8_0,f32]
 import { parseArgs } from 'node:util';
 import * as A from '../../dist/src/affine.js';
 import { defaultLinearOptions, linearKernels } from '../../dist/src/codegen/linear/index.js';
@@ -11,7 +11,9 @@ import { gemvPairs, gemvThreads, GEMV_LANES } from '../../dist/src/codegen/linea
 import { openGpu } from '../../dist/src/runtime/gpu.js';
 import { passTimer } from './pass-timer.mjs';
 
-const { values } = parseArgs({ options: { backend: { type: 'string' }, quick: { type: 'boolean', default: false } } });
+const { values } = parseArgs({
+  options: { backend: { type: 'string' }, quick: { type: 'boolean', default: false }, only: { type: 'string' }, weights: { type: 'string' } },
+});
 const gpu = await openGpu({ backend: values.backend ?? process.env.WEBGPU_BACKEND, toggles: ['disable_robustness'] });
 const { device } = gpu;
 const timer = passTimer(gpu);
@@ -26,10 +28,10 @@ const shapes = [
   ['1B logits', 'store', 2048, 32000, true],
   ['8B gate_up', 'glu', 4096, 28672, true],
   ['8B down', 'residual', 14336, 4096, false],
-].filter((s) => !values.quick || s[0].startsWith('1B'));
+].filter((s) => (values.only ? s[0].startsWith(values.only) : !values.quick || s[0].startsWith('1B')));
 const layouts = [];
 for (const threads of [256, 128]) for (const pairs of [1, 2, 4]) layouts.push({ threads, pairs });
-const weightsKinds = values.quick ? ['q8_0'] : ['q8_0', 'f32'];
+const weightsKinds = values.weights ? values.weights.split(',') : values.quick ? ['q8_0'] : ['q8_0', 'f32'];
 
 const bytesOf = (weights, n, k) => (weights === 'f32' ? n * k * 4 : n * k + (n * k) / 16);
 const round16 = (b) => Math.ceil(b / 16) * 16;

@@ -11,8 +11,8 @@ import { GEMV_LANES as LANES, INT8_BLOCK, type LinearOptions, type LinearSpec } 
 
 /**
  * Half-blocks a lane keeps in flight over all its dots' rows, 16 bytes each (an H100 read an 8B down projection,
- * K 14336, at 561 GB/s with one pair of dots a group and 8 in flight, 768 GB/s with two pairs and 16:
- * scripts/device/gemv-rate.mjs; one pair with 16 is this constant's choice, not yet measured at that K).
+ * K 14336, at 561 GB/s with one pair of dots a group and 8 in flight, 768 GB/s with two pairs and 16, and at
+ * 2,085 GB/s with one pair and 16 once the scales loaded with the quants: scripts/device/gemv-rate.mjs).
  */
 const IN_FLIGHT = 16;
 
