@@ -72,6 +72,33 @@ describe('fuse-linear records what it leaves out', () => {
     expect(parseGraph(printGraph(g))).toEqual(g);
   });
 
+  it('q and k stacked apart from v (a Q4_K_M layer): with RoPE, two kernels and no barrier; through biases, a decline saying why for both two-slice epilogues', () => {
+    // wv kept in another format than wq and wk: stack-weights stacks q and k alone, split-norms gives each matmul its norm
+    const formats = new Map([
+      ['wq', 'q4_k'],
+      ['wk', 'q4_k'],
+      ['wv', 'q6_k'],
+    ]);
+    const layer = (between: boolean) =>
+      qkv(between)
+        .replace('  weight %wqkv: f32[32, 16] from wq, wk, wv', '  weight %wq: f32[16, 16]\n  weight %wk: f32[8, 16]\n  weight %wv: f32[8, 16]')
+        .replace(
+          /  %qkv = matmul[^\n]*\n  %q = slice[^\n]*\n  %k = slice[^\n]*\n  %v = slice[^\n]*\n/,
+          '  %q = matmul(%h, %wq) : f32[T, 16] layer=0\n  %k = matmul(%h, %wk) : f32[T, 8] layer=0\n  %v = matmul(%h, %wv) : f32[T, 8] layer=0\n',
+        );
+    const whole = (text: string): Graph => runPipeline(parseGraph(text), pipeline, { maxStorageBuffers: 8, formats });
+    const rope = whole(layer(false));
+    expect(kernel(rope, 'q_k')).toMatchObject({ kind: { kind: 'linear', prologue: 'rmsnorm', epilogue: 'qk' } });
+    expect(kernel(rope, 'v')).toMatchObject({ kind: { kind: 'linear', prologue: 'rmsnorm', epilogue: 'append' } });
+    const kernels = rope.schedule!.map((i) => (i.item === 'kernel' ? i.name : 'barrier'));
+    expect(kernels.slice(0, 3)).toEqual(['q_k', 'v', 'barrier']);
+    const biased = whole(layer(true));
+    expect(kernel(biased, 'q_k')).toMatchObject({ kind: { kind: 'linear', prologue: 'rmsnorm', epilogue: 'store' } });
+    expect(declines(biased).find((d) => d.kernel === 'q_k')?.reason).toBe(
+      'not gate/up: its two slices are not the halves of its columns; not q/k: q and k are read by add_bias %qb, add_bias %kb, not each by one rope',
+    );
+  });
+
   it('an epilogue or prologue that would bind more storage buffers than the adapter allows', () => {
     expect(kernel(run(qkv(), 8), 'qkv')).toMatchObject({ kind: { kind: 'linear', prologue: 'rmsnorm', epilogue: 'qkv' } });
     const g = run(qkv(), 5);
