@@ -99,20 +99,28 @@ function gluEpilogue(mm: Op, users: Users): readonly Op[] | Mismatch {
   return [gate, up, act, mul];
 }
 
+/** q and k each read by one rope alone, both by the same tables and head size: the two ropes, or why not. */
+function rotatedQK(q: Op, k: Op, users: Users): readonly [Extract<Op, { op: 'rope' }>, Extract<Op, { op: 'rope' }>] | Mismatch {
+  const qRot = only(users, q.name);
+  const kRot = only(users, k.name);
+  if (qRot?.op !== 'rope' || kRot?.op !== 'rope') {
+    return { reason: `q and k are read by ${ops([...(users.get(q.name) ?? []), ...(users.get(k.name) ?? [])])}, not each by one rope` };
+  }
+  if (qRot.attrs.headSize !== kRot.attrs.headSize || qRot.args[1] !== kRot.args[1] || qRot.args[2] !== kRot.args[2]) {
+    return { reason: 'q and k are rotated by different tables or head sizes' };
+  }
+  return [qRot, kRot];
+}
+
 /** Q/K/V: three slices; q and k rotated by the same tables, k and v appended to caches. */
 function qkvEpilogue(mm: Op, users: Users): readonly Op[] | Mismatch {
   const [q, k, v] = (users.get(mm.name) ?? []) as Extract<Op, { op: 'slice' }>[];
   if (q!.attrs.start !== 0 || k!.attrs.start !== q!.attrs.size || v!.attrs.start !== k!.attrs.start + k!.attrs.size || k!.attrs.size !== v!.attrs.size) {
     return { reason: 'its three slices are not q, then k and v of one width' };
   }
-  const qRot = only(users, q!.name);
-  const kRot = only(users, k!.name);
-  if (qRot?.op !== 'rope' || kRot?.op !== 'rope') {
-    return { reason: `q and k are read by ${ops([...(users.get(q!.name) ?? []), ...(users.get(k!.name) ?? [])])}, not each by one rope` };
-  }
-  if (qRot.attrs.headSize !== kRot.attrs.headSize || qRot.args[1] !== kRot.args[1] || qRot.args[2] !== kRot.args[2]) {
-    return { reason: 'q and k are rotated by different tables or head sizes' };
-  }
+  const ropes = rotatedQK(q!, k!, users);
+  if ('reason' in ropes) return ropes;
+  const [qRot, kRot] = ropes;
   const kWrite = only(users, kRot.name);
   const vWrite = only(users, v!.name);
   if (kWrite?.op !== 'kv_write' || vWrite?.op !== 'kv_write') {
@@ -125,14 +133,9 @@ function qkvEpilogue(mm: Op, users: Users): readonly Op[] | Mismatch {
 function qkEpilogue(mm: Op, users: Users): readonly Op[] | Mismatch {
   const [q, k] = (users.get(mm.name) ?? []) as Extract<Op, { op: 'slice' }>[];
   if (q!.attrs.start !== 0 || k!.attrs.start !== q!.attrs.size) return { reason: 'its two slices are not q, then k' };
-  const qRot = only(users, q!.name);
-  const kRot = only(users, k!.name);
-  if (qRot?.op !== 'rope' || kRot?.op !== 'rope') {
-    return { reason: `q and k are read by ${ops([...(users.get(q!.name) ?? []), ...(users.get(k!.name) ?? [])])}, not each by one rope` };
-  }
-  if (qRot.attrs.headSize !== kRot.attrs.headSize || qRot.args[1] !== kRot.args[1] || qRot.args[2] !== kRot.args[2]) {
-    return { reason: 'q and k are rotated by different tables or head sizes' };
-  }
+  const ropes = rotatedQK(q!, k!, users);
+  if ('reason' in ropes) return ropes;
+  const [qRot, kRot] = ropes;
   const kWrite = only(users, kRot.name);
   if (kWrite?.op !== 'kv_write') return { reason: `the rotated k is read by ${ops(users.get(kRot.name) ?? [])}, not by one kv_write` };
   return [q!, k!, qRot, kRot, kWrite];
