@@ -7,6 +7,7 @@
 //   %l0.q_k = matmul(%l0.attn_in, %wq_wk)     ->    %l0.q_k = matmul(%l0.attn_in, %wq_wk)
 //   %l0.v = matmul(%l0.attn_in, %wv)                %l0.attn_in.1 = rmsnorm(%x, %w)
 //                                                   %l0.v = matmul(%l0.attn_in.1, %wv)
+import { graphIndex } from '../ir/kernel-kinds.js';
 import type { Graph, Op } from '../ir/types.js';
 import type { Pass } from './pass.js';
 
@@ -14,15 +15,13 @@ export const splitNorms: Pass = {
   name: 'split-norms',
   description: 'an RMSNorm read by several matmuls becomes one per matmul, each then a prologue of its own',
   run(g: Graph): Graph {
-    const outputs = new Set(g.outputs);
-    const readers = new Map<string, Op[]>();
-    for (const n of g.nodes) for (const a of new Set(n.args)) readers.set(a, [...(readers.get(a) ?? []), n]);
+    const { users, outputs } = graphIndex(g);
     const taken = new Set([...g.decls.map((d) => d.name), ...g.nodes.map((n) => n.name)]);
     // per reader after the first: the copy of the norm it reads instead
     const copies = new Map<string, Op>();
     for (const n of g.nodes) {
       if (n.op !== 'rmsnorm' || outputs.has(n.name)) continue;
-      const rs = readers.get(n.name) ?? [];
+      const rs = users.get(n.name) ?? [];
       if (rs.length < 2 || rs.some((r) => r.op !== 'matmul' || r.args[1] === n.name)) continue;
       rs.slice(1).forEach((r, i) => {
         let name = `${n.name}.${i + 1}`;
@@ -41,7 +40,7 @@ export const splitNorms: Pass = {
       const copy = copies.get(n.name);
       if (!copy || n.op !== 'matmul') continue;
       const pair = [copy, { ...n, args: [copy.name, n.args[1]] } as const];
-      const first = g.nodes.find((m) => m.args.includes(n.name));
+      const first = users.get(n.name)?.[0];
       if (first && !copies.has(first.name)) before.set(first.name, [...(before.get(first.name) ?? []), ...pair]);
       else inPlace.set(n.name, pair);
     }
