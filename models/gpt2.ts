@@ -42,10 +42,12 @@ export function gpt2WeightShapes(c: ModelConfig): Map<string, number[]> {
 export function gpt2Graph(c: ModelConfig, kind: GraphKind): Graph {
   const hs = c.headSize;
   const T: Dim = kind === 'prefill' ? 'T' : 1;
-  const g = new GraphBuilder(kind, kind === 'prefill' ? ['T', 'P'] : ['P']);
+  const g = new GraphBuilder(kind, kind === 'prefill' ? ['T', 'P', 'L'] : ['P']);
   const attn = { heads: c.nHeads, kvHeads: c.nHeads, headSize: hs };
   const tokens = g.input('tokens', 'i32', [T]);
   const positions = g.input('positions', 'i32', [T]);
+  // prefill returns the logits of the rows it is asked for (L of its T): the last alone to generate, every one to score
+  const logitRows = kind === 'prefill' ? g.input('logit_rows', 'i32', ['L']) : undefined;
   const w = new Map([...gpt2WeightShapes(c)].map(([name, shape]) => [name, g.weight(name, shape)]));
   const weight = (name: string): string => w.get(name)!;
   const caches = Array.from({ length: c.nLayers }, (_, l) => ({
@@ -77,6 +79,7 @@ export function gpt2Graph(c: ModelConfig, kind: GraphKind): Graph {
     x = g.node('add', p('resid_ffn'), [x, linear(p('proj'), act, `${lw}w_proj`, `${lw}b_proj`)], {});
   }
   g.layer(undefined);
+  if (logitRows) x = g.node('take_rows', 'picked', [x, logitRows], {});
   const xf = g.node('layernorm', 'final_norm', [x, weight('ln_f.weight'), weight('ln_f.bias')], { eps: c.normEps });
   const logits = g.node('matmul', 'logits', [xf, weight('wte')], {});
   g.output(logits);

@@ -84,10 +84,12 @@ export function llamaGraph(c: ModelConfig, kind: GraphKind): Graph {
   const hs = c.headSize;
   const kvDim = c.nKvHeads * hs;
   const T: Dim = kind === 'prefill' ? 'T' : 1;
-  const g = new GraphBuilder(kind, kind === 'prefill' ? ['T', 'P'] : ['P']);
+  const g = new GraphBuilder(kind, kind === 'prefill' ? ['T', 'P', 'L'] : ['P']);
   const attn = { heads: c.nHeads, kvHeads: c.nKvHeads, headSize: hs };
 
   const tokens = g.input('tokens', 'i32', [T]);
+  // prefill returns the logits of the rows it is asked for (L of its T): the last alone to generate, every one to score
+  const logitRows = kind === 'prefill' ? g.input('logit_rows', 'i32', ['L']) : undefined;
   const w = new Map([...llamaWeightShapes(c)].map(([name, shape]) => [name, g.weight(name, shape)]));
   const weight = (name: string): string => w.get(name)!;
   const caches = Array.from({ length: c.nLayers }, (_, l) => ({
@@ -129,6 +131,7 @@ export function llamaGraph(c: ModelConfig, kind: GraphKind): Graph {
     x = g.node('add', p('resid_ffn'), [x, down], {});
   }
   g.layer(undefined);
+  if (logitRows) x = g.node('take_rows', 'picked', [x, logitRows], {});
   const xf = g.node('rmsnorm', 'final_norm', [x, weight('norm')], { eps: c.normEps });
   const logits = g.node('matmul', 'logits', [xf, weight('output')], {});
   g.output(logits);

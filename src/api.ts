@@ -17,7 +17,7 @@ import { parseModule } from './ir/parse.js';
 import { formatType } from './ir/shapes.js';
 import { PlanExecutor, ResidentBuffers, type RunCost } from './runtime/executor.js';
 import type { Plan } from './runtime/plan.js';
-import { checkGenerateOptions, generateSteps, type GenerateOptions, type GenerationStep } from './runtime/generate.js';
+import { checkGenerateOptions, DEFAULT_PREFILL_CHUNK, generateSteps, type GenerateOptions, type GenerationStep } from './runtime/generate.js';
 import { openGpu, type Gpu } from './runtime/gpu.js';
 import { weightFormats, type FormatName } from './weights/formats.js';
 import { bytesSource, sourceRows, sourceValues, type TensorSource } from './weights/source.js';
@@ -179,6 +179,11 @@ export interface LoadOptions {
    * float multiplies in float32; auto (the default) is int8 for quantized weights and float32 for float ones
    */
   readonly matmul?: MatmulKind;
+  /**
+   * the most prompt tokens one prefill run takes (default 512): a longer prompt runs as several, so that prefill's
+   * activations (the classifier's logits among them where every row's are asked for) are sized for a chunk
+   */
+  readonly prefillChunk?: number;
 }
 
 /**
@@ -451,6 +456,8 @@ export class Model {
     readonly subgroups: boolean,
     /** int8 tiles multiply on subgroup matrices (where int8 matmuls were asked for) */
     readonly int8Matrix: boolean,
+    /** the most prompt tokens one prefill run takes (LoadOptions.prefillChunk) */
+    readonly prefillChunk: number,
     /** where Model.load's time went */
     readonly loadTimes: LoadTimes,
   ) {
@@ -483,6 +490,9 @@ export class Model {
     const { config, tensors } = withRopeTables(cut);
     // a model the IR rejects, graphs that do not fit the checkpoint, or options that do not fit together fail before the GPU opens
     checkMatmul(options);
+    const prefillChunk = options.prefillChunk ?? DEFAULT_PREFILL_CHUNK;
+    if (!Number.isSafeInteger(prefillChunk) || prefillChunk < 1)
+      throw new Error(`the prefill chunk must be a positive whole number of tokens, got ${prefillChunk}`);
     const model = buildGraphs(config);
     const built = options.ir !== undefined ? readGraphPair(options.ir, tensors, model) : model;
     timed('read');
@@ -523,6 +533,7 @@ export class Model {
         graphs,
         codegen.subgroups,
         codegen.int8Matrix,
+        prefillChunk,
         times,
       );
     } catch (e) {
@@ -595,12 +606,14 @@ export class Model {
     kind: GraphKind,
     tokens: number,
     position: number,
-  ): Promise<{ exec: PlanExecutor; env: Record<string, number>; stats: GraphStats; inputs: { tokens: Int32Array; positions: Int32Array } }> {
+  ): Promise<{ exec: PlanExecutor; env: Record<string, number>; stats: GraphStats; inputs: Record<string, Int32Array> }> {
     const exec = kind === 'prefill' ? this.prefill : await this.decodeReady;
     this.cached = [];
     const { env, stats } = this.graphRun(kind, tokens, position);
     const ids = Int32Array.from({ length: kind === 'prefill' ? tokens : 1 }, (_, i) => (i * 7919) % this.config.vocabSize);
-    return { exec, env, stats, inputs: { tokens: ids, positions: Int32Array.from(ids, (_, i) => position + i) } };
+    // a prefill returns the last row's logits, as one that generates does
+    const rows: Record<string, Int32Array> = kind === 'prefill' ? { logit_rows: Int32Array.of(tokens - 1) } : {};
+    return { exec, env, stats, inputs: { tokens: ids, positions: Int32Array.from(ids, (_, i) => position + i), ...rows } };
   }
 
   /** Static FLOPs and bytes of one prefill of `tokens` positions from 0, or of one decode step at `position`. */
@@ -612,7 +625,7 @@ export class Model {
   /** The symbol values and static stats of one graph run (see profile). */
   private graphRun(kind: GraphKind, tokens: number, position: number): { env: Record<string, number>; stats: GraphStats } {
     const plan = kind === 'prefill' ? this.prefill.plan : this.decodePlan;
-    const env: Record<string, number> = kind === 'prefill' ? { T: tokens, P: 0 } : { P: position };
+    const env: Record<string, number> = kind === 'prefill' ? { T: tokens, P: 0, L: 1 } : { P: position };
     return { env, stats: graphStats(this.graphs[kind], plan, { env, layers: this.config.nLayers }) };
   }
 
@@ -660,6 +673,7 @@ export class Model {
     const options = { ...resolved, start, promptIds: resolved.promptIds.slice(start), steps: resolved.steps - start };
     const graphs = {
       prefill: this.prefill,
+      prefillChunk: this.prefillChunk,
       decodePlan: this.decodePlan,
       decode: () => this.decodeReady,
       vocabSize: this.config.vocabSize,

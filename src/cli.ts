@@ -89,6 +89,7 @@ interface RunArgs {
   backend?: string;
   context?: number;
   ir?: string;
+  prefillChunk?: number;
 }
 
 async function run(a: RunArgs): Promise<void> {
@@ -107,9 +108,14 @@ async function run(a: RunArgs): Promise<void> {
   resolveRequest(files, request); // every argument is checked before the GPU opens
   const progress = loadProgressBar();
   // the bar ends with the load; the bar of a load that failed is cleared before the error
-  const model = await loadModel(files, { backend: a.backend, weights: a.weights, matmul: a.matmul, ir: a.ir, onProgress: progress?.onProgress }).finally(() =>
-    progress?.stop(),
-  );
+  const model = await loadModel(files, {
+    backend: a.backend,
+    weights: a.weights,
+    matmul: a.matmul,
+    ir: a.ir,
+    prefillChunk: a.prefillChunk,
+    onProgress: progress?.onProgress,
+  }).finally(() => progress?.stop());
   try {
     const tokens: number[] = [];
     const logits: Float32Array[] = [];
@@ -174,6 +180,7 @@ interface ChatCommandArgs extends ChatArgs {
   matmul?: MatmulKind;
   backend?: string;
   context?: number;
+  prefillChunk?: number;
 }
 
 async function chat(a: ChatCommandArgs): Promise<void> {
@@ -183,9 +190,13 @@ async function chat(a: ChatCommandArgs): Promise<void> {
   const files = a.context !== undefined ? withContext(read, a.context) : read;
   chatFiles(files); // a model that cannot chat fails before the GPU opens
   const progress = loadProgressBar();
-  const model = await loadModel(files, { backend: a.backend, weights: a.weights, matmul: a.matmul, onProgress: progress?.onProgress }).finally(() =>
-    progress?.stop(),
-  );
+  const model = await loadModel(files, {
+    backend: a.backend,
+    weights: a.weights,
+    matmul: a.matmul,
+    prefillChunk: a.prefillChunk,
+    onProgress: progress?.onProgress,
+  }).finally(() => progress?.stop());
   try {
     await chatLoop(model, a);
   } finally {
@@ -611,6 +622,10 @@ const matmulFlag = {
     'matmuls in float32, or int8: activations quantized per row and 32-wide block times int8 weight blocks, in prefill and decode (float matrices held as Q8_0); ' +
     'default auto: int8 for quantized weights, float32 for float ones',
 } as const;
+const prefillChunkFlag = {
+  kind: 'integer',
+  describe: `the most prompt tokens one prefill run takes (default ${DEFAULT_PROMPT_TOKENS}); a longer prompt runs in chunks, each after the one before`,
+} as const;
 const modelPath = 'llama2.c checkpoint (.bin) or Hugging Face folder (config.json + safetensors)';
 const weightNames = Object.keys(weightFormats);
 
@@ -635,6 +650,7 @@ const runFlags: FlagTable = {
   matmul: matmulFlag,
   backend: backendFlag,
   context: contextFlag,
+  'prefill-chunk': prefillChunkFlag,
   ir: { kind: 'text', describe: "run the graphs named prefill and decode of this IR file (as weft compile prints them) instead of the model's, as written" },
 };
 
@@ -651,6 +667,7 @@ const chatFlags: FlagTable = {
   matmul: matmulFlag,
   backend: backendFlag,
   context: contextFlag,
+  'prefill-chunk': prefillChunkFlag,
 };
 
 const inspectFlags: FlagTable = {
@@ -659,7 +676,10 @@ const inspectFlags: FlagTable = {
   context: { kind: 'integer', describe: "positions to plan for, below the model's context (default: the model's)" },
   weights: { kind: 'choice', choices: weightNames, describe: 'plan with matrix weights converted to this format (default: each as its file stores it)' },
   matmul: matmulFlag,
-  'prompt-tokens': { kind: 'integer', describe: `prompt length prefill activations are planned for (default ${DEFAULT_PROMPT_TOKENS}, capped at the context)` },
+  'prompt-tokens': {
+    kind: 'integer',
+    describe: `tokens of one prefill run the activations are planned for (run's --prefill-chunk; default ${DEFAULT_PROMPT_TOKENS}, capped at the context)`,
+  },
   backend: { kind: 'text', describe: "the Dawn backend whose adapter's limits to plan against (no device is opened)" },
   json: { kind: 'switch', describe: 'print the memory plan as one JSON object' },
 };

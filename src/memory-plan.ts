@@ -8,6 +8,7 @@ import * as A from './affine.js';
 import { compilePlans, tensorFormats, withContext, withRopeTables, type Checkpoint, type LoadOptions } from './api.js';
 import { activationBuffers, bytesPerElement, bytesText, fullContextEnv, graphStats } from './codegen/stats.js';
 import { UPLOAD_WAIT_BYTES } from './runtime/executor.js';
+import { DEFAULT_PREFILL_CHUNK } from './runtime/generate.js';
 import { openAdapter, type GpuOptions } from './runtime/gpu.js';
 import type { Plan, PlanBuffer } from './runtime/plan.js';
 import { bytesPerElement as formatBytesPerElement, deviceBytes, fileBytes, weightFormats, type FormatName } from './weights/formats.js';
@@ -62,7 +63,8 @@ export interface MemoryPlanOptions extends Pick<LoadOptions, 'context' | 'weight
   readonly host?: { readonly total: number; readonly free: number };
 }
 
-export const DEFAULT_PROMPT_TOKENS = 512;
+/** a prefill run's tokens: a longer prompt runs in chunks of this many (LoadOptions.prefillChunk) */
+export const DEFAULT_PROMPT_TOKENS = DEFAULT_PREFILL_CHUNK;
 
 /** A limit the plan is set against: device limits by their WebGPU names, and the host's memory. */
 export type MemoryLimit = 'maxBufferSize' | 'maxStorageBufferBindingSize' | 'maxStorageBuffersPerShaderStage' | 'hostMemory';
@@ -135,6 +137,11 @@ export interface FittingChoices {
   /** the largest context at which it fits with the same weights; absent when none does */
   readonly context?: number;
   /**
+   * the largest prefill chunk (prompt tokens one run takes: run's --prefill-chunk) at which it fits with the same
+   * context and weights; absent when none does
+   */
+  readonly promptTokens?: number;
+  /**
    * weight formats of fewer bytes per element than the checkpoint's matrices now take (those some matrix converts
    * to), each with whether it fits at this context
    */
@@ -143,27 +150,32 @@ export interface FittingChoices {
 
 /**
  * The memory plan of a checkpoint (read with readCheckpoint: no weight is read) loaded with these options;
- * when it does not fit, also the largest context that does and which smaller weight formats do.
+ * when it does not fit, also the largest context and prefill chunk that do and which smaller weight formats do.
  */
 export function memoryPlan(checkpoint: Checkpoint, options: MemoryPlanOptions = {}): MemoryPlan {
   const plan = planAt(checkpoint, options);
   return plan.fits ? plan : { ...plan, fitting: fittingChoices(checkpoint, options) };
 }
 
+/** The largest n in 1..below-1 for which fits(n) holds, where fits only ever turns false as n grows; undefined when fits(1) does not hold. */
+function largestFitting(below: number, fits: (n: number) => boolean): number | undefined {
+  if (!fits(1)) return undefined;
+  let best = 1;
+  let [lo, hi] = [2, below - 1];
+  while (lo <= hi) {
+    const mid = Math.floor((lo + hi) / 2);
+    if (fits(mid)) [best, lo] = [mid, mid + 1];
+    else hi = mid - 1;
+  }
+  return best;
+}
+
 function fittingChoices(checkpoint: Checkpoint, options: MemoryPlanOptions): FittingChoices {
   const context = options.context ?? checkpoint.config.seqLen;
-  const fitsAt = (c: number): boolean => planAt(checkpoint, { ...options, context: c }).fits;
-  // more context never takes less memory, so when one position fits, the most that fit are found by bisection
-  let best: number | undefined;
-  if (fitsAt(1)) {
-    best = 1;
-    let [lo, hi] = [2, context - 1];
-    while (lo <= hi) {
-      const mid = Math.floor((lo + hi) / 2);
-      if (fitsAt(mid)) [best, lo] = [mid, mid + 1];
-      else hi = mid - 1;
-    }
-  }
+  // more context, or more tokens a prefill run, never takes less memory: the most that fit are found by bisection
+  const best = largestFitting(context, (c) => planAt(checkpoint, { ...options, context: c }).fits);
+  const tokens = Math.min(options.promptTokens ?? DEFAULT_PROMPT_TOKENS, context);
+  const chunk = largestFitting(tokens, (t) => planAt(checkpoint, { ...options, promptTokens: t }).fits);
   const formats = tensorFormats(checkpoint.tensors, options.weights);
   const now = Math.max(...[...formats.values()].map((f) => formatBytesPerElement(weightFormats[f])));
   // formats that take fewer bytes per element and that some matrix converts to (its rows whole blocks)
@@ -173,6 +185,7 @@ function fittingChoices(checkpoint: Checkpoint, options: MemoryPlanOptions): Fit
     .sort((a, b) => formatBytesPerElement(b) - formatBytesPerElement(a));
   return {
     ...(best !== undefined ? { context: best } : {}),
+    ...(chunk !== undefined ? { promptTokens: chunk } : {}),
     weights: smaller.map((f) => ({ format: f.name, fits: planAt(checkpoint, { ...options, weights: f.name }).fits })),
   };
 }
@@ -185,7 +198,7 @@ function planAt(checkpoint: Checkpoint, options: MemoryPlanOptions): MemoryPlan 
   const { config, tensors } = withRopeTables(withContext(checkpoint, context));
   // subgroups change the kernels' code, not their buffers
   const { graphs, plans } = compilePlans(config, tensors, { limits: adapter.limits, fallback: adapter.fallback ?? false, subgroups: false }, options);
-  const env = { prefill: { T: promptTokens, P: 0 }, decode: fullContextEnv(graphs.decode, context) };
+  const env = { prefill: { T: promptTokens, P: 0, L: 1 }, decode: fullContextEnv(graphs.decode, context) };
   const activations = {
     prefill: graphStats(graphs.prefill, plans.prefill, { env: env.prefill, layers: config.nLayers }).peakActivationBytes,
     decode: graphStats(graphs.decode, plans.decode, { env: env.decode, layers: config.nLayers }).peakActivationBytes,
@@ -361,14 +374,15 @@ export function failedChecksText(checks: readonly LimitCheck[]): string {
     .join('; ');
 }
 
-/** What fits instead, for a reader: the largest context and the smaller weight formats that fit. */
+/** What fits instead, for a reader: the largest context, the largest prefill chunk and the smaller weight formats that fit. */
 export function fittingText(f: FittingChoices): string {
   const context = f.context !== undefined ? `--context ${f.context} fits` : 'no --context fits';
+  const chunk = f.promptTokens !== undefined ? `prefill chunks of ${f.promptTokens} tokens fit (--prefill-chunk)` : 'no --prefill-chunk fits';
   const fit = f.weights.filter((w) => w.fits).map((w) => w.format);
   const all = f.weights.map((w) => w.format).join(', ');
   const weights =
     f.weights.length === 0 ? 'no smaller --weights format' : fit.length > 0 ? `--weights ${fit.join(' or ')} fits` : `none of --weights ${all} fits`;
-  return `${context}; ${weights}`;
+  return `${context}; ${chunk}; ${weights}`;
 }
 
 /** The plan for a reader: the checkpoint's sizes and tensors, then device and host memory, each set against its limits. */

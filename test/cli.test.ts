@@ -81,6 +81,15 @@ describe('weft run', () => {
     const printed = Buffer.from(tok.decode(fixtureTokens('aidreams-prompt').slice(0, 31))).toString('utf8');
     expect(r.stdout).toBe(`${printed}\n`);
     expect(readFileSync(join(dir, 'aidreams-prompt.stdout.txt'), 'utf8').startsWith(printed)).toBe(true);
+    // the prompt prefilled two tokens a run prints the same, and a chunk of no tokens is refused before the GPU opens
+    expect(
+      succeeded(
+        weft('run', aidreams, '--tokenizer', tokenizer, '--prompt', 'I dream of a quiet city', '--temperature', '0', '--steps', '30', '--prefill-chunk', '2'),
+      ).stdout,
+    ).toBe(`${printed}\n`);
+    const zero = weft('run', aidreams, '--tokenizer', tokenizer, '--prefill-chunk', '0');
+    expect(zero.status).toBe(1);
+    expect(zero.stderr).toBe('weft: the prefill chunk must be a positive whole number of tokens, got 0\n');
   });
 });
 

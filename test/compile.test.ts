@@ -58,9 +58,10 @@ function stats(...args: string[]): Stats {
 const causal = (T: number, P: number): number => T * P + (T * (T + 1)) / 2;
 
 describe('weft compile --stats --json', () => {
-  // outside layers: the embedding, the logits, and in decode the greedy token (argmax)
+  // outside layers: the embedding, the logits, in prefill the row taken for them (L = 1, as generation asks), and in
+  // decode the greedy token (argmax); prefill's slots at T = 512: [T, 172] of the FFN and two [T, 64] rows
   it.each([
-    ['prefill', { T: S.context, P: 0 }, 5, 2, 1_310_720, 5_562_368],
+    ['prefill', { T: S.context, P: 0, L: 1 }, 5, 3, 614_400, 4_516_096],
     // decode: split-K scratch of 8 heads × 2 splits × (max, sum, 8 outputs) × 4 B per layer, 3,200 B in all,
     // plus 2,560 B of slots (two [1, 64] rows and the [1, 512] logits; the token shares a slot) planned,
     // 10,868 B of values unplanned
@@ -106,8 +107,9 @@ describe('weft compile --stats --json', () => {
     expect(kernel('l0.mixed')).toMatchObject({ kind: 'attention(causal)', flops: S.heads * causal(T, env.P) * (4 * S.headSize + 5) });
     expect(kernel('l0.mixed').dispatches).toHaveLength(graph === 'decode' ? 2 : 1);
     expect(kernel('l0.mixed').internalBarriers).toEqual(graph === 'decode' ? [expect.stringMatching(/^split-K: /)] : []);
-    // the final RMSNorm (4 per element) and the classifier matmul
-    expect(kernel('logits').flops).toBe(4 * T * S.dim + 2 * T * S.vocab * S.dim);
+    // the final RMSNorm (4 per element) and the classifier matmul, over the rows whose logits are returned
+    const L = 'L' in env ? env.L : 1;
+    expect(kernel('logits').flops).toBe(4 * L * S.dim + 2 * L * S.vocab * S.dim);
     // norm, stacked Q/K/V matmul, RoPE on q and k; bytes: x, weights, norm weight, T rows of the RoPE tables,
     // q out, T rows written into each cache
     expect(kernel('l0.q_k_v').flops).toBe(4 * T * S.dim + 2 * T * (S.dim + 2 * S.kvDim) * S.dim + 3 * T * (S.dim + S.kvDim));
@@ -152,7 +154,7 @@ describe('weft compile: the IR', () => {
     expect(Object.keys(json.slots).length).toBeGreaterThan(0);
     const dot = succeeded(weft('compile', stories, '--graph', 'prefill', '--format', 'dot')).stdout;
     expect(dot).toMatch(/^digraph "prefill" \{\n[^]*\n\}\n$/);
-    expect(dot.match(/subgraph "cluster_/g)).toHaveLength(27);
+    expect(dot.match(/subgraph "cluster_/g)).toHaveLength(28);
     expect(dot).toContain('"barrier 25"');
   });
 
@@ -218,8 +220,8 @@ describe('weft compile --dump-after', () => {
         '--json',
       ),
     );
-    expect(JSON.parse(r.stdout).dispatches).toBe(22 * S.layers + 3);
-    expect(r.stderr).toBe(`prefill: 2 passes, 113 dispatches; wrote 002_insert-barriers.json to ${dir}\n`);
+    expect(JSON.parse(r.stdout).dispatches).toBe(22 * S.layers + 4);
+    expect(r.stderr).toBe(`prefill: 2 passes, 114 dispatches; wrote 002_insert-barriers.json to ${dir}\n`);
     expect(readdirSync(dir)).toEqual(['002_insert-barriers.json']);
     expect(JSON.parse(readFileSync(join(dir, '002_insert-barriers.json'), 'utf8')).name).toBe('prefill');
   });

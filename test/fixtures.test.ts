@@ -160,3 +160,36 @@ describe('llama2.c fixtures through the other kernel choices', () => {
     });
   }
 });
+
+describe('a prompt prefilled in chunks', () => {
+  const c = cases.find((x) => x.name === 'aidreams-prompt')!;
+  const expectedTokens = (): number[] => readFileSync(`${dir}${c.name}.tokens.txt`, 'utf8').trim().split('\n').map(Number);
+
+  // chunks of 3 tokens: the 8-token prompt runs as three prefill runs (3, 3, 2), the later ones after the cache's rows
+  it(`runs each chunk after the one before: run.c's tokens and text, logits at every position within ${LOGIT_TOLERANCE}`, async () => {
+    const m = await loadModel(`${dir}${c.model}.bin`, { tokenizer: `${dir}tok512-aidreams.bin`, prefillChunk: 3 });
+    try {
+      const prompt = m.tokenizer!.encode(c.request.prompt!, true);
+      expect(prompt.length).toBeGreaterThan(6);
+      const ref = new Float32Array(readFileSync(`${dir}${c.name}.logits.f32`).buffer.slice(0));
+      const V = m.config.vocabSize;
+      for (const logits of [true, false]) {
+        const steps: GeneratedToken[] = [];
+        for await (const s of m.generate({ ...c.request, logits })) steps.push(s);
+        expect(steps.map((s) => s.token)).toEqual(expectedTokens());
+        expect(steps.filter((s) => s.prefill).length).toBe(prompt.length);
+        const printed = Buffer.concat([...steps.map((s) => s.piece), Buffer.from('\n')]);
+        expect(printed.toString('latin1')).toBe(readFileSync(`${dir}${c.name}.stdout.txt`, 'latin1'));
+        if (logits) steps.forEach((s, p) => expect(maxAbsDiff(s.logits!, ref.subarray(p * V, (p + 1) * V)), `position ${p}`).toBeLessThan(LOGIT_TOLERANCE));
+      }
+    } finally {
+      m.release();
+    }
+  });
+
+  it('a chunk that is no positive whole number is an error before the GPU opens', async () => {
+    await expect(loadModel(`${dir}${c.model}.bin`, { prefillChunk: 0 })).rejects.toThrow(
+      /^the prefill chunk must be a positive whole number of tokens, got 0$/,
+    );
+  });
+});

@@ -29,7 +29,7 @@ describe('IR text', () => {
     expect(parseGraph(printGraph(g))).toEqual(g);
     const h = g.nodes.find((n) => n.name === 'h')!;
     expect(h).toMatchObject({ op: 'rmsnorm', args: ['x', 'layers.0.attention_norm'], attrs: { eps: 1e-5 } });
-    expect(g.outputs).toEqual(['x.2', 'p', 'next']);
+    expect(g.outputs).toEqual(['x.2', 'last', 'p', 'next']);
   });
 
   it('ignores comments and blank lines, and prints numbers with String(n)', () => {
@@ -257,7 +257,7 @@ const syntaxErrors: [what: string, text: string, message: RegExp][] = [
   [
     'unknown op',
     'graph g(T) {\n  input %x: f32[T, 16]\n  %y = conv(%x) : f32[T, 16]\n  output %y\n}\n',
-    /^bad\.ir:3: unknown op "conv" \(known: embed, rmsnorm, head_rmsnorm, matmul, .*silu, slice, layernorm, gelu, add_bias, argmax\)$/,
+    /^bad\.ir:3: unknown op "conv" \(known: embed, rmsnorm, head_rmsnorm, matmul, .*silu, slice, layernorm, gelu, add_bias, take_rows, argmax\)$/,
   ],
   ['wrong arity', 'graph g(T) {\n  input %x: f32[T, 16]\n  %y = matmul(%x) : f32[T, 16]\n  output %y\n}\n', /^bad\.ir:3: matmul takes 2 args \(x, w\), got 1$/],
   [

@@ -20,11 +20,11 @@ type Data = Float32Array | Int32Array;
 /** Builds a one-op graph, runs it on the GPU and returns the output buffer's contents. */
 async function runOp(
   build: (g: GraphBuilder) => string,
-  env: { T: number; P: number },
+  env: { T: number; P: number; L?: number },
   inputs: Record<string, Data>,
   resident: Record<string, Float32Array>,
 ): Promise<Float32Array> {
-  const g = new GraphBuilder('op', ['T', 'P']);
+  const g = new GraphBuilder('op', ['T', 'P', 'L']);
   g.output(build(g));
   const graph = g.build();
   verifyGraph(graph);
@@ -34,7 +34,7 @@ async function runOp(
   try {
     exec.run(env, inputs);
     const out = plan.buffers.find((b) => b.name === plan.outputs[0])!;
-    const n = out.shape.reduce((p, d) => p * (d.c + d.terms.reduce((s, [k, c]) => s + c * env[k as 'T' | 'P'], 0)), 1);
+    const n = out.shape.reduce((p, d) => p * (d.c + d.terms.reduce((s, [k, c]) => s + c * env[k as 'T' | 'P' | 'L']!, 0)), 1);
     return await exec.read(plan.outputs[0]!, 0, n);
   } finally {
     exec.destroy();
@@ -44,7 +44,7 @@ async function runOp(
 
 const T = 5;
 const P = 3;
-const env = { T, P };
+const env = { T, P, L: 0 };
 const TOL = 2e-5;
 
 describe('kernels against CPU references', () => {
@@ -53,6 +53,22 @@ describe('kernels against CPU references', () => {
     const ids = Int32Array.from([4, 0, 12, 7, 4]);
     const out = await runOp((g) => g.node('embed', 'y', [g.weight('table', [13, 67]), g.input('ids', 'i32', ['T'])], {}), env, { ids }, { table });
     expect(ref.maxAbsDiff(out, ref.embed(table, ids, 67))).toBe(0);
+  });
+
+  it('take_rows: the rows ids pick, zeros for an id outside x', async () => {
+    const x = ref.randomArray(T * 67, 2);
+    const ids = Int32Array.from([T - 1, 0, 2, T, -1, T - 1]);
+    const out = await runOp(
+      (g) => g.node('take_rows', 'y', [g.input('x', 'f32', ['T', 67]), g.input('ids', 'i32', ['L'])], {}),
+      { ...env, L: ids.length },
+      { x, ids },
+      {},
+    );
+    const expected = new Float32Array(ids.length * 67);
+    ids.forEach((id, r) => {
+      if (id >= 0 && id < T) expected.set(x.subarray(id * 67, (id + 1) * 67), r * 67);
+    });
+    expect(ref.maxAbsDiff(out, expected)).toBe(0);
   });
 
   it('argmax: the first largest column of each row', async () => {
@@ -114,7 +130,7 @@ describe('kernels against CPU references', () => {
     it(`matmul ${m}x${k} · ${n}x${k}ᵀ`, async () => {
       const x = ref.randomArray(m * k, 4);
       const w = ref.randomArray(n * k, 5);
-      const out = await runOp((g) => g.node('matmul', 'y', [g.input('x', 'f32', ['T', k]), g.weight('w', [n, k])], {}), { T: m, P }, { x }, { w });
+      const out = await runOp((g) => g.node('matmul', 'y', [g.input('x', 'f32', ['T', k]), g.weight('w', [n, k])], {}), { T: m, P, L: 0 }, { x }, { w });
       expect(ref.maxAbsDiff(out, ref.matmul(x, w, k))).toBeLessThan(TOL);
     });
   }

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readCheckpoint, type Checkpoint } from '../src/api.js';
-import { failedChecksText, memoryPlan, webgpuDefaultLimits, type MemoryLimits, type MemoryPlanOptions } from '../src/memory-plan.js';
+import { failedChecksText, fittingText, memoryPlan, webgpuDefaultLimits, type MemoryLimits, type MemoryPlanOptions } from '../src/memory-plan.js';
 import { runWeft } from './weft-process.js';
 
 const stories = new URL('../../shared/fixtures/llama2c/stories260K.bin', import.meta.url).pathname;
@@ -43,8 +43,8 @@ describe('memory plan', () => {
     expect(p.device.weights.formats.map((f) => f.format)).toEqual(['f32']);
     expect(p.device.kvCache).toBe(5 * 2 * 512 * 32 * 4);
     expect(p.device.kvCache).toBe(kvBytes(c, 512));
-    // prefill's largest value is the logits of every prompt position
-    expect(p.device.largestBuffer).toEqual({ name: 'prefill logits', bytes: 512 * c.config.vocabSize * 4 });
+    // prefill's largest value is the FFN's gated rows of every prompt position (its logits are the last row's alone)
+    expect(p.device.largestBuffer).toEqual({ name: 'prefill l0.gated', bytes: 512 * c.config.hiddenDim * 4 });
     expect(p.device.total).toBe(p.device.weights.bytes + p.device.kvCache + p.device.activations.prefill + p.device.activations.decode);
     expect(p.fits).toBe(true);
     expect(p.fitting).toBeUndefined();
@@ -89,13 +89,17 @@ describe('memory plan', () => {
     expect(p.fits).toBe(false);
     const failed = p.checks.filter((x) => !x.fits);
     expect(failed.map((x) => x.limit)).toEqual(['maxStorageBufferBindingSize']);
-    expect(failed[0]).toMatchObject({ what: 'largest buffer prefill logits', needed: 512 * 512 * 4, allowed: 256 * 1024 });
-    expect(failedChecksText(p.checks)).toMatch(/prefill logits needs 1\.0 MiB .* over maxStorageBufferBindingSize 256\.0 KiB .* by 768\.0 KiB/);
-    // logits of 128 prompt positions fill 256 KiB exactly
-    expect(p.fitting?.context).toBe(128);
-    expect(plan(c, { adapter, context: 128 }).fits).toBe(true);
-    expect(plan(c, { adapter, context: 129 }).fits).toBe(false);
-    // no weight format makes the logits smaller
+    expect(failed[0]).toMatchObject({ what: 'largest buffer prefill l0.gated', needed: 512 * 172 * 4, allowed: 256 * 1024 });
+    expect(failedChecksText(p.checks)).toMatch(/prefill l0\.gated needs 344\.0 KiB .* over maxStorageBufferBindingSize 256\.0 KiB .* by 88\.0 KiB/);
+    // 381 prompt positions of 172 floats fit in 256 KiB, 382 do not: a context of 381, or prefill chunks of 381 tokens
+    expect(p.fitting?.context).toBe(381);
+    expect(p.fitting?.promptTokens).toBe(381);
+    expect(fittingText(p.fitting!)).toMatch(/^--context 381 fits; prefill chunks of 381 tokens fit \(--prefill-chunk\); none of --weights /);
+    expect(plan(c, { adapter, context: 381 }).fits).toBe(true);
+    expect(plan(c, { adapter, context: 382 }).fits).toBe(false);
+    expect(plan(c, { adapter, promptTokens: 381 }).fits).toBe(true);
+    expect(plan(c, { adapter, promptTokens: 382 }).fits).toBe(false);
+    // no weight format makes the activations smaller
     expect(p.fitting?.weights.length).toBeGreaterThan(0);
     expect(p.fitting?.weights.every((w) => !w.fits)).toBe(true);
   });
@@ -151,7 +155,7 @@ describe('weft inspect --memory', () => {
     expect(lines).toContain('memory at context 256, prefill of 256 tokens, weights as stored');
     expect(lines.find((l) => l.startsWith('limits: '))).toBeDefined();
     expect(r.stdout).toMatch(/KV cache +320\.0 KiB \(5 layers × 2 × 256 positions × 32 × 4 B\)/);
-    expect(r.stdout).toMatch(/largest buffer +512\.0 KiB \(prefill logits\) ≤ maxStorageBufferBindingSize/);
+    expect(r.stdout).toMatch(/largest buffer +172\.0 KiB \(prefill l0\.gated\) ≤ maxStorageBufferBindingSize/);
     expect(r.stdout).toMatch(/host peak .* ≤ host memory/);
     expect(lines.at(-2)).toBe('fits');
   });

@@ -53,10 +53,10 @@ for (const model of ['stories260K', 'aidreams260K']) {
         expect(steps.map((s) => s.name)).toEqual(pipeline.map((p, i) => `00${i + 1}_${p.name}`));
       });
 
-      // outside layers: the embedding and the logits, and in decode the greedy token
-      const outside = kind === 'prefill' ? 2 : 3;
+      // outside layers: the embedding and the logits, in prefill the rows whose logits it returns, in decode the greedy token
+      const outside = 3;
 
-      it('dispatches 5 kernels per layer + 2 (prefill) or 6 per layer + 3 (decode: split-K attention, argmax)', () => {
+      it('dispatches 5 kernels per layer + 3 (prefill: rows taken for the logits) or 6 per layer + 3 (decode: split-K attention, argmax)', () => {
         const plan = compileGraph(final);
         expect(plan.kernels.length).toBeLessThanOrEqual(6 * layers + 6);
         expect(plan.kernels.length).toBe((kind === 'prefill' ? 5 : 6) * layers + outside);

@@ -106,6 +106,25 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
         [wg(d, ROW_THREADS), wg(rows!), one],
       );
     })
+    .with({ op: 'take_rows' }, (n) => {
+      const [rows] = n.type.shape;
+      const d = constDim(n.type.shape[1]!, 'row width');
+      const from = ctx.typeOf(n.args[0]).shape[0]!;
+      return kernelSource(
+        [readBinding(ctx.bufferOf(n.args[0]), 'x'), readBinding(ctx.bufferOf(n.args[1]), 'ids', 'i32'), writeBinding(ctx.bufferOf(n.name), 'out')],
+        `
+@compute @workgroup_size(${ROW_THREADS})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let col = gid.x;
+  let row = gid.y;
+  if (col >= ${d}u || row >= ${u32Expr(rows!)}) { return; }
+  // an id outside x's rows gives zeros: nothing reads past x
+  let id = u32(ids[row]);
+  out[row * ${d}u + col] = select(0.0, x[min(id, ${u32Expr(from)} - 1u) * ${d}u + col], id < ${u32Expr(from)});
+}`,
+        [wg(d, ROW_THREADS), wg(rows!), one],
+      );
+    })
     .with({ op: 'rmsnorm' }, (n) => {
       const { rows, cols } = rowsCols(n.type);
       return rmsnormKernel(ctx, n, rows, cols);

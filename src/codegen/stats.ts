@@ -59,12 +59,13 @@ export interface GraphStats {
 
 /**
  * The sizes at the full context: prefill (symbol T) runs T = contextLength new tokens from P = 0; a graph of
- * constant rows (decode) runs them at the last positions, P = contextLength - rows. Other symbols are 0.
+ * constant rows (decode) runs them at the last positions, P = contextLength - rows; prefill returns one row's logits
+ * (L = 1), as generation asks. Other symbols are 0.
  */
 export function fullContextEnv(g: Graph, contextLength: number): Env {
   const input = g.decls.find((d) => d.kind === 'input');
   const rows = g.symbols.includes('T') ? contextLength : input !== undefined && A.isConstant(input.type.shape[0]!) ? input.type.shape[0]!.c : 1;
-  const value = (s: string): number => (s === 'T' ? rows : s === 'P' ? contextLength - rows : 0);
+  const value = (s: string): number => (s === 'T' ? rows : s === 'P' ? contextLength - rows : s === 'L' ? 1 : 0);
   return Object.fromEntries(g.symbols.map((s) => [s, value(s)]));
 }
 
@@ -112,7 +113,7 @@ export function nodeFlops(n: Op, typeOf: (value: string) => TensorType, env: Env
     .with({ op: 'silu' }, () => 5 * size)
     .with({ op: 'add' }, { op: 'mul' }, { op: 'add_bias' }, () => size)
     .with({ op: 'argmax' }, (a) => elements(typeOf(a.args[0]).shape, env))
-    .with({ op: 'embed' }, { op: 'slice' }, { op: 'kv_write' }, () => 0)
+    .with({ op: 'embed' }, { op: 'slice' }, { op: 'kv_write' }, { op: 'take_rows' }, () => 0)
     .exhaustive();
 }
 
@@ -131,7 +132,7 @@ function touchedRows(g: Graph, env: Env): Map<string, { read?: number; write?: n
   };
   for (const n of g.nodes) {
     match(n)
-      .with({ op: 'embed' }, (e) => touch(e.args[0], 'read', e.type.shape[0]!))
+      .with({ op: 'embed' }, { op: 'take_rows' }, (e) => touch(e.args[0], 'read', e.type.shape[0]!))
       .with({ op: 'rope' }, (r) => {
         touch(r.args[1], 'read', r.type.shape[0]!);
         touch(r.args[2], 'read', r.type.shape[0]!);

@@ -1,5 +1,5 @@
 // The WGSL target's quirks in one place: how dims, literals and bindings are written.
-// Every kernel reads the run's symbol values (T, P) from the uniform at binding 0.
+// Every kernel reads the run's symbol values (T, P, L) from the uniform at binding 0.
 import * as A from '../affine.js';
 import type { Affine } from '../affine.js';
 import { uniformSymbols, type PlanBinding, type WorkgroupCount } from '../runtime/plan.js';
@@ -39,10 +39,7 @@ export const writeBinding = (buffer: string, v: string, type: ElementType = 'f32
 
 /** The shared header: the uniform and one storage array per binding, numbered from 1. */
 export function header(bindings: readonly KernelBinding[]): string {
-  const lines = [
-    `struct Dims { ${uniformSymbols.map((s) => `${s}: u32`).join(', ')}, pad0: u32, pad1: u32 }`,
-    `@group(0) @binding(0) var<uniform> dims: Dims;`,
-  ];
+  const lines = [`struct Dims { ${uniformSymbols.map((s) => `${s}: u32`).join(', ')}, pad: u32 }`, `@group(0) @binding(0) var<uniform> dims: Dims;`];
   bindings.forEach((b, i) => {
     const access = b.access === 'read' ? 'read' : 'read_write';
     lines.push(`@group(0) @binding(${i + 1}) var<storage, ${access}> ${b.var}: array<${b.type}>;`);

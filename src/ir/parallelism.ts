@@ -18,6 +18,6 @@ export function parallelismOf(node: Op): Parallelism {
       () => 'token-parallel',
     )
     .with({ op: 'rmsnorm' }, { op: 'head_rmsnorm' }, { op: 'layernorm' }, { op: 'softmax' }, { op: 'matmul' }, { op: 'argmax' }, () => 'row-reduction')
-    .with({ op: 'attn_scores' }, { op: 'attn_mix' }, () => 'cross-token')
+    .with({ op: 'attn_scores' }, { op: 'attn_mix' }, { op: 'take_rows' }, () => 'cross-token')
     .exhaustive();
 }

@@ -30,6 +30,7 @@ export function attrEntries(node: Op): readonly (readonly [string, number])[] {
       { op: 'silu' },
       { op: 'gelu' },
       { op: 'add_bias' },
+      { op: 'take_rows' },
       { op: 'argmax' },
       () => ({}),
     )

@@ -126,6 +126,12 @@ export function inferType(node: OpWithoutType, typeOf: (name: string) => TensorT
       same(d!, b!, 'bias length differs from row length');
       return t([m!, d!]);
     })
+    .with({ op: 'take_rows' }, () => {
+      const [, d] = f32(0, 2);
+      const ids = arg(1);
+      if (ids.dtype !== 'i32' || ids.shape.length !== 1) fail(`ids must be i32[N], is ${formatType(ids)}`);
+      return t([ids.shape[0]!, d!]);
+    })
     .with({ op: 'argmax' }, () => {
       const [m] = f32(0, 2);
       return { dtype: 'i32', shape: [m!] };

@@ -61,16 +61,35 @@ export type Gelu = Node<'gelu', [x: string]>;
 export type AddBias = Node<'add_bias', [x: string, bias: string]>;
 /** columns start..start+size-1 of x [M, N] → [M, size] */
 export type Slice = Node<'slice', [x: string], { start: number; size: number }>;
+/** rows of x [T, D] picked by `ids` i32[L] → [L, D]: the rows whose logits a prefill run returns */
+export type TakeRows = Node<'take_rows', [x: string, ids: string]>;
 /** the column of each row's largest value, the first on ties (run.c's greedy choice): x [M, N] → i32 [M] */
 export type Argmax = Node<'argmax', [x: string]>;
 
 export type Op =
-  Embed | RmsNorm | HeadRmsNorm | Matmul | Rope | KvWrite | AttnScores | Softmax | AttnMix | Add | Mul | Silu | Slice | LayerNorm | Gelu | AddBias | Argmax;
+  | Embed
+  | RmsNorm
+  | HeadRmsNorm
+  | Matmul
+  | Rope
+  | KvWrite
+  | AttnScores
+  | Softmax
+  | AttnMix
+  | Add
+  | Mul
+  | Silu
+  | Slice
+  | LayerNorm
+  | Gelu
+  | AddBias
+  | TakeRows
+  | Argmax;
 export type OpName = Op['op'];
 
 export const elementwiseOps: ReadonlySet<OpName> = new Set(['add', 'mul', 'silu', 'gelu']);
 export const reduceOps: ReadonlySet<OpName> = new Set(['rmsnorm', 'head_rmsnorm', 'layernorm', 'softmax', 'argmax']);
-export const movementOps: ReadonlySet<OpName> = new Set(['embed', 'kv_write', 'slice']);
+export const movementOps: ReadonlySet<OpName> = new Set(['embed', 'kv_write', 'slice', 'take_rows']);
 
 /**
  * What an op needs of its inputs, which decides where kernel boundaries must fall:
@@ -106,6 +125,7 @@ export const opSignatures: { readonly [O in OpName]: OpSignature<O> } = {
   layernorm: { args: ['x', 'weight', 'bias'], attrs: ['eps'] },
   gelu: { args: ['x'], attrs: [] },
   add_bias: { args: ['x', 'bias'], attrs: [] },
+  take_rows: { args: ['x', 'ids'], attrs: [] },
   argmax: { args: ['x'], attrs: [] },
 };
 

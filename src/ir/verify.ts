@@ -144,6 +144,7 @@ function checkAttrs(node: Op, fail: (msg: string) => never): void {
       { op: 'silu' },
       { op: 'gelu' },
       { op: 'add_bias' },
+      { op: 'take_rows' },
       { op: 'argmax' },
       () => {},
     )

@@ -61,7 +61,9 @@ function explain(
   }
   const what =
     need === 'cross-token'
-      ? `${reader.op} at row t reads %${value} at every position up to P+t`
+      ? reader.op === 'take_rows'
+        ? `${reader.op} reads the rows of %${value} that %${reader.args[1]} picks`
+        : `${reader.op} at row t reads %${value} at every position up to P+t`
       : need === 'row-reduction'
         ? `${reader.op} reads whole ${reader.op === 'head_rmsnorm' ? 'heads' : 'rows'} of %${value}`
         : `${reader.op} reads %${value}`;

@@ -363,7 +363,7 @@ export class PlanExecutor {
       if (data.length !== elements(spec, env))
         throw new Error(`${this.plan.graph}: input %${name} has ${data.length} elements, expected ${elements(spec, env)}`);
     }
-    device.queue.writeBuffer(this.uniform, 0, new Uint32Array([...uniformSymbols.map((s) => env[s] ?? 0), 0, 0]));
+    device.queue.writeBuffer(this.uniform, 0, new Uint32Array([...uniformSymbols.map((s) => env[s] ?? 0), 0]));
     for (const name of this.plan.inputs) {
       const data = inputs[name];
       if (data) device.queue.writeBuffer(this.bufferFor(this.bufferSpecs.get(name)!), 0, data.buffer, data.byteOffset, data.byteLength);

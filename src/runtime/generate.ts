@@ -1,5 +1,5 @@
-// The generation loop of llama2.c's run.c: prefill the prompt in one run of the prefill plan, then one
-// decode run per position; a prompt token is forced until the prompt ends, then the sampler chooses. A
+// The generation loop of llama2.c's run.c: prefill the prompt in runs of the prefill plan (one, up to a chunk's
+// tokens), then one decode run per position; a prompt token is forced until the prompt ends, then the sampler chooses. A
 // generation may start past position 0, continuing the keys and values an earlier one left in the cache.
 import { RECORD_SLOTS, type PlanExecutor, type RecordedRun } from './executor.js';
 import { checkSamplerSettings, Sampler } from './sampler.js';
@@ -7,6 +7,12 @@ import type { Plan } from './plan.js';
 
 /** Greedy decode steps submitted beyond the one being read back (each needs a staging slot of its own). */
 const STEPS_AHEAD = RECORD_SLOTS - 1;
+
+/**
+ * Prompt tokens one prefill run takes unless the load says otherwise: at 512 rows the prefill tiles run near their
+ * rate at longer prompts (BENCHMARKS.md), and a Llama 3 8B's activations for them stay near 0.1 GB.
+ */
+export const DEFAULT_PREFILL_CHUNK = 512;
 
 /** llama2.c's BOS; run.c also stops when it is about to feed it */
 export const BOS = 1;
@@ -57,6 +63,8 @@ export interface GenerationStep {
 
 export interface GenerationGraphs {
   readonly prefill: PlanExecutor;
+  /** the most prompt tokens one prefill run takes: a longer prompt runs as several, each after the one before */
+  readonly prefillChunk: number;
   readonly decodePlan: Plan;
   /** the decode graph's executor, awaited before the first decode step (its pipelines may still be compiling) */
   readonly decode: () => Promise<PlanExecutor>;
@@ -94,25 +102,38 @@ export async function* generateSteps(g: GenerationGraphs, o: GenerateOptions): A
   const aborted = (): void => o.signal?.throwIfAborted();
   aborted();
 
-  g.prefill.run({ T, P: start }, { tokens: Int32Array.from(fed), positions: Int32Array.from(fed, (_, i) => start + i) });
   const out = g.prefill.plan.outputs[0]!;
-  const rows = o.logits ? await g.prefill.read(out, 0, T * V) : await g.prefill.read(out, (T - 1) * V, V);
-  const rowAt = (p: number): Float32Array => (o.logits ? rows.subarray((p - start) * V, (p - start + 1) * V) : rows);
   /** the prompt token fed at position p + 1, if the prompt reaches it */
   const promptAfter = (p: number): number | undefined => o.promptIds[p + 1 - start];
-
   const stop = o.stop ?? runcStop;
   let token = fed[0]!;
-  let position = start;
-  for (; position < start + T - 1; position++) {
-    const next = promptAfter(position)!;
-    const ends = stop.inPrompt && stop.ids.includes(next);
-    aborted();
-    yield { position, token, next, sampled: false, prefill: true, stop: ends, ...(o.logits ? { logits: rowAt(position) } : {}) };
-    if (ends) return;
-    token = next;
+  let logits!: Float32Array;
+  // the prompt in runs of at most prefillChunk tokens, so that no activation outgrows a chunk's rows; each run
+  // returns the logits of every row where they are asked for, else of the prompt's last row alone
+  for (let first = 0; first < T; first += g.prefillChunk) {
+    const n = Math.min(g.prefillChunk, T - first);
+    const last = first + n === T;
+    const picked = o.logits ? Array.from({ length: n }, (_, i) => i) : last ? [n - 1] : [];
+    const tokens = Int32Array.from(fed.slice(first, first + n));
+    const P = start + first;
+    g.prefill.run({ T: n, P, L: picked.length }, { tokens, positions: Int32Array.from(tokens, (_, i) => P + i), logit_rows: Int32Array.from(picked) });
+    const rows = picked.length > 0 ? await g.prefill.read(out, 0, picked.length * V) : new Float32Array();
+    for (let i = 0; i < n; i++) {
+      const position = P + i;
+      const row = o.logits ? rows.subarray(i * V, (i + 1) * V) : rows;
+      if (last && i === n - 1) {
+        logits = row;
+        break;
+      }
+      const next = promptAfter(position)!;
+      const ends = stop.inPrompt && stop.ids.includes(next);
+      aborted();
+      yield { position, token, next, sampled: false, prefill: true, stop: ends, ...(o.logits ? { logits: row } : {}) };
+      if (ends) return;
+      token = next;
+    }
   }
-  let logits = rowAt(start + T - 1);
+  let position = start + T - 1;
   const plan = g.decodePlan;
   let decode!: PlanExecutor;
   const logitsOut = { name: plan.outputs[0]!, start: 0, count: V };

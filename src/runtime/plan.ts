@@ -48,8 +48,8 @@ export interface PlanKernel {
   readonly after?: string;
 }
 
-/** Symbols a kernel reads from the uniform at @group(0) @binding(0), one u32 each, in this order. */
-export const uniformSymbols = ['T', 'P'] as const;
+/** Symbols a kernel reads from the uniform at @group(0) @binding(0), one u32 each, in this order (16 bytes in all). */
+export const uniformSymbols = ['T', 'P', 'L'] as const;
 
 export interface Plan {
   readonly graph: string;
