@@ -109,19 +109,20 @@ export async function* generateSteps(g: GenerationGraphs, o: GenerateOptions): A
   let token = fed[0]!;
   let logits!: Float32Array;
   // the prompt in runs of at most prefillChunk tokens, so that no activation outgrows a chunk's rows; each run
-  // returns the logits of every row where they are asked for, else of the prompt's last row alone
+  // returns the logits of every row where they are asked for, else of the prompt's last row alone. A position's
+  // step is yielded once a read shows its run done.
+  let unreported = start;
   for (let first = 0; first < T; first += g.prefillChunk) {
     const n = Math.min(g.prefillChunk, T - first);
-    const last = first + n === T;
-    const picked = o.logits ? Array.from({ length: n }, (_, i) => i) : last ? [n - 1] : [];
+    const picked = o.logits ? Array.from({ length: n }, (_, i) => i) : first + n === T ? [n - 1] : [];
     const tokens = Int32Array.from(fed.slice(first, first + n));
     const P = start + first;
     g.prefill.run({ T: n, P, L: picked.length }, { tokens, positions: Int32Array.from(tokens, (_, i) => P + i), logit_rows: Int32Array.from(picked) });
-    const rows = picked.length > 0 ? await g.prefill.read(out, 0, picked.length * V) : new Float32Array();
-    for (let i = 0; i < n; i++) {
-      const position = P + i;
-      const row = o.logits ? rows.subarray(i * V, (i + 1) * V) : rows;
-      if (last && i === n - 1) {
+    if (picked.length === 0) continue;
+    const rows = await g.prefill.read(out, 0, picked.length * V);
+    for (let position = unreported; position < P + n; position++) {
+      const row = o.logits ? rows.subarray((position - P) * V, (position - P + 1) * V) : rows;
+      if (position === start + T - 1) {
         logits = row;
         break;
       }
@@ -132,6 +133,7 @@ export async function* generateSteps(g: GenerationGraphs, o: GenerateOptions): A
       if (ends) return;
       token = next;
     }
+    unreported = P + n;
   }
   let position = start + T - 1;
   const plan = g.decodePlan;
