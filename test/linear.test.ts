@@ -271,11 +271,6 @@ describe('fused linear kernels against the CPU reference', () => {
       cases.push({ variant: 'tiled-int8', kind, k: 768, n: 70, rows: 37, norm: kind !== 'residual', weights });
     }
     cases.push({ variant: 'split-int8', kind, k: 2304, n: 40, rows: 37, norm: true, weights: 'q6_k', tune: { splitK: 3 } });
-    // the 128-row int8 tile (eight rows an invocation, where workgroup memory holds it): rows past one tile, not two
-    const wide = { maxWorkgroupBytes: 32768 } as const;
-    cases.push({ variant: 'tiled-int8', kind, k: 96, n: 150, rows: 150, norm: kind !== 'residual', weights: 'q8_0', tune: wide });
-    cases.push({ variant: 'tiled-int8', kind, k: 768, n: 70, rows: 130, norm: kind !== 'store', weights: 'q4_k', tune: wide });
-    cases.push({ variant: 'split-int8', kind, k: 2080, n: 70, rows: 131, norm: true, weights: 'q4_0', tune: { ...wide, splitK: 3 } });
     // the subgroup-matrix tile, its 16×16×32 products written out: every form with a scale a block, tiled and split
     const matrix = { int8Matrix: true, maxWorkgroupBytes: 32768 } as const;
     for (const weights of ['q8_0', 'q4_0'] as const) {

@@ -6,7 +6,7 @@ import { weightFormats } from '../../weights/formats.js';
 import { epilogueOf } from './epilogue.js';
 import { gemvFrame } from './gemv.js';
 import { linearInputs, rowScale, xElement } from './inputs.js';
-import { exactFloatWgsl, int8QuantizeWgsl } from './int8-staging.js';
+import { int8QuantizeWgsl } from './int8-staging.js';
 import { GEMV_LANES as LANES, INT8_BLOCK, type LinearOptions, type LinearSpec } from './spec.js';
 
 /**
@@ -72,7 +72,7 @@ fn wQuad(block: u32, h: u32) -> vec4<u32> { return vec4<u32>(wInt8(block, 4u * h
       const pair = (p: number): string => {
         const [sa, sb] = form.offset ? [`sa${p}_${j}.x`, `sb${p}_${j}.x`] : [`sa${p}_${j}`, `sb${p}_${j}`];
         const offset = form.offset ? `\n      if ((hb & 1u) == 0u) { part${p} -= xs[b] * vec2<f32>(sa${p}_${j}.y, sb${p}_${j}.y); }` : '';
-        return `var part${p} = xd[b] * (exactF32x2(vec2<i32>(dots(xv, qa${p}_${j}), dots(xv, qb${p}_${j}))) * vec2<f32>(${sa}, ${sb}));${offset}
+        return `var part${p} = xd[b] * vec2<f32>(f32(dots(xv, qa${p}_${j})) * ${sa}, f32(dots(xv, qb${p}_${j})) * ${sb});${offset}
       acc${p} += part${p};`;
       };
       const body = `let hb = h0 + ${j * LANES}u;
@@ -181,8 +181,6 @@ ${preciseMath}
 ${wFunctions}
 
 ${int8QuantizeWgsl}
-
-${exactFloatWgsl}
 
 fn dots(a: vec4<u32>, b: vec4<u32>) -> i32 {
   return dot4I8Packed(a.x, b.x) + dot4I8Packed(a.y, b.y) + dot4I8Packed(a.z, b.z) + dot4I8Packed(a.w, b.w);

@@ -166,20 +166,6 @@ export function blockLoop(rows: number, bBegin: string, bEnd: string, products: 
 }
 
 /**
- * Integer sums of int8 products (below 2^22 in magnitude: a block's 32 products are at most 32·127·128) as float32,
- * exactly as f32() converts them but without a conversion instruction: added to the bits of 1.5·2^23 a sum is the
- * mantissa, and subtracting 1.5·2^23 as floats leaves it. An H100 converts 16 values a clock per SM against 64
- * integer adds and 128 float adds (CUDA's arithmetic throughput table), and the int8 tile converts 32 sums a block.
- */
-export const exactFloatWgsl = `fn exactF32x4(v: vec4<i32>) -> vec4<f32> {
-  return bitcast<vec4<f32>>(v + vec4<i32>(0x4B400000)) - vec4<f32>(12582912.0);
-}
-
-fn exactF32x2(v: vec2<i32>) -> vec2<f32> {
-  return bitcast<vec2<f32>>(v + vec2<i32>(0x4B400000)) - vec2<f32>(12582912.0);
-}`;
-
-/**
  * The arithmetic of x's int8 quantization (llama.cpp's q8_1), which every int8 kernel's quantizer calls so that
  * their bits agree: `fn int8Scale(amax) -> vec2<f32>` — d = amax/127 and its inverse (0 where d is 0) — and
  * `fn int8Round(v, id) -> vec4<i32>` — round(v/d) within ±127.

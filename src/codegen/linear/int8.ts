@@ -1,37 +1,31 @@
-// The int8 tile (prefill with int8 matmuls): a 128×128 tile (64×128 where workgroup memory is short) over x quantized per
+// The int8 tile (prefill with int8 matmuls): the tiled variant's 64×128 tile and accumulators over x quantized per
 // row and 32-wide block and w's int8 blocks; per block, dot4I8Packed's exact integer products times the two scales,
 // less w's offset times the x block's sum (docs/architecture.md). Blocks are double-buffered, one barrier a block.
 import { kernelSource, preciseMath, type KernelSource } from '../wgsl.js';
 import { epilogueOf } from './epilogue.js';
-import { blockLoop, exactFloatWgsl, int8Tile, stagingFunctions, stagingSetup, WORDS, type StagingLayout } from './int8-staging.js';
+import { blockLoop, int8Tile, stagingFunctions, stagingSetup, WORDS, type StagingLayout } from './int8-staging.js';
 import { TILE_HALF, type LinearOptions, type LinearSpec } from './spec.js';
 import { emits, tileLane, tileStores, type TileOutput } from './tiled.js';
 
 const HALF = TILE_HALF;
 const BN = 2 * HALF;
+/** output rows per invocation */
+const TM = 4;
 /** invocations per tile row: four columns of each half each */
 const TX = HALF / 4;
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
 /**
- * Output rows per invocation, the most first that the adapter's workgroup memory holds: eight rows read two vec4s
- * of x words for 64 products where four read one for 32, against the same two vec4s of w words.
+ * The rows of the tile, and the invocations: 256 (64 rows) where the adapter allows, else 128 (32 rows). Each of
+ * the first BM invocations quantizes one x row of a block; every invocation stages w words.
  */
-const ROWS_PER_INVOCATION = [8, 4] as const;
-
-/**
- * The rows of the tile, and the invocations: 256 where the adapter allows, else 128, of TM rows each (64 or 128 rows
- * at 256 invocations). Each of the first BM invocations quantizes one x row of a block; every invocation stages w words.
- */
-function tileFor(o: LinearOptions): { threads: number; BM: number; TM: number } {
+function tileFor(o: LinearOptions): { threads: number; BM: number } {
   const threads = o.maxInvocations >= 256 ? 256 : 128;
+  const BM = (threads / TX) * TM;
   // two buffers of: x words, scales and sums, w words, scales and offsets (at most two scales a block)
-  const bytes = (BM: number): number => 2 * (BM * WORDS * 4 + 2 * BM * 4 + BN * WORDS * 4 + 3 * BN * 4);
-  for (const TM of ROWS_PER_INVOCATION) {
-    const BM = (threads / TX) * TM;
-    if (BM <= threads && bytes(BM) <= o.maxWorkgroupBytes) return { threads, BM, TM };
-  }
-  throw new Error(`no int8 matmul tile of ${BN} columns fits ${o.maxWorkgroupBytes} bytes of workgroup memory`);
+  const bytes = 2 * (BM * WORDS * 4 + 2 * BM * 4 + BN * WORDS * 4 + 3 * BN * 4);
+  if (bytes > o.maxWorkgroupBytes) throw new Error(`no ${BM}×${BN} int8 matmul tile fits ${o.maxWorkgroupBytes} bytes of workgroup memory`);
+  return { threads, BM };
 }
 
 /** The int8 tile whose sums go to `out`; with `splits` above 1 it covers one of that many ranges of K's blocks (workgroup z). */
@@ -41,48 +35,39 @@ export function int8TiledKernel(s: LinearSpec, o: LinearOptions): KernelSource {
 }
 
 export function int8TileKernel(s: LinearSpec, o: LinearOptions, out: TileOutput, splits = 1): KernelSource {
-  const { threads, BM, TM } = tileFor(o);
-  // the invocation's rows are vec4s of four: ty·G + g holds rows 4g..4g+3 of its TM
-  const G = TM / 4;
-  // row i's x word, scale or sum: element i % 4 of vec4 i / 4
-  const xa = (i: number): string => `a${Math.floor(i / 4)}[${i % 4}]`;
-  const xv = (name: string, i: number): string => `${name}${Math.floor(i / 4)}[${i % 4}]`;
+  const { threads, BM } = tileFor(o);
   const { form: int8, bindings, wRow, wLive, bBegin, bEnd, origin, workgroups } = int8Tile(s, o, BM, splits);
   // w words: each invocation stages `wordsEach` consecutive words of one column's block
   const wordsEach = (BN * WORDS) / threads;
   const stores = tileStores(TM, (i) => `ty * ${TM}u + ${i}u`, out, tileLane);
   // per part of a block (the whole block, or each half where w has a scale per 16 values): the integer dot products
-  // of TM x rows (vec4s of words) with 4 w columns of each half, then added times the scales
+  // of 4 x rows (a vec4 of words) with 4 w columns of each half, then added times the scales
   const parts = int8.scales;
   const partWords = WORDS / parts;
   const products = range(parts)
     .map(
       (part) => `
     {
-${range(G)
-  .map((g) => `      let xd${g} = Xd[buf * ${BM / 4}u + ty * ${G}u + ${g}u];`)
-  .join('\n')}
+      let xd = Xd[buf * ${BM / 4}u + ty];
       let wd0 = Wd[(buf * ${parts}u + ${part}u) * ${BN / 4}u + tx];
       let wd1 = Wd[(buf * ${parts}u + ${part}u) * ${BN / 4}u + ${TX}u + tx];
 ${range(TM)
   .map((i) => `      var s0_${i} = vec4<i32>(0);\n      var s1_${i} = vec4<i32>(0);`)
   .join('\n')}
       for (var j = ${part * partWords}u; j < ${(part + 1) * partWords}u; j++) {
-${range(G)
-  .map((g) => `        let a${g} = Xq[(buf * ${WORDS}u + j) * ${BM / 4}u + ty * ${G}u + ${g}u];`)
-  .join('\n')}
+        let a = Xq[(buf * ${WORDS}u + j) * ${BM / 4}u + ty];
         let b0 = Wq[(buf * ${WORDS}u + j) * ${BN / 4}u + tx];
         let b1 = Wq[(buf * ${WORDS}u + j) * ${BN / 4}u + ${TX}u + tx];
 ${range(TM)
   .map(
     (i) =>
-      `        s0_${i} += vec4<i32>(dot4I8Packed(${xa(i)}, b0.x), dot4I8Packed(${xa(i)}, b0.y), dot4I8Packed(${xa(i)}, b0.z), dot4I8Packed(${xa(i)}, b0.w));\n` +
-      `        s1_${i} += vec4<i32>(dot4I8Packed(${xa(i)}, b1.x), dot4I8Packed(${xa(i)}, b1.y), dot4I8Packed(${xa(i)}, b1.z), dot4I8Packed(${xa(i)}, b1.w));`,
+      `        s0_${i} += vec4<i32>(dot4I8Packed(a[${i}], b0.x), dot4I8Packed(a[${i}], b0.y), dot4I8Packed(a[${i}], b0.z), dot4I8Packed(a[${i}], b0.w));\n` +
+      `        s1_${i} += vec4<i32>(dot4I8Packed(a[${i}], b1.x), dot4I8Packed(a[${i}], b1.y), dot4I8Packed(a[${i}], b1.z), dot4I8Packed(a[${i}], b1.w));`,
   )
   .join('\n')}
       }
 ${range(TM)
-  .map((i) => `      acc0_${i} += exactF32x4(s0_${i}) * (${xv('xd', i)} * wd0);\n      acc1_${i} += exactF32x4(s1_${i}) * (${xv('xd', i)} * wd1);`)
+  .map((i) => `      acc0_${i} += vec4<f32>(s0_${i}) * (xd[${i}] * wd0);\n      acc1_${i} += vec4<f32>(s1_${i}) * (xd[${i}] * wd1);`)
   .join('\n')}
     }`,
     )
@@ -92,13 +77,11 @@ ${range(TM)
       int8.offset
         ? `
     {
-${range(G)
-  .map((g) => `      let xs${g} = Xs[buf * ${BM / 4}u + ty * ${G}u + ${g}u];`)
-  .join('\n')}
+      let xs = Xs[buf * ${BM / 4}u + ty];
       let wo0 = Wo[buf * ${BN / 4}u + tx];
       let wo1 = Wo[buf * ${BN / 4}u + ${TX}u + tx];
 ${range(TM)
-  .map((i) => `      acc0_${i} -= ${xv('xs', i)} * wo0;\n      acc1_${i} -= ${xv('xs', i)} * wo1;`)
+  .map((i) => `      acc0_${i} -= xs[${i}] * wo0;\n      acc1_${i} -= xs[${i}] * wo1;`)
   .join('\n')}
     }`
         : '',
@@ -124,8 +107,6 @@ var<workgroup> Wd: array<vec4<f32>, ${(2 * parts * BN) / 4}>;${
 ${preciseMath}
 
 ${int8.wgsl(s.n * s.k)}
-
-${exactFloatWgsl}
 
 ${out.functions}
 
