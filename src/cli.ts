@@ -386,6 +386,7 @@ function printWithDumps(format: (typeof formats)[Format], dumps: readonly { name
 interface BenchArgs {
   model: string[];
   promptTokens: number[];
+  prefillChunk?: number;
   decodeTokens: number;
   runs: number;
   context?: number;
@@ -555,6 +556,7 @@ async function bench(a: BenchArgs): Promise<void> {
             ...(a.context !== undefined ? { context: a.context } : {}),
             passes,
             promptTokens,
+            ...(a.prefillChunk !== undefined ? { prefillChunk: a.prefillChunk } : {}),
             decodeTokens: a.decodeTokens,
             runs: a.runs,
             warmupSeconds: a.warmupSeconds,
@@ -717,6 +719,10 @@ const benchFlags: FlagTable = {
     describe: `a llama-shaped model with deterministic random weights (${Object.keys(syntheticConfigs).join(', ')}), a checkpoint file or a Hugging Face folder; repeat for several`,
   },
   'prompt-tokens': { kind: 'integers', default: '128', describe: 'comma-separated prompt lengths to time prefill at' },
+  'prefill-chunk': {
+    kind: 'integer',
+    describe: `the most prompt tokens one prefill run takes (default ${DEFAULT_PROMPT_TOKENS}): longer prompts are timed as several runs (their kernel table is one run of the whole prompt)`,
+  },
   'decode-tokens': { kind: 'integer', default: 64, describe: 'decode steps to time after a one-token prompt' },
   runs: { kind: 'integer', default: 5, describe: 'timed runs per figure (the median is reported)' },
   context: { kind: 'integer', describe: 'positions to allocate for a checkpoint, below its own context (a smaller KV cache; default its own)' },
