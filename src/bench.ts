@@ -1,5 +1,5 @@
-// Throughput of a model on the device: prefill (one run over a prompt) and decode (one run per token),
-// each the median of several timed runs after warm-ups, timed on the host clock around the readback
+// Throughput of a model on the device: prefill (the prompt, in runs of at most a prefill chunk) and decode (one run
+// per token), each the median of several timed runs after warm-ups, timed on the host clock around the readback
 // of the logits (every run ends in a mapAsync, so all submitted GPU work is included) — the rate a
 // caller of generate sees. Per-kernel GPU time comes from a separate profile run (timestamp queries
 // where the adapter has them), grouped by kernel kind, with achieved FLOP/s and bytes/s from each

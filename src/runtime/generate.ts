@@ -9,8 +9,9 @@ import type { Plan } from './plan.js';
 const STEPS_AHEAD = RECORD_SLOTS - 1;
 
 /**
- * Prompt tokens one prefill run takes unless the load says otherwise: at 512 rows the prefill tiles run near their
- * rate at longer prompts (BENCHMARKS.md), and a Llama 3 8B's activations for them stay near 0.1 GB.
+ * Prompt tokens one prefill run takes unless the load says otherwise: enough rows that the prefill tiles fill the
+ * device (the 1B's 512-token prefill runs at 16.6k tok/s on an H100, its 128-token one at 11.7k: BENCHMARKS.md),
+ * few enough that a Llama 3 8B's activations for them stay near 0.1 GB.
  */
 export const DEFAULT_PREFILL_CHUNK = 512;
 
