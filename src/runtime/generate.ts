@@ -1,6 +1,6 @@
-// The generation loop of llama2.c's run.c: prefill the prompt in runs of the prefill plan (one, up to a chunk's
-// tokens), then one decode run per position; a prompt token is forced until the prompt ends, then the sampler chooses. A
-// generation may start past position 0, continuing the keys and values an earlier one left in the cache.
+// The generation loop of llama2.c's run.c: prefill the prompt in runs of the prefill plan of at most a chunk's
+// tokens each, then one decode run per position; a prompt token is forced until the prompt ends, then the sampler
+// chooses. A generation may start past position 0, continuing the keys and values an earlier one left in the cache.
 import { RECORD_SLOTS, type PlanExecutor, type RecordedRun } from './executor.js';
 import { checkSamplerSettings, Sampler } from './sampler.js';
 import type { Plan } from './plan.js';
