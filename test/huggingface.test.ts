@@ -49,13 +49,18 @@ describe.each([
 });
 
 describe.each(['llama-gqa', 'gpt2'])('weft run %s --prompt-ids … --temperature 0 --dump-logits (the built CLI)', (name) => {
-  it('prints the prompt and transformers greedy tokens, and dumps logits within 1e-4 of its prefill and decode logits', () => {
+  // the prompt in one prefill run, and in runs of 3 tokens (GPT-2's learned positions and the cache rows continue across them)
+  it.each([
+    { runs: 'one prefill run', chunk: [] as string[] },
+    { runs: 'prefill runs of 3 tokens', chunk: ['--prefill-chunk', '3'] },
+  ])('prints the prompt and transformers greedy tokens, and dumps logits within 1e-4 of its prefill and decode logits: $runs', ({ chunk }) => {
     const dir = join(hf, name);
     const ref = JSON.parse(readFileSync(join(dir, 'reference.json'), 'utf8')) as { prompt: number[]; greedy: number[] };
-    const dump = join(scratch, `${name}-cli.f32`);
+    expect(ref.prompt.length).toBeGreaterThan(3);
+    const dump = join(scratch, `${name}-cli${chunk.length}.f32`);
     const steps = ref.prompt.length + ref.greedy.length;
     const r = runWeft(
-      ['run', dir, '--prompt-ids', ref.prompt.join(','), '--steps', String(steps), '--temperature', '0', '--json', '--dump-logits', dump],
+      ['run', dir, '--prompt-ids', ref.prompt.join(','), '--steps', String(steps), '--temperature', '0', '--json', '--dump-logits', dump, ...chunk],
       120_000,
     );
     expect(r.stderr).toBe('');
