@@ -16,6 +16,7 @@ import {
   wg,
   workgroupReduce,
   writeBinding,
+  type KernelBinding,
   type KernelSource,
 } from './wgsl.js';
 
@@ -56,6 +57,34 @@ export function rowsCols(t: TensorType): { rows: Affine; cols: number } {
   return { rows: A.scale(rows, factor), cols };
 }
 
+/**
+ * Rows picked by ids (embed's from its table, take_rows' from x): an invocation per element of the [rows, d] result,
+ * `value` the element `col` of the row `id` names (a WGSL expression of id and col, over `source` and `functions`).
+ */
+function rowsKernel(
+  ctx: KernelContext,
+  n: Extract<Op, { op: 'embed' | 'take_rows' }>,
+  source: KernelBinding,
+  row: { readonly functions?: string; readonly value: string },
+): KernelSource {
+  const [rows] = n.type.shape;
+  const d = constDim(n.type.shape[1]!, 'row width');
+  return kernelSource(
+    [source, readBinding(ctx.bufferOf(n.args[1]), 'ids', 'i32'), writeBinding(ctx.bufferOf(n.name), 'out')],
+    `
+${row.functions ?? ''}
+@compute @workgroup_size(${ROW_THREADS})
+fn main(@builtin(global_invocation_id) gid: vec3u) {
+  let col = gid.x;
+  let r = gid.y;
+  if (col >= ${d}u || r >= ${u32Expr(rows!)}) { return; }
+  let id = u32(ids[r]);
+  out[r * ${d}u + col] = ${row.value};
+}`,
+    [wg(d, ROW_THREADS), wg(rows!), one],
+  );
+}
+
 /** x / sqrt(mean(x²) + eps) · weight over each of `rows` rows of `cols` values, a workgroup per row. */
 function rmsnormKernel(ctx: KernelContext, n: Extract<Op, { op: 'rmsnorm' | 'head_rmsnorm' }>, rows: Affine, cols: number): KernelSource {
   return kernelSource(
@@ -81,49 +110,22 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
 export function kernelFor(node: Op, ctx: KernelContext): KernelSource {
   return match<Op, KernelSource>(node)
     .with({ op: 'embed' }, (n) => {
-      const [rows] = n.type.shape;
-      const d = constDim(n.type.shape[1]!, 'embedding width');
       // the table in its device format: element i decoded as the format's CPU reference does
       const { wgsl } = weightFormats[ctx.formatOf(n.args[0])];
       const table = ctx.typeOf(n.args[0]).shape.reduce((p, x) => p * constDim(x, 'embedding table'), 1);
-      return kernelSource(
-        [
-          readBinding(ctx.bufferOf(n.args[0]), 'w', wgsl.scalarType),
-          readBinding(ctx.bufferOf(n.args[1]), 'ids', 'i32'),
-          writeBinding(ctx.bufferOf(n.name), 'out'),
-        ],
-        `
-fn tableAt(i: u32) -> f32 { return ${wgsl.scalar(table)}; }
-
-@compute @workgroup_size(${ROW_THREADS})
-fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let col = gid.x;
-  let row = gid.y;
-  if (col >= ${d}u || row >= ${u32Expr(rows!)}) { return; }
-  let id = u32(ids[row]);
-  out[row * ${d}u + col] = tableAt(id * ${d}u + col);
-}`,
-        [wg(d, ROW_THREADS), wg(rows!), one],
-      );
+      const d = constDim(n.type.shape[1]!, 'embedding width');
+      return rowsKernel(ctx, n, readBinding(ctx.bufferOf(n.args[0]), 'w', wgsl.scalarType), {
+        functions: `fn tableAt(i: u32) -> f32 { return ${wgsl.scalar(table)}; }\n`,
+        value: `tableAt(id * ${d}u + col)`,
+      });
     })
     .with({ op: 'take_rows' }, (n) => {
-      const [rows] = n.type.shape;
       const d = constDim(n.type.shape[1]!, 'row width');
-      const from = ctx.typeOf(n.args[0]).shape[0]!;
-      return kernelSource(
-        [readBinding(ctx.bufferOf(n.args[0]), 'x'), readBinding(ctx.bufferOf(n.args[1]), 'ids', 'i32'), writeBinding(ctx.bufferOf(n.name), 'out')],
-        `
-@compute @workgroup_size(${ROW_THREADS})
-fn main(@builtin(global_invocation_id) gid: vec3u) {
-  let col = gid.x;
-  let row = gid.y;
-  if (col >= ${d}u || row >= ${u32Expr(rows!)}) { return; }
-  // an id outside x's rows gives zeros: nothing reads past x
-  let id = u32(ids[row]);
-  out[row * ${d}u + col] = select(0.0, x[min(id, ${u32Expr(from)} - 1u) * ${d}u + col], id < ${u32Expr(from)});
-}`,
-        [wg(d, ROW_THREADS), wg(rows!), one],
-      );
+      const from = u32Expr(ctx.typeOf(n.args[0]).shape[0]!);
+      // an id outside x's rows gives zeros: nothing reads past x
+      return rowsKernel(ctx, n, readBinding(ctx.bufferOf(n.args[0]), 'x'), {
+        value: `select(0.0, x[min(id, ${from} - 1u) * ${d}u + col], id < ${from})`,
+      });
     })
     .with({ op: 'rmsnorm' }, (n) => {
       const { rows, cols } = rowsCols(n.type);
