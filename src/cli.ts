@@ -43,11 +43,12 @@ import { runPipeline } from './passes/run-pipeline.js';
 import { weightFormats, type FormatName } from './weights/formats.js';
 import type { MatmulKind } from './codegen/linear/index.js';
 import { checkSamplerSettings } from './runtime/sampler.js';
+import { DEFAULT_PREFILL_CHUNK } from './runtime/generate.js';
 import { loadProgressBar } from './progress-bar.js';
 import { bindFlagValues, flagOptions, type FlagTable } from './cli-flags.js';
 import { chatFiles } from './chat.js';
 import { chatLoop, type ChatArgs } from './chat-cli.js';
-import { failedChecksText, fittingText, formatMemoryPlan, memoryPlan, planAdapter, webgpuDefaultLimits, DEFAULT_PROMPT_TOKENS } from './memory-plan.js';
+import { failedChecksText, fittingText, formatMemoryPlan, memoryPlan, planAdapter, webgpuDefaultLimits } from './memory-plan.js';
 
 function fail(message: string): never {
   process.stderr.write(`weft: ${message.trim().replace(/\s*\n\s*/g, ' ')}\n`);
@@ -626,7 +627,7 @@ const matmulFlag = {
 } as const;
 const prefillChunkFlag = {
   kind: 'integer',
-  describe: `the most prompt tokens one prefill run takes (default ${DEFAULT_PROMPT_TOKENS}); a longer prompt runs in chunks, each after the one before`,
+  describe: `the most prompt tokens one prefill run takes (default ${DEFAULT_PREFILL_CHUNK}); a longer prompt runs in chunks, each after the one before`,
 } as const;
 const modelPath = 'llama2.c checkpoint (.bin) or Hugging Face folder (config.json + safetensors)';
 const weightNames = Object.keys(weightFormats);
@@ -680,7 +681,7 @@ const inspectFlags: FlagTable = {
   matmul: matmulFlag,
   'prompt-tokens': {
     kind: 'integer',
-    describe: `tokens of one prefill run the activations are planned for (run's --prefill-chunk; default ${DEFAULT_PROMPT_TOKENS}, capped at the context)`,
+    describe: `tokens of one prefill run the activations are planned for (run's --prefill-chunk; default ${DEFAULT_PREFILL_CHUNK}, capped at the context)`,
   },
   backend: { kind: 'text', describe: "the Dawn backend whose adapter's limits to plan against (no device is opened)" },
   json: { kind: 'switch', describe: 'print the memory plan as one JSON object' },
@@ -721,7 +722,7 @@ const benchFlags: FlagTable = {
   'prompt-tokens': { kind: 'integers', default: '128', describe: 'comma-separated prompt lengths to time prefill at' },
   'prefill-chunk': {
     kind: 'integer',
-    describe: `the most prompt tokens one prefill run takes (default ${DEFAULT_PROMPT_TOKENS}): longer prompts are timed as several runs (their kernel table is one run of the whole prompt)`,
+    describe: `the most prompt tokens one prefill run takes (default ${DEFAULT_PREFILL_CHUNK}): longer prompts are timed as several runs (their kernel table is one run of the whole prompt)`,
   },
   'decode-tokens': { kind: 'integer', default: 64, describe: 'decode steps to time after a one-token prompt' },
   runs: { kind: 'integer', default: 5, describe: 'timed runs per figure (the median is reported)' },

@@ -63,9 +63,6 @@ export interface MemoryPlanOptions extends Pick<LoadOptions, 'context' | 'weight
   readonly host?: { readonly total: number; readonly free: number };
 }
 
-/** a prefill run's tokens: a longer prompt runs in chunks of this many (LoadOptions.prefillChunk) */
-export const DEFAULT_PROMPT_TOKENS = DEFAULT_PREFILL_CHUNK;
-
 /** A limit the plan is set against: device limits by their WebGPU names, and the host's memory. */
 export type MemoryLimit = 'maxBufferSize' | 'maxStorageBufferBindingSize' | 'maxStorageBuffersPerShaderStage' | 'hostMemory';
 
@@ -154,7 +151,7 @@ export interface FittingChoices {
  */
 export function memoryPlan(checkpoint: Checkpoint, options: MemoryPlanOptions = {}): MemoryPlan {
   const plan = planAt(checkpoint, options);
-  return plan.fits ? plan : { ...plan, fitting: fittingChoices(checkpoint, options) };
+  return plan.fits ? plan : { ...plan, fitting: fittingChoices(checkpoint, options, plan) };
 }
 
 /** The largest n in 1..below-1 for which fits(n) holds, where fits only ever turns false as n grows; undefined when fits(1) does not hold. */
@@ -170,12 +167,11 @@ function largestFitting(below: number, fits: (n: number) => boolean): number | u
   return best;
 }
 
-function fittingChoices(checkpoint: Checkpoint, options: MemoryPlanOptions): FittingChoices {
-  const context = options.context ?? checkpoint.config.seqLen;
+/** What fits where `plan` (at these options) does not. */
+function fittingChoices(checkpoint: Checkpoint, options: MemoryPlanOptions, plan: MemoryPlan): FittingChoices {
   // more context, or more tokens a prefill run, never takes less memory: the most that fit are found by bisection
-  const best = largestFitting(context, (c) => planAt(checkpoint, { ...options, context: c }).fits);
-  const tokens = Math.min(options.promptTokens ?? DEFAULT_PROMPT_TOKENS, context);
-  const chunk = largestFitting(tokens, (t) => planAt(checkpoint, { ...options, promptTokens: t }).fits);
+  const best = largestFitting(plan.context, (c) => planAt(checkpoint, { ...options, context: c }).fits);
+  const chunk = largestFitting(plan.promptTokens, (t) => planAt(checkpoint, { ...options, promptTokens: t }).fits);
   const formats = tensorFormats(checkpoint.tensors, options.weights);
   const now = Math.max(...[...formats.values()].map((f) => formatBytesPerElement(weightFormats[f])));
   // formats that take fewer bytes per element and that some matrix converts to (its rows whole blocks)
@@ -193,7 +189,7 @@ function fittingChoices(checkpoint: Checkpoint, options: MemoryPlanOptions): Fit
 function planAt(checkpoint: Checkpoint, options: MemoryPlanOptions): MemoryPlan {
   const adapter = options.adapter ?? { name: "WebGPU's default limits", limits: webgpuDefaultLimits };
   const context = options.context ?? checkpoint.config.seqLen;
-  const promptTokens = Math.min(options.promptTokens ?? DEFAULT_PROMPT_TOKENS, context);
+  const promptTokens = Math.min(options.promptTokens ?? DEFAULT_PREFILL_CHUNK, context);
   if (!Number.isInteger(promptTokens) || promptTokens < 1) throw new Error(`prompt tokens must be a positive whole number, got ${options.promptTokens}`);
   const { config, tensors } = withRopeTables(withContext(checkpoint, context));
   // subgroups change the kernels' code, not their buffers
