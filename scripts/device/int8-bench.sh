@@ -9,6 +9,7 @@
 #   bash .device/vulkan-run bash scripts/device/int8-bench.sh q4_k_m
 #   bash .device/vulkan-run bash scripts/device/int8-bench.sh f32 f16 dispatch
 #   bash .device/vulkan-run bash scripts/device/int8-bench.sh gemv rate
+#   bash .device/vulkan-run bash scripts/device/int8-bench.sh dot4 l2
 # Each bench row says where a decode step's time goes (host recording and submit, the GPU's pass beside its kernels).
 set -uo pipefail
 out=${OUT:-/tmp/int8-bench}
@@ -65,8 +66,16 @@ for step in "$@"; do
       # a plain int8 GEMM on the subgroup matrices, no scales: what the tensor cores give through Dawn at all
       node scripts/device/int8-matrix-rate.mjs | tee "$out/int8-matrix-rate.jsonl"
       ;;
+    dot4)
+      # dot4I8Packed, i32 multiply-adds and f32 fma alone: the ceiling of the int8 and float tiles' arithmetic
+      node scripts/device/dot4-rate.mjs | tee "$out/dot4-rate.jsonl"
+      ;;
+    l2)
+      # decode GEMVs over weights L2 holds or not, and a read of the next weights beside the q_k_v GEMV
+      node scripts/device/l2-warm.mjs | tee "$out/l2-warm.jsonl"
+      ;;
     *)
-      echo "int8-bench.sh: unknown step '$step' (probe, cold, accuracy, q8_0, q4_k_m, f32, f16, dispatch, gemv, rate)" >&2
+      echo "int8-bench.sh: unknown step '$step' (probe, cold, accuracy, q8_0, q4_k_m, f32, f16, dispatch, gemv, rate, dot4, l2)" >&2
       exit 2
       ;;
   esac
