@@ -17,9 +17,9 @@ const STEPS = 1024;
 const workgroups = Number(values.workgroups);
 
 const kinds = {
-  dot4I8Packed: { type: 'i32', ops: 8, step: (a) => `${a} = ${a} + dot4I8Packed(bitcast<u32>(${a}), k)`, init: 'i32(lid * 2654435761u + i)' },
-  'i32 multiply-add': { type: 'i32', ops: 2, step: (a) => `${a} = ${a} * kk + ki`, init: 'i32(lid + i)' },
-  'f32 fma': { type: 'f32', ops: 2, step: (a) => `${a} = fma(${a}, kf, kg)`, init: 'f32(lid + i)' },
+  dot4I8Packed: { type: 'i32', ops: 8, step: (a) => `${a} = ${a} + dot4I8Packed(bitcast<u32>(${a}), k)`, init: (i) => `i32(lid * 2654435761u + ${i}u)` },
+  'i32 multiply-add': { type: 'i32', ops: 2, step: (a) => `${a} = ${a} * kk + ki`, init: (i) => `i32(lid + ${i}u)` },
+  'f32 fma': { type: 'f32', ops: 2, step: (a) => `${a} = fma(${a}, kf, kg)`, init: (i) => `f32(lid + ${i}u)` },
 };
 
 const buffer = device.createBuffer({ size: 4 * THREADS * workgroups, usage: GPUBufferUsage.STORAGE });
@@ -38,7 +38,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(local_invocation_ind
   let ki = i32(p[0]);
   let kf = bitcast<f32>(p[2]);
   let kg = bitcast<f32>(p[3]);
-${chains.map((i) => `  var a${i} = ${kind.init.replace('i)', `${i}u)`)};`).join('\n')}
+${chains.map((i) => `  var a${i} = ${kind.init(i)};`).join('\n')}
   for (var s = 0u; s < ${STEPS}u; s++) {
 ${chains.map((i) => `    ${kind.step(`a${i}`)};`).join('\n')}
   }

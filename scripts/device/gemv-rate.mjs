@@ -9,6 +9,7 @@ import * as A from '../../dist/src/affine.js';
 import { defaultLinearOptions, linearKernels } from '../../dist/src/codegen/linear/index.js';
 import { gemvPairs, gemvThreads, GEMV_LANES } from '../../dist/src/codegen/linear/spec.js';
 import { openGpu } from '../../dist/src/runtime/gpu.js';
+import { decodeShapes, gemvEntries, gemvSpec } from './gemv-kernel.mjs';
 import { passTimer } from './pass-timer.mjs';
 
 const { values } = parseArgs({
@@ -19,16 +20,7 @@ const { device } = gpu;
 const timer = passTimer(gpu);
 const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
-// name, epilogue, K, stacked rows N, norm
-const shapes = [
-  ['1B q_k_v', 'store', 2048, 3072, true],
-  ['1B attn_out', 'residual', 2048, 2048, false],
-  ['1B gate_up', 'glu', 2048, 16384, true],
-  ['1B down', 'residual', 8192, 2048, false],
-  ['1B logits', 'store', 2048, 32000, true],
-  ['8B gate_up', 'glu', 4096, 28672, true],
-  ['8B down', 'residual', 14336, 4096, false],
-].filter((s) => (values.only ? s[0].startsWith(values.only) : !values.quick || s[0].startsWith('1B')));
+const shapes = decodeShapes.filter((s) => (values.only ? s[0].startsWith(values.only) : !values.quick || s[0].startsWith('1B')));
 const layouts = [];
 for (const threads of [256, 128]) for (const pairs of [1, 2, 4]) layouts.push({ threads, pairs });
 const weightsKinds = values.weights ? values.weights.split(',') : values.quick ? ['q8_0'] : ['q8_0', 'f32'];
@@ -55,8 +47,7 @@ for (const weights of weightsKinds)
     // enough copies that a pass reads well past L2 (50 MB on an H100)
     const copies = Math.min(8, Math.max(2, Math.ceil(200e6 / wBytes)));
     const ws = Array.from({ length: copies }, () => buffer(wBytes));
-    const epilogue = kind === 'store' ? { kind, out: 'out' } : kind === 'residual' ? { kind, residual: 'residual', out: 'out' } : { kind, out: 'out' };
-    const spec = { x: 'x', rows: A.constant(1), k, n, w: 'w', ...(norm ? { norm: { weight: 'normWeight', eps: 1e-5 } } : {}), epilogue };
+    const spec = gemvSpec(kind, k, n, norm);
     const others = { x: buffer(4 * k), normWeight: buffer(4 * k), residual: buffer(4 * n), out: buffer(4 * n) };
     for (const { threads, pairs } of layouts) {
       const groups = gemvThreads(threads) / GEMV_LANES;
@@ -87,13 +78,7 @@ for (const weights of weightsKinds)
         if (error) throw new Error(error.message.split('\n')[0]);
         const counts = source.workgroups.map((w) => Math.ceil(A.evaluate(w.of, {}) / w.per));
         const bindFor = (wBuffer) =>
-          device.createBindGroup({
-            layout: pipeline.getBindGroupLayout(0),
-            entries: [
-              ...(/\bdims\./.test(source.wgsl) ? [{ binding: 0, resource: { buffer: uniform } }] : []),
-              ...source.bindings.map((b, i) => ({ binding: i + 1, resource: { buffer: b.buffer === 'w' ? wBuffer : others[b.buffer] } })),
-            ],
-          });
+          device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: gemvEntries(source, uniform, { ...others, w: wBuffer }) });
         const bindGroups = ws.map(bindFor);
         const dispatches = 4 * copies;
         const groupsInPass = Array.from({ length: dispatches }, (_, i) => bindGroups[i % copies]);

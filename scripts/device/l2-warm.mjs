@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util';
 import * as A from '../../dist/src/affine.js';
 import { defaultLinearOptions, linearKernels } from '../../dist/src/codegen/linear/index.js';
 import { openGpu } from '../../dist/src/runtime/gpu.js';
+import { decodeShapes, gemvEntries, gemvSpec } from './gemv-kernel.mjs';
 import { passTimer } from './pass-timer.mjs';
 
 const { values } = parseArgs({ options: { backend: { type: 'string' }, 'rounds-only': { type: 'boolean', default: false } } });
@@ -19,13 +20,10 @@ const { device } = gpu;
 const timer = passTimer(gpu);
 const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 
-// name, epilogue, K, stacked rows N, norm
-const shapes = {
-  q_k_v: ['store', 2048, 3072, true],
-  attn_out: ['residual', 2048, 2048, false],
-  gate_up: ['glu', 2048, 16384, true],
-  down: ['residual', 8192, 2048, false],
-};
+// the 1B's, by their names without the model's
+const shapes = Object.fromEntries(
+  decodeShapes.filter(([name]) => name.startsWith('1B ') && name !== '1B logits').map(([name, ...rest]) => [name.slice(3), rest]),
+);
 const round16 = (b) => Math.ceil(b / 16) * 16;
 const buffer = (bytes) => device.createBuffer({ size: round16(Math.max(bytes, 16)), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
 const uniform = device.createBuffer({ size: 64, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
@@ -66,8 +64,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid:
  */
 function gemvOf(name, x, out, ahead = false) {
   const [kind, k, n, norm] = shapes[name];
-  const epilogue = kind === 'store' ? { kind, out: 'out' } : kind === 'residual' ? { kind, residual: 'residual', out: 'out' } : { kind, out: 'out' };
-  const spec = { x: 'x', rows: A.constant(1), k, n, w: 'w', ...(norm ? { norm: { weight: 'normWeight', eps: 1e-5 } } : {}), epilogue };
+  const spec = gemvSpec(kind, k, n, norm);
   const options = {
     ...defaultLinearOptions,
     weights: 'q8_0',
@@ -97,8 +94,7 @@ function gemvOf(name, x, out, ahead = false) {
     device.createBindGroup({
       layout: pipeline.getBindGroupLayout(0),
       entries: [
-        ...(/\bdims\./.test(source.wgsl) ? [{ binding: 0, resource: { buffer: uniform } }] : []),
-        ...source.bindings.map((b, i) => ({ binding: i + 1, resource: { buffer: b.buffer === 'w' ? w : others[b.buffer] } })),
+        ...gemvEntries(source, uniform, { ...others, w }),
         ...(ahead
           ? [
               { binding: slots, resource: pw },
