@@ -3,7 +3,7 @@
 // of 32 own the 64×128 tile; load offsets count int8 elements or words, as the device's do (Gpu.subgroupMatrix.int8Unit).
 import { kernelSource, preciseMath, type KernelSource } from '../wgsl.js';
 import { epilogueOf } from './epilogue.js';
-import { blockLoop, int8Tile, stagingFunctions, stagingSetup, WORDS, type StagingLayout } from './int8-staging.js';
+import { blockLoop, int8Tile, stagingFunctions, stagingPrivates, stagingSetup, WORDS, type StagingLayout } from './int8-staging.js';
 import { INT8_BLOCK, INT8_MATRIX, int8MatrixBytes, TILE_HALF, type LinearOptions, type LinearSpec } from './spec.js';
 import { emits, tileStores, type LaneColumns, type TileOutput } from './tiled.js';
 
@@ -81,6 +81,7 @@ ${range(4)
   })
   .join('\n')}
       }`;
+  // (the last batch's reads of the products end before the barrier that ends each block in blockLoop)
   const block =
     offsets +
     range(4 / batch)
@@ -89,20 +90,19 @@ ${range(4)
         return `
     {
 ${group.map((t, slot) => `      {\n${product(t.a, t.h, slot).replace(/^/gm, '  ')}\n      }`).join('\n')}
-      workgroupBarrier();${group.map((t, slot) => scaled(t, slot)).join('')}
-      workgroupBarrier();
+      workgroupBarrier();${group.map((t, slot) => scaled(t, slot)).join('')}${n + 1 < 4 / batch ? '\n      workgroupBarrier();' : ''}
     }`;
       })
       .join('');
   const stores = tileStores(8, rowOf, out, lane);
   // x row-major and w column-major, as the matrix loads read them
   const layout: StagingLayout = {
-    xWord: (j) => `Xq[(buf * ${BM}u + tid) * ${WORDS}u + ${j}]`,
-    xScale: `Xd[buf * ${BM}u + tid]`,
-    xSum: `Xs[buf * ${BM}u + tid]`,
-    wWord: (j) => `Wq[(buf * ${BN}u + c) * ${WORDS}u + ${j}]`,
-    wScale: () => `Wd[buf * ${BN}u + c]`,
-    wOffset: `Wo[buf * ${BN}u + c]`,
+    xWord: (r, j) => `Xq[(buf * ${BM}u + ${r}) * ${WORDS}u + ${j}]`,
+    xScale: (r) => `Xd[buf * ${BM}u + ${r}]`,
+    xSum: (r) => `Xs[buf * ${BM}u + ${r}]`,
+    wWord: (j) => `Wq[(buf * ${BN}u + wc) * ${WORDS}u + ${j}]`,
+    wScale: () => `Wd[buf * ${BN}u + wc]`,
+    wOffset: `Wo[buf * ${BN}u + wc]`,
     wordType: 'i32',
   };
   return kernelSource(
@@ -120,24 +120,26 @@ ${int8.wgsl(s.n * s.k)}
 
 ${out.functions}
 
-${stagingFunctions(s, int8, wordsEach, layout)}
+${stagingPrivates}
+
+${stagingFunctions(s, int8, BM, THREADS, wordsEach, layout)}
 
 @compute @workgroup_size(${THREADS})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid: u32${products === 'subgroup-matrix' ? ', @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) sl: u32' : ''}) {${
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32${products === 'subgroup-matrix' ? ', @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) sl: u32' : ''}) {${
       products === 'subgroup-matrix'
         ? ''
         : `
-  let sg = tid / ${INT8_MATRIX.subgroupSize}u;
-  let sl = tid % ${INT8_MATRIX.subgroupSize}u;`
+  let sg = lid / ${INT8_MATRIX.subgroupSize}u;
+  let sl = lid % ${INT8_MATRIX.subgroupSize}u;`
     }
 ${origin}
   // this invocation's first column in its left-half column tile
   let cl = (sg % 4u) * 16u + 2u * (sl % 8u);
-${stagingSetup(BM, wordsEach, wRow, wLive)}
+${stagingSetup(BM, THREADS, wordsEach, wRow, wLive)}
 ${range(8)
   .map((i) => `  var acc0_${i} = vec2<f32>(0.0);\n  var acc1_${i} = vec2<f32>(0.0);`)
   .join('\n')}
-${blockLoop(BM, bBegin, bEnd, block, false)}${stores}
+${blockLoop(bBegin, bEnd, block)}${stores}
 }`,
     workgroups,
     products === 'subgroup-matrix',

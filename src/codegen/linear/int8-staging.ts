@@ -63,14 +63,14 @@ export function int8Tile(s: LinearSpec, o: LinearOptions, rows: number, splits: 
 }
 
 /**
- * Where a tile keeps a staged block in buffer `buf` (WGSL expressions to assign to): word j of the x row the
- * invocation `tid` quantizes, its scale and its sum (the dequantized values'); word j of w column `c`, its scale
- * (of each part: a scale a block, or one per 16 values) and its offset.
+ * Where a tile keeps a staged block in buffer `buf` (WGSL expressions to assign to): word j of x row `row` (of the
+ * tile), its scale and its sum (the dequantized values'); word j of w column `c`, its scale (of each part: a scale a
+ * block, or one per 16 values) and its offset.
  */
 export interface StagingLayout {
-  xWord(j: string): string;
-  readonly xScale: string;
-  readonly xSum: string;
+  xWord(row: string, j: string): string;
+  xScale(row: string): string;
+  xSum(row: string): string;
   wWord(j: string): string;
   wScale(part: number): string;
   readonly wOffset: string;
@@ -80,88 +80,142 @@ export interface StagingLayout {
 
 const indices = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
+/** x words each invocation stages a block: a tile of `rows` rows over `threads` invocations (rows·8 words in all). */
+const xWordsEach = (rows: number, threads: number): number => (rows * WORDS) / threads;
+
 /**
- * `fn stageX`: block b of a quantized x row (its words, scale and sum, as quantizeKernel wrote them) into the
- * layout; `fn stageW`: words j0.. of block b of a w column, and its scales and offset where j0 is 0. A row or
- * column past the end stages zeros without reading (nothing guards a read past a buffer).
+ * What an invocation stages of a block, in two steps so that the block after the one being multiplied is read into
+ * registers before the products and written to workgroup memory after them (the loads' latency behind the
+ * products): `fn fetch(b) -> Staged` reads block b — `xEach` words of x row xr from word xj, the scale and sum of
+ * x row xRow (the first `rows` invocations), `wordsEach` words of w column wc from word wj and where wj is 0 its
+ * scales and offset; `fn put(v, buf)` stores them into buffer buf. A row or column past the end stages zeros
+ * without reading (nothing guards a read past a buffer).
  */
-export function stagingFunctions(s: LinearSpec, form: Int8Form, wordsEach: number, layout: StagingLayout): string {
+export function stagingFunctions(s: LinearSpec, form: Int8Form, rows: number, threads: number, wordsEach: number, layout: StagingLayout): string {
   const blocks = s.k / INT8_BLOCK;
   const stride = quantizedRowWords(s.k);
+  const xEach = xWordsEach(rows, threads);
   const word = (v: string): string => (layout.wordType === 'u32' ? v : `bitcast<i32>(${v})`);
-  return `/** Block b of quantized x row \`row\` into buffer buf, for invocation tid. */
-fn stageX(row: u32, live: bool, b: u32, buf: u32, tid: u32) {
-  let base = row * ${stride}u;
-  for (var j = 0u; j < ${WORDS}u; j++) {
-    var q = 0u;
-    if (live) { q = xq[base + b * ${WORDS}u + j]; }
-    ${layout.xWord('j')} = ${word('q')};
-  }
-  var d = 0.0;
-  var sum = 0.0;
-  if (live) {
-    d = bitcast<f32>(xq[base + ${s.k / 4}u + 2u * b]);
-    sum = bitcast<f32>(xq[base + ${s.k / 4}u + 2u * b + 1u]);
-  }
-  ${layout.xScale} = d;${
-    form.offset
-      ? `
-  ${layout.xSum} = sum;`
-      : ''
-  }
+  return `struct Staged {
+${indices(xEach)
+  .map((j) => `  x${j}: u32,`)
+  .join('\n')}
+  xd: f32,
+  xs: f32,
+${indices(wordsEach)
+  .map((j) => `  w${j}: u32,`)
+  .join('\n')}
+${indices(form.scales)
+  .map((p) => `  wd${p}: f32,`)
+  .join('\n')}
+  wo: f32,
 }
 
-/** Words j0.. of block b of w column c (w row wr) into buffer buf, and its scales${form.offset ? ' and offset' : ''} where j0 is 0. */
-fn stageW(wr: u32, live: bool, b: u32, buf: u32, c: u32, j0: u32) {
-  let block = wr * ${blocks}u + b;
-  for (var j = j0; j < j0 + ${wordsEach}u; j++) {
-    var q = 0u;
-    if (live) { q = wInt8(block, j); }
-    ${layout.wWord('j')} = ${word('q')};
+/** Block b as this invocation stages it (see stagingSetup for which rows, columns and words). */
+fn fetch(b: u32) -> Staged {
+  var v: Staged;
+  if (xLiveWords) {
+    let at = xRowWords * ${stride}u + b * ${WORDS}u + xj;
+${indices(xEach)
+  .map((j) => `    v.x${j} = xq[at + ${j}u];`)
+  .join('\n')}
   }
-  if (j0 == 0u) {
+  if (xLive) {
+    let at = xRow * ${stride}u + ${s.k / 4}u + 2u * b;
+    v.xd = bitcast<f32>(xq[at]);${form.offset ? '\n    v.xs = bitcast<f32>(xq[at + 1u]);' : ''}
+  }
+  if (wLive) {
+    let block = wr * ${blocks}u + b;
+${indices(wordsEach)
+  .map((j) => `    v.w${j} = wInt8(block, wj + ${j}u);`)
+  .join('\n')}
+    if (wj == 0u) {
 ${indices(form.scales)
-  .map((part) => `    var d${part} = 0.0;\n    if (live) { d${part} = wScale(block, ${part}u); }\n    ${layout.wScale(part)} = d${part};`)
-  .join('\n')}${form.offset ? `\n    var o = 0.0;\n    if (live) { o = wOffset(block); }\n    ${layout.wOffset} = o;` : ''}
+  .map((p) => `      v.wd${p} = wScale(block, ${p}u);`)
+  .join('\n')}${form.offset ? '\n      v.wo = wOffset(block);' : ''}
+    }
+  }
+  return v;
+}
+
+/** A staged block into buffer buf. */
+fn put(v: Staged, buf: u32) {
+${indices(xEach)
+  .map((j) => `  ${layout.xWord('xr', `xj + ${j}u`)} = ${word(`v.x${j}`)};`)
+  .join('\n')}
+  if (tid < ${rows}u) {
+    ${layout.xScale('tid')} = v.xd;${form.offset ? `\n    ${layout.xSum('tid')} = v.xs;` : ''}
+  }
+${indices(wordsEach)
+  .map((j) => `  ${layout.wWord(`wj + ${j}u`)} = ${word(`v.w${j}`)};`)
+  .join('\n')}
+  if (wj == 0u) {
+${indices(form.scales)
+  .map((p) => `    ${layout.wScale(p)} = v.wd${p};`)
+  .join('\n')}${form.offset ? `\n    ${layout.wOffset} = v.wo;` : ''}
   }
 }`;
 }
 
 /**
- * The invocations' part in staging: the first `rows` stage one x row each (xRow, xLive), every invocation stages
- * `wordsEach` words of one w column (wc, wj, wr, wLive).
+ * The private variables fetch and put read (the invocation's part in staging, set once in main by stagingSetup):
+ * invocation tid stages words of one x row and of one w column, and the first `rows` the scale and sum of row tid.
  */
-export function stagingSetup(rows: number, wordsEach: number, wRow: (c: string) => string, wLive: (c: string) => string): string {
+export const stagingPrivates = `var<private> tid: u32;
+var<private> xr: u32;
+var<private> xj: u32;
+var<private> xRowWords: u32;
+var<private> xLiveWords: bool;
+var<private> xRow: u32;
+var<private> xLive: bool;
+var<private> wc: u32;
+var<private> wj: u32;
+var<private> wr: u32;
+var<private> wLive: bool;`;
+
+/** main's lines that set stagingPrivates; `lid` is main's local_invocation_index. */
+export function stagingSetup(rows: number, threads: number, wordsEach: number, wRow: (c: string) => string, wLive: (c: string) => string): string {
+  const xEach = xWordsEach(rows, threads);
   return `
-  // the x row this invocation stages (the first ${rows} invocations)
-  let xRow = rowBase + tid;
-  let xLive = tid < ${rows}u && xRow < M;
-  // the w column this invocation stages words of
-  let wc = tid / ${WORDS / wordsEach}u;
-  let wj = (tid % ${WORDS / wordsEach}u) * ${wordsEach}u;
-  let wr = ${wRow('wc')};
-  let wLive = ${wLive('wc')};`;
+  tid = lid;
+  // x words xj.. of tile row xr; the scale and sum of tile row tid (the first ${rows} invocations)
+  xr = lid / ${WORDS / xEach}u;
+  xj = (lid % ${WORDS / xEach}u) * ${xEach}u;
+  xRowWords = rowBase + xr;
+  xLiveWords = xRowWords < M;
+  xRow = rowBase + lid;
+  xLive = lid < ${rows}u && xRow < M;
+  // w words wj.. of tile column c
+  wc = lid / ${WORDS / wordsEach}u;
+  wj = (lid % ${WORDS / wordsEach}u) * ${wordsEach}u;
+  wr = ${wRow('wc')};
+  wLive = ${wLive('wc')};`;
 }
 
 /**
- * The loop over blocks bBegin..bEnd: the first block staged into buffer 0, then per block the next staged into
- * the other buffer while `products` reads this one (`buf`). `products` must end every read of a buffer before a
- * barrier: one at the end of each block unless it places its own (`endBarrier` false).
+ * The loop over blocks bBegin..bEnd, `stage` blocks a barrier: the first stage put into slots 0.. of workgroup
+ * memory; then per stage, the next one read into registers, \`products\` of each block of this one (slot \`buf\`: the
+ * stage's half of 2·stage slots, then its block), the next one stored into the other half, and a barrier.
+ * \`products\` may place barriers of its own; the other half was last read before the previous stage's last barrier.
  */
-export function blockLoop(rows: number, bBegin: string, bEnd: string, products: string, endBarrier: boolean): string {
-  const stage = (b: string, buf: string): string => `if (tid < ${rows}u) { stageX(xRow, xLive, ${b}, ${buf}, tid); }
-    stageW(wr, wLive, ${b}, ${buf}, wc, wj);`;
+export function blockLoop(bBegin: string, bEnd: string, products: string, stage = 1): string {
+  const blocks = indices(stage);
+  const within = (b: string, s: number): string => (s === 0 ? `${b} < ${bEnd}` : `${b} + ${s}u < ${bEnd}`);
   return `
-  if (${bBegin} < ${bEnd}) {
-    ${stage(bBegin, '0u')}
+  for (var s = 0u; s < ${stage}u; s++) {
+    if (${bBegin} + s < ${bEnd}) { put(fetch(${bBegin} + s), s); }
   }
   workgroupBarrier();
-  for (var b = ${bBegin}; b < ${bEnd}; b++) {
-    let buf = (b - ${bBegin}) & 1u;
-    // the next block goes to the other buffer, last read before the previous barrier
-    if (b + 1u < ${bEnd}) {
-      ${stage('b + 1u', 'buf ^ 1u').replace('\n    ', '\n      ')}
-    }${products}${endBarrier ? '\n    workgroupBarrier();' : ''}
+  for (var b = ${bBegin}; b < ${bEnd}; b += ${stage}u) {
+    let half = ((b - ${bBegin}) / ${stage}u) & 1u;
+    let next = b + ${stage}u;
+${blocks.map((s) => `    var next${s}: Staged;
+    if (${within('next', s)}) { next${s} = fetch(next + ${s}u); }`).join('\n')}
+${blocks.map((s) => `    if (${within('b', s)}) {
+      let buf = half * ${stage}u + ${s}u;${products.replace(/\n/g, '\n  ')}
+    }`).join('\n')}
+${blocks.map((s) => `    if (${within('next', s)}) { put(next${s}, (half ^ 1u) * ${stage}u + ${s}u); }`).join('\n')}
+    workgroupBarrier();
   }`;
 }
 

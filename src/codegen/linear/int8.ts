@@ -3,7 +3,7 @@
 // less w's offset times the x block's sum (docs/architecture.md). Blocks are double-buffered, one barrier a block.
 import { kernelSource, preciseMath, type KernelSource } from '../wgsl.js';
 import { epilogueOf } from './epilogue.js';
-import { blockLoop, int8Tile, stagingFunctions, stagingSetup, WORDS, type StagingLayout } from './int8-staging.js';
+import { blockLoop, int8Tile, stagingFunctions, stagingPrivates, stagingSetup, WORDS, type StagingLayout } from './int8-staging.js';
 import { TILE_HALF, type LinearOptions, type LinearSpec } from './spec.js';
 import { emits, tileLane, tileStores, type TileOutput } from './tiled.js';
 
@@ -13,6 +13,8 @@ const BN = 2 * HALF;
 const TM = 4;
 /** invocations per tile row: four columns of each half each */
 const TX = HALF / 4;
+/** blocks staged a barrier */
+const STAGE = 1;
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
 /**
@@ -22,8 +24,8 @@ const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 function tileFor(o: LinearOptions): { threads: number; BM: number } {
   const threads = o.maxInvocations >= 256 ? 256 : 128;
   const BM = (threads / TX) * TM;
-  // two buffers of: x words, scales and sums, w words, scales and offsets (at most two scales a block)
-  const bytes = 2 * (BM * WORDS * 4 + 2 * BM * 4 + BN * WORDS * 4 + 3 * BN * 4);
+  // two buffers of STAGE blocks of: x words, scales and sums, w words, scales and offsets (at most two scales a block)
+  const bytes = 2 * STAGE * (BM * WORDS * 4 + 2 * BM * 4 + BN * WORDS * 4 + 3 * BN * 4);
   if (bytes > o.maxWorkgroupBytes) throw new Error(`no ${BM}×${BN} int8 matmul tile fits ${o.maxWorkgroupBytes} bytes of workgroup memory`);
   return { threads, BM };
 }
@@ -87,22 +89,22 @@ ${range(TM)
         : '',
     );
   const layout: StagingLayout = {
-    xWord: (j) => `Xq[(buf * ${WORDS}u + ${j}) * ${BM / 4}u + tid / 4u][tid % 4u]`,
-    xScale: `Xd[buf * ${BM / 4}u + tid / 4u][tid % 4u]`,
-    xSum: `Xs[buf * ${BM / 4}u + tid / 4u][tid % 4u]`,
-    wWord: (j) => `Wq[(buf * ${WORDS}u + ${j}) * ${BN / 4}u + c / 4u][c % 4u]`,
-    wScale: (part) => `Wd[(buf * ${parts}u + ${part}u) * ${BN / 4}u + c / 4u][c % 4u]`,
-    wOffset: `Wo[buf * ${BN / 4}u + c / 4u][c % 4u]`,
+    xWord: (r, j) => `Xq[(buf * ${WORDS}u + ${j}) * ${BM / 4}u + ${r} / 4u][${r} % 4u]`,
+    xScale: (r) => `Xd[buf * ${BM / 4}u + ${r} / 4u][${r} % 4u]`,
+    xSum: (r) => `Xs[buf * ${BM / 4}u + ${r} / 4u][${r} % 4u]`,
+    wWord: (j) => `Wq[(buf * ${WORDS}u + ${j}) * ${BN / 4}u + wc / 4u][wc % 4u]`,
+    wScale: (part) => `Wd[(buf * ${parts}u + ${part}u) * ${BN / 4}u + wc / 4u][wc % 4u]`,
+    wOffset: `Wo[buf * ${BN / 4}u + wc / 4u][wc % 4u]`,
     wordType: 'u32',
   };
   return kernelSource(
     [...bindings, ...out.bindings],
     `
-var<workgroup> Xq: array<vec4<u32>, ${(2 * WORDS * BM) / 4}>;
-var<workgroup> Xd: array<vec4<f32>, ${(2 * BM) / 4}>;
-var<workgroup> Wq: array<vec4<u32>, ${(2 * WORDS * BN) / 4}>;
-var<workgroup> Wd: array<vec4<f32>, ${(2 * parts * BN) / 4}>;${
-      int8.offset ? `\nvar<workgroup> Xs: array<vec4<f32>, ${(2 * BM) / 4}>;\nvar<workgroup> Wo: array<vec4<f32>, ${(2 * BN) / 4}>;` : ''
+var<workgroup> Xq: array<vec4<u32>, ${(2 * STAGE * WORDS * BM) / 4}>;
+var<workgroup> Xd: array<vec4<f32>, ${(2 * STAGE * BM) / 4}>;
+var<workgroup> Wq: array<vec4<u32>, ${(2 * STAGE * WORDS * BN) / 4}>;
+var<workgroup> Wd: array<vec4<f32>, ${(2 * STAGE * parts * BN) / 4}>;${
+      int8.offset ? `\nvar<workgroup> Xs: array<vec4<f32>, ${(2 * STAGE * BM) / 4}>;\nvar<workgroup> Wo: array<vec4<f32>, ${(2 * STAGE * BN) / 4}>;` : ''
     }
 ${preciseMath}
 
@@ -110,18 +112,20 @@ ${int8.wgsl(s.n * s.k)}
 
 ${out.functions}
 
-${stagingFunctions(s, int8, wordsEach, layout)}
+${stagingPrivates}
+
+${stagingFunctions(s, int8, BM, threads, wordsEach, layout)}
 
 @compute @workgroup_size(${threads})
-fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) tid: u32) {
-  let tx = tid % ${TX}u;
-  let ty = tid / ${TX}u;
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let tx = lid % ${TX}u;
+  let ty = lid / ${TX}u;
 ${origin}
-${stagingSetup(BM, wordsEach, wRow, wLive)}
+${stagingSetup(BM, threads, wordsEach, wRow, wLive)}
 ${range(TM)
   .map((i) => `  var acc0_${i} = vec4<f32>(0.0);\n  var acc1_${i} = vec4<f32>(0.0);`)
   .join('\n')}
-${blockLoop(BM, bBegin, bEnd, products, true)}${stores}
+${blockLoop(bBegin, bEnd, products, STAGE)}${stores}
 }`,
     workgroups,
   );
