@@ -193,28 +193,20 @@ export function stagingSetup(rows: number, threads: number, wordsEach: number, w
 }
 
 /**
- * The loop over blocks bBegin..bEnd, `stage` blocks a barrier: the first stage put into slots 0.. of workgroup
- * memory; then per stage, the next one read into registers, \`products\` of each block of this one (slot \`buf\`: the
- * stage's half of 2·stage slots, then its block), the next one stored into the other half, and a barrier.
- * \`products\` may place barriers of its own; the other half was last read before the previous stage's last barrier.
+ * The loop over blocks bBegin..bEnd: the first put into buffer 0 of workgroup memory; then per block, the next one
+ * read into registers, \`products\` of this one (buffer \`buf\`), the next one stored into the other buffer, and a
+ * barrier. \`products\` may place barriers of its own; the other buffer was last read before the previous block's
+ * barrier.
  */
-export function blockLoop(bBegin: string, bEnd: string, products: string, stage = 1): string {
-  const blocks = indices(stage);
-  const within = (b: string, s: number): string => (s === 0 ? `${b} < ${bEnd}` : `${b} + ${s}u < ${bEnd}`);
+export function blockLoop(bBegin: string, bEnd: string, products: string): string {
   return `
-  for (var s = 0u; s < ${stage}u; s++) {
-    if (${bBegin} + s < ${bEnd}) { put(fetch(${bBegin} + s), s); }
-  }
+  if (${bBegin} < ${bEnd}) { put(fetch(${bBegin}), 0u); }
   workgroupBarrier();
-  for (var b = ${bBegin}; b < ${bEnd}; b += ${stage}u) {
-    let half = ((b - ${bBegin}) / ${stage}u) & 1u;
-    let next = b + ${stage}u;
-${blocks.map((s) => `    var next${s}: Staged;
-    if (${within('next', s)}) { next${s} = fetch(next + ${s}u); }`).join('\n')}
-${blocks.map((s) => `    if (${within('b', s)}) {
-      let buf = half * ${stage}u + ${s}u;${products.replace(/\n/g, '\n  ')}
-    }`).join('\n')}
-${blocks.map((s) => `    if (${within('next', s)}) { put(next${s}, (half ^ 1u) * ${stage}u + ${s}u); }`).join('\n')}
+  for (var b = ${bBegin}; b < ${bEnd}; b++) {
+    let buf = (b - ${bBegin}) & 1u;
+    var next: Staged;
+    if (b + 1u < ${bEnd}) { next = fetch(b + 1u); }${products}
+    if (b + 1u < ${bEnd}) { put(next, buf ^ 1u); }
     workgroupBarrier();
   }`;
 }

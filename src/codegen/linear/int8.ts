@@ -13,8 +13,6 @@ const BN = 2 * HALF;
 const TM = 4;
 /** invocations per tile row: four columns of each half each */
 const TX = HALF / 4;
-/** blocks staged a barrier */
-const STAGE = 1;
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
 /**
@@ -24,8 +22,8 @@ const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 function tileFor(o: LinearOptions): { threads: number; BM: number } {
   const threads = o.maxInvocations >= 256 ? 256 : 128;
   const BM = (threads / TX) * TM;
-  // two buffers of STAGE blocks of: x words, scales and sums, w words, scales and offsets (at most two scales a block)
-  const bytes = 2 * STAGE * (BM * WORDS * 4 + 2 * BM * 4 + BN * WORDS * 4 + 3 * BN * 4);
+  // two buffers of: x words, scales and sums, w words, scales and offsets (at most two scales a block)
+  const bytes = 2 * (BM * WORDS * 4 + 2 * BM * 4 + BN * WORDS * 4 + 3 * BN * 4);
   if (bytes > o.maxWorkgroupBytes) throw new Error(`no ${BM}×${BN} int8 matmul tile fits ${o.maxWorkgroupBytes} bytes of workgroup memory`);
   return { threads, BM };
 }
@@ -100,11 +98,11 @@ ${range(TM)
   return kernelSource(
     [...bindings, ...out.bindings],
     `
-var<workgroup> Xq: array<vec4<u32>, ${(2 * STAGE * WORDS * BM) / 4}>;
-var<workgroup> Xd: array<vec4<f32>, ${(2 * STAGE * BM) / 4}>;
-var<workgroup> Wq: array<vec4<u32>, ${(2 * STAGE * WORDS * BN) / 4}>;
-var<workgroup> Wd: array<vec4<f32>, ${(2 * STAGE * parts * BN) / 4}>;${
-      int8.offset ? `\nvar<workgroup> Xs: array<vec4<f32>, ${(2 * STAGE * BM) / 4}>;\nvar<workgroup> Wo: array<vec4<f32>, ${(2 * STAGE * BN) / 4}>;` : ''
+var<workgroup> Xq: array<vec4<u32>, ${(2 * WORDS * BM) / 4}>;
+var<workgroup> Xd: array<vec4<f32>, ${(2 * BM) / 4}>;
+var<workgroup> Wq: array<vec4<u32>, ${(2 * WORDS * BN) / 4}>;
+var<workgroup> Wd: array<vec4<f32>, ${(2 * parts * BN) / 4}>;${
+      int8.offset ? `\nvar<workgroup> Xs: array<vec4<f32>, ${(2 * BM) / 4}>;\nvar<workgroup> Wo: array<vec4<f32>, ${(2 * BN) / 4}>;` : ''
     }
 ${preciseMath}
 
@@ -125,7 +123,7 @@ ${stagingSetup(BM, threads, wordsEach, wRow, wLive)}
 ${range(TM)
   .map((i) => `  var acc0_${i} = vec4<f32>(0.0);\n  var acc1_${i} = vec4<f32>(0.0);`)
   .join('\n')}
-${blockLoop(bBegin, bEnd, products, STAGE)}${stores}
+${blockLoop(bBegin, bEnd, products)}${stores}
 }`,
     workgroups,
   );
