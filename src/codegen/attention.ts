@@ -85,8 +85,9 @@ const u = (n: number): string => `${n}u`;
 function prefillTiles(headSize: number, o: AttentionOptions): { rows: number; keys: number } {
   let rows = o.maxTile;
   let keys = o.maxTile;
-  // K rows are padded by one float (see prefillKernel)
-  const floats = () => (rows + 2 * keys) * headSize + keys + rows * keys + 3 * rows;
+  // head rows as whole vec4s, K rows padded by one vec4 (see prefillKernel)
+  const width = 4 * Math.ceil(headSize / 4);
+  const floats = () => (rows + 2 * keys) * width + 4 * keys + rows * keys + 3 * rows;
   const budget = Math.floor(o.maxWorkgroupBytes / 4);
   while (floats() > budget && (rows > 1 || keys > 1)) {
     if (rows >= keys && rows > 1) rows /= 2;
@@ -119,24 +120,32 @@ export function attentionKernels(spec: AttentionSpec, o: AttentionOptions = defa
 /**
  * One workgroup per (block of query rows, head). Per tile of keys: load K and V, score every (row, key)
  * of the block, update each row's running max, turn every score into a probability (one per invocation)
- * and add each row's sum, then rescale
- * and accumulate each thread's outputs (fixed (row, dim) slots held in registers). K rows sit one float
- * apart beyond the head (stride headSize + 1), so the keys that neighbouring invocations score fall in
- * different memory banks.
+ * and add each row's sum, then rescale and accumulate each invocation's outputs (fixed (row, 4 dims) slots held
+ * in registers). Head rows sit in workgroup memory as vec4s (zeros past the head), so a score reads 4 values of q
+ * and of k a load and an output 4 values of V; K rows sit one vec4 apart beyond the head (stride width + 1), so the
+ * keys that neighbouring invocations score fall in different memory banks. Scores and outputs add their terms one
+ * dimension and one key at a time, in order.
  */
 function prefillKernel(spec: AttentionSpec, o: AttentionOptions): KernelSource {
   const { heads, kvHeads, headSize: hs } = spec;
   const { rows: br, keys: bc } = prefillTiles(hs, o);
   // one invocation per (row, key) of a tile, at least 64 and at most workgroupThreads
   const threads = Math.max(Math.min(64, workgroupThreads(o)), Math.min(br * bc, workgroupThreads(o)));
-  const slots = Math.ceil((br * hs) / threads);
+  // vec4s of a head row
+  const hw = Math.ceil(hs / 4);
+  const slots = Math.ceil((br * hw) / threads);
   const [qd, kd] = [heads * hs, kvHeads * hs];
+  // the four values of vec4 `j` of the head row at `at` in `buf` (zeros past the head)
+  const part = (buf: string, at: string): string =>
+    hs % 4 === 0
+      ? `${buf}[${at} + 4u * j], ${buf}[${at} + 4u * j + 1u], ${buf}[${at} + 4u * j + 2u], ${buf}[${at} + 4u * j + 3u]`
+      : [0, 1, 2, 3].map((c) => `select(0.0, ${buf}[${at} + min(4u * j + ${c}u, ${hs - 1}u)], 4u * j + ${c}u < ${u(hs)})`).join(', ');
   return kernelSource(
     [readBinding(spec.q, 'q'), readBinding(spec.k, 'k'), readBinding(spec.v, 'v'), writeBinding(spec.out, 'out')],
     `
-var<workgroup> qTile: array<f32, ${br * hs}>;
-var<workgroup> kTile: array<f32, ${bc * (hs + 1)}>;
-var<workgroup> vTile: array<f32, ${bc * hs}>;
+var<workgroup> qTile: array<vec4<f32>, ${br * hw}>;
+var<workgroup> kTile: array<vec4<f32>, ${bc * (hw + 1)}>;
+var<workgroup> vTile: array<vec4<f32>, ${bc * hw}>;
 var<workgroup> pTile: array<f32, ${br * bc}>;
 var<workgroup> rowMax: array<f32, ${br}>;
 var<workgroup> rowSum: array<f32, ${br}>;
@@ -152,25 +161,27 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
   let kvBase = (wid.y / ${u(heads / kvHeads)}) * ${u(hs)};
   // the block's last row sees keys 0..kEnd-1
   let kEnd = keys - rows + min(rows, row0 + ${u(br)});
-  for (var e = lane; e < ${u(br * hs)}; e += ${u(threads)}) {
-    let row = row0 + e / ${u(hs)};
-    var x = 0.0;
-    if (row < rows) { x = q[row * ${u(qd)} + qBase + e % ${u(hs)}]; }
+  for (var e = lane; e < ${u(br * hw)}; e += ${u(threads)}) {
+    let row = row0 + e / ${u(hw)};
+    let j = e % ${u(hw)};
+    var x = vec4<f32>(0.0);
+    if (row < rows) { x = vec4<f32>(${part('q', `row * ${u(qd)} + qBase`)}); }
     qTile[e] = x;
   }
   for (var r = lane; r < ${u(br)}; r += ${u(threads)}) { rowMax[r] = ${NEG}; rowSum[r] = 0.0; }
-  var acc: array<f32, ${slots}>;
+  var acc: array<vec4<f32>, ${slots}>;
   for (var k0 = 0u; k0 < kEnd; k0 += ${u(bc)}) {
-    for (var e = lane; e < ${u(bc * hs)}; e += ${u(threads)}) {
-      let key = k0 + e / ${u(hs)};
-      var kx = 0.0;
-      var vx = 0.0;
+    for (var e = lane; e < ${u(bc * hw)}; e += ${u(threads)}) {
+      let key = k0 + e / ${u(hw)};
+      let j = e % ${u(hw)};
+      var kx = vec4<f32>(0.0);
+      var vx = vec4<f32>(0.0);
       if (key < kEnd) {
-        let at = key * ${u(kd)} + kvBase + e % ${u(hs)};
-        kx = k[at];
-        vx = v[at];
+        let at = key * ${u(kd)} + kvBase;
+        kx = vec4<f32>(${part('k', 'at')});
+        vx = vec4<f32>(${part('v', 'at')});
       }
-      kTile[(e / ${u(hs)}) * ${u(hs + 1)} + e % ${u(hs)}] = kx;
+      kTile[(e / ${u(hw)}) * ${u(hw + 1)} + j] = kx;
       vTile[e] = vx;
     }
     workgroupBarrier();
@@ -181,7 +192,14 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
       var s = ${NEG};
       if (row < rows && k0 + c <= keys - rows + row) {
         var dot = 0.0;
-        for (var d = 0u; d < ${u(hs)}; d++) { dot += qTile[r * ${u(hs)} + d] * kTile[c * ${u(hs + 1)} + d]; }
+        for (var j = 0u; j < ${u(hw)}; j++) {
+          let a = qTile[r * ${u(hw)} + j];
+          let b = kTile[c * ${u(hw + 1)} + j];
+          dot += a.x * b.x;
+          dot += a.y * b.y;
+          dot += a.z * b.z;
+          dot += a.w * b.w;
+        }
         s = preciseDiv(dot, ${f32Lit(Math.sqrt(hs))});
       }
       pTile[e] = s;
@@ -212,11 +230,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
     }
     for (var i = 0u; i < ${u(slots)}; i++) {
       let e = lane + i * ${u(threads)};
-      if (e < ${u(br * hs)}) {
-        let r = e / ${u(hs)};
-        let d = e % ${u(hs)};
+      if (e < ${u(br * hw)}) {
+        let r = e / ${u(hw)};
+        let j = e % ${u(hw)};
         var o = acc[i] * rowScale[r];
-        for (var c = 0u; c < ${u(bc)}; c++) { o += pTile[r * ${u(bc)} + c] * vTile[c * ${u(hs)} + d]; }
+        for (var c = 0u; c < ${u(bc)}; c++) { o += pTile[r * ${u(bc)} + c] * vTile[c * ${u(hw)} + j]; }
         acc[i] = o;
       }
     }
@@ -224,9 +242,17 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
   }
   for (var i = 0u; i < ${u(slots)}; i++) {
     let e = lane + i * ${u(threads)};
-    let r = e / ${u(hs)};
+    let r = e / ${u(hw)};
     let row = row0 + r;
-    if (e < ${u(br * hs)} && row < rows) { out[row * ${u(qd)} + qBase + e % ${u(hs)}] = preciseDiv(acc[i], rowSum[r]); }
+    if (e < ${u(br * hw)} && row < rows) {
+      let at = row * ${u(qd)} + qBase + 4u * (e % ${u(hw)});
+${[0, 1, 2, 3]
+  .map((c) => {
+    const store = `out[at + ${c}u] = preciseDiv(acc[i][${c}], rowSum[r]);`;
+    return `      ${hs % 4 === 0 ? store : `if (4u * (e % ${u(hw)}) + ${c}u < ${u(hs)}) { ${store} }`}`;
+  })
+  .join('\n')}
+    }
   }
 }`,
     [wg(spec.rows, br), wg(heads), one],
