@@ -194,8 +194,8 @@ export function stagingSetup(rows: number, threads: number, wordsEach: number, w
 
 /**
  * The loop over blocks bBegin..bEnd: the first put into buffer 0 of workgroup memory; then per block, the next one
- * read into registers, \`products\` of this one (buffer \`buf\`), the next one stored into the other buffer, and a
- * barrier. \`products\` may place barriers of its own; the other buffer was last read before the previous block's
+ * read into registers, `products` of this one (buffer `buf`), the next one stored into the other buffer, and a
+ * barrier. `products` may place barriers of its own; the other buffer was last read before the previous block's
  * barrier.
  */
 export function blockLoop(bBegin: string, bEnd: string, products: string): string {
