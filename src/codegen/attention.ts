@@ -245,11 +245,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
     let r = e / ${u(hw)};
     let row = row0 + r;
     if (e < ${u(br * hw)} && row < rows) {
-      let at = row * ${u(qd)} + qBase + 4u * (e % ${u(hw)});
+      let d = 4u * (e % ${u(hw)});
+      let at = row * ${u(qd)} + qBase + d;
 ${[0, 1, 2, 3]
   .map((c) => {
     const store = `out[at + ${c}u] = preciseDiv(acc[i][${c}], rowSum[r]);`;
-    return `      ${hs % 4 === 0 ? store : `if (4u * (e % ${u(hw)}) + ${c}u < ${u(hs)}) { ${store} }`}`;
+    return `      ${hs % 4 === 0 ? store : `if (d + ${c}u < ${u(hs)}) { ${store} }`}`;
   })
   .join('\n')}
     }

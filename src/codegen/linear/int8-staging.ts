@@ -185,7 +185,7 @@ export function stagingSetup(rows: number, threads: number, wordsEach: number, w
   xLiveWords = xRowWords < M;
   xRow = rowBase + lid;
   xLive = lid < ${rows}u && xRow < M;
-  // w words wj.. of tile column c
+  // w words wj.. of tile column wc
   wc = lid / ${WORDS / wordsEach}u;
   wj = (lid % ${WORDS / wordsEach}u) * ${wordsEach}u;
   wr = ${wRow('wc')};

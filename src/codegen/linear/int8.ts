@@ -16,8 +16,8 @@ const TX = HALF / 4;
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
 /**
- * The rows of the tile, and the invocations: 256 (64 rows) where the adapter allows, else 128 (32 rows). Each of
- * the first BM invocations quantizes one x row of a block; every invocation stages w words.
+ * The rows of the tile, and the invocations: 256 (64 rows) where the adapter allows, else 128 (32 rows). Every
+ * invocation stages x words and w words of a block, the first BM also an x row's scale and sum (stagingSetup).
  */
 function tileFor(o: LinearOptions): { threads: number; BM: number } {
   const threads = o.maxInvocations >= 256 ? 256 : 128;
