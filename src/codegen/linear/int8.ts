@@ -44,30 +44,26 @@ export function int8TileKernel(s: LinearSpec, o: LinearOptions, out: TileOutput,
   // of 4 x rows (a vec4 of words) with 4 w columns of each half, then added times the scales
   const parts = int8.scales;
   const partWords = WORDS / parts;
+  // one half's sums at a time: 16 integer sums live rather than 32 (x's words are read once a half)
   const products = range(parts)
+    .flatMap((part) => [0, 1].map((h) => [part, h] as const))
     .map(
-      (part) => `
+      ([part, h]) => `
     {
       let xd = Xd[buf * ${BM / 4}u + ty];
-      let wd0 = Wd[(buf * ${parts}u + ${part}u) * ${BN / 4}u + tx];
-      let wd1 = Wd[(buf * ${parts}u + ${part}u) * ${BN / 4}u + ${TX}u + tx];
+      let wd = Wd[(buf * ${parts}u + ${part}u) * ${BN / 4}u + ${h ? `${TX}u + ` : ''}tx];
 ${range(TM)
-  .map((i) => `      var s0_${i} = vec4<i32>(0);\n      var s1_${i} = vec4<i32>(0);`)
+  .map((i) => `      var s_${i} = vec4<i32>(0);`)
   .join('\n')}
       for (var j = ${part * partWords}u; j < ${(part + 1) * partWords}u; j++) {
         let a = Xq[(buf * ${WORDS}u + j) * ${BM / 4}u + ty];
-        let b0 = Wq[(buf * ${WORDS}u + j) * ${BN / 4}u + tx];
-        let b1 = Wq[(buf * ${WORDS}u + j) * ${BN / 4}u + ${TX}u + tx];
+        let b = Wq[(buf * ${WORDS}u + j) * ${BN / 4}u + ${h ? `${TX}u + ` : ''}tx];
 ${range(TM)
-  .map(
-    (i) =>
-      `        s0_${i} += vec4<i32>(dot4I8Packed(a[${i}], b0.x), dot4I8Packed(a[${i}], b0.y), dot4I8Packed(a[${i}], b0.z), dot4I8Packed(a[${i}], b0.w));\n` +
-      `        s1_${i} += vec4<i32>(dot4I8Packed(a[${i}], b1.x), dot4I8Packed(a[${i}], b1.y), dot4I8Packed(a[${i}], b1.z), dot4I8Packed(a[${i}], b1.w));`,
-  )
+  .map((i) => `        s_${i} += vec4<i32>(dot4I8Packed(a[${i}], b.x), dot4I8Packed(a[${i}], b.y), dot4I8Packed(a[${i}], b.z), dot4I8Packed(a[${i}], b.w));`)
   .join('\n')}
       }
 ${range(TM)
-  .map((i) => `      acc0_${i} += vec4<f32>(s0_${i}) * (xd[${i}] * wd0);\n      acc1_${i} += vec4<f32>(s1_${i}) * (xd[${i}] * wd1);`)
+  .map((i) => `      acc${h}_${i} += vec4<f32>(s_${i}) * (xd[${i}] * wd);`)
   .join('\n')}
     }`,
     )
