@@ -173,15 +173,20 @@ export interface Feed {
   readonly to: string;
 }
 
-/** A run recorded by PlanExecutor.record, to be submitted once. */
+/** A run of one or more steps recorded by PlanExecutor.record, to be submitted once. */
 export interface RecordedRun {
-  readonly env: A.Env;
+  readonly envs: readonly A.Env[];
   readonly commands: GPUCommandBuffer;
   readonly staging: GPUBuffer;
-  /** byte offset and length of each read in the staging buffer */
-  readonly reads: readonly { readonly offset: number; readonly bytes: number }[];
-  /** the input the run's feed writes, which the run after it need not be given */
-  readonly fed?: string;
+  /** each step's uniform and inputs: where they lie in `upload` */
+  readonly upload: GPUBuffer;
+  readonly uploadBytes: number;
+  readonly uploads: readonly {
+    readonly offset: number;
+    readonly inputs: readonly { readonly name: string; readonly offset: number; readonly bytes: number }[];
+  }[];
+  /** byte offset and length of each step's reads in the staging buffer */
+  readonly reads: readonly (readonly { readonly offset: number; readonly bytes: number }[])[];
 }
 
 /** Staging buffers record keeps in turn: as many runs may be recorded and not yet read back. */
@@ -209,7 +214,8 @@ export class PlanExecutor {
   private bindGroups: GPUBindGroup[] | undefined;
   private staging: GPUBuffer | undefined;
   private stagingBusy = false;
-  private recordStaging: (GPUBuffer | undefined)[] = Array<GPUBuffer | undefined>(RECORD_SLOTS).fill(undefined);
+  private readonly recordStaging: (GPUBuffer | undefined)[] = Array<GPUBuffer | undefined>(RECORD_SLOTS).fill(undefined);
+  private readonly recordUpload: (GPUBuffer | undefined)[] = Array<GPUBuffer | undefined>(RECORD_SLOTS).fill(undefined);
   private recorded = 0;
   private readonly bufferSpecs: Map<string, PlanBuffer>;
 
@@ -347,19 +353,13 @@ export class PlanExecutor {
     });
   }
 
-  /**
-   * Writes the uniform (the symbols' values) and the inputs of one run. An input named in `fed` holds what
-   * the run before wrote into it and may be left out; given, it is written over.
-   */
-  private write(env: A.Env, inputs: Readonly<Record<string, InputData>>, fed?: string): void {
+  /** Writes the uniform (the symbols' values) and the inputs of one run. */
+  private write(env: A.Env, inputs: Readonly<Record<string, InputData>>): void {
     const device = this.gpu.device;
     for (const name of this.plan.inputs) {
       const data = inputs[name];
       const spec = this.bufferSpecs.get(name)!;
-      if (!data) {
-        if (name === fed) continue;
-        throw new Error(`${this.plan.graph}: input %${name} is missing`);
-      }
+      if (!data) throw new Error(`${this.plan.graph}: input %${name} is missing`);
       if (data.length !== elements(spec, env))
         throw new Error(`${this.plan.graph}: input %${name} has ${data.length} elements, expected ${elements(spec, env)}`);
     }
@@ -371,48 +371,109 @@ export class PlanExecutor {
   }
 
   /**
-   * Records one run at `env` ahead of time, with copies of `reads` for submitAndRead and, with `feed`, a copy
-   * of one output over one input for the run after it (a greedy token fed to the next decode step). Runs
-   * are submitted in the order recorded; at most RECORD_SLOTS may be recorded and not yet read back.
+   * Records a run of consecutive steps ahead of time, one command buffer for all of them: before each step's
+   * pass, its uniform and inputs are copied from an upload buffer that `submit` writes once; after it, `reads`
+   * are copied out for readBack and, with `feed`, one output over one input for the step after it (a greedy
+   * token fed to the next decode step, within the run or in the run recorded next). `fedFirst`: the first
+   * step's `feed.to` is what the run before fed it. One command buffer and one submit for several steps, because
+   * a decode step's host cost outside its dispatches (encoder, finish, submit, writes, a readback) is paid once a
+   * run. Runs are submitted in the order recorded; at most RECORD_SLOTS may be recorded and not yet read back.
    */
-  record(env: A.Env, reads: readonly ReadBack[], feed?: Feed): RecordedRun {
-    const grid = this.grid(env);
-    const parts: { offset: number; bytes: number }[] = [];
+  record(envs: readonly A.Env[], reads: readonly ReadBack[], feed?: Feed, fedFirst = false): RecordedRun {
+    if (envs.length === 0) throw new Error(`${this.plan.graph}: a recorded run needs at least one step`);
+    // every step's grid first, so that the buffers are grown (and the bind groups made) before any is encoded
+    const grids = envs.map((env) => this.grid(env));
+    const parts: { offset: number; bytes: number }[][] = [];
     let size = 0;
-    for (const r of reads) {
-      this.specOf(r.name);
-      parts.push({ offset: size, bytes: r.count * 4 });
-      size += bufferSize(r.count * 4);
+    for (let j = 0; j < envs.length; j++) {
+      parts.push(
+        reads.map((r) => {
+          this.specOf(r.name);
+          const part = { offset: size, bytes: r.count * 4 };
+          size += bufferSize(r.count * 4);
+          return part;
+        }),
+      );
     }
     size = Math.max(size, 16);
-    this.recordStaging = this.recordStaging.map((b) => (b && b.size >= size ? b : (b && this.gpu.destroyBuffer(b), undefined)));
+    const fedAt = (j: number): string | undefined => (feed && (j > 0 || fedFirst) ? feed.to : undefined);
+    // each step's uniform (16 bytes) and then its inputs but the fed one
+    const uploads: { offset: number; inputs: { name: string; offset: number; bytes: number }[] }[] = [];
+    let uploadSize = 0;
+    envs.forEach((env, j) => {
+      const offset = uploadSize;
+      uploadSize += 16;
+      const inputs = this.plan.inputs
+        .filter((name) => name !== fedAt(j))
+        .map((name) => {
+          const bytes = elements(this.specOf(name), env) * 4;
+          const at = { name, offset: uploadSize, bytes };
+          uploadSize += bufferSize(bytes);
+          return at;
+        });
+      uploads.push({ offset, inputs });
+    });
     const slot = this.recorded++ % RECORD_SLOTS;
-    const staging = (this.recordStaging[slot] ??= this.gpu.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }));
-    const encoder = this.encode(grid);
-    if (feed) {
-      const [from, to] = [this.specOf(feed.from), this.specOf(feed.to)];
-      if (to.role !== 'input' || from.dtype !== to.dtype || elements(from, env) !== elements(to, env)) {
-        throw new Error(`${this.plan.graph}: %${feed.from} cannot feed input %${feed.to}`);
+    const staging = this.slotBuffer(this.recordStaging, slot, size, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
+    const upload = this.slotBuffer(this.recordUpload, slot, uploadSize, GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST);
+    const encoder = this.gpu.device.createCommandEncoder({ label: this.plan.graph });
+    envs.forEach((env, j) => {
+      encoder.copyBufferToBuffer(upload, uploads[j]!.offset, this.uniform, 0, 16);
+      for (const u of uploads[j]!.inputs) if (u.bytes > 0) encoder.copyBufferToBuffer(upload, u.offset, this.bufferFor(this.specOf(u.name)), 0, u.bytes);
+      this.encodePass(encoder, grids[j]!);
+      if (feed) {
+        const [from, to] = [this.specOf(feed.from), this.specOf(feed.to)];
+        if (to.role !== 'input' || from.dtype !== to.dtype || elements(from, env) !== elements(to, env)) {
+          throw new Error(`${this.plan.graph}: %${feed.from} cannot feed input %${feed.to}`);
+        }
+        encoder.copyBufferToBuffer(this.bufferFor(from), 0, this.bufferFor(to), 0, elements(to, env) * 4);
       }
-      encoder.copyBufferToBuffer(this.bufferFor(from), 0, this.bufferFor(to), 0, elements(to, env) * 4);
-    }
-    reads.forEach((r, i) => encoder.copyBufferToBuffer(this.bufferFor(this.specOf(r.name)), r.start * 4, staging, parts[i]!.offset, parts[i]!.bytes));
-    return { env, commands: encoder.finish(), staging, reads: parts, ...(feed ? { fed: feed.to } : {}) };
+      reads.forEach((r, i) => encoder.copyBufferToBuffer(this.bufferFor(this.specOf(r.name)), r.start * 4, staging, parts[j]![i]!.offset, parts[j]![i]!.bytes));
+    });
+    return { envs, commands: encoder.finish(), staging, upload, uploadBytes: uploadSize, uploads, reads: parts };
   }
 
-  /** Writes the inputs of a recorded run (the input a feed of the run before wrote may be left out) and submits it. */
-  submit(run: RecordedRun, inputs: Readonly<Record<string, InputData>>, fed?: string): void {
-    this.write(run.env, inputs, fed);
+  /** The buffer of a record slot, made anew where the one there is smaller than `size`. */
+  private slotBuffer(buffers: (GPUBuffer | undefined)[], slot: number, size: number, usage: number): GPUBuffer {
+    const have = buffers[slot];
+    if (have && have.size >= size) return have;
+    if (have) this.gpu.destroyBuffer(have);
+    return (buffers[slot] = this.gpu.createBuffer({ size: bufferSize(size), usage }));
+  }
+
+  /**
+   * Writes the uniforms and inputs of a recorded run's steps (`inputs`, one record a step; the input a feed
+   * writes is left out) in one write, and submits it.
+   */
+  submit(run: RecordedRun, inputs: readonly Readonly<Record<string, InputData>>[]): void {
+    if (inputs.length !== run.envs.length) throw new Error(`${this.plan.graph}: ${inputs.length} steps' inputs for a run of ${run.envs.length}`);
+    const bytes = new Uint8Array(run.uploadBytes);
+    run.envs.forEach((env, j) => {
+      const at = run.uploads[j]!;
+      new Uint32Array(bytes.buffer, at.offset, 4).set(uniformSymbols.map((s) => env[s] ?? 0));
+      const given = inputs[j]!;
+      for (const name of Object.keys(given)) {
+        if (this.plan.inputs.includes(name) && !at.inputs.some((u) => u.name === name))
+          throw new Error(`${this.plan.graph}: input %${name} is fed by the step before`);
+      }
+      for (const u of at.inputs) {
+        const data = given[u.name];
+        if (!data) throw new Error(`${this.plan.graph}: input %${u.name} is missing`);
+        if (data.byteLength !== u.bytes) throw new Error(`${this.plan.graph}: input %${u.name} has ${data.length} elements, expected ${u.bytes / 4}`);
+        bytes.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), u.offset);
+      }
+    });
+    this.gpu.device.queue.writeBuffer(run.upload, 0, bytes);
     this.gpu.device.queue.submit([run.commands]);
   }
 
   /**
-   * The copies of a submitted run. Some backends (OpenGL ES) wait for the GPU inside mapAsync itself, so
-   * ask for a run's copies only once the runs after it that should overlap are submitted.
+   * The copies of a submitted run, a list of `reads` for each step. Some backends (OpenGL ES) wait for the GPU
+   * inside mapAsync itself, so ask for a run's copies only once the runs after it that should overlap are submitted.
    */
-  async readBack(run: RecordedRun): Promise<ArrayBuffer[]> {
+  async readBack(run: RecordedRun): Promise<ArrayBuffer[][]> {
     await this.gpu.mapRead(run.staging, 0, run.staging.size);
-    const out = run.reads.map((r) => run.staging.getMappedRange(r.offset, bufferSize(r.bytes)).slice(0, r.bytes));
+    const out = run.reads.map((step) => step.map((r) => run.staging.getMappedRange(r.offset, bufferSize(r.bytes)).slice(0, r.bytes)));
     run.staging.unmap();
     this.gpu.check();
     return out;
@@ -433,10 +494,15 @@ export class PlanExecutor {
   /** An encoder holding every kernel of the plan in one compute pass, at the given workgroup counts. */
   private encode(grid: readonly [number, number, number][], timestampWrites?: GPUComputePassTimestampWrites): GPUCommandEncoder {
     const encoder = this.gpu.device.createCommandEncoder({ label: this.plan.graph });
+    this.encodePass(encoder, grid, timestampWrites);
+    return encoder;
+  }
+
+  /** Every kernel of the plan as one compute pass of `encoder`. */
+  private encodePass(encoder: GPUCommandEncoder, grid: readonly [number, number, number][], timestampWrites?: GPUComputePassTimestampWrites): void {
     const pass = encoder.beginComputePass({ label: this.plan.graph, ...(timestampWrites ? { timestampWrites } : {}) });
     grid.forEach((counts, i) => this.dispatch(pass, i, counts));
     pass.end();
-    return encoder;
   }
 
   /**
@@ -600,8 +666,10 @@ export class PlanExecutor {
   }
 
   destroy(): void {
-    for (const b of this.recordStaging) if (b) this.gpu.destroyBuffer(b);
-    this.recordStaging = this.recordStaging.map(() => undefined);
+    for (const slots of [this.recordStaging, this.recordUpload]) {
+      for (const b of slots) if (b) this.gpu.destroyBuffer(b);
+      slots.fill(undefined);
+    }
     if (this.staging) this.gpu.destroyBuffer(this.staging);
     this.staging = undefined;
     for (const { buffer } of this.local.values()) this.gpu.destroyBuffer(buffer);

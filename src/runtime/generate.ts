@@ -5,8 +5,11 @@ import { RECORD_SLOTS, type PlanExecutor, type RecordedRun } from './executor.js
 import { checkSamplerSettings, Sampler } from './sampler.js';
 import type { Plan } from './plan.js';
 
-/** Greedy decode steps submitted beyond the one being read back (each needs a staging slot of its own). */
-const STEPS_AHEAD = RECORD_SLOTS - 1;
+/**
+ * The most greedy decode steps one run records and submits (runs ahead of the one being read back take a record
+ * slot each): a step's host cost outside its dispatches is paid once a run.
+ */
+const STEPS_A_RUN = 8;
 
 /**
  * Prompt tokens one prefill run takes unless the load says otherwise: enough rows that the prefill tiles fill the
@@ -146,17 +149,22 @@ export async function* generateSteps(g: GenerationGraphs, o: GenerateOptions): A
   // greedy steps chain on the device: each is submitted before the one before it is read back
   const chained = sampler.greedy && nextOut !== undefined;
   const inFlight: RecordedRun[] = [];
-  // the input the last submitted step writes for the one after it
-  let fedByLast: string | undefined;
-  const record = (p: number): RecordedRun => {
-    const reads = chained ? [{ name: nextOut, start: 0, count: 1 }, ...(o.logits ? [logitsOut] : [])] : [logitsOut];
-    return decode.record({ P: p }, reads, chained ? { from: nextOut, to: 'tokens' } : undefined);
-  };
-  const submit = (p: number, tokens?: Int32Array, recorded?: RecordedRun): void => {
-    const run = recorded ?? record(p);
-    decode.submit(run, { positions: Int32Array.of(p), ...(tokens ? { tokens } : {}) }, fedByLast);
+  const reads = chained ? [{ name: nextOut, start: 0, count: 1 }, ...(o.logits ? [logitsOut] : [])] : [logitsOut];
+  /** steps `first`..`first + n - 1` as one run; `fedFirst`: the run before feeds the first one's token */
+  const record = (first: number, n: number, fedFirst: boolean): RecordedRun =>
+    decode.record(
+      Array.from({ length: n }, (_, j) => ({ P: first + j })),
+      reads,
+      chained ? { from: nextOut, to: 'tokens' } : undefined,
+      fedFirst,
+    );
+  /** submits a run of steps from `first`, given the first one's token where the run before does not feed it */
+  const submit = (run: RecordedRun, first: number, token?: number): void => {
+    decode.submit(
+      run,
+      run.envs.map((_, j) => ({ positions: Int32Array.of(first + j), ...(j === 0 && token !== undefined ? { tokens: Int32Array.of(token) } : {}) })),
+    );
     inFlight.push(run);
-    fedByLast = run.fed;
   };
   // the host samples every token: the step after the one running is recorded while it runs (its token is
   // written when it is submitted), so only the submit stands between a readback and the next step
@@ -174,25 +182,34 @@ export async function* generateSteps(g: GenerationGraphs, o: GenerateOptions): A
       decode ??= await g.decode();
       if (!chained || forcedAt(position)) {
         // the host chooses each token: one step at a time
-        submit(position, Int32Array.of(token), recordedAhead?.position === position ? recordedAhead.run : undefined);
-        recordedAhead = !chained && position + 1 < end ? { position: position + 1, run: record(position + 1) } : undefined;
-        const [row] = await decode.readBack(inFlight.shift()!);
+        submit(recordedAhead?.position === position ? recordedAhead.run : record(position, 1, false), position, token);
+        recordedAhead = !chained && position + 1 < end ? { position: position + 1, run: record(position + 1, 1, false) } : undefined;
+        const [[row]] = (await decode.readBack(inFlight.shift()!)) as [ArrayBuffer[]];
         logits = new Float32Array(row!);
         continue;
       }
-      submit(position, Int32Array.of(token));
+      // the steps after this one run on device-chosen tokens while a run is read: runs of 1, 2, 4, … steps up
+      // to STEPS_A_RUN (the first token comes back after one step; later runs share a submit among many)
       let submitted = position;
+      let steps = 1;
+      submit(record(submitted, 1, false), submitted, token);
+      submitted++;
       for (;;) {
-        // the steps after this one run on device-chosen tokens while this one is read
-        while (submitted + 1 < end && submitted - position < STEPS_AHEAD) submit(++submitted);
-        const [chosen, row] = await decode.readBack(inFlight.shift()!);
-        const greedy = new Int32Array(chosen!)[0]!;
-        const done = stop.ids.includes(greedy);
-        aborted();
-        yield { position, token, next: greedy, sampled: true, prefill: false, stop: done, ...(o.logits ? { logits: new Float32Array(row!) } : {}) };
-        position++;
-        if (position >= end || done) return;
-        token = greedy;
+        while (submitted < end && inFlight.length < RECORD_SLOTS) {
+          steps = Math.min(steps * 2, STEPS_A_RUN);
+          const n = Math.min(steps, end - submitted);
+          submit(record(submitted, n, true), submitted);
+          submitted += n;
+        }
+        for (const [chosen, row] of await decode.readBack(inFlight.shift()!)) {
+          const greedy = new Int32Array(chosen!)[0]!;
+          const done = stop.ids.includes(greedy);
+          aborted();
+          yield { position, token, next: greedy, sampled: true, prefill: false, stop: done, ...(o.logits ? { logits: new Float32Array(row!) } : {}) };
+          position++;
+          if (position >= end || done) return;
+          token = greedy;
+        }
       }
     }
   } finally {
