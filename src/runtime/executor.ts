@@ -218,6 +218,9 @@ export class PlanExecutor {
   private readonly recordUpload: (GPUBuffer | undefined)[] = Array<GPUBuffer | undefined>(RECORD_SLOTS).fill(undefined);
   private recorded = 0;
   private readonly bufferSpecs: Map<string, PlanBuffer>;
+  /** the symbols per-run buffer sizes depend on, and their values the buffers were last sized for */
+  private readonly sizeSymbols: readonly string[];
+  private sizedFor: string | undefined;
 
   private constructor(
     private readonly gpu: Gpu,
@@ -227,6 +230,7 @@ export class PlanExecutor {
   ) {
     this.uniform = gpu.createBuffer({ label: `${plan.graph}.dims`, size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
     this.bufferSpecs = new Map(plan.buffers.map((b) => [b.name, b]));
+    this.sizeSymbols = [...new Set(plan.buffers.filter((b) => b.role !== 'weight' && b.role !== 'state').flatMap((b) => b.shape.flatMap((d) => A.symbols(d))))];
   }
 
   /** Distinct pipelines a plan compiles: kernels of one WGSL and binding access share one. */
@@ -300,8 +304,13 @@ export class PlanExecutor {
     return this.local.get(b.slot ?? b.name)!.buffer;
   }
 
-  /** Grows per-run buffers to fit `env`; bind groups are rebuilt only when a buffer changed. */
+  /**
+   * Grows per-run buffers to fit `env`; bind groups are rebuilt only when a buffer changed. Sizes are worked out
+   * again only when a symbol they depend on changed (a decode step's `P` sizes no buffer).
+   */
   private ensureBuffers(env: A.Env): void {
+    const key = this.sizeSymbols.map((s) => env[s]).join(',');
+    if (key === this.sizedFor && this.bindGroups) return;
     const max = Math.min(this.gpu.limits.maxBufferSize, this.gpu.limits.maxStorageBufferBindingSize);
     const needed = new Map<string, number>();
     for (const b of this.plan.buffers) {
@@ -318,6 +327,7 @@ export class PlanExecutor {
       this.local.set(key, { buffer: this.gpu.createBuffer({ label: key, size: bytes, usage: usage() }), bytes });
       this.bindGroups = undefined;
     }
+    this.sizedFor = key;
     this.bindGroups ??= this.plan.kernels.map((k, i) =>
       this.gpu.device.createBindGroup({
         label: k.name,
@@ -480,10 +490,11 @@ export class PlanExecutor {
   }
 
   private dispatch(pass: GPUComputePassEncoder, i: number, counts: [number, number, number], times = 1): void {
-    if (counts.some((c) => c === 0)) return;
+    const [x, y, z] = counts;
+    if (x === 0 || y === 0 || z === 0) return;
     pass.setPipeline(this.pipelines[i]!.pipeline);
     pass.setBindGroup(0, this.bindGroups![i]!);
-    for (let r = 0; r < times; r++) pass.dispatchWorkgroups(...counts);
+    for (let r = 0; r < times; r++) pass.dispatchWorkgroups(x, y, z);
   }
 
   /** Records every kernel of the plan into one compute pass and submits it. */
