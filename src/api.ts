@@ -17,7 +17,14 @@ import { parseModule } from './ir/parse.js';
 import { formatType } from './ir/shapes.js';
 import { PlanExecutor, ResidentBuffers, type RunCost } from './runtime/executor.js';
 import type { Plan } from './runtime/plan.js';
-import { checkGenerateOptions, DEFAULT_PREFILL_CHUNK, generateSteps, type GenerateOptions, type GenerationStep } from './runtime/generate.js';
+import {
+  checkGenerateOptions,
+  DEFAULT_DECODE_RUN_MS,
+  DEFAULT_PREFILL_CHUNK,
+  generateSteps,
+  type GenerateOptions,
+  type GenerationStep,
+} from './runtime/generate.js';
 import { openGpu, type Gpu } from './runtime/gpu.js';
 import { weightFormats, type FormatName } from './weights/formats.js';
 import { bytesSource, sourceRows, sourceValues, type TensorSource } from './weights/source.js';
@@ -184,6 +191,12 @@ export interface LoadOptions {
    * activations (the classifier's logits among them where every row's are asked for) are sized for a chunk
    */
   readonly prefillChunk?: number;
+  /**
+   * the GPU time, in milliseconds, a run of greedy decode steps may hold (default 8): one command buffer takes
+   * up to 8 steps where a step is short (a submit's host cost paid once for them), one where it is long, so that a
+   * stop or an abort waits out little GPU work on any device
+   */
+  readonly decodeRunMs?: number;
 }
 
 /**
@@ -458,6 +471,8 @@ export class Model {
     readonly int8Matrix: boolean,
     /** the most prompt tokens one prefill run takes (LoadOptions.prefillChunk) */
     readonly prefillChunk: number,
+    /** the GPU time a run of greedy decode steps may hold (LoadOptions.decodeRunMs) */
+    readonly decodeRunMs: number,
     /** where Model.load's time went */
     readonly loadTimes: LoadTimes,
   ) {
@@ -493,6 +508,9 @@ export class Model {
     const prefillChunk = options.prefillChunk ?? DEFAULT_PREFILL_CHUNK;
     if (!Number.isSafeInteger(prefillChunk) || prefillChunk < 1)
       throw new Error(`the prefill chunk must be a positive whole number of tokens, got ${prefillChunk}`);
+    const decodeRunMs = options.decodeRunMs ?? DEFAULT_DECODE_RUN_MS;
+    if (!(decodeRunMs > 0) || !Number.isFinite(decodeRunMs))
+      throw new Error(`the decode run time must be a positive number of milliseconds, got ${decodeRunMs}`);
     const model = buildGraphs(config);
     const built = options.ir !== undefined ? readGraphPair(options.ir, tensors, model) : model;
     timed('read');
@@ -534,6 +552,7 @@ export class Model {
         codegen.subgroups,
         codegen.int8Matrix,
         prefillChunk,
+        decodeRunMs,
         times,
       );
     } catch (e) {
@@ -674,6 +693,7 @@ export class Model {
     const graphs = {
       prefill: this.prefill,
       prefillChunk: this.prefillChunk,
+      decodeRunMs: this.decodeRunMs,
       decodePlan: this.decodePlan,
       decode: () => this.decodeReady,
       vocabSize: this.config.vocabSize,

@@ -48,10 +48,23 @@ describe('run.c generation rules', () => {
   });
 });
 
-describe('greedy steps chained on the device', () => {
+// greedy runs of one step each, and of eight (LoadOptions.decodeRunMs: the GPU time a run may hold, whatever a
+// step takes on this device)
+const runLengths = { 'one step': 1e-6, 'eight steps': 1e6 };
+const chained = new Map<string, Promise<Model>>();
+afterAll(async () => {
+  for (const m of chained.values()) (await m).release();
+});
+
+describe.each(Object.entries(runLengths))('greedy steps chained on the device, in runs of %s', (name, decodeRunMs) => {
   const prompt = [1, 319, 459];
+  const stories = (): Promise<Model> => {
+    let m = chained.get(name);
+    if (!m) chained.set(name, (m = loadModel(`${dir}stories260K.bin`, { decodeRunMs })));
+    return m;
+  };
   const run = async (steps: number, logits: boolean): Promise<GeneratedToken[]> => {
-    const m = await model('stories260K');
+    const m = await stories();
     const out: GeneratedToken[] = [];
     for await (const s of m.generate({ promptIds: prompt, steps, temperature: 0, logits })) out.push(s);
     return out;
@@ -61,20 +74,34 @@ describe('greedy steps chained on the device', () => {
     const steps = await run(60, true);
     expect(steps).toHaveLength(60);
     for (const s of steps.slice(prompt.length - 1)) expect(s.next).toBe(argmax(s.logits!));
-    // reading the logits back or not chooses the same tokens
+    // reading the logits back or not chooses the same tokens; runs as long as this device's step time allows
+    // choose them too, from the same logits bit for bit
     expect((await run(60, false)).map((s) => s.next)).toEqual(steps.map((s) => s.next));
+    const m = await model('stories260K');
+    const single: GeneratedToken[] = [];
+    for await (const s of m.generate({ promptIds: prompt, steps: 60, temperature: 0, logits: true })) single.push(s);
+    expect(steps.map((s) => s.next)).toEqual(single.map((s) => s.next));
+    for (const [i, s] of steps.entries()) expect(maxAbsDiff(s.logits!, single[i]!.logits!), `position ${s.position}`).toBe(0);
   });
 
-  it('a generation cut short while a step runs ahead leaves the next generation unchanged', async () => {
+  it('a generation cut short while steps run ahead leaves the next generation unchanged', async () => {
     const full = (await run(40, false)).map((s) => s.next);
     for (const steps of [4, 5, 17]) {
       expect((await run(steps, false)).map((s) => s.next)).toEqual(full.slice(0, steps));
-      // a stopped generator (the consumer breaks off) lets its step ahead finish first
-      const m = await model('stories260K');
+      // a stopped generator (the consumer breaks off) lets its steps ahead finish first
+      const m = await stories();
       for await (const s of m.generate({ promptIds: prompt, steps: 40, temperature: 0 })) if (s.position === steps) break;
       expect((await run(40, false)).map((s) => s.next)).toEqual(full);
     }
   });
+});
+
+it('a decode run time that is no positive number of milliseconds is an error before the GPU opens', async () => {
+  for (const decodeRunMs of [0, -1, Number.NaN, Number.POSITIVE_INFINITY]) {
+    await expect(loadModel(`${dir}stories260K.bin`, { decodeRunMs })).rejects.toThrow(
+      new RegExp(`^the decode run time must be a positive number of milliseconds, got ${decodeRunMs}$`),
+    );
+  }
 });
 
 describe('sampled steps, each recorded while the step before it runs', () => {

@@ -12,6 +12,14 @@ import type { Plan } from './plan.js';
 const STEPS_A_RUN = 8;
 
 /**
+ * The GPU time a run of greedy steps may hold unless the load says otherwise, by the step time read back so far:
+ * runs are long where steps are short (a 1B step of 0.7 ms on an H100: 8 steps), one step where a step takes
+ * longer, so that the steps a stop or an abort waits out (every run in flight) stay within a few of these on
+ * any device.
+ */
+export const DEFAULT_DECODE_RUN_MS = 8;
+
+/**
  * Prompt tokens one prefill run takes unless the load says otherwise: enough rows that the prefill tiles fill the
  * device (the 1B's 512-token prefill runs at 16.6k tok/s on an H100, its 128-token one at 11.7k: BENCHMARKS.md),
  * few enough that a Llama 3 8B's activations for them stay near 0.1 GB.
@@ -69,6 +77,8 @@ export interface GenerationGraphs {
   readonly prefill: PlanExecutor;
   /** the most prompt tokens one prefill run takes: a longer prompt runs as several, each after the one before */
   readonly prefillChunk: number;
+  /** the GPU time a run of greedy decode steps may hold, in milliseconds */
+  readonly decodeRunMs: number;
   readonly decodePlan: Plan;
   /** the decode graph's executor, awaited before the first decode step (its pipelines may still be compiling) */
   readonly decode: () => Promise<PlanExecutor>;
@@ -188,20 +198,25 @@ export async function* generateSteps(g: GenerationGraphs, o: GenerateOptions): A
         logits = new Float32Array(row!);
         continue;
       }
-      // the steps after this one run on device-chosen tokens while a run is read: runs of 1, 2, 4, … steps up
-      // to STEPS_A_RUN (the first token comes back after one step; later runs share a submit among many)
+      // the steps after this one run on device-chosen tokens while a run is read: runs of one step until one is
+      // read back, then of as many as decodeRunMs holds at the time a step has taken since
       let submitted = position;
-      let steps = 1;
+      let stepMs = Number.POSITIVE_INFINITY;
+      let lastRead = performance.now();
       submit(record(submitted, 1, false), submitted, token);
       submitted++;
       for (;;) {
         while (submitted < end && inFlight.length < RECORD_SLOTS) {
-          steps = Math.min(steps * 2, STEPS_A_RUN);
-          const n = Math.min(steps, end - submitted);
+          const n = Math.min(end - submitted, STEPS_A_RUN, Math.max(1, Math.floor(g.decodeRunMs / stepMs)));
           submit(record(submitted, n, true), submitted);
           submitted += n;
         }
-        for (const [chosen, row] of await decode.readBack(inFlight.shift()!)) {
+        const run = inFlight.shift()!;
+        const read = await decode.readBack(run);
+        const now = performance.now();
+        stepMs = (now - lastRead) / run.envs.length;
+        lastRead = now;
+        for (const [chosen, row] of read) {
           const greedy = new Int32Array(chosen!)[0]!;
           const done = stop.ids.includes(greedy);
           aborted();
