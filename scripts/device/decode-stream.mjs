@@ -1,15 +1,16 @@
-// Greedy decode steps back to back on the GPU, without the generation loop: the steps of one recorded run (each
-// fed the token the step before chose) submitted at once and timed to onSubmittedWorkDone, against the same
+// Greedy decode steps back to back on the GPU, without the generation loop: recorded runs of steps (each fed the
+// token the step before chose) submitted at once and timed until the last is read back, against the same
 // steps from model.generate and the GPU's time over one step's pass alone (runCost). Where the generation loop
 // takes longer a step than the stream, the host or its waits set the rate; where the stream takes longer than
 // the pass, the GPU spends the difference between passes. Build first.
-//   node scripts/device/decode-stream.mjs MODEL.gguf [--steps 64] [--toggles a,b]
+//   node scripts/device/decode-stream.mjs MODEL.gguf [--steps 32] [--toggles a,b]
 import { parseArgs } from 'node:util';
 import { loadModel } from '../../dist/src/api.js';
+import { RECORD_SLOTS, RUN_STEPS } from '../../dist/src/runtime/executor.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { steps: { type: 'string', default: '64' }, toggles: { type: 'string' }, backend: { type: 'string', default: 'vulkan' } },
+  options: { steps: { type: 'string', default: '32' }, toggles: { type: 'string' }, backend: { type: 'string', default: 'vulkan' } },
 });
 const steps = Number(values.steps);
 const model = await loadModel(positionals[0], {
@@ -33,21 +34,34 @@ try {
   // the executor behind generate (a private member: this script measures the runtime itself)
   const decode = await model.decodeReady;
   const nextOut = decode.plan.outputs.find((o) => decode.plan.buffers.find((b) => b.name === o)?.dtype === 'i32');
+  // the stream: as many runs as record slots, of RUN_STEPS steps each, recorded, then submitted back to back
+  const runs = Math.ceil(steps / RUN_STEPS);
+  if (runs > RECORD_SLOTS) throw new Error(`--steps takes at most ${RECORD_SLOTS * RUN_STEPS} steps`);
   const stream = { record: [], submit: [], gpu: [] };
   for (let r = 0; r < 7; r++) {
+    const firsts = Array.from({ length: runs }, (_, i) => 1 + i * RUN_STEPS);
+    const lengths = firsts.map((first) => Math.min(RUN_STEPS, 1 + steps - first));
     const t0 = performance.now();
-    const run = decode.record(
-      Array.from({ length: steps }, (_, j) => ({ P: 1 + j })),
-      [{ name: nextOut, start: 0, count: 1 }],
-      { from: nextOut, to: 'tokens' },
+    const recorded = firsts.map((first, i) =>
+      decode.record(
+        Array.from({ length: lengths[i] }, (_, j) => ({ P: first + j })),
+        [{ name: nextOut, start: 0, count: 1 }],
+        { from: nextOut, to: 'tokens' },
+        i > 0,
+      ),
     );
     const t1 = performance.now();
-    decode.submit(
-      run,
-      Array.from({ length: steps }, (_, j) => ({ positions: Int32Array.of(1 + j), ...(j === 0 ? { tokens: Int32Array.of(1) } : {}) })),
+    recorded.forEach((run, i) =>
+      decode.submit(
+        run,
+        Array.from({ length: lengths[i] }, (_, j) => ({
+          positions: Int32Array.of(firsts[i] + j),
+          ...(i === 0 && j === 0 ? { tokens: Int32Array.of(1) } : {}),
+        })),
+      ),
     );
     const t2 = performance.now();
-    await decode.readBack(run);
+    for (const run of recorded) await decode.readBack(run);
     const t3 = performance.now();
     stream.record.push((t1 - t0) / steps);
     stream.submit.push((t2 - t1) / steps);

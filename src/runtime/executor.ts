@@ -192,6 +192,13 @@ export interface RecordedRun {
 /** Staging buffers record keeps in turn: as many runs may be recorded and not yet read back. */
 export const RECORD_SLOTS = 4;
 
+/**
+ * The most steps one recorded run takes. A slot's upload and staging buffers for a chained run (one with a feed)
+ * are made for this many steps, so that chained runs of any length up to it reuse them (a greedy generation's
+ * runs vary with its step time).
+ */
+export const RUN_STEPS = 8;
+
 /** Where one run's time goes (PlanExecutor.runCost), seconds; the dispatches it ran (those with workgroups). */
 export interface RunCost {
   readonly record: number;
@@ -390,7 +397,7 @@ export class PlanExecutor {
    * run. Runs are submitted in the order recorded; at most RECORD_SLOTS may be recorded and not yet read back.
    */
   record(envs: readonly A.Env[], reads: readonly ReadBack[], feed?: Feed, fedFirst = false): RecordedRun {
-    if (envs.length === 0) throw new Error(`${this.plan.graph}: a recorded run needs at least one step`);
+    if (envs.length === 0 || envs.length > RUN_STEPS) throw new Error(`${this.plan.graph}: a recorded run takes 1 to ${RUN_STEPS} steps, not ${envs.length}`);
     // every step's grid first, so that the buffers are grown (and the bind groups made) before any is encoded
     const grids = envs.map((env) => this.grid(env));
     const parts: { offset: number; bytes: number }[][] = [];
@@ -424,8 +431,13 @@ export class PlanExecutor {
       uploads.push({ offset, inputs });
     });
     const slot = this.recorded++ % RECORD_SLOTS;
-    const staging = this.slotBuffer(this.recordStaging, slot, size, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
-    const upload = this.slotBuffer(this.recordUpload, slot, uploadSize, GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST);
+    // a chained run's buffers are made for RUN_STEPS steps (each step's reads, its uniform and every input), so
+    // that chained runs of any length reuse them
+    const steps = feed ? RUN_STEPS : envs.length;
+    const stepReads = reads.reduce((sum, r) => sum + bufferSize(r.count * 4), 0);
+    const stepUpload = 16 + Math.max(...envs.map((env) => this.plan.inputs.reduce((sum, name) => sum + bufferSize(elements(this.specOf(name), env) * 4), 0)));
+    const staging = this.slotBuffer(this.recordStaging, slot, Math.max(size, stepReads * steps), GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
+    const upload = this.slotBuffer(this.recordUpload, slot, Math.max(uploadSize, stepUpload * steps), GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST);
     const encoder = this.gpu.device.createCommandEncoder({ label: this.plan.graph });
     envs.forEach((env, j) => {
       encoder.copyBufferToBuffer(upload, uploads[j]!.offset, this.uniform, 0, 16);

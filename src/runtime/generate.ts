@@ -1,15 +1,9 @@
 // The generation loop of llama2.c's run.c: prefill the prompt in runs of the prefill plan of at most a chunk's
 // tokens each, then one decode run per position; a prompt token is forced until the prompt ends, then the sampler
 // chooses. A generation may start past position 0, continuing the keys and values an earlier one left in the cache.
-import { RECORD_SLOTS, type PlanExecutor, type RecordedRun } from './executor.js';
+import { RECORD_SLOTS, RUN_STEPS, type PlanExecutor, type RecordedRun } from './executor.js';
 import { checkSamplerSettings, Sampler } from './sampler.js';
 import type { Plan } from './plan.js';
-
-/**
- * The most greedy decode steps one run records and submits (runs ahead of the one being read back take a record
- * slot each): a step's host cost outside its dispatches is paid once a run.
- */
-const STEPS_A_RUN = 8;
 
 /**
  * The GPU time a run of greedy steps may hold unless the load says otherwise, by the step time read back so far:
@@ -207,7 +201,7 @@ export async function* generateSteps(g: GenerationGraphs, o: GenerateOptions): A
       submitted++;
       for (;;) {
         while (submitted < end && inFlight.length < RECORD_SLOTS) {
-          const n = Math.min(end - submitted, STEPS_A_RUN, Math.max(1, Math.floor(g.decodeRunMs / stepMs)));
+          const n = Math.min(end - submitted, RUN_STEPS, Math.max(1, Math.floor(g.decodeRunMs / stepMs)));
           submit(record(submitted, n, true), submitted);
           submitted += n;
         }
