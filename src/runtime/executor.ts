@@ -11,6 +11,9 @@ const usage = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBuffer
 /** A device buffer's size for `bytes`: whole 16-byte units, at least one. */
 const bufferSize = (bytes: number): number => Math.max(16, Math.ceil(bytes / 16) * 16);
 
+/** The uniform of a run at `env`: the symbols' values in uniformSymbols' order, in 16 bytes. */
+const uniformWords = (env: A.Env): Uint32Array<ArrayBuffer> => new Uint32Array([...uniformSymbols.map((s) => env[s] ?? 0), 0]);
+
 function elements(b: PlanBuffer, env: A.Env): number {
   return b.shape.reduce((p, d) => p * A.evaluate(d, env), 1);
 }
@@ -373,18 +376,20 @@ export class PlanExecutor {
   /** Writes the uniform (the symbols' values) and the inputs of one run. */
   private write(env: A.Env, inputs: Readonly<Record<string, InputData>>): void {
     const device = this.gpu.device;
-    for (const name of this.plan.inputs) {
-      const data = inputs[name];
-      const spec = this.bufferSpecs.get(name)!;
-      if (!data) throw new Error(`${this.plan.graph}: input %${name} is missing`);
-      if (data.length !== elements(spec, env))
-        throw new Error(`${this.plan.graph}: input %${name} has ${data.length} elements, expected ${elements(spec, env)}`);
-    }
-    device.queue.writeBuffer(this.uniform, 0, new Uint32Array([...uniformSymbols.map((s) => env[s] ?? 0), 0]));
-    for (const name of this.plan.inputs) {
-      const data = inputs[name];
-      if (data) device.queue.writeBuffer(this.bufferFor(this.bufferSpecs.get(name)!), 0, data.buffer, data.byteOffset, data.byteLength);
-    }
+    const checked = this.plan.inputs.map((name) => this.checkedInput(name, inputs[name], env));
+    device.queue.writeBuffer(this.uniform, 0, uniformWords(env));
+    this.plan.inputs.forEach((name, i) => {
+      const data = checked[i]!;
+      device.queue.writeBuffer(this.bufferFor(this.specOf(name)), 0, data.buffer, data.byteOffset, data.byteLength);
+    });
+  }
+
+  /** A run's data for input `name`, which must be given and hold the input's elements at `env`. */
+  private checkedInput(name: string, data: InputData | undefined, env: A.Env): InputData {
+    if (!data) throw new Error(`${this.plan.graph}: input %${name} is missing`);
+    const expected = elements(this.specOf(name), env);
+    if (data.length !== expected) throw new Error(`${this.plan.graph}: input %${name} has ${data.length} elements, expected ${expected}`);
+    return data;
   }
 
   /**
@@ -400,56 +405,51 @@ export class PlanExecutor {
     if (envs.length === 0 || envs.length > RUN_STEPS) throw new Error(`${this.plan.graph}: a recorded run takes 1 to ${RUN_STEPS} steps, not ${envs.length}`);
     // every step's grid first, so that the buffers are grown (and the bind groups made) before any is encoded
     const grids = envs.map((env) => this.grid(env));
-    const parts: { offset: number; bytes: number }[][] = [];
-    let size = 0;
-    for (let j = 0; j < envs.length; j++) {
-      parts.push(
-        reads.map((r) => {
-          this.specOf(r.name);
-          const part = { offset: size, bytes: r.count * 4 };
-          size += bufferSize(r.count * 4);
-          return part;
-        }),
-      );
-    }
-    size = Math.max(size, 16);
+    // one step's reads, each at its offset within the step; step j's lie stepReads · j further on
+    let stepReads = 0;
+    const stepParts = reads.map((r) => {
+      this.specOf(r.name);
+      const part = { offset: stepReads, bytes: r.count * 4 };
+      stepReads += bufferSize(r.count * 4);
+      return part;
+    });
+    const parts = envs.map((_, j) => stepParts.map((p) => ({ offset: p.offset + j * stepReads, bytes: p.bytes })));
+    const [from, to] = feed ? [this.specOf(feed.from), this.specOf(feed.to)] : [];
     const fedAt = (j: number): string | undefined => (feed && (j > 0 || fedFirst) ? feed.to : undefined);
-    // each step's uniform (16 bytes) and then its inputs but the fed one
+    // each step's uniform (16 bytes) and then its inputs but the fed one; `widest`: a step's with every input
     const uploads: { offset: number; inputs: { name: string; offset: number; bytes: number }[] }[] = [];
     let uploadSize = 0;
+    let widest = 0;
     envs.forEach((env, j) => {
+      if (feed && from && to && (to.role !== 'input' || from.dtype !== to.dtype || elements(from, env) !== elements(to, env))) {
+        throw new Error(`${this.plan.graph}: %${feed.from} cannot feed input %${feed.to}`);
+      }
       const offset = uploadSize;
       uploadSize += 16;
-      const inputs = this.plan.inputs
-        .filter((name) => name !== fedAt(j))
-        .map((name) => {
-          const bytes = elements(this.specOf(name), env) * 4;
-          const at = { name, offset: uploadSize, bytes };
-          uploadSize += bufferSize(bytes);
-          return at;
-        });
+      let width = 16;
+      const inputs: { name: string; offset: number; bytes: number }[] = [];
+      for (const name of this.plan.inputs) {
+        const bytes = elements(this.specOf(name), env) * 4;
+        width += bufferSize(bytes);
+        if (name === fedAt(j)) continue;
+        inputs.push({ name, offset: uploadSize, bytes });
+        uploadSize += bufferSize(bytes);
+      }
+      widest = Math.max(widest, width);
       uploads.push({ offset, inputs });
     });
     const slot = this.recorded++ % RECORD_SLOTS;
     // a chained run's buffers are made for RUN_STEPS steps (each step's reads, its uniform and every input), so
     // that chained runs of any length reuse them
     const steps = feed ? RUN_STEPS : envs.length;
-    const stepReads = reads.reduce((sum, r) => sum + bufferSize(r.count * 4), 0);
-    const stepUpload = 16 + Math.max(...envs.map((env) => this.plan.inputs.reduce((sum, name) => sum + bufferSize(elements(this.specOf(name), env) * 4), 0)));
-    const staging = this.slotBuffer(this.recordStaging, slot, Math.max(size, stepReads * steps), GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
-    const upload = this.slotBuffer(this.recordUpload, slot, Math.max(uploadSize, stepUpload * steps), GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST);
+    const staging = this.slotBuffer(this.recordStaging, slot, Math.max(16, stepReads * steps), GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
+    const upload = this.slotBuffer(this.recordUpload, slot, Math.max(uploadSize, widest * steps), GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST);
     const encoder = this.gpu.device.createCommandEncoder({ label: this.plan.graph });
     envs.forEach((env, j) => {
       encoder.copyBufferToBuffer(upload, uploads[j]!.offset, this.uniform, 0, 16);
       for (const u of uploads[j]!.inputs) if (u.bytes > 0) encoder.copyBufferToBuffer(upload, u.offset, this.bufferFor(this.specOf(u.name)), 0, u.bytes);
       this.encodePass(encoder, grids[j]!);
-      if (feed) {
-        const [from, to] = [this.specOf(feed.from), this.specOf(feed.to)];
-        if (to.role !== 'input' || from.dtype !== to.dtype || elements(from, env) !== elements(to, env)) {
-          throw new Error(`${this.plan.graph}: %${feed.from} cannot feed input %${feed.to}`);
-        }
-        encoder.copyBufferToBuffer(this.bufferFor(from), 0, this.bufferFor(to), 0, elements(to, env) * 4);
-      }
+      if (from && to) encoder.copyBufferToBuffer(this.bufferFor(from), 0, this.bufferFor(to), 0, elements(to, env) * 4);
       reads.forEach((r, i) => encoder.copyBufferToBuffer(this.bufferFor(this.specOf(r.name)), r.start * 4, staging, parts[j]![i]!.offset, parts[j]![i]!.bytes));
     });
     return { envs, commands: encoder.finish(), staging, upload, uploadBytes: uploadSize, uploads, reads: parts };
@@ -472,16 +472,14 @@ export class PlanExecutor {
     const bytes = new Uint8Array(run.uploadBytes);
     run.envs.forEach((env, j) => {
       const at = run.uploads[j]!;
-      new Uint32Array(bytes.buffer, at.offset, 4).set(uniformSymbols.map((s) => env[s] ?? 0));
+      bytes.set(new Uint8Array(uniformWords(env).buffer), at.offset);
       const given = inputs[j]!;
       for (const name of Object.keys(given)) {
         if (this.plan.inputs.includes(name) && !at.inputs.some((u) => u.name === name))
           throw new Error(`${this.plan.graph}: input %${name} is fed by the step before`);
       }
       for (const u of at.inputs) {
-        const data = given[u.name];
-        if (!data) throw new Error(`${this.plan.graph}: input %${u.name} is missing`);
-        if (data.byteLength !== u.bytes) throw new Error(`${this.plan.graph}: input %${u.name} has ${data.length} elements, expected ${u.bytes / 4}`);
+        const data = this.checkedInput(u.name, given[u.name], env);
         bytes.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), u.offset);
       }
     });
