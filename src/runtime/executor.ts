@@ -21,6 +21,9 @@ function elements(b: PlanBuffer, env: A.Env): number {
 /** Bytes written to the queue between waits for the device, so that staging memory for uploads stays bounded. */
 export const UPLOAD_WAIT_BYTES = 256 * 1024 * 1024;
 
+/** Blocks of a weight read at a time where its blocks are laid out anew on the device (Q8_0: 8.5 MiB). */
+const UPLOAD_PIECE_BLOCKS = 1 << 18;
+
 /** Progress of an upload: bytes on the device so far of all the weights to upload, and the weight just uploaded. */
 export type UploadProgress = (done: number, total: number, name: string) => void;
 
@@ -37,17 +40,20 @@ export class ResidentBuffers {
   private readonly uploaded = new Map<TensorSource, Map<string, GPUBuffer>>();
   /** device bytes of the weights and states allocated so far */
   private allocated = 0;
+  /** the file bytes of a weight whose blocks are laid out anew, a piece at a time */
+  private piece = new Uint8Array(0);
 
   constructor(
     private readonly gpu: Gpu,
     private readonly tensors: ReadonlyMap<string, TensorSource>,
   ) {}
 
-  private allocate(name: string, bytes: number): GPUBuffer {
+  /** A weight's or state's buffer; `mapped`: mapped at creation, for its contents to be written in place. */
+  private allocate(name: string, bytes: number, mapped = false): GPUBuffer {
     const max = Math.min(this.gpu.limits.maxBufferSize, this.gpu.limits.maxStorageBufferBindingSize);
     if (bytes > max) throw new Error(`${name} needs ${bytes} bytes, the adapter's largest storage buffer is ${max}`);
     this.allocated += bufferSize(bytes);
-    return this.gpu.createBuffer({ label: name, size: bufferSize(bytes), usage: usage() });
+    return this.gpu.createBuffer({ label: name, size: bufferSize(bytes), usage: usage(), mappedAtCreation: mapped });
   }
 
   /** Device bytes of every weight and state buffer allocated. */
@@ -61,19 +67,6 @@ export class ResidentBuffers {
     return t;
   }
 
-  private write(buf: GPUBuffer, bytes: Uint8Array): void {
-    // writeBuffer takes whole 4-byte words
-    const data =
-      bytes.length % 4 === 0
-        ? bytes
-        : (() => {
-            const padded = new Uint8Array(Math.ceil(bytes.length / 4) * 4);
-            padded.set(bytes);
-            return padded;
-          })();
-    this.gpu.device.queue.writeBuffer(buf, 0, data.buffer, data.byteOffset, data.byteLength);
-  }
-
   /** A weight's parts read, converted to `format` where needed, and laid out for the device; returns the bytes uploaded. */
   private build(b: PlanBuffer, format: WeightFormat): { buffer: GPUBuffer; bytes: number } {
     const parts = (b.sources ?? [b.name]).map((n) => this.source(n, b.name));
@@ -84,19 +77,29 @@ export class ResidentBuffers {
     if (single) return { buffer: single, bytes: 0 };
     const blocks = count / format.blockElements;
     const { bytes } = planeOffsets(format, blocks);
-    const buffer = this.allocate(b.name, bytes);
-    const bytesOf = (p: TensorSource): Uint8Array => convert(p.read(), elementCount(p.shape), p.format, format);
-    if (parts.length === 1 && !format.toDevice) {
-      // the file layout is the device layout: upload the bytes as read
-      this.write(buffer, bytesOf(parts[0]!));
-    } else {
-      const out = new Uint8Array(bytes);
+    // the device layout is written straight into the buffer's mapping: the host holds only the bytes read
+    const buffer = this.allocate(b.name, bytes, true);
+    try {
+      const out = new Uint8Array(buffer.getMappedRange(), 0, bytes);
       let block = 0;
       for (const p of parts) {
-        writeDevice(format, bytesOf(p), out, block, blocks);
-        block += elementCount(p.shape) / format.blockElements;
+        const n = elementCount(p.shape) / format.blockElements;
+        const size = n * format.blockBytes;
+        if (p.format !== format || !p.readPart) writeDevice(format, convert(p.read(), n * format.blockElements, p.format, format), out, block, blocks);
+        else if (!format.toDevice) p.readPart(0, size, out.subarray(block * format.blockBytes, block * format.blockBytes + size));
+        else {
+          // blocks laid out anew: read a piece of whole blocks at a time into one array
+          const pieceBytes = UPLOAD_PIECE_BLOCKS * format.blockBytes;
+          if (this.piece.length < pieceBytes) this.piece = new Uint8Array(pieceBytes);
+          for (let at = 0; at < size; at += pieceBytes) {
+            const piece = p.readPart(at, Math.min(pieceBytes, size - at), this.piece);
+            writeDevice(format, piece, out, block + at / format.blockBytes, blocks);
+          }
+        }
+        block += n;
       }
-      this.write(buffer, out);
+    } finally {
+      buffer.unmap();
     }
     if (parts.length === 1) {
       const formats = this.uploaded.get(parts[0]!) ?? new Map<string, GPUBuffer>();

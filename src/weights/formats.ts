@@ -218,6 +218,25 @@ function scaleLastToDevice(blockBytes: number, quantBytes: number, quants: (file
   };
 }
 
+const q8_0BytesToDevice = scaleLastToDevice(34, 32, (file, at, out, to) => {
+  for (let j = 0; j < 32; j++) out[to + j] = file[at + j]!;
+});
+
+/**
+ * Q8_0's device layout copied two bytes at a time, where both arrays start on an even byte: a block is 17 halfwords,
+ * its scale then 16 of quants.
+ */
+function q8_0HalvesToDevice(file: Uint8Array, out: Uint8Array, firstBlock: number, totalBlocks: number): void {
+  const blocks = file.length / 34;
+  const from = new Uint16Array(file.buffer, file.byteOffset, blocks * 17);
+  const to = new Uint16Array(out.buffer, out.byteOffset, out.length / 2);
+  const scales = Math.ceil((32 * totalBlocks) / 4) * 2 + firstBlock;
+  for (let b = 0, o = 0, q = firstBlock * 16; b < blocks; b++, o += 17, q += 16) {
+    to[scales + b] = from[o]!;
+    for (let j = 0; j < 16; j++) to[q + j] = from[o + 1 + j]!;
+  }
+}
+
 /** Q8_0: blocks of 32 values, an f16 scale d then 32 int8 q; value d·q. Device: the quants (four a word), then the scales (two a word). */
 const q8_0: WeightFormat = {
   name: 'q8_0',
@@ -225,7 +244,10 @@ const q8_0: WeightFormat = {
   blockElements: 32,
   blockBytes: 34,
   planes: [32, 2],
-  toDevice: scaleLastToDevice(34, 32, (file, at, out, to) => out.set(file.subarray(at, at + 32), to)),
+  toDevice: (file, out, firstBlock, totalBlocks) =>
+    file.byteOffset % 2 === 0 && out.byteOffset % 2 === 0 && out.length % 2 === 0
+      ? q8_0HalvesToDevice(file, out, firstBlock, totalBlocks)
+      : q8_0BytesToDevice(file, out, firstBlock, totalBlocks),
   dequantize(file, count) {
     const out = new Float32Array(count);
     for (let b = 0; b < count / 32; b++) {

@@ -12,8 +12,8 @@ export interface TensorSource {
   readonly format: WeightFormat;
   /** the tensor's bytes in `format`, read now */
   read(): Uint8Array;
-  /** bytes [offset, offset + length) of read()'s, read alone, where the source can (a file region) */
-  readPart?(offset: number, length: number): Uint8Array;
+  /** bytes [offset, offset + length) of read()'s, read alone (into `into`, where given), where the source can (a file region) */
+  readPart?(offset: number, length: number, into?: Uint8Array): Uint8Array;
 }
 
 export function elementCount(shape: readonly number[]): number {
@@ -26,8 +26,7 @@ export function sourceValues(source: TensorSource): Float32Array {
 }
 
 /** Bytes [offset, offset + length) of a file, read in pieces of at most 1 GiB. */
-export function readRegion(path: string, offset: number, length: number): Uint8Array {
-  const out = new Uint8Array(length);
+export function readRegion(path: string, offset: number, length: number, out: Uint8Array = new Uint8Array(length)): Uint8Array {
   const fd = openSync(path, 'r');
   try {
     let done = 0;
@@ -52,7 +51,12 @@ export function regularFileSize(path: string, what = 'file'): number {
 /** A tensor stored at [offset, offset + its bytes) of a file, in `format`. */
 export function fileSource(path: string, offset: number, shape: readonly number[], format: WeightFormat): TensorSource {
   const length = (elementCount(shape) / format.blockElements) * format.blockBytes;
-  return { shape, format, read: () => readRegion(path, offset, length), readPart: (at, bytes) => readRegion(path, offset + at, bytes) };
+  return {
+    shape,
+    format,
+    read: () => readRegion(path, offset, length),
+    readPart: (at, bytes, into) => readRegion(path, offset + at, bytes, into?.subarray(0, bytes)),
+  };
 }
 
 /** Float32 values held in memory. */
@@ -87,8 +91,13 @@ function rowBytes(source: TensorSource): number {
 /** Rows start..start+count-1 of a source (read alone from a file: a fused tensor split in three is read once in all). */
 export function sourceRows(source: TensorSource, start: number, count: number): TensorSource {
   const row = rowBytes(source);
-  const part = (at: number, bytes: number): Uint8Array =>
-    source.readPart ? source.readPart(start * row + at, bytes) : source.read().slice(start * row + at, start * row + at + bytes);
+  const part = (at: number, bytes: number, into?: Uint8Array): Uint8Array => {
+    if (source.readPart) return source.readPart(start * row + at, bytes, into);
+    const whole = source.read().subarray(start * row + at, start * row + at + bytes);
+    if (!into) return whole.slice();
+    into.set(whole);
+    return into.subarray(0, bytes);
+  };
   return { shape: [count, ...source.shape.slice(1)], format: source.format, read: () => part(0, count * row), readPart: part };
 }
 

@@ -1,0 +1,96 @@
+// Weights uploaded from files: the device bytes equal the CPU's device layout (deviceLayout) for weights read straight
+// into the buffer, laid out anew a piece at a time (more blocks than a piece, at odd file offsets), and stacked.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as A from '../src/affine.js';
+import { ResidentBuffers } from '../src/runtime/executor.js';
+import { openGpu, type Gpu } from '../src/runtime/gpu.js';
+import type { PlanBuffer } from '../src/runtime/plan.js';
+import { deviceLayout, weightFormats, type FormatName } from '../src/weights/formats.js';
+import { bytesSource, fileSource, sourceRows, type TensorSource } from '../src/weights/source.js';
+import { randomArray } from './reference.js';
+
+let gpu: Gpu;
+let dir: string;
+beforeAll(async () => {
+  gpu = await openGpu();
+  dir = mkdtempSync(join(tmpdir(), 'weft-upload-'));
+});
+afterAll(() => {
+  gpu?.destroy();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** The device buffer's bytes. */
+async function deviceBytes(buffer: GPUBuffer, bytes: number): Promise<Uint8Array> {
+  const size = Math.ceil(bytes / 4) * 4;
+  const staging = gpu.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  try {
+    const encoder = gpu.device.createCommandEncoder();
+    encoder.copyBufferToBuffer(buffer, 0, staging, 0, size);
+    gpu.device.queue.submit([encoder.finish()]);
+    await gpu.mapRead(staging, 0, size);
+    const out = new Uint8Array(staging.getMappedRange(0, size).slice(0, bytes));
+    staging.unmap();
+    return out;
+  } finally {
+    gpu.destroyBuffer(staging);
+  }
+}
+
+/** `rows` × `cols` values in `format`, written to a file after `pad` bytes; the source of them and their file bytes. */
+function fileTensor(name: string, format: FormatName, rows: number, cols: number, pad: number, seed: number): { source: TensorSource; file: Uint8Array } {
+  const file = weightFormats[format].encode(randomArray(rows * cols, seed));
+  const path = join(dir, `${name}.bin`);
+  writeFileSync(path, Buffer.concat([Buffer.alloc(pad, 0xa5), file, Buffer.alloc(3, 0x5a)]));
+  return { source: fileSource(path, pad, [rows, cols], weightFormats[format]), file };
+}
+
+async function upload(tensors: Map<string, TensorSource>, weight: PlanBuffer, expected: Uint8Array): Promise<void> {
+  const resident = new ResidentBuffers(gpu, tensors);
+  try {
+    await resident.upload([{ graph: 'upload', symbols: [], buffers: [weight], kernels: [], inputs: [], outputs: [] }]);
+    const got = await deviceBytes(resident.get(weight), expected.length);
+    expect(Buffer.compare(got, expected)).toBe(0);
+  } finally {
+    resident.destroy();
+  }
+}
+
+describe('weights uploaded from files', () => {
+  // Q8_0 and Q4_0 lay their blocks out anew (a piece of 2^18 blocks at a time); f16 and Q4_K are read as stored
+  const cases: { format: FormatName; rows: number; cols: number; pad: number }[] = [
+    { format: 'q8_0', rows: 2051, cols: 4096, pad: 7 },
+    { format: 'q8_0', rows: 3, cols: 96, pad: 0 },
+    { format: 'q4_0', rows: 1030, cols: 8192, pad: 13 },
+    { format: 'f16', rows: 33, cols: 70, pad: 1 },
+    { format: 'q4_k', rows: 5, cols: 512, pad: 2 },
+  ];
+  cases.forEach((c, i) => {
+    it(`${c.format}, ${c.rows} × ${c.cols}, after ${c.pad} bytes`, async () => {
+      const { source, file } = fileTensor(`w${i}`, c.format, c.rows, c.cols, c.pad, 40 + i);
+      const weight: PlanBuffer = { name: 'w', role: 'weight', dtype: c.format, shape: [A.constant(c.rows), A.constant(c.cols)] };
+      await upload(new Map([['w', source]]), weight, deviceLayout(weightFormats[c.format], [{ file, count: c.rows * c.cols }]));
+    });
+  });
+
+  it('stacked Q8_0 parts: rows of a file tensor, and bytes held in memory', async () => {
+    const { source, file } = fileTensor('stack', 'q8_0', 2100, 1024, 5, 60);
+    const row = (1024 / 32) * 34;
+    const held = weightFormats.q8_0.encode(randomArray(7 * 1024, 61));
+    const tensors = new Map<string, TensorSource>([
+      ['a', sourceRows(source, 3, 2090)],
+      ['b', bytesSource(held, [7, 1024], weightFormats.q8_0)],
+      ['c', sourceRows(sourceRows(bytesSource(held, [7, 1024], weightFormats.q8_0), 1, 5), 2, 3)],
+    ]);
+    const weight: PlanBuffer = { name: 'abc', role: 'weight', dtype: 'q8_0', shape: [A.constant(2100), A.constant(1024)], sources: ['a', 'b', 'c'] };
+    const expected = deviceLayout(weightFormats.q8_0, [
+      { file: file.subarray(3 * row, 2093 * row), count: 2090 * 1024 },
+      { file: held, count: 7 * 1024 },
+      { file: held.subarray(3 * row, 6 * row), count: 3 * 1024 },
+    ]);
+    await upload(tensors, weight, expected);
+  });
+});
