@@ -180,25 +180,24 @@ const bf16: WeightFormat = {
 };
 
 /**
- * ggml's reference quantizers share their block walk: per block of 32 values, `scale` picks d (stored as f16)
- * and `pack` writes the quants at `at`, given the block's values and 1/d as ggml computes it.
+ * ggml's reference quantizers share their block walk: per block of 32 values (x[from..from+32)), `scale` picks d
+ * (stored as f16) and `pack` writes the quants at `at`, given the block's values and 1/d as ggml computes it.
  */
 function quantizeBlocks(
   name: string,
   blockBytes: number,
   x: Float32Array,
-  scale: (block: Float32Array) => number,
-  pack: (out: Uint8Array, at: number, block: Float32Array, id: number) => void,
+  scale: (x: Float32Array, from: number) => number,
+  pack: (out: Uint8Array, at: number, x: Float32Array, from: number, id: number) => void,
 ): Uint8Array {
   if (x.length % 32 !== 0) throw new Error(`${name} needs a whole number of blocks of 32, got ${x.length} values`);
   const out = new Uint8Array((x.length / 32) * blockBytes);
   for (let b = 0; b < x.length / 32; b++) {
-    const block = x.subarray(b * 32, (b + 1) * 32);
-    const d = scale(block);
+    const d = scale(x, 32 * b);
     const dh = floatToHalf(d);
     out[b * blockBytes] = dh & 0xff;
     out[b * blockBytes + 1] = dh >> 8;
-    pack(out, b * blockBytes + 2, block, d ? Math.fround(1 / d) : 0);
+    pack(out, b * blockBytes + 2, x, 32 * b, d ? Math.fround(1 / d) : 0);
   }
   return out;
 }
@@ -263,10 +262,14 @@ const q8_0: WeightFormat = {
       'q8_0',
       34,
       x,
-      (block) => Math.fround(block.reduce((m, v) => Math.max(m, Math.abs(v)), 0) / 127),
-      (out, at, block, id) => {
+      (x, from) => {
+        let amax = 0;
+        for (let j = from; j < from + 32; j++) amax = Math.max(amax, Math.abs(x[j]!));
+        return Math.fround(amax / 127);
+      },
+      (out, at, x, from, id) => {
         for (let j = 0; j < 32; j++) {
-          const v = Math.fround(block[j]! * id);
+          const v = Math.fround(x[from + j]! * id);
           out[at + j] = (Math.sign(v) * Math.round(Math.abs(v))) & 0xff;
         }
       },
@@ -335,10 +338,11 @@ const q4_0: WeightFormat = {
       'q4_0',
       18,
       x,
-      (block) => {
+      (x, from) => {
         let amax = 0;
         let max = 0;
-        for (const v of block) {
+        for (let j = from; j < from + 32; j++) {
+          const v = x[j]!;
           if (amax < Math.abs(v)) {
             amax = Math.abs(v);
             max = v;
@@ -346,9 +350,9 @@ const q4_0: WeightFormat = {
         }
         return Math.fround(max / -8);
       },
-      (out, at, block, id) => {
+      (out, at, x, from, id) => {
         const q = (v: number): number => Math.min(15, Math.trunc(Math.fround(Math.fround(v * id) + 8.5)));
-        for (let j = 0; j < 16; j++) out[at + j] = q(block[j]!) | (q(block[16 + j]!) << 4);
+        for (let j = 0; j < 16; j++) out[at + j] = q(x[from + j]!) | (q(x[from + 16 + j]!) << 4);
       },
     ),
   wgsl: {
