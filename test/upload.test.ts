@@ -1,5 +1,6 @@
 // Weights uploaded from files: the device bytes equal the CPU's device layout (deviceLayout) for weights read straight
-// into the buffer, laid out anew a piece at a time (more blocks than a piece, at odd file offsets), and stacked.
+// into the buffer, laid out anew a piece at a time (more blocks than a piece, at odd file offsets), stacked, and
+// quantized on load (here, and on the built encode pool's workers a chunk at a time).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -93,4 +94,44 @@ describe('weights uploaded from files', () => {
     ]);
     await upload(tensors, weight, expected);
   });
+});
+
+describe('weights quantized on load', () => {
+  // more values than a chunk of 2^20, in a float file and in memory; Q8_0 (blocks of 32) and Q4_K (of 256)
+  const cases: { format: FormatName; rows: number; cols: number; file: boolean }[] = [
+    { format: 'q8_0', rows: 520, cols: 2048, file: true },
+    { format: 'q4_k', rows: 9, cols: 512, file: true },
+    { format: 'q8_0', rows: 3, cols: 64, file: false },
+  ];
+  for (const built of [false, true]) {
+    cases.forEach((c, i) => {
+      it(`f32 to ${c.format}, ${c.rows} × ${c.cols} ${c.file ? 'from a file' : 'in memory'}${built ? ', on the built encode pool' : ''}`, async () => {
+        // the built modules (their pool starts its workers from the built encode-worker.js) take their own format table and sources
+        const [executor, formats, sources] = built
+          ? await Promise.all([
+              import(new URL('../dist/src/runtime/executor.js', import.meta.url).href) as Promise<typeof import('../src/runtime/executor.js')>,
+              import(new URL('../dist/src/weights/formats.js', import.meta.url).href) as Promise<typeof import('../src/weights/formats.js')>,
+              import(new URL('../dist/src/weights/source.js', import.meta.url).href) as Promise<typeof import('../src/weights/source.js')>,
+            ])
+          : [{ ResidentBuffers }, { weightFormats }, { fileSource, bytesSource }];
+        const values = randomArray(c.rows * c.cols, 80 + i);
+        const f32 = new Uint8Array(values.buffer);
+        let source: TensorSource;
+        if (c.file) {
+          const path = join(dir, `quantize${i}-${built}.bin`);
+          writeFileSync(path, Buffer.concat([Buffer.alloc(3), f32]));
+          source = sources.fileSource(path, 3, [c.rows, c.cols], formats.weightFormats.f32);
+        } else source = sources.bytesSource(f32, [c.rows, c.cols], formats.weightFormats.f32);
+        const weight: PlanBuffer = { name: 'w', role: 'weight', dtype: c.format, shape: [A.constant(c.rows), A.constant(c.cols)] };
+        const expected = deviceLayout(weightFormats[c.format], [{ file: weightFormats[c.format].encode(values), count: values.length }]);
+        const resident = new executor.ResidentBuffers(gpu, new Map([['w', source]]));
+        try {
+          await resident.upload([{ graph: 'upload', symbols: [], buffers: [weight], kernels: [], inputs: [], outputs: [] }]);
+          expect(Buffer.compare(await deviceBytes(resident.get(weight), expected.length), expected)).toBe(0);
+        } finally {
+          resident.destroy();
+        }
+      });
+    });
+  }
 });

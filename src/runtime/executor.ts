@@ -3,6 +3,7 @@
 import * as A from '../affine.js';
 import type { Gpu } from './gpu.js';
 import { convert, planeOffsets, weightFormats, writeDevice, type WeightFormat } from '../weights/formats.js';
+import { EncodePool } from '../weights/encode-pool.js';
 import { elementCount, type TensorSource } from '../weights/source.js';
 import { uniformSymbols, type Plan, type PlanBuffer } from './plan.js';
 
@@ -23,6 +24,9 @@ export const UPLOAD_WAIT_BYTES = 256 * 1024 * 1024;
 
 /** Blocks of a weight read at a time where its blocks are laid out anew on the device (Q8_0: 8.5 MiB). */
 const UPLOAD_PIECE_BLOCKS = 1 << 18;
+
+/** Values quantized at a time on a worker (a whole number of blocks of every format: 1, 32 or 256 values). */
+const QUANTIZE_CHUNK = 1 << 20;
 
 /** Progress of an upload: bytes on the device so far of all the weights to upload, and the weight just uploaded. */
 export type UploadProgress = (done: number, total: number, name: string) => void;
@@ -67,8 +71,11 @@ export class ResidentBuffers {
     return t;
   }
 
-  /** A weight's parts read, converted to `format` where needed, and laid out for the device; returns the bytes uploaded. */
-  private build(b: PlanBuffer, format: WeightFormat): { buffer: GPUBuffer; bytes: number } {
+  /**
+   * A weight's parts read, converted to `format` where needed (quantized on `pool`'s workers, where given, a chunk
+   * at a time), and laid out for the device; returns the bytes uploaded.
+   */
+  private async build(b: PlanBuffer, format: WeightFormat, pool?: () => EncodePool): Promise<{ buffer: GPUBuffer; bytes: number }> {
     const parts = (b.sources ?? [b.name]).map((n) => this.source(n, b.name));
     const count = elements(b, {});
     const total = parts.reduce((n, p) => n + elementCount(p.shape), 0);
@@ -85,7 +92,8 @@ export class ResidentBuffers {
       for (const p of parts) {
         const n = elementCount(p.shape) / format.blockElements;
         const size = n * format.blockBytes;
-        if (p.format !== format || !p.readPart) writeDevice(format, convert(p.read(), n * format.blockElements, p.format, format), out, block, blocks);
+        if (p.format !== format && pool && format.blockElements > 1) await this.quantize(p, format, pool(), out, block, blocks);
+        else if (p.format !== format || !p.readPart) writeDevice(format, convert(p.read(), n * format.blockElements, p.format, format), out, block, blocks);
         else if (!format.toDevice) p.readPart(0, size, out.subarray(block * format.blockBytes, block * format.blockBytes + size));
         else {
           // blocks laid out anew: read a piece of whole blocks at a time into one array
@@ -109,47 +117,79 @@ export class ResidentBuffers {
     return { buffer, bytes };
   }
 
-  private create(b: PlanBuffer): { buffer: GPUBuffer; bytes: number } {
+  /**
+   * A part quantized into `format` on the pool's workers, QUANTIZE_CHUNK values at a time (whole blocks of both
+   * formats), at most two chunks a worker in flight, each written at block `first` + its own as it comes back.
+   */
+  private async quantize(p: TensorSource, format: WeightFormat, pool: EncodePool, out: Uint8Array, first: number, blocks: number): Promise<void> {
+    const values = elementCount(p.shape);
+    const whole = p.readPart ? undefined : p.read();
+    const from = p.format;
+    const inFlight: Promise<void>[] = [];
+    try {
+      for (let v = 0; v < values; v += QUANTIZE_CHUNK) {
+        const m = Math.min(QUANTIZE_CHUNK, values - v);
+        const [at, length] = [(v / from.blockElements) * from.blockBytes, (m / from.blockElements) * from.blockBytes];
+        const bytes = whole ? whole.subarray(at, at + length) : p.readPart!(at, length);
+        const block = first + v / format.blockElements;
+        inFlight.push(pool.encode(format.name, from.dequantize(bytes, m)).then((encoded) => writeDevice(format, encoded, out, block, blocks)));
+        if (inFlight.length >= 2 * pool.size) await inFlight.shift();
+      }
+      await Promise.all(inFlight);
+    } catch (e) {
+      // nothing may write into the mapping once it is gone
+      await Promise.allSettled(inFlight);
+      throw e;
+    }
+  }
+
+  private async create(b: PlanBuffer, pool?: () => EncodePool): Promise<{ buffer: GPUBuffer; bytes: number }> {
     if (b.dtype === 'i32') throw new Error(`weight ${b.name}: i32 weights are not supported`);
     if (b.role === 'state' && !this.tensors.has(b.name)) return { buffer: this.allocate(b.name, elements(b, {}) * 4), bytes: 0 };
-    return this.build(b, weightFormats[b.dtype]);
+    return this.build(b, weightFormats[b.dtype], pool);
   }
 
   /**
    * Uploads every weight and state the plans bind that is not on the device yet, one at a time, waiting for
-   * the device after every UPLOAD_WAIT_BYTES so that the queue's staging copies are released as it goes.
+   * the device after every UPLOAD_WAIT_BYTES so that the queue's staging copies are released as it goes. Weights
+   * quantized on load are quantized on an encode pool's workers where the built worker is there to start.
    */
   async upload(plans: readonly Plan[], progress?: UploadProgress): Promise<void> {
     const pending = new Map<string, PlanBuffer>();
     for (const plan of plans) {
       for (const b of plan.buffers) if ((b.role === 'weight' || b.role === 'state') && !this.buffers.has(b.name)) pending.set(b.name, b);
     }
+    if (pending.size === 0) return;
     const sizeOf = (b: PlanBuffer): number =>
       b.dtype === 'i32' ? 4 * elements(b, {}) : planeOffsets(weightFormats[b.dtype], elements(b, {}) / weightFormats[b.dtype].blockElements).bytes;
     const total = [...pending.values()].reduce((n, b) => n + sizeOf(b), 0);
     let done = 0;
     let unwaited = 0;
-    for (const b of pending.values()) {
-      const { buffer, bytes } = this.create(b);
-      this.buffers.set(b.name, buffer);
-      done += sizeOf(b);
-      unwaited += bytes;
-      if (unwaited >= UPLOAD_WAIT_BYTES) {
-        await this.gpu.device.queue.onSubmittedWorkDone();
-        unwaited = 0;
+    let encoders: EncodePool | undefined;
+    const pool = EncodePool.available() ? () => (encoders ??= new EncodePool()) : undefined;
+    try {
+      for (const b of pending.values()) {
+        const { buffer, bytes } = await this.create(b, pool);
+        this.buffers.set(b.name, buffer);
+        done += sizeOf(b);
+        unwaited += bytes;
+        if (unwaited >= UPLOAD_WAIT_BYTES) {
+          await this.gpu.device.queue.onSubmittedWorkDone();
+          unwaited = 0;
+        }
+        progress?.(done, total, b.name);
       }
-      progress?.(done, total, b.name);
+    } finally {
+      await encoders?.close();
     }
     await this.gpu.device.queue.onSubmittedWorkDone();
   }
 
-  /** The device buffer of a weight or state, uploaded now if upload() has not been. */
+  /** The device buffer of a weight or state the plans uploaded. */
   get(b: PlanBuffer): GPUBuffer {
     const have = this.buffers.get(b.name);
-    if (have) return have;
-    const { buffer } = this.create(b);
-    this.buffers.set(b.name, buffer);
-    return buffer;
+    if (!have) throw new Error(`${b.name} is not on the device: its plan was not uploaded`);
+    return have;
   }
 
   destroy(): void {
@@ -253,6 +293,8 @@ export class PlanExecutor {
 
   /** Compiles a plan's pipelines at once, calling `compiled` with each kernel's name as its pipeline is ready. */
   static async create(gpu: Gpu, plan: Plan, resident: ResidentBuffers, compiled?: (name: string) => void): Promise<PlanExecutor> {
+    // the plan's weights and states, where no one uploaded them before
+    await resident.upload([plan]);
     const cache = new Map<string, Promise<Pipeline>>();
     const build = async (wgsl: string, kernel: Plan['kernels'][number]): Promise<Pipeline> => {
       const device = gpu.device;

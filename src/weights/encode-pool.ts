@@ -1,11 +1,21 @@
 // Encoding float weights into block formats on worker threads: ggml's reference quantizers are single-threaded and
 // slow for k-quants (Q4_K: about 3 M values a second here), so writing a 1B model's Q4_K_M GGUF file takes minutes
 // on one core. The pool runs one encode per worker at a time; results come back in the order asked for.
+import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { FormatName } from './formats.js';
 
+/** The built worker a pool starts (absent where the sources run unbuilt, as under vitest). */
+const workerUrl = new URL('./encode-worker.js', import.meta.url);
+
 export class EncodePool {
+  /** Whether a pool can start here: its built worker is there. */
+  static available(): boolean {
+    return existsSync(fileURLToPath(workerUrl));
+  }
+
   private readonly workers: Worker[] = [];
   private readonly idle: Worker[] = [];
   private readonly waiting: (() => void)[] = [];
@@ -15,7 +25,7 @@ export class EncodePool {
   /** `size` workers (default: one per core the process may use), started from the built encode-worker.js. */
   constructor(readonly size = availableParallelism()) {
     for (let i = 0; i < size; i++) {
-      const worker = new Worker(new URL('./encode-worker.js', import.meta.url));
+      const worker = new Worker(workerUrl);
       worker.on('message', ({ id, bytes, error }: { id: number; bytes?: Uint8Array; error?: string }) => {
         const p = this.pending.get(id)!;
         this.pending.delete(id);
