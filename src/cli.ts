@@ -758,7 +758,7 @@ const benchFlags: FlagTable = {
   'peak-tflops': { kind: 'decimal', describe: "the device's fp32 peak, to report prefill as a share of it (H100 SXM: 67)" },
   'peak-gbps': { kind: 'decimal', describe: "the device's memory bandwidth in GB/s, to report decode as a share of it (H100 SXM: 3350)" },
   'split-k-from': { kind: 'integer', describe: 'decode matmuls split K across invocations from this K on (default 512)' },
-  'attention-tile': { kind: 'integer', describe: 'the most query rows and keys of a prefill attention tile: 8, 16 (default) or 32' },
+  'attention-tile': { kind: 'integer', describe: 'the most query rows and keys of a prefill attention tile: 8, 16 or 32 (default)' },
   'split-k': { kind: 'integer', describe: 'at most this many K ranges for prefill matmuls whose outputs give few tiles (default 4; 1: never split)' },
   subgroups: { kind: 'switch', default: true, describe: 'reduce with subgroup operations where the device has them (--no-subgroups: workgroup memory alone)' },
   'dawn-toggles': { kind: 'text', describe: `comma-separated Dawn toggles to enable (default ${defaultToggles.join(',')}; none for none)` },

@@ -2,7 +2,8 @@
 // seeded random caches filled past the valid keys, at sizes that are not multiples of the tiles.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as A from '../src/affine.js';
-import { attentionKernels, defaultAttentionOptions, type AttentionOptions, type AttentionSpec } from '../src/codegen/attention.js';
+import { attentionKernels, defaultAttentionOptions, prefillLayout, type AttentionOptions, type AttentionSpec } from '../src/codegen/attention.js';
+import { defaultCodegenOptions } from '../src/codegen/compile.js';
 import { PlanExecutor, ResidentBuffers } from '../src/runtime/executor.js';
 import { valuesSource } from '../src/weights/source.js';
 import { openGpu, type Gpu } from '../src/runtime/gpu.js';
@@ -16,6 +17,8 @@ beforeAll(async () => {
 afterAll(() => gpu?.destroy());
 
 const TOL = 2e-5;
+/** The limits codegen gives attention on an adapter of 1024 invocations and ample workgroup memory, and its default tile. */
+const codegenLimits: AttentionOptions = { maxInvocations: 1024, maxWorkgroupBytes: 32768, maxTile: defaultCodegenOptions.attentionTile };
 
 interface Case {
   readonly heads: number;
@@ -101,9 +104,9 @@ async function runCase(c: Case, seed: number): Promise<{ error: number; splitSum
   }
 }
 
-/** Bytes of `var<workgroup>` arrays a kernel declares. */
+/** Bytes of `var<workgroup>` arrays (of f32 or vec4<f32>) a kernel declares. */
 function workgroupBytes(wgsl: string): number {
-  return [...wgsl.matchAll(/var<workgroup>\s+\w+\s*:\s*array<f32,\s*(\d+)>/g)].reduce((s, m) => s + 4 * Number(m[1]), 0);
+  return [...wgsl.matchAll(/var<workgroup>\s+\w+\s*:\s*array<(f32|vec4<f32>),\s*(\d+)>/g)].reduce((s, m) => s + (m[1] === 'f32' ? 4 : 16) * Number(m[2]), 0);
 }
 
 describe('fused attention against the three-op CPU reference', () => {
@@ -117,9 +120,21 @@ describe('fused attention against the three-op CPU reference', () => {
     { heads: 4, kvHeads: 2, headSize: 64, T: 75, P: 6, contextLength: 90, limits: { maxInvocations: 1024, maxWorkgroupBytes: 32768, maxTile: 32 } },
     { heads: 2, kvHeads: 2, headSize: 80, T: 40, P: 0, contextLength: 40, limits: { maxInvocations: 1024, maxWorkgroupBytes: 32768, maxTile: 32 } },
     { heads: 2, kvHeads: 1, headSize: 6, T: 50, P: 20, contextLength: 80, limits: { maxInvocations: 128, maxWorkgroupBytes: 32768, maxTile: 16 } },
+    // the codegen's limits: several row blocks and key tiles, heads of 64, 128 and 256, and not a multiple of 4
+    { heads: 4, kvHeads: 1, headSize: 64, T: 150, P: 37, contextLength: 200, limits: codegenLimits },
+    { heads: 4, kvHeads: 2, headSize: 128, T: 75, P: 11, contextLength: 90, limits: codegenLimits },
+    { heads: 2, kvHeads: 1, headSize: 256, T: 21, P: 6, contextLength: 30, limits: codegenLimits },
+    { heads: 3, kvHeads: 3, headSize: 66, T: 47, P: 29, contextLength: 80, limits: codegenLimits },
+    { heads: 2, kvHeads: 1, headSize: 1, T: 33, P: 0, contextLength: 40, limits: codegenLimits },
+    { heads: 4, kvHeads: 2, headSize: 64, T: 1, P: 70, contextLength: 80, limits: codegenLimits },
+    // each tile edge, and 128 invocations
+    ...[8, 16, 32].map((maxTile) => ({ heads: 4, kvHeads: 2, headSize: 64, T: 45, P: 10, contextLength: 60, limits: { ...codegenLimits, maxTile } })),
+    { heads: 4, kvHeads: 2, headSize: 64, T: 150, P: 37, contextLength: 200, limits: { ...codegenLimits, maxInvocations: 128 } },
+    { heads: 2, kvHeads: 1, headSize: 128, T: 40, P: 3, contextLength: 50, limits: { ...codegenLimits, maxInvocations: 128 } },
+    { heads: 2, kvHeads: 1, headSize: 30, T: 70, P: 5, contextLength: 80, limits: { ...codegenLimits, maxInvocations: 128, maxTile: 16 } },
   ];
   prefill.forEach((c, i) => {
-    it(`prefill: ${c.heads}/${c.kvHeads} heads of ${c.headSize}, T ${c.T}, P ${c.P}${c.limits ? `, ${c.limits.maxWorkgroupBytes} bytes, ${c.limits.maxInvocations} invocations` : ''}`, async () => {
+    it(`prefill: ${c.heads}/${c.kvHeads} heads of ${c.headSize}, T ${c.T}, P ${c.P}${c.limits ? `, ${c.limits.maxWorkgroupBytes} bytes, ${c.limits.maxInvocations} invocations, tiles up to ${c.limits.maxTile}` : ''}`, async () => {
       const { error } = await runCase(c, 100 + 10 * i);
       expect(error).toBeLessThan(TOL);
     });
@@ -178,6 +193,28 @@ describe('fused attention against the three-op CPU reference', () => {
         }
       }
     }
+  });
+
+  it('keeps prefill tiles within the workgroup memory and invocations the limits give', () => {
+    for (const headSize of [1, 3, 6, 16, 48, 64, 66, 80, 96, 128, 200, 256]) {
+      for (const maxTile of [8, 16, 32]) {
+        for (const maxInvocations of [128, 256, 1024]) {
+          for (const maxWorkgroupBytes of [8192, 16384, 32768]) {
+            const limits = { maxInvocations, maxWorkgroupBytes, maxTile };
+            const { wgsl } = attentionKernels(specOf({ heads: 32, kvHeads: 8, headSize, contextLength: 4096, P: 0, T: 1 }), limits).kernels[0]!.source;
+            const layout = prefillLayout(headSize, limits);
+            expect(workgroupBytes(wgsl)).toBe(layout.bytes);
+            expect(layout.bytes).toBeLessThanOrEqual(maxWorkgroupBytes);
+            expect(Math.max(layout.rows, layout.keys)).toBeLessThanOrEqual(Math.max(4, maxTile));
+            const size = Number(/@workgroup_size\((\d+)\)/.exec(wgsl)![1]);
+            expect(size).toBe(layout.threads);
+            expect(size).toBeLessThanOrEqual(maxInvocations);
+          }
+        }
+      }
+    }
+    // the 1B's heads in 32 KiB: 32 query rows and 32 keys over 128 invocations
+    expect(prefillLayout(64, codegenLimits)).toMatchObject({ rows: 32, keys: 32, threads: 128, bytes: 27776 });
   });
 
   it('rejects heads that do not divide into kv heads', () => {

@@ -62,7 +62,7 @@ export interface AttentionOptions {
   readonly maxInvocations: number;
   /** workgroup memory the prefill tiles may use (Q, K, V, scores and row state) */
   readonly maxWorkgroupBytes: number;
-  /** the most query rows and keys of a prefill tile */
+  /** the most query rows and keys of a prefill tile (a power of two; at least 4 rows whatever it is) */
   readonly maxTile: number;
   /** decode reduces with subgroup operations (see LinearOptions.subgroups) */
   readonly subgroups?: boolean;
@@ -81,20 +81,71 @@ function workgroupThreads(o: AttentionOptions): number {
 const one = wg(1);
 const u = (n: number): string => `${n}u`;
 
-/** Query rows per workgroup and keys per tile for prefill: halves the larger (rows on a tie) from maxTile² until the tiles fit. */
-function prefillTiles(headSize: number, o: AttentionOptions): { rows: number; keys: number } {
-  let rows = o.maxTile;
-  let keys = o.maxTile;
-  // head rows as whole vec4s, K rows padded by one vec4 (see prefillKernel)
-  const width = 4 * Math.ceil(headSize / 4);
-  const floats = () => (rows + 2 * keys) * width + 4 * keys + rows * keys + 3 * rows;
-  const budget = Math.floor(o.maxWorkgroupBytes / 4);
-  while (floats() > budget && (rows > 1 || keys > 1)) {
-    if (rows >= keys && rows > 1) rows /= 2;
-    else keys /= 2;
+/** How prefill splits a workgroup's work: its tiles, invocations and each invocation's block of scores and of outputs. */
+export interface PrefillLayout {
+  /** query rows of a workgroup: row groups of 4, an invocation's rows rowGroup + rowGroups·i */
+  readonly rows: number;
+  /** keys of a tile */
+  readonly keys: number;
+  readonly threads: number;
+  /** vec4s of a head row */
+  readonly width: number;
+  /** vec4s from one row of the Q and K tiles to the next: odd, so rows fall in different memory banks */
+  readonly stride: number;
+  readonly rowGroups: number;
+  /** a scoring invocation's keys of a tile are keyGroup + keyGroups·k, keysPerGroup of them */
+  readonly keyGroups: number;
+  readonly keysPerGroup: number;
+  /** output blocks (a row group by a vec4 of the head) each invocation accumulates */
+  readonly blocksPerThread: number;
+  /** bytes of workgroup memory */
+  readonly bytes: number;
+}
+
+/** The smallest power of two ≥ n. */
+const pow2AtLeast = (n: number): number => 2 ** Math.ceil(Math.log2(Math.max(1, n)));
+
+/**
+ * The layout of `rows` × `keys` tiles: as many invocations (at least 32, at most workgroupThreads) as give each
+ * scoring invocation two keys of 4 rows or each output block to one invocation, whichever is more.
+ */
+function prefillLayoutOf(headSize: number, rows: number, keys: number, o: AttentionOptions): PrefillLayout {
+  const width = Math.ceil(headSize / 4);
+  const stride = width | 1;
+  const rowGroups = rows / 4;
+  const threads = Math.min(workgroupThreads(o), pow2AtLeast(Math.max((rowGroups * keys) / 2, (rowGroups * width) / 2, 32)));
+  const keyGroups = Math.max(1, Math.min(keys, Math.floor(threads / rowGroups)));
+  const vec4s = rows * stride + Math.max(keys * stride, keys * rowGroups) + keys * width + keyGroups * rowGroups + rowGroups;
+  return {
+    rows,
+    keys,
+    threads,
+    width,
+    stride,
+    rowGroups,
+    keyGroups,
+    keysPerGroup: keys / keyGroups,
+    blocksPerThread: Math.ceil((rowGroups * width) / threads),
+    bytes: threads < rowGroups ? Infinity : 16 * vec4s,
+  };
+}
+
+/**
+ * The prefill layout for a head size: tiles from maxTile × maxTile (a power of two; at least 4 rows), halving the
+ * larger edge (rows on a tie, never below 4 rows) until the tiles fit the workgroup memory and invocations.
+ */
+export function prefillLayout(headSize: number, o: AttentionOptions): PrefillLayout {
+  const tile = 2 ** Math.floor(Math.log2(Math.max(1, o.maxTile)));
+  let rows = Math.max(4, tile);
+  let keys = tile;
+  for (;;) {
+    const layout = prefillLayoutOf(headSize, rows, keys, o);
+    if (layout.bytes <= o.maxWorkgroupBytes) return layout;
+    if (rows >= keys && rows > 4) rows /= 2;
+    else if (keys > 1) keys /= 2;
+    else if (rows > 4) rows /= 2;
+    else throw new Error(`headSize ${headSize} does not fit attention's workgroup memory`);
   }
-  if (floats() > budget) throw new Error(`headSize ${headSize} does not fit attention's workgroup memory`);
-  return { rows, keys };
 }
 
 /** min(32, ceil(S / keys per tile)) splits: short caches get few, so a split is never much less than one tile of keys. */
@@ -117,146 +168,210 @@ export function attentionKernels(spec: AttentionSpec, o: AttentionOptions = defa
   return decode ? decodeKernels(spec, o) : { kernels: [{ suffix: 'flash', source: prefillKernel(spec, o) }], scratch: [] };
 }
 
+/** `code` with every line indented by `n` more spaces. */
+const indent = (code: string, n: number): string =>
+  code
+    .split('\n')
+    .map((line) => (line === '' ? line : ' '.repeat(n) + line))
+    .join('\n');
+
+/** `code` under `if (cond)`, or alone where every invocation meets the condition. */
+const guarded = (cond: string | undefined, code: string): string => (cond === undefined ? code : `if (${cond}) {\n${indent(code, 2)}\n}`);
+
 /**
- * One workgroup per (block of query rows, head). Per tile of keys: load K and V, score every (row, key)
- * of the block, update each row's running max, turn every score into a probability (one per invocation)
- * and add each row's sum, then rescale and accumulate each invocation's outputs (fixed (row, 4 dims) slots held
- * in registers). Head rows sit in workgroup memory as vec4s (zeros past the head), so a score reads 4 values of q
- * and of k a load and an output 4 values of V; K rows sit one vec4 apart beyond the head (stride width + 1), so the
- * keys that neighbouring invocations score fall in different memory banks. Scores and outputs add their terms one
- * dimension and one key at a time, in order.
+ * One workgroup per (block of query rows, head), the blocks with the most keys first. Per tile of keys (K and V
+ * stored to workgroup memory from registers loaded during the tile before), four phases between barriers: each
+ * scoring invocation computes a block of 4 rows × keysPerGroup keys from q and k read as vec4s, keeps it in
+ * registers and stores its largest score of each row; it then reads its rows' largest scores of the tile, moves the
+ * running max it keeps in registers (the same in every invocation of a row), turns its scores into probabilities
+ * (stored key-major, 4 rows a vec4, over the K tile) and adds them to its own running sum of the rows; each
+ * invocation then rescales and accumulates its output blocks (4 rows × a vec4 of the head) from one vec4 of
+ * probabilities and one of V a key. At the end each row's key groups' sums are added in order. Only keys up to
+ * the block's last row's limit are loaded, and scores past a row's limit are masked. Scores add their terms one
+ * dimension, and outputs one key, at a time in order.
  */
 function prefillKernel(spec: AttentionSpec, o: AttentionOptions): KernelSource {
   const { heads, kvHeads, headSize: hs } = spec;
-  const { rows: br, keys: bc } = prefillTiles(hs, o);
-  // one invocation per (row, key) of a tile, at least 64 and at most workgroupThreads
-  const threads = Math.max(Math.min(64, workgroupThreads(o)), Math.min(br * bc, workgroupThreads(o)));
-  // vec4s of a head row
-  const hw = Math.ceil(hs / 4);
-  const slots = Math.ceil((br * hw) / threads);
-  const [qd, kd] = [heads * hs, kvHeads * hs];
-  // the four values of vec4 `j` of the head row at `at` in `buf` (zeros past the head)
-  const part = (buf: string, at: string): string =>
-    hs % 4 === 0
-      ? `${buf}[${at} + 4u * j], ${buf}[${at} + 4u * j + 1u], ${buf}[${at} + 4u * j + 2u], ${buf}[${at} + 4u * j + 3u]`
-      : [0, 1, 2, 3].map((c) => `select(0.0, ${buf}[${at} + min(4u * j + ${c}u, ${hs - 1}u)], 4u * j + ${c}u < ${u(hs)})`).join(', ');
+  const { rows: br, keys: bc, threads, width: hw, stride, rowGroups: rg, keyGroups: kg, keysPerGroup, blocksPerThread } = prefillLayout(hs, o);
+  // head rows bound as vec4s where the head allows, else read as four values with zeros past the head
+  const packed = hs % 4 === 0;
+  const element = packed ? 'vec4<f32>' : 'f32';
+  const per = packed ? 4 : 1;
+  const [qd, kd, hd] = [heads * hs, kvHeads * hs, hs].map((n) => n / per) as [number, number, number];
+  // vec4 `j` of the head row starting at element `at` of `buf`
+  const headVec4 = (buf: string, at: string, j: string): string =>
+    packed
+      ? `${buf}[${at} + ${j}]`
+      : `vec4<f32>(${[0, 1, 2, 3].map((c) => `select(0.0, ${buf}[${at} + min(4u * (${j}) + ${c}u, ${hs - 1}u)], 4u * (${j}) + ${c}u < ${u(hs)})`).join(', ')})`;
+  const scorers = rg * kg;
+  const blocks = rg * hw;
+  const staged = bc * hw;
+  const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+  const [ks, rs, stages, bs] = [range(keysPerGroup), range(4), range(Math.ceil(staged / threads)), range(blocksPerThread)];
+  const comps = ['x', 'y', 'z', 'w'];
+  const scorerOnly = scorers < threads ? `lane < ${u(scorers)}` : undefined;
+  // staged element i of an invocation: lane + i·threads, all of them but the last's real
+  const stagedOnly = (i: number): string | undefined => ((i + 1) * threads <= staged ? undefined : `${plus('lane', i * threads)} < ${u(staged)}`);
+  const plus = (base: string, n: number): string => (n === 0 ? base : `${base} + ${u(n)}`);
+  // `e` as an operand of * / %
+  const operand = (e: string): string => (e.includes(' ') ? `(${e})` : e);
+  const scoredKey = (k: number): string => plus('keyGroup', k * kg);
+  // element i of an invocation's share of a K or V tile: key e / width, vec4 e % width of its head row
+  const stagedAt = (i: number): string => operand(plus('lane', i * threads));
+  // K and V of the tile at key `t0` into registers (zeros past kEnd)
+  const loadStage = (t0: string): string =>
+    stages
+      .map((i) => {
+        const key = t0 === '0u' ? `${stagedAt(i)} / ${u(hw)}` : `${t0} + ${stagedAt(i)} / ${u(hw)}`;
+        return [
+          `kNext${i} = vec4<f32>(0.0);`,
+          `vNext${i} = vec4<f32>(0.0);`,
+          guarded(
+            [stagedOnly(i), `${key} < kEnd`].filter((c) => c !== undefined).join(' && '),
+            [
+              `let at = ${operand(key)} * ${u(kd)} + kvBase;`,
+              `kNext${i} = ${headVec4('k', 'at', `${stagedAt(i)} % ${u(hw)}`)};`,
+              `vNext${i} = ${headVec4('v', 'at', `${stagedAt(i)} % ${u(hw)}`)};`,
+            ].join('\n'),
+          ),
+        ].join('\n');
+      })
+      .join('\n');
+  const storeStage = stages
+    .map((i) =>
+      guarded(
+        stagedOnly(i),
+        `kpTile[(${stagedAt(i)} / ${u(hw)}) * ${u(stride)} + ${stagedAt(i)} % ${u(hw)}] = kNext${i};\nvTile[${plus('lane', i * threads)}] = vNext${i};`,
+      ),
+    )
+    .join('\n');
+  const score = [
+    `for (var j = 0u; j < ${u(hw)}; j++) {`,
+    ...rs.map((i) => `  let a${i} = qTile[${operand(plus('rowGroup', i * rg))} * ${u(stride)} + j];`),
+    ...ks.map((k) => `  let b${k} = kpTile[${operand(scoredKey(k))} * ${u(stride)} + j];`),
+    ...comps.flatMap((c) => [`  let q${c} = vec4<f32>(a0.${c}, a1.${c}, a2.${c}, a3.${c});`, ...ks.map((k) => `  s${k} += q${c} * b${k}.${c};`)]),
+    '}',
+    ...ks.map((k) => `s${k} = select(vec4<f32>(${NEG}), scaledScores(s${k}), vec4<u32>(k0 + ${scoredKey(k)}) <= limit);`),
+    `groupStat[lane] = ${ks.slice(1).reduce((acc, k) => `max(${acc}, s${k})`, 's0')};`,
+  ].join('\n');
+  const probabilities = [
+    'var mNew = m;',
+    `for (var g = 0u; g < ${u(kg)}; g++) { mNew = max(mNew, groupStat[g * ${u(rg)} + rowGroup]); }`,
+    'let scale = preciseExp4(m - mNew);',
+    'm = mNew;',
+    ...ks.map((k) => `let p${k} = select(vec4<f32>(0.0), preciseExp4(s${k} - mNew), s${k} > vec4<f32>(${NEG}));`),
+    `sum = sum * scale${ks.map((k) => ` + p${k}`).join('')};`,
+    ...ks.map((k) => `kpTile[${operand(scoredKey(k))} * ${u(rg)} + rowGroup] = p${k};`),
+    'if (keyGroup == 0u) { rowScale[rowGroup] = scale; }',
+  ].join('\n');
+  // output block b: rows blockRow{b} + rowGroups·i, vec4 blockVec{b} of the head (one V load serves every block where they share it)
+  const sharedVec = threads % hw === 0;
+  const vOf = (b: number): number => (sharedVec ? 0 : b);
+  const accumulate = [
+    ...bs.flatMap((b) => [`let scale${b} = rowScale[blockRow${b}];`, ...rs.map((i) => `o${b}${i} *= scale${b}.${comps[i]};`)]),
+    `for (var c = 0u; c < ${u(bc)}; c++) {`,
+    ...bs.flatMap((b) => [
+      ...(vOf(b) === b ? [`  let v${b} = vTile[c * ${u(hw)} + blockVec${b}];`] : []),
+      `  let p${b} = kpTile[c * ${u(rg)} + blockRow${b}];`,
+      ...rs.map((i) => `  o${b}${i} += p${b}.${comps[i]} * v${vOf(b)};`),
+    ]),
+    '}',
+  ].join('\n');
+  const blockOnly = (b: number): string | undefined => ((b + 1) * threads <= blocks ? undefined : `${plus('lane', b * threads)} < ${u(blocks)}`);
+  const store = bs
+    .map((b) => {
+      const rowStores = rs.map((i) => {
+        const row = plus(`row0 + blockRow${b}`, i * rg);
+        const value = (c: string): string => `preciseDiv(o${b}${i}.${c}, total${b}.${comps[i]})`;
+        const write = packed
+          ? `out[${operand(row)} * ${u(qd)} + qBase + blockVec${b}] = vec4<f32>(${comps.map(value).join(', ')});`
+          : comps
+              .map(
+                (c, ci) => `if (4u * blockVec${b} + ${ci}u < ${u(hs)}) { out[${operand(row)} * ${u(qd)} + qBase + 4u * blockVec${b} + ${ci}u] = ${value(c)}; }`,
+              )
+              .join('\n');
+        return guarded(`${row} < rows`, write);
+      });
+      return guarded(
+        blockOnly(b),
+        [
+          `var total${b} = groupStat[blockRow${b}];`,
+          `for (var g = 1u; g < ${u(kg)}; g++) { total${b} += groupStat[g * ${u(rg)} + blockRow${b}]; }`,
+          ...rowStores,
+        ].join('\n'),
+      );
+    })
+    .join('\n');
+  const main = [
+    'let rows = ' + u32Expr(spec.rows) + ';',
+    'let keys = ' + u32Expr(spec.keys) + ';',
+    '// the last row block (the most keys) first',
+    `let row0 = ((rows + ${u(br - 1)}) / ${u(br)} - 1u - wid.y) * ${u(br)};`,
+    `let qBase = wid.x * ${u(hd)};`,
+    `let kvBase = (wid.x / ${u(heads / kvHeads)}) * ${u(hd)};`,
+    "// the block's last row sees keys 0..kEnd-1",
+    `let kEnd = keys - rows + min(rows, row0 + ${u(br)});`,
+    `for (var e = lane; e < ${u(br * hw)}; e += ${u(threads)}) {`,
+    `  let row = row0 + e / ${u(hw)};`,
+    '  var x = vec4<f32>(0.0);',
+    `  if (row < rows) { x = ${headVec4('q', `row * ${u(qd)} + qBase`, `e % ${u(hw)}`)}; }`,
+    `  qTile[(e / ${u(hw)}) * ${u(stride)} + e % ${u(hw)}] = x;`,
+    '}',
+    `// a scoring invocation's rows rowGroup + ${rg}·i and keys keyGroup + ${kg}·k of a tile; each row's last key (rows past the end: the block's)`,
+    `let rowGroup = lane % ${u(rg)};`,
+    `let keyGroup = lane / ${u(rg)};`,
+    `let limit = min(vec4<u32>(keys - rows + row0 + rowGroup) + vec4<u32>(0u, ${u(rg)}, ${u(2 * rg)}, ${u(3 * rg)}), vec4<u32>(kEnd - 1u));`,
+    `var m = vec4<f32>(${NEG});`,
+    'var sum = vec4<f32>(0.0);',
+    ...bs.flatMap((b) => [
+      `let blockRow${b} = min(${operand(plus('lane', b * threads))} / ${u(hw)}, ${u(rg - 1)});`,
+      `let blockVec${b} = ${vOf(b) === b ? `${operand(plus('lane', b * threads))} % ${u(hw)}` : 'blockVec0'};`,
+      ...rs.map((i) => `var o${b}${i} = vec4<f32>(0.0);`),
+    ]),
+    ...stages.flatMap((i) => [`var kNext${i}: vec4<f32>;`, `var vNext${i}: vec4<f32>;`]),
+    loadStage('0u'),
+    `for (var k0 = 0u; k0 < kEnd; k0 += ${u(bc)}) {`,
+    indent(storeStage, 2),
+    '  workgroupBarrier();',
+    ...ks.map((k) => `  var s${k} = vec4<f32>(0.0);`),
+    indent(guarded(scorerOnly, score), 2),
+    '  workgroupBarrier();',
+    indent(guarded(scorerOnly, probabilities), 2),
+    '  workgroupBarrier();',
+    "  // the next tile's K and V, in flight while this one's outputs accumulate",
+    indent(loadStage(`k0 + ${u(bc)}`), 2),
+    indent(guarded(blocksPerThread === 1 && blocks < threads ? `lane < ${u(blocks)}` : undefined, accumulate), 2),
+    '  workgroupBarrier();',
+    '}',
+    guarded(scorerOnly, 'groupStat[lane] = sum;'),
+    'workgroupBarrier();',
+    store,
+  ].join('\n');
   return kernelSource(
-    [readBinding(spec.q, 'q'), readBinding(spec.k, 'k'), readBinding(spec.v, 'v'), writeBinding(spec.out, 'out')],
+    [readBinding(spec.q, 'q', element), readBinding(spec.k, 'k', element), readBinding(spec.v, 'v', element), writeBinding(spec.out, 'out', element)],
     `
-var<workgroup> qTile: array<vec4<f32>, ${br * hw}>;
-var<workgroup> kTile: array<vec4<f32>, ${bc * (hw + 1)}>;
-var<workgroup> vTile: array<vec4<f32>, ${bc * hw}>;
-var<workgroup> pTile: array<f32, ${br * bc}>;
-var<workgroup> rowMax: array<f32, ${br}>;
-var<workgroup> rowSum: array<f32, ${br}>;
-var<workgroup> rowScale: array<f32, ${br}>;
+var<workgroup> qTile: array<vec4<f32>, ${br * stride}>;
+// the tile's K rows; once scored, its probabilities (key-major, a row group's 4 rows a vec4)
+var<workgroup> kpTile: array<vec4<f32>, ${Math.max(bc * stride, bc * rg)}>;
+var<workgroup> vTile: array<vec4<f32>, ${staged}>;
+// per (key group, row group): the largest scores of a tile; at the end, the running sums
+var<workgroup> groupStat: array<vec4<f32>, ${kg * rg}>;
+var<workgroup> rowScale: array<vec4<f32>, ${rg}>;
 ${preciseMath}
+
+fn scaledScores(dot: vec4<f32>) -> vec4<f32> {
+  return vec4<f32>(${comps.map((c) => `preciseDiv(dot.${c}, ${f32Lit(Math.sqrt(hs))})`).join(', ')});
+}
+
+fn preciseExp4(x: vec4<f32>) -> vec4<f32> {
+  return vec4<f32>(${comps.map((c) => `preciseExp(x.${c})`).join(', ')});
+}
 
 @compute @workgroup_size(${threads})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane: u32) {
-  let rows = ${u32Expr(spec.rows)};
-  let keys = ${u32Expr(spec.keys)};
-  let row0 = wid.x * ${u(br)};
-  let qBase = wid.y * ${u(hs)};
-  let kvBase = (wid.y / ${u(heads / kvHeads)}) * ${u(hs)};
-  // the block's last row sees keys 0..kEnd-1
-  let kEnd = keys - rows + min(rows, row0 + ${u(br)});
-  for (var e = lane; e < ${u(br * hw)}; e += ${u(threads)}) {
-    let row = row0 + e / ${u(hw)};
-    let j = e % ${u(hw)};
-    var x = vec4<f32>(0.0);
-    if (row < rows) { x = vec4<f32>(${part('q', `row * ${u(qd)} + qBase`)}); }
-    qTile[e] = x;
-  }
-  for (var r = lane; r < ${u(br)}; r += ${u(threads)}) { rowMax[r] = ${NEG}; rowSum[r] = 0.0; }
-  var acc: array<vec4<f32>, ${slots}>;
-  for (var k0 = 0u; k0 < kEnd; k0 += ${u(bc)}) {
-    for (var e = lane; e < ${u(bc * hw)}; e += ${u(threads)}) {
-      let key = k0 + e / ${u(hw)};
-      let j = e % ${u(hw)};
-      var kx = vec4<f32>(0.0);
-      var vx = vec4<f32>(0.0);
-      if (key < kEnd) {
-        let at = key * ${u(kd)} + kvBase;
-        kx = vec4<f32>(${part('k', 'at')});
-        vx = vec4<f32>(${part('v', 'at')});
-      }
-      kTile[(e / ${u(hw)}) * ${u(hw + 1)} + j] = kx;
-      vTile[e] = vx;
-    }
-    workgroupBarrier();
-    for (var e = lane; e < ${u(br * bc)}; e += ${u(threads)}) {
-      let r = e / ${u(bc)};
-      let c = e % ${u(bc)};
-      let row = row0 + r;
-      var s = ${NEG};
-      if (row < rows && k0 + c <= keys - rows + row) {
-        var dot = 0.0;
-        for (var j = 0u; j < ${u(hw)}; j++) {
-          let a = qTile[r * ${u(hw)} + j];
-          let b = kTile[c * ${u(hw + 1)} + j];
-          dot += a.x * b.x;
-          dot += a.y * b.y;
-          dot += a.z * b.z;
-          dot += a.w * b.w;
-        }
-        s = preciseDiv(dot, ${f32Lit(Math.sqrt(hs))});
-      }
-      pTile[e] = s;
-    }
-    workgroupBarrier();
-    // each row's new max and the factor its earlier sums shrink by
-    for (var r = lane; r < ${u(br)}; r += ${u(threads)}) {
-      let mOld = rowMax[r];
-      var m = mOld;
-      for (var c = 0u; c < ${u(bc)}; c++) { m = max(m, pTile[r * ${u(bc)} + c]); }
-      rowScale[r] = preciseExp(mOld - m);
-      rowMax[r] = m;
-    }
-    workgroupBarrier();
-    // every score to a probability, one per invocation
-    for (var e = lane; e < ${u(br * bc)}; e += ${u(threads)}) {
-      let s = pTile[e];
-      var p = 0.0;
-      if (s > ${NEG}) { p = preciseExp(s - rowMax[e / ${u(bc)}]); }
-      pTile[e] = p;
-    }
-    workgroupBarrier();
-    // each row's sum, in key order, by the invocation that owns the row
-    for (var r = lane; r < ${u(br)}; r += ${u(threads)}) {
-      var sum = 0.0;
-      for (var c = 0u; c < ${u(bc)}; c++) { sum += pTile[r * ${u(bc)} + c]; }
-      rowSum[r] = rowSum[r] * rowScale[r] + sum;
-    }
-    for (var i = 0u; i < ${u(slots)}; i++) {
-      let e = lane + i * ${u(threads)};
-      if (e < ${u(br * hw)}) {
-        let r = e / ${u(hw)};
-        let j = e % ${u(hw)};
-        var o = acc[i] * rowScale[r];
-        for (var c = 0u; c < ${u(bc)}; c++) { o += pTile[r * ${u(bc)} + c] * vTile[c * ${u(hw)} + j]; }
-        acc[i] = o;
-      }
-    }
-    workgroupBarrier();
-  }
-  for (var i = 0u; i < ${u(slots)}; i++) {
-    let e = lane + i * ${u(threads)};
-    let r = e / ${u(hw)};
-    let row = row0 + r;
-    if (e < ${u(br * hw)} && row < rows) {
-      let d = 4u * (e % ${u(hw)});
-      let at = row * ${u(qd)} + qBase + d;
-${[0, 1, 2, 3]
-  .map((c) => {
-    const store = `out[at + ${c}u] = preciseDiv(acc[i][${c}], rowSum[r]);`;
-    return `      ${hs % 4 === 0 ? store : `if (d + ${c}u < ${u(hs)}) { ${store} }`}`;
-  })
-  .join('\n')}
-    }
-  }
+${indent(main, 2)}
 }`,
-    [wg(spec.rows, br), wg(heads), one],
+    [wg(heads), wg(spec.rows, br), one],
   );
 }
 

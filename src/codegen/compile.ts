@@ -24,13 +24,13 @@ export interface CodegenOptions extends Omit<LinearOptions, 'weights'> {
   readonly formats?: ReadonlyMap<string, FormatName>;
   /** the format matmul weights are converted to on upload instead (where their rows are whole blocks of it) */
   readonly convert?: FormatName;
-  /** the most query rows and keys of a prefill attention tile (8, 16 or 32; smaller where the head does not fit) */
+  /** the most query rows and keys of a prefill attention tile (8, 16 or 32 (default); smaller where the head does not fit) */
   readonly attentionTile: 8 | 16 | 32;
 }
-/** Workgroup memory attention tiles may use at most (a 32×32 tile of 64-wide heads takes 29 KiB). */
+/** Workgroup memory attention tiles may use at most (a 32×32 tile of 64-wide heads takes 27 KiB). */
 const ATTENTION_BYTES = 32768;
 
-export const defaultCodegenOptions: CodegenOptions = (({ weights: _, ...linear }) => ({ ...linear, attentionTile: 16 as const }))(defaultLinearOptions);
+export const defaultCodegenOptions: CodegenOptions = (({ weights: _, ...linear }) => ({ ...linear, attentionTile: 32 as const }))(defaultLinearOptions);
 
 /** The linear template's spec for a kernel of kind linear: its members picked by the kind's prologue and epilogue. */
 function linearSpec(kind: Extract<KernelKind, { kind: 'linear' }>, members: readonly Op[], ctx: KernelContext): LinearSpec {
