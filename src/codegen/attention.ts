@@ -179,16 +179,15 @@ const indent = (code: string, n: number): string =>
 const guarded = (cond: string | undefined, code: string): string => (cond === undefined ? code : `if (${cond}) {\n${indent(code, 2)}\n}`);
 
 /**
- * One workgroup per (block of query rows, head), the blocks with the most keys first. Per tile of keys (K and V
- * stored to workgroup memory from registers loaded during the tile before), four phases between barriers: each
+ * One workgroup per (block of query rows, head), the blocks with the most keys first. Per tile of keys, four phases
+ * each ended by a barrier: K and V are stored to workgroup memory from registers loaded during the tile before; each
  * scoring invocation computes a block of 4 rows × keysPerGroup keys from q and k read as vec4s, keeps it in
  * registers and stores its largest score of each row; it then reads its rows' largest scores of the tile, moves the
- * running max it keeps in registers (the same in every invocation of a row), turns its scores into probabilities
- * (stored key-major, 4 rows a vec4, over the K tile) and adds them to its own running sum of the rows; each
- * invocation then rescales and accumulates its output blocks (4 rows × a vec4 of the head) from one vec4 of
- * probabilities and one of V a key. At the end each row's key groups' sums are added in order. Only keys up to
- * the block's last row's limit are loaded, and scores past a row's limit are masked. Scores add their terms one
- * dimension, and outputs one key, at a time in order.
+ * running max it keeps in registers (the same in every invocation of a row) and turns its scores into
+ * probabilities, stored key-major (4 rows a vec4) over the K tile; each invocation then rescales and accumulates its
+ * output blocks (4 rows × a vec4 of the head) from one vec4 of probabilities and one of V a key, and the rows' sums
+ * with them as if V were 1. Only keys up to the block's last row's limit are loaded, and scores past a row's limit
+ * are masked. Scores add their terms one dimension, and outputs and sums one key, at a time in order.
  */
 function prefillKernel(spec: AttentionSpec, o: AttentionOptions): KernelSource {
   const { heads, kvHeads, headSize: hs } = spec;
@@ -257,22 +256,21 @@ function prefillKernel(spec: AttentionSpec, o: AttentionOptions): KernelSource {
   const probabilities = [
     'var mNew = m;',
     `for (var g = 0u; g < ${u(kg)}; g++) { mNew = max(mNew, groupStat[g * ${u(rg)} + rowGroup]); }`,
-    'let scale = preciseExp4(m - mNew);',
+    'if (keyGroup == 0u) { rowScale[rowGroup] = preciseExp4(m - mNew); }',
     'm = mNew;',
     ...ks.map((k) => `let p${k} = select(vec4<f32>(0.0), preciseExp4(s${k} - mNew), s${k} > vec4<f32>(${NEG}));`),
-    `sum = sum * scale${ks.map((k) => ` + p${k}`).join('')};`,
     ...ks.map((k) => `kpTile[${operand(scoredKey(k))} * ${u(rg)} + rowGroup] = p${k};`),
-    'if (keyGroup == 0u) { rowScale[rowGroup] = scale; }',
   ].join('\n');
   // output block b: rows blockRow{b} + rowGroups·i, vec4 blockVec{b} of the head (one V load serves every block where they share it)
   const sharedVec = threads % hw === 0;
   const vOf = (b: number): number => (sharedVec ? 0 : b);
   const accumulate = [
-    ...bs.flatMap((b) => [`let scale${b} = rowScale[blockRow${b}];`, ...rs.map((i) => `o${b}${i} *= scale${b}.${comps[i]};`)]),
+    ...bs.flatMap((b) => [`let scale${b} = rowScale[blockRow${b}];`, ...rs.map((i) => `o${b}${i} *= scale${b}.${comps[i]};`), `sum${b} *= scale${b};`]),
     `for (var c = 0u; c < ${u(bc)}; c++) {`,
     ...bs.flatMap((b) => [
       ...(vOf(b) === b ? [`  let v${b} = vTile[c * ${u(hw)} + blockVec${b}];`] : []),
       `  let p${b} = kpTile[c * ${u(rg)} + blockRow${b}];`,
+      `  sum${b} += p${b};`,
       ...rs.map((i) => `  o${b}${i} += p${b}.${comps[i]} * v${vOf(b)};`),
     ]),
     '}',
@@ -292,14 +290,7 @@ function prefillKernel(spec: AttentionSpec, o: AttentionOptions): KernelSource {
               .join('\n');
         return guarded(`${row} < rows`, write);
       });
-      return guarded(
-        blockOnly(b),
-        [
-          `var total${b} = groupStat[blockRow${b}];`,
-          `for (var g = 1u; g < ${u(kg)}; g++) { total${b} += groupStat[g * ${u(rg)} + blockRow${b}]; }`,
-          ...rowStores,
-        ].join('\n'),
-      );
+      return guarded(blockOnly(b), [`let total${b} = groupStat[blockRow${b}];`, ...rowStores].join('\n'));
     })
     .join('\n');
   const main = [
@@ -322,11 +313,11 @@ function prefillKernel(spec: AttentionSpec, o: AttentionOptions): KernelSource {
     `let keyGroup = lane / ${u(rg)};`,
     `let limit = min(vec4<u32>(keys - rows + row0 + rowGroup) + vec4<u32>(0u, ${u(rg)}, ${u(2 * rg)}, ${u(3 * rg)}), vec4<u32>(kEnd - 1u));`,
     `var m = vec4<f32>(${NEG});`,
-    'var sum = vec4<f32>(0.0);',
     ...bs.flatMap((b) => [
       `let blockRow${b} = min(${operand(plus('lane', b * threads))} / ${u(hw)}, ${u(rg - 1)});`,
       `let blockVec${b} = ${vOf(b) === b ? `${operand(plus('lane', b * threads))} % ${u(hw)}` : 'blockVec0'};`,
       ...rs.map((i) => `var o${b}${i} = vec4<f32>(0.0);`),
+      `var sum${b} = vec4<f32>(0.0);`,
     ]),
     ...stages.flatMap((i) => [`var kNext${i}: vec4<f32>;`, `var vNext${i}: vec4<f32>;`]),
     loadStage('0u'),
@@ -343,7 +334,7 @@ function prefillKernel(spec: AttentionSpec, o: AttentionOptions): KernelSource {
     indent(guarded(blocksPerThread === 1 && blocks < threads ? `lane < ${u(blocks)}` : undefined, accumulate), 2),
     '  workgroupBarrier();',
     '}',
-    guarded(scorerOnly, 'groupStat[lane] = sum;'),
+    ...bs.map((b) => guarded([blockOnly(b), `blockVec${b} == 0u`].filter((c) => c !== undefined).join(' && '), `groupStat[blockRow${b}] = sum${b};`)),
     'workgroupBarrier();',
     store,
   ].join('\n');
@@ -354,7 +345,7 @@ var<workgroup> qTile: array<vec4<f32>, ${br * stride}>;
 // the tile's K rows; once scored, its probabilities (key-major, a row group's 4 rows a vec4)
 var<workgroup> kpTile: array<vec4<f32>, ${Math.max(bc * stride, bc * rg)}>;
 var<workgroup> vTile: array<vec4<f32>, ${staged}>;
-// per (key group, row group): the largest scores of a tile; at the end, the running sums
+// per (key group, row group): the largest scores of a tile; at the end, per row group: the rows' sums
 var<workgroup> groupStat: array<vec4<f32>, ${kg * rg}>;
 var<workgroup> rowScale: array<vec4<f32>, ${rg}>;
 ${preciseMath}
