@@ -179,15 +179,16 @@ const indent = (code: string, n: number): string =>
 const guarded = (cond: string | undefined, code: string): string => (cond === undefined ? code : `if (${cond}) {\n${indent(code, 2)}\n}`);
 
 /**
- * One workgroup per (block of query rows, head), the blocks with the most keys first. Per tile of keys, four phases
- * each ended by a barrier: K and V are stored to workgroup memory from registers loaded during the tile before; each
- * scoring invocation computes a block of 4 rows × keysPerGroup keys from q and k read as vec4s, keeps it in
- * registers and stores its largest score of each row; it then reads its rows' largest scores of the tile, moves the
- * running max it keeps in registers (the same in every invocation of a row) and turns its scores into
- * probabilities, stored key-major (4 rows a vec4) over the K tile; each invocation then rescales and accumulates its
- * output blocks (4 rows × a vec4 of the head) from one vec4 of probabilities and one of V a key, and the rows' sums
- * with them as if V were 1. Only keys up to the block's last row's limit are loaded, and scores past a row's limit
- * are masked. Scores add their terms one dimension, and outputs and sums one key, at a time in order.
+ * One workgroup per (block of query rows, head), the blocks with the most keys first. Per tile of keys, four
+ * phases each ended by a barrier: K and V are stored to workgroup memory from registers loaded while the tile
+ * before accumulated its outputs; each scoring invocation computes a block of 4 rows × keysPerGroup keys from q and
+ * k read as vec4s, keeps it in registers and stores its largest score of each row; it then reads its rows' largest
+ * scores of the tile, moves the running max it keeps in registers (the same in every invocation of a row) and
+ * turns its scores into probabilities, stored key-major (4 rows a vec4) over the K tile; each invocation then
+ * rescales and accumulates its output blocks (4 rows × a vec4 of the head) from one vec4 of probabilities and one
+ * of V a key, and the rows' sums with them as if V were 1. Only keys up to the block's last row's limit are loaded,
+ * and scores past a row's limit are masked. Scores add their terms one dimension, and outputs and sums one key, at
+ * a time in order.
  */
 function prefillKernel(spec: AttentionSpec, o: AttentionOptions): KernelSource {
   const { heads, kvHeads, headSize: hs } = spec;
@@ -208,33 +209,26 @@ function prefillKernel(spec: AttentionSpec, o: AttentionOptions): KernelSource {
   const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
   const [ks, rs, stages, bs] = [range(keysPerGroup), range(4), range(Math.ceil(staged / threads)), range(blocksPerThread)];
   const comps = ['x', 'y', 'z', 'w'];
-  const scorerOnly = scorers < threads ? `lane < ${u(scorers)}` : undefined;
-  // staged element i of an invocation: lane + i·threads, all of them but the last's real
-  const stagedOnly = (i: number): string | undefined => ((i + 1) * threads <= staged ? undefined : `${plus('lane', i * threads)} < ${u(staged)}`);
   const plus = (base: string, n: number): string => (n === 0 ? base : `${base} + ${u(n)}`);
   // `e` as an operand of * / %
   const operand = (e: string): string => (e.includes(' ') ? `(${e})` : e);
+  const scorerOnly = scorers < threads ? `lane < ${u(scorers)}` : undefined;
+  // staged element i of an invocation: lane + i·threads, all of them but the last's real
+  const stagedOnly = (i: number): string | undefined => ((i + 1) * threads <= staged ? undefined : `${plus('lane', i * threads)} < ${u(staged)}`);
   const scoredKey = (k: number): string => plus('keyGroup', k * kg);
   // element i of an invocation's share of a K or V tile: key e / width, vec4 e % width of its head row
   const stagedAt = (i: number): string => operand(plus('lane', i * threads));
-  // K and V of the tile at key `t0` into registers (zeros past kEnd)
+  // K and V of the tile from key `t0` into registers; keys past kEnd read the last one again (their scores are
+  // masked and their probabilities 0)
   const loadStage = (t0: string): string =>
     stages
-      .map((i) => {
-        const key = t0 === '0u' ? `${stagedAt(i)} / ${u(hw)}` : `${t0} + ${stagedAt(i)} / ${u(hw)}`;
-        return [
-          `kNext${i} = vec4<f32>(0.0);`,
-          `vNext${i} = vec4<f32>(0.0);`,
-          guarded(
-            [stagedOnly(i), `${key} < kEnd`].filter((c) => c !== undefined).join(' && '),
-            [
-              `let at = ${operand(key)} * ${u(kd)} + kvBase;`,
-              `kNext${i} = ${headVec4('k', 'at', `${stagedAt(i)} % ${u(hw)}`)};`,
-              `vNext${i} = ${headVec4('v', 'at', `${stagedAt(i)} % ${u(hw)}`)};`,
-            ].join('\n'),
-          ),
-        ].join('\n');
-      })
+      .map((i) =>
+        [
+          `at = min(${t0} + ${stagedAt(i)} / ${u(hw)}, kEnd - 1u) * ${u(kd)} + kvBase;`,
+          `kNext${i} = ${headVec4('k', 'at', `${stagedAt(i)} % ${u(hw)}`)};`,
+          `vNext${i} = ${headVec4('v', 'at', `${stagedAt(i)} % ${u(hw)}`)};`,
+        ].join('\n'),
+      )
       .join('\n');
   const storeStage = stages
     .map((i) =>
@@ -276,21 +270,27 @@ function prefillKernel(spec: AttentionSpec, o: AttentionOptions): KernelSource {
     '}',
   ].join('\n');
   const blockOnly = (b: number): string | undefined => ((b + 1) * threads <= blocks ? undefined : `${plus('lane', b * threads)} < ${u(blocks)}`);
+  // rows blockRow + rowGroups·i of each output block, one at a time
   const store = bs
     .map((b) => {
-      const rowStores = rs.map((i) => {
-        const row = plus(`row0 + blockRow${b}`, i * rg);
-        const value = (c: string): string => `preciseDiv(o${b}${i}.${c}, total${b}.${comps[i]})`;
-        const write = packed
-          ? `out[${operand(row)} * ${u(qd)} + qBase + blockVec${b}] = vec4<f32>(${comps.map(value).join(', ')});`
-          : comps
-              .map(
-                (c, ci) => `if (4u * blockVec${b} + ${ci}u < ${u(hs)}) { out[${operand(row)} * ${u(qd)} + qBase + 4u * blockVec${b} + ${ci}u] = ${value(c)}; }`,
-              )
-              .join('\n');
-        return guarded(`${row} < rows`, write);
-      });
-      return guarded(blockOnly(b), [`let total${b} = groupStat[blockRow${b}];`, ...rowStores].join('\n'));
+      const row = `row0 + blockRow${b} + ${u(rg)} * i`;
+      const value = `normalized(rowOut${b}[i], total${b}[i])`;
+      const write = packed
+        ? `out[(${row}) * ${u(qd)} + qBase + blockVec${b}] = ${value};`
+        : [
+            `let o = ${value};`,
+            ...comps.map((c, ci) => `if (4u * blockVec${b} + ${ci}u < ${u(hs)}) { out[(${row}) * ${u(qd)} + qBase + 4u * blockVec${b} + ${ci}u] = o.${c}; }`),
+          ].join('\n');
+      return guarded(
+        blockOnly(b),
+        [
+          `let total${b} = groupStat[blockRow${b}];`,
+          `var rowOut${b} = array<vec4<f32>, 4>(${rs.map((i) => `o${b}${i}`).join(', ')});`,
+          'for (var i = 0u; i < 4u; i++) {',
+          indent(guarded(`${row} < rows`, write), 2),
+          '}',
+        ].join('\n'),
+      );
     })
     .join('\n');
   const main = [
@@ -319,20 +319,26 @@ function prefillKernel(spec: AttentionSpec, o: AttentionOptions): KernelSource {
       ...rs.map((i) => `var o${b}${i} = vec4<f32>(0.0);`),
       `var sum${b} = vec4<f32>(0.0);`,
     ]),
+    'var at: u32;',
     ...stages.flatMap((i) => [`var kNext${i}: vec4<f32>;`, `var vNext${i}: vec4<f32>;`]),
-    loadStage('0u'),
-    `for (var k0 = 0u; k0 < kEnd; k0 += ${u(bc)}) {`,
-    indent(storeStage, 2),
-    '  workgroupBarrier();',
-    ...ks.map((k) => `  var s${k} = vec4<f32>(0.0);`),
-    indent(guarded(scorerOnly, score), 2),
-    '  workgroupBarrier();',
-    indent(guarded(scorerOnly, probabilities), 2),
-    '  workgroupBarrier();',
-    "  // the next tile's K and V, in flight while this one's outputs accumulate",
-    indent(loadStage(`k0 + ${u(bc)}`), 2),
-    indent(guarded(blocksPerThread === 1 && blocks < threads ? `lane < ${u(blocks)}` : undefined, accumulate), 2),
-    '  workgroupBarrier();',
+    `let tiles = (kEnd + ${u(bc - 1)}) / ${u(bc)};`,
+    "// each pass: tile t's K and V into registers, tile t - 1's outputs, then tile t's scores and probabilities",
+    'for (var t = 0u; t <= tiles; t++) {',
+    `  let k0 = t * ${u(bc)};`,
+    indent(loadStage('k0'), 2),
+    '  if (t > 0u) {',
+    indent(guarded(blocksPerThread === 1 && blocks < threads ? `lane < ${u(blocks)}` : undefined, accumulate), 4),
+    '    workgroupBarrier();',
+    '  }',
+    '  if (t < tiles) {',
+    indent(storeStage, 4),
+    '    workgroupBarrier();',
+    ...ks.map((k) => `    var s${k} = vec4<f32>(0.0);`),
+    indent(guarded(scorerOnly, score), 4),
+    '    workgroupBarrier();',
+    indent(guarded(scorerOnly, probabilities), 4),
+    '    workgroupBarrier();',
+    '  }',
     '}',
     ...bs.map((b) => guarded([blockOnly(b), `blockVec${b} == 0u`].filter((c) => c !== undefined).join(' && '), `groupStat[blockRow${b}] = sum${b};`)),
     'workgroupBarrier();',
@@ -351,11 +357,21 @@ var<workgroup> rowScale: array<vec4<f32>, ${rg}>;
 ${preciseMath}
 
 fn scaledScores(dot: vec4<f32>) -> vec4<f32> {
-  return vec4<f32>(${comps.map((c) => `preciseDiv(dot.${c}, ${f32Lit(Math.sqrt(hs))})`).join(', ')});
+  var s: vec4<f32>;
+  for (var c = 0u; c < 4u; c++) { s[c] = preciseDiv(dot[c], ${f32Lit(Math.sqrt(hs))}); }
+  return s;
+}
+
+fn normalized(o: vec4<f32>, sum: f32) -> vec4<f32> {
+  var n: vec4<f32>;
+  for (var c = 0u; c < 4u; c++) { n[c] = preciseDiv(o[c], sum); }
+  return n;
 }
 
 fn preciseExp4(x: vec4<f32>) -> vec4<f32> {
-  return vec4<f32>(${comps.map((c) => `preciseExp(x.${c})`).join(', ')});
+  var e: vec4<f32>;
+  for (var c = 0u; c < 4u; c++) { e[c] = preciseExp(x[c]); }
+  return e;
 }
 
 @compute @workgroup_size(${threads})
