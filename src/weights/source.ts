@@ -88,17 +88,19 @@ function rowBytes(source: TensorSource): number {
   return (cols / source.format.blockElements) * source.format.blockBytes;
 }
 
-/** Rows start..start+count-1 of a source (read alone from a file: a fused tensor split in three is read once in all). */
+/**
+ * Rows start..start+count-1 of a source (read alone from a file: a fused tensor split in three is read once in all).
+ * Parts of them are read alone only where the source reads its parts alone.
+ */
 export function sourceRows(source: TensorSource, start: number, count: number): TensorSource {
   const row = rowBytes(source);
-  const part = (at: number, bytes: number, into?: Uint8Array): Uint8Array => {
-    if (source.readPart) return source.readPart(start * row + at, bytes, into);
-    const whole = source.read().subarray(start * row + at, start * row + at + bytes);
-    if (!into) return whole.slice();
-    into.set(whole);
-    return into.subarray(0, bytes);
-  };
-  return { shape: [count, ...source.shape.slice(1)], format: source.format, read: () => part(0, count * row), readPart: part };
+  const shape = [count, ...source.shape.slice(1)];
+  if (source.readPart) {
+    const readPart = source.readPart;
+    const part = (at: number, bytes: number, into?: Uint8Array): Uint8Array => readPart(start * row + at, bytes, into);
+    return { shape, format: source.format, read: () => part(0, count * row), readPart: part };
+  }
+  return { shape, format: source.format, read: () => source.read().slice(start * row, (start + count) * row) };
 }
 
 /** The rows of a source in the order `order` gives (row i of the result is row order[i] of the source). */
