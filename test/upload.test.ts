@@ -61,13 +61,14 @@ async function upload(tensors: Map<string, TensorSource>, weight: PlanBuffer, ex
 }
 
 describe('weights uploaded from files', () => {
-  // Q8_0 and Q4_0 lay their blocks out anew (a piece of 2^18 blocks at a time); f16 and Q4_K are read as stored
+  // Q8_0, Q4_0 and Q6_K lay their blocks out anew (a piece of 2^18 blocks at a time); f16 and Q4_K are read as stored
   const cases: { format: FormatName; rows: number; cols: number; pad: number }[] = [
     { format: 'q8_0', rows: 2051, cols: 4096, pad: 7 },
     { format: 'q8_0', rows: 3, cols: 96, pad: 0 },
     { format: 'q4_0', rows: 1030, cols: 8192, pad: 13 },
     { format: 'f16', rows: 33, cols: 70, pad: 1 },
     { format: 'q4_k', rows: 5, cols: 512, pad: 2 },
+    { format: 'q6_k', rows: 3, cols: 768, pad: 9 },
   ];
   cases.forEach((c, i) => {
     it(`${c.format}, ${c.rows} × ${c.cols}, after ${c.pad} bytes`, async () => {
