@@ -1,14 +1,15 @@
 // The decode GEMVs alone, by how they are laid out: each 1B (and 8B) decode matmul shape as codegen emits it
-// (gemv-int8 over Q8_0, gemv over f32) with 64–256 invocations a workgroup and 1, 2 or 4 pairs of dots a group of 64
+// (gemv-int8 over Q8_0 or k-quants, gemv over f32) with 64–256 invocations a workgroup and 1, 2 or 4 pairs of dots a group of 64
 // lanes, timed as a decode step runs them — a pass of dispatches one after another, each writing what the next
 // reads (a barrier between every two), cycling over copies of the weights so that L2 never holds them. Timestamps,
 // median of 7. One JSON line a (shape, layout). Build first; on the GPU machine:
-//   bash .device/vulkan-run node scripts/device/gemv-rate.mjs [--backend vulkan] [--quick] [--only 8B] [--weights q8_0,f32]
+//   bash .device/vulkan-run node scripts/device/gemv-rate.mjs [--backend vulkan] [--quick] [--only 8B] [--weights q8_0,q4_k,q6_k,f32]
 import { parseArgs } from 'node:util';
 import * as A from '../../dist/src/affine.js';
 import { defaultLinearOptions, linearKernels } from '../../dist/src/codegen/linear/index.js';
 import { gemvPairs, gemvThreads, GEMV_LANES } from '../../dist/src/codegen/linear/spec.js';
 import { openGpu } from '../../dist/src/runtime/gpu.js';
+import { planeOffsets, weightFormats } from '../../dist/src/weights/formats.js';
 import { decodeShapes, gemvEntries, gemvSpec } from './gemv-kernel.mjs';
 import { passTimer } from './pass-timer.mjs';
 
@@ -25,7 +26,11 @@ const layouts = [];
 for (const threads of [256, 128]) for (const pairs of [1, 2, 4]) layouts.push({ threads, pairs });
 const weightsKinds = values.weights ? values.weights.split(',') : values.quick ? ['q8_0'] : ['q8_0', 'f32'];
 
-const bytesOf = (weights, n, k) => (weights === 'f32' ? n * k * 4 : n * k + (n * k) / 16);
+/** a weight's device bytes in its format (the weights' values are arbitrary bytes: the rate does not depend on them) */
+const bytesOf = (weights, n, k) => {
+  const format = weightFormats[weights];
+  return planeOffsets(format, (n * k) / format.blockElements).bytes;
+};
 const round16 = (b) => Math.ceil(b / 16) * 16;
 const buffer = (bytes) => device.createBuffer({ size: round16(Math.max(bytes, 16)), usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST });
 const uniform = device.createBuffer({ size: 64, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });

@@ -52,6 +52,15 @@ export interface Int8Form {
    * wScale (and wOffset) as above over that binding. Absent: wQuad is four wInt8 over the format's own binding.
    */
   quads?(count: number): string;
+  /**
+   * The form read two half-blocks a 16-byte load, where one load of its quants holds two sub-blocks' bits (k-quants):
+   * for a weight of `count` elements bound as array<vec4<u32>>, `struct WPair { q0, q1: vec4<u32>, s0, s1: vec2<f32> }`,
+   * `fn wPair(unit: u32) -> WPair` and `fn wPairHalf(j: u32, i: u32) -> u32`. A row of B blocks has B units, unit j
+   * of the row whose first block is r being unit r + j; its half-block i (q_i, as wQuad reads it) is half-block
+   * wPairHalf(j, i) of the row, s_i its scale and the offset to subtract for its block (0 on all but one of the
+   * block's halves, and where the form has no offsets). Absent: the GEMV reads a half-block at a time.
+   */
+  pairs?(count: number): string;
 }
 
 export interface WeightFormat {

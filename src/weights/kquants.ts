@@ -270,7 +270,7 @@ function scaleMinScalar(base: string, q: string): string {
  * group i (vec4 index i; sb: the super-block's first vec4, sub: the sub-block, word: the quant word, as wAt has them);
  * `quad` the sixteen of half h of the sub-block as one vec4<u32> (sb, sub and h as named), from whole-vec4 loads.
  */
-function scaleMinInt8(words: number, quants: (i: string) => string, quad: string): Int8Form {
+function scaleMinInt8(words: number, quants: (i: string) => string, quad: string, pair: string): Int8Form {
   const scaleMin = `fn wScaleMin(block: u32) -> vec2<f32> {
   let sub = block & 7u;
   let head = w[(block >> 3u) * ${words}u];
@@ -296,8 +296,30 @@ ${scaleMin}`,
   return ${quad};
 }
 ${scaleMin}`,
+    // unit u: half hh of sub-blocks 2p and 2p + 1, whose nibbles share the 16 bytes; the blocks' offsets go with hh = 0
+    pairs: () => `${PAIR_STRUCT}
+fn wPairHalf(j: u32, i: u32) -> u32 { return 2u * (j & ~1u) + (j & 1u) + 2u * i; }
+fn scaleMinOf(head: vec4<u32>, sub: u32) -> vec2<f32> {
+  ${scaleMinWgsl('head', 'sub')}
+  return vec2<f32>(dm.x * f32(sc), dm.y * f32(m));
+}
+fn wPair(u: u32) -> WPair {
+  let sb = (u >> 3u) * ${words}u;
+  let p = (u >> 1u) & 3u;
+  let hh = u & 1u;
+  let head = w[sb];
+  ${pair}
+  let on = select(0.0, 1.0, hh == 0u);
+  let a = scaleMinOf(head, 2u * p);
+  let b = scaleMinOf(head, 2u * p + 1u);
+  return WPair(q0, q1, vec2<f32>(a.x, a.y * on), vec2<f32>(b.x, b.y * on));
+}`,
   };
 }
+
+/** what an int8 form's pairs return (formats.ts, Int8Form.pairs) */
+const PAIR_STRUCT = 'struct WPair { q0: vec4<u32>, q1: vec4<u32>, s0: vec2<f32>, s1: vec2<f32> }';
+const NIBBLES = 'vec4<u32>(0x0f0f0f0fu)';
 
 /** the four bytes of a u32 as floats, byte 0 first */
 const byteFloats = (v: string): string => `vec4<f32>(f32(${v} & 255u), f32((${v} >> 8u) & 255u), f32((${v} >> 16u) & 255u), f32(${v} >> 24u))`;
@@ -341,6 +363,9 @@ export const q4_k: WeightFormat = {
       9,
       (i) => `(w[sb + 1u + (word >> 2u)][word & 3u] >> (4u * (sub & 1u))) & 0x0f0f0f0fu`,
       '(w[sb + 1u + 2u * (sub >> 1u) + h] >> vec4<u32>(4u * (sub & 1u))) & vec4<u32>(0x0f0f0f0fu)',
+      `let q = w[sb + 1u + 2u * p + hh];
+  let q0 = q & ${NIBBLES};
+  let q1 = (q >> vec4<u32>(4u)) & ${NIBBLES};`,
     ),
     scalarType: 'u32',
     scalar: () =>
@@ -401,6 +426,10 @@ export const q5_k: WeightFormat = {
       (i) =>
         `((w[sb + 3u + (word >> 2u)][word & 3u] >> (4u * (sub & 1u))) & 0x0f0f0f0fu) | (((w[sb + 1u + ((${i} & 7u) >> 2u)][${i} & 3u] >> sub) & 0x01010101u) << 4u)`,
       '((w[sb + 3u + 2u * (sub >> 1u) + h] >> vec4<u32>(4u * (sub & 1u))) & vec4<u32>(0x0f0f0f0fu)) | (((w[sb + 1u + h] >> vec4<u32>(sub)) & vec4<u32>(0x01010101u)) << vec4<u32>(4u))',
+      `let q = w[sb + 3u + 2u * p + hh];
+  let high = w[sb + 1u + hh];
+  let q0 = (q & ${NIBBLES}) | (((high >> vec4<u32>(2u * p)) & vec4<u32>(0x01010101u)) << vec4<u32>(4u));
+  let q1 = ((q >> vec4<u32>(4u)) & ${NIBBLES}) | (((high >> vec4<u32>(2u * p + 1u)) & vec4<u32>(0x01010101u)) << vec4<u32>(4u));`,
     ),
     scalarType: 'u32',
     scalar: () =>
@@ -531,6 +560,32 @@ fn wScale(block: u32, half: u32) -> f32 {
   let scale = f32(i32(w[(i >> 6u) * 13u + 12u][(i >> 4u) & 3u] << (24u - 8u * ((i >> 2u) & 3u))) >> 24u);
   let dw = ${planeWord(q6_k, 1, count)} + (i >> 7u);
   return unpack2x16float(w[dw >> 2u][dw & 3u])[(i >> 6u) & 1u] * scale;
+}`,
+      // unit u: half hh of 32-value groups a and a + 2 of half H, whose nibbles share the 16 bytes of ql and whose
+      // top bits are in the same 16 bytes of qh
+      pairs: (count) => `${PAIR_STRUCT}
+fn wPairHalf(j: u32, i: u32) -> u32 { return 2u * (j & ~3u) + (j & 3u) + 4u * i; }
+fn wPair(u: u32) -> WPair {
+  let sb = (u >> 3u) * 13u;
+  let h = (u >> 2u) & 1u;
+  let a = (u >> 1u) & 1u;
+  let hh = u & 1u;
+  let ql = w[sb + 4u * h + 2u * a + hh];
+  let qh = w[sb + 8u + 2u * h + hh];
+  let low0 = ql & ${NIBBLES};
+  let low1 = (ql >> vec4<u32>(4u)) & ${NIBBLES};
+  let high0 = (qh >> vec4<u32>(2u * a)) & vec4<u32>(0x03030303u);
+  let high1 = (qh >> vec4<u32>(2u * a + 4u)) & vec4<u32>(0x03030303u);
+  let q0 = ((low0 | (high0 << vec4<u32>(4u)) | vec4<u32>(0x80808080u)) - vec4<u32>(0x20202020u)) ^ vec4<u32>(0x80808080u);
+  let q1 = ((low1 | (high1 << vec4<u32>(4u)) | vec4<u32>(0x80808080u)) - vec4<u32>(0x20202020u)) ^ vec4<u32>(0x80808080u);
+  // the scales of the two halves: bytes 8h + 2a + hh and 4 further of the super-block's 16
+  let at = 8u * (2u * a + hh);
+  let scales = w[sb + 12u];
+  let s0 = f32(i32(scales[2u * h] << (24u - at)) >> 24u);
+  let s1 = f32(i32(scales[2u * h + 1u] << (24u - at)) >> 24u);
+  let dw = ${planeWord(q6_k, 1, count)} + (u >> 4u);
+  let d = unpack2x16float(w[dw >> 2u][dw & 3u])[(u >> 3u) & 1u];
+  return WPair(q0, q1, vec2<f32>(d * s0, 0.0), vec2<f32>(d * s1, 0.0));
 }`,
     },
     scalarType: 'u32',

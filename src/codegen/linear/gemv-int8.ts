@@ -36,17 +36,23 @@ export function gemvInt8Kernel(s: LinearSpec, o: LinearOptions): KernelSource {
   const inputs = linearInputs(s, o.weights, 'vec4s');
   const bindings = form.quads ? inputs.bindings.map((b) => (b.var === 'w' ? { ...b, type: 'vec4<u32>' as const } : b)) : inputs.bindings;
   const count = s.n * s.k;
-  const wFunctions = form.quads
-    ? form.quads(count)
-    : `${form.wgsl(count)}
+  // a lane's unit: a half-block, or two read by one load where the form has pairs
+  const paired = form.pairs !== undefined && form.quads !== undefined;
+  const span = paired ? 2 : 1;
+  const units = halves / span;
+  const wFunctions = paired
+    ? `${form.quads!(count)}\n${form.pairs!(count)}`
+    : form.quads
+      ? form.quads(count)
+      : `${form.wgsl(count)}
 fn wQuad(block: u32, h: u32) -> vec4<u32> { return vec4<u32>(wInt8(block, 4u * h), wInt8(block, 4u * h + 1u), wInt8(block, 4u * h + 2u), wInt8(block, 4u * h + 3u)); }`;
-  // Each lane keeps `unroll` half-blocks of each of its 2·pairs rows in flight — half-blocks lane, lane + 64, … —
-  // loading the next before it multiplies these, and the first before the norm's reduction and the quantization
-  const unroll = Math.min(Math.max(1, IN_FLIGHT / (2 * pairs)), Math.ceil(halves / LANES));
+  // Each lane keeps `unroll` units of each of its 2·pairs rows in flight — units lane, lane + 64, … — loading the
+  // next before it multiplies these, and the first before the norm's reduction and the quantization
+  const unroll = Math.min(Math.max(1, IN_FLIGHT / (2 * pairs * span)), Math.ceil(units / LANES));
   const stride = LANES * unroll;
-  const exact = halves % stride === 0;
+  const exact = units % stride === 0;
   const js = Array.from({ length: unroll }, (_, j) => j);
-  const at = (j: number, h: string): string => (exact ? `(${h} + ${j * LANES}u)` : `min(${h} + ${j * LANES}u, ${halves - 1}u)`);
+  const at = (j: number, h: string): string => (exact ? `(${h} + ${j * LANES}u)` : `min(${h} + ${j * LANES}u, ${units - 1}u)`);
   // the scale of a lane's half: the block's, or the half's own where the form has one per 16 values
   const halfOf = (hb: string): string => (form.scales === 2 ? `${hb} & 1u` : '0u');
   // a half-block's quads and its scale (and the block's offset) are loaded together, so that no read of w waits
@@ -59,9 +65,10 @@ fn wQuad(block: u32, h: u32) -> vec4<u32> { return vec4<u32>(wInt8(block, 4u * h
       .flatMap((p) =>
         js.map((j) =>
           ['a', 'b']
-            .map(
-              (r) =>
-                `${indent}q${r}${p}_${j} = wQuad(r${r}${p} + (${at(j, h)} >> 1u), ${at(j, h)} & 1u);\n${indent}s${r}${p}_${j} = ${scaleOf(`r${r}${p}`, at(j, h))};`,
+            .map((r) =>
+              paired
+                ? `${indent}t${r}${p}_${j} = wPair(r${r}${p} + ${at(j, h)});`
+                : `${indent}q${r}${p}_${j} = wQuad(r${r}${p} + (${at(j, h)} >> 1u), ${at(j, h)} & 1u);\n${indent}s${r}${p}_${j} = ${scaleOf(`r${r}${p}`, at(j, h))};`,
             )
             .join('\n'),
         ),
@@ -75,11 +82,26 @@ fn wQuad(block: u32, h: u32) -> vec4<u32> { return vec4<u32>(wInt8(block, 4u * h
         return `var part${p} = xd[b] * vec2<f32>(f32(dots(xv, qa${p}_${j})) * ${sa}, f32(dots(xv, qb${p}_${j})) * ${sb});${offset}
       acc${p} += part${p};`;
       };
-      const body = `let hb = h0 + ${j * LANES}u;
+      // a pair's two half-blocks: each one's dots and scales, then the offsets of their blocks
+      const paired2 = (p: number): string => {
+        const [ta, tb] = [`ta${p}_${j}`, `tb${p}_${j}`];
+        const offset = form.offset ? `\n      acc${p} -= o0 * vec2<f32>(${ta}.s0.y, ${tb}.s0.y) + o1 * vec2<f32>(${ta}.s1.y, ${tb}.s1.y);` : '';
+        return `acc${p} += d0 * vec2<f32>(f32(dots(x0, ${ta}.q0)) * ${ta}.s0.x, f32(dots(x0, ${tb}.q0)) * ${tb}.s0.x) + d1 * vec2<f32>(f32(dots(x1, ${ta}.q1)) * ${ta}.s1.x, f32(dots(x1, ${tb}.q1)) * ${tb}.s1.x);${offset}`;
+      };
+      const body = paired
+        ? `let un = h0 + ${j * LANES}u;
+      let h0_ = wPairHalf(un, 0u);
+      let h1_ = wPairHalf(un, 1u);
+      let x0 = xq[h0_];
+      let x1 = xq[h1_];
+      let d0 = xd[h0_ >> 1u];
+      let d1 = xd[h1_ >> 1u];${form.offset ? '\n      let o0 = xs[h0_ >> 1u];\n      let o1 = xs[h1_ >> 1u];' : ''}
+      ${ps.map(paired2).join('\n      ')}`
+        : `let hb = h0 + ${j * LANES}u;
       let b = hb >> 1u;
       let xv = xq[hb];
       ${ps.map(pair).join('\n      ')}`;
-      return exact || j === 0 ? `    {\n      ${body}\n    }` : `    if (h0 + ${j * LANES}u < ${halves}u) {\n      ${body}\n    }`;
+      return exact || j === 0 ? `    {\n      ${body}\n    }` : `    if (h0 + ${j * LANES}u < ${units}u) {\n      ${body}\n    }`;
     })
     .join('\n');
   // x quantized as quantizeBlock (int8-staging.ts) does it, a quarter-block of 8 values an invocation: each block's
@@ -190,14 +212,22 @@ ${ep.emit}
 
 ${entry}
 ${ps.map((p) => `  let ra${p} = w0_${p} * ${blocks}u;\n  let rb${p} = w1_${p} * ${blocks}u;`).join('\n')}
-${ps.flatMap((p) => js.map((j) => `  var qa${p}_${j}: vec4<u32>;\n  var qb${p}_${j}: vec4<u32>;\n  var sa${p}_${j}: ${scaleType};\n  var sb${p}_${j}: ${scaleType};`)).join('\n')}
+${ps
+  .flatMap((p) =>
+    js.map((j) =>
+      paired
+        ? `  var ta${p}_${j}: WPair;\n  var tb${p}_${j}: WPair;`
+        : `  var qa${p}_${j}: vec4<u32>;\n  var qb${p}_${j}: vec4<u32>;\n  var sa${p}_${j}: ${scaleType};\n  var sb${p}_${j}: ${scaleType};`,
+    ),
+  )
+  .join('\n')}
 ${load('lane', '  ')}
 ${quantizeQuarters}
   workgroupBarrier();
 ${ps.map((p) => `  var acc${p} = vec2<f32>(0.0);`).join('\n')}
-  for (var h0 = lane; h0 < ${halves}u; h0 += ${stride}u) {
+  for (var h0 = lane; h0 < ${units}u; h0 += ${stride}u) {
 ${uses}
-    if (h0 + ${stride}u < ${halves}u) {
+    if (h0 + ${stride}u < ${units}u) {
 ${load(`h0 + ${stride}u`, '      ')}
     }
   }
