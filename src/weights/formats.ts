@@ -40,6 +40,8 @@ export interface Int8Form {
   readonly scales: 1 | 2;
   /** values are scale·q − offset (k-quants' mins), an offset a block */
   readonly offset: boolean;
+  /** its int8 words are stored as they are, wInt8 being one 4-byte load (Q8_0): the int8 tiles stage them word by word */
+  readonly stored?: boolean;
   /**
    * For a weight of `count` elements: `fn wInt8(block: u32, j: u32) -> u32`, values 4j..4j+3 of block `block` as four
    * int8 (pack4xI8's order); `fn wScale(block: u32, half: u32) -> f32`, the scale of the block (of its half);
@@ -296,6 +298,7 @@ const q8_0: WeightFormat = {
     int8: {
       scales: 1,
       offset: false,
+      stored: true,
       wgsl: (count) => `fn wInt8(block: u32, j: u32) -> u32 { return w[block * 8u + j]; }
 fn wScale(block: u32, half: u32) -> f32 { return unpack2x16float(w[${planeWord(q8_0, 1, count)} + (block >> 1u)])[block & 1u]; }`,
       // two vec4s a block; the scale plane starts at a multiple of 16 bytes (32 a block)

@@ -30,7 +30,7 @@ export function int8MatrixTiledKernel(s: LinearSpec, o: LinearOptions, products:
 
 /** The tile whose sums go to `out`; with `splits` above 1 it covers one of that many ranges of K's blocks (workgroup z). */
 export function int8MatrixTileKernel(s: LinearSpec, o: LinearOptions, out: TileOutput, splits = 1, products: MatrixProducts = 'subgroup-matrix'): KernelSource {
-  const { form: int8, bindings, wRow, wLive, bBegin, bEnd, origin, workgroups } = int8Tile(s, o, BM, splits);
+  const { form: int8, quads, bindings, wFunctions, wRow, wLive, bBegin, bEnd, origin, workgroups } = int8Tile(s, o, BM, splits);
   if (int8.scales !== 1) throw new Error(`${o.weights} weights have no int8 form with a scale a block`);
   if (int8MatrixBytes(int8.offset) > o.maxWorkgroupBytes) throw new Error(`the int8 matrix tile does not fit ${o.maxWorkgroupBytes} bytes of workgroup memory`);
   // a block's four products a subgroup takes between two barriers: as many as workgroup memory holds
@@ -116,13 +116,13 @@ var<workgroup> Wd: array<f32, ${2 * BN}>;${int8.offset ? `\nvar<workgroup> Xs: a
 var<workgroup> P: array<i32, ${(THREADS / INT8_MATRIX.subgroupSize) * batch * tileElements}>;
 ${preciseMath}
 
-${int8.wgsl(s.n * s.k)}
+${wFunctions}
 
 ${out.functions}
 
 ${stagingPrivates}
 
-${stagingFunctions(s, int8, BM, THREADS, wordsEach, layout)}
+${stagingFunctions(s, int8, quads, BM, THREADS, wordsEach, layout)}
 
 @compute @workgroup_size(${THREADS})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32${products === 'subgroup-matrix' ? ', @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) sl: u32' : ''}) {${

@@ -26,8 +26,12 @@ export const WORDS = INT8_BLOCK / 4;
 /** What an int8 tile of `rows` rows over `splits` ranges of K's blocks has from its spec alone. */
 export interface Int8Tile {
   readonly form: Int8Form;
-  /** the quantized x rows (s.x names them: see int8Parts) and w as its format binds it */
+  /** the quantized x rows (s.x names them: see int8Parts) and w: as vec4<u32> where the form reads quads, else as its format binds it */
   readonly bindings: readonly KernelBinding[];
+  /** whether w is staged by the form's quads (wQuad), else by its words (wInt8) */
+  readonly quads: boolean;
+  /** the WGSL that reads w's int8 blocks, quads or words, with wScale (and wOffset) */
+  readonly wFunctions: string;
   /** w's row of tile column c, and whether it exists */
   readonly wRow: (c: string) => string;
   readonly wLive: (c: string) => string;
@@ -50,9 +54,16 @@ export function int8Tile(s: LinearSpec, o: LinearOptions, rows: number, splits: 
   const { across, per: columns } = tileColumns(s);
   const { wRow, wLive } = tileRows(s, epilogueOf(s));
   const range = splits > 1 ? `\n  let bBegin = wid.z * ${per}u;\n  let bEnd = min(${blocks}u, bBegin + ${per}u);` : '';
+  // w staged four words at once (one 16-byte load, the form's shifts and masks on the vec4) where its words are
+  // assembled: the 1B's Q4_K_M prefill went from 12,894 / 12,828 to 13,101 / 14,497 tok/s at 128 tokens and from
+  // 19,665 / 19,707 to 20,993 / 21,957 at 512 (H100, each build in turn, one call). Q8_0's words, one load each, stay
+  // words: its quads' tiles ran faster alone, but its 128-token prefill went from 17,132 / 16,818 to 15,398 / 15,305.
+  const quads = form.quads !== undefined && !form.stored;
   return {
     form,
-    bindings: [readBinding(s.x, 'xq', 'u32'), readBinding(s.w, 'w', wgsl.vectorType)],
+    quads,
+    bindings: [readBinding(s.x, 'xq', 'u32'), readBinding(s.w, 'w', quads ? 'vec4<u32>' : wgsl.vectorType)],
+    wFunctions: quads ? form.quads!(s.n * s.k) : form.wgsl(s.n * s.k),
     wRow,
     wLive,
     bBegin: splits > 1 ? 'bBegin' : '0u',
@@ -87,11 +98,20 @@ const xWordsEach = (rows: number, threads: number): number => (rows * WORDS) / t
  * What an invocation stages of a block, in two steps so that the block after the one being multiplied is read into
  * registers before the products and written to workgroup memory after them (the loads' latency behind the
  * products): `fn fetch(b) -> Staged` reads block b — `xEach` words of x row xr from word xj, the scale and sum of
- * x row xRow (the first `rows` invocations), `wordsEach` words of w column wc from word wj and where wj is 0 its
- * scales and offset; `fn put(v, buf)` stores them into buffer buf. A row or column past the end stages zeros
+ * x row xRow (the first `rows` invocations), `wordsEach` words of w column wc from word wj (four at a time where
+ * `quads`) and where wj is 0 its scales and offset; `fn put(v, buf)` stores them into buffer buf. A row or column past the end stages zeros
  * without reading (nothing guards a read past a buffer).
  */
-export function stagingFunctions(s: LinearSpec, form: Int8Form, rows: number, threads: number, wordsEach: number, layout: StagingLayout): string {
+export function stagingFunctions(
+  s: LinearSpec,
+  form: Int8Form,
+  quads: boolean,
+  rows: number,
+  threads: number,
+  wordsEach: number,
+  layout: StagingLayout,
+): string {
+  if (quads && wordsEach % 4 !== 0) throw new Error(`int8 tiles stage w's quads whole: ${wordsEach} words an invocation`);
   const blocks = s.k / INT8_BLOCK;
   const stride = quantizedRowWords(s.k);
   const xEach = xWordsEach(rows, threads);
@@ -126,9 +146,20 @@ ${indices(xEach)
   }
   if (wLive) {
     let block = wr * ${blocks}u + b;
-${indices(wordsEach)
-  .map((j) => `    v.w${j} = wInt8(block, wj + ${j}u);`)
-  .join('\n')}
+${
+  quads
+    ? indices(wordsEach / 4)
+        .map(
+          (h) =>
+            `    let q${h} = wQuad(block, wj / 4u + ${h}u);\n${indices(4)
+              .map((c) => `    v.w${4 * h + c} = q${h}[${c}];`)
+              .join('\n')}`,
+        )
+        .join('\n')
+    : indices(wordsEach)
+        .map((j) => `    v.w${j} = wInt8(block, wj + ${j}u);`)
+        .join('\n')
+}
     if (wj == 0u) {
 ${indices(form.scales)
   .map((p) => `      v.wd${p} = wScale(block, ${p}u);`)

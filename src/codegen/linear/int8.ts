@@ -36,7 +36,7 @@ export function int8TiledKernel(s: LinearSpec, o: LinearOptions): KernelSource {
 
 export function int8TileKernel(s: LinearSpec, o: LinearOptions, out: TileOutput, splits = 1): KernelSource {
   const { threads, BM } = tileFor(o);
-  const { form: int8, bindings, wRow, wLive, bBegin, bEnd, origin, workgroups } = int8Tile(s, o, BM, splits);
+  const { form: int8, quads, bindings, wFunctions, wRow, wLive, bBegin, bEnd, origin, workgroups } = int8Tile(s, o, BM, splits);
   // w words: each invocation stages `wordsEach` consecutive words of one column's block
   const wordsEach = (BN * WORDS) / threads;
   const stores = tileStores(TM, (i) => `ty * ${TM}u + ${i}u`, out, tileLane);
@@ -102,13 +102,13 @@ var<workgroup> Wd: array<vec4<f32>, ${(2 * parts * BN) / 4}>;${
     }
 ${preciseMath}
 
-${int8.wgsl(s.n * s.k)}
+${wFunctions}
 
 ${out.functions}
 
 ${stagingPrivates}
 
-${stagingFunctions(s, int8, BM, threads, wordsEach, layout)}
+${stagingFunctions(s, int8, quads, BM, threads, wordsEach, layout)}
 
 @compute @workgroup_size(${threads})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
