@@ -1,6 +1,7 @@
-// Weights uploaded from files: the device bytes equal the CPU's device layout (deviceLayout) for weights read straight
-// into the buffer, laid out anew a piece at a time (more blocks than a piece, at odd file offsets), stacked, and
-// quantized on load (here, and on the built encode pool's workers a chunk at a time).
+// Weights uploaded from files: the device bytes equal the CPU's device layout (deviceLayout) for weights read as stored,
+// laid out anew a piece at a time (more blocks than a piece, at odd file offsets), stacked (through the staging ring, or
+// its mapping where a part starts within a word), through a small ring, and quantized on load (here, and on the built
+// encode pool's workers a chunk at a time).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +10,7 @@ import * as A from '../src/affine.js';
 import { ResidentBuffers } from '../src/runtime/executor.js';
 import { openGpu, type Gpu } from '../src/runtime/gpu.js';
 import type { PlanBuffer } from '../src/runtime/plan.js';
+import { ringFits, ringWriter, UploadRing } from '../src/runtime/upload.js';
 import { deviceLayout, weightFormats, type FormatName } from '../src/weights/formats.js';
 import { bytesSource, fileSource, sourceRows, type TensorSource } from '../src/weights/source.js';
 import { randomArray } from './reference.js';
@@ -95,6 +97,67 @@ describe('weights uploaded from files', () => {
     ]);
     await upload(tensors, weight, expected);
   });
+});
+
+describe('weights whose parts start within a word', () => {
+  // a part's copies out of the staging ring would start within a word: these go straight into the buffer's mapping
+  it('f16 parts of odd lengths, and Q8_0 parts of odd block counts', async () => {
+    for (const [format, rowsA, rowsB, cols] of [
+      ['f16', 3, 2, 5],
+      ['q8_0', 1, 4, 32],
+    ] as const) {
+      const a = weightFormats[format].encode(randomArray(rowsA * cols, 70));
+      const b = weightFormats[format].encode(randomArray(rowsB * cols, 71));
+      const tensors = new Map<string, TensorSource>([
+        ['a', bytesSource(a, [rowsA, cols], weightFormats[format])],
+        ['b', bytesSource(b, [rowsB, cols], weightFormats[format])],
+      ]);
+      const weight: PlanBuffer = { name: 'ab', role: 'weight', dtype: format, shape: [A.constant(rowsA + rowsB), A.constant(cols)], sources: ['a', 'b'] };
+      const expected = deviceLayout(weightFormats[format], [
+        { file: a, count: rowsA * cols },
+        { file: b, count: rowsB * cols },
+      ]);
+      await upload(tensors, weight, expected);
+    }
+  });
+});
+
+describe('the staging ring', () => {
+  // a ring of 1 KiB buffers: many sends a weight, its last block's planes rounded up to a word
+  const cases: { format: FormatName; blocks: number; read: boolean }[] = [
+    { format: 'q8_0', blocks: 301, read: false },
+    { format: 'q6_k', blocks: 13, read: false },
+    { format: 'q4_0', blocks: 99, read: false },
+    { format: 'f16', blocks: 2047, read: true },
+    { format: 'q4_k', blocks: 21, read: true },
+  ];
+  for (const c of cases) {
+    it(`${c.format}, ${c.blocks} blocks${c.read ? ', read as stored' : ''}`, async () => {
+      const format = weightFormats[c.format];
+      const file = format.encode(randomArray(c.blocks * format.blockElements, 90));
+      const expected = deviceLayout(format, [{ file, count: c.blocks * format.blockElements }]);
+      const buffer = gpu.createBuffer({
+        size: Math.ceil(expected.length / 16) * 16,
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST,
+      });
+      const ring = new UploadRing(gpu, 1024);
+      try {
+        expect(ringFits(format, c.blocks, [0])).toBe(true);
+        const writer = ringWriter(format, ring, buffer, c.blocks);
+        if (c.read) await writer.read(0, file.length, (at, into) => into.set(file.subarray(at, at + into.length)));
+        else {
+          // in two calls, the first ending on a multiple of four blocks
+          const cut = Math.floor(c.blocks / 8) * 4;
+          await writer.write(file.subarray(0, cut * format.blockBytes), 0);
+          await writer.write(file.subarray(cut * format.blockBytes), cut);
+        }
+        await ring.close();
+        expect(Buffer.compare(await deviceBytes(buffer, expected.length), expected)).toBe(0);
+      } finally {
+        gpu.destroyBuffer(buffer);
+      }
+    });
+  }
 });
 
 describe('weights quantized on load', () => {

@@ -2,10 +2,11 @@
 // a model; each plan owns its activation buffers, which grow to the largest run seen, and its pipelines.
 import * as A from '../affine.js';
 import type { Gpu } from './gpu.js';
-import { convert, planeOffsets, weightFormats, writeDevice, type WeightFormat } from '../weights/formats.js';
+import { convert, planeOffsets, weightFormats, type WeightFormat } from '../weights/formats.js';
 import { EncodePool } from '../weights/encode-pool.js';
 import { elementCount, type TensorSource } from '../weights/source.js';
 import { uniformSymbols, type Plan, type PlanBuffer } from './plan.js';
+import { mappedWriter, ringFits, ringWriter, UploadRing, type BlockWriter } from './upload.js';
 
 const usage = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
@@ -75,7 +76,7 @@ export class ResidentBuffers {
    * A weight's parts read, converted to `format` where needed (quantized on `pool`'s workers, where given, a chunk
    * at a time), and laid out for the device; returns the bytes uploaded.
    */
-  private async build(b: PlanBuffer, format: WeightFormat, pool?: () => EncodePool): Promise<{ buffer: GPUBuffer; bytes: number }> {
+  private async build(b: PlanBuffer, format: WeightFormat, ring: UploadRing, pool?: () => EncodePool): Promise<{ buffer: GPUBuffer; bytes: number }> {
     const parts = (b.sources ?? [b.name]).map((n) => this.source(n, b.name));
     const count = elements(b, {});
     const total = parts.reduce((n, p) => n + elementCount(p.shape), 0);
@@ -84,30 +85,32 @@ export class ResidentBuffers {
     if (single) return { buffer: single, bytes: 0 };
     const blocks = count / format.blockElements;
     const { bytes } = planeOffsets(format, blocks);
-    // the device layout is written straight into the buffer's mapping: the host holds only the bytes read
-    const buffer = this.allocate(b.name, bytes, true);
+    const sizes = parts.map((p) => elementCount(p.shape) / format.blockElements);
+    const starts = sizes.map((_, i) => sizes.slice(0, i).reduce((a, n) => a + n, 0));
+    // the device layout goes through the staging ring, or where a part's copies would not start on a word, straight
+    // into the buffer's mapping; the host holds only the bytes read
+    const staged = ringFits(format, blocks, starts);
+    const buffer = this.allocate(b.name, bytes, !staged);
     try {
-      const out = new Uint8Array(buffer.getMappedRange(), 0, bytes);
-      let block = 0;
-      for (const p of parts) {
-        const n = elementCount(p.shape) / format.blockElements;
+      const writer = staged ? ringWriter(format, ring, buffer, blocks) : mappedWriter(format, new Uint8Array(buffer.getMappedRange(), 0, bytes), blocks);
+      for (const [i, p] of parts.entries()) {
+        const [n, block] = [sizes[i]!, starts[i]!];
         const size = n * format.blockBytes;
-        if (p.format !== format && pool && format.blockElements > 1) await this.quantize(p, format, pool(), out, block, blocks);
-        else if (p.format !== format || !p.readPart) writeDevice(format, convert(p.read(), n * format.blockElements, p.format, format), out, block, blocks);
-        else if (!format.toDevice) p.readPart(0, size, out.subarray(block * format.blockBytes, block * format.blockBytes + size));
+        if (p.format !== format && pool && format.blockElements > 1) await this.quantize(p, format, pool(), writer, block);
+        else if (p.format !== format || !p.readPart) await writer.write(convert(p.read(), n * format.blockElements, p.format, format), block);
+        else if (!format.toDevice || writer.laysOut) await writer.read(block, size, (at, into) => p.readPart!(at, into.length, into));
         else {
           // blocks laid out anew: read a piece of whole blocks at a time into one array
           const pieceBytes = UPLOAD_PIECE_BLOCKS * format.blockBytes;
           if (this.piece.length < pieceBytes) this.piece = new Uint8Array(pieceBytes);
           for (let at = 0; at < size; at += pieceBytes) {
             const piece = p.readPart(at, Math.min(pieceBytes, size - at), this.piece);
-            writeDevice(format, piece, out, block + at / format.blockBytes, blocks);
+            await writer.write(piece, block + at / format.blockBytes);
           }
         }
-        block += n;
       }
     } finally {
-      buffer.unmap();
+      if (!staged) buffer.unmap();
     }
     if (parts.length === 1) {
       const formats = this.uploaded.get(parts[0]!) ?? new Map<string, GPUBuffer>();
@@ -121,7 +124,7 @@ export class ResidentBuffers {
    * A part quantized into `format` on the pool's workers, QUANTIZE_CHUNK values at a time (whole blocks of both
    * formats), at most two chunks a worker in flight, each written at block `first` + its own as it comes back.
    */
-  private async quantize(p: TensorSource, format: WeightFormat, pool: EncodePool, out: Uint8Array, first: number, blocks: number): Promise<void> {
+  private async quantize(p: TensorSource, format: WeightFormat, pool: EncodePool, writer: BlockWriter, first: number): Promise<void> {
     const values = elementCount(p.shape);
     const whole = p.readPart ? undefined : p.read();
     const from = p.format;
@@ -132,7 +135,7 @@ export class ResidentBuffers {
         const [at, length] = [(v / from.blockElements) * from.blockBytes, (m / from.blockElements) * from.blockBytes];
         const bytes = whole ? whole.subarray(at, at + length) : p.readPart!(at, length);
         const block = first + v / format.blockElements;
-        inFlight.push(pool.encode(format.name, from.dequantize(bytes, m)).then((encoded) => writeDevice(format, encoded, out, block, blocks)));
+        inFlight.push(pool.encode(format.name, from.dequantize(bytes, m)).then((encoded) => writer.write(encoded, block)));
         if (inFlight.length >= 2 * pool.size) await inFlight.shift();
       }
       await Promise.all(inFlight);
@@ -143,10 +146,10 @@ export class ResidentBuffers {
     }
   }
 
-  private async create(b: PlanBuffer, pool?: () => EncodePool): Promise<{ buffer: GPUBuffer; bytes: number }> {
+  private async create(b: PlanBuffer, ring: UploadRing, pool?: () => EncodePool): Promise<{ buffer: GPUBuffer; bytes: number }> {
     if (b.dtype === 'i32') throw new Error(`weight ${b.name}: i32 weights are not supported`);
     if (b.role === 'state' && !this.tensors.has(b.name)) return { buffer: this.allocate(b.name, elements(b, {}) * 4), bytes: 0 };
-    return this.build(b, weightFormats[b.dtype], pool);
+    return this.build(b, weightFormats[b.dtype], ring, pool);
   }
 
   /**
@@ -167,9 +170,10 @@ export class ResidentBuffers {
     let unwaited = 0;
     let encoders: EncodePool | undefined;
     const pool = EncodePool.available() ? () => (encoders ??= new EncodePool()) : undefined;
+    const ring = new UploadRing(this.gpu);
     try {
       for (const b of pending.values()) {
-        const { buffer, bytes } = await this.create(b, pool);
+        const { buffer, bytes } = await this.create(b, ring, pool);
         this.buffers.set(b.name, buffer);
         done += sizeOf(b);
         unwaited += bytes;
@@ -180,6 +184,7 @@ export class ResidentBuffers {
         progress?.(done, total, b.name);
       }
     } finally {
+      await ring.close();
       await encoders?.close();
     }
     await this.gpu.device.queue.onSubmittedWorkDone();

@@ -85,6 +85,11 @@ export interface WeightFormat {
    * buffer, planeBytes(totalBlocks) long); absent: the file layout is the device layout.
    */
   toDevice?(file: Uint8Array, out: Uint8Array, firstBlock: number, totalBlocks: number): void;
+  /**
+   * Where toDevice only moves each block's halfword at this byte (its scale) to a second plane and keeps the other
+   * bytes in order: the upload may lay the blocks out on the device instead (src/runtime/upload.ts).
+   */
+  readonly scaleHalfAt?: number;
   /** the CPU reference: values of `count` elements from their file bytes */
   dequantize(file: Uint8Array, count: number): Float32Array;
   /** file bytes standing for `values` (a whole number of blocks): ggml's reference quantizer for blocks, nearest-even rounding for halves */
@@ -254,6 +259,7 @@ const q8_0: WeightFormat = {
   blockElements: 32,
   blockBytes: 34,
   planes: [32, 2],
+  scaleHalfAt: 0,
   toDevice: (file, out, firstBlock, totalBlocks) =>
     file.byteOffset % 2 === 0 && out.byteOffset % 2 === 0 && out.length % 2 === 0
       ? q8_0HalvesToDevice(file, out, firstBlock, totalBlocks)

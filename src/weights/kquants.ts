@@ -452,6 +452,7 @@ export const q6_k: WeightFormat = {
   blockElements: SUPER_BLOCK,
   blockBytes: 210,
   planes: [208, 2],
+  scaleHalfAt: 208,
   toDevice(file, out, firstBlock, totalBlocks) {
     const scales = 208 * totalBlocks;
     for (let b = 0; b < file.length / 210; b++) {

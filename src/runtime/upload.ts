@@ -1,0 +1,284 @@
+// How a weight's device bytes reach its buffer as they are made: through a ring of reused staging buffers and
+// copies, or, where a copy cannot start or end on a word, straight into the buffer's mapping.
+import type { Gpu } from './gpu.js';
+import { planeOffsets, writeDevice, type WeightFormat } from '../weights/formats.js';
+
+/**
+ * Staging buffers of the ring and their size. A buffer mapped at creation maps fresh host memory, whose first touch
+ * set the pace: an H100 machine filled 1 GiB of 64 MiB buffers at 0.85–1.03 GB/s that way, at 3.7–4.4 GB/s through
+ * two or four reused staging buffers of 16 or 64 MiB (alike), and at 1.0 GB/s by queue.writeBuffer
+ * (scripts/device/upload-ways.mjs).
+ */
+export const RING_BUFFERS = 2;
+export const RING_BYTES = 16 * 1024 * 1024;
+
+/** A copy out of a staging buffer. */
+interface Copy {
+  readonly from: number;
+  readonly to: GPUBuffer;
+  readonly at: number;
+  readonly bytes: number;
+}
+
+/**
+ * Reused MAP_WRITE staging buffers, taken in turn: each is filled while mapped, unmapped, copied from, and mapped
+ * again once the copy is done, before it is filled again. Sends run one at a time, in the order asked for.
+ */
+export class UploadRing {
+  private readonly buffers: GPUBuffer[];
+  private readonly ready: Promise<void>[];
+  private next = 0;
+  private tail: Promise<void> = Promise.resolve();
+  private scratchBuffer?: GPUBuffer;
+  private paramsBuffer?: GPUBuffer;
+  private readonly pipelines = new Map<string, GPUComputePipeline>();
+
+  constructor(
+    private readonly gpu: Gpu,
+    readonly bytes = RING_BYTES,
+    count = RING_BUFFERS,
+  ) {
+    this.buffers = Array.from({ length: count }, (_, i) =>
+      gpu.createBuffer({ label: `upload ring ${i}`, size: bytes, usage: GPUBufferUsage.MAP_WRITE | GPUBufferUsage.COPY_SRC, mappedAtCreation: true }),
+    );
+    this.ready = this.buffers.map(() => Promise.resolve());
+  }
+
+  /**
+   * The next staging buffer's first `size` bytes filled by `fill`, then copied out as `copies` say; `after` encodes
+   * what follows the copies in the same submit.
+   */
+  send(size: number, fill: (into: Uint8Array) => void, copies: readonly Copy[], after?: (encoder: GPUCommandEncoder) => void): Promise<void> {
+    if (size > this.bytes) throw new Error(`an upload of ${size} bytes does not fit a staging buffer of ${this.bytes}`);
+    const run = this.tail.then(() => this.sendNow(size, fill, copies, after));
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
+
+  /** A device buffer of the ring's size that the staging buffers' copies may fill, for a kernel to read. */
+  get scratch(): GPUBuffer {
+    return (this.scratchBuffer ??= this.gpu.createBuffer({
+      label: 'upload scratch',
+      size: this.bytes,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST,
+    }));
+  }
+
+  /**
+   * Encodes, after this send's copy of n blocks' file bytes into `scratch`, their layout into `to` from block
+   * `first` (scaleHalfAt formats): the kernel's parameters are written to the queue before the submit, so each
+   * dispatch reads its own.
+   */
+  layOut(format: WeightFormat, to: GPUBuffer, first: number, n: number, scalesWord: number): (encoder: GPUCommandEncoder) => void {
+    const key = `${format.blockBytes}:${format.scaleHalfAt}`;
+    let pipeline = this.pipelines.get(key);
+    if (!pipeline) {
+      const module = this.gpu.device.createShaderModule({ label: `lay out ${format.name}`, code: layOutWgsl(format) });
+      pipeline = this.gpu.device.createComputePipeline({ label: `lay out ${format.name}`, layout: 'auto', compute: { module, entryPoint: 'main' } });
+      this.pipelines.set(key, pipeline);
+    }
+    const params = (this.paramsBuffer ??= this.gpu.createBuffer({ label: 'lay out', size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST }));
+    const kernel = pipeline;
+    return (encoder) => {
+      this.gpu.device.queue.writeBuffer(params, 0, new Uint32Array([first, n, scalesWord, 0]));
+      const group = this.gpu.device.createBindGroup({
+        layout: kernel.getBindGroupLayout(0),
+        entries: [
+          { binding: 0, resource: { buffer: params } },
+          { binding: 1, resource: { buffer: this.scratch } },
+          { binding: 2, resource: { buffer: to } },
+        ],
+      });
+      const pass = encoder.beginComputePass({ label: `lay out ${format.name}` });
+      pass.setPipeline(kernel);
+      pass.setBindGroup(0, group);
+      pass.dispatchWorkgroups(Math.ceil((n * ((format.blockBytes - 2) / 4) + Math.ceil(n / 2)) / LAY_OUT_THREADS));
+      pass.end();
+    };
+  }
+
+  private async sendNow(size: number, fill: (into: Uint8Array) => void, copies: readonly Copy[], after?: (encoder: GPUCommandEncoder) => void): Promise<void> {
+    const i = this.next;
+    this.next = (i + 1) % this.buffers.length;
+    await this.ready[i];
+    const buffer = this.buffers[i]!;
+    fill(new Uint8Array(buffer.getMappedRange(), 0, size));
+    buffer.unmap();
+    const encoder = this.gpu.device.createCommandEncoder({ label: 'upload' });
+    for (const c of copies) encoder.copyBufferToBuffer(buffer, c.from, c.to, c.at, c.bytes);
+    after?.(encoder);
+    this.gpu.device.queue.submit([encoder.finish()]);
+    const mapped = buffer.mapAsync(GPUMapMode.WRITE);
+    // awaited by the buffer's next send, or by close
+    mapped.catch(() => undefined);
+    this.ready[i] = mapped;
+  }
+
+  /** Waits for every copy, then lets the staging buffers go. */
+  async close(): Promise<void> {
+    await this.tail;
+    await Promise.allSettled(this.ready);
+    for (const b of [...this.buffers, this.scratchBuffer, this.paramsBuffer]) if (b) this.gpu.destroyBuffer(b);
+  }
+}
+
+const LAY_OUT_THREADS = 256;
+
+/**
+ * The kernel that lays out n blocks of a scaleHalfAt format from their file bytes (`src`, from byte 0): an invocation
+ * a word of plane 0 (the block's other bytes, in order), then one a word of plane 1 (the halfwords of two blocks).
+ * Blocks are 2 bytes over whole words, so a block's bytes start on a word or halfway into one.
+ */
+function layOutWgsl(format: WeightFormat): string {
+  const B = format.blockBytes;
+  const at = format.scaleHalfAt!;
+  if (B % 4 !== 2 || (at !== 0 && at !== B - 2)) throw new Error(`${format.name} blocks cannot be laid out on the device`);
+  const W = (B - 2) / 4;
+  return `
+struct Params { first: u32, n: u32, scales: u32, unused: u32 }
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> src: array<u32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<u32>;
+
+// the four bytes from byte o (o even)
+fn wordAt(o: u32) -> u32 {
+  if ((o & 3u) == 0u) { return src[o >> 2u]; }
+  return (src[o >> 2u] >> 16u) | (src[(o >> 2u) + 1u] << 16u);
+}
+
+fn halfAt(o: u32) -> u32 { return (src[o >> 2u] >> (8u * (o & 3u))) & 0xffffu; }
+
+@compute @workgroup_size(${LAY_OUT_THREADS})
+fn main(@builtin(global_invocation_id) id: vec3u) {
+  let i = id.x;
+  let words = params.n * ${W}u;
+  if (i < words) {
+    let b = i / ${W}u;
+    let j = i % ${W}u;
+    dst[(params.first + b) * ${W}u + j] = wordAt(b * ${B}u + ${at === 0 ? '2u' : '0u'} + 4u * j);
+    return;
+  }
+  let k = i - words;
+  if (k < (params.n + 1u) / 2u) {
+    let b = 2u * k;
+    let high = select(0u, halfAt((b + 1u) * ${B}u + ${at}u), b + 1u < params.n);
+    dst[params.scales + params.first / 2u + k] = halfAt(b * ${B}u + ${at}u) | (high << 16u);
+  }
+}`;
+}
+
+/** Where a weight's blocks go as they are made, by block index. */
+export interface BlockWriter {
+  /** whether `read` takes file bytes of a format whose device layout differs (the writer lays them out) */
+  readonly laysOut: boolean;
+  /** blocks `first`.. from their file bytes (whole blocks), laid out as the format says */
+  write(file: Uint8Array, first: number): Promise<void>;
+  /**
+   * `bytes` file bytes of whole blocks from block `first`, of a format whose file layout is the device's (or any,
+   * where laysOut): `read` fills `into` with the bytes from `offset` of that range (any number of calls, in order).
+   */
+  read(first: number, bytes: number, read: (offset: number, into: Uint8Array) => void): Promise<void>;
+}
+
+/** Writes into a buffer's mapping (`out`, the whole buffer), for a weight of `blocks` blocks. */
+export function mappedWriter(format: WeightFormat, out: Uint8Array, blocks: number): BlockWriter {
+  return {
+    laysOut: false,
+    write: async (file, first) => writeDevice(format, file, out, first, blocks),
+    read: async (first, bytes, read) => read(0, out.subarray(first * format.blockBytes, first * format.blockBytes + bytes)),
+  };
+}
+
+/** Blocks a staging buffer takes at once: a multiple of four, so that every plane's copies start on a word. */
+function ringBlocks(format: WeightFormat, ring: UploadRing): number {
+  const n = Math.floor((ring.bytes - 4 * format.planes.length) / format.blockBytes) & ~3;
+  if (n === 0) throw new Error(`a ${format.name} block does not fit a staging buffer of ${ring.bytes} bytes`);
+  return n;
+}
+
+/**
+ * Whether the ring can write a weight whose parts start at blocks `starts`: every plane of every part must start on a
+ * word of the buffer (copies start and end on words; a part's last copy ends where the next part's first starts).
+ */
+export function ringFits(format: WeightFormat, blocks: number, starts: readonly number[]): boolean {
+  const { offsets } = planeOffsets(format, blocks);
+  return starts.every((s) => format.planes.every((bytes, p) => (offsets[p]! + s * bytes) % 4 === 0));
+}
+
+/**
+ * Writes through `ring` into `buffer`, a weight of `blocks` blocks whose parts ringFits. Blocks of a scaleHalfAt
+ * format go to the device as file bytes and are laid out there: the host only copies them (on an H100 machine
+ * Q8_0's layout on the host ran at about 1.5 GB/s, a third of the ring's rate).
+ */
+export function ringWriter(format: WeightFormat, ring: UploadRing, buffer: GPUBuffer, blocks: number): BlockWriter {
+  const { offsets } = planeOffsets(format, blocks);
+  const most = ringBlocks(format, ring);
+  // a copy's bytes: whole words, the last block's plane rounded up into the plane's padding
+  const words = (bytes: number, last: boolean): number => (last ? Math.ceil(bytes / 4) * 4 : bytes);
+  if (format.scaleHalfAt !== undefined) {
+    // n blocks' file bytes from block `first` into the scratch buffer, then laid out from there
+    const send = (first: number, n: number, fill: (into: Uint8Array) => void): Promise<void> => {
+      const size = n * format.blockBytes;
+      const copy = { from: 0, to: ring.scratch, at: 0, bytes: words(size, true) };
+      const zeroed = (into: Uint8Array): void => {
+        into.fill(0, size);
+        fill(into.subarray(0, size));
+      };
+      return ring.send(words(size, true), zeroed, [copy], ring.layOut(format, buffer, first, n, offsets[1]! / 4));
+    };
+    return {
+      laysOut: true,
+      async write(file, first) {
+        const n = file.length / format.blockBytes;
+        for (let b = 0; b < n; b += most) {
+          const m = Math.min(most, n - b);
+          await send(first + b, m, (into) => into.set(file.subarray(b * format.blockBytes, (b + m) * format.blockBytes)));
+        }
+      },
+      async read(first, bytes, read) {
+        const n = bytes / format.blockBytes;
+        for (let b = 0; b < n; b += most) {
+          const m = Math.min(most, n - b);
+          await send(first + b, m, (into) => read(b * format.blockBytes, into));
+        }
+      },
+    };
+  }
+  return {
+    laysOut: false,
+    async write(file, first) {
+      const n = file.length / format.blockBytes;
+      for (let b = 0; b < n; b += most) {
+        const m = Math.min(most, n - b);
+        const local = planeOffsets(format, m);
+        const last = first + b + m === blocks;
+        const copies = format.planes.map((bytes, p) => ({
+          from: local.offsets[p]!,
+          to: buffer,
+          at: offsets[p]! + (first + b) * bytes,
+          bytes: words(m * bytes, last),
+        }));
+        const part = file.subarray(b * format.blockBytes, (b + m) * format.blockBytes);
+        // the planes' padding zeroed, as a buffer mapped at creation has it
+        const fill = (into: Uint8Array): void => {
+          format.planes.forEach((bytes, p) => into.fill(0, local.offsets[p]! + m * bytes, local.offsets[p]! + Math.ceil((m * bytes) / 4) * 4));
+          writeDevice(format, part, into, 0, m);
+        };
+        await ring.send(local.bytes, fill, copies);
+      }
+    },
+    async read(first, bytes, read) {
+      const step = most * format.blockBytes;
+      for (let at = 0; at < bytes; at += step) {
+        const size = Math.min(step, bytes - at);
+        const last = first * format.blockBytes + at + size === blocks * format.blockBytes;
+        const copy = { from: 0, to: buffer, at: first * format.blockBytes + at, bytes: words(size, last) };
+        const fill = (into: Uint8Array): void => {
+          into.fill(0, size);
+          read(at, into.subarray(0, size));
+        };
+        await ring.send(words(size, true), fill, [copy]);
+      }
+    },
+  };
+}
