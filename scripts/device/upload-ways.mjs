@@ -30,8 +30,14 @@ for (let round = 0; round < 2; round++) {
       bufs.push(b);
     }
   });
-  for (const [ring, chunk] of [[2, 16 * MB], [4, 16 * MB], [2, 64 * MB]]) {
-    const staging = Array.from({ length: ring }, () => device.createBuffer({ size: chunk, usage: GPUBufferUsage.MAP_WRITE | GPUBufferUsage.COPY_SRC, mappedAtCreation: true }));
+  for (const [ring, chunk] of [
+    [2, 16 * MB],
+    [4, 16 * MB],
+    [2, 64 * MB],
+  ]) {
+    const staging = Array.from({ length: ring }, () =>
+      device.createBuffer({ size: chunk, usage: GPUBufferUsage.MAP_WRITE | GPUBufferUsage.COPY_SRC, mappedAtCreation: true }),
+    );
     await time(`ring ${ring}×${chunk / MB} MiB`, async (bufs) => {
       const ready = staging.map(() => Promise.resolve());
       let k = 0;
