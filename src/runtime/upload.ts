@@ -78,6 +78,9 @@ export class UploadRing {
       pipeline = this.gpu.device.createComputePipeline({ label: `lay out ${format.name}`, layout: 'auto', compute: { module, entryPoint: 'main' } });
       this.pipelines.set(key, pipeline);
     }
+    const workgroups = Math.ceil((n * ((format.blockBytes - 2) / 4) + Math.ceil(n / 2)) / LAY_OUT_THREADS);
+    const most = this.gpu.limits.maxComputeWorkgroupsPerDimension;
+    if (workgroups > most) throw new Error(`laying out ${n} ${format.name} blocks takes ${workgroups} workgroups, the adapter allows ${most}`);
     const params = (this.paramsBuffer ??= this.gpu.createBuffer({ label: 'lay out', size: 16, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST }));
     const kernel = pipeline;
     return (encoder) => {
@@ -93,7 +96,7 @@ export class UploadRing {
       const pass = encoder.beginComputePass({ label: `lay out ${format.name}` });
       pass.setPipeline(kernel);
       pass.setBindGroup(0, group);
-      pass.dispatchWorkgroups(Math.ceil((n * ((format.blockBytes - 2) / 4) + Math.ceil(n / 2)) / LAY_OUT_THREADS));
+      pass.dispatchWorkgroups(workgroups);
       pass.end();
     };
   }
