@@ -71,6 +71,7 @@ describe('weights uploaded from files', () => {
     { format: 'f16', rows: 33, cols: 70, pad: 1 },
     { format: 'q4_k', rows: 5, cols: 512, pad: 2 },
     { format: 'q6_k', rows: 3, cols: 768, pad: 9 },
+    { format: 'q6_k', rows: 1, cols: 256, pad: 3 },
   ];
   cases.forEach((c, i) => {
     it(`${c.format}, ${c.rows} × ${c.cols}, after ${c.pad} bytes`, async () => {

@@ -6,7 +6,7 @@ import { convert, planeOffsets, weightFormats, type WeightFormat } from '../weig
 import { EncodePool } from '../weights/encode-pool.js';
 import { elementCount, type TensorSource } from '../weights/source.js';
 import { uniformSymbols, type Plan, type PlanBuffer } from './plan.js';
-import { mappedWriter, ringFits, ringWriter, UploadRing, type BlockWriter } from './upload.js';
+import { mappedWriter, RING_BYTES, ringFits, ringWriter, UploadRing, type BlockWriter } from './upload.js';
 
 const usage = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
 
@@ -170,7 +170,8 @@ export class ResidentBuffers {
     let unwaited = 0;
     let encoders: EncodePool | undefined;
     const pool = EncodePool.available() ? () => (encoders ??= new EncodePool()) : undefined;
-    const ring = new UploadRing(this.gpu);
+    // staging buffers no larger than the upload needs, with room for four of any format's blocks (a window's least)
+    const ring = new UploadRing(this.gpu, Math.min(RING_BYTES, Math.ceil(total / 16) * 16 + 4096));
     try {
       for (const b of pending.values()) {
         const { buffer, bytes } = await this.create(b, ring, pool);
