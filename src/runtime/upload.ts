@@ -185,23 +185,15 @@ export function ringWriter(format: WeightFormat, ring: UploadRing, buffer: GPUBu
       };
       return ring.send(words(size, true), zeroed, [copy], ring.layOut(format, buffer, first, n, offsets[1]! / 4));
     };
-    return {
-      laysOut: true,
-      async write(file, first) {
-        const n = file.length / format.blockBytes;
-        for (let b = 0; b < n; b += most) {
-          const m = Math.min(most, n - b);
-          await send(first + b, m, (into) => into.set(file.subarray(b * format.blockBytes, (b + m) * format.blockBytes)));
-        }
-      },
-      async read(first, bytes, read) {
-        const n = bytes / format.blockBytes;
-        for (let b = 0; b < n; b += most) {
-          const m = Math.min(most, n - b);
-          await send(first + b, m, (into) => read(b * format.blockBytes, into));
-        }
-      },
+    const read = async (first: number, bytes: number, read: (offset: number, into: Uint8Array) => void): Promise<void> => {
+      const n = bytes / format.blockBytes;
+      for (let b = 0; b < n; b += most) {
+        const m = Math.min(most, n - b);
+        await send(first + b, m, (into) => read(b * format.blockBytes, into));
+      }
     };
+    // file bytes in memory go as read ones do
+    return { laysOut: true, read, write: (file, first) => read(first, file.length, (at, into) => into.set(file.subarray(at, at + into.length))) };
   }
   return {
     laysOut: false,

@@ -34,14 +34,15 @@ export function gemvInt8Kernel(s: LinearSpec, o: LinearOptions): KernelSource {
   const ps = Array.from({ length: pairs }, (_, p) => p);
   // w as vec4<u32> where the form reads quads from that binding, else as the format binds it
   const inputs = linearInputs(s, o.weights, 'vec4s');
-  const bindings = form.quads ? inputs.bindings.map((b) => (b.var === 'w' ? { ...b, type: 'vec4<u32>' as const } : b)) : inputs.bindings;
-  const count = s.n * s.k;
   // a lane's unit: a half-block, or two read by one load where the form has pairs
-  const paired = form.pairs !== undefined && form.quads !== undefined;
+  const paired = form.pairs !== undefined;
+  const vec4s = paired || form.quads !== undefined;
+  const bindings = vec4s ? inputs.bindings.map((b) => (b.var === 'w' ? { ...b, type: 'vec4<u32>' as const } : b)) : inputs.bindings;
+  const count = s.n * s.k;
   const span = paired ? 2 : 1;
   const units = halves / span;
-  const wFunctions = paired
-    ? `${form.quads!(count)}\n${form.pairs!(count)}`
+  const wFunctions = form.pairs
+    ? form.pairs(count)
     : form.quads
       ? form.quads(count)
       : `${form.wgsl(count)}
