@@ -201,8 +201,9 @@ export interface LoadOptions {
 
 /**
  * Seconds Model.load spent: reading the checkpoint and building the graphs (`read`), opening the device, running
- * the passes and codegen (`compile`), uploading weights and states, and creating the prefill graph's pipelines
- * (the decode graph's are created meanwhile and awaited by the first decode step).
+ * the passes and codegen (`compile`), uploading weights and states (the prefill graph's pipelines compile
+ * meanwhile), and waiting for the prefill pipelines the upload's time did not cover (`pipelines`; the decode
+ * graph's compile after them and are awaited by the first decode step).
  */
 export interface LoadTimes {
   readonly read: number;
@@ -525,18 +526,29 @@ export class Model {
       const { graphs, plans, codegen } = options.ir !== undefined ? aboutFile(options.ir, compile) : compile();
       timed('compile');
       const progress = options.onProgress;
-      resident = new ResidentBuffers(gpu, tensors);
-      await resident.upload([plans.prefill, plans.decode], progress && ((done, total, name) => progress(done, total, name, 'upload')));
-      timed('upload');
       const pipelines = PlanExecutor.pipelineCount(plans.prefill);
       let compiled = 0;
-      const onPipeline = progress && ((name: string) => progress(++compiled, pipelines, name, 'compile'));
-      // The first token needs only the prefill graph: load returns once its pipelines are made (Dawn compiles
-      // asynchronous ones on its worker threads, all at once). The decode graph's are asked for after them, to
-      // compile while the prompt runs; the first decode step awaits them (and meets any error in making them).
-      const prefill = await PlanExecutor.create(gpu, plans.prefill, resident, onPipeline);
-      const decodeReady = PlanExecutor.create(gpu, plans.decode, resident);
-      // rejections are met where the executor is awaited, or not at all for a model that never decodes
+      // pipelines made while the weights upload are reported once the upload's progress ends
+      let uploading = true;
+      const early: string[] = [];
+      const onPipeline = progress && ((name: string) => (uploading ? early.push(name) : progress(++compiled, pipelines, name, 'compile')));
+      // The first token needs only the prefill graph: its pipelines are asked for before the upload, and Dawn
+      // compiles them on its worker threads while the host uploads; load returns once they are made. The decode
+      // graph's are asked for after them, to compile while the upload or the prompt runs; the first decode step
+      // awaits them (and meets any error in making them).
+      const prefillPipelines = PlanExecutor.pipelines(gpu, plans.prefill, onPipeline);
+      const decodePipelines = prefillPipelines.then(() => PlanExecutor.pipelines(gpu, plans.decode));
+      // rejections are met where the pipelines are awaited below (or not at all where the upload fails first or
+      // a model never decodes)
+      prefillPipelines.catch(() => {});
+      decodePipelines.catch(() => {});
+      resident = new ResidentBuffers(gpu, tensors);
+      await resident.upload([plans.prefill, plans.decode], progress && ((done, total, name) => progress(done, total, name, 'upload')));
+      uploading = false;
+      for (const name of early) progress?.(++compiled, pipelines, name, 'compile');
+      timed('upload');
+      const prefill = await PlanExecutor.create(gpu, plans.prefill, resident, prefillPipelines);
+      const decodeReady = PlanExecutor.create(gpu, plans.decode, resident, decodePipelines);
       decodeReady.catch(() => {});
       timed('pipelines');
       return new Model(

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compileGraph } from '../src/codegen/compile.js';
 import { GraphBuilder } from '../src/ir/builder.js';
 import { verifyGraph } from '../src/ir/verify.js';
-import { PlanExecutor, ResidentBuffers } from '../src/runtime/executor.js';
+import { FIRST_PART, PlanExecutor, ResidentBuffers, runParts } from '../src/runtime/executor.js';
 import { valuesSource } from '../src/weights/source.js';
 import { openGpu, type Gpu } from '../src/runtime/gpu.js';
 import * as ref from './reference.js';
@@ -218,5 +218,28 @@ describe('kernels against CPU references', () => {
     expect(ref.maxAbsDiff(sum, ref.add(a, b))).toBeLessThan(TOL);
     expect(ref.maxAbsDiff(prod, ref.mul(a, b))).toBeLessThan(TOL);
     expect(ref.maxAbsDiff(act, ref.silu(a))).toBeLessThan(TOL);
+  });
+});
+
+describe('a run submitted in parts', () => {
+  it('covers every kernel once, in order: FIRST_PART, then each part twice the one before', () => {
+    expect(runParts(0)).toEqual([]);
+    expect(runParts(5)).toEqual([[0, 5]]);
+    expect(runParts(230)).toEqual([
+      [0, 8],
+      [8, 24],
+      [24, 56],
+      [56, 120],
+      [120, 230],
+    ]);
+    for (const n of [1, FIRST_PART, FIRST_PART + 1, 99, 1000]) {
+      const parts = runParts(n);
+      expect(parts[0]![0]).toBe(0);
+      expect(parts.at(-1)![1]).toBe(n);
+      parts.forEach(([from, to], i) => {
+        expect(to).toBeGreaterThan(from);
+        if (i > 0) expect(from).toBe(parts[i - 1]![1]);
+      });
+    }
   });
 });

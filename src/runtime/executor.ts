@@ -205,7 +205,7 @@ export class ResidentBuffers {
   }
 }
 
-interface Pipeline {
+export interface Pipeline {
   readonly pipeline: GPUComputePipeline;
   readonly layout: GPUBindGroupLayout;
 }
@@ -264,6 +264,16 @@ function median(xs: readonly number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
+/** Kernels in the first part of a run (PlanExecutor.run) */
+export const FIRST_PART = 8;
+
+/** The kernel ranges [from, to) PlanExecutor.run submits a run of `kernels` in: FIRST_PART, then each twice the last. */
+export function runParts(kernels: number): [number, number][] {
+  const parts: [number, number][] = [];
+  for (let from = 0, size = FIRST_PART; from < kernels; from += size, size *= 2) parts.push([from, Math.min(kernels, from + size)]);
+  return parts;
+}
+
 /** Kernels of one WGSL and binding access share a pipeline. */
 const pipelineKey = (k: Plan['kernels'][number]): string => `${k.wgsl}\u0000${k.bindings.map((b) => b.access).join(',')}`;
 
@@ -297,10 +307,23 @@ export class PlanExecutor {
     return new Set(plan.kernels.map(pipelineKey)).size;
   }
 
-  /** Compiles a plan's pipelines at once, calling `compiled` with each kernel's name as its pipeline is ready. */
-  static async create(gpu: Gpu, plan: Plan, resident: ResidentBuffers, compiled?: (name: string) => void): Promise<PlanExecutor> {
-    // the plan's weights and states, where no one uploaded them before
-    await resident.upload([plan]);
+  /**
+   * An executor of `plan` once its weights and states are on the device (uploaded here where no one did before)
+   * and its pipelines are made: `pipelines` from PlanExecutor.pipelines, asked for earlier (they compile while the
+   * weights upload), or asked for here.
+   */
+  static async create(gpu: Gpu, plan: Plan, resident: ResidentBuffers, pipelines?: Promise<readonly Pipeline[]>): Promise<PlanExecutor> {
+    const made = pipelines ?? PlanExecutor.pipelines(gpu, plan);
+    const [ready] = await Promise.all([made, resident.upload([plan])]);
+    gpu.check();
+    return new PlanExecutor(gpu, plan, resident, ready);
+  }
+
+  /**
+   * Compiles a plan's pipelines at once, calling `compiled` with each kernel's name as its pipeline is ready;
+   * kernels of one WGSL and binding access share one.
+   */
+  static async pipelines(gpu: Gpu, plan: Plan, compiled?: (name: string) => void): Promise<readonly Pipeline[]> {
     const cache = new Map<string, Promise<Pipeline>>();
     const build = async (wgsl: string, kernel: Plan['kernels'][number]): Promise<Pipeline> => {
       const device = gpu.device;
@@ -350,7 +373,7 @@ export class PlanExecutor {
       }),
     );
     gpu.check();
-    return new PlanExecutor(gpu, plan, resident, pipelines);
+    return pipelines;
   }
 
   /** The plan buffer of this name; a name the plan lacks is an error. */
@@ -558,9 +581,21 @@ export class PlanExecutor {
     for (let r = 0; r < times; r++) pass.dispatchWorkgroups(x, y, z);
   }
 
-  /** Records every kernel of the plan into one compute pass and submits it. */
+  /**
+   * Records every kernel of the plan and submits them in parts, each submitted as soon as it is recorded: the
+   * first FIRST_PART dispatches, then parts twice as long as the one before. Recording a 1B prefill's ~230
+   * dispatches takes the host 0.7–1.5 ms (BENCHMARKS.md), which the GPU would otherwise wait out before its first
+   * kernel; a short first part starts it early, and each later part is recorded while the GPU runs the one before.
+   */
   run(env: A.Env, inputs: Readonly<Record<string, InputData>>): void {
-    this.gpu.device.queue.submit([this.encode(this.prepare(env, inputs)).finish()]);
+    const grid = this.prepare(env, inputs);
+    for (const [from, to] of runParts(grid.length)) {
+      const encoder = this.gpu.device.createCommandEncoder({ label: this.plan.graph });
+      const pass = encoder.beginComputePass({ label: this.plan.graph });
+      for (let i = from; i < to; i++) this.dispatch(pass, i, grid[i]!);
+      pass.end();
+      this.gpu.device.queue.submit([encoder.finish()]);
+    }
   }
 
   /** An encoder holding every kernel of the plan in one compute pass, at the given workgroup counts. */
