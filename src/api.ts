@@ -10,7 +10,7 @@ import type { MatmulKind } from './codegen/linear/index.js';
 import { int8MatrixDevice } from './codegen/linear/spec.js';
 import { defaultPassContext, type Pass, type PassContext } from './passes/pass.js';
 import { pipeline } from './passes/pipeline.js';
-import { runPipeline } from './passes/run-pipeline.js';
+import { runPipeline, type PipelineChecks } from './passes/run-pipeline.js';
 import type { Graph } from './ir/types.js';
 import { verifyGraph } from './ir/verify.js';
 import { parseModule } from './ir/parse.js';
@@ -131,14 +131,15 @@ function readGraphPair(path: string, tensors: ReadonlyMap<string, TensorSource>,
   return { prefill, decode };
 }
 
-/** Both graphs after the passes (default: the whole pipeline), verified after each pass. */
+/** Both graphs after the passes (default: the whole pipeline), verified as `checks` says (runPipeline). */
 export function optimizeGraphs(
   config: ModelConfig,
   passes: readonly Pass[] = pipeline,
   ctx: PassContext = defaultPassContext,
   graphs: Record<GraphKind, Graph> = buildGraphs(config),
+  checks: PipelineChecks = 'every-pass',
 ): Record<GraphKind, Graph> {
-  return { prefill: runPipeline(graphs.prefill, passes, ctx), decode: runPipeline(graphs.decode, passes, ctx) };
+  return { prefill: runPipeline(graphs.prefill, passes, ctx, undefined, checks), decode: runPipeline(graphs.decode, passes, ctx, undefined, checks) };
 }
 
 /**
@@ -290,7 +291,7 @@ export function compilePlans(
   built: Record<GraphKind, Graph> = buildGraphs(config),
 ): { graphs: Record<GraphKind, Graph>; plans: Record<GraphKind, Plan>; codegen: CodegenOptions } {
   const { context, codegen } = compileOptions(gpu, options, tensors);
-  const graphs = optimizeGraphs(config, options.passes ?? (options.ir !== undefined ? [] : pipeline), context, built);
+  const graphs = optimizeGraphs(config, options.passes ?? (options.ir !== undefined ? [] : pipeline), context, built, 'ends');
   return { graphs, plans: { prefill: compileGraph(graphs.prefill, codegen), decode: compileGraph(graphs.decode, codegen) }, codegen };
 }
 

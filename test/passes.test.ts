@@ -3,7 +3,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseGraph, printGraph } from '../src/ir/index.js';
-import { defaultPassContext, type PassContext } from '../src/passes/pass.js';
+import { defaultPassContext, type Pass, type PassContext } from '../src/passes/pass.js';
 import { pipeline } from '../src/passes/pipeline.js';
 import { runPipeline } from '../src/passes/run-pipeline.js';
 
@@ -66,4 +66,30 @@ describe('pass cases', () => {
       }
     });
   }
+});
+
+describe('checking only the ends of a pipeline', () => {
+  const text = readFileSync(new URL('fuse-elementwise/' + files('fuse-elementwise').find((f) => f.endsWith(BEFORE))!, dir), 'utf8');
+  const graph = parseGraph(text);
+  // a pass that leaves an output no node defines
+  const breaks: Pass = { name: 'breaks-outputs', description: 'names an output nothing defines', run: (g) => ({ ...g, outputs: [...g.outputs, 'nowhere'] }) };
+  // a pass that throws on a graph another pass broke
+  const trips: Pass = {
+    name: 'trips',
+    description: 'fails on an undefined output',
+    run: (g) => {
+      if (g.outputs.includes('nowhere')) throw new TypeError('cannot read what is not there');
+      return g;
+    },
+  };
+
+  it('gives the graph every-pass checking gives', () => {
+    expect(printGraph(runPipeline(graph, pipeline, defaultPassContext, undefined, 'ends'))).toBe(printGraph(runPipeline(graph, pipeline)));
+  });
+
+  it('names the pass that broke the graph, as every-pass checking does, where the result or a later pass fails', () => {
+    for (const passes of [[breaks], [breaks, trips], [pipeline[0]!, breaks, ...pipeline.slice(1)]]) {
+      expect(() => runPipeline(graph, passes, defaultPassContext, undefined, 'ends')).toThrow(/^after pass breaks-outputs: /);
+    }
+  });
 });

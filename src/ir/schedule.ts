@@ -31,8 +31,13 @@ interface Hazard {
 
 /** The buffer a value lives in: its slot, else a kv_write's cache, else its own name (declarations are their own buffers). */
 export function bufferOf(g: Graph, value: string): string {
-  return bufferFinder(g)(value);
+  let find = finders.get(g);
+  if (!find) finders.set(g, (find = bufferFinder(g)));
+  return find(value);
 }
+
+/** bufferFinder of each graph asked about: graphs are immutable, and a finder scans every node once. */
+const finders = new WeakMap<Graph, (value: string) => string>();
 
 /** Per kernel, by name in schedule order, the buffers it reads and writes; empty for a graph without schedule. */
 export function kernelAccess(g: Graph): ReadonlyMap<string, KernelAccess> {
