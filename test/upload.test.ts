@@ -12,7 +12,7 @@ import { openGpu, type Gpu } from '../src/runtime/gpu.js';
 import type { PlanBuffer } from '../src/runtime/plan.js';
 import { ringFits, ringWriter, UploadRing } from '../src/runtime/upload.js';
 import { deviceLayout, weightFormats, type FormatName } from '../src/weights/formats.js';
-import { bytesSource, fileSource, sourceRows, type TensorSource } from '../src/weights/source.js';
+import { bytesSource, fileSource, readRegionInto, sourceRows, type TensorSource } from '../src/weights/source.js';
 import { randomArray } from './reference.js';
 
 let gpu: Gpu;
@@ -199,4 +199,24 @@ describe('weights quantized on load', () => {
       });
     });
   }
+});
+
+describe('a file region read in parts at once', () => {
+  it('gives the bytes one read gives, at lengths that split unevenly, and names a truncated file', async () => {
+    const bytes = new Uint8Array(randomArray((9 << 20) / 4, 70).buffer);
+    const path = join(dir, 'region.bin');
+    writeFileSync(path, bytes);
+    for (const [offset, length] of [
+      [0, 1],
+      [7, (3 << 20) + 5],
+      [1, (9 << 20) - 1],
+    ] as const) {
+      const into = new Uint8Array(length);
+      await readRegionInto(path, offset, into);
+      expect(Buffer.from(into).equals(Buffer.from(bytes.subarray(offset, offset + length))), `${offset} + ${length}`).toBe(true);
+    }
+    await expect(readRegionInto(path, 5 << 20, new Uint8Array(5 << 20))).rejects.toThrow(
+      /region\.bin: truncated: bytes \[5242880, 10485760\) are past its end/,
+    );
+  });
 });

@@ -98,8 +98,10 @@ export class ResidentBuffers {
         const size = n * format.blockBytes;
         if (p.format !== format && pool && format.blockElements > 1) await this.quantize(p, format, pool(), writer, block);
         else if (p.format !== format || !p.readPart) await writer.write(convert(p.read(), n * format.blockElements, p.format, format), block);
-        else if (!format.toDevice || writer.laysOut) await writer.read(block, size, (at, into) => p.readPart!(at, into.length, into));
-        else {
+        else if (!format.toDevice || writer.laysOut) {
+          const readInto = p.readPartInto;
+          await writer.read(block, size, readInto ? (at, into) => readInto(at, into) : (at, into) => void p.readPart!(at, into.length, into));
+        } else {
           // blocks laid out anew: read a piece of whole blocks at a time into one array
           const pieceBytes = UPLOAD_PIECE_BLOCKS * format.blockBytes;
           if (this.piece.length < pieceBytes) this.piece = new Uint8Array(pieceBytes);

@@ -192,21 +192,22 @@ export class HfTokenizer implements TextTokenizer {
 
 /** Every id model.vocab and added_tokens give must be below the model's vocabulary size. */
 function checkIds(json: Record<string, unknown>, vocabSize: number, fail: (msg: string) => never): void {
-  const check = (id: unknown, what: string): void => {
-    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) fail(`${what} has invalid id ${excerpt(id)}`);
-    else if (id >= vocabSize) fail(`${what} has id ${id}, beyond the model's vocabulary of ${vocabSize}`);
+  // `what` names the entry only when it fails: a vocabulary has 32k to 256k of them
+  const check = (id: unknown, what: () => string): void => {
+    if (typeof id !== 'number' || !Number.isInteger(id) || id < 0) fail(`${what()} has invalid id ${excerpt(id)}`);
+    else if (id >= vocabSize) fail(`${what()} has id ${id}, beyond the model's vocabulary of ${vocabSize}`);
   };
   const model = json.model;
   if (isJsonObject(model) && Array.isArray(model.vocab)) {
     if (model.vocab.length > vocabSize) fail(`model.vocab has ${model.vocab.length} entries, beyond the model's vocabulary of ${vocabSize}`);
   } else if (isJsonObject(model) && isJsonObject(model.vocab)) {
-    for (const [token, id] of Object.entries(model.vocab)) check(id, `model.vocab token ${excerpt(token)}`);
+    for (const [token, id] of Object.entries(model.vocab)) check(id, () => `model.vocab token ${excerpt(token)}`);
   }
   const added = json.added_tokens ?? [];
   if (!Array.isArray(added)) fail(`added_tokens must be an array`);
   (added as unknown[]).forEach((t, i) => {
     if (!isJsonObject(t) || typeof t.content !== 'string') fail(`added_tokens[${i}] needs a content string`);
-    else check(t.id, `added token ${excerpt(t.content)}`);
+    else check(t.id, () => `added token ${excerpt(t.content)}`);
   });
 }
 

@@ -49,7 +49,7 @@ export class UploadRing {
    * The next staging buffer's first `size` bytes filled by `fill`, then copied out as `copies` say; `after` encodes
    * what follows the copies in the same submit.
    */
-  send(size: number, fill: (into: Uint8Array) => void, copies: readonly Copy[], after?: (encoder: GPUCommandEncoder) => void): Promise<void> {
+  send(size: number, fill: (into: Uint8Array) => void | Promise<void>, copies: readonly Copy[], after?: (encoder: GPUCommandEncoder) => void): Promise<void> {
     if (size > this.bytes) throw new Error(`an upload of ${size} bytes does not fit a staging buffer of ${this.bytes}`);
     const run = this.tail.then(() => this.sendNow(size, fill, copies, after));
     this.tail = run.catch(() => undefined);
@@ -101,12 +101,17 @@ export class UploadRing {
     };
   }
 
-  private async sendNow(size: number, fill: (into: Uint8Array) => void, copies: readonly Copy[], after?: (encoder: GPUCommandEncoder) => void): Promise<void> {
+  private async sendNow(
+    size: number,
+    fill: (into: Uint8Array) => void | Promise<void>,
+    copies: readonly Copy[],
+    after?: (encoder: GPUCommandEncoder) => void,
+  ): Promise<void> {
     const i = this.next;
     this.next = (i + 1) % this.buffers.length;
     await this.ready[i];
     const buffer = this.buffers[i]!;
-    fill(new Uint8Array(buffer.getMappedRange(), 0, size));
+    await fill(new Uint8Array(buffer.getMappedRange(), 0, size));
     buffer.unmap();
     const encoder = this.gpu.device.createCommandEncoder({ label: 'upload' });
     for (const c of copies) encoder.copyBufferToBuffer(buffer, c.from, c.to, c.at, c.bytes);
@@ -136,7 +141,7 @@ export interface BlockWriter {
    * `bytes` file bytes of whole blocks from block `first`, of a format whose file layout is the device's (or any,
    * where laysOut): `read` fills `into` with the bytes from `offset` of that range (any number of calls, in order).
    */
-  read(first: number, bytes: number, read: (offset: number, into: Uint8Array) => void): Promise<void>;
+  read(first: number, bytes: number, read: (offset: number, into: Uint8Array) => void | Promise<void>): Promise<void>;
 }
 
 /** Writes into a buffer's mapping (`out`, the whole buffer), for a weight of `blocks` blocks. */
@@ -144,7 +149,7 @@ export function mappedWriter(format: WeightFormat, out: Uint8Array, blocks: numb
   return {
     laysOut: false,
     write: async (file, first) => writeDevice(format, file, out, first, blocks),
-    read: async (first, bytes, read) => read(0, out.subarray(first * format.blockBytes, first * format.blockBytes + bytes)),
+    read: async (first, bytes, read) => await read(0, out.subarray(first * format.blockBytes, first * format.blockBytes + bytes)),
   };
 }
 
@@ -176,16 +181,16 @@ export function ringWriter(format: WeightFormat, ring: UploadRing, buffer: GPUBu
   const words = (bytes: number, last: boolean): number => (last ? Math.ceil(bytes / 4) * 4 : bytes);
   if (format.scaleHalfAt !== undefined) {
     // n blocks' file bytes from block `first` into the scratch buffer, then laid out from there
-    const send = (first: number, n: number, fill: (into: Uint8Array) => void): Promise<void> => {
+    const send = (first: number, n: number, fill: (into: Uint8Array) => void | Promise<void>): Promise<void> => {
       const size = n * format.blockBytes;
       const copy = { from: 0, to: ring.scratch, at: 0, bytes: words(size, true) };
-      const zeroed = (into: Uint8Array): void => {
+      const zeroed = (into: Uint8Array): void | Promise<void> => {
         into.fill(0, size);
-        fill(into.subarray(0, size));
+        return fill(into.subarray(0, size));
       };
       return ring.send(words(size, true), zeroed, [copy], ring.layOut(format, buffer, first, n, offsets[1]! / 4));
     };
-    const read = async (first: number, bytes: number, read: (offset: number, into: Uint8Array) => void): Promise<void> => {
+    const read = async (first: number, bytes: number, read: (offset: number, into: Uint8Array) => void | Promise<void>): Promise<void> => {
       const n = bytes / format.blockBytes;
       for (let b = 0; b < n; b += most) {
         const m = Math.min(most, n - b);
@@ -224,9 +229,9 @@ export function ringWriter(format: WeightFormat, ring: UploadRing, buffer: GPUBu
         const size = Math.min(step, bytes - at);
         const last = first * format.blockBytes + at + size === blocks * format.blockBytes;
         const copy = { from: 0, to: buffer, at: first * format.blockBytes + at, bytes: words(size, last) };
-        const fill = (into: Uint8Array): void => {
+        const fill = (into: Uint8Array): void | Promise<void> => {
           into.fill(0, size);
-          read(at, into.subarray(0, size));
+          return read(at, into.subarray(0, size));
         };
         await ring.send(words(size, true), fill, [copy]);
       }
