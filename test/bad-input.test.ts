@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readCheckpoint, readModelFiles, withContext, withRopeTables } from '../src/api.js';
-import { checkNesting, excerpt, MAX_NESTING } from '../src/file-input.js';
+import { checkNesting, excerpt, MAX_NESTING, parseJson } from '../src/file-input.js';
 import { findChatTemplate } from '../models/chat-template.js';
 import { readSafetensors } from '../models/safetensors.js';
 import { HfTokenizer } from '../src/runtime/hf-tokenizer.js';
@@ -113,6 +113,19 @@ describe('nesting beyond 64 levels is one line naming the file and the path', ()
       () => checkNesting(JSON.parse(`{"a":{"b c":${nestedText(100_000)}}}`), 'f.json'),
       /^f\.json: a\["b c"\]\[0\]\[0\].* is nested more than 64 levels deep$/,
     );
+  });
+
+  it("parseJson counts the text's brackets, not those inside strings", () => {
+    const brackets = '[{'.repeat(100);
+    // strings of brackets, escaped quotes and backslashes (one just before a closing quote), at the deepest allowed level
+    const inner = JSON.stringify({ 'k\\"[': `${brackets}\\`, '"{': [']]]"[[['] });
+    const text = `${'['.repeat(MAX_NESTING - 2)}${inner}${']'.repeat(MAX_NESTING - 2)}`;
+    expect(JSON.stringify(parseJson(text, 'f.json'))).toBe(JSON.stringify(JSON.parse(text)));
+    oneLine(() => parseJson(`[${text}]`, 'f.json'), /^f\.json: (\[0\])+.* is nested more than 64 levels deep$/);
+    // brackets after such strings still count: a string ending in an escaped backslash and an escaped quote
+    for (const before of [inner, JSON.stringify('\\"')]) {
+      oneLine(() => parseJson(`[${before}, ${nestedText(MAX_NESTING)}, "x"]`, 'f.json'), /^f\.json: \[1\](\[0\])+.* is nested more than 64 levels deep$/);
+    }
   });
 
   it('config.json: a value 5,000 deep', () => {

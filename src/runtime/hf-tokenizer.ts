@@ -201,7 +201,8 @@ function checkIds(json: Record<string, unknown>, vocabSize: number, fail: (msg: 
   if (isJsonObject(model) && Array.isArray(model.vocab)) {
     if (model.vocab.length > vocabSize) fail(`model.vocab has ${model.vocab.length} entries, beyond the model's vocabulary of ${vocabSize}`);
   } else if (isJsonObject(model) && isJsonObject(model.vocab)) {
-    for (const [token, id] of Object.entries(model.vocab)) check(id, () => `model.vocab token ${excerpt(token)}`);
+    const vocab = model.vocab;
+    for (const token in vocab) check(vocab[token], () => `model.vocab token ${excerpt(token)}`);
   }
   const added = json.added_tokens ?? [];
   if (!Array.isArray(added)) fail(`added_tokens must be an array`);
