@@ -8,7 +8,7 @@ import { defaultPassContext, type Pass, type PassContext } from './pass.js';
 /**
  * Which graphs runPipeline verifies. 'every-pass' names the pass that broke an invariant; 'ends' verifies the input
  * and the result only, and on any failure runs the passes again verifying each, so that its error names the pass
- * too. Verifying is most of a load's compile time (the 1B's 14 intermediate graphs: about 60 of 165 ms in a
+ * too. Verifying the 1B's 14 intermediate graphs was a third of a load's compile phase (about 60 of 165 ms in a
  * process's first compile on the CPU machine), and the passes are deterministic, so Model.load checks the ends;
  * `weft compile`, which shows the passes' work, and the tests check every pass.
  */
