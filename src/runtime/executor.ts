@@ -99,8 +99,7 @@ export class ResidentBuffers {
         if (p.format !== format && pool && format.blockElements > 1) await this.quantize(p, format, pool(), writer, block);
         else if (p.format !== format || !p.readPart) await writer.write(convert(p.read(), n * format.blockElements, p.format, format), block);
         else if (!format.toDevice || writer.laysOut) {
-          const readInto = p.readPartInto;
-          await writer.read(block, size, readInto ? (at, into) => readInto(at, into) : (at, into) => void p.readPart!(at, into.length, into));
+          await writer.read(block, size, p.readPartInto ?? ((at, into) => void p.readPart!(at, into.length, into)));
         } else {
           // blocks laid out anew: read a piece of whole blocks at a time into one array
           const pieceBytes = UPLOAD_PIECE_BLOCKS * format.blockBytes;
@@ -591,26 +590,25 @@ export class PlanExecutor {
    */
   run(env: A.Env, inputs: Readonly<Record<string, InputData>>): void {
     const grid = this.prepare(env, inputs);
-    for (const [from, to] of runParts(grid.length)) {
-      const encoder = this.gpu.device.createCommandEncoder({ label: this.plan.graph });
-      const pass = encoder.beginComputePass({ label: this.plan.graph });
-      for (let i = from; i < to; i++) this.dispatch(pass, i, grid[i]!);
-      pass.end();
-      this.gpu.device.queue.submit([encoder.finish()]);
-    }
+    for (const kernels of runParts(grid.length)) this.gpu.device.queue.submit([this.encode(grid, undefined, kernels).finish()]);
   }
 
-  /** An encoder holding every kernel of the plan in one compute pass, at the given workgroup counts. */
-  private encode(grid: readonly [number, number, number][], timestampWrites?: GPUComputePassTimestampWrites): GPUCommandEncoder {
+  /** An encoder holding the plan's kernels (`kernels`: [from, to), default all) in one compute pass, at the given workgroup counts. */
+  private encode(grid: readonly [number, number, number][], timestampWrites?: GPUComputePassTimestampWrites, kernels?: [number, number]): GPUCommandEncoder {
     const encoder = this.gpu.device.createCommandEncoder({ label: this.plan.graph });
-    this.encodePass(encoder, grid, timestampWrites);
+    this.encodePass(encoder, grid, timestampWrites, kernels);
     return encoder;
   }
 
-  /** Every kernel of the plan as one compute pass of `encoder`. */
-  private encodePass(encoder: GPUCommandEncoder, grid: readonly [number, number, number][], timestampWrites?: GPUComputePassTimestampWrites): void {
+  /** The plan's kernels (`kernels`: [from, to), default all) as one compute pass of `encoder`. */
+  private encodePass(
+    encoder: GPUCommandEncoder,
+    grid: readonly [number, number, number][],
+    timestampWrites?: GPUComputePassTimestampWrites,
+    [from, to]: [number, number] = [0, grid.length],
+  ): void {
     const pass = encoder.beginComputePass({ label: this.plan.graph, ...(timestampWrites ? { timestampWrites } : {}) });
-    grid.forEach((counts, i) => this.dispatch(pass, i, counts));
+    for (let i = from; i < to; i++) this.dispatch(pass, i, grid[i]!);
     pass.end();
   }
 

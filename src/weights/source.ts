@@ -27,6 +27,11 @@ export function sourceValues(source: TensorSource): Float32Array {
   return source.format.dequantize(source.read(), elementCount(source.shape));
 }
 
+/** The error of a read of bytes [offset, offset + length) of a file that ends at `end`. */
+function truncated(path: string, offset: number, length: number, end: number): Error {
+  return new Error(`${path}: truncated: bytes [${offset}, ${offset + length}) are past its end at ${end}`);
+}
+
 /** Bytes [offset, offset + length) of a file, read in pieces of at most 1 GiB. */
 export function readRegion(path: string, offset: number, length: number, out: Uint8Array = new Uint8Array(length)): Uint8Array {
   const fd = openSync(path, 'r');
@@ -34,7 +39,7 @@ export function readRegion(path: string, offset: number, length: number, out: Ui
     let done = 0;
     while (done < length) {
       const n = readSync(fd, out, done, Math.min(length - done, 1 << 30), offset + done);
-      if (n === 0) throw new Error(`${path}: truncated: bytes [${offset}, ${offset + length}) are past its end at ${offset + done}`);
+      if (n === 0) throw truncated(path, offset, length, offset + done);
       done += n;
     }
   } finally {
@@ -63,7 +68,7 @@ export async function readRegionInto(path: string, offset: number, into: Uint8Ar
       const n = await new Promise<number>((resolve, reject) =>
         read(fd, into, done, Math.min(to - done, 1 << 30), offset + done, (e, bytes) => (e ? reject(e) : resolve(bytes))),
       );
-      if (n === 0) throw new Error(`${path}: truncated: bytes [${offset}, ${offset + into.length}) are past its end at ${offset + done}`);
+      if (n === 0) throw truncated(path, offset, into.length, offset + done);
       done += n;
     }
   };
