@@ -59,8 +59,13 @@ const READ_PART_BYTES = 1 << 20;
 
 /** Bytes [offset, offset + into.length) of a file into `into`, in parts read at once on libuv's threads. */
 export async function readRegionInto(path: string, offset: number, into: Uint8Array): Promise<void> {
+  const ways = Math.min(READ_WAYS, Math.floor(into.length / READ_PART_BYTES));
+  // a region too small to split is read here: a read on libuv's threads would only add its round trip
+  if (ways < 2) {
+    readRegion(path, offset, into.length, into);
+    return;
+  }
   const fd = openSync(path, 'r');
-  const ways = Math.max(1, Math.min(READ_WAYS, Math.floor(into.length / READ_PART_BYTES)));
   const part = Math.ceil(into.length / ways);
   /** bytes [from, to) of the region, in reads of at most 1 GiB */
   const readPart = async (from: number, to: number): Promise<void> => {
