@@ -152,6 +152,7 @@ describe('the staging ring', () => {
           await writer.write(file.subarray(0, cut * format.blockBytes), 0);
           await writer.write(file.subarray(cut * format.blockBytes), cut);
         }
+        await ring.done();
         await ring.close();
         expect(Buffer.compare(await deviceBytes(buffer, expected.length), expected)).toBe(0);
       } finally {
@@ -159,6 +160,68 @@ describe('the staging ring', () => {
       }
     });
   }
+});
+
+describe('the staging ring with fills that overlap', () => {
+  const target = (): GPUBuffer => gpu.createBuffer({ size: 64, usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+
+  it('takes the next send while a fill is pending, and submits the copies in the order asked for', async () => {
+    const buffer = target();
+    const ring = new UploadRing(gpu, 64);
+    try {
+      let release!: () => void;
+      const pending = new Promise<void>((resolve) => (release = resolve));
+      const order: string[] = [];
+      // the first send's fill waits; the second writes the same bytes of the target after it, so its copy must land last
+      await ring.send(
+        16,
+        async (into) => {
+          order.push('fill 1');
+          await pending;
+          into.fill(1);
+        },
+        [{ from: 0, to: buffer, at: 0, bytes: 16 }],
+      );
+      await ring.send(
+        16,
+        (into) => {
+          order.push('fill 2');
+          into.fill(2);
+        },
+        [{ from: 0, to: buffer, at: 0, bytes: 16 }],
+      );
+      expect(order).toEqual(['fill 1', 'fill 2']);
+      release();
+      await ring.done();
+      expect([...(await deviceBytes(buffer, 16))]).toEqual(new Array(16).fill(2));
+    } finally {
+      await ring.close();
+      gpu.destroyBuffer(buffer);
+    }
+  });
+
+  it('reports a failed fill through done and the sends after it, and still closes', async () => {
+    const buffer = target();
+    const ring = new UploadRing(gpu, 64);
+    try {
+      const copy = [{ from: 0, to: buffer, at: 0, bytes: 16 }];
+      await ring.send(
+        16,
+        async () => {
+          throw new Error('the file went away');
+        },
+        copy,
+      );
+      // the other staging buffer is free: this send is taken, and is not submitted after the failure
+      await ring.send(16, (into) => void into.fill(3), copy);
+      // the failed send's buffer is not: taking it again fails with the first failure
+      await expect(ring.send(16, (into) => void into.fill(4), copy)).rejects.toThrow('the file went away');
+      await expect(ring.done()).rejects.toThrow('the file went away');
+    } finally {
+      await ring.close();
+      gpu.destroyBuffer(buffer);
+    }
+  });
 });
 
 describe('weights quantized on load', () => {

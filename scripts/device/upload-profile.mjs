@@ -1,10 +1,11 @@
-// Where a load's upload phase goes: Model.load of a checkpoint with the upload ring's steps timed (waiting for a
-// staging buffer to map again, filling it, encoding and submitting its copies and layout), weight buffers'
-// creation, and the rest. Build first; on the GPU machine:
+// Where a load's upload phase goes: Model.load of a checkpoint with the upload ring's sends timed (each one's wait
+// for a staging buffer, and its fill: fills may overlap), weight buffers' creation, each weight's whole creation,
+// the upload around them, and the garbage collector's pauses. Build first; on the GPU machine:
 //   bash .device/vulkan-run node scripts/device/upload-profile.mjs MODEL [--dist DIR]
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { PerformanceObserver } from 'node:perf_hooks';
 
 const { values, positionals } = parseArgs({ allowPositionals: true, options: { dist: { type: 'string' } } });
 const dist = values.dist ? pathToFileURL(resolve(values.dist)).href : new URL('../../dist', import.meta.url).href;
@@ -12,31 +13,22 @@ const { loadModel } = await import(`${dist}/src/api.js`);
 const { UploadRing } = await import(`${dist}/src/runtime/upload.js`);
 const { ResidentBuffers } = await import(`${dist}/src/runtime/executor.js`);
 
-const ms = { wait: 0, fill: 0, submit: 0, allocate: 0, sends: 0, bytes: 0 };
+const ms = { wait: 0, fill: 0, allocate: 0, create: 0, upload: 0, gc: 0, gcs: 0, sends: 0, bytes: 0 };
 const now = () => performance.now();
-// the ring's send timed around its fill: before it, the wait for a staging buffer to map again; after it, the
-// unmap, the copies' encoding and the submit
-const sendNow = UploadRing.prototype.sendNow;
-UploadRing.prototype.sendNow = async function (size, fill, copies, after) {
-  const t0 = now();
-  let filling = t0;
-  let filled = t0;
-  await sendNow.call(
-    this,
-    size,
-    async (into) => {
-      filling = now();
-      await fill(into);
-      filled = now();
-    },
-    copies,
-    after,
-  );
-  ms.wait += filling - t0;
-  ms.fill += filled - filling;
-  ms.submit += now() - filled;
+// the ring's sends: the wait from each send's call to its fill's start (for a staging buffer to be free and the
+// sends before it to be taken), and its fill
+const send = UploadRing.prototype.send;
+UploadRing.prototype.send = function (size, fill, copies, after) {
+  const asked = now();
   ms.sends++;
   ms.bytes += size;
+  const timed = async (into) => {
+    const filling = now();
+    ms.wait += filling - asked;
+    await fill(into);
+    ms.fill += now() - filling;
+  };
+  return send.call(this, size, timed, copies, after);
 };
 const allocate = ResidentBuffers.prototype.allocate;
 ResidentBuffers.prototype.allocate = function (...args) {
@@ -45,6 +37,32 @@ ResidentBuffers.prototype.allocate = function (...args) {
   ms.allocate += now() - t;
   return b;
 };
+// each weight's whole creation (allocation, reads, sends), and the upload around them (its waits for the device)
+const create = ResidentBuffers.prototype.create;
+ResidentBuffers.prototype.create = async function (...args) {
+  const t = now();
+  try {
+    return await create.apply(this, args);
+  } finally {
+    ms.create += now() - t;
+  }
+};
+const upload = ResidentBuffers.prototype.upload;
+ResidentBuffers.prototype.upload = async function (...args) {
+  const t = now();
+  try {
+    return await upload.apply(this, args);
+  } finally {
+    ms.upload += now() - t;
+  }
+};
+// the garbage collector's pauses during the load
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    ms.gc += e.duration;
+    ms.gcs++;
+  }
+}).observe({ entryTypes: ['gc'] });
 const start = now();
 const model = await loadModel(positionals[0], {});
 const round = (x) => +x.toFixed(1);
@@ -53,7 +71,15 @@ console.log(
     dist: values.dist ?? 'dist',
     load_s: model.loadTimes,
     whole_s: round((now() - start) / 1000),
-    upload_ms: { wait: round(ms.wait), fill: round(ms.fill), submit: round(ms.submit), allocate: round(ms.allocate) },
+    upload_ms: {
+      upload: round(ms.upload),
+      create: round(ms.create),
+      wait: round(ms.wait),
+      fill: round(ms.fill),
+      allocate: round(ms.allocate),
+      gc: round(ms.gc),
+      gcs: ms.gcs,
+    },
     sends: ms.sends,
     gb: +(ms.bytes / 1e9).toFixed(3),
   }),

@@ -185,6 +185,7 @@ export class ResidentBuffers {
         }
         progress?.(done, total, b.name);
       }
+      await ring.done();
     } finally {
       await ring.close();
       await encoders?.close();

@@ -23,12 +23,18 @@ interface Copy {
 
 /**
  * Reused MAP_WRITE staging buffers, taken in turn: each is filled while mapped, unmapped, copied from, and mapped
- * again once the copy is done, before it is filled again. Sends run one at a time, in the order asked for.
+ * again once the copy is done, before it is filled again. A send takes its buffer in the order asked for, and its
+ * fill may run while the sends before it still fill theirs (a file read into one buffer while the host encodes the
+ * last buffer's copies, or allocates the next weight); the copies are submitted in the order asked for.
  */
 export class UploadRing {
   private readonly buffers: GPUBuffer[];
-  private readonly ready: Promise<void>[];
+  /** each buffer's last send: submitted, and the buffer mapped again */
+  private readonly free: Promise<void>[];
   private next = 0;
+  /** the last send taken: its buffer free and its fill started */
+  private taken: Promise<void> = Promise.resolve();
+  /** the last send submitted; rejects with the first failure of any send */
   private tail: Promise<void> = Promise.resolve();
   private scratchBuffer?: GPUBuffer;
   private paramsBuffer?: GPUBuffer;
@@ -42,18 +48,42 @@ export class UploadRing {
     this.buffers = Array.from({ length: count }, (_, i) =>
       gpu.createBuffer({ label: `upload ring ${i}`, size: bytes, usage: GPUBufferUsage.MAP_WRITE | GPUBufferUsage.COPY_SRC, mappedAtCreation: true }),
     );
-    this.ready = this.buffers.map(() => Promise.resolve());
+    this.free = this.buffers.map(() => Promise.resolve());
   }
 
   /**
    * The next staging buffer's first `size` bytes filled by `fill`, then copied out as `copies` say; `after` encodes
-   * what follows the copies in the same submit.
+   * what follows the copies in the same submit. Resolves once the buffer is taken and `fill` has been called (a
+   * fill that returns at once has written everything): so at most one send a buffer waits, and the caller's next
+   * send is taken while this one fills. `done` waits for the copies' submits and rejects with any send's failure.
    */
   send(size: number, fill: (into: Uint8Array) => void | Promise<void>, copies: readonly Copy[], after?: (encoder: GPUCommandEncoder) => void): Promise<void> {
     if (size > this.bytes) throw new Error(`an upload of ${size} bytes does not fit a staging buffer of ${this.bytes}`);
-    const run = this.tail.then(() => this.sendNow(size, fill, copies, after));
-    this.tail = run.catch(() => undefined);
-    return run;
+    const i = this.next;
+    this.next = (i + 1) % this.buffers.length;
+    const buffer = this.buffers[i]!;
+    let filled!: Promise<void>;
+    const taken = Promise.all([this.taken, this.free[i]]).then(() => {
+      filled = Promise.resolve(fill(new Uint8Array(buffer.getMappedRange(), 0, size)));
+    });
+    const sent = Promise.all([taken.then(() => filled), this.tail]).then(() => {
+      buffer.unmap();
+      const encoder = this.gpu.device.createCommandEncoder({ label: 'upload' });
+      for (const c of copies) encoder.copyBufferToBuffer(buffer, c.from, c.to, c.at, c.bytes);
+      after?.(encoder);
+      this.gpu.device.queue.submit([encoder.finish()]);
+    });
+    this.taken = taken;
+    this.tail = sent;
+    this.free[i] = sent.then(() => buffer.mapAsync(GPUMapMode.WRITE));
+    // failures reach the caller through `taken`, the next sends, or done; none is left unhandled meanwhile
+    for (const p of [taken, sent, this.free[i]!]) p.catch(() => undefined);
+    return taken;
+  }
+
+  /** Waits for every send taken so far to be submitted; rejects with the first failure of any. */
+  done(): Promise<void> {
+    return this.tail;
   }
 
   /** A device buffer of the ring's size that the staging buffers' copies may fill, for a kernel to read. */
@@ -101,32 +131,9 @@ export class UploadRing {
     };
   }
 
-  private async sendNow(
-    size: number,
-    fill: (into: Uint8Array) => void | Promise<void>,
-    copies: readonly Copy[],
-    after?: (encoder: GPUCommandEncoder) => void,
-  ): Promise<void> {
-    const i = this.next;
-    this.next = (i + 1) % this.buffers.length;
-    await this.ready[i];
-    const buffer = this.buffers[i]!;
-    await fill(new Uint8Array(buffer.getMappedRange(), 0, size));
-    buffer.unmap();
-    const encoder = this.gpu.device.createCommandEncoder({ label: 'upload' });
-    for (const c of copies) encoder.copyBufferToBuffer(buffer, c.from, c.to, c.at, c.bytes);
-    after?.(encoder);
-    this.gpu.device.queue.submit([encoder.finish()]);
-    const mapped = buffer.mapAsync(GPUMapMode.WRITE);
-    // awaited by the buffer's next send, or by close
-    mapped.catch(() => undefined);
-    this.ready[i] = mapped;
-  }
-
-  /** Waits for every copy, then lets the staging buffers go. */
+  /** Waits for every send to end, whether it failed or not, then lets the staging buffers go. */
   async close(): Promise<void> {
-    await this.tail;
-    await Promise.allSettled(this.ready);
+    await Promise.allSettled([this.taken, this.tail, ...this.free]);
     for (const b of [...this.buffers, this.scratchBuffer, this.paramsBuffer]) if (b) this.gpu.destroyBuffer(b);
   }
 }
