@@ -222,6 +222,41 @@ describe('the staging ring with fills that overlap', () => {
       gpu.destroyBuffer(buffer);
     }
   });
+
+  it('closes only once a fill still pending after a failure has ended, and reports the first failure', async () => {
+    const buffer = target();
+    const ring = new UploadRing(gpu, 64);
+    const copy = [{ from: 0, to: buffer, at: 0, bytes: 16 }];
+    let release!: () => void;
+    const pending = new Promise<void>((resolve) => (release = resolve));
+    let filling = true;
+    await ring.send(
+      16,
+      async () => {
+        throw new Error('the first read failed');
+      },
+      copy,
+    );
+    // a read into the other staging buffer, still running when the failure is known, and failing later itself
+    await ring.send(
+      16,
+      async () => {
+        await pending;
+        filling = false;
+        throw new Error('the second read failed');
+      },
+      copy,
+    );
+    let closed = false;
+    const closing = ring.close().then(() => (closed = true));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(closed).toBe(false);
+    release();
+    await closing;
+    expect(filling).toBe(false);
+    await expect(ring.done()).rejects.toThrow('the first read failed');
+    gpu.destroyBuffer(buffer);
+  });
 });
 
 describe('weights quantized on load', () => {

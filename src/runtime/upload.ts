@@ -66,13 +66,22 @@ export class UploadRing {
     const taken = Promise.all([this.taken, this.free[i]]).then(() => {
       filled = Promise.resolve(fill(new Uint8Array(buffer.getMappedRange(), 0, size)));
     });
-    const sent = Promise.all([taken.then(() => filled), this.tail]).then(() => {
-      buffer.unmap();
-      const encoder = this.gpu.device.createCommandEncoder({ label: 'upload' });
-      for (const c of copies) encoder.copyBufferToBuffer(buffer, c.from, c.to, c.at, c.bytes);
-      after?.(encoder);
-      this.gpu.device.queue.submit([encoder.finish()]);
-    });
+    // its own fill settles first, so that no failure lets close destroy the buffer while a file read still writes
+    // into its mapping; then the sends before it, so that the failure reported is the first
+    const before = this.tail;
+    const sent = taken
+      .then(() => Promise.allSettled([filled]))
+      .then(async ([own]) => {
+        await before;
+        if (own!.status === 'rejected') throw own!.reason;
+      })
+      .then(() => {
+        buffer.unmap();
+        const encoder = this.gpu.device.createCommandEncoder({ label: 'upload' });
+        for (const c of copies) encoder.copyBufferToBuffer(buffer, c.from, c.to, c.at, c.bytes);
+        after?.(encoder);
+        this.gpu.device.queue.submit([encoder.finish()]);
+      });
     this.taken = taken;
     this.tail = sent;
     this.free[i] = sent.then(() => buffer.mapAsync(GPUMapMode.WRITE));
