@@ -163,24 +163,38 @@ describe('the staging ring', () => {
 });
 
 describe('the staging ring with fills that overlap', () => {
-  const target = (): GPUBuffer => gpu.createBuffer({ size: 64, usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
+  /** A promise and what resolves it: a fill held until the test lets it go. */
+  const gate = (): { opened: Promise<void>; open: () => void } => {
+    let open!: () => void;
+    const opened = new Promise<void>((resolve) => (open = resolve));
+    return { opened, open };
+  };
 
-  it('takes the next send while a fill is pending, and submits the copies in the order asked for', async () => {
-    const buffer = target();
+  /** `body` given a ring of two 64-byte staging buffers and a copy of 16 bytes into a target buffer; both let go after. */
+  const withRing = async (body: (ring: UploadRing, copy: Parameters<UploadRing['send']>[2], buffer: GPUBuffer) => Promise<void>): Promise<void> => {
+    const buffer = gpu.createBuffer({ size: 64, usage: GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST });
     const ring = new UploadRing(gpu, 64);
     try {
-      let release!: () => void;
-      const pending = new Promise<void>((resolve) => (release = resolve));
+      await body(ring, [{ from: 0, to: buffer, at: 0, bytes: 16 }], buffer);
+    } finally {
+      await ring.close();
+      gpu.destroyBuffer(buffer);
+    }
+  };
+
+  it('takes the next send while a fill is pending, and submits the copies in the order asked for', () =>
+    withRing(async (ring, copy, buffer) => {
+      const held = gate();
       const order: string[] = [];
       // the first send's fill waits; the second writes the same bytes of the target after it, so its copy must land last
       await ring.send(
         16,
         async (into) => {
           order.push('fill 1');
-          await pending;
+          await held.opened;
           into.fill(1);
         },
-        [{ from: 0, to: buffer, at: 0, bytes: 16 }],
+        copy,
       );
       await ring.send(
         16,
@@ -188,23 +202,16 @@ describe('the staging ring with fills that overlap', () => {
           order.push('fill 2');
           into.fill(2);
         },
-        [{ from: 0, to: buffer, at: 0, bytes: 16 }],
+        copy,
       );
       expect(order).toEqual(['fill 1', 'fill 2']);
-      release();
+      held.open();
       await ring.done();
       expect([...(await deviceBytes(buffer, 16))]).toEqual(new Array(16).fill(2));
-    } finally {
-      await ring.close();
-      gpu.destroyBuffer(buffer);
-    }
-  });
+    }));
 
-  it('reports a failed fill through done and the sends after it, and still closes', async () => {
-    const buffer = target();
-    const ring = new UploadRing(gpu, 64);
-    try {
-      const copy = [{ from: 0, to: buffer, at: 0, bytes: 16 }];
+  it('reports a failed fill through done and the sends after it, and still closes', () =>
+    withRing(async (ring, copy) => {
       await ring.send(
         16,
         async () => {
@@ -217,46 +224,38 @@ describe('the staging ring with fills that overlap', () => {
       // the failed send's buffer is not: taking it again fails with the first failure
       await expect(ring.send(16, (into) => void into.fill(4), copy)).rejects.toThrow('the file went away');
       await expect(ring.done()).rejects.toThrow('the file went away');
-    } finally {
-      await ring.close();
-      gpu.destroyBuffer(buffer);
-    }
-  });
+    }));
 
-  it('closes only once a fill still pending after a failure has ended, and reports the first failure', async () => {
-    const buffer = target();
-    const ring = new UploadRing(gpu, 64);
-    const copy = [{ from: 0, to: buffer, at: 0, bytes: 16 }];
-    let release!: () => void;
-    const pending = new Promise<void>((resolve) => (release = resolve));
-    let filling = true;
-    await ring.send(
-      16,
-      async () => {
-        throw new Error('the first read failed');
-      },
-      copy,
-    );
-    // a read into the other staging buffer, still running when the failure is known, and failing later itself
-    await ring.send(
-      16,
-      async () => {
-        await pending;
-        filling = false;
-        throw new Error('the second read failed');
-      },
-      copy,
-    );
-    let closed = false;
-    const closing = ring.close().then(() => (closed = true));
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(closed).toBe(false);
-    release();
-    await closing;
-    expect(filling).toBe(false);
-    await expect(ring.done()).rejects.toThrow('the first read failed');
-    gpu.destroyBuffer(buffer);
-  });
+  it('closes only once a fill still pending after a failure has ended, and reports the first failure', () =>
+    withRing(async (ring, copy) => {
+      const held = gate();
+      let filling = true;
+      await ring.send(
+        16,
+        async () => {
+          throw new Error('the first read failed');
+        },
+        copy,
+      );
+      // a read into the other staging buffer, still running when the failure is known, and failing later itself
+      await ring.send(
+        16,
+        async () => {
+          await held.opened;
+          filling = false;
+          throw new Error('the second read failed');
+        },
+        copy,
+      );
+      let closed = false;
+      const closing = ring.close().then(() => (closed = true));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(closed).toBe(false);
+      held.open();
+      await closing;
+      expect(filling).toBe(false);
+      await expect(ring.done()).rejects.toThrow('the first read failed');
+    }));
 });
 
 describe('weights quantized on load', () => {

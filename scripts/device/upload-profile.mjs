@@ -30,32 +30,21 @@ UploadRing.prototype.send = function (size, fill, copies, after) {
   };
   return send.call(this, size, timed, copies, after);
 };
-const allocate = ResidentBuffers.prototype.allocate;
-ResidentBuffers.prototype.allocate = function (...args) {
-  const t = now();
-  const b = allocate.apply(this, args);
-  ms.allocate += now() - t;
-  return b;
+/** ResidentBuffers' method `name` timed into ms[key], up to its return or, where it returns a promise, its settling. */
+const timeMethod = (name, key) => {
+  const method = ResidentBuffers.prototype[name];
+  ResidentBuffers.prototype[name] = function (...args) {
+    const t = now();
+    const out = method.apply(this, args);
+    if (out instanceof Promise) return out.finally(() => (ms[key] += now() - t));
+    ms[key] += now() - t;
+    return out;
+  };
 };
+timeMethod('allocate', 'allocate');
 // each weight's whole creation (allocation, reads, sends), and the upload around them (its waits for the device)
-const create = ResidentBuffers.prototype.create;
-ResidentBuffers.prototype.create = async function (...args) {
-  const t = now();
-  try {
-    return await create.apply(this, args);
-  } finally {
-    ms.create += now() - t;
-  }
-};
-const upload = ResidentBuffers.prototype.upload;
-ResidentBuffers.prototype.upload = async function (...args) {
-  const t = now();
-  try {
-    return await upload.apply(this, args);
-  } finally {
-    ms.upload += now() - t;
-  }
-};
+timeMethod('create', 'create');
+timeMethod('upload', 'upload');
 // the garbage collector's pauses during the load
 new PerformanceObserver((list) => {
   for (const e of list.getEntries()) {
