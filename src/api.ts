@@ -202,9 +202,9 @@ export interface LoadOptions {
 
 /**
  * Seconds Model.load spent: reading the checkpoint and building the graphs (`read`), opening the device, running
- * the passes and codegen (`compile`), uploading weights and states (the prefill graph's pipelines compile
- * meanwhile), and waiting for the prefill pipelines the upload's time did not cover (`pipelines`; the decode
- * graph's compile after them and are awaited by the first decode step).
+ * the passes and codegen (`compile`), uploading weights and states (the decode graph's pipelines compile
+ * meanwhile), and waiting for the decode pipelines the upload's time did not cover (`pipelines`; the prefill
+ * graph's compile after them and are awaited by the first prefill run).
  */
 export interface LoadTimes {
   readonly read: number;
@@ -214,7 +214,7 @@ export interface LoadTimes {
   readonly pipelines: number;
 }
 
-/** What Model.load is doing: uploading weights and states, then compiling each distinct prefill kernel's pipeline. */
+/** What Model.load is doing: uploading weights and states, then compiling each distinct decode kernel's pipeline. */
 export type LoadPhase = 'upload' | 'compile';
 
 /** Progress of Model.load: `done` of `total` (bytes while uploading, pipelines while compiling), and the weight or kernel just done. */
@@ -462,10 +462,10 @@ export class Model {
     private readonly files: Pick<ModelFiles, 'chatTemplate' | 'chatTemplateError'>,
     private readonly gpu: Gpu,
     private readonly resident: ResidentBuffers,
-    private readonly prefill: PlanExecutor,
-    /** the decode graph's plan, and its executor once its pipelines are made (see load) */
-    private readonly decodePlan: Plan,
-    private readonly decodeReady: Promise<PlanExecutor>,
+    /** each graph's plan */
+    private readonly plans: Readonly<Record<GraphKind, Plan>>,
+    /** each graph's executor, once its pipelines are made (the decode graph's before load returns: see load) */
+    private readonly executors: Readonly<Record<GraphKind, Promise<PlanExecutor>>>,
     private readonly graphs: Record<GraphKind, Graph>,
     /** the kernels reduce with subgroup operations */
     readonly subgroups: boolean,
@@ -478,14 +478,16 @@ export class Model {
     /** where Model.load's time went */
     readonly loadTimes: LoadTimes,
   ) {
-    decodeReady.then(
-      (exec) => (this.decodeDone = exec),
-      () => {},
-    );
+    for (const kind of ['prefill', 'decode'] as const) {
+      executors[kind].then(
+        (exec) => (this.made[kind] = exec),
+        () => {},
+      );
+    }
   }
 
-  /** the decode executor, once made */
-  private decodeDone?: PlanExecutor;
+  /** the executors made so far, to release */
+  private readonly made: Partial<Record<GraphKind, PlanExecutor>> = {};
 
   /**
    * The ids whose keys and values the KV cache holds at positions 0, 1, …: what the last generation fed and
@@ -527,30 +529,33 @@ export class Model {
       const { graphs, plans, codegen } = options.ir !== undefined ? aboutFile(options.ir, compile) : compile();
       timed('compile');
       const progress = options.onProgress;
-      const pipelines = PlanExecutor.pipelineCount(plans.prefill);
+      const pipelines = PlanExecutor.pipelineCount(plans.decode);
       let compiled = 0;
       // pipelines made while the weights upload are reported once the upload's progress ends
       let uploading = true;
       const early: string[] = [];
       const onPipeline = progress && ((name: string) => (uploading ? early.push(name) : progress(++compiled, pipelines, name, 'compile')));
-      // The first token needs only the prefill graph: its pipelines are asked for before the upload, and Dawn
-      // compiles them on its worker threads while the host uploads; load returns once they are made. The decode
-      // graph's are asked for after them, to compile while the upload or the prompt runs; the first decode step
-      // awaits them (and meets any error in making them).
-      const prefillPipelines = PlanExecutor.pipelines(gpu, plans.prefill, onPipeline);
-      const decodePipelines = prefillPipelines.then(() => PlanExecutor.pipelines(gpu, plans.decode));
+      // Every generation past its first token needs the decode graph, and a one-token prompt needs nothing else
+      // (generate runs it as a decode step), so the decode graph's pipelines are asked for first, before the
+      // upload: Dawn compiles them on its worker threads while the host uploads, and load returns once they are
+      // made. The prefill graph's are asked for after them, to compile while the upload or the first steps run;
+      // the first prefill run awaits them (and meets any error in making them). Decode's compile the sooner: GEMVs
+      // rather than tiles (the 260K demo's 9 at once: 97 ms on SwiftShader, 200 ms on an H100 with a cold shader
+      // cache; prefill's 8: 365 and 547 ms).
+      const decodePipelines = PlanExecutor.pipelines(gpu, plans.decode, onPipeline);
+      const prefillPipelines = decodePipelines.then(() => PlanExecutor.pipelines(gpu, plans.prefill));
       // rejections are met where the pipelines are awaited below (or not at all where the upload fails first or
-      // a model never decodes)
-      prefillPipelines.catch(() => {});
+      // a model never prefills)
       decodePipelines.catch(() => {});
+      prefillPipelines.catch(() => {});
       resident = new ResidentBuffers(gpu, tensors);
       await resident.upload([plans.prefill, plans.decode], progress && ((done, total, name) => progress(done, total, name, 'upload')));
       uploading = false;
       for (const name of early) progress?.(++compiled, pipelines, name, 'compile');
       timed('upload');
-      const prefill = await PlanExecutor.create(gpu, plans.prefill, resident, prefillPipelines);
-      const decodeReady = PlanExecutor.create(gpu, plans.decode, resident, decodePipelines);
-      decodeReady.catch(() => {});
+      const decode = await PlanExecutor.create(gpu, plans.decode, resident, decodePipelines);
+      const prefill = PlanExecutor.create(gpu, plans.prefill, resident, prefillPipelines);
+      prefill.catch(() => {});
       timed('pipelines');
       return new Model(
         config,
@@ -558,9 +563,8 @@ export class Model {
         { chatTemplate: cut.chatTemplate, chatTemplateError: cut.chatTemplateError },
         gpu,
         resident,
-        prefill,
-        plans.decode,
-        decodeReady,
+        plans,
+        { prefill, decode: Promise.resolve(decode) },
         graphs,
         codegen.subgroups,
         codegen.int8Matrix,
@@ -577,14 +581,14 @@ export class Model {
 
   /** how the matmuls multiply: int8 where any linear kernel of either graph runs an int8 variant (on subgroup matrices where any tile does), else float */
   get matmul(): 'float' | 'int8' | 'int8 on subgroup matrices' {
-    const variants = [...this.prefill.plan.kernels, ...this.decodePlan.kernels].map((k) => k.variant ?? '');
+    const variants = [...this.plans.prefill.kernels, ...this.plans.decode.kernels].map((k) => k.variant ?? '');
     if (variants.some((v) => v.endsWith('int8-matrix'))) return 'int8 on subgroup matrices';
     return variants.some((v) => v.includes('int8')) ? 'int8' : 'float';
   }
 
   /** dispatches per graph run */
   get dispatches(): { prefill: number; decode: number } {
-    return { prefill: this.prefill.plan.kernels.length, decode: this.decodePlan.kernels.length };
+    return { prefill: this.plans.prefill.kernels.length, decode: this.plans.decode.kernels.length };
   }
 
   get device(): { backend: string; adapter: string } {
@@ -639,7 +643,7 @@ export class Model {
     tokens: number,
     position: number,
   ): Promise<{ exec: PlanExecutor; env: Record<string, number>; stats: GraphStats; inputs: Record<string, Int32Array> }> {
-    const exec = kind === 'prefill' ? this.prefill : await this.decodeReady;
+    const exec = await this.executors[kind];
     this.cached = [];
     const { env, stats } = this.graphRun(kind, tokens, position);
     const ids = Int32Array.from({ length: kind === 'prefill' ? tokens : 1 }, (_, i) => (i * 7919) % this.config.vocabSize);
@@ -656,7 +660,7 @@ export class Model {
 
   /** The symbol values and static stats of one graph run (see profile). */
   private graphRun(kind: GraphKind, tokens: number, position: number): { env: Record<string, number>; stats: GraphStats } {
-    const plan = kind === 'prefill' ? this.prefill.plan : this.decodePlan;
+    const plan = this.plans[kind];
     const env: Record<string, number> = kind === 'prefill' ? { T: tokens, P: 0, L: 1 } : { P: position };
     return { env, stats: graphStats(this.graphs[kind], plan, { env, layers: this.config.nLayers }) };
   }
@@ -669,13 +673,13 @@ export class Model {
   /** The device formats of the matrix weights (matmuls, embedding tables), each once. */
   get weightFormats(): string[] {
     const computed = definitions[this.config.family].computedWeights(this.config);
-    const formats = this.decodePlan.buffers.filter((b) => b.role === 'weight' && b.shape.length === 2 && !computed.has(b.name)).map((b) => b.dtype);
+    const formats = this.plans.decode.buffers.filter((b) => b.role === 'weight' && b.shape.length === 2 && !computed.has(b.name)).map((b) => b.dtype);
     return [...new Set(formats)].sort();
   }
 
   /** Bytes of the weights one decode step reads (an embedding table counts one row). */
   get decodeWeightBytes(): number {
-    const plan = this.decodePlan;
+    const plan = this.plans.decode;
     const embedded = new Set(plan.kernels.filter((k) => k.op === 'embed').map((k) => k.bindings[0]!.buffer));
     let total = 0;
     for (const b of plan.buffers) {
@@ -704,11 +708,11 @@ export class Model {
     const start = request.reuseCache ? this.reusable(resolved.promptIds) : 0;
     const options = { ...resolved, start, promptIds: resolved.promptIds.slice(start), steps: resolved.steps - start };
     const graphs = {
-      prefill: this.prefill,
+      prefill: () => this.executors.prefill,
       prefillChunk: this.prefillChunk,
       decodeRunMs: this.decodeRunMs,
-      decodePlan: this.decodePlan,
-      decode: () => this.decodeReady,
+      decodePlan: this.plans.decode,
+      decode: () => this.executors.decode,
       vocabSize: this.config.vocabSize,
       contextLength: this.config.seqLen,
     };
@@ -747,10 +751,10 @@ export class Model {
   }
 
   release(): void {
-    this.prefill.destroy();
-    this.decodeDone?.destroy();
+    this.made.prefill?.destroy();
+    this.made.decode?.destroy();
     this.resident.destroy();
-    // a decode executor still being made goes with the device
+    // an executor still being made goes with the device
     this.gpu.destroy();
   }
 }

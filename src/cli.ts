@@ -122,21 +122,21 @@ async function run(a: RunArgs): Promise<void> {
     const logits: Float32Array[] = [];
     const text: Uint8Array[] = [];
     const ids: number[] = [];
-    let prefillCount = 0;
+    let promptCount = 0;
     const start = performance.now();
     let prefillEnd = start;
     for await (const step of model.generate(request)) {
       if (tokens.length === 0) prefillEnd = performance.now();
       tokens.push(step.token);
-      if (step.prefill) prefillCount++;
+      if (step.prompt) promptCount++;
       if (step.logits) logits.push(step.logits.slice());
       text.push(step.piece);
       if (!step.stop) ids.push(step.next);
       if (!a.json) process.stdout.write(model.tokenizer ? step.piece : step.stop ? '' : `${step.next} `);
     }
     const end = performance.now();
-    const decodeCount = tokens.length - prefillCount;
-    const prefillRate = (prefillCount / (prefillEnd - start)) * 1000;
+    const decodeCount = tokens.length - promptCount;
+    const prefillRate = (promptCount / (prefillEnd - start)) * 1000;
     const decodeRate = decodeCount > 0 ? (decodeCount / (end - prefillEnd)) * 1000 : 0;
     if (a.dumpLogits !== undefined) {
       const all = new Float32Array(logits.length * model.config.vocabSize);
@@ -149,7 +149,7 @@ async function run(a: RunArgs): Promise<void> {
         tokens,
         text: model.tokenizer ? bytes.toString('utf8') : null,
         generated: ids,
-        prompt_tokens: prefillCount,
+        prompt_tokens: promptCount,
         decode_tokens: decodeCount,
         prefill_tokens_per_s: prefillRate,
         decode_tokens_per_s: decodeRate,
@@ -165,7 +165,7 @@ async function run(a: RunArgs): Promise<void> {
     } else {
       process.stdout.write('\n');
       process.stderr.write(
-        `prompt: ${prefillCount} tokens at ${prefillRate.toFixed(1)} tok/s; decode: ${decodeCount} tokens at ${decodeRate.toFixed(1)} tok/s; first token ${(prefillEnd / 1000).toFixed(2)} s after start (${model.device.backend}: ${model.device.adapter})\n`,
+        `prompt: ${promptCount} tokens at ${prefillRate.toFixed(1)} tok/s; decode: ${decodeCount} tokens at ${decodeRate.toFixed(1)} tok/s; first token ${(prefillEnd / 1000).toFixed(2)} s after start (${model.device.backend}: ${model.device.adapter})\n`,
       );
     }
   } finally {

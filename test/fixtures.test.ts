@@ -48,6 +48,44 @@ describe('run.c generation rules', () => {
   });
 });
 
+describe('a one-token prompt', () => {
+  // run.c's logits at position 0 come from the decode graph here, which needs no prefill pipeline
+  for (const [name, request] of [
+    ['greedy: chained on the device', { steps: 3, temperature: 0 }],
+    ['sampled: each token chosen on the host', { steps: 3, temperature: 1, topp: 0.9, seed: 42 }],
+  ] as const) {
+    it(`runs as a decode step, its logits run.c's within ${LOGIT_TOLERANCE} (${name})`, async () => {
+      const m = await model('aidreams260K');
+      const c = cases.find((x) => x.name === (request.temperature === 0 ? 'aidreams-greedy' : 'aidreams-topp'))!;
+      const ref = new Float32Array(readFileSync(`${dir}${c.name}.logits.f32`).buffer.slice(0));
+      const steps: GeneratedToken[] = [];
+      for await (const s of m.generate({ ...request, promptIds: [1], logits: true })) steps.push(s);
+      expect(steps.map((s) => [s.prefill, s.prompt])).toEqual([
+        [false, true],
+        [false, false],
+        [false, false],
+      ]);
+      const V = m.config.vocabSize;
+      steps.forEach((s, p) => expect(maxAbsDiff(s.logits!, ref.subarray(p * V, (p + 1) * V)), `position ${p}`).toBeLessThan(LOGIT_TOLERANCE));
+    });
+  }
+
+  it('after a prompt the cache holds, is the decode step at its position', async () => {
+    const m = await model('aidreams260K');
+    const first: GeneratedToken[] = [];
+    for await (const s of m.generate({ promptIds: [1, 319, 459], steps: 4, temperature: 0 })) first.push(s);
+    const again: GeneratedToken[] = [];
+    // the cache holds positions 0..2: only position 3's token is new
+    for await (const s of m.generate({ promptIds: [1, 319, 459, first[3]!.token], steps: 6, temperature: 0, reuseCache: true })) again.push(s);
+    expect(again.map((s) => [s.position, s.prefill, s.prompt])).toEqual([
+      [3, false, true],
+      [4, false, false],
+      [5, false, false],
+    ]);
+    expect(again[0]!.next).toBe(first[3]!.next);
+  });
+});
+
 // greedy runs of one step each, and of eight (LoadOptions.decodeRunMs: the GPU time a run may hold, whatever a
 // step takes on this device)
 const runLengths = { 'one step': 1e-6, 'eight steps': 1e6 };

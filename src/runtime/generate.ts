@@ -1,6 +1,7 @@
 // The generation loop of llama2.c's run.c: prefill the prompt in runs of the prefill plan of at most a chunk's
-// tokens each, then one decode run per position; a prompt token is forced until the prompt ends, then the sampler
-// chooses. A generation may start past position 0, continuing the keys and values an earlier one left in the cache.
+// tokens each (a prompt of one token runs as a decode step), then one decode run per position; a prompt token is
+// forced until the prompt ends, then the sampler chooses. A generation may start past position 0, continuing the
+// keys and values an earlier one left in the cache.
 import { RECORD_SLOTS, RUN_STEPS, type PlanExecutor, type RecordedRun } from './executor.js';
 import { checkSamplerSettings, Sampler } from './sampler.js';
 import type { Plan } from './plan.js';
@@ -62,13 +63,16 @@ export interface GenerationStep {
   readonly sampled: boolean;
   /** the position ran in the prefill graph (false: in a decode step) */
   readonly prefill: boolean;
+  /** token came from the prompt (false: it was sampled at the position before) */
+  readonly prompt: boolean;
   /** next ends generation (it is never fed or printed) */
   readonly stop: boolean;
   readonly logits?: Float32Array;
 }
 
 export interface GenerationGraphs {
-  readonly prefill: PlanExecutor;
+  /** the prefill graph's executor, awaited before the first prefill run (its pipelines may still be compiling) */
+  readonly prefill: () => Promise<PlanExecutor>;
   /** the most prompt tokens one prefill run takes: a longer prompt runs as several, each after the one before */
   readonly prefillChunk: number;
   /** the GPU time a run of greedy decode steps may hold, in milliseconds */
@@ -110,24 +114,28 @@ export async function* generateSteps(g: GenerationGraphs, o: GenerateOptions): A
   const aborted = (): void => o.signal?.throwIfAborted();
   aborted();
 
-  const out = g.prefill.plan.outputs[0]!;
   /** the prompt token fed at position p + 1, if the prompt reaches it */
   const promptAfter = (p: number): number | undefined => o.promptIds[p + 1 - start];
   const stop = o.stop ?? runcStop;
   let token = fed[0]!;
   let logits!: Float32Array;
+  // A prompt of one token is a decode step: the same product at one row, from the graph every generation past
+  // its first token needs anyway, so a one-token prompt never waits for the prefill graph's pipelines (a cold
+  // start's largest part: BENCHMARKS.md).
+  const prefilled = T > 1 ? start + T : start;
   // the prompt in runs of at most prefillChunk tokens, so that no activation outgrows a chunk's rows; each run
   // returns the logits of every row where they are asked for, else of the prompt's last row alone. A position's
   // step is yielded once a read shows its run done.
   let unreported = start;
-  for (let first = 0; first < T; first += g.prefillChunk) {
+  for (let first = 0; first < prefilled - start; first += g.prefillChunk) {
+    const prefill = await g.prefill();
     const n = Math.min(g.prefillChunk, T - first);
     const picked = o.logits ? Array.from({ length: n }, (_, i) => i) : first + n === T ? [n - 1] : [];
     const tokens = Int32Array.from(fed.slice(first, first + n));
     const P = start + first;
-    g.prefill.run({ T: n, P, L: picked.length }, { tokens, positions: Int32Array.from(tokens, (_, i) => P + i), logit_rows: Int32Array.from(picked) });
+    prefill.run({ T: n, P, L: picked.length }, { tokens, positions: Int32Array.from(tokens, (_, i) => P + i), logit_rows: Int32Array.from(picked) });
     if (picked.length === 0) continue;
-    const rows = await g.prefill.read(out, 0, picked.length * V);
+    const rows = await prefill.read(prefill.plan.outputs[0]!, 0, picked.length * V);
     for (let position = unreported; position < P + n; position++) {
       const row = o.logits ? rows.subarray((position - P) * V, (position - P + 1) * V) : rows;
       if (position === start + T - 1) {
@@ -137,7 +145,7 @@ export async function* generateSteps(g: GenerationGraphs, o: GenerateOptions): A
       const next = promptAfter(position)!;
       const ends = stop.inPrompt && stop.ids.includes(next);
       aborted();
-      yield { position, token, next, sampled: false, prefill: true, stop: ends, ...(o.logits ? { logits: row } : {}) };
+      yield { position, token, next, sampled: false, prefill: true, prompt: true, stop: ends, ...(o.logits ? { logits: row } : {}) };
       if (ends) return;
       token = next;
     }
@@ -145,6 +153,8 @@ export async function* generateSteps(g: GenerationGraphs, o: GenerateOptions): A
   }
   let position = start + T - 1;
   const plan = g.decodePlan;
+  /** the step at `position` has not run: its token is fed to the first decode step below (a one-token prompt) */
+  let pending = prefilled === start;
   let decode!: PlanExecutor;
   const logitsOut = { name: plan.outputs[0]!, start: 0, count: V };
   // the decode graph's greedy token (an i32 output), fed on the device to the step after
@@ -175,14 +185,26 @@ export async function* generateSteps(g: GenerationGraphs, o: GenerateOptions): A
   let recordedAhead: { readonly position: number; readonly run: RecordedRun } | undefined;
   try {
     for (;;) {
-      const forced = forcedAt(position);
-      const next = forced ? promptAfter(position)! : sampler.sample(logits);
-      const ends = (!forced || stop.inPrompt) && stop.ids.includes(next);
-      aborted();
-      yield { position, token, next, sampled: !forced, prefill: position < start + T, stop: ends, ...(o.logits ? { logits } : {}) };
-      position++;
-      if (position >= end || ends) return;
-      token = next;
+      if (!pending) {
+        const forced = forcedAt(position);
+        const next = forced ? promptAfter(position)! : sampler.sample(logits);
+        const ends = (!forced || stop.inPrompt) && stop.ids.includes(next);
+        aborted();
+        yield {
+          position,
+          token,
+          next,
+          sampled: !forced,
+          prefill: position < prefilled,
+          prompt: position < start + T,
+          stop: ends,
+          ...(o.logits ? { logits } : {}),
+        };
+        position++;
+        if (position >= end || ends) return;
+        token = next;
+      }
+      pending = false;
       decode ??= await g.decode();
       if (!chained || forcedAt(position)) {
         // the host chooses each token: one step at a time
@@ -214,7 +236,16 @@ export async function* generateSteps(g: GenerationGraphs, o: GenerateOptions): A
           const greedy = new Int32Array(chosen!)[0]!;
           const done = stop.ids.includes(greedy);
           aborted();
-          yield { position, token, next: greedy, sampled: true, prefill: false, stop: done, ...(o.logits ? { logits: new Float32Array(row!) } : {}) };
+          yield {
+            position,
+            token,
+            next: greedy,
+            sampled: true,
+            prefill: false,
+            prompt: position < start + T,
+            stop: done,
+            ...(o.logits ? { logits: new Float32Array(row!) } : {}),
+          };
           position++;
           if (position >= end || done) return;
           token = greedy;
