@@ -1,7 +1,7 @@
 // Writes GGUF v3 files (ggml's docs/gguf.md) as llama.cpp reads them: typed metadata, tensor infos, then an aligned
 // data section streamed to the file one tensor at a time (no tensor is held after it is written), into NAME.part,
 // renamed to NAME only once whole. The file types (which format each weight of a llama is stored in) are one table.
-import { closeSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import type { ModelConfig } from './llama.js';
 import { type FormatName } from '../src/weights/formats.js';
 
@@ -197,6 +197,10 @@ export async function writeGgufFile(
       written += pad;
       options.onTensor?.(i + 1, tensors.length, t.name);
     }
+    // on disk before the name says whole: a crash after the rename must not leave a file of the right size whose
+    // data never reached the disk (a later run takes a file of the right layout as written); and a benchmark that
+    // writes its file times nothing while the kernel still writes it back
+    fsyncSync(fd);
     closeSync(fd);
     fd = undefined;
     renameSync(part, path);
