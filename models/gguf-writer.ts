@@ -1,6 +1,7 @@
 // Writes GGUF v3 files (ggml's docs/gguf.md) as llama.cpp reads them: typed metadata, tensor infos, then an aligned
 // data section streamed to the file one tensor at a time (no tensor is held after it is written), into NAME.part,
-// renamed to NAME only once whole. The file types (which format each weight of a llama is stored in) are one table.
+// synced and renamed to NAME only once whole. The file types (which format each weight of a llama is stored in)
+// are one table.
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import type { ModelConfig } from './llama.js';
 import { type FormatName } from '../src/weights/formats.js';
@@ -157,8 +158,8 @@ export interface GgufWriteOptions {
 }
 
 /**
- * Writes a GGUF file: the header, then each tensor's data as `data()` makes it, in order, into `path`.part, renamed
- * to `path` once whole (a failure removes the part). Returns the file's size.
+ * Writes a GGUF file: the header, then each tensor's data as `data()` makes it, in order, into `path`.part, synced
+ * and renamed to `path` once whole (a failure removes the part). Returns the file's size.
  */
 export async function writeGgufFile(
   path: string,
