@@ -5,6 +5,7 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { timeMethod } from './time-method.mjs';
 
 const { values, positionals } = parseArgs({ allowPositionals: true, options: { dist: { type: 'string' } } });
 const dist = values.dist ? pathToFileURL(resolve(values.dist)).href : new URL('../../dist', import.meta.url).href;
@@ -27,22 +28,18 @@ if (path === '1B') {
   path = plan.path;
 }
 
-// milliseconds and calls of each timed method since the last reset; a promise's time runs until it settles
+// milliseconds and calls of each timed part since the last reset; readBack's time runs until its promise settles
 const spent = {};
 const calls = {};
-for (const name of ['record', 'submit', 'readBack']) {
-  const method = PlanExecutor.prototype[name];
-  PlanExecutor.prototype[name] = function (...args) {
-    const t = performance.now();
-    const add = (key) => {
-      spent[key] = (spent[key] ?? 0) + performance.now() - t;
-      calls[key] = (calls[key] ?? 0) + 1;
-    };
-    const result = method.apply(this, args);
-    if (result instanceof Promise) return result.finally(() => add(`${name}Wait`));
-    add(name);
-    return result;
-  };
+for (const [name, key] of [
+  ['record', 'record'],
+  ['submit', 'submit'],
+  ['readBack', 'readBackWait'],
+]) {
+  timeMethod(PlanExecutor, name, (t) => {
+    spent[key] = (spent[key] ?? 0) + t;
+    calls[key] = (calls[key] ?? 0) + 1;
+  });
 }
 
 const model = await loadModel(path);

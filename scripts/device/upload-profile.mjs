@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { PerformanceObserver } from 'node:perf_hooks';
+import { timeMethod } from './time-method.mjs';
 
 const { values, positionals } = parseArgs({ allowPositionals: true, options: { dist: { type: 'string' } } });
 const dist = values.dist ? pathToFileURL(resolve(values.dist)).href : new URL('../../dist', import.meta.url).href;
@@ -30,21 +31,11 @@ UploadRing.prototype.send = function (size, fill, copies, after) {
   };
   return send.call(this, size, timed, copies, after);
 };
-/** ResidentBuffers' method `name` timed into ms[key], up to its return or, where it returns a promise, its settling. */
-const timeMethod = (name, key) => {
-  const method = ResidentBuffers.prototype[name];
-  ResidentBuffers.prototype[name] = function (...args) {
-    const t = now();
-    const out = method.apply(this, args);
-    if (out instanceof Promise) return out.finally(() => (ms[key] += now() - t));
-    ms[key] += now() - t;
-    return out;
-  };
-};
-timeMethod('allocate', 'allocate');
+// each weight buffer's allocation
+timeMethod(ResidentBuffers, 'allocate', (t) => (ms.allocate += t));
 // each weight's whole creation (allocation, reads, sends), and the upload around them (its waits for the device)
-timeMethod('create', 'create');
-timeMethod('upload', 'upload');
+timeMethod(ResidentBuffers, 'create', (t) => (ms.create += t));
+timeMethod(ResidentBuffers, 'upload', (t) => (ms.upload += t));
 // the garbage collector's pauses during the load
 new PerformanceObserver((list) => {
   for (const e of list.getEntries()) {
