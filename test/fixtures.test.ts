@@ -8,6 +8,8 @@ import { maxAbsDiff } from './reference.js';
 
 const dir = new URL('../../shared/fixtures/llama2c/', import.meta.url).pathname;
 const LOGIT_TOLERANCE = 1e-4;
+/** run.c's logits of a fixture case, every position's row one after another */
+const referenceLogits = (name: string): Float32Array => new Float32Array(readFileSync(`${dir}${name}.logits.f32`).buffer.slice(0));
 
 interface Case {
   name: string;
@@ -57,7 +59,7 @@ describe('a one-token prompt', () => {
     it(`runs as a decode step, its logits run.c's within ${LOGIT_TOLERANCE} (${name})`, async () => {
       const m = await model('aidreams260K');
       const c = cases.find((x) => x.name === (request.temperature === 0 ? 'aidreams-greedy' : 'aidreams-topp'))!;
-      const ref = new Float32Array(readFileSync(`${dir}${c.name}.logits.f32`).buffer.slice(0));
+      const ref = referenceLogits(c.name);
       const steps: GeneratedToken[] = [];
       for await (const s of m.generate({ ...request, promptIds: [1], logits: true })) steps.push(s);
       expect(steps.map((s) => [s.prefill, s.prompt])).toEqual([
@@ -174,7 +176,7 @@ describe('llama2.c fixtures', () => {
       const expectedTokens = readFileSync(`${dir}${c.name}.tokens.txt`, 'utf8').trim().split('\n').map(Number);
       expect(steps.map((s) => s.token)).toEqual(expectedTokens);
 
-      const ref = new Float32Array(readFileSync(`${dir}${c.name}.logits.f32`).buffer.slice(0));
+      const ref = referenceLogits(c.name);
       const V = m.config.vocabSize;
       expect(ref.length).toBe(expectedTokens.length * V);
       steps.forEach((s, p) => {
@@ -197,7 +199,7 @@ describe('llama2.c fixtures through the other kernel choices', () => {
     try {
       const steps: GeneratedToken[] = [];
       for await (const s of m.generate({ ...c.request, logits: true })) steps.push(s);
-      const ref = new Float32Array(readFileSync(`${dir}${c.name}.logits.f32`).buffer.slice(0));
+      const ref = referenceLogits(c.name);
       const V = m.config.vocabSize;
       const error = Math.max(...steps.map((s, i) => maxAbsDiff(s.logits!, ref.subarray(i * V, (i + 1) * V))));
       return { tokens: steps.map((s) => s.token), error };
@@ -236,7 +238,7 @@ describe('a prompt prefilled in chunks', () => {
     try {
       const prompt = m.tokenizer!.encode(c.request.prompt!, true);
       expect(prompt.length).toBeGreaterThan(6);
-      const ref = new Float32Array(readFileSync(`${dir}${c.name}.logits.f32`).buffer.slice(0));
+      const ref = referenceLogits(c.name);
       const V = m.config.vocabSize;
       for (const logits of [true, false]) {
         const steps: GeneratedToken[] = [];
