@@ -5,7 +5,7 @@
 // where the adapter has them), grouped by kernel kind, with achieved FLOP/s and bytes/s from each
 // kernel's static cost.
 import { loadModel, type LoadOptions, type LoadTimes, type Model, type ModelFiles, type ProfiledKernel } from './api.js';
-import { benchPrompt, checkBenchOptions, timeRuns } from './peers/peer.js';
+import { benchPrompt, checkBenchOptions, decodeAfter, decodeRates, timeRuns } from './peers/peer.js';
 
 export interface DeviceLimits {
   /** peak FLOP/s of the device (fp32) */
@@ -17,8 +17,10 @@ export interface DeviceLimits {
 export interface BenchOptions extends LoadOptions {
   /** prompt lengths to time prefill at; each at most the context length */
   readonly promptTokens: readonly number[];
-  /** decode steps timed after a one-token prompt */
+  /** decode steps timed after each prompt length of decodeAfter */
   readonly decodeTokens: number;
+  /** prompt lengths to time decode after (default [1], a one-token prompt) */
+  readonly decodeAfter?: readonly number[];
   /** timed runs per figure (the median is reported) */
   readonly runs: number;
   /** least wall time of the warm-ups after the first of each figure, seconds (default WARMUP_SECONDS) */
@@ -72,7 +74,10 @@ export interface BenchRow {
   readonly device: string;
   /** prompt length → prefill tokens per second */
   readonly prefill_tokens_per_s: Readonly<Record<string, number>>;
+  /** decode tokens per second after the shortest prompt of decodeAfter (a one-token prompt by default) */
   readonly decode_tokens_per_s: number;
+  /** prompt length → decode tokens per second after it */
+  readonly decode_after_tokens_per_s: Readonly<Record<string, number>>;
   /** how decode chose each token: greedy (on the device), or sampled on the host */
   readonly decode_sampling?: string;
   readonly weights?: string;
@@ -142,27 +147,30 @@ async function timePrefill(model: Model, n: number, o: BenchOptions): Promise<nu
   return ms / 1000;
 }
 
-async function timeDecode(model: Model, o: BenchOptions): Promise<number> {
+/**
+ * Decode tokens per second after each prompt of decodeAfter: decodeTokens steps after the bench prompt of that
+ * length, timed from the step that gave the first generated token.
+ */
+async function timeDecode(model: Model, o: BenchOptions): Promise<Pick<BenchRow, 'decode_tokens_per_s' | 'decode_after_tokens_per_s'>> {
   const first = model.config.bosId ?? 0;
   const sampled = sampledDecode(o);
   const sampling = sampled ? { ...sampled, seed: 1 } : { temperature: 0 };
-  const ms = await timeRuns(
-    async () => {
+  return decodeRates(o, (n) => {
+    const promptIds = benchPrompt(n, model.config.vocabSize, first);
+    return async () => {
       let start = 0;
       let end = 0;
       let count = 0;
       // a stop token may end a run early: count the steps that ran
-      for await (const s of model.generate({ promptIds: [first], steps: o.decodeTokens + 1, ...sampling })) {
-        if (s.position === 0) start = performance.now();
+      for await (const s of model.generate({ promptIds, steps: n + o.decodeTokens, ...sampling })) {
+        if (s.position < n - 1) continue;
+        if (s.position === n - 1) start = performance.now();
         else count++;
         end = performance.now();
       }
       return count > 0 ? (end - start) / count : undefined;
-    },
-    o.runs,
-    o.warmupSeconds,
-  );
-  return ms / 1000;
+    };
+  });
 }
 
 /** Time to the first token of a one-token prompt from the start of the load: the load's phases, then that run. */
@@ -200,13 +208,14 @@ export async function benchmark(source: string | ModelFiles, label: string, o: B
         clock = p.clock;
       }
     }
-    const perToken = await timeDecode(model, o);
+    const decode = await timeDecode(model, o);
+    const perToken = 1 / decode.decode_tokens_per_s;
     const weightBytes = model.decodeWeightBytes;
     let decodeKernels: KernelKindRow[] | undefined;
     let decodeNames: KernelKindRow[] = [];
     let step: DecodeStepCost | undefined;
     if (o.profile !== false) {
-      const position = Math.ceil(o.decodeTokens / 2);
+      const position = decodeAfter(o)[0]! - 1 + Math.ceil(o.decodeTokens / 2);
       const p = await model.profile('decode', 1, position);
       decodeKernels = byKind(p.kernels);
       decodeNames = byKind(p.kernels, byName);
@@ -236,7 +245,7 @@ export async function benchmark(source: string | ModelFiles, label: string, o: B
       model: label,
       device: `${model.device.backend}: ${model.device.adapter}`,
       prefill_tokens_per_s: prefill,
-      decode_tokens_per_s: 1 / perToken,
+      ...decode,
       decode_sampling: samplingLabel(o),
       weights: model.weightFormats.join('+'),
       matmul: model.matmul,
@@ -279,11 +288,15 @@ export function formatBenchRow(row: BenchRow): string {
       const ratio = row.prefill_flops_ratio?.[n];
       return `prefill ${n}: ${r.toFixed(1)} tok/s${g !== undefined ? ` (${g.toFixed(1)} GFLOP/s${ratio !== undefined ? `, ${pct(ratio)} of peak` : ''})` : ''}`;
     }),
-    `decode${row.decode_sampling && row.decode_sampling !== 'greedy' ? ` (sampled: ${row.decode_sampling})` : ''}: ${row.decode_tokens_per_s.toFixed(1)} tok/s${
-      row.decode_gb_per_s !== undefined
-        ? ` (${row.decode_gb_per_s.toFixed(1)} GB/s of weights${row.decode_bandwidth_ratio !== undefined ? `, ${pct(row.decode_bandwidth_ratio)} of peak` : ''})`
-        : ''
-    }`,
+    ...Object.entries(row.decode_after_tokens_per_s).map(
+      ([n, r], i) =>
+        `decode${n === '1' ? '' : ` after ${n}`}${row.decode_sampling && row.decode_sampling !== 'greedy' ? ` (sampled: ${row.decode_sampling})` : ''}: ${r.toFixed(1)} tok/s${
+          // the weights' share is the shortest prompt's figure's, the row's decode rate
+          i === 0 && row.decode_gb_per_s !== undefined
+            ? ` (${row.decode_gb_per_s.toFixed(1)} GB/s of weights${row.decode_bandwidth_ratio !== undefined ? `, ${pct(row.decode_bandwidth_ratio)} of peak` : ''})`
+            : ''
+        }`,
+    ),
   ];
   const kernels = [
     ...(row.weights ? [`${row.weights} weights`] : []),

@@ -389,6 +389,7 @@ interface BenchArgs {
   promptTokens: number[];
   prefillChunk?: number;
   decodeTokens: number;
+  decodeAfter: number[];
   runs: number;
   context?: number;
   warmupSeconds: number;
@@ -520,7 +521,8 @@ async function bench(a: BenchArgs): Promise<void> {
   if (a.temperature > 0 && peerNames.length > 0) throw new Error('--temperature: the peers decode greedily only; time sampled decode without --peers');
   const peers = await Promise.all(peerNames.map(async (n) => ({ name: n, peer: await loadPeer(n) })));
   const ggufDir = a.ggufDir ?? defaultGgufDir();
-  const peerOptions: PeerBenchOptions = { promptTokens, decodeTokens: a.decodeTokens, runs: a.runs, warmupSeconds: a.warmupSeconds, backend: a.backend };
+  const decode = { decodeTokens: a.decodeTokens, decodeAfter: a.decodeAfter };
+  const peerOptions: PeerBenchOptions = { promptTokens, ...decode, runs: a.runs, warmupSeconds: a.warmupSeconds, backend: a.backend };
   const progress = loadProgressBar();
   // a peer that did not run is a row with its reason instead of figures
   const rows: (BenchRow | FailedRow)[] = [];
@@ -530,7 +532,7 @@ async function bench(a: BenchArgs): Promise<void> {
     for (const model of a.model) {
       const files = benchFiles(model); // a bad file fails before the GPU opens
       if (peers.length > 0 && files.config.family !== 'llama') throw new Error(`--peers: ${model} is not a llama-family model, the only kind the peers run`);
-      checkBenchOptions({ promptTokens, decodeTokens: a.decodeTokens, runs: a.runs, warmupSeconds: a.warmupSeconds }, files.config.seqLen);
+      checkBenchOptions({ promptTokens, ...decode, runs: a.runs, warmupSeconds: a.warmupSeconds }, files.config.seqLen);
       const name = `${syntheticConfigs[model] ? model : basename(model)}${label}`;
       // Where a peer runs GGUF files, weft's row runs the file the peer runs; a file type that is no weight format
       // (q4_k_m) is only ever a file. Every file is planned, and so checked, before anything runs.
@@ -558,7 +560,7 @@ async function bench(a: BenchArgs): Promise<void> {
             passes,
             promptTokens,
             ...(a.prefillChunk !== undefined ? { prefillChunk: a.prefillChunk } : {}),
-            decodeTokens: a.decodeTokens,
+            ...decode,
             runs: a.runs,
             warmupSeconds: a.warmupSeconds,
             sampling: { temperature: a.temperature, topp: a.topp },
@@ -724,7 +726,12 @@ const benchFlags: FlagTable = {
     kind: 'integer',
     describe: `the most prompt tokens one prefill run takes (default ${DEFAULT_PREFILL_CHUNK}): longer prompts are timed as several runs (their kernel table is one run of the whole prompt)`,
   },
-  'decode-tokens': { kind: 'integer', default: 64, describe: 'decode steps to time after a one-token prompt' },
+  'decode-tokens': { kind: 'integer', default: 64, describe: 'decode steps to time after each --decode-after prompt' },
+  'decode-after': {
+    kind: 'integers',
+    default: '1',
+    describe: "comma-separated prompt lengths to time decode after (1: a one-token prompt); the shortest gives the row's decode figure",
+  },
   runs: { kind: 'integer', default: 5, describe: 'timed runs per figure (the median is reported)' },
   context: { kind: 'integer', describe: 'positions to allocate for a checkpoint, below its own context (a smaller KV cache; default its own)' },
   'warmup-seconds': {

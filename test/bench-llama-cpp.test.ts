@@ -43,16 +43,16 @@ describe('weft bench --peers llama.cpp', () => {
     'times weft and llama.cpp (cpu) on the same GGUF file, written once and then reused, and the rows name it',
     () => {
       const json = join(tmp, 'rows.json');
-      const first = succeeded(bench(json));
+      const first = succeeded(bench(json, '--decode-after', '1,9'));
       const [file] = readdirSync(ggufDir);
       expect(file).toMatch(/^stories260K-[0-9a-f]{8}-stored\.gguf$/);
       const path = join(ggufDir, file!);
       expect(first.stderr).toContain(`writing ${path}`);
       expect(first.stdout).toMatch(
-        /^weft stories260K\.bin \[f32 weights[^\]]*\]: prefill 5: [\d.]+ tok\/s.*, prefill 12: [\d.]+ tok\/s.*, decode: [\d.]+ tok\/s/m,
+        /^weft stories260K\.bin \[f32 weights[^\]]*\]: prefill 5: [\d.]+ tok\/s.*, prefill 12: [\d.]+ tok\/s.*, decode: [\d.]+ tok\/s.*, decode after 9: [\d.]+ tok\/s/m,
       );
       expect(first.stdout).toMatch(
-        /^llama\.cpp \(cpu\) stories260K\.bin \[f32 weights\]: prefill 5: [\d.]+ tok\/s, prefill 12: [\d.]+ tok\/s, decode: [\d.]+ tok\/s \(cpu: .+, \d+ threads\)$/m,
+        /^llama\.cpp \(cpu\) stories260K\.bin \[f32 weights\]: prefill 5: [\d.]+ tok\/s, prefill 12: [\d.]+ tok\/s, decode: [\d.]+ tok\/s, decode after 9: [\d.]+ tok\/s \(cpu: .+, \d+ threads\)$/m,
       );
       expect(first.stdout.split('\n').filter((l) => l === `  file: ${path}`)).toHaveLength(2);
 
@@ -61,7 +61,10 @@ describe('weft bench --peers llama.cpp', () => {
       for (const row of rows) {
         expect(row.file).toBe(path);
         expect(row.weights).toBe('f32');
-        for (const rate of [...Object.values(row.prefill_tokens_per_s), row.decode_tokens_per_s]) expect(rate).toBeGreaterThan(0);
+        // decode after a one-token prompt and after a 9-token one, in both engines
+        expect(Object.keys(row.decode_after_tokens_per_s)).toEqual(['1', '9']);
+        expect(row.decode_tokens_per_s).toBe(row.decode_after_tokens_per_s['1']);
+        for (const rate of [...Object.values(row.prefill_tokens_per_s), ...Object.values(row.decode_after_tokens_per_s)]) expect(rate).toBeGreaterThan(0);
       }
 
       const again = succeeded(bench(json));

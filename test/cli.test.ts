@@ -267,6 +267,39 @@ describe('weft bench', () => {
     expect(r.stdout).toMatch(/^weft aidreams260K\.bin \[f32\+q8_0 weights, int8 matmuls/m);
   });
 
+  it("--decode-after: decode timed after each prompt length, the shortest as the row's decode figure", () => {
+    const json = join(tmp, 'bench-after.json');
+    const r = succeeded(
+      weft(
+        'bench',
+        '--model',
+        stories,
+        '--prompt-tokens',
+        '5',
+        '--decode-tokens',
+        '3',
+        '--decode-after',
+        '300,1',
+        '--runs',
+        '1',
+        '--warmup-seconds',
+        '0',
+        '--no-kernels',
+        '--json',
+        json,
+      ),
+    );
+    const [row] = JSON.parse(readFileSync(json, 'utf8'));
+    expect(Object.keys(row.decode_after_tokens_per_s)).toEqual(['1', '300']);
+    expect(row.decode_tokens_per_s).toBe(row.decode_after_tokens_per_s['1']);
+    expect(r.stdout).toMatch(/, decode: [\d.]+ tok\/s \([\d.]+ GB\/s of weights\), decode after 300: [\d.]+ tok\/s \(default: /);
+    // the context less the timed steps is the longest prompt decode can follow
+    const refused = weft('bench', '--model', stories, '--decode-tokens', '3', '--decode-after', '1,510', '--runs', '1');
+    expect(refused.status).toBe(1);
+    expect(refused.stdout).toBe('');
+    expect(refused.stderr).toBe('weft: --decode-after 510 is outside 1..509 (the context less --decode-tokens 3)\n');
+  });
+
   it('times decode with tokens sampled on the host', () => {
     const json = join(tmp, 'bench-sampled.json');
     const r = succeeded(

@@ -59,17 +59,23 @@ describe('tfjs peer', () => {
   it(
     'reports prefill and decode throughput on the device weft picks',
     async () => {
-      const row = await tfjsBench('tiny', config, weights, { promptTokens: [5, 17], decodeTokens: 3, runs: 1 });
+      // decode after a one-token prompt and after one that fills the context but for the timed steps
+      const row = await tfjsBench('tiny', config, weights, { promptTokens: [5, 17], decodeTokens: 3, decodeAfter: [1, 29], runs: 1 });
       expect(row.engine).toBe('tfjs-webgpu');
       expect(row.model).toBe('tiny');
       expect(row.device).toMatch(/: /);
       expect(Object.keys(row.prefill_tokens_per_s)).toEqual(['5', '17']);
-      for (const v of [...Object.values(row.prefill_tokens_per_s), row.decode_tokens_per_s]) expect(v).toBeGreaterThan(0);
+      expect(Object.keys(row.decode_after_tokens_per_s)).toEqual(['1', '29']);
+      expect(row.decode_tokens_per_s).toBe(row.decode_after_tokens_per_s['1']);
+      for (const v of [...Object.values(row.prefill_tokens_per_s), ...Object.values(row.decode_after_tokens_per_s)]) expect(v).toBeGreaterThan(0);
     },
     GPU_TEST_TIMEOUT,
   );
 
   it('refuses a prompt longer than the context before opening the device', async () => {
     await expect(tfjsBench('tiny', config, weights, { promptTokens: [33], decodeTokens: 1, runs: 1 })).rejects.toThrow(/outside 1\.\.32/);
+    await expect(tfjsBench('tiny', config, weights, { promptTokens: [5], decodeTokens: 3, decodeAfter: [30], runs: 1 })).rejects.toThrow(
+      /^--decode-after 30 is outside 1\.\.29 \(the context less --decode-tokens 3\)$/,
+    );
   });
 });

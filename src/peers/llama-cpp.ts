@@ -5,7 +5,7 @@ import { availableParallelism, cpus } from 'node:os';
 import { getLlama, LlamaLogLevel, type ControlledEvaluateInputItem, type LlamaContextSequence, type Token } from 'node-llama-cpp';
 import type { ModelConfig } from '../../models/llama.js';
 import { openAdapter } from '../runtime/gpu.js';
-import { benchPrompt, checkBenchOptions, prefillRates, timeRuns, type PeerBenchOptions, type PeerRow } from './peer.js';
+import { benchPrompt, checkBenchOptions, decodeAfter, decodeRates, prefillRates, type PeerBenchOptions, type PeerRow } from './peer.js';
 
 /** llama.cpp's log line after loading: `load_tensors: offloaded 17/17 layers to GPU` (the output layer counted). */
 const offloadedLine = /offloaded (\d+)\/(\d+) layers to GPU/;
@@ -13,7 +13,7 @@ const offloadedLine = /offloaded (\d+)\/(\d+) layers to GPU/;
 /**
  * Prefill and decode throughput of llama.cpp on the GGUF file `file` (whose configuration weft read as `config`),
  * timed as weft's own rows: prefill evaluates the bench prompt from an empty sequence up to the greedy token after
- * its last position; decode takes greedy tokens after a one-token prompt, time per token after the first. Warm-ups
+ * its last position; decode takes greedy tokens after each prompt of decodeAfter, time per token after the first. Warm-ups
  * and the median of `runs` as timeRuns does them; the sequence is cleared before every run.
  */
 export async function llamaCppBench(model: string, file: string, config: ModelConfig, o: PeerBenchOptions): Promise<PeerRow> {
@@ -56,9 +56,9 @@ export async function llamaCppBench(model: string, file: string, config: ModelCo
           );
         }
       }
-      const longest = Math.max(...o.promptTokens);
+      const longest = Math.max(...o.promptTokens, ...decodeAfter(o));
       const context = await loaded.createContext({
-        contextSize: longest + o.decodeTokens + 1,
+        contextSize: Math.max(...o.promptTokens, ...decodeAfter(o).map((n) => n + o.decodeTokens)) + 1,
         // the longest prompt is one batch, as weft's prefill is one run
         batchSize: longest,
         // llama.cpp's own default ("auto"): flash attention where the backend has it for the model
@@ -88,7 +88,7 @@ async function timeSequence(
   sequence: LlamaContextSequence,
   config: ModelConfig,
   o: PeerBenchOptions,
-): Promise<Pick<PeerRow, 'prefill_tokens_per_s' | 'decode_tokens_per_s'>> {
+): Promise<Pick<PeerRow, 'prefill_tokens_per_s' | 'decode_tokens_per_s' | 'decode_after_tokens_per_s'>> {
   const first = (config.bosId ?? 0) as Token;
   // temperature 0 is llama.cpp's greedy sampler alone
   const greedy = { temperature: 0 };
@@ -105,22 +105,21 @@ async function timeSequence(
       return elapsed;
     };
   });
-  const stepMs = await timeRuns(
-    async () => {
+  const decode = await decodeRates(o, (n) => {
+    const ids = benchPrompt(n, config.vocabSize, first) as Token[];
+    return async () => {
       await sequence.clearHistory();
       let start = 0;
       let end = 0;
       let steps = -1;
       // each token is fed back as the next input; an end-of-generation token does not end the run
-      for await (const _ of sequence.evaluate([first], { ...greedy, yieldEogToken: true })) {
+      for await (const _ of sequence.evaluate(ids, { ...greedy, yieldEogToken: true })) {
         end = performance.now();
         if (steps < 0) start = end;
         if (++steps === o.decodeTokens) break;
       }
       return steps > 0 ? (end - start) / steps : undefined;
-    },
-    o.runs,
-    o.warmupSeconds,
-  );
-  return { prefill_tokens_per_s: prefill, decode_tokens_per_s: 1000 / stepMs };
+    };
+  });
+  return { prefill_tokens_per_s: prefill, ...decode };
 }

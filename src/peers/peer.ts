@@ -4,8 +4,13 @@
 export interface PeerBenchOptions {
   /** prompt lengths to time prefill at; each at most the context length */
   readonly promptTokens: readonly number[];
-  /** decode steps timed after a one-token prompt */
+  /** decode steps timed after each prompt length of decodeAfter */
   readonly decodeTokens: number;
+  /**
+   * prompt lengths to time decode after (default [1], a one-token prompt): decode at the context a conversation has
+   * reached, its attention reading that many keys and more
+   */
+  readonly decodeAfter?: readonly number[];
   /** timed runs per figure (the median is reported) */
   readonly runs: number;
   /** least wall time of the warm-ups after the first of each figure, seconds (default WARMUP_SECONDS) */
@@ -20,7 +25,10 @@ export interface PeerRow {
   readonly device: string;
   /** prompt length → prefill tokens per second */
   readonly prefill_tokens_per_s: Readonly<Record<string, number>>;
+  /** decode tokens per second after the shortest prompt of decodeAfter (a one-token prompt by default) */
   readonly decode_tokens_per_s: number;
+  /** prompt length → decode tokens per second after it, for every length of decodeAfter */
+  readonly decode_after_tokens_per_s: Readonly<Record<string, number>>;
   /** the formats of the model's matrices, as weft's rows name them (f32+q8_0) */
   readonly weights?: string;
   /** the GGUF file it ran, where it ran the file weft's row ran */
@@ -37,6 +45,24 @@ export function benchPrompt(n: number, vocab: number, first: number): number[] {
   return Array.from({ length: n }, (_, i) => (i === 0 ? first : 3 + ((i * 7919) % (vocab - 3))));
 }
 
+/** The prompt lengths decode is timed after, shortest first: o.decodeAfter, else a one-token prompt. */
+export function decodeAfter(o: Pick<PeerBenchOptions, 'decodeAfter'>): readonly number[] {
+  return o.decodeAfter !== undefined && o.decodeAfter.length > 0 ? [...new Set(o.decodeAfter)].sort((a, b) => a - b) : [1];
+}
+
+/**
+ * Prompt length → decode tokens per second after it, each from timeRuns of the run `once(n)` gives (milliseconds a
+ * step after the first generated token); the row's decode figure is the rate after the shortest.
+ */
+export async function decodeRates(
+  o: Pick<PeerBenchOptions, 'decodeAfter' | 'runs' | 'warmupSeconds'>,
+  once: (n: number) => () => Promise<number | undefined>,
+): Promise<Pick<PeerRow, 'decode_tokens_per_s' | 'decode_after_tokens_per_s'>> {
+  const rates: Record<string, number> = {};
+  for (const n of decodeAfter(o)) rates[n] = 1000 / (await timeRuns(once(n), o.runs, o.warmupSeconds));
+  return { decode_tokens_per_s: rates[decodeAfter(o)[0]!]!, decode_after_tokens_per_s: rates };
+}
+
 /** Throws unless every prompt length and the decode count fit a context of `contextLength` positions. */
 export function checkBenchOptions(o: PeerBenchOptions, contextLength: number): void {
   for (const n of o.promptTokens) {
@@ -44,6 +70,11 @@ export function checkBenchOptions(o: PeerBenchOptions, contextLength: number): v
   }
   if (!Number.isInteger(o.decodeTokens) || o.decodeTokens < 1 || o.decodeTokens + 1 > contextLength) {
     throw new Error(`--decode-tokens ${o.decodeTokens} is outside 1..${contextLength - 1} (the context less the prompt token)`);
+  }
+  for (const n of decodeAfter(o)) {
+    if (!Number.isInteger(n) || n < 1 || n + o.decodeTokens > contextLength) {
+      throw new Error(`--decode-after ${n} is outside 1..${contextLength - o.decodeTokens} (the context less --decode-tokens ${o.decodeTokens})`);
+    }
   }
   if (!Number.isInteger(o.runs) || o.runs < 1) throw new Error(`--runs must be a positive whole number, got ${o.runs}`);
   if (o.warmupSeconds !== undefined && !(Number.isFinite(o.warmupSeconds) && o.warmupSeconds >= 0)) {
@@ -105,15 +136,15 @@ export async function timeRuns(once: () => Promise<number | undefined>, runs: nu
 
 /**
  * Prefill and decode throughput of a peer, timed as weft's bench times itself: prefill is one run over
- * the prompt ending in the readback of its logits; decode feeds the greedy choice after a one-token
- * prompt, reading each step's logits back. Warm-ups as timeRuns does them, then the median of `runs`.
+ * the prompt ending in the readback of its logits; decode feeds the greedy choice after each prompt of
+ * decodeAfter, reading each step's logits back. Warm-ups as timeRuns does them, then the median of `runs`.
  */
 export async function timePeer<Cache>(
   m: PeerModel<Cache>,
   vocabSize: number,
   first: number,
   o: PeerBenchOptions,
-): Promise<Pick<PeerRow, 'prefill_tokens_per_s' | 'decode_tokens_per_s'>> {
+): Promise<Pick<PeerRow, 'prefill_tokens_per_s' | 'decode_tokens_per_s' | 'decode_after_tokens_per_s'>> {
   const prefill = await prefillRates(o, (n) => {
     const prompt = benchPrompt(n, vocabSize, first);
     return async () => {
@@ -124,17 +155,16 @@ export async function timePeer<Cache>(
       return elapsed;
     };
   });
-  const stepMs = await timeRuns(
-    async () => {
-      let { logits, cache } = await m.run([first], undefined);
+  const decode = await decodeRates(o, (n) => {
+    const prompt = benchPrompt(n, vocabSize, first);
+    return async () => {
+      let { logits, cache } = await m.run(prompt, undefined);
       const t0 = performance.now();
       for (let s = 0; s < o.decodeTokens; s++) ({ logits, cache } = await m.run([argmax(logits)], cache));
       const elapsed = (performance.now() - t0) / o.decodeTokens;
       m.dispose(cache);
       return elapsed;
-    },
-    o.runs,
-    o.warmupSeconds,
-  );
-  return { prefill_tokens_per_s: prefill, decode_tokens_per_s: 1000 / stepMs };
+    };
+  });
+  return { prefill_tokens_per_s: prefill, ...decode };
 }

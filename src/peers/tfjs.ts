@@ -5,7 +5,7 @@ import { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import * as tf from '@tensorflow/tfjs-core';
 import type { ModelConfig } from '../../models/llama.js';
 import { openGpu, type Gpu } from '../runtime/gpu.js';
-import { checkBenchOptions, timePeer, type PeerBenchOptions, type PeerRow } from './peer.js';
+import { checkBenchOptions, decodeAfter, timePeer, type PeerBenchOptions, type PeerRow } from './peer.js';
 
 export type { PeerBenchOptions, PeerRow } from './peer.js';
 
@@ -230,11 +230,11 @@ class TfjsLlama {
 /**
  * Prefill and decode throughput of the model in tfjs, timed as weft's bench times itself: prefill is one
  * run over the prompt ending in the readback of the last position's logits; decode feeds the greedy
- * choice, reading each step's logits back. Warm-ups and the median of `runs` as timeRuns does them.
+ * choice after each prompt of decodeAfter, reading each step's logits back. Warm-ups and the median of `runs` as timeRuns does them.
  */
 export async function tfjsBench(model: string, config: ModelConfig, weights: ReadonlyMap<string, Float32Array>, o: PeerBenchOptions): Promise<PeerRow> {
   checkBenchOptions(o, config.seqLen);
-  const llama = await TfjsLlama.open(config, weights, Math.max(...o.promptTokens, o.decodeTokens + 1), o.backend);
+  const llama = await TfjsLlama.open(config, weights, Math.max(...o.promptTokens, ...decodeAfter(o).map((n) => n + o.decodeTokens)), o.backend);
   try {
     const figures = await timePeer({ run: (ids, cache) => llama.run(ids, cache, true), dispose }, config.vocabSize, config.bosId ?? 0, o);
     return {
