@@ -55,10 +55,22 @@ export function syntheticWeights(config: ModelConfig): Map<string, Float32Array>
   return weights;
 }
 
-/** A synthetic model by name, each tensor computed when it is read, or undefined when `name` is not one. */
-export function syntheticModel(name: string): { config: ModelConfig; tensors: Map<string, TensorSource> } | undefined {
+/**
+ * The most positions a synthetic model's context may be given: Llama 3.2's. Its weights do not depend on the
+ * context (its RoPE tables are computed for it), so a benchmark can ask for a long one, as real checkpoints have.
+ */
+export const SYNTHETIC_MAX_CONTEXT = 131072;
+
+/**
+ * A synthetic model by name, each tensor computed when it is read, or undefined when `name` is not one; with
+ * `context`, its context is that many positions instead of its default 1024.
+ */
+export function syntheticModel(name: string, context?: number): { config: ModelConfig; tensors: Map<string, TensorSource> } | undefined {
   if (!Object.hasOwn(syntheticConfigs, name)) return undefined;
-  const config = syntheticConfigs[name]!;
+  if (context !== undefined && !(Number.isInteger(context) && context >= 1 && context <= SYNTHETIC_MAX_CONTEXT)) {
+    throw new Error(`synthetic ${name}: a context of ${context} positions is outside 1..${SYNTHETIC_MAX_CONTEXT}`);
+  }
+  const config = { ...syntheticConfigs[name]!, ...(context !== undefined ? { seqLen: context } : {}) };
   const rope = (which: 'cos' | 'sin') => ropeTables(config.headSize, config.seqLen, config.ropeTheta, config.ropeScaling)[which];
   const values = (n: string, shape: readonly number[]) => (n === 'rope_cos' ? rope('cos') : n === 'rope_sin' ? rope('sin') : syntheticTensor(n, shape));
   return { config, tensors: new Map([...llamaWeightShapes(config)].map(([n, shape]) => [n, computedSource(shape, () => values(n, shape))])) };

@@ -50,9 +50,20 @@ export interface GgufOrigin {
   readonly source: string;
 }
 
-/** The origin of a file written from `model`: a synthetic model's name, or a checkpoint's path (its size and time, or its folder's files'). */
-export function ggufOrigin(model: string): GgufOrigin {
-  if (Object.hasOwn(syntheticConfigs, model)) return { stem: `synthetic-${model}`, title: `weft synthetic ${model}`, source: `synthetic ${model}` };
+/**
+ * The origin of a file written from `model`: a synthetic model's name (and its context, where it is not the default),
+ * or a checkpoint's path (its size and time, or its folder's files').
+ */
+export function ggufOrigin(model: string, context?: number): GgufOrigin {
+  if (Object.hasOwn(syntheticConfigs, model)) {
+    // a context other than the default is its own file, so that files of both contexts can be kept
+    const ctx = context !== undefined && context !== syntheticConfigs[model]!.seqLen ? context : undefined;
+    return {
+      stem: `synthetic-${model}${ctx !== undefined ? `-ctx${ctx}` : ''}`,
+      title: `weft synthetic ${model}`,
+      source: `synthetic ${model}${ctx !== undefined ? `, context ${ctx}` : ''}`,
+    };
+  }
   const path = resolve(model);
   const stamp = (s: Stats): string => `${s.size} bytes, modified ${s.mtime.toISOString()}`;
   const stat = statSync(path);
@@ -74,7 +85,13 @@ export function ggufOrigin(model: string): GgufOrigin {
  * read into `checkpoint`) in file type `type`, in `dir`: nothing is written yet. Throws, naming the flag, where the
  * file cannot be written: a model that is not a plain llama, a matrix whose rows are not whole blocks of its format.
  */
-export function planBenchGguf(model: string, checkpoint: Checkpoint, type: GgufFileType, dir: string, origin = ggufOrigin(model)): BenchGguf {
+export function planBenchGguf(
+  model: string,
+  checkpoint: Checkpoint,
+  type: GgufFileType,
+  dir: string,
+  origin = ggufOrigin(model, checkpoint.config.seqLen),
+): BenchGguf {
   const fail = (why: string): never => {
     throw new Error(`--weights ${type}: ${model}: ${why}`);
   };

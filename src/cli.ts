@@ -7,7 +7,7 @@ import { basename, join } from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import type { GraphKind, ModelConfig } from '../models/llama.js';
-import { syntheticConfigs, syntheticModel } from '../models/synthetic.js';
+import { SYNTHETIC_MAX_CONTEXT, syntheticConfigs, syntheticModel } from '../models/synthetic.js';
 import { checkBenchOptions, WARMUP_RUNS, WARMUP_SECONDS, type PeerBenchOptions, type PeerRow } from './peers/peer.js';
 import { benchmark, formatBenchRow, type BenchRow } from './bench.js';
 import { defaultGgufDir, ensureBenchGguf, planBenchGguf, type BenchGguf } from './bench-gguf.js';
@@ -483,9 +483,9 @@ function matrixFormats(checkpoint: Checkpoint): string {
   return [...new Set([...checkpoint.tensors.values()].filter((t) => t.shape.length === 2).map((t) => t.format.name))].sort().join('+');
 }
 
-/** A synthetic model by name (110M, 1B), else a checkpoint read from its path. */
-function benchFiles(model: string): ModelFiles {
-  const synthetic = syntheticModel(model);
+/** A synthetic model by name (110M, 1B) at `context` positions where given, else a checkpoint read from its path. */
+function benchFiles(model: string, context?: number): ModelFiles {
+  const synthetic = syntheticModel(model, context);
   return synthetic ? { ...synthetic, tokenizer: undefined } : readModelFiles(model);
 }
 
@@ -530,7 +530,7 @@ async function bench(a: BenchArgs): Promise<void> {
   let encoders: EncodePool | undefined;
   try {
     for (const model of a.model) {
-      const files = benchFiles(model); // a bad file fails before the GPU opens
+      const files = benchFiles(model, a.context); // a bad file fails before the GPU opens
       if (peers.length > 0 && files.config.family !== 'llama') throw new Error(`--peers: ${model} is not a llama-family model, the only kind the peers run`);
       checkBenchOptions({ promptTokens, ...decode, runs: a.runs, warmupSeconds: a.warmupSeconds }, files.config.seqLen);
       const name = `${syntheticConfigs[model] ? model : basename(model)}${label}`;
@@ -733,7 +733,10 @@ const benchFlags: FlagTable = {
     describe: "comma-separated prompt lengths to time decode after (1: a one-token prompt); the shortest gives the row's decode figure",
   },
   runs: { kind: 'integer', default: 5, describe: 'timed runs per figure (the median is reported)' },
-  context: { kind: 'integer', describe: 'positions to allocate for a checkpoint, below its own context (a smaller KV cache; default its own)' },
+  context: {
+    kind: 'integer',
+    describe: `positions to allocate for a checkpoint, below its own context (a smaller KV cache; default its own); a synthetic model's context, up to ${SYNTHETIC_MAX_CONTEXT} (default 1024)`,
+  },
   'warmup-seconds': {
     kind: 'decimal',
     default: WARMUP_SECONDS,

@@ -10,7 +10,7 @@ import { ggufFileTypes, ggufLayout, placeholderVocabulary, writeGgufFile } from 
 import { readGguf } from '../models/gguf.js';
 import { llamaWeightShapes, type ModelConfig } from '../models/llama.js';
 import { readCheckpoint } from '../models/checkpoint.js';
-import { randomTensor } from '../models/synthetic.js';
+import { randomTensor, SYNTHETIC_MAX_CONTEXT, syntheticModel } from '../models/synthetic.js';
 import type { Checkpoint } from '../src/api.js';
 import { weightFormats } from '../src/weights/formats.js';
 import { sourceValues, valuesSource } from '../src/weights/source.js';
@@ -185,6 +185,21 @@ describe('GGUF files for weft and llama.cpp', () => {
     expect(plan.path).toMatch(/llama-gqa-[0-9a-f]{8}-stored\.gguf$/);
     const source = plan.write!.metadata.find(([key]) => key === 'weft.source')![1].value;
     expect(source).toMatch(/llama-gqa \(.*config\.json: \d+ bytes, modified [\dT:.Z-]+;.*model\.safetensors: \d+ bytes, modified /);
+  });
+
+  it("a synthetic model's file at a context other than its default is a file of its own, which records that context", () => {
+    const meta = (plan: ReturnType<typeof planBenchGguf>, key: string) => plan.write!.metadata.find(([k]) => k === key)![1].value;
+    const dir = join(scratch, 'synthetic');
+    const plain = planBenchGguf('110M', syntheticModel('110M')!, 'f32', dir);
+    expect(plain.path).toBe(join(dir, 'synthetic-110M-f32.gguf'));
+    expect(meta(plain, 'llama.context_length')).toBe(1024);
+    const long = planBenchGguf('110M', syntheticModel('110M', 8192)!, 'f32', dir);
+    expect(long.path).toBe(join(dir, 'synthetic-110M-ctx8192-f32.gguf'));
+    expect(meta(long, 'llama.context_length')).toBe(8192);
+    expect(meta(long, 'weft.source')).toBe('synthetic 110M, context 8192');
+    // the default context asked for is the default file
+    expect(planBenchGguf('110M', syntheticModel('110M', 1024)!, 'f32', dir).path).toBe(plain.path);
+    expect(() => syntheticModel('1B', SYNTHETIC_MAX_CONTEXT + 1)).toThrow(/^synthetic 1B: a context of 131073 positions is outside 1\.\.131072$/);
   });
 
   it('a GGUF checkpoint kept as stored is its own file', async () => {

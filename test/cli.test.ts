@@ -298,6 +298,13 @@ describe('weft bench', () => {
     expect(refused.status).toBe(1);
     expect(refused.stdout).toBe('');
     expect(refused.stderr).toBe('weft: --decode-after 510 is outside 1..509 (the context less --decode-tokens 3)\n');
+    // a synthetic model's context is --context (default 1024), up to Llama 3.2's, checked before the device opens
+    const synthetic = (...args: string[]) => weft('bench', '--model', '1B', '--decode-tokens', '64', '--runs', '1', ...args);
+    expect(synthetic('--decode-after', '1000').stderr).toBe('weft: --decode-after 1000 is outside 1..960 (the context less --decode-tokens 64)\n');
+    expect(synthetic('--context', '4096', '--decode-after', '4040').stderr).toBe(
+      'weft: --decode-after 4040 is outside 1..4032 (the context less --decode-tokens 64)\n',
+    );
+    expect(synthetic('--context', '131073').stderr).toBe('weft: synthetic 1B: a context of 131073 positions is outside 1..131072\n');
   });
 
   it('times decode with tokens sampled on the host', () => {
