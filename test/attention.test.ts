@@ -104,9 +104,10 @@ async function runCase(c: Case, seed: number): Promise<{ error: number; splitSum
   }
 }
 
-/** Bytes of `var<workgroup>` arrays (of f32 or vec4<f32>) a kernel declares. */
+/** Bytes of `var<workgroup>` arrays (of f32 or its vectors, a vec3 taking 16 bytes as a vec4 does) a kernel declares. */
 function workgroupBytes(wgsl: string): number {
-  return [...wgsl.matchAll(/var<workgroup>\s+\w+\s*:\s*array<(f32|vec4<f32>),\s*(\d+)>/g)].reduce((s, m) => s + (m[1] === 'f32' ? 4 : 16) * Number(m[2]), 0);
+  const size: Record<string, number> = { f32: 4, 'vec2<f32>': 8, 'vec3<f32>': 16, 'vec4<f32>': 16 };
+  return [...wgsl.matchAll(/var<workgroup>\s+\w+\s*:\s*array<(f32|vec[234]<f32>),\s*(\d+)>/g)].reduce((s, m) => s + size[m[1]!]! * Number(m[2]), 0);
 }
 
 describe('fused attention against the three-op CPU reference', () => {
@@ -140,8 +141,9 @@ describe('fused attention against the three-op CPU reference', () => {
     });
   });
 
-  // busy: every split ran; some splits ran empty; one split held every key, wrote the output itself and left the split sums unwritten
-  const decode: (Case & { busy?: 'all' | 'some' | 'one' })[] = [
+  // busy: every split ran; some splits ran empty; one split held every key, wrote the output itself and left the split sums unwritten.
+  // together: the query heads a workgroup takes (those of one kv head, up to 4 dividing them and fitting the workgroup memory)
+  const decode: (Case & { busy?: 'all' | 'some' | 'one'; together?: number })[] = [
     { heads: 4, kvHeads: 2, headSize: 6, P: 0, contextLength: 200 },
     { heads: 4, kvHeads: 2, headSize: 6, P: 3, contextLength: 200 },
     { heads: 8, kvHeads: 4, headSize: 8, P: 511, contextLength: 512, busy: 'all' },
@@ -167,12 +169,22 @@ describe('fused attention against the three-op CPU reference', () => {
       limits: { maxInvocations: 128, maxWorkgroupBytes: 16384, maxTile: 8, subgroups: true },
     },
     { heads: 4, kvHeads: 1, headSize: 96, P: 257, contextLength: 300, limits: { ...defaultAttentionOptions, subgroups: true } },
+    // query heads together: 3 and 4 of a kv head (Llama 3's 32 of 8), two groups of 4 of a kv head's 8, one of 7
+    // (Qwen2.5 7B's 28 of 4), and 2 where 8 KiB holds no more
+    { heads: 12, kvHeads: 4, headSize: 64, P: 300, contextLength: 600, limits: codegenLimits, together: 3 },
+    { heads: 8, kvHeads: 2, headSize: 64, P: 1000, contextLength: 1024, busy: 'all', limits: codegenLimits, together: 4 },
+    { heads: 8, kvHeads: 2, headSize: 64, P: 40, contextLength: 1024, busy: 'one', limits: { ...codegenLimits, subgroups: true }, together: 4 },
+    { heads: 16, kvHeads: 2, headSize: 12, P: 600, contextLength: 2000, busy: 'some', limits: { ...codegenLimits, subgroups: true }, together: 4 },
+    { heads: 14, kvHeads: 2, headSize: 16, P: 260, contextLength: 600, limits: codegenLimits, together: 1 },
+    { heads: 8, kvHeads: 2, headSize: 64, P: 300, contextLength: 600, together: 2 },
   ];
   decode.forEach((c, i) => {
     it(`decode: ${c.heads}/${c.kvHeads} heads of ${c.headSize}, P ${c.P} of ${c.contextLength}${c.limits ? `, ${c.limits.maxInvocations} invocations` : ''}${c.limits?.subgroups ? ', subgroups' : ''}`, async () => {
       if (c.limits?.subgroups) expect(gpu.subgroups).toBe(true);
       const partial = attentionKernels(specOf(c), c.limits).kernels.find((k) => k.suffix === 'partial')!;
       expect(/subgroupMax\(/.test(partial.source.wgsl) && /subgroupAdd\(/.test(partial.source.wgsl)).toBe(c.limits?.subgroups === true);
+      // a workgroup per split and group of query heads
+      if (c.together !== undefined) expect(A.evaluate(partial.source.workgroups[1]!.of, { P: c.P, T: 1 })).toBe(c.heads / c.together);
       const { error, splitSums } = await runCase(c, 200 + 10 * i);
       expect(error).toBeLessThan(TOL);
       const empty = splitSums.filter((l) => l === 0).length;

@@ -383,14 +383,28 @@ ${indent(main, 2)}
 }
 
 /**
- * Decode: only the splits that have keys run (one per tile of keys, one key per invocation, at most `splits`); split s of each head
- * scores a contiguous chunk of the keys (a whole number of tiles sized at run time from `keys`; a trailing
- * split may still be empty and write m = -max, l = 0, o = 0), reading q and K straight from memory (no barrier
- * before the first key's loads; the q row is the same for every invocation). Each tile's weighted sum of V is spread
- * over groups of invocations (a group holds one head row, as vec4s where the head size allows; group g takes keys
- * g, g + groups, …, its first value loaded before the scores and reductions), and the groups' sums are added at the end. When one split
- * holds every key it writes the normalized output itself and the combine is not dispatched; otherwise each
- * split writes its max m, sum l and unnormalized output o, and the combine merges the splits that ran.
+ * Query heads a decode workgroup takes: those of one kv head (heads / kvHeads of them), or the most of them up to 4
+ * that divide it and fit `bytes` (the workgroup memory a layout of h heads needs). One workgroup reads each key and
+ * value of its kv head once for all of them, where one workgroup a head read them once a head; in Llama 3's 4 heads
+ * a kv head, that quartered what decode attention reads from L2, whose bandwidth set its time at long contexts.
+ */
+function decodeHeadGroup(heads: number, kvHeads: number, bytes: (h: number) => number, o: AttentionOptions): number {
+  const perKv = heads / kvHeads;
+  for (let h = Math.min(4, perKv); h > 1; h--) if (perKv % h === 0 && bytes(h) <= o.maxWorkgroupBytes) return h;
+  return 1;
+}
+
+/**
+ * Decode: only the splits that have keys run (one per tile of keys, one key per invocation, at most `splits`); split s of each
+ * group of query heads (see decodeHeadGroup) scores a contiguous chunk of the keys (a whole number of tiles sized at run time
+ * from `keys`; a trailing split may still be empty and write m = -max, l = 0, o = 0), reading q and K straight from memory
+ * (no barrier before the first key's loads; the q rows are the same for every invocation). An invocation scores its key for
+ * each head of the group, each score in run.c's order, and the heads' scores are reduced together as the lanes of one
+ * vector. Each tile's weighted sum of V is spread over groups of invocations (a group holds one head row, as vec4s where the
+ * head size allows, for every head; group g takes keys g, g + groups, …, its first values loaded before the scores and
+ * reductions), and the groups' sums are added at the end, a head at a time. When one split holds every key it writes the
+ * normalized outputs itself and the combine is not dispatched; otherwise each split writes its max m, sum l and
+ * unnormalized output o of each head, and the combine merges the splits that ran.
  */
 function decodeKernels(spec: AttentionSpec, o: AttentionOptions): AttentionKernels {
   const { name, heads, kvHeads, headSize: hs } = spec;
@@ -403,14 +417,28 @@ function decodeKernels(spec: AttentionSpec, o: AttentionOptions): AttentionKerne
   const lanes = hs / width;
   const groups = Math.max(1, Math.floor(threads / lanes));
   if (lanes > threads) throw new Error(`attention ${name}: headSize ${hs} is beyond decode attention's ${threads * 4}`);
+  // workgroup memory: the heads' probabilities and the reduction slots (a vector of h: stride 4, 8 or 16 bytes), the groups' sums
+  const vectorBytes = (h: number): number => (h === 1 ? 4 : h === 2 ? 8 : 16);
+  const hg = decodeHeadGroup(heads, kvHeads, (h) => 2 * threads * vectorBytes(h) + groups * lanes * 4 * width, o);
+  const hs4 = [...Array(hg).keys()];
+  // the heads' scores, maxima, sums and probabilities as one value: f32 for one head, else a vector of hg
+  const H = (['f32', 'vec2<f32>', 'vec3<f32>', 'vec4<f32>'] as const)[hg - 1]!;
+  const lane = (x: string, h: number): string => (hg === 1 ? x : `${x}[${h}]`);
+  const perHead = (f: (h: number) => string): string => (hg === 1 ? f(0) : `${H}(${hs4.map(f).join(', ')})`);
   const kd = (kvHeads * hs) / width;
   const scratch = {
     stats: { name: `${name}.partial_ml`, shape: [A.constant(heads), A.constant(splits), A.constant(2)] },
     out: { name: `${name}.partial_o`, shape: [A.constant(heads), A.constant(splits), A.constant(hs)] },
   };
-  // q·k in run.c's order: one product at a time along the head
-  const dotTerms = width === 4 ? ['x', 'y', 'z', 'w'].map((c) => `dot += qv.${c} * kv.${c};`).join(' ') : 'dot += qv * kv;';
-  const normalize = width === 4 ? ['x', 'y', 'z', 'w'].map((c) => `preciseDiv(o.${c}, l)`).join(', ') : 'preciseDiv(o, l)';
+  // q·k in run.c's order: one product at a time along the head, for each head of the group
+  const dotTerms = hs4
+    .map((h) => {
+      const qv = `q[(head0 + ${u(h)}) * ${u(lanes)} + j]`;
+      return width === 4 ? `{ let qv = ${qv}; ${['x', 'y', 'z', 'w'].map((c) => `dot${h} += qv.${c} * kv.${c};`).join(' ')} }` : `dot${h} += ${qv} * kv;`;
+    })
+    .join(' ');
+  const normalize = (v: string, l: string): string =>
+    width === 4 ? `vec4<f32>(${['x', 'y', 'z', 'w'].map((c) => `preciseDiv(${v}.${c}, ${l})`).join(', ')})` : `preciseDiv(${v}, ${l})`;
   const ran = `min((keys + ${u(TILE - 1)}) / ${u(TILE)}, ${u(splits)})`;
   const sg = o.subgroups === true;
   const sgArgs = sg ? ', sgSize, sgLane' : '';
@@ -419,7 +447,12 @@ function decodeKernels(spec: AttentionSpec, o: AttentionOptions): AttentionKerne
   const vis = Array.from({ length: V_IN_FLIGHT }, (_, i) => i);
   const loadValues = (c0: string, indent: string): string =>
     vis.map((i) => `${indent}v${i} = v[(t0 + min(${c0} + ${u(i * groups)}, n - 1u)) * ${u(kd)} + kvBase + d];`).join('\n');
-  const addValues = vis.map((i) => `        if (${c0Plus(i * groups)} < n) { o += probs[${c0Plus(i * groups)}] * v${i}; }`).join('\n');
+  const addValues = vis
+    .map(
+      (i) =>
+        `        if (${c0Plus(i * groups)} < n) { let pr = probs[${c0Plus(i * groups)}]; ${hs4.map((h) => `o${h} += ${lane('pr', h)} * v${i};`).join(' ')} }`,
+    )
+    .join('\n');
   const partial = kernelSource(
     [
       readBinding(spec.q, 'q', T),
@@ -430,12 +463,14 @@ function decodeKernels(spec: AttentionSpec, o: AttentionOptions): AttentionKerne
       writeBinding(spec.out, 'out', T),
     ],
     `
-var<workgroup> probs: array<f32, ${TILE}>;
-var<workgroup> red: array<f32, ${threads}>;
+var<workgroup> probs: array<${H}, ${TILE}>;
+var<workgroup> red: array<${H}, ${threads}>;
 var<workgroup> sums: array<${T}, ${groups * lanes}>;
 ${preciseMath}
-${workgroupReduce('reduceMax', threads, (a, b) => `max(${a}, ${b})`, sg ? { op: 'subgroupMax' } : undefined)}
-${workgroupReduce('reduceSum', threads, (a, b) => `${a} + ${b}`, sg ? { op: 'subgroupAdd' } : undefined)}
+${workgroupReduce('reduceMax', threads, (a, b) => `max(${a}, ${b})`, sg ? { op: 'subgroupMax' } : undefined, { type: H })}
+${workgroupReduce('reduceSum', threads, (a, b) => `${a} + ${b}`, sg ? { op: 'subgroupAdd' } : undefined, { type: H })}
+
+fn preciseExpH(x: ${H}) -> ${H} { return ${perHead((h) => `preciseExp(${lane('x', h)})`)}; }
 
 @compute @workgroup_size(${threads})
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane: u32${sg ? `, ${subgroupBuiltins}` : ''}) {
@@ -443,67 +478,74 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
   let chunk = ((keys + ${u(splits - 1)}) / ${u(splits)} + ${u(TILE - 1)}) / ${u(TILE)} * ${u(TILE)};
   let first = min(keys, wid.x * chunk);
   let last = min(keys, first + chunk);
-  let head = wid.y;
-  let kvBase = (head / ${u(heads / kvHeads)}) * ${u(lanes)};
-  // this invocation's slot in the weighted sum: group g, element d of the head row
+  // this workgroup's query heads: head0 … head0 + ${hg - 1}, of one kv head
+  let head0 = wid.y * ${u(hg)};
+  let kvBase = (head0 / ${u(heads / kvHeads)}) * ${u(lanes)};
+  // this invocation's slot in the weighted sums: group g, element d of the head rows
   let g = lane / ${u(lanes)};
   let d = lane % ${u(lanes)};
-  let qBase = head * ${u(lanes)};
-  var m = ${NEG};
-  var l = 0.0;
-  var acc = ${T}(0.0);
+  var m = ${H}(${NEG});
+  var l = ${H}(0.0);
+${hs4.map((h) => `  var acc${h} = ${T}(0.0);`).join('\n')}
 ${vis.map((i) => `  var v${i}: ${T};`).join('\n')}
   for (var t0 = first; t0 < last; t0 += ${u(TILE)}) {
     let n = min(${u(TILE)}, last - t0);
     // the group's first ${V_IN_FLIGHT} values of the tile, loaded before the scores and reductions they wait for
 ${loadValues('g', '    ')}
     let key = t0 + lane;
-    var s = ${NEG};
+    var s = ${H}(${NEG});
     if (key < last) {
       let kBase = key * ${u(kd)} + kvBase;
-      var dot = 0.0;
-      for (var j = 0u; j < ${u(lanes)}; j++) { let qv = q[qBase + j]; let kv = k[kBase + j]; ${dotTerms} }
-      s = preciseDiv(dot, ${f32Lit(Math.sqrt(hs))});
+${hs4.map((h) => `      var dot${h} = 0.0;`).join('\n')}
+      for (var j = 0u; j < ${u(lanes)}; j++) { let kv = k[kBase + j]; ${dotTerms} }
+      s = ${perHead((h) => `preciseDiv(dot${h}, ${f32Lit(Math.sqrt(hs))})`)};
     }
     let mNew = max(m, reduceMax(lane, s${sgArgs}));
-    var p = 0.0;
-    if (key < last) { p = preciseExp(s - mNew); }
+    var p = ${H}(0.0);
+    if (key < last) { p = preciseExpH(s - mNew); }
     probs[lane] = p;
-    let scale = preciseExp(m - mNew);
+    let scale = preciseExpH(m - mNew);
     // reduceSum's barriers also publish probs
     let sum = reduceSum(lane, p${sgArgs});
     l = l * scale + sum;
     m = mNew;
     if (g < ${u(groups)}) {
-      var o = acc * scale;
+${hs4.map((h) => `      var o${h} = acc${h} * ${lane('scale', h)};`).join('\n')}
       for (var c0 = g; c0 < n; c0 += ${u(V_IN_FLIGHT * groups)}) {
         if (c0 != g) {
 ${loadValues('c0', '          ')}
         }
 ${addValues}
       }
-      acc = o;
+${hs4.map((h) => `      acc${h} = o${h};`).join('\n')}
     }
   }
-  if (g < ${u(groups)}) { sums[lane] = acc; }
+  let used = ${ran};
+${hs4
+  .map(
+    (h) => `  // head0 + ${h}: the groups' sums, then its output
+  if (g < ${u(groups)}) { sums[lane] = acc${h}; }
   workgroupBarrier();
   if (lane < ${u(lanes)}) {
     var o = ${T}(0.0);
     for (var i = 0u; i < ${u(groups)}; i++) { o += sums[i * ${u(lanes)} + lane]; }
-    if (${ran} == 1u) {
-      out[head * ${u(lanes)} + lane] = ${T}(${normalize});
+    let head = head0 + ${u(h)};
+    if (used == 1u) {
+      out[head * ${u(lanes)} + lane] = ${normalize('o', lane('l', h))};
     } else {
       let at = head * ${u(splits)} + wid.x;
       partialOut[at * ${u(lanes)} + lane] = o;
       if (lane == 0u) {
-        partialStats[2u * at] = m;
-        partialStats[2u * at + 1u] = l;
+        partialStats[2u * at] = ${lane('m', h)};
+        partialStats[2u * at + 1u] = ${lane('l', h)};
       }
     }
-  }
+  }${h < hg - 1 ? '\n  workgroupBarrier();' : ''}`,
+  )
+  .join('\n')}
 }`,
-    // only splits that have keys: one per tile of keys, at most `splits`
-    [{ of: spec.keys, per: TILE, max: splits }, wg(heads), one],
+    // only splits that have keys: one per tile of keys, at most \`splits\`; a workgroup per group of query heads
+    [{ of: spec.keys, per: TILE, max: splits }, wg(heads / hg), one],
     sg,
   );
   const combine = kernelSource(

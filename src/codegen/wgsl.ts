@@ -137,7 +137,7 @@ export type SubgroupReduce = { readonly op: 'subgroupAdd' | 'subgroupMax' };
 
 /** What workgroupReduce reduces: values of `type` (default f32), over runs of `group` consecutive invocations (default all `lanes`). */
 export interface ReduceShape {
-  readonly type?: 'f32' | 'vec2<f32>';
+  readonly type?: 'f32' | 'vec2<f32>' | 'vec3<f32>' | 'vec4<f32>';
   readonly group?: number;
 }
 
