@@ -10,6 +10,7 @@ import type { GraphKind, ModelConfig } from '../models/llama.js';
 import { SYNTHETIC_MAX_CONTEXT, syntheticConfigs, syntheticModel } from '../models/synthetic.js';
 import { checkBenchOptions, WARMUP_RUNS, WARMUP_SECONDS, type PeerBenchOptions, type PeerRow } from './peers/peer.js';
 import { benchmark, formatBenchRow, type BenchRow } from './bench.js';
+import { DECODE_GROUP_FROM } from './codegen/attention.js';
 import { defaultGgufDir, ensureBenchGguf, planBenchGguf, type BenchGguf } from './bench-gguf.js';
 import { EncodePool } from './weights/encode-pool.js';
 import { ggufFileTypes, type GgufFileType } from '../models/gguf-writer.js';
@@ -404,6 +405,7 @@ interface BenchArgs {
   splitKFrom?: number;
   splitK?: number;
   attentionTile?: number;
+  attentionGroupFrom?: number;
   subgroups: boolean;
   dawnToggles?: string;
   peers: string;
@@ -505,6 +507,7 @@ async function bench(a: BenchArgs): Promise<void> {
     ['--peak-tflops', a.peakTflops],
     ['--peak-gbps', a.peakGbps],
     ['--split-k-from', a.splitKFrom],
+    ['--attention-group-from', a.attentionGroupFrom],
   ] as const) {
     if (v !== undefined && !(Number.isFinite(v) && v >= 0)) throw new Error(`${flag} must be a number ≥ 0, got ${v}`);
   }
@@ -513,6 +516,7 @@ async function bench(a: BenchArgs): Promise<void> {
     ...(a.splitKFrom !== undefined ? { splitKFrom: a.splitKFrom } : {}),
     ...(a.splitK !== undefined ? { splitK: a.splitK } : {}),
     ...(a.attentionTile !== undefined ? { attentionTile: a.attentionTile as 8 | 16 | 32 } : {}),
+    ...(a.attentionGroupFrom !== undefined ? { attentionGroupFrom: a.attentionGroupFrom } : {}),
     ...(a.subgroups ? {} : { subgroups: false }),
   };
   const limits = { ...(a.peakTflops ? { flops: a.peakTflops * 1e12 } : {}), ...(a.peakGbps ? { bandwidth: a.peakGbps * 1e9 } : {}) };
@@ -769,6 +773,10 @@ const benchFlags: FlagTable = {
   'peak-gbps': { kind: 'decimal', describe: "the device's memory bandwidth in GB/s, to report decode as a share of it (H100 SXM: 3350)" },
   'split-k-from': { kind: 'integer', describe: 'decode matmuls split K across invocations from this K on (default 512)' },
   'attention-tile': { kind: 'integer', describe: 'the most query rows and keys of a prefill attention tile: 8, 16 or 32 (default)' },
+  'attention-group-from': {
+    kind: 'integer',
+    describe: `keys beyond which decode attention takes the query heads of a kv head in one workgroup (default ${DECODE_GROUP_FROM}; 0: always)`,
+  },
   'split-k': { kind: 'integer', describe: 'at most this many K ranges for prefill matmuls whose outputs give few tiles (default 4; 1: never split)' },
   subgroups: { kind: 'switch', default: true, describe: 'reduce with subgroup operations where the device has them (--no-subgroups: workgroup memory alone)' },
   'dawn-toggles': { kind: 'text', describe: `comma-separated Dawn toggles to enable (default ${defaultToggles.join(',')}; none for none)` },

@@ -2,7 +2,15 @@
 // seeded random caches filled past the valid keys, at sizes that are not multiples of the tiles.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as A from '../src/affine.js';
-import { attentionKernels, defaultAttentionOptions, prefillLayout, type AttentionOptions, type AttentionSpec } from '../src/codegen/attention.js';
+import {
+  attentionKernels,
+  DECODE_GROUP_FROM,
+  defaultAttentionOptions,
+  prefillLayout,
+  type AttentionOptions,
+  type AttentionSpec,
+} from '../src/codegen/attention.js';
+import type { WorkgroupCount } from '../src/runtime/plan.js';
 import { defaultCodegenOptions } from '../src/codegen/compile.js';
 import { PlanExecutor, ResidentBuffers } from '../src/runtime/executor.js';
 import { valuesSource } from '../src/weights/source.js';
@@ -169,22 +177,52 @@ describe('fused attention against the three-op CPU reference', () => {
       limits: { maxInvocations: 128, maxWorkgroupBytes: 16384, maxTile: 8, subgroups: true },
     },
     { heads: 4, kvHeads: 1, headSize: 96, P: 257, contextLength: 300, limits: { ...defaultAttentionOptions, subgroups: true } },
-    // query heads together: 3 and 4 of a kv head (Llama 3's 32 of 8), two groups of 4 of a kv head's 8, one of 7
-    // (Qwen2.5 7B's 28 of 4), and 2 where 8 KiB holds no more
-    { heads: 12, kvHeads: 4, headSize: 64, P: 300, contextLength: 600, limits: codegenLimits, together: 3 },
-    { heads: 8, kvHeads: 2, headSize: 64, P: 1000, contextLength: 1024, busy: 'all', limits: codegenLimits, together: 4 },
-    { heads: 8, kvHeads: 2, headSize: 64, P: 40, contextLength: 1024, busy: 'one', limits: { ...codegenLimits, subgroups: true }, together: 4 },
-    { heads: 16, kvHeads: 2, headSize: 12, P: 600, contextLength: 2000, busy: 'some', limits: { ...codegenLimits, subgroups: true }, together: 4 },
-    { heads: 14, kvHeads: 2, headSize: 16, P: 260, contextLength: 600, limits: codegenLimits, together: 1 },
-    { heads: 8, kvHeads: 2, headSize: 64, P: 300, contextLength: 600, together: 2 },
+    // query heads together (decodeGroupFrom 0: at any keys): 3 and 4 of a kv head (Llama 3's 32 of 8), two groups of 4
+    // of a kv head's 8, one of 7 (Qwen2.5 7B's 28 of 4), and 2 where 8 KiB holds no more
+    { heads: 12, kvHeads: 4, headSize: 64, P: 300, contextLength: 600, limits: { ...codegenLimits, decodeGroupFrom: 0 }, together: 3 },
+    { heads: 8, kvHeads: 2, headSize: 64, P: 1000, contextLength: 1024, busy: 'all', limits: { ...codegenLimits, decodeGroupFrom: 0 }, together: 4 },
+    {
+      heads: 8,
+      kvHeads: 2,
+      headSize: 64,
+      P: 40,
+      contextLength: 1024,
+      busy: 'one',
+      limits: { ...codegenLimits, subgroups: true, decodeGroupFrom: 0 },
+      together: 4,
+    },
+    {
+      heads: 16,
+      kvHeads: 2,
+      headSize: 12,
+      P: 600,
+      contextLength: 2000,
+      busy: 'some',
+      limits: { ...codegenLimits, subgroups: true, decodeGroupFrom: 0 },
+      together: 4,
+    },
+    { heads: 14, kvHeads: 2, headSize: 16, P: 260, contextLength: 600, limits: { ...codegenLimits, decodeGroupFrom: 0 }, together: 1 },
+    { heads: 8, kvHeads: 2, headSize: 64, P: 300, contextLength: 600, limits: { ...defaultAttentionOptions, decodeGroupFrom: 0 }, together: 2 },
+    // both kernels, one of which runs: a workgroup a head up to 300 keys, 4 heads together beyond
+    { heads: 8, kvHeads: 2, headSize: 64, P: 299, contextLength: 600, limits: { ...codegenLimits, decodeGroupFrom: 300 }, together: 1 },
+    { heads: 8, kvHeads: 2, headSize: 64, P: 300, contextLength: 600, limits: { ...codegenLimits, decodeGroupFrom: 300 }, together: 4 },
+    // the default: a workgroup a head where the cache holds no more than DECODE_GROUP_FROM keys
+    { heads: 8, kvHeads: 2, headSize: 64, P: 1000, contextLength: DECODE_GROUP_FROM, limits: codegenLimits, together: 1 },
+    { heads: 8, kvHeads: 2, headSize: 64, P: DECODE_GROUP_FROM, contextLength: DECODE_GROUP_FROM + 100, limits: codegenLimits, together: 4 },
   ];
   decode.forEach((c, i) => {
     it(`decode: ${c.heads}/${c.kvHeads} heads of ${c.headSize}, P ${c.P} of ${c.contextLength}${c.limits ? `, ${c.limits.maxInvocations} invocations` : ''}${c.limits?.subgroups ? ', subgroups' : ''}`, async () => {
       if (c.limits?.subgroups) expect(gpu.subgroups).toBe(true);
-      const partial = attentionKernels(specOf(c), c.limits).kernels.find((k) => k.suffix === 'partial')!;
-      expect(/subgroupMax\(/.test(partial.source.wgsl) && /subgroupAdd\(/.test(partial.source.wgsl)).toBe(c.limits?.subgroups === true);
+      const env = { P: c.P, T: 1 };
+      const count = (w: WorkgroupCount): number => Math.max(0, Math.min(Math.ceil(A.evaluate(w.of, env) / w.per), w.max ?? Infinity));
+      const partials = attentionKernels(specOf(c), c.limits).kernels.filter((k) => k.suffix?.startsWith('partial'));
+      // of the partial kernels (one, or one a workgroup a head and one of heads together), one has workgroups at these keys
+      const running = partials.filter((k) => k.source.workgroups.every((w) => count(w) > 0));
+      expect(running).toHaveLength(1);
+      const partial = running[0]!;
+      for (const k of partials) expect(/subgroupMax\(/.test(k.source.wgsl) && /subgroupAdd\(/.test(k.source.wgsl)).toBe(c.limits?.subgroups === true);
       // a workgroup per split and group of query heads
-      if (c.together !== undefined) expect(A.evaluate(partial.source.workgroups[1]!.of, { P: c.P, T: 1 })).toBe(c.heads / c.together);
+      if (c.together !== undefined) expect(count(partial.source.workgroups[1]!)).toBe(c.heads / c.together);
       const { error, splitSums } = await runCase(c, 200 + 10 * i);
       expect(error).toBeLessThan(TOL);
       const empty = splitSums.filter((l) => l === 0).length;

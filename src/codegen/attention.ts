@@ -16,6 +16,7 @@ import {
   type KernelParts,
   type KernelSource,
 } from './wgsl.js';
+import type { WorkgroupCount } from '../runtime/plan.js';
 
 export interface AttentionSpec {
   /** the IR value computed; scratch buffers are named after it (`${name}.partial_o`, …) */
@@ -66,7 +67,17 @@ export interface AttentionOptions {
   readonly maxTile: number;
   /** decode reduces with subgroup operations (see LinearOptions.subgroups) */
   readonly subgroups?: boolean;
+  /** keys beyond which decode takes the query heads of a kv head together (default DECODE_GROUP_FROM; see decodeHeadGroup) */
+  readonly decodeGroupFrom?: number;
 }
+
+/**
+ * Keys beyond which decode attention takes the query heads of a kv head in one workgroup. Up to here a workgroup a
+ * head runs: four times the workgroups, which short caches need to fill the GPU; beyond, reading each key once for
+ * all the heads is worth more. On an H100 (1B, 4 heads a kv head), a workgroup a head was 10% faster at 1,024 keys and
+ * the heads together 7–30% faster at 4,096 and 17–20% at 8,000 (BENCHMARKS.md).
+ */
+export const DECODE_GROUP_FROM = 2048;
 
 /** 8 KiB of tiles (half of WebGPU's default workgroup memory), 256 invocations, tiles up to 16×16. */
 export const defaultAttentionOptions: AttentionOptions = { maxInvocations: 256, maxWorkgroupBytes: 8192, maxTile: 16 };
@@ -419,26 +430,13 @@ function decodeKernels(spec: AttentionSpec, o: AttentionOptions): AttentionKerne
   if (lanes > threads) throw new Error(`attention ${name}: headSize ${hs} is beyond decode attention's ${threads * 4}`);
   // workgroup memory: the heads' probabilities and the reduction slots (a vector of h: stride 4, 8 or 16 bytes), the groups' sums
   const vectorBytes = (h: number): number => (h === 1 ? 4 : h === 2 ? 8 : 16);
-  const hg = decodeHeadGroup(heads, kvHeads, (h) => 2 * threads * vectorBytes(h) + groups * lanes * 4 * width, o);
-  const hs4 = [...Array(hg).keys()];
-  // the heads' scores, maxima, sums and probabilities as one value: f32 for one head, else a vector of hg
-  const H = (['f32', 'vec2<f32>', 'vec3<f32>', 'vec4<f32>'] as const)[hg - 1]!;
-  const lane = (x: string, h: number): string => (hg === 1 ? x : `${x}[${h}]`);
-  const perHead = (f: (h: number) => string): string => (hg === 1 ? f(0) : `${H}(${hs4.map(f).join(', ')})`);
+  const together = decodeHeadGroup(heads, kvHeads, (h) => 2 * threads * vectorBytes(h) + groups * lanes * 4 * width, o);
+  const from = o.decodeGroupFrom ?? DECODE_GROUP_FROM;
   const kd = (kvHeads * hs) / width;
   const scratch = {
     stats: { name: `${name}.partial_ml`, shape: [A.constant(heads), A.constant(splits), A.constant(2)] },
     out: { name: `${name}.partial_o`, shape: [A.constant(heads), A.constant(splits), A.constant(hs)] },
   };
-  // q·k in run.c's order: one product at a time along the head, for each head of the group
-  const dotTerms = hs4
-    .map((h) => {
-      const qv = `q[(head0 + ${u(h)}) * ${u(lanes)} + j]`;
-      return width === 4 ? `{ let qv = ${qv}; ${['x', 'y', 'z', 'w'].map((c) => `dot${h} += qv.${c} * kv.${c};`).join(' ')} }` : `dot${h} += ${qv} * kv;`;
-    })
-    .join(' ');
-  const normalize = (v: string, l: string): string =>
-    width === 4 ? `vec4<f32>(${['x', 'y', 'z', 'w'].map((c) => `preciseDiv(${v}.${c}, ${l})`).join(', ')})` : `preciseDiv(${v}, ${l})`;
   const ran = `min((keys + ${u(TILE - 1)}) / ${u(TILE)}, ${u(splits)})`;
   const sg = o.subgroups === true;
   const sgArgs = sg ? ', sgSize, sgLane' : '';
@@ -447,22 +445,51 @@ function decodeKernels(spec: AttentionSpec, o: AttentionOptions): AttentionKerne
   const vis = Array.from({ length: V_IN_FLIGHT }, (_, i) => i);
   const loadValues = (c0: string, indent: string): string =>
     vis.map((i) => `${indent}v${i} = v[(t0 + min(${c0} + ${u(i * groups)}, n - 1u)) * ${u(kd)} + kvBase + d];`).join('\n');
-  const addValues = vis
-    .map(
-      (i) =>
-        `        if (${c0Plus(i * groups)} < n) { let pr = probs[${c0Plus(i * groups)}]; ${hs4.map((h) => `o${h} += ${lane('pr', h)} * v${i};`).join(' ')} }`,
-    )
-    .join('\n');
-  const partial = kernelSource(
-    [
-      readBinding(spec.q, 'q', T),
-      readBinding(spec.k, 'k', T),
-      readBinding(spec.v, 'v', T),
-      writeBinding(scratch.stats.name, 'partialStats'),
-      writeBinding(scratch.out.name, 'partialOut', T),
-      writeBinding(spec.out, 'out', T),
-    ],
-    `
+  const normalize = (x: string, l: string): string =>
+    width === 4 ? `vec4<f32>(${['x', 'y', 'z', 'w'].map((c) => `preciseDiv(${x}.${c}, ${l})`).join(', ')})` : `preciseDiv(${x}, ${l})`;
+  // a workgroup a head up to `from` keys, the heads of a kv head together beyond: along z, one of the two has a workgroup
+  const grouped = together > 1 && from < spec.contextLength;
+  const upTo: WorkgroupCount = { of: A.add(A.constant(from + 1), A.scale(spec.keys, -1)), per: from + 1, max: 1 };
+  const beyond: WorkgroupCount = { of: A.add(spec.keys, A.constant(-from)), per: spec.contextLength, max: 1 };
+  const apart = !grouped || from >= 1 ? [partialKernel(1, grouped ? upTo : one)] : [];
+  const joint = grouped
+    ? [
+        from >= 1
+          ? partialKernel(together, beyond, `in place of the partial kernel before it (a workgroup a head) where the keys are more than ${from}`)
+          : partialKernel(together, one),
+      ]
+    : [];
+
+  /** The partial kernel taking hg query heads a workgroup, dispatched along z as `gate` says; `instead`: a comment atop it. */
+  function partialKernel(hg: number, gate: WorkgroupCount, instead?: string): KernelSource {
+    const hs4 = [...Array(hg).keys()];
+    // the heads' scores, maxima, sums and probabilities as one value: f32 for one head, else a vector of hg
+    const H = (['f32', 'vec2<f32>', 'vec3<f32>', 'vec4<f32>'] as const)[hg - 1]!;
+    const lane = (x: string, h: number): string => (hg === 1 ? x : `${x}[${h}]`);
+    const perHead = (f: (h: number) => string): string => (hg === 1 ? f(0) : `${H}(${hs4.map(f).join(', ')})`);
+    // q·k in run.c's order: one product at a time along the head, for each head of the group
+    const dotTerms = hs4
+      .map((h) => {
+        const qv = `q[(head0 + ${u(h)}) * ${u(lanes)} + j]`;
+        return width === 4 ? `{ let qv = ${qv}; ${['x', 'y', 'z', 'w'].map((c) => `dot${h} += qv.${c} * kv.${c};`).join(' ')} }` : `dot${h} += ${qv} * kv;`;
+      })
+      .join(' ');
+    const addValues = vis
+      .map(
+        (i) =>
+          `        if (${c0Plus(i * groups)} < n) { let pr = probs[${c0Plus(i * groups)}]; ${hs4.map((h) => `o${h} += ${lane('pr', h)} * v${i};`).join(' ')} }`,
+      )
+      .join('\n');
+    return kernelSource(
+      [
+        readBinding(spec.q, 'q', T),
+        readBinding(spec.k, 'k', T),
+        readBinding(spec.v, 'v', T),
+        writeBinding(scratch.stats.name, 'partialStats'),
+        writeBinding(scratch.out.name, 'partialOut', T),
+        writeBinding(spec.out, 'out', T),
+      ],
+      `${instead ? `// ${hg} query heads a workgroup, ${instead}\n` : ''}
 var<workgroup> probs: array<${H}, ${TILE}>;
 var<workgroup> red: array<${H}, ${threads}>;
 var<workgroup> sums: array<${T}, ${groups * lanes}>;
@@ -544,13 +571,22 @@ ${hs4
   )
   .join('\n')}
 }`,
-    // only splits that have keys: one per tile of keys, at most \`splits\`; a workgroup per group of query heads
-    [{ of: spec.keys, per: TILE, max: splits }, wg(heads / hg), one],
-    sg,
-  );
+      // only splits that have keys: one per tile of keys, at most `splits`; a workgroup per group of query heads
+      [{ of: spec.keys, per: TILE, max: splits }, wg(heads / hg), gate],
+      sg,
+    );
+  }
+  // the splits' terms of each output element in split order, written out so that their loads are all in flight at once
+  const combineTerms = Array.from(
+    { length: splits },
+    (_, s) => `      if (${u(s)} < used) { o += weight[${u(s)}] * partialOut[(base + ${u(s)}) * ${u(hs)} + d]; }`,
+  ).join('\n');
   const combine = kernelSource(
     [readBinding(scratch.stats.name, 'partialStats'), readBinding(scratch.out.name, 'partialOut'), writeBinding(spec.out, 'out')],
     `
+var<workgroup> splitMax: array<f32, ${splits}>;
+var<workgroup> splitSum: array<f32, ${splits}>;
+var<workgroup> weight: array<f32, ${splits}>;
 ${preciseMath}
 
 @compute @workgroup_size(${COMBINE_THREADS})
@@ -558,17 +594,21 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
   let keys = ${u32Expr(spec.keys)};
   let base = wid.x * ${u(splits)};
   let used = ${ran};
-  var m = ${NEG};
-  for (var s = 0u; s < used; s++) { m = max(m, partialStats[2u * (base + s)]); }
-  var weight: array<f32, ${splits}>;
-  var total = 0.0;
-  for (var s = 0u; s < used; s++) {
-    weight[s] = preciseExp(partialStats[2u * (base + s)] - m);
-    total += weight[s] * partialStats[2u * (base + s) + 1u];
+  // each split's max and sum, loaded by a lane of its own; then the largest max, each split's weight, the total in split order
+  for (var s = lane; s < used; s += ${u(COMBINE_THREADS)}) {
+    splitMax[s] = partialStats[2u * (base + s)];
+    splitSum[s] = partialStats[2u * (base + s) + 1u];
   }
+  workgroupBarrier();
+  var m = ${NEG};
+  for (var s = 0u; s < used; s++) { m = max(m, splitMax[s]); }
+  for (var s = lane; s < used; s += ${u(COMBINE_THREADS)}) { weight[s] = preciseExp(splitMax[s] - m); }
+  workgroupBarrier();
+  var total = 0.0;
+  for (var s = 0u; s < used; s++) { total += weight[s] * splitSum[s]; }
   for (var d = lane; d < ${u(hs)}; d += ${u(COMBINE_THREADS)}) {
     var o = 0.0;
-    for (var s = 0u; s < used; s++) { o += weight[s] * partialOut[(base + s) * ${u(hs)} + d]; }
+${combineTerms}
     out[wid.x * ${u(hs)} + d] = preciseDiv(o, total);
   }
 }`,
@@ -577,7 +617,8 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
   );
   return {
     kernels: [
-      { suffix: 'partial', source: partial },
+      ...apart.map((source) => ({ suffix: 'partial', source })),
+      ...joint.map((source) => ({ suffix: apart.length > 0 ? 'partial_heads' : 'partial', source })),
       { suffix: 'combine', source: combine, after: 'split-K: the combine reads the partial max, sum and output of every split' },
     ],
     scratch: [scratch.stats, scratch.out],

@@ -26,6 +26,8 @@ export interface CodegenOptions extends Omit<LinearOptions, 'weights'> {
   readonly convert?: FormatName;
   /** the most query rows and keys of a prefill attention tile (8, 16 or 32 (default); smaller where the head does not fit) */
   readonly attentionTile: 8 | 16 | 32;
+  /** keys beyond which decode attention takes the query heads of a kv head in one workgroup (default DECODE_GROUP_FROM) */
+  readonly attentionGroupFrom?: number;
 }
 /** Workgroup memory attention tiles may use at most (a 32×32 tile of 64-wide heads takes 27 KiB). */
 const ATTENTION_BYTES = 32768;
@@ -187,6 +189,7 @@ export function compileGraph(graph: Graph, options: CodegenOptions = defaultCode
             maxWorkgroupBytes: Math.min(options.maxWorkgroupBytes, ATTENTION_BYTES),
             maxTile: options.attentionTile,
             subgroups: options.subgroups,
+            ...(options.attentionGroupFrom !== undefined ? { decodeGroupFrom: options.attentionGroupFrom } : {}),
           },
         );
         emitParts(k.name, 'attention', attn);

@@ -210,7 +210,9 @@ export function graphStats(graph: Graph, plan: Plan, options: { readonly env: En
     if (dispatched.length === 0) throw new Error(`plan ${plan.graph} does not dispatch kernel ${k.name}`);
     let read = 0;
     let written = 0;
-    for (const b of dispatched.flatMap((p) => p.bindings)) {
+    // bytes of the dispatches that have workgroups at env: of alternatives (decode attention's partial kernels), the one that runs
+    const running = dispatched.filter((p) => p.workgroups.every((w) => Math.min(Math.ceil(A.evaluate(w.of, env) / w.per), w.max ?? Infinity) > 0));
+    for (const b of running.flatMap((p) => p.bindings)) {
       const buffer = buffers.get(b.buffer);
       if (!buffer) throw new Error(`plan ${plan.graph}: kernel ${k.name} binds unknown buffer ${b.buffer}`);
       if (b.access === 'read') read += bufferBytes(buffer, env, rows.get(b.buffer)?.read);
