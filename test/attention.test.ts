@@ -7,6 +7,7 @@ import {
   DECODE_GROUP_FROM,
   defaultAttentionOptions,
   prefillLayout,
+  prefillRowLayout,
   type AttentionOptions,
   type AttentionSpec,
 } from '../src/codegen/attention.js';
@@ -251,20 +252,33 @@ describe('fused attention against the three-op CPU reference', () => {
         for (const maxInvocations of [128, 256, 1024]) {
           for (const maxWorkgroupBytes of [8192, 16384, 32768]) {
             const limits = { maxInvocations, maxWorkgroupBytes, maxTile };
-            const { wgsl } = attentionKernels(specOf({ heads: 32, kvHeads: 8, headSize, contextLength: 4096, P: 0, T: 1 }), limits).kernels[0]!.source;
+            const spec = { heads: 32, kvHeads: 8, headSize };
+            const { wgsl } = attentionKernels(specOf({ ...spec, contextLength: 4096, P: 0, T: 1 }), limits).kernels[0]!.source;
+            const size = Number(/@workgroup_size\((\d+)\)/.exec(wgsl)![1]);
+            expect(size).toBeLessThanOrEqual(maxInvocations);
+            // heads of up to 64 in whole vec4s: a row an invocation, K and V tiles of up to maxTile keys
+            const rowLayout = prefillRowLayout(spec, limits);
+            expect(rowLayout !== undefined).toBe(headSize % 4 === 0 && headSize <= 64);
+            if (rowLayout) {
+              expect(workgroupBytes(wgsl)).toBe(2 * rowLayout.keys * headSize * 4);
+              expect(workgroupBytes(wgsl)).toBeLessThanOrEqual(maxWorkgroupBytes);
+              expect(rowLayout.keys).toBeLessThanOrEqual(maxTile);
+              expect(size).toBe(rowLayout.threads);
+              continue;
+            }
             const layout = prefillLayout(headSize, limits);
             expect(workgroupBytes(wgsl)).toBe(layout.bytes);
             expect(layout.bytes).toBeLessThanOrEqual(maxWorkgroupBytes);
             expect(Math.max(layout.rows, layout.keys)).toBeLessThanOrEqual(Math.max(4, maxTile));
-            const size = Number(/@workgroup_size\((\d+)\)/.exec(wgsl)![1]);
             expect(size).toBe(layout.threads);
-            expect(size).toBeLessThanOrEqual(maxInvocations);
           }
         }
       }
     }
-    // the 1B's heads in 32 KiB: 32 query rows and 32 keys over 128 invocations
+    // the 1B's heads in 32 KiB: 32 query rows and 32 keys over 128 invocations in the register-blocked kernel; a row
+    // an invocation, 32 rows of the 4 heads of a kv head and 32 keys a tile in the kernel that runs
     expect(prefillLayout(64, codegenLimits)).toMatchObject({ rows: 32, keys: 32, threads: 128, bytes: 27776 });
+    expect(prefillRowLayout({ heads: 32, kvHeads: 8, headSize: 64 }, codegenLimits)).toEqual({ rows: 32, heads: 4, keys: 32, threads: 128 });
   });
 
   it('rejects heads that do not divide into kv heads', () => {

@@ -176,7 +176,9 @@ export function attentionKernels(spec: AttentionSpec, o: AttentionOptions = defa
   }
   if (heads % kvHeads !== 0) throw new Error(`attention ${spec.name}: ${heads} heads do not divide into ${kvHeads} kv heads`);
   const decode = A.isConstant(spec.rows) && spec.rows.c === 1;
-  return decode ? decodeKernels(spec, o) : { kernels: [{ suffix: 'flash', source: prefillKernel(spec, o) }], scratch: [] };
+  if (decode) return decodeKernels(spec, o);
+  const rowLayout = prefillRowLayout(spec, o);
+  return { kernels: [{ suffix: 'flash', source: rowLayout ? prefillRowKernel(spec, rowLayout) : prefillKernel(spec, o) }], scratch: [] };
 }
 
 /** `code` with every line indented by `n` more spaces. */
@@ -390,6 +392,155 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane
 ${indent(main, 2)}
 }`,
     [wg(heads), wg(spec.rows, br), one],
+  );
+}
+
+/** The row-per-invocation prefill kernel's layout: its rows, query heads and keys a tile. */
+export interface PrefillRowLayout {
+  /** query rows of a workgroup, one an invocation for each of its heads */
+  readonly rows: number;
+  /** query heads of a workgroup, of one kv head */
+  readonly heads: number;
+  /** keys of a K and V tile */
+  readonly keys: number;
+  readonly threads: number;
+}
+
+/** Rows of a row-per-invocation prefill workgroup, for each of its heads. */
+const ROW_BLOCK = 32;
+/** Head vec4s an invocation keeps of its q row and its output in registers: 64-wide heads at most. */
+const ROW_HEAD_VEC4S = 16;
+
+/**
+ * The layout of the row-per-invocation prefill kernel, where it applies: heads a whole number of vec4s up to 64 wide
+ * (an invocation holds its q row and output row in registers), ROW_BLOCK rows of up to 4 query heads of one kv head a
+ * workgroup, keys a tile from the tile option down until K and V fit the workgroup memory. Undefined elsewhere: the
+ * register-blocked kernel (prefillKernel) runs.
+ */
+export function prefillRowLayout(spec: Pick<AttentionSpec, 'heads' | 'kvHeads' | 'headSize'>, o: AttentionOptions): PrefillRowLayout | undefined {
+  const { heads, kvHeads, headSize: hs } = spec;
+  if (hs % 4 !== 0 || hs / 4 > ROW_HEAD_VEC4S) return undefined;
+  const limit = Math.min(workgroupThreads(o), 256);
+  if (ROW_BLOCK > limit) return undefined;
+  const perKv = heads / kvHeads;
+  let together = 1;
+  for (let h = Math.min(4, perKv); h > 1; h--) {
+    if (perKv % h === 0 && ROW_BLOCK * h <= limit) {
+      together = h;
+      break;
+    }
+  }
+  let keys = 2 ** Math.floor(Math.log2(Math.max(1, Math.min(32, o.maxTile))));
+  while (keys > 4 && 2 * keys * hs * 4 > o.maxWorkgroupBytes) keys /= 2;
+  if (2 * keys * hs * 4 > o.maxWorkgroupBytes) return undefined;
+  return { rows: ROW_BLOCK, heads: together, keys, threads: ROW_BLOCK * together };
+}
+
+/**
+ * One invocation a query row: a workgroup takes ROW_BLOCK rows of up to 4 query heads of one kv head (the blocks
+ * with the most keys first) and keeps each row's q and output in registers. Per tile of keys, K and V go to
+ * workgroup memory from registers loaded while the tile before was worked on, and every invocation reads the same
+ * key's vec4 at a time (one read serves the whole subgroup): it scores each key of the tile, takes the tile's
+ * largest score, rescales its output and sum, and adds each key's probability times V. Two barriers a tile, no
+ * reduction across invocations. Scores add their terms one dimension, and outputs and sums one key, at a time in
+ * order, with the register-blocked kernel's rescaling: the same bits as it gives.
+ */
+function prefillRowKernel(spec: AttentionSpec, layout: PrefillRowLayout): KernelSource {
+  const { heads, kvHeads, headSize: hs } = spec;
+  const { rows: br, heads: hg, keys: bc, threads } = layout;
+  const hw = hs / 4;
+  const [qd, kd] = [(heads * hs) / 4, (kvHeads * hs) / 4];
+  const js = Array.from({ length: hw }, (_, j) => j);
+  const staged = bc * hw;
+  const stages = Array.from({ length: Math.ceil(staged / threads) }, (_, i) => i);
+  const at = (i: number): string => (i === 0 ? 'lane' : `(lane + ${u(i * threads)})`);
+  const stagedOnly = (i: number): string | undefined => ((i + 1) * threads <= staged ? undefined : `${at(i)} < ${u(staged)}`);
+  const load = (k0: string): string =>
+    stages
+      .map((i) =>
+        [`e = min(${k0} + ${at(i)} / ${u(hw)}, kEnd - 1u) * ${u(kd)} + kvBase + ${at(i)} % ${u(hw)};`, `kNext${i} = k[e];`, `vNext${i} = v[e];`].join('\n'),
+      )
+      .join('\n');
+  const store = stages.map((i) => guarded(stagedOnly(i), `kTile[${at(i)}] = kNext${i};\nvTile[${at(i)}] = vNext${i};`)).join('\n');
+  const main = [
+    `let rows = ${u32Expr(spec.rows)};`,
+    `let keys = ${u32Expr(spec.keys)};`,
+    '// the last row block (the most keys) first',
+    `let row0 = ((rows + ${u(br - 1)}) / ${u(br)} - 1u - wid.y) * ${u(br)};`,
+    `let head = wid.x * ${u(hg)} + lane / ${u(br)};`,
+    `let qBase = head * ${u(hw)};`,
+    `let kvBase = (head / ${u(heads / kvHeads)}) * ${u(hw)};`,
+    "// the block's last row sees keys 0..kEnd-1; this row, keys up to limit (rows past the end: the block's)",
+    `let kEnd = keys - rows + min(rows, row0 + ${u(br)});`,
+    `let row = row0 + lane % ${u(br)};`,
+    'let limit = min(keys - rows + row, kEnd - 1u);',
+    ...js.map((j) => `var q${j} = vec4<f32>(0.0);`),
+    `if (row < rows) {`,
+    ...js.map((j) => `  q${j} = q[row * ${u(qd)} + qBase + ${u(j)}];`),
+    '}',
+    ...js.map((j) => `var o${j} = vec4<f32>(0.0);`),
+    `var m = ${NEG};`,
+    'var l = 0.0;',
+    `var scores: array<f32, ${bc}>;`,
+    'var e: u32;',
+    ...stages.flatMap((i) => [`var kNext${i}: vec4<f32>;`, `var vNext${i}: vec4<f32>;`]),
+    `let tiles = (kEnd + ${u(bc - 1)}) / ${u(bc)};`,
+    load('0u'),
+    'for (var t = 0u; t < tiles; t++) {',
+    `  let k0 = t * ${u(bc)};`,
+    indent(store, 2),
+    '  workgroupBarrier();',
+    `  if (t + 1u < tiles) {`,
+    indent(load(`k0 + ${u(bc)}`), 4),
+    '  }',
+    '  var mNew = m;',
+    `  for (var c = 0u; c < ${u(bc)}; c++) {`,
+    '    var s = 0.0;',
+    ...js.map((j) => `    { let kv = kTile[c * ${u(hw)} + ${u(j)}]; s = s + q${j}.x * kv.x + q${j}.y * kv.y + q${j}.z * kv.z + q${j}.w * kv.w; }`),
+    `    s = select(${NEG}, preciseDiv(s, ${f32Lit(Math.sqrt(hs))}), k0 + c <= limit);`,
+    '    scores[c] = s;',
+    '    mNew = max(mNew, s);',
+    '  }',
+    '  let scale = preciseExp(m - mNew);',
+    '  m = mNew;',
+    ...js.map((j) => `  o${j} *= scale;`),
+    '  l *= scale;',
+    `  for (var c = 0u; c < ${u(bc)}; c++) {`,
+    '    let s = scores[c];',
+    `    let p = select(0.0, preciseExp(s - mNew), s > ${NEG});`,
+    '    l += p;',
+    ...js.map((j) => `    o${j} += p * vTile[c * ${u(hw)} + ${u(j)}];`),
+    '  }',
+    '  workgroupBarrier();',
+    '}',
+    'if (row < rows) {',
+    ...js.map((j) => `  out[row * ${u(qd)} + qBase + ${u(j)}] = normalized(o${j}, l);`),
+    '}',
+  ].join('\n');
+  return kernelSource(
+    [
+      readBinding(spec.q, 'q', 'vec4<f32>'),
+      readBinding(spec.k, 'k', 'vec4<f32>'),
+      readBinding(spec.v, 'v', 'vec4<f32>'),
+      writeBinding(spec.out, 'out', 'vec4<f32>'),
+    ],
+    `
+// one invocation a query row: ${br} rows of ${hg} head${hg === 1 ? '' : 's'} a workgroup, ${bc} keys a tile
+var<workgroup> kTile: array<vec4<f32>, ${staged}>;
+var<workgroup> vTile: array<vec4<f32>, ${staged}>;
+${preciseMath}
+
+fn normalized(o: vec4<f32>, sum: f32) -> vec4<f32> {
+  var n: vec4<f32>;
+  for (var c = 0u; c < 4u; c++) { n[c] = preciseDiv(o[c], sum); }
+  return n;
+}
+
+@compute @workgroup_size(${threads})
+fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lane: u32) {
+${indent(main, 2)}
+}`,
+    [wg(heads / hg), wg(spec.rows, br), one],
   );
 }
 
