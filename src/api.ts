@@ -180,7 +180,9 @@ export interface LoadOptions {
   /** called as weights reach the device (bytes so far, of how many), then as pipelines compile (pipelines so far, of how many) */
   readonly onProgress?: LoadProgress;
   /** kernel choices (see CodegenOptions): the K from which decode matmuls split K, prefill K splits, the shape of attention tiles, subgroups */
-  readonly kernels?: Partial<Pick<CodegenOptions, 'splitKFrom' | 'splitK' | 'attentionTile' | 'attentionGroupFrom' | 'subgroups' | 'int8Matrix'>>;
+  readonly kernels?: Partial<
+    Pick<CodegenOptions, 'splitKFrom' | 'splitK' | 'attentionTile' | 'attentionGroupFrom' | 'attentionRows' | 'subgroups' | 'int8Matrix'>
+  >;
   /**
    * how matmuls multiply: int8 quantizes activations per row and 32-wide block (as llama.cpp's q8_1) and multiplies
    * them by the weights' int8 blocks (Q8_0, Q4_0, k-quants), in prefill and decode, float matrices held as Q8_0;

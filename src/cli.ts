@@ -406,6 +406,7 @@ interface BenchArgs {
   splitK?: number;
   attentionTile?: number;
   attentionGroupFrom?: number;
+  attentionRows: boolean;
   subgroups: boolean;
   dawnToggles?: string;
   peers: string;
@@ -517,6 +518,7 @@ async function bench(a: BenchArgs): Promise<void> {
     ...(a.splitK !== undefined ? { splitK: a.splitK } : {}),
     ...(a.attentionTile !== undefined ? { attentionTile: a.attentionTile as 8 | 16 | 32 } : {}),
     ...(a.attentionGroupFrom !== undefined ? { attentionGroupFrom: a.attentionGroupFrom } : {}),
+    ...(a.attentionRows ? { attentionRows: true } : {}),
     ...(a.subgroups ? {} : { subgroups: false }),
   };
   const limits = { ...(a.peakTflops ? { flops: a.peakTflops * 1e12 } : {}), ...(a.peakGbps ? { bandwidth: a.peakGbps * 1e9 } : {}) };
@@ -773,6 +775,11 @@ const benchFlags: FlagTable = {
   'peak-gbps': { kind: 'decimal', describe: "the device's memory bandwidth in GB/s, to report decode as a share of it (H100 SXM: 3350)" },
   'split-k-from': { kind: 'integer', describe: 'decode matmuls split K across invocations from this K on (default 512)' },
   'attention-tile': { kind: 'integer', describe: 'the most query rows and keys of a prefill attention tile: 8, 16 or 32 (default)' },
+  'attention-rows': {
+    kind: 'switch',
+    default: false,
+    describe: 'prefill attention one invocation a query row where heads are up to 64 wide, instead of register blocks',
+  },
   'attention-group-from': {
     kind: 'integer',
     describe: `keys beyond which decode attention takes the query heads of a kv head in one workgroup (default ${DECODE_GROUP_FROM}; 0: always)`,

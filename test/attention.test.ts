@@ -18,6 +18,7 @@ import { valuesSource } from '../src/weights/source.js';
 import { openGpu, type Gpu } from '../src/runtime/gpu.js';
 import type { Plan } from '../src/runtime/plan.js';
 import * as ref from './reference.js';
+import { loadModel } from '../src/api.js';
 
 let gpu: Gpu;
 beforeAll(async () => {
@@ -149,6 +150,17 @@ describe('fused attention against the three-op CPU reference', () => {
       expect(error).toBeLessThan(TOL);
     });
   });
+  // the same cases a query row an invocation, where the head is a whole number of vec4s up to 64 wide
+  prefill
+    .filter((c) => c.headSize % 4 === 0 && c.headSize <= 64)
+    .forEach((c, i) => {
+      const rows = { ...(c.limits ?? defaultAttentionOptions), prefillRows: true };
+      it(`prefill a row an invocation: ${c.heads}/${c.kvHeads} heads of ${c.headSize}, T ${c.T}, P ${c.P}, ${rows.maxWorkgroupBytes} bytes, tiles up to ${rows.maxTile}`, async () => {
+        expect(attentionKernels(specOf(c), rows).kernels[0]!.source.wgsl).toContain('one invocation a query row');
+        const { error } = await runCase({ ...c, limits: rows }, 400 + 10 * i);
+        expect(error).toBeLessThan(TOL);
+      });
+    });
 
   // busy: every split ran; some splits ran empty; one split held every key, wrote the output itself and left the split sums unwritten.
   // together: the query heads a workgroup takes (those of one kv head, up to 4 dividing them and fitting the workgroup memory)
@@ -256,15 +268,15 @@ describe('fused attention against the three-op CPU reference', () => {
             const { wgsl } = attentionKernels(specOf({ ...spec, contextLength: 4096, P: 0, T: 1 }), limits).kernels[0]!.source;
             const size = Number(/@workgroup_size\((\d+)\)/.exec(wgsl)![1]);
             expect(size).toBeLessThanOrEqual(maxInvocations);
-            // heads of up to 64 in whole vec4s: a row an invocation, K and V tiles of up to maxTile keys
+            // asked for, heads of up to 64 in whole vec4s take a row an invocation, K and V tiles of up to maxTile keys
             const rowLayout = prefillRowLayout(spec, limits);
             expect(rowLayout !== undefined).toBe(headSize % 4 === 0 && headSize <= 64);
             if (rowLayout) {
-              expect(workgroupBytes(wgsl)).toBe(2 * rowLayout.keys * headSize * 4);
-              expect(workgroupBytes(wgsl)).toBeLessThanOrEqual(maxWorkgroupBytes);
+              const rowWgsl = attentionKernels(specOf({ ...spec, contextLength: 4096, P: 0, T: 1 }), { ...limits, prefillRows: true }).kernels[0]!.source.wgsl;
+              expect(workgroupBytes(rowWgsl)).toBe(2 * rowLayout.keys * headSize * 4);
+              expect(workgroupBytes(rowWgsl)).toBeLessThanOrEqual(maxWorkgroupBytes);
               expect(rowLayout.keys).toBeLessThanOrEqual(maxTile);
-              expect(size).toBe(rowLayout.threads);
-              continue;
+              expect(Number(/@workgroup_size\((\d+)\)/.exec(rowWgsl)![1])).toBe(rowLayout.threads);
             }
             const layout = prefillLayout(headSize, limits);
             expect(workgroupBytes(wgsl)).toBe(layout.bytes);
@@ -275,10 +287,28 @@ describe('fused attention against the three-op CPU reference', () => {
         }
       }
     }
-    // the 1B's heads in 32 KiB: 32 query rows and 32 keys over 128 invocations in the register-blocked kernel; a row
-    // an invocation, 32 rows of the 4 heads of a kv head and 32 keys a tile in the kernel that runs
+    // the 1B's heads in 32 KiB: 32 query rows and 32 keys over 128 invocations; asked for, a row an invocation, 32
+    // rows of the 4 heads of a kv head and 32 keys a tile
     expect(prefillLayout(64, codegenLimits)).toMatchObject({ rows: 32, keys: 32, threads: 128, bytes: 27776 });
     expect(prefillRowLayout({ heads: 32, kvHeads: 8, headSize: 64 }, codegenLimits)).toEqual({ rows: 32, heads: 4, keys: 32, threads: 128 });
+  });
+
+  it("a query row an invocation gives the register-blocked kernel's bits in a model: a 300-token prompt on the stories fixture, then decode", async () => {
+    const path = new URL('../../shared/fixtures/llama2c/stories260K.bin', import.meta.url).pathname;
+    const promptIds = Array.from({ length: 300 }, (_, i) => (i === 0 ? 1 : 3 + ((i * 7919) % 509)));
+    const logits = async (attentionRows: boolean): Promise<Float32Array[]> => {
+      const model = await loadModel(path, { kernels: { attentionRows } });
+      try {
+        const out: Float32Array[] = [];
+        for await (const step of model.generate({ promptIds, steps: 320, temperature: 0, logits: true })) if (step.logits) out.push(step.logits);
+        return out;
+      } finally {
+        model.release();
+      }
+    };
+    const blocks = await logits(false);
+    expect(blocks.length).toBeGreaterThan(20);
+    expect(await logits(true)).toEqual(blocks);
   });
 
   it('rejects heads that do not divide into kv heads', () => {

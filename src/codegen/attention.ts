@@ -69,6 +69,11 @@ export interface AttentionOptions {
   readonly subgroups?: boolean;
   /** keys beyond which decode takes the query heads of a kv head together (default DECODE_GROUP_FROM; see decodeHeadGroup) */
   readonly decodeGroupFrom?: number;
+  /**
+   * prefill takes a query row an invocation where the head allows (prefillRowLayout) instead of register blocks. Off
+   * by default: it has not been timed against the register-blocked kernel on a GPU, whose figures BENCHMARKS.md records.
+   */
+  readonly prefillRows?: boolean;
 }
 
 /**
@@ -177,7 +182,7 @@ export function attentionKernels(spec: AttentionSpec, o: AttentionOptions = defa
   if (heads % kvHeads !== 0) throw new Error(`attention ${spec.name}: ${heads} heads do not divide into ${kvHeads} kv heads`);
   const decode = A.isConstant(spec.rows) && spec.rows.c === 1;
   if (decode) return decodeKernels(spec, o);
-  const rowLayout = prefillRowLayout(spec, o);
+  const rowLayout = o.prefillRows ? prefillRowLayout(spec, o) : undefined;
   return { kernels: [{ suffix: 'flash', source: rowLayout ? prefillRowKernel(spec, rowLayout) : prefillKernel(spec, o) }], scratch: [] };
 }
 

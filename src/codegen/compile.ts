@@ -28,6 +28,8 @@ export interface CodegenOptions extends Omit<LinearOptions, 'weights'> {
   readonly attentionTile: 8 | 16 | 32;
   /** keys beyond which decode attention takes the query heads of a kv head in one workgroup (default DECODE_GROUP_FROM) */
   readonly attentionGroupFrom?: number;
+  /** prefill attention a query row an invocation where the head allows (AttentionOptions.prefillRows; default off) */
+  readonly attentionRows?: boolean;
 }
 /** Workgroup memory attention tiles may use at most (a 32×32 tile of 64-wide heads takes 27 KiB). */
 const ATTENTION_BYTES = 32768;
@@ -190,6 +192,7 @@ export function compileGraph(graph: Graph, options: CodegenOptions = defaultCode
             maxTile: options.attentionTile,
             subgroups: options.subgroups,
             ...(options.attentionGroupFrom !== undefined ? { decodeGroupFrom: options.attentionGroupFrom } : {}),
+            ...(options.attentionRows ? { prefillRows: true } : {}),
           },
         );
         emitParts(k.name, 'attention', attn);
