@@ -79,8 +79,8 @@ export interface AttentionOptions {
 /**
  * Keys beyond which decode attention takes the query heads of a kv head in one workgroup. Up to here a workgroup a
  * head runs: four times the workgroups, which short caches need to fill the GPU; beyond, reading each key once for
- * all the heads is worth more. On an H100 (1B, 4 heads a kv head), a workgroup a head was 10% faster at 1,024 keys and
- * the heads together 7–30% faster at 4,096 and 17–20% at 8,000 (BENCHMARKS.md).
+ * all the heads is worth more. On an H100 (1B, 4 heads a kv head; decode rates of two runs each), a workgroup a head
+ * was 10–21% faster at 1,024 keys, and the heads together 7–31% faster at 4,096 and 11–21% at 8,000 (BENCHMARKS.md).
  */
 export const DECODE_GROUP_FROM = 2048;
 
