@@ -11,7 +11,7 @@ import {
   type AttentionOptions,
   type AttentionSpec,
 } from '../src/codegen/attention.js';
-import type { WorkgroupCount } from '../src/runtime/plan.js';
+import { workgroupCount, type WorkgroupCount } from '../src/runtime/plan.js';
 import { defaultCodegenOptions } from '../src/codegen/compile.js';
 import { PlanExecutor, ResidentBuffers } from '../src/runtime/executor.js';
 import { valuesSource } from '../src/weights/source.js';
@@ -227,7 +227,7 @@ describe('fused attention against the three-op CPU reference', () => {
     it(`decode: ${c.heads}/${c.kvHeads} heads of ${c.headSize}, P ${c.P} of ${c.contextLength}${c.limits ? `, ${c.limits.maxInvocations} invocations` : ''}${c.limits?.subgroups ? ', subgroups' : ''}`, async () => {
       if (c.limits?.subgroups) expect(gpu.subgroups).toBe(true);
       const env = { P: c.P, T: 1 };
-      const count = (w: WorkgroupCount): number => Math.max(0, Math.min(Math.ceil(A.evaluate(w.of, env) / w.per), w.max ?? Infinity));
+      const count = (w: WorkgroupCount): number => workgroupCount(w, env);
       const partials = attentionKernels(specOf(c), c.limits).kernels.filter((k) => k.suffix?.startsWith('partial'));
       // of the partial kernels (one, or one a workgroup a head and one of heads together), one has workgroups at these keys
       const running = partials.filter((k) => k.source.workgroups.every((w) => count(w) > 0));

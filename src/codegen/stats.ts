@@ -8,7 +8,7 @@ import { formatKind } from '../ir/kernel-kinds.js';
 import { formatBuffer } from '../ir/print.js';
 import { scheduledKernels } from '../ir/schedule.js';
 import type { Graph, Op, TensorType } from '../ir/types.js';
-import type { Plan, PlanBuffer, PlanKernel } from '../runtime/plan.js';
+import { workgroupCount, type Plan, type PlanBuffer, type PlanKernel } from '../runtime/plan.js';
 import { bytesPerElement as formatBytesPerElement, weightFormats } from '../weights/formats.js';
 
 export interface BarrierStats {
@@ -211,7 +211,7 @@ export function graphStats(graph: Graph, plan: Plan, options: { readonly env: En
     let read = 0;
     let written = 0;
     // bytes of the dispatches that have workgroups at env: of alternatives (decode attention's partial kernels), the one that runs
-    const running = dispatched.filter((p) => p.workgroups.every((w) => Math.min(Math.ceil(A.evaluate(w.of, env) / w.per), w.max ?? Infinity) > 0));
+    const running = dispatched.filter((p) => p.workgroups.every((w) => workgroupCount(w, env) > 0));
     for (const b of running.flatMap((p) => p.bindings)) {
       const buffer = buffers.get(b.buffer);
       if (!buffer) throw new Error(`plan ${plan.graph}: kernel ${k.name} binds unknown buffer ${b.buffer}`);

@@ -5,7 +5,7 @@ import type { Gpu } from './gpu.js';
 import { convert, planeOffsets, weightFormats, type WeightFormat } from '../weights/formats.js';
 import { EncodePool } from '../weights/encode-pool.js';
 import { elementCount, type TensorSource } from '../weights/source.js';
-import { uniformSymbols, type Plan, type PlanBuffer } from './plan.js';
+import { uniformSymbols, workgroupCount, type Plan, type PlanBuffer } from './plan.js';
 import { mappedWriter, RING_BYTES, ringFits, ringWriter, UploadRing, type BlockWriter } from './upload.js';
 
 const usage = () => GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
@@ -442,7 +442,7 @@ export class PlanExecutor {
     this.ensureBuffers(env);
     const maxGroups = this.gpu.limits.maxComputeWorkgroupsPerDimension;
     return this.plan.kernels.map((k) => {
-      const counts = k.workgroups.map((w) => Math.max(0, Math.min(Math.ceil(A.evaluate(w.of, env) / w.per), w.max ?? Infinity))) as [number, number, number];
+      const counts = k.workgroups.map((w) => workgroupCount(w, env)) as [number, number, number];
       const over = counts.findIndex((c) => c > maxGroups);
       if (over >= 0) throw new Error(`kernel ${k.name} needs ${counts[over]} workgroups along ${'xyz'[over]}, the adapter allows ${maxGroups}`);
       return counts;

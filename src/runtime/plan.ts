@@ -1,5 +1,6 @@
 // A compiled graph as the runtime sees it: buffers, WGSL kernels in dispatch order, and the symbolic
 // sizes of both. Plain data produced by codegen; the runtime needs nothing else (and never the IR).
+import * as A from '../affine.js';
 import type { Affine } from '../affine.js';
 import type { FormatName } from '../weights/formats.js';
 
@@ -23,6 +24,11 @@ export interface WorkgroupCount {
   readonly of: Affine;
   readonly per: number;
   readonly max?: number;
+}
+
+/** Workgroups along one axis at `env`: ceil(of / per), at most max, and 0 where the formula is not positive. */
+export function workgroupCount(w: WorkgroupCount, env: A.Env): number {
+  return Math.max(0, Math.min(Math.ceil(A.evaluate(w.of, env) / w.per), w.max ?? Infinity));
 }
 
 export interface PlanBinding {
