@@ -67,7 +67,7 @@ export interface AttentionOptions {
   readonly maxTile: number;
   /** decode reduces with subgroup operations (see LinearOptions.subgroups) */
   readonly subgroups?: boolean;
-  /** keys beyond which decode takes the query heads of a kv head together (default DECODE_GROUP_FROM; see decodeHeadGroup) */
+  /** keys beyond which decode takes the query heads of a kv head together (default DECODE_GROUP_FROM; see headsTogether) */
   readonly decodeGroupFrom?: number;
   /**
    * prefill takes a query row an invocation where the head allows (prefillRowLayout) instead of register blocks. Off
@@ -427,14 +427,7 @@ export function prefillRowLayout(spec: Pick<AttentionSpec, 'heads' | 'kvHeads' |
   if (hs % 4 !== 0 || hs / 4 > ROW_HEAD_VEC4S) return undefined;
   const limit = Math.min(workgroupThreads(o), 256);
   if (ROW_BLOCK > limit) return undefined;
-  const perKv = heads / kvHeads;
-  let together = 1;
-  for (let h = Math.min(4, perKv); h > 1; h--) {
-    if (perKv % h === 0 && ROW_BLOCK * h <= limit) {
-      together = h;
-      break;
-    }
-  }
+  const together = headsTogether(heads, kvHeads, (h) => ROW_BLOCK * h <= limit);
   let keys = 2 ** Math.floor(Math.log2(Math.max(1, Math.min(32, o.maxTile))));
   while (keys > 4 && 2 * keys * hs * 4 > o.maxWorkgroupBytes) keys /= 2;
   if (2 * keys * hs * 4 > o.maxWorkgroupBytes) return undefined;
@@ -550,20 +543,20 @@ ${indent(main, 2)}
 }
 
 /**
- * Query heads a decode workgroup takes: those of one kv head (heads / kvHeads of them), or the most of them up to 4
- * that divide it and fit `bytes` (the workgroup memory a layout of h heads needs). One workgroup reads each key and
- * value of its kv head once for all of them, where one workgroup a head read them once a head; in Llama 3's 4 heads
- * a kv head, that quartered what decode attention reads from L2, whose bandwidth set its time at long contexts.
+ * Query heads a workgroup takes together: those of one kv head (heads / kvHeads of them), or the most of them up to
+ * 4 that divide it and `fit` (a kernel's workgroup memory or invocations). One workgroup reads each key and value of
+ * its kv head once for all of them, where one workgroup a head read them once a head; in Llama 3's 4 heads a kv head,
+ * that quartered what decode attention reads from L2, whose bandwidth set its time at long contexts.
  */
-function decodeHeadGroup(heads: number, kvHeads: number, bytes: (h: number) => number, o: AttentionOptions): number {
+function headsTogether(heads: number, kvHeads: number, fit: (h: number) => boolean): number {
   const perKv = heads / kvHeads;
-  for (let h = Math.min(4, perKv); h > 1; h--) if (perKv % h === 0 && bytes(h) <= o.maxWorkgroupBytes) return h;
+  for (let h = Math.min(4, perKv); h > 1; h--) if (perKv % h === 0 && fit(h)) return h;
   return 1;
 }
 
 /**
  * Decode: only the splits that have keys run (one per tile of keys, one key per invocation, at most `splits`); split s of each
- * group of query heads (see decodeHeadGroup) scores a contiguous chunk of the keys (a whole number of tiles sized at run time
+ * group of query heads (see headsTogether) scores a contiguous chunk of the keys (a whole number of tiles sized at run time
  * from `keys`; a trailing split may still be empty and write m = -max, l = 0, o = 0), reading q and K straight from memory
  * (no barrier before the first key's loads; the q rows are the same for every invocation). An invocation scores its key for
  * each head of the group, each score in run.c's order, and the heads' scores are reduced together as the lanes of one
@@ -586,7 +579,7 @@ function decodeKernels(spec: AttentionSpec, o: AttentionOptions): AttentionKerne
   if (lanes > threads) throw new Error(`attention ${name}: headSize ${hs} is beyond decode attention's ${threads * 4}`);
   // workgroup memory: the heads' probabilities and the reduction slots (a vector of h: stride 4, 8 or 16 bytes), the groups' sums
   const vectorBytes = (h: number): number => (h === 1 ? 4 : h === 2 ? 8 : 16);
-  const together = decodeHeadGroup(heads, kvHeads, (h) => 2 * threads * vectorBytes(h) + groups * lanes * 4 * width, o);
+  const together = headsTogether(heads, kvHeads, (h) => 2 * threads * vectorBytes(h) + groups * lanes * 4 * width <= o.maxWorkgroupBytes);
   const from = o.decodeGroupFrom ?? DECODE_GROUP_FROM;
   const kd = (kvHeads * hs) / width;
   const scratch = {
