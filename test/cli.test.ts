@@ -204,6 +204,9 @@ describe('weft inspect', () => {
 });
 
 describe('weft bench', () => {
+  /** `weft bench` with ARGS, one timed run, no warm-up time and no kernel profile, its rows written to `json` */
+  const quickBench = (json: string, ...args: string[]) => weft('bench', ...args, '--runs', '1', '--warmup-seconds', '0', '--no-kernels', '--json', json);
+
   it('times prefill at each prompt length and decode, and writes the rows as JSON', () => {
     const json = join(tmp, 'bench.json');
     const r = succeeded(
@@ -239,26 +242,7 @@ describe('weft bench', () => {
 
   it('--matmul float,int8: a row each, int8 with the matrices as Q8_0', () => {
     const json = join(tmp, 'bench-matmul.json');
-    const r = succeeded(
-      weft(
-        'bench',
-        '--model',
-        aidreams,
-        '--prompt-tokens',
-        '5',
-        '--decode-tokens',
-        '2',
-        '--runs',
-        '1',
-        '--warmup-seconds',
-        '0',
-        '--no-kernels',
-        '--matmul',
-        'float,int8',
-        '--json',
-        json,
-      ),
-    );
+    const r = succeeded(quickBench(json, '--model', aidreams, '--prompt-tokens', '5', '--decode-tokens', '2', '--matmul', 'float,int8'));
     const rows = JSON.parse(readFileSync(json, 'utf8'));
     expect(rows.map((row: { matmul: string; weights: string }) => [row.matmul, row.weights])).toEqual([
       ['float', 'f32'],
@@ -269,26 +253,7 @@ describe('weft bench', () => {
 
   it("--decode-after: decode timed after each prompt length, the shortest as the row's decode figure", () => {
     const json = join(tmp, 'bench-after.json');
-    const r = succeeded(
-      weft(
-        'bench',
-        '--model',
-        stories,
-        '--prompt-tokens',
-        '5',
-        '--decode-tokens',
-        '3',
-        '--decode-after',
-        '300,1',
-        '--runs',
-        '1',
-        '--warmup-seconds',
-        '0',
-        '--no-kernels',
-        '--json',
-        json,
-      ),
-    );
+    const r = succeeded(quickBench(json, '--model', stories, '--prompt-tokens', '5', '--decode-tokens', '3', '--decode-after', '300,1'));
     const [row] = JSON.parse(readFileSync(json, 'utf8'));
     expect(Object.keys(row.decode_after_tokens_per_s)).toEqual(['1', '300']);
     expect(row.decode_tokens_per_s).toBe(row.decode_after_tokens_per_s['1']);
@@ -309,28 +274,7 @@ describe('weft bench', () => {
 
   it('times decode with tokens sampled on the host', () => {
     const json = join(tmp, 'bench-sampled.json');
-    const r = succeeded(
-      weft(
-        'bench',
-        '--model',
-        stories,
-        '--prompt-tokens',
-        '5',
-        '--decode-tokens',
-        '3',
-        '--runs',
-        '1',
-        '--warmup-seconds',
-        '0',
-        '--no-kernels',
-        '--temperature',
-        '0.8',
-        '--topp',
-        '0.5',
-        '--json',
-        json,
-      ),
-    );
+    const r = succeeded(quickBench(json, '--model', stories, '--prompt-tokens', '5', '--decode-tokens', '3', '--temperature', '0.8', '--topp', '0.5'));
     const [row] = JSON.parse(readFileSync(json, 'utf8'));
     expect(row.decode_sampling).toBe('temperature 0.8, top-p 0.5');
     expect(row.decode_tokens_per_s).toBeGreaterThan(0);
